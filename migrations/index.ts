@@ -1,0 +1,20 @@
+/**
+ * The ordered list of migrations. Imported rather than scanned from disk, so that the same list runs
+ * from TypeScript sources, from the compiled build and inside the test runner.
+ */
+import type { Knex } from 'knex';
+import * as initial from './20261127000000_initial.js';
+
+interface Migration {
+  readonly name: string;
+  up(db: Knex): Promise<void>;
+  down(db: Knex): Promise<void>;
+}
+
+const migrations: readonly Migration[] = [{ name: '20261127000000_initial', ...initial }];
+
+export const migrationSource: Knex.MigrationSource<Migration> = {
+  getMigrations: async () => [...migrations],
+  getMigrationName: (m) => m.name,
+  getMigration: async (m) => m,
+};

@@ -1,0 +1,194 @@
+/**
+ * The composition root: builds every repository, the engine and the routers from one Config and
+ * one database handle, and mounts them on a Koa application. Nothing here is a module-level
+ * singleton, so a test can build a second Kapija with another configuration.
+ */
+import Koa, { type Context } from 'koa';
+import mount from 'koa-mount';
+import compose from 'koa-compose';
+import type Provider from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { KapijaError, isUnavailableError } from './errors.js';
+import { openStore, migrate, migrationsCurrent, type Db } from './store/db.js';
+import { createAccountRepository, type AccountRepository } from './store/accounts.js';
+import { createClientRepository, type ClientRepository } from './store/clients.js';
+import { createKeyRepository } from './store/keys.js';
+import { createOidcPayloadRepository, type OidcPayloadRepository } from './store/oidc-payloads.js';
+import { createSecretBox } from './security/crypto.js';
+import { createCsrf } from './security/csrf.js';
+import { resolveMasterKey } from './security/master-key.js';
+import { createLogger } from './security/redact.js';
+import { createPasswordHasher, type PasswordHasher } from './factors/password/hasher.js';
+import { createAdapterClass } from './oidc/adapter.js';
+import { createFindAccount } from './oidc/accounts.js';
+import { createKeyManager, type KeyManager } from './oidc/keys.js';
+import { createProvider } from './oidc/provider.js';
+import { createInteractionRouter } from './interactions/router.js';
+import { createRenderer } from './http/render.js';
+import { errorHandler } from './http/error-handler.js';
+import { bodyParser, csrfProtection, i18n, requestId } from './http/middleware.js';
+import { securityHeaders } from './http/headers.js';
+import { staticAssets } from './http/static.js';
+import type { Translate } from './i18n/index.js';
+
+export interface Kapija {
+  readonly app: Koa;
+  readonly provider: Provider;
+  readonly db: Db;
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly accounts: AccountRepository;
+  readonly clients: ClientRepository;
+  readonly payloads: OidcPayloadRepository;
+  readonly passwords: PasswordHasher;
+  readonly keys: KeyManager;
+  /** Deletes expired protocol rows and keys. */
+  purge(): Promise<{ payloads: number; keys: number }>;
+  close(): Promise<void>;
+}
+
+export interface StoreHandles {
+  db: Db;
+  box: ReturnType<typeof createSecretBox>;
+  keys: KeyManager;
+  accounts: AccountRepository;
+  clients: ClientRepository;
+  payloads: OidcPayloadRepository;
+  passwords: PasswordHasher;
+}
+
+/** Opens the database and the repositories, without any HTTP. The CLI uses this too. */
+export function openHandles(config: Config, opts: { db?: Db } = {}): StoreHandles {
+  const master = resolveMasterKey(config);
+  const box = createSecretBox(master.key);
+  const db = opts.db ?? openStore(config.database);
+  const retentionSeconds = Math.max(config.ttl.session, config.ttl.accessToken) + 3600;
+  return {
+    db,
+    box,
+    keys: createKeyManager({ keys: createKeyRepository(db), box, retentionSeconds }),
+    accounts: createAccountRepository(db),
+    clients: createClientRepository(db, box),
+    payloads: createOidcPayloadRepository(db),
+    passwords: createPasswordHasher(config.argon2),
+  };
+}
+
+export async function createKapija(config: Config, opts: { db?: Db; logger?: Logger; migrate?: boolean } = {}): Promise<Kapija> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const handles = openHandles(config, opts);
+  const { db } = handles;
+  if (opts.migrate !== false) await migrate(db);
+  await handles.keys.ensure();
+  const keySet = await handles.keys.load();
+
+  const secureCookies = config.issuer.startsWith('https://');
+  const { render } = createRenderer();
+  const csrf = createCsrf(keySet.cookieKeys);
+
+  const pageState = (ctx: Context) => ctx.state as { t: Translate; requestId: string };
+  const provider = createProvider({
+    config,
+    logger,
+    keys: keySet,
+    adapter: createAdapterClass(handles.payloads, handles.clients),
+    findAccount: createFindAccount(handles.accounts),
+    pages: {
+      error(ctx, out) {
+        const { t } = pageState(ctx);
+        const unavailable = Boolean(ctx.state.kapijaUnavailable);
+        const message = unavailable
+          ? t('error.service.unavailable')
+          : out.error === 'server_error'
+            ? t('error.server.internal')
+            : t('error.oidc', { error: out.error_description ?? out.error });
+        render(ctx, 'error', { title: t('error.title'), message, showBack: true });
+      },
+      logout(ctx, form) {
+        render(ctx, 'logout', { title: pageState(ctx).t('logout.title'), form });
+      },
+      logoutDone(ctx, clientName) {
+        render(ctx, 'logout-done', { title: pageState(ctx).t('logout.done.title'), clientName });
+      },
+    },
+  });
+
+  const app = new Koa({ proxy: config.trustProxy });
+  app.keys = keySet.cookieKeys;
+  app.silent = true;
+
+  app.use(requestId);
+  app.use(securityHeaders({ production: config.env === 'production' }));
+  app.use(i18n({ fallback: config.defaultLocale, secureCookies }));
+  app.use(errorHandler({ render, logger }));
+  app.use(staticAssets());
+
+  app.use(async (ctx, next) => {
+    if (ctx.path === '/healthz') {
+      ctx.body = { status: 'ok' };
+      return;
+    }
+    if (ctx.path === '/readyz') {
+      try {
+        const current = await migrationsCurrent(db);
+        ctx.status = current ? 200 : 503;
+        ctx.body = { status: current ? 'ready' : 'migrations pending' };
+      } catch (err) {
+        ctx.status = 503;
+        ctx.body = { status: isUnavailableError(err) ? 'database unavailable' : 'not ready' };
+      }
+      return;
+    }
+    await next();
+  });
+
+  // Kapija's own pages: parsed bodies and CSRF on every form.
+  const interactions = createInteractionRouter({
+    provider,
+    accounts: handles.accounts,
+    passwords: handles.passwords,
+    render,
+    defaultLocale: config.defaultLocale,
+  });
+  app.use(
+    underPath(
+      '/interaction',
+      compose<Context>([
+        bodyParser(),
+        csrfProtection(csrf, { secureCookies }),
+        interactions.routes() as Koa.Middleware,
+        interactions.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
+      ]) as Koa.Middleware,
+    ),
+  );
+
+  // Everything else is the OpenID Connect engine.
+  app.use(mount(provider));
+
+  const kapija: Kapija = {
+    app,
+    provider,
+    db,
+    config,
+    logger,
+    accounts: handles.accounts,
+    clients: handles.clients,
+    payloads: handles.payloads,
+    passwords: handles.passwords,
+    keys: handles.keys,
+    async purge() {
+      const [payloads, keys] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge()]);
+      return { payloads, keys };
+    },
+    async close() {
+      if (!opts.db) await db.destroy();
+    },
+  };
+  return kapija;
+}
+
+/** Runs `middleware` for requests under `prefix` only. */
+function underPath(prefix: string, middleware: Koa.Middleware): Koa.Middleware {
+  return (ctx, next) => (ctx.path === prefix || ctx.path.startsWith(`${prefix}/`) ? middleware(ctx, next) : next());
+}

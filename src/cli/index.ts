@@ -1,0 +1,229 @@
+/**
+ * `kapija` command line: migrate, client create|list, user create, keys rotate.
+ * Errors exit non-zero with one clear line on stderr.
+ */
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { openHandles, type StoreHandles } from '../app.js';
+import { migrate } from '../store/db.js';
+import { normaliseUsername } from '../store/accounts.js';
+import { ACR } from '../oidc/acr.js';
+
+export class UsageError extends Error {}
+
+const USAGE = `usage: kapija <command> [options]
+
+  migrate                         apply pending database migrations
+  client create --client-id ID --redirect-uri URI [--redirect-uri URI …]
+                [--post-logout-redirect-uri URI …] [--backchannel-logout-uri URI]
+                [--public] [--secret S] [--name NAME] [--scope "openid profile …"]
+                [--grant-type T …] [--min-acr low|substantial|high] [--json]
+  client list [--json]
+  user create --username U [--email E] [--given-name G] [--family-name F]
+              [--birthdate YYYY-MM-DD] [--locale L]      (password read from stdin)
+  keys rotate                     add new signing keys; old ones stay published until their tokens expire
+`;
+
+async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
+  let data = '';
+  for await (const chunk of stdin) data += String(chunk);
+  return data.replace(/\r?\n$/, '');
+}
+
+export interface CliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  stdin: NodeJS.ReadableStream;
+}
+
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const [cmd, sub, ...rest] = argv;
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr(`kapija: configuration error: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (!cmd || cmd === 'help' || cmd === '--help') {
+    io.stdout(USAGE);
+    return cmd ? 0 : 1;
+  }
+  let handles: StoreHandles | undefined;
+  const open = async () => {
+    handles = openHandles(config);
+    await migrate(handles.db);
+    return handles;
+  };
+  try {
+    switch (`${cmd} ${sub ?? ''}`.trim()) {
+      case 'migrate': {
+        const h = openHandles(config);
+        handles = h;
+        const applied = await migrate(h.db);
+        io.stdout(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+        return 0;
+      }
+      case 'client create':
+        return await clientCreate(await open(), rest, io);
+      case 'client list':
+        return await clientList(await open(), rest, io);
+      case 'user create':
+        return await userCreate(await open(), rest, io);
+      case 'keys rotate': {
+        const h = await open();
+        await h.keys.ensure();
+        const ids = await h.keys.rotateSigning();
+        io.stdout(`new signing keys: ${ids.join(', ')}\nrestart or roll every instance to start signing with them\n`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${[cmd, sub].filter(Boolean).join(' ')}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`kapija: ${err.message}\n`);
+      return 64;
+    }
+    const code = (err as { code?: string }).code;
+    if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505') {
+      io.stderr('kapija: already exists\n');
+      return 1;
+    }
+    io.stderr(`kapija: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`);
+    return 1;
+  } finally {
+    await handles?.db.destroy();
+  }
+}
+
+function parse(args: string[], options: NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, unknown>;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function checkUri(uri: string, label: string): string {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new UsageError(`${label}: "${uri}" is not an absolute URL`);
+  }
+  if (url.hash) throw new UsageError(`${label}: "${uri}" must not contain a fragment`);
+  return uri;
+}
+
+async function clientCreate(h: StoreHandles, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, {
+    'client-id': { type: 'string' },
+    'redirect-uri': { type: 'string', multiple: true },
+    'post-logout-redirect-uri': { type: 'string', multiple: true },
+    'backchannel-logout-uri': { type: 'string' },
+    public: { type: 'boolean' },
+    secret: { type: 'string' },
+    name: { type: 'string' },
+    scope: { type: 'string' },
+    'grant-type': { type: 'string', multiple: true },
+    'min-acr': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const clientId = v['client-id'] as string | undefined;
+  if (!clientId || !/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) {
+    throw new UsageError('--client-id is required (letters, digits, . _ ~ -; at most 128)');
+  }
+  const grantTypes = (v['grant-type'] as string[] | undefined) ?? ['authorization_code', 'refresh_token'];
+  const redirectUris = ((v['redirect-uri'] as string[] | undefined) ?? []).map((u) => checkUri(u, '--redirect-uri'));
+  if (grantTypes.includes('authorization_code') && redirectUris.length === 0) {
+    throw new UsageError('--redirect-uri is required for the authorization code grant');
+  }
+  const isPublic = Boolean(v.public);
+  if (isPublic && v.secret) throw new UsageError('--public clients have no secret');
+  if (isPublic && grantTypes.includes('client_credentials')) throw new UsageError('--public clients cannot use client_credentials');
+  const minAcr = v['min-acr'] as string | undefined;
+  if (minAcr !== undefined && !(minAcr in ACR)) throw new UsageError('--min-acr must be low, substantial or high');
+  const secret = isPublic ? undefined : ((v.secret as string | undefined) ?? randomBytes(32).toString('base64url'));
+  if (secret !== undefined && secret.length < 32) throw new UsageError('--secret must be at least 32 characters');
+
+  const metadata: Record<string, unknown> & { client_id: string } = {
+    client_id: clientId,
+    client_name: (v.name as string | undefined) ?? clientId,
+    redirect_uris: redirectUris,
+    post_logout_redirect_uris: ((v['post-logout-redirect-uri'] as string[] | undefined) ?? []).map((u) =>
+      checkUri(u, '--post-logout-redirect-uri'),
+    ),
+    grant_types: grantTypes,
+    response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
+    token_endpoint_auth_method: isPublic ? 'none' : 'client_secret_basic',
+    scope: (v.scope as string | undefined) ?? 'openid profile email offline_access',
+  };
+  if (v['backchannel-logout-uri']) {
+    metadata.backchannel_logout_uri = checkUri(v['backchannel-logout-uri'] as string, '--backchannel-logout-uri');
+    metadata.backchannel_logout_session_required = true;
+  }
+  if (minAcr) metadata['kapija_min_acr'] = ACR[minAcr as keyof typeof ACR];
+  await h.clients.create(metadata, secret);
+  if (v.json) {
+    io.stdout(`${JSON.stringify({ ...metadata, ...(secret ? { client_secret: secret } : {}) })}\n`);
+  } else {
+    io.stdout(`client ${clientId} created\n`);
+    if (secret) io.stdout(`client secret (shown once): ${secret}\n`);
+  }
+  return 0;
+}
+
+async function clientList(h: StoreHandles, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, { json: { type: 'boolean' } });
+  const clients = await h.clients.list();
+  if (v.json) {
+    io.stdout(`${JSON.stringify(clients.map((c) => ({ ...c.metadata, enabled: c.enabled, has_secret: c.hasSecret })))}\n`);
+  } else if (clients.length === 0) {
+    io.stdout('no clients\n');
+  } else {
+    for (const c of clients) {
+      io.stdout(`${c.clientId}\t${String(c.metadata.token_endpoint_auth_method)}\t${(c.metadata.redirect_uris as string[] | undefined)?.join(' ') ?? ''}\n`);
+    }
+  }
+  return 0;
+}
+
+async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, {
+    username: { type: 'string' },
+    email: { type: 'string' },
+    'given-name': { type: 'string' },
+    'family-name': { type: 'string' },
+    birthdate: { type: 'string' },
+    locale: { type: 'string' },
+  });
+  const username = v.username as string | undefined;
+  if (!username || !/^[\p{L}\p{N}._@-]{3,64}$/u.test(normaliseUsername(username))) {
+    throw new UsageError('--username is required (3 to 64 letters, digits, . _ @ -)');
+  }
+  const email = v.email as string | undefined;
+  if (email !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw new UsageError('--email is not an e-mail address');
+  const birthdate = v.birthdate as string | undefined;
+  if (birthdate !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(birthdate)) throw new UsageError('--birthdate must be YYYY-MM-DD');
+  const password = await readStdin(io.stdin);
+  if (password.length < 8) throw new UsageError('the password (read from stdin) must be at least 8 characters');
+  const account = await h.accounts.create(
+    {
+      username,
+      email: email ?? null,
+      emailVerified: false,
+      givenName: (v['given-name'] as string | undefined) ?? null,
+      familyName: (v['family-name'] as string | undefined) ?? null,
+      birthdate: birthdate ?? null,
+      locale: (v.locale as string | undefined) ?? null,
+    },
+    await h.passwords.hash(password),
+  );
+  io.stdout(`user ${account.username} created (id ${account.id})\n`);
+  return 0;
+}

@@ -1,0 +1,145 @@
+/**
+ * Kapija's configuration: one zod schema over the environment, validated once at start.
+ * This is the only module that reads `process.env`; everything else receives the frozen {@link Config}.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const schema = z.object({
+  /** development (default), test or production; production refuses unsafe defaults. */
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** TCP port of the HTTP server. */
+  PORT: int(0, 65535).default(3000),
+  /** Address to bind; 0.0.0.0 in containers. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** Public base URL; tokens carry it as `iss`. https in production. */
+  ISSUER: z.url({ protocol: /^https?$/ }).default('http://localhost:3000'),
+  /** postgres://… for PostgreSQL; unset means the embedded SQLite file in DATA_DIR. */
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  /** Maximum PostgreSQL connections per process. */
+  DATABASE_POOL_MAX: int(1, 200).default(10),
+  /** Folder for the SQLite file, the development master key and the development outbox. */
+  DATA_DIR: z.string().min(1).default('./data'),
+  /** 32 random bytes, base64: encrypts keys and secrets at rest. Required in production. */
+  MASTER_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
+    .optional(),
+  /** pino level: fatal, error, warn, info, debug, trace or silent. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** argon2id memory in KiB (OWASP minimum 19456). */
+  ARGON2_MEMORY_KIB: int(19456, 4 * 1024 * 1024).default(19456),
+  /** argon2id iterations (OWASP minimum 2 at 19 MiB). */
+  ARGON2_TIME_COST: int(2, 100).default(2),
+  /** argon2id lanes. */
+  ARGON2_PARALLELISM: int(1, 16).default(1),
+  /** Trust X-Forwarded-* from a reverse proxy (TLS terminated in front of Kapija). */
+  TRUST_PROXY: bool.default(false),
+  /** Absolute session lifetime in seconds (NIST 800-63B AAL2: 12 hours). */
+  SESSION_TTL_SECONDS: int(60, 30 * 24 * 3600).default(12 * 3600),
+  /** Access token lifetime in seconds. */
+  ACCESS_TOKEN_TTL_SECONDS: int(30, 24 * 3600).default(600),
+  /** Refresh token lifetime in seconds (offline_access). */
+  REFRESH_TOKEN_TTL_SECONDS: int(60, 365 * 24 * 3600).default(14 * 24 * 3600),
+  /** Seconds between purges of expired protocol rows. */
+  PURGE_INTERVAL_SECONDS: int(10, 24 * 3600).default(600),
+  /**
+   * Test and development only: let back-channel logout and jwks_uri fetches reach loopback and
+   * private addresses, which oidc-provider refuses by default. Refused in production.
+   */
+  ALLOW_PRIVATE_NETWORK_FETCH: bool.default(false),
+  /** Default language of pages: sr-Cyrl, sr-Latn or en. */
+  DEFAULT_LOCALE: z.enum(['sr-Cyrl', 'sr-Latn', 'en']).default('sr-Cyrl'),
+});
+
+export type Locale = 'sr-Cyrl' | 'sr-Latn' | 'en';
+
+export interface Config {
+  readonly env: 'development' | 'test' | 'production';
+  readonly port: number;
+  readonly host: string;
+  readonly issuer: string;
+  readonly database:
+    | { readonly client: 'sqlite'; readonly filename: string }
+    | { readonly client: 'pg'; readonly url: string; readonly poolMax: number };
+  readonly dataDir: string;
+  /** Undefined means: development key file in dataDir (never in production). */
+  readonly masterKey: Buffer | undefined;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
+  readonly trustProxy: boolean;
+  readonly ttl: { readonly session: number; readonly accessToken: number; readonly refreshToken: number };
+  readonly purgeIntervalSeconds: number;
+  readonly allowPrivateNetworkFetch: boolean;
+  readonly defaultLocale: Locale;
+}
+
+/** A configuration problem, reported as one line naming the variable. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Validates the environment and returns a frozen configuration.
+ * @throws ConfigError naming the first wrong variable, or a production-unsafe setting.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(
+    Object.keys(schema.shape).flatMap((k) => (env[k] === undefined || env[k] === '' ? [] : [[k, env[k]]])),
+  );
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const issuer = e.ISSUER.replace(/\/+$/, '');
+
+  if (e.NODE_ENV === 'production') {
+    if (!e.MASTER_KEY) throw new ConfigError('MASTER_KEY: required when NODE_ENV=production');
+    if (!issuer.startsWith('https://')) throw new ConfigError('ISSUER: must be https when NODE_ENV=production');
+    if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL: a PostgreSQL URL is required when NODE_ENV=production');
+    if (e.ALLOW_PRIVATE_NETWORK_FETCH) {
+      throw new ConfigError('ALLOW_PRIVATE_NETWORK_FETCH: must not be set when NODE_ENV=production');
+    }
+  }
+
+  const dataDir = path.resolve(e.DATA_DIR);
+  return Object.freeze({
+    env: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    issuer,
+    database: Object.freeze(
+      e.DATABASE_URL
+        ? { client: 'pg' as const, url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX }
+        : { client: 'sqlite' as const, filename: path.join(dataDir, 'kapija.sqlite') },
+    ),
+    dataDir,
+    masterKey: e.MASTER_KEY ? Buffer.from(e.MASTER_KEY, 'base64') : undefined,
+    logLevel: e.LOG_LEVEL,
+    argon2: Object.freeze({
+      memoryCost: e.ARGON2_MEMORY_KIB,
+      timeCost: e.ARGON2_TIME_COST,
+      parallelism: e.ARGON2_PARALLELISM,
+    }),
+    trustProxy: e.TRUST_PROXY,
+    ttl: Object.freeze({
+      session: e.SESSION_TTL_SECONDS,
+      accessToken: e.ACCESS_TOKEN_TTL_SECONDS,
+      refreshToken: e.REFRESH_TOKEN_TTL_SECONDS,
+    }),
+    purgeIntervalSeconds: e.PURGE_INTERVAL_SECONDS,
+    allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH,
+    defaultLocale: e.DEFAULT_LOCALE,
+  });
+}

@@ -1,0 +1,112 @@
+/**
+ * Cross-cutting middleware for Kapija's own pages: request id, language, CSRF cookie, body parsing.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import { koaBody } from 'koa-body';
+import { KapijaError } from '../errors.js';
+import { LOCALE_COOKIE, matchLocale, negotiateLocale, translator, type Locale } from '../i18n/index.js';
+import { CSRF_COOKIE, CSRF_FIELD, type Csrf } from '../security/csrf.js';
+
+/** Assigns `ctx.state.requestId` (a fresh UUID; an incoming header is never trusted) and echoes it. */
+export async function requestId(ctx: Context, next: Next): Promise<void> {
+  ctx.state.requestId = randomUUID();
+  ctx.set('x-request-id', ctx.state.requestId as string);
+  await next();
+}
+
+/** Picks the page language; `?lang=` switches it and remembers the choice for a year. */
+export function i18n(opts: { fallback: Locale; secureCookies: boolean }) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    const chosen = matchLocale(typeof ctx.query.lang === 'string' ? ctx.query.lang : undefined);
+    if (chosen) {
+      ctx.cookies.set(LOCALE_COOKIE, chosen, {
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: opts.secureCookies,
+        maxAge: 365 * 24 * 3600 * 1000,
+        signed: false,
+        overwrite: true,
+      });
+    }
+    const locale =
+      chosen ??
+      negotiateLocale({
+        uiLocales: typeof ctx.state.uiLocales === 'string' ? ctx.state.uiLocales : undefined,
+        cookie: ctx.cookies.get(LOCALE_COOKIE) ?? undefined,
+        acceptLanguage: ctx.get('accept-language'),
+        fallback: opts.fallback,
+      });
+    ctx.state.locale = locale;
+    ctx.state.t = translator(locale);
+    await next();
+  };
+}
+
+/** Re-negotiates after a handler learned the service's `ui_locales` (kept in the interaction). */
+export function applyUiLocales(ctx: Context, uiLocales: string | undefined, fallback: Locale): void {
+  if (!uiLocales || matchLocale(typeof ctx.query.lang === 'string' ? ctx.query.lang : undefined)) return;
+  const locale = negotiateLocale({
+    uiLocales,
+    cookie: ctx.cookies.get(LOCALE_COOKIE) ?? undefined,
+    acceptLanguage: ctx.get('accept-language'),
+    fallback,
+  });
+  ctx.state.locale = locale;
+  ctx.state.t = translator(locale);
+}
+
+/**
+ * Issues the CSRF cookie and token on every request, and rejects a state-changing request whose
+ * form token does not match.
+ */
+export function csrfProtection(csrf: Csrf, opts: { secureCookies: boolean }) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    let secret = ctx.cookies.get(CSRF_COOKIE, { signed: true });
+    if (!secret) {
+      secret = csrf.newSecret();
+      ctx.cookies.set(CSRF_COOKIE, secret, {
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: opts.secureCookies,
+        signed: true,
+        overwrite: true,
+      });
+    }
+    ctx.state.csrfToken = csrf.tokenFor(secret);
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(ctx.method)) {
+      const body = (ctx.request as { body?: Record<string, unknown> }).body ?? {};
+      const token = body[CSRF_FIELD] ?? ctx.get('x-csrf-token');
+      if (!csrf.verify(ctx.cookies.get(CSRF_COOKIE, { signed: true }) ?? undefined, token)) {
+        throw new KapijaError('request.csrf', 403);
+      }
+    }
+    await next();
+  };
+}
+
+/** Parses urlencoded and JSON bodies with small limits; malformed bodies are a 400, not a 500. */
+export function bodyParser() {
+  const parse = koaBody({
+    urlencoded: true,
+    json: true,
+    multipart: false,
+    text: false,
+    formLimit: '64kb',
+    jsonLimit: '64kb',
+    onError: (err) => {
+      throw err;
+    },
+  });
+  return async (ctx: Context, next: Next): Promise<void> => {
+    try {
+      await parse(ctx, async () => undefined);
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      throw new KapijaError(status === 413 ? 'request.too_large' : 'request.invalid', status === 413 ? 413 : 400, {
+        cause: err,
+      });
+    }
+    await next();
+  };
+}

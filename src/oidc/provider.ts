@@ -1,0 +1,162 @@
+/**
+ * The OpenID Connect engine: oidc-provider configured for Kapija. Protocol decisions live here;
+ * pages live in `interactions/`, which the provider knows only by URL.
+ */
+import type { Context } from 'koa';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { isUnavailableError } from '../errors.js';
+import type { AdapterConstructor } from './adapter.js';
+import { SCOPE_CLAIMS } from './accounts.js';
+import type { KeySet } from './keys.js';
+import { ACR } from './acr.js';
+
+export interface ProviderPages {
+  /** Renders Kapija's error page for a protocol error shown to a person. */
+  error(ctx: Context, message: { error: string; error_description?: string | undefined }): void;
+  logout(ctx: Context, form: string): void;
+  logoutDone(ctx: Context, clientName: string | undefined): void;
+}
+
+export interface ProviderDeps {
+  config: Config;
+  adapter: AdapterConstructor;
+  keys: KeySet;
+  findAccount: Configuration['findAccount'];
+  pages: ProviderPages;
+  logger: Logger;
+}
+
+export function createProvider({ config, adapter, keys, findAccount, pages, logger }: ProviderDeps): Provider {
+  const configuration: Configuration = {
+    adapter,
+    findAccount,
+    jwks: keys.jwks as Configuration['jwks'],
+    cookies: {
+      keys: keys.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+      names: { session: 'kapija.session', interaction: 'kapija.interaction', resume: 'kapija.resume' },
+    },
+    // How the citizen signed in (acr, amr, auth_time) is part of every ID token, not a personal claim.
+    claims: {
+      ...SCOPE_CLAIMS,
+      openid: [...SCOPE_CLAIMS.openid, 'acr', 'amr', 'auth_time'],
+      sid: null,
+    } as unknown as Configuration['claims'],
+    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    acrValues: [ACR.low, ACR.substantial, ACR.high],
+    extraClientMetadata: {
+      properties: ['kapija_min_acr', 'kapija_resource_server'],
+      validator(_ctx, key, value) {
+        if (key === 'kapija_min_acr' && value !== undefined && !Object.values(ACR).includes(value as never)) {
+          throw new TypeError('kapija_min_acr must be one of the configured acr values');
+        }
+        if (key === 'kapija_resource_server' && value !== undefined && typeof value !== 'boolean') {
+          throw new TypeError('kapija_resource_server must be a boolean');
+        }
+      },
+    },
+    responseTypes: ['code'],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    pkce: {
+      // S256 only; required for public clients, and for every client that sends a code_challenge.
+      required: (_ctx, client) => client.clientAuthMethod === 'none',
+    },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: {
+        enabled: true,
+        // A client learns about its own tokens only; a registered resource server may ask about any.
+        allowedPolicy: async (_ctx, client, token) =>
+          token.clientId === client.clientId ||
+          (client.clientAuthMethod !== 'none' && client.metadata()['kapija_resource_server'] === true),
+      },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client may revoke only tokens issued to it.
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      userinfo: { enabled: true },
+      clientCredentials: { enabled: true },
+      backchannelLogout: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      requestObjects: { enabled: true, requireSignedRequestObject: false },
+      dPoP: { enabled: true },
+      claimsParameter: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => pages.logout(ctx as unknown as Context, form),
+        postLogoutSuccessSource: async (ctx) =>
+          pages.logoutDone(ctx as unknown as Context, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId),
+      },
+    },
+    // A used refresh token is always exchanged for a new one; presenting the old one again revokes the grant.
+    rotateRefreshToken: true,
+    issueRefreshToken: async (_ctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    ttl: {
+      AccessToken: config.ttl.accessToken,
+      AuthorizationCode: 60,
+      ClientCredentials: config.ttl.accessToken,
+      IdToken: config.ttl.accessToken,
+      Interaction: 30 * 60,
+      Session: config.ttl.session,
+      Grant: config.ttl.refreshToken,
+      RefreshToken: (_ctx, _token, client) => {
+        // Public clients' refresh tokens live no longer than the session; confidential ones get the configured TTL.
+        if (client.clientAuthMethod === 'none') return Math.min(config.ttl.refreshToken, config.ttl.session);
+        return config.ttl.refreshToken;
+      },
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    renderError: async (ctx, out) => pages.error(ctx as unknown as Context, out),
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
+      userinfoSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
+      introspectionSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
+      requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      dPoPSigningAlgValues: ['ES256', 'EdDSA'],
+    },
+    // oidc-provider refuses outgoing requests to loopback and private addresses (SSRF protection).
+    // Only tests and local development may lift that, and config.ts refuses it in production.
+    fetch: config.allowPrivateNetworkFetch
+      ? (url, options) => {
+          const { dispatcher: _ssrfGuard, ...rest } = options as RequestInit & { dispatcher?: unknown };
+          return globalThis.fetch(url, rest);
+        }
+      : (url, options) => globalThis.fetch(url, options),
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+
+  // A database outage inside the engine is a 503 "temporarily_unavailable", not a 500.
+  provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    if (isUnavailableError(err)) {
+      ctx.state.kapijaUnavailable = true;
+      logger.warn({ route: ctx.oidc?.route, err: { message: err.message } }, 'database unavailable');
+    } else {
+      logger.error({ route: ctx.oidc?.route, err }, 'provider server error');
+    }
+  });
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.state.kapijaUnavailable && ctx.status === 500) {
+      ctx.status = 503;
+      ctx.set('retry-after', '5');
+      if (ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) {
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
+      }
+    }
+  });
+  return provider;
+}

@@ -1,0 +1,120 @@
+/**
+ * Citizens' accounts. Usernames are stored lower-case and compared that way.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Db } from './db.js';
+
+export type AccountStatus = 'active' | 'locked' | 'disabled';
+
+export interface Account {
+  readonly id: string;
+  readonly username: string;
+  readonly email: string | null;
+  readonly emailVerified: boolean;
+  readonly givenName: string | null;
+  readonly familyName: string | null;
+  readonly birthdate: string | null;
+  readonly locale: string | null;
+  readonly status: AccountStatus;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface NewAccount {
+  username: string;
+  email?: string | null;
+  emailVerified?: boolean;
+  givenName?: string | null;
+  familyName?: string | null;
+  birthdate?: string | null;
+  locale?: string | null;
+}
+
+export interface AccountRepository {
+  /** @throws on a duplicate username (unique key). */
+  create(input: NewAccount, passwordHash: string | null): Promise<Account>;
+  findById(id: string): Promise<Account | undefined>;
+  findByUsername(username: string): Promise<Account | undefined>;
+  /** The account and its password hash, for sign-in only. */
+  findCredentialsByUsername(username: string): Promise<{ account: Account; passwordHash: string | null } | undefined>;
+  setPasswordHash(id: string, hash: string): Promise<void>;
+  list(limit?: number): Promise<Account[]>;
+}
+
+interface Row {
+  id: string;
+  username: string;
+  email: string | null;
+  email_verified: boolean | number;
+  given_name: string | null;
+  family_name: string | null;
+  birthdate: string | null;
+  locale: string | null;
+  status: AccountStatus;
+  password_hash: string | null;
+  created_at: number | string;
+  updated_at: number | string;
+}
+
+export const normaliseUsername = (u: string) => u.trim().normalize('NFKC').toLowerCase();
+
+function toAccount(r: Row): Account {
+  return {
+    id: r.id,
+    username: r.username,
+    email: r.email,
+    emailVerified: Boolean(r.email_verified),
+    givenName: r.given_name,
+    familyName: r.family_name,
+    birthdate: r.birthdate,
+    locale: r.locale,
+    status: r.status,
+    createdAt: new Date(Number(r.created_at)),
+    updatedAt: new Date(Number(r.updated_at)),
+  };
+}
+
+export function createAccountRepository(db: Db, now: () => number = Date.now): AccountRepository {
+  const byUsername = (username: string) =>
+    db('accounts').where({ username: normaliseUsername(username) }).first() as Promise<Row | undefined>;
+  return {
+    async create(input, passwordHash) {
+      const at = now();
+      const row: Row = {
+        id: randomUUID(),
+        username: normaliseUsername(input.username),
+        email: input.email ?? null,
+        email_verified: input.emailVerified ?? false,
+        given_name: input.givenName ?? null,
+        family_name: input.familyName ?? null,
+        birthdate: input.birthdate ?? null,
+        locale: input.locale ?? null,
+        status: 'active',
+        password_hash: passwordHash,
+        created_at: at,
+        updated_at: at,
+      };
+      await db('accounts').insert(row);
+      return toAccount(row);
+    },
+    async findById(id) {
+      const row = (await db('accounts').where({ id }).first()) as Row | undefined;
+      return row ? toAccount(row) : undefined;
+    },
+    async findByUsername(username) {
+      const row = await byUsername(username);
+      return row ? toAccount(row) : undefined;
+    },
+    async findCredentialsByUsername(username) {
+      const row = await byUsername(username);
+      return row ? { account: toAccount(row), passwordHash: row.password_hash } : undefined;
+    },
+    async setPasswordHash(id, hash) {
+      await db('accounts').where({ id }).update({ password_hash: hash, updated_at: now() });
+    },
+    async list(limit = 100) {
+      const rows = (await db('accounts').orderBy('username').limit(limit)) as Row[];
+      return rows.map(toAccount);
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Opens the store: PostgreSQL through `pg` when DATABASE_URL is set, otherwise an embedded SQLite
+ * file through better-sqlite3. Everything above this file speaks knex and never the dialect.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import type { Config } from '../config.js';
+import { migrationSource } from '../../migrations/index.js';
+
+export type Db = Knex;
+
+export function openStore(database: Config['database']): Db {
+  if (database.client === 'pg') {
+    return knexFactory({
+      client: 'pg',
+      connection: { connectionString: database.url, application_name: 'kapija' },
+      pool: { min: 0, max: database.poolMax, idleTimeoutMillis: 30_000 },
+      acquireConnectionTimeout: 5_000,
+    });
+  }
+  if (database.filename !== ':memory:') fs.mkdirSync(path.dirname(database.filename), { recursive: true });
+  return knexFactory({
+    client: 'better-sqlite3',
+    connection: { filename: database.filename },
+    useNullAsDefault: true,
+    // better-sqlite3 is synchronous: one connection serialises access, as SQLite does anyway.
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        conn.pragma('journal_mode = WAL');
+        conn.pragma('foreign_keys = ON');
+        conn.pragma('busy_timeout = 5000');
+        conn.pragma('synchronous = NORMAL');
+        done(null, conn);
+      },
+    },
+  });
+}
+
+/** Applies pending migrations; returns the names applied. Safe to run from several instances at once. */
+export async function migrate(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}
+
+/** True when every known migration has been applied. */
+export async function migrationsCurrent(db: Db): Promise<boolean> {
+  const [, pending] = (await db.migrate.list({ migrationSource })) as [unknown[], unknown[]];
+  return pending.length === 0;
+}
+
+export function isPostgres(db: Db): boolean {
+  return db.client.config.client === 'pg';
+}

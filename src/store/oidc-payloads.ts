@@ -1,0 +1,116 @@
+/**
+ * Storage of oidc-provider's artefacts (sessions, interactions, codes, tokens, grants, …) in the
+ * `oidc_payloads` table. Expired rows are invisible to every read and removed by {@link purgeExpired}.
+ */
+import type { Db } from './db.js';
+
+export type OidcPayload = Record<string, unknown> & {
+  grantId?: string;
+  uid?: string;
+  userCode?: string;
+  accountId?: string;
+  consumed?: number;
+};
+
+export interface StoredPayloadSummary {
+  readonly model: string;
+  readonly id: string;
+  readonly grantId: string | null;
+  readonly accountId: string | null;
+  readonly expiresAt: number | null;
+  readonly payload: OidcPayload;
+}
+
+export interface OidcPayloadRepository {
+  upsert(model: string, id: string, payload: OidcPayload, expiresInSeconds: number | undefined): Promise<void>;
+  find(model: string, id: string): Promise<OidcPayload | undefined>;
+  findByUid(model: string, uid: string): Promise<OidcPayload | undefined>;
+  findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
+  consume(model: string, id: string): Promise<void>;
+  destroy(model: string, id: string): Promise<void>;
+  revokeByGrantId(grantId: string): Promise<void>;
+  /** Live artefacts of one model for one account, e.g. a citizen's sessions or grants. */
+  listByAccount(accountId: string, model: string): Promise<StoredPayloadSummary[]>;
+  /** Deletes expired rows; returns how many. */
+  purgeExpired(now?: number): Promise<number>;
+}
+
+interface Row {
+  model: string;
+  id: string;
+  payload: string;
+  grant_id: string | null;
+  account_id: string | null;
+  expires_at: number | string | null;
+  consumed_at: number | string | null;
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 ? v : null);
+
+function toPayload(row: Pick<Row, 'payload' | 'consumed_at'>): OidcPayload {
+  const payload = JSON.parse(row.payload) as OidcPayload;
+  if (row.consumed_at !== null && row.consumed_at !== undefined) {
+    payload.consumed = Math.floor(Number(row.consumed_at) / 1000);
+  }
+  return payload;
+}
+
+export function createOidcPayloadRepository(db: Db, now: () => number = Date.now): OidcPayloadRepository {
+  const live = (q: ReturnType<Db>) =>
+    q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now()));
+
+  const findOne = async (where: Record<string, string>) => {
+    const row = (await live(db('oidc_payloads').select('payload', 'consumed_at').where(where)).first()) as
+      | Pick<Row, 'payload' | 'consumed_at'>
+      | undefined;
+    return row ? toPayload(row) : undefined;
+  };
+
+  return {
+    async upsert(model, id, payload, expiresIn) {
+      const row = {
+        model,
+        id,
+        payload: JSON.stringify(payload),
+        grant_id: str(payload.grantId),
+        uid: str(payload.uid),
+        user_code: str(payload.userCode),
+        account_id: str(payload.accountId),
+        expires_at: expiresIn ? now() + expiresIn * 1000 : null,
+        consumed_at: null,
+      };
+      // One round trip; a re-saved artefact moves its indexes (grant, uid, user code) with it.
+      await db('oidc_payloads').insert(row).onConflict(['model', 'id']).merge();
+    },
+    find: (model, id) => findOne({ model, id }),
+    findByUid: (model, uid) => findOne({ model, uid }),
+    findByUserCode: (model, userCode) => findOne({ model, user_code: userCode }),
+    async consume(model, id) {
+      await db('oidc_payloads').where({ model, id }).update({ consumed_at: now() });
+    },
+    async destroy(model, id) {
+      await db('oidc_payloads').where({ model, id }).delete();
+    },
+    async revokeByGrantId(grantId) {
+      await db('oidc_payloads').where({ grant_id: grantId }).delete();
+    },
+    async listByAccount(accountId, model) {
+      const rows = (await live(
+        db('oidc_payloads')
+          .select('model', 'id', 'payload', 'grant_id', 'account_id', 'expires_at', 'consumed_at')
+          .where({ account_id: accountId, model }),
+      )) as Row[];
+      return rows.map((r) => ({
+        model: r.model,
+        id: r.id,
+        grantId: r.grant_id,
+        accountId: r.account_id,
+        expiresAt: r.expires_at === null ? null : Number(r.expires_at),
+        payload: toPayload(r),
+      }));
+    },
+    async purgeExpired(at = now()) {
+      return db('oidc_payloads').where('expires_at', '<=', at).delete();
+    },
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * Builders for tests: a configuration, an in-process Kapija on 127.0.0.1:0, accounts and clients.
+ */
+import http from 'node:http';
+import os from 'node:os';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createKapija, type Kapija } from '../../src/app.js';
+import { createTestDatabase, type StoreName, type TestDatabase } from './databases.js';
+
+/** Cheapest argon2id parameters the configuration accepts, so tests spend little time hashing. */
+export const TEST_ENV: Record<string, string> = {
+  NODE_ENV: 'test',
+  LOG_LEVEL: 'silent',
+  ARGON2_MEMORY_KIB: '19456',
+  ARGON2_TIME_COST: '2',
+  ALLOW_PRIVATE_NETWORK_FETCH: 'true',
+};
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  const dataDir = overrides.DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-data-'));
+  return loadConfig({
+    ...TEST_ENV,
+    DATA_DIR: dataDir,
+    MASTER_KEY: randomBytes(32).toString('base64'),
+    ...overrides,
+  });
+}
+
+export interface RunningKapija {
+  readonly kapija: Kapija;
+  readonly url: string;
+  readonly testDb: TestDatabase;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts Kapija on an ephemeral port with its issuer set to that address.
+ * The port is reserved first so the issuer is known before the provider is built.
+ */
+export async function startKapija(opts: { store?: StoreName; env?: Record<string, string>; testDb?: TestDatabase } = {}): Promise<RunningKapija> {
+  const testDb = opts.testDb ?? (await createTestDatabase(opts.store ?? 'sqlite'));
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  const config = testConfig({ ISSUER: url, PORT: String(port), ...testDb.env, ...opts.env });
+  const kapija = await createKapija(config);
+  server.on('request', kapija.app.callback());
+  return {
+    kapija,
+    url,
+    testDb,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await kapija.close();
+      if (!opts.testDb) await testDb.drop();
+    },
+  };
+}
+
+let counter = 0;
+export async function createTestAccount(
+  kapija: Kapija,
+  input: { username?: string; password?: string; email?: string; givenName?: string; familyName?: string } = {},
+) {
+  counter += 1;
+  const username = input.username ?? `citizen${counter}${randomBytes(3).toString('hex')}`;
+  const password = input.password ?? `pw-${randomBytes(12).toString('base64url')}`;
+  const account = await kapija.accounts.create(
+    {
+      username,
+      email: input.email ?? `${username}@example.rs`,
+      emailVerified: true,
+      givenName: input.givenName ?? 'Petar',
+      familyName: input.familyName ?? 'Petrović',
+      birthdate: '1990-05-17',
+      locale: 'sr-Cyrl',
+    },
+    await kapija.passwords.hash(password),
+  );
+  return { account, username, password };
+}
+
+export async function createTestClient(
+  kapija: Kapija,
+  metadata: Partial<Record<string, unknown>> & { redirect_uris?: string[] } = {},
+  opts: { public?: boolean } = {},
+) {
+  counter += 1;
+  const clientId = (metadata.client_id as string | undefined) ?? `rp-${counter}-${randomBytes(3).toString('hex')}`;
+  const secret = opts.public ? undefined : randomBytes(32).toString('base64url');
+  await kapija.clients.create(
+    {
+      client_name: `Service ${counter}`,
+      redirect_uris: ['http://127.0.0.1:9/cb'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: opts.public ? 'none' : 'client_secret_basic',
+      scope: 'openid profile email offline_access',
+      ...metadata,
+      client_id: clientId,
+    },
+    secret,
+  );
+  return { clientId, clientSecret: secret };
+}

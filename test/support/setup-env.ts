@@ -1,0 +1,2 @@
+// Tests never read the developer's own environment for Kapija settings.
+process.env.LOG_LEVEL ??= 'silent';

@@ -1,0 +1,46 @@
+/**
+ * Drives Kapija's sign-in pages over HTTP the way a browser would: authorize → login form →
+ * (consent) → redirect to the relying party. Returns the callback URL carrying the code.
+ */
+import { Agent, formAction, hiddenField, type Page } from './browserless.js';
+
+export interface SignInOptions {
+  username: string;
+  password: string;
+  /** Grant consent when asked (default true). */
+  consent?: boolean;
+}
+
+export class SignInError extends Error {
+  constructor(message: string, readonly page: Page) {
+    super(message);
+  }
+}
+
+export async function submitForm(agent: Agent, page: Page, actionPattern: RegExp, fields: Record<string, string>): Promise<Page> {
+  const action = formAction(page.body, actionPattern);
+  if (!action) throw new SignInError(`no form matching ${actionPattern} on ${page.url.pathname} (status ${page.status})`, page);
+  const csrf = hiddenField(page.body, '_csrf') ?? '';
+  return agent.request(new URL(action, page.url), { form: { _csrf: csrf, ...fields } });
+}
+
+export async function signIn(agent: Agent, authorizationUrl: URL, redirectUri: string, opts: SignInOptions): Promise<URL> {
+  const isCallback = (u: URL) => u.href.startsWith(redirectUri);
+  let step = await agent.follow(await agent.request(authorizationUrl), isCallback);
+  for (let i = 0; i < 6; i += 1) {
+    if (step instanceof URL) return step;
+    const page = step;
+    let next: Page;
+    if (/\/interaction\/[^/]+$/.test(page.url.pathname) && /\/login"/.test(page.body)) {
+      next = await submitForm(agent, page, /\/login$/, { username: opts.username, password: opts.password });
+      if (next.status !== 303) throw new SignInError(`login failed with status ${next.status}`, next);
+    } else if (/\/confirm"/.test(page.body)) {
+      if (opts.consent === false) next = await submitForm(agent, page, /\/abort$/, {});
+      else next = await submitForm(agent, page, /\/confirm$/, {});
+    } else {
+      throw new SignInError(`unexpected page ${page.url.pathname} (status ${page.status})`, page);
+    }
+    step = await agent.follow(next, isCallback);
+  }
+  throw new SignInError('sign-in did not finish', step as Page);
+}
