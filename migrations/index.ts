@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import * as initial from './20261127000000_initial.js';
+import * as credentials from './20261127010000_credentials.js';
 
 interface Migration {
   readonly name: string;
@@ -11,7 +12,10 @@ interface Migration {
   down(db: Knex): Promise<void>;
 }
 
-const migrations: readonly Migration[] = [{ name: '20261127000000_initial', ...initial }];
+const migrations: readonly Migration[] = [
+  { name: '20261127000000_initial', ...initial },
+  { name: '20261127010000_credentials', ...credentials },
+];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
   getMigrations: async () => [...migrations],

@@ -20,6 +20,11 @@ import { createCsrf } from './security/csrf.js';
 import { resolveMasterKey } from './security/master-key.js';
 import { createLogger } from './security/redact.js';
 import { createPasswordHasher, type PasswordHasher } from './factors/password/hasher.js';
+import { createCredentialRepository, type CredentialRepository } from './store/credentials.js';
+import { createTotpFactor, type TotpFactor } from './factors/totp/index.js';
+import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/index.js';
+import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
+import { createThrottle } from './security/rate-limit.js';
 import { createAdapterClass } from './oidc/adapter.js';
 import { createFindAccount } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager } from './oidc/keys.js';
@@ -42,6 +47,10 @@ export interface Kapija {
   readonly clients: ClientRepository;
   readonly payloads: OidcPayloadRepository;
   readonly passwords: PasswordHasher;
+  readonly credentials: CredentialRepository;
+  readonly totp: TotpFactor;
+  readonly recovery: RecoveryFactor;
+  readonly webauthn: WebAuthnFactor;
   readonly keys: KeyManager;
   /** Deletes expired protocol rows and keys. */
   purge(): Promise<{ payloads: number; keys: number }>;
@@ -56,6 +65,10 @@ export interface StoreHandles {
   clients: ClientRepository;
   payloads: OidcPayloadRepository;
   passwords: PasswordHasher;
+  credentials: CredentialRepository;
+  totp: TotpFactor;
+  recovery: RecoveryFactor;
+  webauthn: WebAuthnFactor;
 }
 
 /** Opens the database and the repositories, without any HTTP. The CLI uses this too. */
@@ -64,14 +77,20 @@ export function openHandles(config: Config, opts: { db?: Db } = {}): StoreHandle
   const box = createSecretBox(master.key);
   const db = opts.db ?? openStore(config.database);
   const retentionSeconds = Math.max(config.ttl.session, config.ttl.accessToken) + 3600;
+  const accounts = createAccountRepository(db);
+  const credentials = createCredentialRepository(db);
   return {
     db,
     box,
     keys: createKeyManager({ keys: createKeyRepository(db), box, retentionSeconds }),
-    accounts: createAccountRepository(db),
+    accounts,
     clients: createClientRepository(db, box),
     payloads: createOidcPayloadRepository(db),
     passwords: createPasswordHasher(config.argon2),
+    credentials,
+    totp: createTotpFactor({ credentials, box, issuerName: 'Kapija' }),
+    recovery: createRecoveryFactor({ credentials, box }),
+    webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts }),
   };
 }
 
@@ -144,12 +163,23 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   });
 
   // Kapija's own pages: parsed bodies and CSRF on every form.
+  const throttles = {
+    password: await createThrottle(db, { scope: 'password' }),
+    secondFactor: await createThrottle(db, { scope: 'second-factor' }),
+  };
   const interactions = createInteractionRouter({
     provider,
     accounts: handles.accounts,
+    credentials: handles.credentials,
     passwords: handles.passwords,
+    totp: handles.totp,
+    recovery: handles.recovery,
+    webauthn: handles.webauthn,
+    throttles,
+    box: handles.box,
     render,
     defaultLocale: config.defaultLocale,
+    requireSecondFactor: config.requireSecondFactor,
   });
   app.use(
     underPath(
@@ -176,6 +206,10 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     clients: handles.clients,
     payloads: handles.payloads,
     passwords: handles.passwords,
+    credentials: handles.credentials,
+    totp: handles.totp,
+    recovery: handles.recovery,
+    webauthn: handles.webauthn,
     keys: handles.keys,
     async purge() {
       const [payloads, keys] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge()]);

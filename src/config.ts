@@ -54,6 +54,12 @@ const schema = z.object({
    * private addresses, which oidc-provider refuses by default. Refused in production.
    */
   ALLOW_PRIVATE_NETWORK_FETCH: bool.default(false),
+  /** Require a second factor for every sign-in (on by default; off only for closed test deployments). */
+  REQUIRE_SECOND_FACTOR: bool.default(true),
+  /** WebAuthn relying-party id: the issuer's host name unless set (a registrable suffix of it). */
+  WEBAUTHN_RP_ID: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a host name').optional(),
+  /** Origins accepted in WebAuthn ceremonies, comma-separated; the issuer's origin unless set. */
+  WEBAUTHN_ORIGINS: z.string().optional(),
   /** Default language of pages: sr-Cyrl, sr-Latn or en. */
   DEFAULT_LOCALE: z.enum(['sr-Cyrl', 'sr-Latn', 'en']).default('sr-Cyrl'),
 });
@@ -78,6 +84,8 @@ export interface Config {
   readonly purgeIntervalSeconds: number;
   readonly allowPrivateNetworkFetch: boolean;
   readonly defaultLocale: Locale;
+  readonly requireSecondFactor: boolean;
+  readonly webauthn: { readonly rpId: string; readonly rpName: string; readonly origins: readonly string[] };
 }
 
 /** A configuration problem, reported as one line naming the variable. */
@@ -114,6 +122,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const dataDir = path.resolve(e.DATA_DIR);
+  const issuerUrl = new URL(issuer);
+  const origins = (e.WEBAUTHN_ORIGINS ?? issuerUrl.origin).split(',').map((o) => o.trim()).filter(Boolean);
+  for (const o of origins) {
+    if (!/^https?:\/\/[^/]+$/.test(o)) throw new ConfigError(`WEBAUTHN_ORIGINS: "${o}" is not an origin (scheme://host[:port])`);
+  }
   return Object.freeze({
     env: e.NODE_ENV,
     port: e.PORT,
@@ -141,5 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     purgeIntervalSeconds: e.PURGE_INTERVAL_SECONDS,
     allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH,
     defaultLocale: e.DEFAULT_LOCALE,
+    requireSecondFactor: e.REQUIRE_SECOND_FACTOR,
+    webauthn: Object.freeze({ rpId: e.WEBAUTHN_RP_ID ?? issuerUrl.hostname, rpName: 'Kapija', origins: Object.freeze(origins) }),
   });
 }

@@ -12,6 +12,12 @@ export type ErrorCode =
   | 'login.invalid_credentials'
   | 'login.account_locked'
   | 'login.rate_limited'
+  | 'login.acr_unmet'
+  | 'factor.totp.invalid_code'
+  | 'factor.recovery.invalid_code'
+  | 'factor.recovery.not_alone'
+  | 'factor.webauthn.failed'
+  | 'factor.not_enrolled'
   | 'service.unavailable'
   | 'server.internal';
 

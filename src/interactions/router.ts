@@ -1,7 +1,8 @@
 /**
  * The sign-in pages behind oidc-provider's interactions (`/interaction/:uid/*`). Like
  * node-oidc-provider's `example/routes/koa.js`, the GET switches on the prompt; each POST checks that
- * its step is the one expected, then hands the result back to the engine.
+ * its step is the one expected, then records progress in the interaction (flow.ts). The login is
+ * handed to the engine only when the factors reach the level the service needs.
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
@@ -12,27 +13,49 @@ import type { Renderer } from '../http/render.js';
 import { applyUiLocales } from '../http/middleware.js';
 import type { Translate, Locale, MessageKey } from '../i18n/index.js';
 import type { AccountRepository } from '../store/accounts.js';
+import type { CredentialRepository } from '../store/credentials.js';
 import type { PasswordHasher } from '../factors/password/hasher.js';
-import { acrFor, type Amr } from '../oidc/acr.js';
+import type { TotpFactor } from '../factors/totp/index.js';
+import type { RecoveryFactor } from '../factors/recovery/index.js';
+import type { WebAuthnFactor } from '../factors/webauthn/index.js';
+import type { Throttle } from '../security/rate-limit.js';
+import type { SecretBox } from '../security/crypto.js';
+import { normaliseUsername } from '../store/accounts.js';
+import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.js';
 import { SCOPE_CLAIMS } from '../oidc/accounts.js';
+import { essentialAcrs, getFlow, getPasskeyChallenge, isStepUp, levelRequired, saveFlow, type Details, type Flow } from './flow.js';
 
 export interface InteractionDeps {
   provider: Provider;
   accounts: AccountRepository;
+  credentials: CredentialRepository;
   passwords: PasswordHasher;
+  totp: TotpFactor;
+  recovery: RecoveryFactor;
+  webauthn: WebAuthnFactor;
+  throttles: { password: Throttle; secondFactor: Throttle };
+  box: SecretBox;
   render: Renderer;
   defaultLocale: Locale;
+  requireSecondFactor: boolean;
 }
 
 const loginBody = z.object({
   username: z.string().trim().min(1).max(64),
   password: z.string().min(1).max(1024),
 });
+const codeBody = z.object({ code: z.string().trim().min(1).max(64) });
+const webauthnBody = z.object({ response: z.record(z.string(), z.unknown()), name: z.string().max(100).optional() });
 
-type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+type Method = 'totp' | 'webauthn' | 'recovery';
 
-export function createInteractionRouter({ provider, accounts, passwords, render, defaultLocale }: InteractionDeps): Router {
+export function createInteractionRouter(deps: InteractionDeps): Router {
+  const { provider, accounts, credentials, passwords, totp, recovery, webauthn, throttles, box, render, defaultLocale } = deps;
   const router = new Router({ prefix: '/interaction' });
+
+  const t = (ctx: Context) => ctx.state.t as Translate;
+  const body = (ctx: Context) => (ctx.request as { body?: unknown }).body;
+  const wantsJson = (ctx: Context) => ctx.is('application/json') === 'application/json' || ctx.accepts('html', 'json') === 'json';
 
   const load = async (ctx: Context, expectedPrompt?: string): Promise<Details> => {
     let details: Details;
@@ -48,29 +71,152 @@ export function createInteractionRouter({ provider, accounts, passwords, render,
     return details;
   };
 
+  const client = async (details: Details) => provider.Client.find(String(details.params.client_id));
   const clientName = async (details: Details) => {
-    const client = await provider.Client.find(String(details.params.client_id));
-    return client?.clientName ?? String(details.params.client_id);
+    const c = await client(details);
+    return c?.clientName ?? String(details.params.client_id);
   };
+  const required = async (details: Details) => levelRequired(details, (await client(details))?.metadata()['kapija_min_acr']);
 
-  const finish = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => {
-    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+  const redirect = (ctx: Context, to: string) => {
+    if (wantsJson(ctx)) {
+      ctx.body = { location: to };
+      return;
+    }
     ctx.status = 303;
     ctx.redirect(to);
   };
+  const self = (details: Details) => `/interaction/${details.uid}`;
+
+  const finishWith = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => {
+    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    redirect(ctx, to);
+  };
+
+  const flowOf = (details: Details): Flow => {
+    const flow = getFlow(details);
+    assertThat(flow, 'interaction.invalid_step');
+    return flow;
+  };
+
+  /**
+   * Completes the sign-in when the methods proven reach the required level with two factors;
+   * otherwise keeps the citizen in the flow (or ends it with unmet_authentication_requirements).
+   */
+  const advance = async (ctx: Context, details: Details, flow: Flow) => {
+    const amr = completeAmr(flow.amr);
+    const reached = levelFor(amr);
+    const needed = await required(details);
+    const twoFactors = amr.includes('mfa') || !deps.requireSecondFactor;
+    if (twoFactors && rank(reached) >= rank(needed)) {
+      if (flow.codes || flow.recoveryRemaining !== undefined) {
+        // A notice (new recovery codes, codes left) comes first; "continue" finishes.
+        await saveFlow(details, { ...flow, ready: true });
+        return redirect(ctx, self(details));
+      }
+      await finishWith(ctx, {
+        login: { accountId: flow.accountId, amr, acr: acrToAssert(reached, essentialAcrs(details)), remember: true },
+      });
+      return;
+    }
+    await saveFlow(details, { ...flow, amr });
+    return redirect(ctx, self(details));
+  };
+
+  /** Methods that can still raise this flow to the required level. */
+  const methodsFor = async (details: Details, flow: Flow): Promise<Method[]> => {
+    const enrolled = await credentials.enrolledTypes(flow.accountId);
+    const needed = await required(details);
+    const candidates: Array<[Method, Amr[]]> = [
+      ['totp', ['otp']],
+      ['webauthn', ['hwk']],
+      ['recovery', ['otp']],
+    ];
+    const hasRealFactor = enrolled.has('totp') || enrolled.has('webauthn');
+    return candidates
+      .filter(([m]) => enrolled.has(m) && (m !== 'recovery' || hasRealFactor))
+      .filter(([, adds]) => rank(levelFor(completeAmr([...flow.amr, ...adds]))) >= rank(needed))
+      .map(([m]) => m);
+  };
 
   const renderLogin = async (ctx: Context, details: Details, extra: { error?: string; username?: string } = {}) => {
-    const t = ctx.state.t as Translate;
-    render(ctx, 'interaction/login', { title: t('login.title'), uid: details.uid, clientName: await clientName(details), ...extra });
+    render(ctx, 'interaction/login', { title: t(ctx)('login.title'), uid: details.uid, clientName: await clientName(details), ...extra });
   };
+
+  const renderSecondFactor = async (ctx: Context, details: Details, flow: Flow, error?: string) => {
+    const methods = await methodsFor(details, flow);
+    const enrolled = await credentials.enrolledTypes(flow.accountId);
+    if (!enrolled.has('totp') && !enrolled.has('webauthn') && !flow.stepUp) {
+      // No second factor yet: enrol one now, then continue to the service.
+      const account = await accounts.findById(flow.accountId);
+      assertThat(account, 'interaction.expired');
+      let shown;
+      if (flow.pendingTotp) {
+        shown = await totp.view(totp.openSecret(flow.pendingTotp, flow.accountId), account.username);
+      } else {
+        shown = await totp.begin(account.username);
+        await saveFlow(details, { ...flow, pendingTotp: totp.sealSecret(shown.secret, flow.accountId) });
+      }
+      render(ctx, 'interaction/enrol', {
+        title: t(ctx)('enrol.title'),
+        uid: details.uid,
+        secret: shown.secret.replace(/(.{4})/g, '$1 ').trim(),
+        qrDataUri: `data:image/svg+xml;base64,${Buffer.from(shown.qrSvg).toString('base64')}`,
+        error,
+      });
+      return;
+    }
+    if (methods.length === 0) {
+      // Nothing enrolled can reach the level this service requires.
+      await finishWith(ctx, {
+        error: 'unmet_authentication_requirements',
+        error_description: 'the account has no factor that reaches the requested level of assurance',
+      });
+      return;
+    }
+    const method = typeof ctx.query.method === 'string' && methods.includes(ctx.query.method as Method) ? (ctx.query.method as Method) : undefined;
+    render(ctx, method === 'recovery' ? 'interaction/recovery' : 'interaction/second-factor', {
+      title: t(ctx)('mfa.title'),
+      uid: details.uid,
+      methods,
+      stepUp: flow.stepUp ? await clientName(details) : undefined,
+      error,
+    });
+  };
+
+  const throttled = (seconds: number) => new KapijaError('login.rate_limited', 429, { details: { retryAfter: seconds } });
+
+  // ---------------------------------------------------------------- pages
 
   router.get('/:uid', async (ctx) => {
     const details = await load(ctx);
-    const t = ctx.state.t as Translate;
     switch (details.prompt.name) {
-      case 'login':
-        return renderLogin(ctx, details, { username: typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 64) : undefined });
+      case 'login': {
+        let flow = getFlow(details);
+        if (!flow && isStepUp(details)) {
+          flow = { accountId: details.session!.accountId, amr: (details.session!.amr ?? ['pwd']) as Amr[], stepUp: true };
+          await saveFlow(details, flow);
+        }
+        if (!flow) {
+          return renderLogin(ctx, details, {
+            username: typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 64) : undefined,
+          });
+        }
+        if (flow.ready) {
+          if (flow.codes) {
+            const codes = JSON.parse(box.openString(flow.codes, `codes:${details.uid}`)) as string[];
+            return render(ctx, 'interaction/recovery-codes', { title: t(ctx)('codes.title'), uid: details.uid, codes });
+          }
+          return render(ctx, 'interaction/recovery-used', {
+            title: t(ctx)('mfa.recovery.used.heading'),
+            uid: details.uid,
+            remaining: flow.recoveryRemaining ?? 0,
+          });
+        }
+        return renderSecondFactor(ctx, details, flow);
+      }
       case 'consent': {
+        const tr = t(ctx);
         const d = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
         const claims = new Set<string>();
         for (const scope of d.missingOIDCScope ?? []) {
@@ -79,39 +225,199 @@ export function createInteractionRouter({ provider, accounts, passwords, render,
         for (const c of d.missingOIDCClaims ?? []) claims.add(c);
         const items = [...claims].map((c) => {
           const key = `consent.claim.${c}` as MessageKey;
-          const text = t(key);
-          return text === key ? t('consent.claim.other', { claim: c }) : text;
+          const text = tr(key);
+          return text === key ? tr('consent.claim.other', { claim: c }) : text;
         });
-        if ((d.missingOIDCScope ?? []).includes('offline_access')) items.push(t('consent.scope.offline_access'));
-        return render(ctx, 'interaction/consent', { title: t('consent.title'), uid: details.uid, clientName: await clientName(details), items });
+        if ((d.missingOIDCScope ?? []).includes('offline_access')) items.push(tr('consent.scope.offline_access'));
+        return render(ctx, 'interaction/consent', { title: tr('consent.title'), uid: details.uid, clientName: await clientName(details), items });
       }
       default:
         throw new KapijaError('interaction.invalid_step', 400);
     }
   });
 
+  // ---------------------------------------------------------------- first factor: password
+
   router.post('/:uid/login', async (ctx) => {
     const details = await load(ctx, 'login');
-    const parsed = loginBody.safeParse((ctx.request as { body?: unknown }).body);
-    const t = ctx.state.t as Translate;
+    const parsed = loginBody.safeParse(body(ctx));
     const username = parsed.success ? parsed.data.username : undefined;
-    // Unknown user, wrong password and malformed input get the same answer; the hash is computed either way.
+    const keys = { account: username ? normaliseUsername(username) : '', ip: ctx.ip };
+    const wait = await throttles.password.retryAfter(keys);
+    if (wait > 0) {
+      ctx.status = 429;
+      ctx.set('retry-after', String(wait));
+      return renderLogin(ctx, details, { error: t(ctx)('error.login.rate_limited', { seconds: wait }), username });
+    }
+    // Unknown user, wrong password and malformed input get the same answer; a hash is verified either way.
     const found = username ? await accounts.findCredentialsByUsername(username) : undefined;
     const ok = await passwords.verify(found?.passwordHash, parsed.success ? parsed.data.password : '');
     if (!ok || !found) {
-      ctx.status = 401;
-      return renderLogin(ctx, details, { error: t('error.login.invalid_credentials'), username });
+      const after = await throttles.password.fail(keys);
+      ctx.status = after > 0 ? 429 : 401;
+      if (after > 0) ctx.set('retry-after', String(after));
+      const error = after > 0 ? t(ctx)('error.login.rate_limited', { seconds: after }) : t(ctx)('error.login.invalid_credentials');
+      return renderLogin(ctx, details, { error, username });
     }
+    await throttles.password.succeed(keys);
     if (found.account.status !== 'active') {
       ctx.status = 403;
-      return renderLogin(ctx, details, { error: t('error.login.account_locked'), username });
+      return renderLogin(ctx, details, { error: t(ctx)('error.login.account_locked'), username });
     }
     if (found.passwordHash && passwords.needsRehash(found.passwordHash)) {
       await accounts.setPasswordHash(found.account.id, await passwords.hash(parsed.data!.password));
     }
-    const amr: Amr[] = ['pwd'];
-    await finish(ctx, { login: { accountId: found.account.id, amr, acr: acrFor(amr), remember: true } });
+    await advance(ctx, details, { accountId: found.account.id, amr: ['pwd'] });
   });
+
+  // ---------------------------------------------------------------- second factors
+
+  const secondFactorAttempt = async (
+    ctx: Context,
+    attempt: (details: Details, flow: Flow) => Promise<Partial<Flow> & { amr: Amr[] }>,
+  ) => {
+    const details = await load(ctx, 'login');
+    const flow = flowOf(details);
+    const keys = { account: flow.accountId, ip: ctx.ip };
+    const wait = await throttles.secondFactor.retryAfter(keys);
+    if (wait > 0) throw throttled(wait);
+    let outcome;
+    try {
+      outcome = await attempt(details, flow);
+    } catch (err) {
+      if (!(err instanceof KapijaError) || err.status !== 401) throw err;
+      const after = await throttles.secondFactor.fail(keys);
+      if (after > 0) throw throttled(after);
+      if (wantsJson(ctx)) throw err;
+      ctx.status = 401;
+      const fresh = getFlow(details) ?? flow;
+      return renderSecondFactor(ctx, details, fresh, t(ctx)(`error.${err.code}` as MessageKey));
+    }
+    await throttles.secondFactor.succeed(keys);
+    const { amr, ...rest } = outcome;
+    await advance(ctx, details, { ...flow, ...rest, amr: [...flow.amr, ...amr], challenge: undefined });
+  };
+
+  router.post('/:uid/totp', async (ctx) =>
+    secondFactorAttempt(ctx, async (_details, flow) => {
+      const parsed = codeBody.safeParse(body(ctx));
+      if (!parsed.success) throw new KapijaError('factor.totp.invalid_code', 401);
+      const ok = await totp.verify(flow.accountId, parsed.data.code);
+      return { amr: [...ok.amr] };
+    }),
+  );
+
+  router.post('/:uid/recovery', async (ctx) =>
+    secondFactorAttempt(ctx, async (_details, flow) => {
+      const parsed = codeBody.safeParse(body(ctx));
+      if (!parsed.success) throw new KapijaError('factor.recovery.invalid_code', 401);
+      const enrolled = await credentials.enrolledTypes(flow.accountId);
+      if (!enrolled.has('totp') && !enrolled.has('webauthn')) throw new KapijaError('factor.recovery.not_alone', 400);
+      const ok = await recovery.verify(flow.accountId, parsed.data.code);
+      return { amr: [...ok.amr], recoveryRemaining: ok.remaining };
+    }),
+  );
+
+  router.post('/:uid/totp/enrol', async (ctx) =>
+    secondFactorAttempt(ctx, async (details, flow) => {
+      assertThat(flow.pendingTotp, 'interaction.invalid_step');
+      const parsed = codeBody.safeParse(body(ctx));
+      if (!parsed.success) throw new KapijaError('factor.totp.invalid_code', 401);
+      await totp.finish(flow.accountId, totp.openSecret(flow.pendingTotp, flow.accountId), parsed.data.code);
+      const codes = await recovery.issue(flow.accountId);
+      return { amr: ['otp'], pendingTotp: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) };
+    }),
+  );
+
+  router.post('/:uid/continue', async (ctx) => {
+    const details = await load(ctx, 'login');
+    const flow = flowOf(details);
+    assertThat(flow.ready, 'interaction.invalid_step');
+    await advance(ctx, details, { ...flow, ready: false, codes: undefined, recoveryRemaining: undefined });
+  });
+
+  router.post('/:uid/recovery/new', async (ctx) => {
+    const details = await load(ctx, 'login');
+    const flow = flowOf(details);
+    assertThat(flow.ready, 'interaction.invalid_step');
+    const codes = await recovery.issue(flow.accountId);
+    await saveFlow(details, { ...flow, recoveryRemaining: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) });
+    redirect(ctx, self(details));
+  });
+
+  // ---------------------------------------------------------------- WebAuthn (JSON, from static/webauthn.js)
+
+  router.post('/:uid/webauthn/options', async (ctx) => {
+    const details = await load(ctx, 'login');
+    const purpose = (body(ctx) as { purpose?: unknown } | undefined)?.purpose;
+    if (purpose === 'passkey') {
+      const options = await webauthn.authenticationOptions();
+      await saveFlow(details, getFlow(details), options.challenge);
+      ctx.body = options;
+      return;
+    }
+    const flow = flowOf(details);
+    if (purpose === 'register') {
+      const account = await accounts.findById(flow.accountId);
+      assertThat(account, 'interaction.expired');
+      const options = await webauthn.registrationOptions(account.id, account.username);
+      await saveFlow(details, { ...flow, challenge: options.challenge });
+      ctx.body = options;
+      return;
+    }
+    const options = await webauthn.authenticationOptions(flow.accountId);
+    await saveFlow(details, { ...flow, challenge: options.challenge });
+    ctx.body = options;
+  });
+
+  router.post('/:uid/webauthn', async (ctx) =>
+    secondFactorAttempt(ctx, async (details, flow) => {
+      const challenge = flow.challenge;
+      // Single use, whatever the outcome.
+      await saveFlow(details, { ...flow, challenge: undefined });
+      const parsed = webauthnBody.safeParse(body(ctx));
+      if (!challenge || !parsed.success) throw new KapijaError('factor.webauthn.failed', 401);
+      const ok = await webauthn.verify(challenge, parsed.data.response, flow.accountId);
+      return { amr: [...ok.amr] };
+    }),
+  );
+
+  router.post('/:uid/webauthn/register', async (ctx) =>
+    secondFactorAttempt(ctx, async (details, flow) => {
+      const challenge = flow.challenge;
+      await saveFlow(details, { ...flow, challenge: undefined });
+      const parsed = webauthnBody.safeParse(body(ctx));
+      if (!challenge || !parsed.success) throw new KapijaError('factor.webauthn.failed', 401);
+      const credential = await webauthn.register(flow.accountId, challenge, parsed.data.response, parsed.data.name ?? 'Security key');
+      const codes = await recovery.issue(flow.accountId);
+      const amr = credential.config['deviceType'] === 'multiDevice' ? (['swk'] as Amr[]) : (['hwk'] as Amr[]);
+      return { amr, pendingTotp: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) };
+    }),
+  );
+
+  /** Passwordless: a discoverable passkey with user verification is both factors at once. */
+  router.post('/:uid/passkey', async (ctx) => {
+    const details = await load(ctx, 'login');
+    const challenge = getPasskeyChallenge(details);
+    await saveFlow(details, getFlow(details));
+    const parsed = webauthnBody.safeParse(body(ctx));
+    const keys = { account: 'passkey', ip: ctx.ip };
+    const wait = await throttles.secondFactor.retryAfter(keys);
+    if (wait > 0) throw throttled(wait);
+    if (!challenge || !parsed.success) throw new KapijaError('factor.webauthn.failed', 401);
+    let ok;
+    try {
+      ok = await webauthn.verify(challenge, parsed.data.response);
+    } catch (err) {
+      await throttles.secondFactor.fail(keys);
+      throw err;
+    }
+    const account = await accounts.findById(ok.accountId);
+    if (!account || account.status !== 'active') throw new KapijaError('login.account_locked', 403);
+    await advance(ctx, details, { accountId: ok.accountId, amr: [...ok.amr] });
+  });
+
+  // ---------------------------------------------------------------- consent and abort
 
   router.post('/:uid/confirm', async (ctx) => {
     const details = await load(ctx, 'consent');
@@ -128,12 +434,12 @@ export function createInteractionRouter({ provider, accounts, passwords, render,
       grant.addResourceScope(indicator, scopes.join(' '));
     }
     const grantId = await grant.save();
-    await finish(ctx, { consent: { grantId } });
+    await finishWith(ctx, { consent: { grantId } });
   });
 
   router.post('/:uid/abort', async (ctx) => {
     await load(ctx);
-    await finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
+    await finishWith(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
   });
 
   return router;

@@ -1,7 +1,14 @@
 /**
- * Authentication context classes (acr) derived from the methods used (amr, RFC 8176), like Ory
- * Kratos derives the authenticator assurance level. The defaults are the eIDAS levels of assurance
- * (Commission Implementing Regulation (EU) 2015/1502).
+ * Authentication context classes (acr) derived from the methods used (amr, RFC 8176), the way Ory
+ * Kratos derives its authenticator assurance level. The values are the eIDAS levels of assurance
+ * (Commission Implementing Regulation (EU) 2015/1502), which the national scheme calls basic,
+ * medium and high.
+ *
+ *   low          password alone
+ *   substantial  password + TOTP (or a recovery code), password + synced passkey,
+ *                or a synced passkey with user verification alone
+ *   high         password + device-bound authenticator (security key),
+ *                or a device-bound passkey with user verification alone
  */
 export const ACR = {
   low: 'http://eidas.europa.eu/LoA/low',
@@ -12,15 +19,63 @@ export const ACR = {
 export type AcrLevel = keyof typeof ACR;
 export type Amr = 'pwd' | 'otp' | 'hwk' | 'swk' | 'user' | 'pin' | 'mfa';
 
-/** The level reached by a set of methods. Password alone is low. */
-export function levelFor(amr: readonly Amr[]): AcrLevel {
+export const LEVELS: readonly AcrLevel[] = ['low', 'substantial', 'high'];
+export const rank = (level: AcrLevel) => LEVELS.indexOf(level);
+
+/** The level reached by a set of methods. */
+export function levelFor(amr: readonly string[]): AcrLevel {
   const has = (m: Amr) => amr.includes(m);
-  if (has('pwd') && has('hwk')) return 'high';
-  if (has('hwk') && (has('user') || has('pin'))) return 'high';
-  if ((has('pwd') && (has('otp') || has('swk'))) || (has('swk') && (has('user') || has('pin')))) return 'substantial';
+  if ((has('pwd') && has('hwk')) || (has('hwk') && has('pin'))) return 'high';
+  if ((has('pwd') && (has('otp') || has('swk') || has('hwk'))) || (has('swk') && has('pin'))) return 'substantial';
   return 'low';
 }
 
-export function acrFor(amr: readonly Amr[]): string {
+export function acrFor(amr: readonly string[]): string {
   return ACR[levelFor(amr)];
+}
+
+/** Deduplicated methods plus `mfa` when they include something known (pwd, pin) and something held. */
+export function completeAmr(amr: readonly string[]): Amr[] {
+  const set = new Set(amr.filter((m) => m !== 'mfa') as Amr[]);
+  const knows = set.has('pwd') || set.has('pin');
+  const holds = set.has('otp') || set.has('hwk') || set.has('swk');
+  const out = [...set];
+  if (knows && holds) out.push('mfa');
+  return out;
+}
+
+export function levelOfAcr(acr: unknown): AcrLevel | undefined {
+  return (Object.keys(ACR) as AcrLevel[]).find((l) => ACR[l] === acr);
+}
+
+/**
+ * The minimum level a request needs: the client's registered minimum, raised to the lowest level
+ * among the `acr_values` it asked for (any of them satisfies the request).
+ */
+export function requiredLevel(input: { acrValues?: unknown; clientMinimum?: unknown; essential?: readonly string[] }): AcrLevel {
+  let level: AcrLevel = levelOfAcr(input.clientMinimum) ?? 'low';
+  const raise = (values: readonly string[]) => {
+    const known = values.map(levelOfAcr).filter((l): l is AcrLevel => l !== undefined);
+    if (known.length === 0) return;
+    const lowest = known.reduce((a, b) => (rank(a) <= rank(b) ? a : b));
+    if (rank(lowest) > rank(level)) level = lowest;
+  };
+  if (typeof input.acrValues === 'string') raise(input.acrValues.split(' ').filter(Boolean));
+  if (input.essential?.length) raise(input.essential);
+  return level;
+}
+
+/**
+ * The acr to assert after a sign-in that reached `reached`. When the client demanded specific
+ * values as essential, assert the highest of them that was met, so the engine's check matches.
+ */
+export function acrToAssert(reached: AcrLevel, essential: readonly string[] | undefined): string {
+  if (essential?.length) {
+    const met = essential
+      .map(levelOfAcr)
+      .filter((l): l is AcrLevel => l !== undefined && rank(l) <= rank(reached))
+      .sort((a, b) => rank(b) - rank(a));
+    if (met[0]) return ACR[met[0]];
+  }
+  return ACR[reached];
 }

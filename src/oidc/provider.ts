@@ -3,14 +3,14 @@
  * pages live in `interactions/`, which the provider knows only by URL.
  */
 import type { Context } from 'koa';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { isUnavailableError } from '../errors.js';
 import type { AdapterConstructor } from './adapter.js';
 import { SCOPE_CLAIMS } from './accounts.js';
 import type { KeySet } from './keys.js';
-import { ACR } from './acr.js';
+import { ACR, levelOfAcr, rank, requiredLevel } from './acr.js';
 
 export interface ProviderPages {
   /** Renders Kapija's error page for a protocol error shown to a person. */
@@ -26,6 +26,29 @@ export interface ProviderDeps {
   findAccount: Configuration['findAccount'];
   pages: ProviderPages;
   logger: Logger;
+}
+
+/**
+ * oidc-provider's default prompts, plus a login check that asks for more when the session's level
+ * is below what the client requires (its registered minimum or `acr_values`): the interaction then
+ * steps the citizen up with the missing factor instead of refusing.
+ */
+export function createPolicy(): interactionPolicy.Prompt[] {
+  const policy = interactionPolicy.base();
+  const login = policy.get('login')!;
+  login.checks.add(
+    new interactionPolicy.Check('kapija_acr', 'a higher level of assurance is required', (ctx) => {
+      const { oidc } = ctx;
+      if (!oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const required = requiredLevel({
+        acrValues: oidc.params?.acr_values,
+        clientMinimum: oidc.client?.metadata()['kapija_min_acr'],
+      });
+      const current = levelOfAcr(oidc.session.acr) ?? 'low';
+      return rank(current) < rank(required) ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+  return policy;
 }
 
 export function createProvider({ config, adapter, keys, findAccount, pages, logger }: ProviderDeps): Provider {
@@ -116,7 +139,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
         return config.ttl.refreshToken;
       },
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: createPolicy() },
     renderError: async (ctx, out) => pages.error(ctx as unknown as Context, out),
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
@@ -133,7 +156,14 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
           const { dispatcher: _ssrfGuard, ...rest } = options as RequestInit & { dispatcher?: unknown };
           return globalThis.fetch(url, rest);
         }
-      : (url, options) => globalThis.fetch(url, options),
+      : (url, options) => {
+          // oidc-provider only warns and sends unguarded when it cannot build its SSRF-checking
+          // dispatcher (lib/helpers/fetch_request.js, e.g. inside a vm context); Kapija fails closed.
+          if (!(options as { dispatcher?: unknown }).dispatcher) {
+            return Promise.reject(new Error('outgoing request refused: SSRF protection is unavailable'));
+          }
+          return globalThis.fetch(url, options);
+        },
   };
 
   const provider = new Provider(config.issuer, configuration);

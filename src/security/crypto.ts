@@ -4,11 +4,13 @@
  * key (AES-256-GCM). The `context` string is bound as additional authenticated data, so a ciphertext
  * copied into another row or column does not decrypt.
  */
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual, createHmac } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual, createHmac, hkdfSync } from 'node:crypto';
 
 const VERSION = 'v1';
 
 export interface SecretBox {
+  /** Keyed hash under a subkey derived for `purpose` (e.g. recovery-code lookups): not reversible. */
+  mac(purpose: string, data: string): string;
   seal(plaintext: string | Buffer, context: string): string;
   open(sealed: string, context: string): Buffer;
   openString(sealed: string, context: string): string;
@@ -38,7 +40,19 @@ const unb64 = (s: string) => Buffer.from(s, 'base64url');
 export function createSecretBox(masterKey: Buffer): SecretBox {
   if (masterKey.length !== 32) throw new Error('master key must be 32 bytes');
   const kek = Buffer.from(masterKey);
+  const subkeys = new Map<string, Buffer>();
+  const subkey = (purpose: string) => {
+    let k = subkeys.get(purpose);
+    if (!k) {
+      k = Buffer.from(hkdfSync('sha256', kek, Buffer.alloc(0), `kapija:${purpose}`, 32));
+      subkeys.set(purpose, k);
+    }
+    return k;
+  };
   const box: SecretBox = {
+    mac(purpose, data) {
+      return createHmac('sha256', subkey(purpose)).update(data, 'utf8').digest('base64url');
+    },
     seal(plaintext, context) {
       const aad = Buffer.from(context, 'utf8');
       const dek = randomBytes(32);

@@ -1,7 +1,7 @@
 /**
  * Citizens' accounts. Usernames are stored lower-case and compared that way.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from './db.js';
 
 export type AccountStatus = 'active' | 'locked' | 'disabled';
@@ -39,6 +39,9 @@ export interface AccountRepository {
   findCredentialsByUsername(username: string): Promise<{ account: Account; passwordHash: string | null } | undefined>;
   setPasswordHash(id: string, hash: string): Promise<void>;
   list(limit?: number): Promise<Account[]>;
+  /** The account's random WebAuthn user handle, created on first use. */
+  webauthnUserId(id: string): Promise<string>;
+  findByWebAuthnUserId(handle: string): Promise<Account | undefined>;
 }
 
 interface Row {
@@ -111,6 +114,18 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
     },
     async setPasswordHash(id, hash) {
       await db('accounts').where({ id }).update({ password_hash: hash, updated_at: now() });
+    },
+    async webauthnUserId(id) {
+      const row = (await db('accounts').select('webauthn_user_id').where({ id }).first()) as { webauthn_user_id: string | null } | undefined;
+      if (row?.webauthn_user_id) return row.webauthn_user_id;
+      const handle = randomBytes(32).toString('base64url');
+      await db('accounts').where({ id }).whereNull('webauthn_user_id').update({ webauthn_user_id: handle });
+      const again = (await db('accounts').select('webauthn_user_id').where({ id }).first()) as { webauthn_user_id: string | null } | undefined;
+      return again?.webauthn_user_id ?? handle;
+    },
+    async findByWebAuthnUserId(handle) {
+      const row = (await db('accounts').where({ webauthn_user_id: handle }).first()) as Row | undefined;
+      return row ? toAccount(row) : undefined;
     },
     async list(limit = 100) {
       const rows = (await db('accounts').orderBy('username').limit(limit)) as Row[];

@@ -56,8 +56,9 @@ describe('authorization code flow with PKCE', () => {
     const claims = tokens.claims()!;
     expect(claims.sub).toBe(citizen.account.id);
     expect(claims.iss).toBe(server.url);
-    expect(claims.acr).toBe('http://eidas.europa.eu/LoA/low');
-    expect(claims.amr).toEqual(['pwd']);
+    // password + TOTP: two factors, eIDAS substantial
+    expect(claims.acr).toBe('http://eidas.europa.eu/LoA/substantial');
+    expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
     expect(claims.given_name).toBeUndefined();
     const info = await oidc.fetchUserInfo(config, tokens.access_token, citizen.account.id);
     expect(info.email).toBe(citizen.account.email);

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { generateSecret } from 'otplib/functional';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createKapija, type Kapija } from '../../src/app.js';
 import { createTestDatabase, type StoreName, type TestDatabase } from './databases.js';
@@ -64,9 +65,13 @@ export async function startKapija(opts: { store?: StoreName; env?: Record<string
 }
 
 let counter = 0;
+/**
+ * A citizen with a password and, unless `totp: false`, an enrolled TOTP key (returned as
+ * `totpSecret`, for test/support/totp.ts) and ten recovery codes.
+ */
 export async function createTestAccount(
   kapija: Kapija,
-  input: { username?: string; password?: string; email?: string; givenName?: string; familyName?: string } = {},
+  input: { username?: string; password?: string; email?: string; givenName?: string; familyName?: string; totp?: boolean } = {},
 ) {
   counter += 1;
   const username = input.username ?? `citizen${counter}${randomBytes(3).toString('hex')}`;
@@ -83,7 +88,14 @@ export async function createTestAccount(
     },
     await kapija.passwords.hash(password),
   );
-  return { account, username, password };
+  let totpSecret: string | undefined;
+  let recoveryCodes: string[] = [];
+  if (input.totp !== false) {
+    totpSecret = generateSecret({ length: 20 });
+    await kapija.totp.importSeed(account.id, totpSecret, 'Test app');
+    recoveryCodes = await kapija.recovery.issue(account.id);
+  }
+  return { account, username, password, totpSecret, recoveryCodes };
 }
 
 export async function createTestClient(

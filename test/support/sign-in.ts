@@ -1,12 +1,15 @@
 /**
  * Drives Kapija's sign-in pages over HTTP the way a browser would: authorize → login form →
- * (consent) → redirect to the relying party. Returns the callback URL carrying the code.
+ * TOTP → (consent) → redirect to the relying party. Returns the callback URL carrying the code.
  */
 import { Agent, formAction, hiddenField, type Page } from './browserless.js';
+import { nextTotpCode } from './totp.js';
 
 export interface SignInOptions {
   username: string;
   password: string;
+  /** TOTP key of the citizen (from createTestAccount); codes are generated as an app would. */
+  totpSecret?: string | undefined;
   /** Grant consent when asked (default true). */
   consent?: boolean;
 }
@@ -34,6 +37,9 @@ export async function signIn(agent: Agent, authorizationUrl: URL, redirectUri: s
     if (/\/interaction\/[^/]+$/.test(page.url.pathname) && /\/login"/.test(page.body)) {
       next = await submitForm(agent, page, /\/login$/, { username: opts.username, password: opts.password });
       if (next.status !== 303) throw new SignInError(`login failed with status ${next.status}`, next);
+    } else if (/\/totp"/.test(page.body) && opts.totpSecret) {
+      next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(opts.totpSecret) });
+      if (next.status !== 303) throw new SignInError(`TOTP step failed with status ${next.status}`, next);
     } else if (/\/confirm"/.test(page.body)) {
       if (opts.consent === false) next = await submitForm(agent, page, /\/abort$/, {});
       else next = await submitForm(agent, page, /\/confirm$/, {});

@@ -1,0 +1,78 @@
+/**
+ * Sign-in progress, kept inside oidc-provider's Interaction (as Logto keeps its experience in the
+ * interaction) so that it is persisted, expires with it, and is never trusted from the browser.
+ * `login` is resolved only once the factors are complete (panva/node-oidc-provider#661).
+ */
+import type Provider from 'oidc-provider';
+import type { Amr, AcrLevel } from '../oidc/acr.js';
+import { requiredLevel } from '../oidc/acr.js';
+
+export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+export interface Flow {
+  /** The account the first factor (or the existing session, on step-up) identified. */
+  accountId: string;
+  /** Methods proven for this sign-in. */
+  amr: Amr[];
+  /** True when an existing session is being raised to a higher level. */
+  stepUp?: boolean;
+  /** TOTP key being enrolled, sealed. */
+  pendingTotp?: string;
+  /** Outstanding WebAuthn challenge; deleted on every verification attempt. */
+  challenge?: string;
+  /** Recovery codes to show once, sealed. */
+  codes?: string;
+  /** Set after a recovery code was used: how many remain. */
+  recoveryRemaining?: number;
+  /** Factors are complete; the citizen is reading a notice before continuing. */
+  ready?: boolean;
+}
+
+interface ResultWithFlow {
+  kapija?: Flow;
+  /** Challenge for a passwordless passkey started on the sign-in page, before any account is known. */
+  kapijaPasskeyChallenge?: string;
+}
+
+export function getFlow(details: Details): Flow | undefined {
+  return (details.result as ResultWithFlow | undefined)?.kapija;
+}
+
+export function getPasskeyChallenge(details: Details): string | undefined {
+  return (details.result as ResultWithFlow | undefined)?.kapijaPasskeyChallenge;
+}
+
+/** Persists the flow (and an optional passkey challenge) into the interaction, keeping its expiry. */
+export async function saveFlow(details: Details, flow: Flow | undefined, passkeyChallenge?: string): Promise<void> {
+  const result = { ...(details.result as ResultWithFlow | undefined) } as ResultWithFlow & Record<string, unknown>;
+  if (flow) result.kapija = flow;
+  else delete result.kapija;
+  if (passkeyChallenge) result.kapijaPasskeyChallenge = passkeyChallenge;
+  else delete result.kapijaPasskeyChallenge;
+  (details as unknown as { result: unknown }).result = result;
+  await details.persist();
+}
+
+/** Essential acr values asked through the `claims` parameter (OpenID Connect Core §5.5.1.1). */
+export function essentialAcrs(details: Details): string[] | undefined {
+  const raw = details.params.claims;
+  if (typeof raw !== 'string') return undefined;
+  try {
+    const acr = (JSON.parse(raw) as { id_token?: { acr?: { essential?: boolean; value?: unknown; values?: unknown } } }).id_token?.acr;
+    if (!acr?.essential) return undefined;
+    const values = Array.isArray(acr.values) ? acr.values : acr.value !== undefined ? [acr.value] : [];
+    return values.filter((v): v is string => typeof v === 'string');
+  } catch {
+    return undefined;
+  }
+}
+
+export function levelRequired(details: Details, clientMinimum: unknown): AcrLevel {
+  return requiredLevel({ acrValues: details.params.acr_values, clientMinimum, essential: essentialAcrs(details) });
+}
+
+/** True when the engine asks to log in only because the session's level is too low. */
+export function isStepUp(details: Details): boolean {
+  const reasons = details.prompt.reasons;
+  return Boolean(details.session?.accountId) && reasons.length > 0 && reasons.every((r) => r === 'kapija_acr');
+}
