@@ -1,0 +1,270 @@
+/**
+ * The `kapija` command line, run in-process against each store, plus one run of the real bin.
+ */
+import { Readable } from 'node:stream';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import request from 'supertest';
+import { runCli } from '../../src/cli/index.js';
+import { loadConfig } from '../../src/config.js';
+import { createKapija, openHandles } from '../../src/app.js';
+import { createTestDatabase, stores, type StoreName, type TestDatabase } from '../support/databases.js';
+import { TEST_ENV } from '../support/kapija.js';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function kapija(env: Record<string, string>, argv: string[], stdin = ''): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, env, {
+    stdout: (s) => (stdout += s),
+    stderr: (s) => (stderr += s),
+    stdin: Readable.from(stdin ? [stdin] : []),
+  });
+  return { code, stdout, stderr };
+}
+
+/** One line on stderr, nothing on stdout: the shape of every CLI error. */
+function expectOneErrorLine(run: Run, code: number, pattern: RegExp): void {
+  expect({ code: run.code, stdout: run.stdout }).toEqual({ code, stdout: '' });
+  expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+  expect(run.stderr).toMatch(pattern);
+}
+
+describe.each(stores())('kapija CLI on %s', (store: StoreName) => {
+  let db: TestDatabase;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(store);
+    env = { ...TEST_ENV, MASTER_KEY: randomBytes(32).toString('base64'), ...db.env };
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  test('migrate applies the migrations once, then reports the database up to date', async () => {
+    const first = await kapija(env, ['migrate']);
+    expect(first).toMatchObject({ code: 0, stderr: '' });
+    expect(first.stdout).toMatch(/^applied: \d+_initial/);
+    const second = await kapija(env, ['migrate']);
+    expect(second).toEqual({ code: 0, stdout: 'database is up to date\n', stderr: '' });
+  });
+
+  describe('client create', () => {
+    test('generates a secret and shows it once', async () => {
+      const run = await kapija(env, ['client', 'create', '--client-id', 'porez', '--redirect-uri', 'https://porez.example.gov.rs/cb']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^client porez created\n/);
+      const secret = /client secret \(shown once\): (\S+)/.exec(run.stdout)?.[1];
+      expect(secret).toBeDefined();
+      expect(secret!.length).toBeGreaterThanOrEqual(32);
+      // The secret is stored sealed and given back to oidc-provider as-is.
+      const h = openHandles(loadConfig(env));
+      try {
+        expect((await h.clients.findMetadata('porez'))?.client_secret).toBe(secret);
+      } finally {
+        await h.db.destroy();
+      }
+    });
+
+    test('--json prints parseable metadata including the given --secret', async () => {
+      const secret = randomBytes(32).toString('hex');
+      const run = await kapija(env, [
+        'client', 'create', '--client-id', 'katastar', '--secret', secret, '--json',
+        '--redirect-uri', 'https://katastar.example.gov.rs/cb', '--redirect-uri', 'https://katastar.example.gov.rs/cb2',
+        '--post-logout-redirect-uri', 'https://katastar.example.gov.rs/', '--backchannel-logout-uri', 'https://katastar.example.gov.rs/bcl',
+        '--min-acr', 'substantial', '--name', 'Катастар',
+      ]);
+      expect(run).toMatchObject({ code: 0, stderr: '' });
+      const out = JSON.parse(run.stdout) as Record<string, unknown>;
+      expect(out).toMatchObject({
+        client_id: 'katastar',
+        client_name: 'Катастар',
+        client_secret: secret,
+        redirect_uris: ['https://katastar.example.gov.rs/cb', 'https://katastar.example.gov.rs/cb2'],
+        post_logout_redirect_uris: ['https://katastar.example.gov.rs/'],
+        backchannel_logout_uri: 'https://katastar.example.gov.rs/bcl',
+        backchannel_logout_session_required: true,
+        token_endpoint_auth_method: 'client_secret_basic',
+        kapija_min_acr: 'http://eidas.europa.eu/LoA/substantial',
+      });
+    });
+
+    test('--public creates a client without a secret that authenticates with none', async () => {
+      const run = await kapija(env, ['client', 'create', '--client-id', 'mobile', '--public', '--json', '--redirect-uri', 'rs.gov.app:/cb']);
+      expect(run.code).toBe(0);
+      const out = JSON.parse(run.stdout) as Record<string, unknown>;
+      expect(out.token_endpoint_auth_method).toBe('none');
+      expect(out).not.toHaveProperty('client_secret');
+    });
+
+    test('refuses a missing --redirect-uri', async () => {
+      expectOneErrorLine(await kapija(env, ['client', 'create', '--client-id', 'x1']), 64, /^kapija: --redirect-uri is required/);
+    });
+
+    test('refuses a relative redirect URI', async () => {
+      expectOneErrorLine(
+        await kapija(env, ['client', 'create', '--client-id', 'x2', '--redirect-uri', '/cb']),
+        64,
+        /--redirect-uri: "\/cb" is not an absolute URL/,
+      );
+    });
+
+    test('refuses a redirect URI with a fragment', async () => {
+      expectOneErrorLine(
+        await kapija(env, ['client', 'create', '--client-id', 'x3', '--redirect-uri', 'https://a.example/cb#frag']),
+        64,
+        /must not contain a fragment/,
+      );
+    });
+
+    test('refuses a short --secret and a --public client with a secret', async () => {
+      expectOneErrorLine(
+        await kapija(env, ['client', 'create', '--client-id', 'x4', '--secret', 'short', '--redirect-uri', 'https://a.example/cb']),
+        64,
+        /--secret must be at least 32 characters/,
+      );
+      expectOneErrorLine(
+        await kapija(env, ['client', 'create', '--client-id', 'x5', '--public', '--secret', 'a'.repeat(40), '--redirect-uri', 'https://a.example/cb']),
+        64,
+        /--public clients have no secret/,
+      );
+    });
+
+    test('refuses a duplicate client id', async () => {
+      expectOneErrorLine(
+        await kapija(env, ['client', 'create', '--client-id', 'porez', '--redirect-uri', 'https://porez.example.gov.rs/cb']),
+        1,
+        /^kapija: already exists$/m,
+      );
+    });
+
+    test('refuses an unknown flag', async () => {
+      expectOneErrorLine(await kapija(env, ['client', 'create', '--client-id', 'x6', '--nope']), 64, /--nope/);
+    });
+  });
+
+  test('client list shows every client, as text and as JSON', async () => {
+    const text = await kapija(env, ['client', 'list']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^porez\tclient_secret_basic\thttps:\/\/porez\.example\.gov\.rs\/cb$/m);
+    const json = await kapija(env, ['client', 'list', '--json']);
+    expect(json.code).toBe(0);
+    const list = JSON.parse(json.stdout) as { client_id: string; has_secret: boolean; enabled: boolean; client_secret?: string }[];
+    expect(list.map((c) => c.client_id).sort()).toEqual(['katastar', 'mobile', 'porez']);
+    expect(list.find((c) => c.client_id === 'mobile')).toMatchObject({ has_secret: false, enabled: true });
+    expect(list.find((c) => c.client_id === 'porez')).toMatchObject({ has_secret: true });
+    // Secrets are shown once, at creation, never in a listing.
+    expect(json.stdout).not.toMatch(/client_secret"/);
+  });
+
+  test('user create reads the password from stdin and stores an argon2id hash of it', async () => {
+    const run = await kapija(
+      env,
+      ['user', 'create', '--username', 'Ana.Jovanovic', '--email', 'ana@example.rs', '--given-name', 'Ана', '--birthdate', '1985-02-03'],
+      'correct horse battery staple\n',
+    );
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^user ana\.jovanovic created \(id [0-9a-f-]{36}\)\n$/);
+    const h = openHandles(loadConfig(env));
+    try {
+      const creds = await h.accounts.findCredentialsByUsername('ana.jovanovic');
+      expect(creds?.account).toMatchObject({ email: 'ana@example.rs', givenName: 'Ана', birthdate: '1985-02-03' });
+      expect(creds?.passwordHash).toMatch(/^\$argon2id\$/);
+      expect(await h.passwords.verify(creds!.passwordHash, 'correct horse battery staple')).toBe(true);
+    } finally {
+      await h.db.destroy();
+    }
+  });
+
+  test('user create refuses a short password, a duplicate username and a bad birthdate', async () => {
+    expectOneErrorLine(await kapija(env, ['user', 'create', '--username', 'marko'], 'short\n'), 64, /at least 8 characters/);
+    expectOneErrorLine(
+      await kapija(env, ['user', 'create', '--username', 'ANA.jovanovic'], 'another good password\n'),
+      1,
+      /already exists/,
+    );
+    expectOneErrorLine(
+      await kapija(env, ['user', 'create', '--username', 'marko', '--birthdate', '3.2.1985'], 'long enough password\n'),
+      64,
+      /--birthdate must be YYYY-MM-DD/,
+    );
+  });
+
+  test('keys rotate publishes new signing keys first and keeps the old ones for verification', async () => {
+    const config = loadConfig({ ...env, ISSUER: 'http://127.0.0.1:1' });
+    const before = await createKapija(config);
+    const oldKids = ((await request(before.app.callback()).get('/jwks').expect(200)).body as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+    await before.close();
+    expect(oldKids.length).toBeGreaterThan(0);
+
+    const run = await kapija(env, ['keys', 'rotate']);
+    expect(run.code).toBe(0);
+    const newKids = /new signing keys: (.+)\n/.exec(run.stdout)?.[1]?.split(', ');
+    expect(newKids).toHaveLength(3);
+
+    // An instance started after the rotation signs with the new keys and still publishes the old ones.
+    const after = await createKapija(config);
+    try {
+      const kids = ((await request(after.app.callback()).get('/jwks').expect(200)).body as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+      expect(kids.slice(0, 3).sort()).toEqual([...newKids!].sort());
+      expect(kids).toEqual(expect.arrayContaining(oldKids));
+      expect(kids).toHaveLength(oldKids.length + 3);
+    } finally {
+      await after.close();
+    }
+  });
+
+  test('an unknown command exits 64 naming it', async () => {
+    expectOneErrorLine(await kapija(env, ['frobnicate']), 64, /^kapija: unknown command "frobnicate"$/m);
+    expectOneErrorLine(await kapija(env, ['client', 'delete']), 64, /unknown command "client delete"/);
+  });
+});
+
+describe('kapija CLI configuration', () => {
+  test('a bad variable exits 2 with one line naming it', async () => {
+    const run = await kapija({ ...TEST_ENV, PORT: 'abc' }, ['client', 'list']);
+    expectOneErrorLine(run, 2, /^kapija: configuration error: PORT: /);
+  });
+
+  test('production without MASTER_KEY exits 2 naming MASTER_KEY', async () => {
+    const run = await kapija({ NODE_ENV: 'production', ISSUER: 'https://kapija.example.gov.rs', DATABASE_URL: 'postgres://x@127.0.0.1/x' }, ['migrate']);
+    expectOneErrorLine(run, 2, /MASTER_KEY/);
+  });
+
+  test('no command prints the usage and exits 1; help exits 0', async () => {
+    const none = await kapija({ ...TEST_ENV }, []);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toMatch(/^usage: kapija <command>/);
+    const help = await kapija({ ...TEST_ENV }, ['help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('keys rotate');
+  });
+});
+
+describe('bin/kapija.js', () => {
+  test('runs as a real process', async () => {
+    const db = await createTestDatabase('sqlite');
+    try {
+      const bin = fileURLToPath(new URL('../../bin/kapija.js', import.meta.url));
+      const env = { PATH: process.env.PATH ?? '', ...TEST_ENV, MASTER_KEY: randomBytes(32).toString('base64'), ...db.env };
+      const created = await promisify(execFile)(process.execPath, [bin, 'client', 'create', '--client-id', 'bin-test', '--redirect-uri', 'https://a.example/cb'], { env });
+      expect(created.stdout).toMatch(/^client bin-test created\n/);
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, 'client', 'list'], { env });
+      // (oidc-provider may print a runtime notice on stderr; no error line from kapija)
+      expect(stderr).not.toMatch(/kapija:/);
+      expect(stdout).toMatch(/^bin-test\tclient_secret_basic\thttps:\/\/a\.example\/cb\n$/);
+      // and the exit status reaches the shell
+      await expect(promisify(execFile)(process.execPath, [bin, 'frobnicate'], { env })).rejects.toMatchObject({ code: 64 });
+    } finally {
+      await db.drop();
+    }
+  });
+});
