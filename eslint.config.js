@@ -15,6 +15,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ['static/**/*.js'],
+    languageOptions: { globals: { ...globals.browser }, sourceType: 'script' },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
     languageOptions: { globals: { ...globals.node, ...globals.jest } },
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },

@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import * as initial from './20261127000000_initial.js';
 import * as credentials from './20261127010000_credentials.js';
+import * as rateLimits from './20261127020000_rate_limits.js';
 
 interface Migration {
   readonly name: string;
@@ -15,6 +16,7 @@ interface Migration {
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
+  { name: '20261127020000_rate_limits', ...rateLimits },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -138,6 +138,20 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.silent = true;
 
   app.use(requestId);
+  if (config.env === 'production') {
+    // Behind the TLS-terminating proxy (TRUST_PROXY) every request is https; plain http is refused
+    // clearly rather than failing later on a Secure cookie.
+    app.use(async (ctx, next) => {
+      if (ctx.secure || ctx.path === '/healthz' || ctx.path === '/readyz') return next();
+      if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+        ctx.status = 308;
+        ctx.redirect(ctx.href.replace(/^http:\/\//i, 'https://'));
+        return;
+      }
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'Kapija is only served over https' };
+    });
+  }
   app.use(securityHeaders({ production: config.env === 'production' }));
   app.use(i18n({ fallback: config.defaultLocale, secureCookies }));
   app.use(errorHandler({ render, logger }));
@@ -164,8 +178,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
 
   // Kapija's own pages: parsed bodies and CSRF on every form.
   const throttles = {
-    password: await createThrottle(db, { scope: 'password' }),
-    secondFactor: await createThrottle(db, { scope: 'second-factor' }),
+    password: createThrottle(db, { scope: 'password' }),
+    secondFactor: createThrottle(db, { scope: 'second-factor' }),
   };
   const interactions = createInteractionRouter({
     provider,

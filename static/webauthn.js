@@ -46,7 +46,8 @@
         .then(function (result) { window.location.assign(result.location); })
         .catch(function (err) {
           button.disabled = false;
-          if (errorBox) { errorBox.textContent = err && err.message ? err.message : String(err); errorBox.hidden = false; }
+          // The server's and the browser's messages are technical; show the page's own, translated one.
+          if (errorBox) { errorBox.textContent = button.getAttribute('data-error') || String(err); errorBox.hidden = false; }
         });
     });
   });

@@ -39,31 +39,27 @@ export const TIERS: readonly Tier[] = [
   { by: 'ip', points: 100, duration: 3600, blockDuration: 3600 },
 ];
 
-export async function createThrottle(db: Db, opts: { scope: string }): Promise<Throttle> {
+export function createThrottle(db: Db, opts: { scope: string }): Throttle {
   const pg = isPostgres(db);
-  // One after the other: each limiter runs `create table if not exists rate_limits`, and concurrent
-  // ones race on PostgreSQL's catalogue ("type rate_limits already exists") on a fresh database.
-  const limiters: { tier: Tier; limiter: RateLimiterAbstract }[] = [];
-  for (const [i, tier] of TIERS.entries()) {
-    limiters.push(
-      await new Promise<{ tier: Tier; limiter: RateLimiterAbstract }>((resolve, reject) => {
-        const common = {
-          storeClient: db,
-          storeType: 'knex',
-          tableName: 'rate_limits',
-          keyPrefix: `${opts.scope}:${i}`,
-          points: tier.points,
-          duration: tier.duration,
-          blockDuration: tier.blockDuration,
-          clearExpiredByTimeout: false,
-        };
-        const ready = (err?: Error) => (err ? reject(err) : resolve({ tier, limiter }));
-        const limiter: RateLimiterAbstract = pg
-          ? new RateLimiterPostgres(common, ready)
-          : new RateLimiterSQLite(common as ConstructorParameters<typeof RateLimiterSQLite>[0], ready);
-      }),
-    );
-  }
+  // The `rate_limits` table is created by a migration (the library's own "create table if not
+  // exists" races between instances starting together on an empty PostgreSQL database).
+  const limiters = TIERS.map((tier, i) => {
+    const options = {
+      storeClient: db,
+      storeType: 'knex',
+      tableName: 'rate_limits',
+      tableCreated: true,
+      keyPrefix: `${opts.scope}:${i}`,
+      points: tier.points,
+      duration: tier.duration,
+      blockDuration: tier.blockDuration,
+      clearExpiredByTimeout: false,
+    };
+    const limiter: RateLimiterAbstract = pg
+      ? new RateLimiterPostgres(options)
+      : new RateLimiterSQLite(options as ConstructorParameters<typeof RateLimiterSQLite>[0]);
+    return { tier, limiter };
+  });
   const keyFor = (tier: Tier, keys: ThrottleKeys) => (tier.by === 'account' ? `a:${keys.account}` : `ip:${keys.ip}`);
   // A tier blocks once its budget is exceeded; msBeforeNext is then the rest of the block.
   const wait = (tier: Tier, res: RateLimiterRes | null) =>

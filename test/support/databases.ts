@@ -6,6 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
+
+/** Instances sharing a database share its master key too. */
+const masterKey = () => randomBytes(32).toString('base64');
 import pg from 'pg';
 import type { Config } from '../../src/config.js';
 
@@ -37,7 +40,7 @@ export async function createPgDatabase(): Promise<TestDatabase> {
   url.pathname = `/${name}`;
   return {
     database: { client: 'pg', url: url.toString(), poolMax: 10 },
-    env: { DATABASE_URL: url.toString() },
+    env: { DATABASE_URL: url.toString(), MASTER_KEY: masterKey() },
     async drop() {
       const c = new pg.Client({ connectionString: baseUrl() });
       await c.connect();
@@ -51,7 +54,7 @@ export function createSqliteDatabase(): TestDatabase {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-test-'));
   return {
     database: { client: 'sqlite', filename: path.join(dir, 'kapija.sqlite') },
-    env: { DATA_DIR: dir },
+    env: { DATA_DIR: dir, MASTER_KEY: masterKey() },
     async drop() {
       fs.rmSync(dir, { recursive: true, force: true });
     },
