@@ -113,6 +113,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     keys: keySet,
     adapter: createAdapterClass(handles.payloads, handles.clients),
     findAccount: createFindAccount(handles.accounts),
+    findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
     pages: {
       error(ctx, out) {
         const { t } = pageState(ctx);

@@ -26,6 +26,8 @@ export interface ProviderDeps {
   findAccount: Configuration['findAccount'];
   pages: ProviderPages;
   logger: Logger;
+  /** The id of the account's newest live grant for a client, from any earlier session. */
+  findGrantId(accountId: string, clientId: string): Promise<string | undefined>;
 }
 
 /**
@@ -51,7 +53,7 @@ export function createPolicy(): interactionPolicy.Prompt[] {
   return policy;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -120,6 +122,16 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
         postLogoutSuccessSource: async (ctx) =>
           pages.logoutDone(ctx as unknown as Context, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId),
       },
+    },
+    // Consent is remembered per citizen and service, not per browser session: a grant given in an
+    // earlier session is found again (until it expires or the citizen withdraws it).
+    loadExistingGrant: async (ctx) => {
+      const clientId = ctx.oidc.client!.clientId;
+      const grantId =
+        ctx.oidc.result?.consent?.grantId ||
+        ctx.oidc.session!.grantIdFor(clientId) ||
+        (ctx.oidc.session!.accountId ? await findGrantId(ctx.oidc.session!.accountId, clientId) : undefined);
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
     },
     // A used refresh token is always exchanged for a new one; presenting the old one again revokes the grant.
     rotateRefreshToken: true,

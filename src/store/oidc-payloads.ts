@@ -31,6 +31,8 @@ export interface OidcPayloadRepository {
   revokeByGrantId(grantId: string): Promise<void>;
   /** Live artefacts of one model for one account, e.g. a citizen's sessions or grants. */
   listByAccount(accountId: string, model: string): Promise<StoredPayloadSummary[]>;
+  /** The newest live grant of an account for a client. */
+  latestGrantId(accountId: string, clientId: string): Promise<string | undefined>;
   /** Deletes expired rows; returns how many. */
   purgeExpired(now?: number): Promise<number>;
 }
@@ -66,7 +68,7 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     return row ? toPayload(row) : undefined;
   };
 
-  return {
+  const repo: OidcPayloadRepository = {
     async upsert(model, id, payload, expiresIn) {
       const row = {
         model,
@@ -109,8 +111,15 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
         payload: toPayload(r),
       }));
     },
+    async latestGrantId(accountId, clientId) {
+      const grants = await repo.listByAccount(accountId, 'Grant');
+      const mine = grants.filter((g) => g.payload.clientId === clientId && g.payload.accountId === accountId);
+      mine.sort((a, b) => (b.expiresAt ?? Infinity) - (a.expiresAt ?? Infinity));
+      return mine[0]?.id;
+    },
     async purgeExpired(at = now()) {
       return db('oidc_payloads').where('expires_at', '<=', at).delete();
     },
   };
+  return repo;
 }

@@ -42,22 +42,41 @@ export interface RunningKapija {
  * Starts Kapija on an ephemeral port with its issuer set to that address.
  * The port is reserved first so the issuer is known before the provider is built.
  */
-export async function startKapija(opts: { store?: StoreName; env?: Record<string, string>; testDb?: TestDatabase } = {}): Promise<RunningKapija> {
+export async function startKapija(
+  opts: {
+    store?: StoreName;
+    env?: Record<string, string>;
+    testDb?: TestDatabase;
+    /**
+     * 'localhost' for WebAuthn, whose RP ID cannot be an IP address: the issuer is then
+     * http://localhost:<port>, served on both 127.0.0.1 and [::1] so any resolution of the name works.
+     */
+    host?: '127.0.0.1' | 'localhost';
+  } = {},
+): Promise<RunningKapija> {
   const testDb = opts.testDb ?? (await createTestDatabase(opts.store ?? 'sqlite'));
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
+  const servers = [server];
+  if (opts.host === 'localhost') {
+    const v6 = http.createServer();
+    await new Promise<void>((resolve) => v6.listen(port, '::1', resolve));
+    servers.push(v6);
+  }
+  const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
   const config = testConfig({ ISSUER: url, PORT: String(port), ...testDb.env, ...opts.env });
   const kapija = await createKapija(config);
-  server.on('request', kapija.app.callback());
+  for (const s of servers) s.on('request', kapija.app.callback());
   return {
     kapija,
     url,
     testDb,
     async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of servers) {
+        s.closeAllConnections();
+        await new Promise<void>((resolve) => s.close(() => resolve()));
+      }
       await kapija.close();
       if (!opts.testDb) await testDb.drop();
     },
