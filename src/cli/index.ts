@@ -22,6 +22,8 @@ const USAGE = `usage: kapija <command> [options]
   client list [--json]
   user create --username U [--email E] [--given-name G] [--family-name F]
               [--birthdate YYYY-MM-DD] [--locale L]      (password read from stdin)
+  user totp-import --username U --seed BASE32 [--name NAME]
+                                  provision an OATH hardware token (TOTP, 30 s, 6 digits)
   keys rotate                     add new signing keys; old ones stay published until their tokens expire
 `;
 
@@ -74,6 +76,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         return await clientList(await open(), rest, io);
       case 'user create':
         return await userCreate(await open(), rest, io);
+      case 'user totp-import':
+        return await userTotpImport(await open(), rest, io);
       case 'keys rotate': {
         const h = await open();
         await h.keys.ensure();
@@ -225,5 +229,20 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
     await h.passwords.hash(password),
   );
   io.stdout(`user ${account.username} created (id ${account.id})\n`);
+  return 0;
+}
+
+async function userTotpImport(h: StoreHandles, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, { username: { type: 'string' }, seed: { type: 'string' }, name: { type: 'string' } });
+  const username = v.username as string | undefined;
+  const seed = v.seed as string | undefined;
+  if (!username) throw new UsageError('--username is required');
+  if (!seed || !/^[A-Z2-7]{16,128}=*$/i.test(seed.replace(/\s/g, ''))) throw new UsageError('--seed must be a base32 secret of at least 16 characters');
+  const account = await h.accounts.findByUsername(username);
+  if (!account) throw new UsageError(`no user "${username}"`);
+  await h.totp.importSeed(account.id, seed, (v.name as string | undefined) ?? 'Hardware token');
+  const codes = (await h.recovery.remaining(account.id)) === 0 ? await h.recovery.issue(account.id) : [];
+  io.stdout(`TOTP token added for ${account.username}\n`);
+  if (codes.length) io.stdout(`recovery codes (give them to the citizen; shown once):\n${codes.join('\n')}\n`);
   return 0;
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import request from 'supertest';
+import { generate } from 'otplib/functional';
 import { runCli } from '../../src/cli/index.js';
 import { loadConfig } from '../../src/config.js';
 import { createKapija, openHandles } from '../../src/app.js';
@@ -220,6 +221,32 @@ describe.each(stores())('kapija CLI on %s', (store: StoreName) => {
     } finally {
       await after.close();
     }
+  });
+
+  describe('user totp-import', () => {
+    test('provisions an OATH hardware token whose codes then verify once, and issues recovery codes', async () => {
+      const created = await kapija(env, ['user', 'create', '--username', 'tokenholder'], 'a-long-enough-password');
+      expect(created.code).toBe(0);
+      const seed = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+      const run = await kapija(env, ['user', 'totp-import', '--username', 'TokenHolder', '--seed', seed]);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^TOTP token added for tokenholder\n/);
+      expect(run.stdout.match(/^[0-9A-Z]{5}-[0-9A-Z]{5}$/gm)).toHaveLength(10);
+      const h = openHandles(loadConfig(env));
+      try {
+        const account = await h.accounts.findByUsername('tokenholder');
+        const code = await generate({ secret: seed });
+        await expect(h.totp.verify(account!.id, code)).resolves.toMatchObject({ amr: ['otp'] });
+        await expect(h.totp.verify(account!.id, code)).rejects.toMatchObject({ code: 'factor.totp.invalid_code' });
+      } finally {
+        await h.db.destroy();
+      }
+    });
+
+    test('refuses an unknown user and a seed that is not base32', async () => {
+      expectOneErrorLine(await kapija(env, ['user', 'totp-import', '--username', 'nobody-here', '--seed', 'JBSWY3DPEHPK3PXP']), 64, /no user "nobody-here"/);
+      expectOneErrorLine(await kapija(env, ['user', 'totp-import', '--username', 'tokenholder', '--seed', 'not base32!']), 64, /--seed must be a base32/);
+    });
   });
 
   test('an unknown command exits 64 naming it', async () => {
