@@ -29,6 +29,7 @@ import { createAdapterClass } from './oidc/adapter.js';
 import { createFindAccount } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
+import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createRenderer } from './http/render.js';
 import { errorHandler } from './http/error-handler.js';
@@ -52,6 +53,8 @@ export interface Kapija {
   readonly recovery: RecoveryFactor;
   readonly webauthn: WebAuthnFactor;
   readonly keys: KeyManager;
+  /** A citizen's sessions: list and end them (with token revocation and back-channel logout). */
+  readonly sessions: SessionService;
   /** Deletes expired protocol rows and keys. */
   purge(): Promise<{ payloads: number; keys: number }>;
   close(): Promise<void>;
@@ -226,6 +229,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     recovery: handles.recovery,
     webauthn: handles.webauthn,
     keys: handles.keys,
+    sessions: createSessionService({ provider, payloads: handles.payloads }),
     async purge() {
       const [payloads, keys] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge()]);
       return { payloads, keys };

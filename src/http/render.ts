@@ -52,7 +52,15 @@ export function createRenderer(opts: { viewsDir?: string; cache?: boolean } = {}
       const state = ctx.state as PageState;
       ctx.type = 'text/html; charset=utf-8';
       ctx.set('cache-control', 'no-store');
-      ctx.body = renderToString(view, data, state, ctx.originalUrl);
+      // The language switcher links back to the page; after a POST that is the page the form was
+      // on (canonicalUrl), never the POST's own URL.
+      const current =
+        ctx.method === 'GET' || ctx.method === 'HEAD'
+          ? ctx.originalUrl
+          : typeof data.canonicalUrl === 'string'
+            ? data.canonicalUrl
+            : ctx.path.replace(/^(\/interaction\/[^/]+)\/.*$/, '$1');
+      ctx.body = renderToString(view, data, state, current);
     },
   };
 }

@@ -123,15 +123,28 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
           pages.logoutDone(ctx as unknown as Context, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId),
       },
     },
-    // Consent is remembered per citizen and service, not per browser session: a grant given in an
-    // earlier session is found again (until it expires or the citizen withdraws it).
+    // Consent is remembered per citizen and service, not per browser session: what was granted in an
+    // earlier session is copied into a grant of this session's own, so ending one session (which
+    // revokes its grants and their tokens) never reaches into another.
     loadExistingGrant: async (ctx) => {
+      const { Grant } = ctx.oidc.provider;
       const clientId = ctx.oidc.client!.clientId;
-      const grantId =
-        ctx.oidc.result?.consent?.grantId ||
-        ctx.oidc.session!.grantIdFor(clientId) ||
-        (ctx.oidc.session!.accountId ? await findGrantId(ctx.oidc.session!.accountId, clientId) : undefined);
-      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+      const current = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(clientId);
+      if (current) return Grant.find(current);
+      const accountId = ctx.oidc.session!.accountId;
+      const earlierId = accountId ? await findGrantId(accountId, clientId) : undefined;
+      const earlier = earlierId ? await Grant.find(earlierId) : undefined;
+      if (!earlier || !accountId) return undefined;
+      const grant = new Grant({ accountId, clientId });
+      const scope = earlier.getOIDCScope();
+      if (scope) grant.addOIDCScope(scope);
+      const claims = earlier.getOIDCClaims();
+      if (claims.length) grant.addOIDCClaims(claims);
+      for (const [indicator, value] of Object.entries((earlier as unknown as { resources?: Record<string, string> }).resources ?? {})) {
+        grant.addResourceScope(indicator, value);
+      }
+      await grant.save();
+      return grant;
     },
     // A used refresh token is always exchanged for a new one; presenting the old one again revokes the grant.
     rotateRefreshToken: true,

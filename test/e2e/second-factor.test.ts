@@ -115,6 +115,9 @@ describe('TOTP at sign-in', () => {
     expect(bad2.status).toBe(401);
     const alert = (p: Page) => /role="alert"[^>]*>([^<]+)</.exec(p.body)?.[1];
     expect(alert(bad1)).toBe(alert(bad2));
+    // the language switcher of a page rendered by a POST points at the page, not at the POST URL
+    expect(bad1.body).toMatch(/href="\/interaction\/[^/"?]+\?lang=sr-Latn"/);
+    expect(bad1.body).not.toMatch(/href="[^"]*\/totp\?lang=/);
   });
 });
 

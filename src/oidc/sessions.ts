@@ -1,0 +1,110 @@
+/**
+ * A citizen's sign-in sessions, which oidc-provider keeps but does not index by account: list them,
+ * and end one or all. Ending a session ends it at Kapija, revokes every grant made in it (with the
+ * tokens issued under them) and delivers back-channel logout tokens to the services that registered
+ * for them, recording the outcome of each delivery.
+ */
+import type Provider from 'oidc-provider';
+import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
+
+export interface SessionSummary {
+  readonly id: string;
+  readonly uid: string | undefined;
+  readonly accountId: string;
+  readonly loginAt: Date | undefined;
+  readonly expiresAt: Date | undefined;
+  readonly acr: string | undefined;
+  readonly amr: string[];
+  readonly clients: { clientId: string; grantId: string | undefined; sid: string | undefined }[];
+}
+
+export interface LogoutDelivery {
+  readonly clientId: string;
+  /** `delivered`, `failed`, or `not_registered` when the service has no back-channel logout URI. */
+  readonly backchannel: 'delivered' | 'failed' | 'not_registered';
+  readonly error?: string;
+}
+
+export interface EndedSession {
+  readonly sessionId: string;
+  readonly accountId: string;
+  readonly grantsRevoked: string[];
+  readonly deliveries: LogoutDelivery[];
+}
+
+export interface SessionService {
+  listForAccount(accountId: string): Promise<SessionSummary[]>;
+  /** Ends one session; undefined when it does not exist (or belongs to another account, if given). */
+  end(sessionId: string, opts?: { accountId?: string }): Promise<EndedSession | undefined>;
+  endAllForAccount(accountId: string): Promise<EndedSession[]>;
+}
+
+interface SessionPayload {
+  accountId?: string;
+  uid?: string;
+  loginTs?: number;
+  exp?: number;
+  acr?: string;
+  amr?: string[];
+  authorizations?: Record<string, { sid?: string; grantId?: string }>;
+}
+
+function summarise(id: string, p: SessionPayload): SessionSummary {
+  return {
+    id,
+    uid: p.uid,
+    accountId: p.accountId ?? '',
+    loginAt: p.loginTs ? new Date(p.loginTs * 1000) : undefined,
+    expiresAt: p.exp ? new Date(p.exp * 1000) : undefined,
+    acr: p.acr,
+    amr: p.amr ?? [],
+    clients: Object.entries(p.authorizations ?? {}).map(([clientId, a]) => ({ clientId, grantId: a.grantId, sid: a.sid })),
+  };
+}
+
+export function createSessionService(deps: { provider: Provider; payloads: OidcPayloadRepository }): SessionService {
+  const { provider, payloads } = deps;
+
+  const service: SessionService = {
+    async listForAccount(accountId) {
+      const rows = await payloads.listByAccount(accountId, 'Session');
+      return rows.map((r) => summarise(r.id, r.payload as SessionPayload)).sort((a, b) => (b.loginAt?.getTime() ?? 0) - (a.loginAt?.getTime() ?? 0));
+    },
+
+    async end(sessionId, opts = {}) {
+      const payload = (await payloads.find('Session', sessionId)) as SessionPayload | undefined;
+      if (!payload?.accountId) return undefined;
+      if (opts.accountId !== undefined && payload.accountId !== opts.accountId) return undefined;
+      const session = summarise(sessionId, payload);
+      // End it first: from here on the browser's cookie points at nothing.
+      await payloads.destroy('Session', sessionId);
+      const grantsRevoked: string[] = [];
+      const deliveries = await Promise.all(
+        session.clients.map(async ({ clientId, grantId, sid }): Promise<LogoutDelivery> => {
+          if (grantId) {
+            await payloads.revokeByGrantId(grantId);
+            await payloads.destroy('Grant', grantId);
+            grantsRevoked.push(grantId);
+          }
+          const client = await provider.Client.find(clientId);
+          if (!client?.backchannelLogoutUri) return { clientId, backchannel: 'not_registered' };
+          try {
+            // Client#backchannelLogout is what oidc-provider's own end_session uses; the typings omit it.
+            await (client as unknown as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout(session.accountId, sid ?? '');
+            return { clientId, backchannel: 'delivered' };
+          } catch (err) {
+            return { clientId, backchannel: 'failed', error: err instanceof Error ? err.message : String(err) };
+          }
+        }),
+      );
+      return { sessionId, accountId: session.accountId, grantsRevoked, deliveries };
+    },
+
+    async endAllForAccount(accountId) {
+      const sessions = await service.listForAccount(accountId);
+      const ended = await Promise.all(sessions.map((s) => service.end(s.id, { accountId })));
+      return ended.filter((e): e is EndedSession => e !== undefined);
+    },
+  };
+  return service;
+}
