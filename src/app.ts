@@ -30,6 +30,7 @@ import { createFindAccount } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
+import { createEventBus, type EventBus } from './events.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createRenderer } from './http/render.js';
 import { errorHandler } from './http/error-handler.js';
@@ -53,6 +54,8 @@ export interface Kapija {
   readonly recovery: RecoveryFactor;
   readonly webauthn: WebAuthnFactor;
   readonly keys: KeyManager;
+  /** Domain events (sign-ins, factor changes, consents) for the ledger, audit, metrics and statistics. */
+  readonly events: EventBus;
   /** A citizen's sessions: list and end them (with token revocation and back-channel logout). */
   readonly sessions: SessionService;
   /** Deletes expired protocol rows and keys. */
@@ -137,6 +140,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     },
   });
 
+  const events = createEventBus(logger);
   const app = new Koa({ proxy: config.trustProxy });
   app.keys = keySet.cookieKeys;
   app.silent = true;
@@ -198,6 +202,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     render,
     defaultLocale: config.defaultLocale,
     requireSecondFactor: config.requireSecondFactor,
+    events,
   });
   app.use(
     underPath(
@@ -230,6 +235,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     webauthn: handles.webauthn,
     keys: handles.keys,
     sessions: createSessionService({ provider, payloads: handles.payloads }),
+    events,
     async purge() {
       const [payloads, keys] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge()]);
       return { payloads, keys };

@@ -20,6 +20,7 @@ import type { RecoveryFactor } from '../factors/recovery/index.js';
 import type { WebAuthnFactor } from '../factors/webauthn/index.js';
 import type { Throttle } from '../security/rate-limit.js';
 import type { SecretBox } from '../security/crypto.js';
+import type { EventBus } from '../events.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.js';
 import { SCOPE_CLAIMS } from '../oidc/accounts.js';
@@ -38,6 +39,7 @@ export interface InteractionDeps {
   render: Renderer;
   defaultLocale: Locale;
   requireSecondFactor: boolean;
+  events: EventBus;
 }
 
 const loginBody = z.object({
@@ -50,7 +52,8 @@ const webauthnBody = z.object({ response: z.record(z.string(), z.unknown()), nam
 type Method = 'totp' | 'webauthn' | 'recovery';
 
 export function createInteractionRouter(deps: InteractionDeps): Router {
-  const { provider, accounts, credentials, passwords, totp, recovery, webauthn, throttles, box, render, defaultLocale } = deps;
+  const { provider, accounts, credentials, passwords, totp, recovery, webauthn, throttles, box, render, defaultLocale, events } = deps;
+  const clientIdOf = (details: Details) => String(details.params.client_id);
   const router = new Router({ prefix: '/interaction' });
 
   const t = (ctx: Context) => ctx.state.t as Translate;
@@ -114,8 +117,15 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         await saveFlow(details, { ...flow, ready: true });
         return redirect(ctx, self(details));
       }
-      await finishWith(ctx, {
-        login: { accountId: flow.accountId, amr, acr: acrToAssert(reached, essentialAcrs(details)), remember: true },
+      const acr = acrToAssert(reached, essentialAcrs(details));
+      await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true } });
+      await events.emit('signin.success', {
+        accountId: flow.accountId,
+        clientId: clientIdOf(details),
+        acr,
+        amr,
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent').slice(0, 300),
       });
       return;
     }
@@ -253,6 +263,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const found = username ? await accounts.findCredentialsByUsername(username) : undefined;
     const ok = await passwords.verify(found?.passwordHash, parsed.success ? parsed.data.password : '');
     if (!ok || !found) {
+      await events.emit('signin.failure', { accountId: found?.account.id, clientId: clientIdOf(details), factor: 'password', reason: 'invalid_credentials', ip: ctx.ip });
       const after = await throttles.password.fail(keys);
       ctx.status = after > 0 ? 429 : 401;
       if (after > 0) ctx.set('retry-after', String(after));
@@ -274,6 +285,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
   const secondFactorAttempt = async (
     ctx: Context,
+    factor: 'totp' | 'recovery' | 'webauthn',
     attempt: (details: Details, flow: Flow) => Promise<Partial<Flow> & { amr: Amr[] }>,
   ) => {
     const details = await load(ctx, 'login');
@@ -286,6 +298,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       outcome = await attempt(details, flow);
     } catch (err) {
       if (!(err instanceof KapijaError) || err.status !== 401) throw err;
+      await events.emit('signin.failure', { accountId: flow.accountId, clientId: clientIdOf(details), factor, reason: err.code, ip: ctx.ip });
       const after = await throttles.secondFactor.fail(keys);
       if (after > 0) throw throttled(after);
       if (wantsJson(ctx)) throw err;
@@ -295,11 +308,15 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     await throttles.secondFactor.succeed(keys);
     const { amr, ...rest } = outcome;
+    if (outcome.codes) await events.emit('factor.enrolled', { accountId: flow.accountId, type: factor, ip: ctx.ip });
+    if (outcome.recoveryRemaining !== undefined) {
+      await events.emit('factor.recovery_used', { accountId: flow.accountId, remaining: outcome.recoveryRemaining, ip: ctx.ip });
+    }
     await advance(ctx, details, { ...flow, ...rest, amr: [...flow.amr, ...amr], challenge: undefined });
   };
 
   router.post('/:uid/totp', async (ctx) =>
-    secondFactorAttempt(ctx, async (_details, flow) => {
+    secondFactorAttempt(ctx, 'totp', async (_details, flow) => {
       const parsed = codeBody.safeParse(body(ctx));
       if (!parsed.success) throw new KapijaError('factor.totp.invalid_code', 401);
       const ok = await totp.verify(flow.accountId, parsed.data.code);
@@ -308,7 +325,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   );
 
   router.post('/:uid/recovery', async (ctx) =>
-    secondFactorAttempt(ctx, async (_details, flow) => {
+    secondFactorAttempt(ctx, 'recovery', async (_details, flow) => {
       const parsed = codeBody.safeParse(body(ctx));
       if (!parsed.success) throw new KapijaError('factor.recovery.invalid_code', 401);
       const enrolled = await credentials.enrolledTypes(flow.accountId);
@@ -319,7 +336,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   );
 
   router.post('/:uid/totp/enrol', async (ctx) =>
-    secondFactorAttempt(ctx, async (details, flow) => {
+    secondFactorAttempt(ctx, 'totp', async (details, flow) => {
       assertThat(flow.pendingTotp, 'interaction.invalid_step');
       const parsed = codeBody.safeParse(body(ctx));
       if (!parsed.success) throw new KapijaError('factor.totp.invalid_code', 401);
@@ -371,7 +388,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   });
 
   router.post('/:uid/webauthn', async (ctx) =>
-    secondFactorAttempt(ctx, async (details, flow) => {
+    secondFactorAttempt(ctx, 'webauthn', async (details, flow) => {
       const challenge = flow.challenge;
       // Single use, whatever the outcome.
       await saveFlow(details, { ...flow, challenge: undefined });
@@ -383,7 +400,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   );
 
   router.post('/:uid/webauthn/register', async (ctx) =>
-    secondFactorAttempt(ctx, async (details, flow) => {
+    secondFactorAttempt(ctx, 'webauthn', async (details, flow) => {
       const challenge = flow.challenge;
       await saveFlow(details, { ...flow, challenge: undefined });
       const parsed = webauthnBody.safeParse(body(ctx));
@@ -409,6 +426,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     try {
       ok = await webauthn.verify(challenge, parsed.data.response);
     } catch (err) {
+      await events.emit('signin.failure', { clientId: clientIdOf(details), factor: 'passkey', reason: 'factor.webauthn.failed', ip: ctx.ip });
       await throttles.secondFactor.fail(keys);
       throw err;
     }
@@ -435,6 +453,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     const grantId = await grant.save();
     await finishWith(ctx, { consent: { grantId } });
+    await events.emit('consent.given', {
+      accountId: session.accountId,
+      clientId: String(params.client_id),
+      scopes: d.missingOIDCScope ?? [],
+      claims: d.missingOIDCClaims ?? [],
+    });
   });
 
   router.post('/:uid/abort', async (ctx) => {

@@ -51,6 +51,10 @@ describe('TOTP enrolment at first sign-in', () => {
   test('a citizen without a second factor enrols one, gets ten recovery codes, and reaches the service at substantial', async () => {
     const citizen = await createTestAccount(server.kapija, { totp: false });
     const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
+    const seen: string[] = [];
+    server.kapija.events.on('factor.enrolled', (e) => void (e.accountId === citizen.account.id && seen.push(`enrolled:${e.type}`)));
+    server.kapija.events.on('signin.failure', (e) => void (e.accountId === citizen.account.id && seen.push(`failure:${e.factor}`)));
+    server.kapija.events.on('signin.success', (e) => void (e.accountId === citizen.account.id && seen.push(`success:${e.clientId}:${e.acr}`)));
     const { config, verifier, url } = await authorize(server.url, rp.clientId, rp.clientSecret);
     const agent = new Agent();
     const enrol = await passwordStep(agent, url, citizen.username, citizen.password);
@@ -76,6 +80,7 @@ describe('TOTP enrolment at first sign-in', () => {
     const tokens = await oidc.authorizationCodeGrant(config, step as URL, { pkceCodeVerifier: verifier, idTokenExpected: true });
     expect(tokens.claims()).toMatchObject({ acr: 'http://eidas.europa.eu/LoA/substantial', amr: ['pwd', 'otp', 'mfa'] });
     expect(await server.kapija.credentials.enrolledTypes(citizen.account.id)).toEqual(new Set(['totp', 'recovery']));
+    expect(seen).toEqual(['failure:totp', 'enrolled:totp', `success:${rp.clientId}:http://eidas.europa.eu/LoA/substantial`]);
     // the codes shown are the stored ones: one of them works once
     await expect(server.kapija.recovery.verify(citizen.account.id, codes[3]!)).resolves.toMatchObject({ remaining: 9 });
     await expect(server.kapija.recovery.verify(citizen.account.id, codes[3]!)).rejects.toMatchObject({ code: 'factor.recovery.invalid_code' });

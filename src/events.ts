@@ -1,0 +1,48 @@
+/**
+ * Kapija's domain events: what happened, for whoever records it (the citizen's ledger, the audit
+ * trail, metrics, open-data statistics). Emitters do not know their listeners; a listener's failure
+ * is logged and never breaks the request that emitted.
+ */
+import type { Logger } from 'pino';
+
+export interface KapijaEvents {
+  /** A citizen finished signing in to a service (login handed to the engine). */
+  'signin.success': { accountId: string; clientId: string; acr: string; amr: readonly string[]; ip: string; userAgent: string };
+  /** A sign-in step failed. `factor` is the step; no secret is ever carried. */
+  'signin.failure': { accountId?: string; clientId: string; factor: 'password' | 'totp' | 'recovery' | 'webauthn' | 'passkey'; reason: string; ip: string };
+  /** A second factor was added to an account. */
+  'factor.enrolled': { accountId: string; type: 'totp' | 'webauthn' | 'recovery'; ip: string };
+  /** A recovery code was used. */
+  'factor.recovery_used': { accountId: string; remaining: number; ip: string };
+  /** The citizen allowed a service scopes and claims. */
+  'consent.given': { accountId: string; clientId: string; scopes: readonly string[]; claims: readonly string[] };
+}
+
+export type EventName = keyof KapijaEvents;
+type Listener<E extends EventName> = (payload: KapijaEvents[E] & { at: Date }) => unknown;
+
+export interface EventBus {
+  emit<E extends EventName>(name: E, payload: KapijaEvents[E]): Promise<void>;
+  on<E extends EventName>(name: E, listener: Listener<E>): void;
+}
+
+export function createEventBus(logger: Logger): EventBus {
+  const listeners = new Map<EventName, Listener<never>[]>();
+  return {
+    on(name, listener) {
+      listeners.set(name, [...(listeners.get(name) ?? []), listener as Listener<never>]);
+    },
+    async emit(name, payload) {
+      const at = new Date();
+      await Promise.all(
+        (listeners.get(name) ?? []).map(async (l) => {
+          try {
+            await (l as Listener<typeof name>)({ ...payload, at });
+          } catch (err) {
+            logger.error({ err, event: name }, 'event listener failed');
+          }
+        }),
+      );
+    },
+  };
+}
