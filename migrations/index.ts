@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import * as initial from './20261127000000_initial.js';
 import * as credentials from './20261127010000_credentials.js';
 import * as rateLimits from './20261127020000_rate_limits.js';
+import * as sessionDevices from './20261127030000_session_devices.js';
 
 interface Migration {
   readonly name: string;
@@ -17,6 +18,7 @@ const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
   { name: '20261127020000_rate_limits', ...rateLimits },
+  { name: '20261127030000_session_devices', ...sessionDevices },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

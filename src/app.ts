@@ -31,6 +31,7 @@ import { createKeyManager, type KeyManager } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createEventBus, type EventBus } from './events.js';
+import { createSessionDeviceRepository } from './store/session-devices.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createRenderer } from './http/render.js';
 import { errorHandler } from './http/error-handler.js';
@@ -112,6 +113,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   const { render } = createRenderer();
   const csrf = createCsrf(keySet.cookieKeys);
 
+  const events = createEventBus(logger);
+  const sessionDevices = createSessionDeviceRepository(db);
   const pageState = (ctx: Context) => ctx.state as { t: Translate; requestId: string };
   const provider = createProvider({
     config,
@@ -120,6 +123,9 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     adapter: createAdapterClass(handles.payloads, handles.clients),
     findAccount: createFindAccount(handles.accounts),
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
+    onRelease: (release) => events.emit('data.released', release),
+    onSessionSaved: (session, request) =>
+      sessionDevices.touch({ sessionUid: session.uid, accountId: session.accountId, ...request }),
     pages: {
       error(ctx, out) {
         const { t } = pageState(ctx);
@@ -140,7 +146,6 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     },
   });
 
-  const events = createEventBus(logger);
   const app = new Koa({ proxy: config.trustProxy });
   app.keys = keySet.cookieKeys;
   app.silent = true;

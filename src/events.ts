@@ -14,6 +14,8 @@ export interface KapijaEvents {
   'factor.enrolled': { accountId: string; type: 'totp' | 'webauthn' | 'recovery'; ip: string };
   /** A recovery code was used. */
   'factor.recovery_used': { accountId: string; remaining: number; ip: string };
+  /** Personal data left Kapija for a service: which claims, through which channel. */
+  'data.released': { accountId: string; clientId: string; claims: readonly string[]; channel: 'id_token' | 'userinfo' | 'introspection' };
   /** The citizen allowed a service scopes and claims. */
   'consent.given': { accountId: string; clientId: string; scopes: readonly string[]; claims: readonly string[] };
 }

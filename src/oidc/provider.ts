@@ -26,6 +26,10 @@ export interface ProviderDeps {
   findAccount: Configuration['findAccount'];
   pages: ProviderPages;
   logger: Logger;
+  /** Called for every release of personal data to a service (the citizen's ledger records it). */
+  onRelease?(release: { accountId: string; clientId: string; claims: string[]; channel: 'id_token' | 'userinfo' | 'introspection' }): Promise<void>;
+  /** Called whenever a sign-in session is saved, with the request it was saved in. */
+  onSessionSaved?(session: { uid: string; accountId: string }, request: { ip: string; userAgent: string }): Promise<void>;
   /** The id of the account's newest live grant for a client, from any earlier session. */
   findGrantId(accountId: string, clientId: string): Promise<string | undefined>;
 }
@@ -53,7 +57,7 @@ export function createPolicy(): interactionPolicy.Prompt[] {
   return policy;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId, onRelease, onSessionSaved }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -165,7 +169,18 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       },
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: createPolicy() },
-    renderError: async (ctx, out) => pages.error(ctx as unknown as Context, out),
+    renderError: async (ctx, out, err) => {
+      // oidc-provider's shared error handler renders before it emits `server_error`, so the outage
+      // flag set by the listener below would come too late for the page: decide here as well.
+      if (isUnavailableError(err)) ctx.state.kapijaUnavailable = true;
+      // The authorization endpoint renders even for a client that asked for JSON; answer in kind.
+      if (ctx.accepts('html', 'json') === 'json') {
+        ctx.type = 'json';
+        ctx.body = out;
+        return;
+      }
+      pages.error(ctx as unknown as Context, out);
+    },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
       userinfoSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
@@ -213,5 +228,65 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       }
     }
   });
+  if (onRelease) {
+    provider.use(async (ctx, next) => {
+      await next();
+      if (ctx.status !== 200 || !ctx.oidc) return;
+      const release = releaseOf(ctx as KoaContextWithOIDC);
+      if (release) await onRelease(release).catch((err: unknown) => logger.error({ err }, 'recording a data release failed'));
+    });
+  }
+  if (onSessionSaved) {
+    provider.on('session.saved', (session: { uid?: string; accountId?: string }) => {
+      const ctx = Provider.ctx as Context | undefined;
+      if (!ctx || !session.uid || !session.accountId) return;
+      onSessionSaved(
+        { uid: session.uid, accountId: session.accountId },
+        { ip: ctx.ip, userAgent: ctx.get('user-agent') },
+      ).catch((err: unknown) => logger.error({ err }, 'recording a session device failed'));
+    });
+  }
   return provider;
+}
+
+/** Claims that describe the token or the sign-in, not the person. */
+const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'auth_time', 'acr', 'amr', 'azp', 'scope', 'client_id', 'token_type', 'active', 'cnf', 'iss', 'gty']);
+
+function personalClaims(obj: Record<string, unknown>): string[] {
+  return Object.keys(obj).filter((k) => !PROTOCOL_CLAIMS.has(k)).sort();
+}
+
+function decodeJwtPayload(jwt: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a successful token, userinfo or introspection response released, and to whom. */
+function releaseOf(ctx: KoaContextWithOIDC):
+  | { accountId: string; clientId: string; claims: string[]; channel: 'id_token' | 'userinfo' | 'introspection' }
+  | undefined {
+  const { route, entities, client } = ctx.oidc;
+  const body = ctx.body as unknown;
+  if (!client) return undefined;
+  if (route === 'token' && body && typeof body === 'object' && typeof (body as { id_token?: unknown }).id_token === 'string') {
+    const source = (entities.AuthorizationCode ?? entities.RefreshToken) as { accountId?: string } | undefined;
+    const payload = decodeJwtPayload((body as { id_token: string }).id_token);
+    if (!source?.accountId || !payload) return undefined;
+    return { accountId: source.accountId, clientId: client.clientId, claims: personalClaims(payload), channel: 'id_token' };
+  }
+  if (route === 'userinfo') {
+    const token = entities.AccessToken as { accountId?: string; clientId?: string } | undefined;
+    const claims = typeof body === 'string' ? decodeJwtPayload(body) : (body as Record<string, unknown> | undefined);
+    if (!token?.accountId || !claims) return undefined;
+    return { accountId: token.accountId, clientId: token.clientId ?? client.clientId, claims: personalClaims(claims), channel: 'userinfo' };
+  }
+  if (route === 'introspection' && body && typeof body === 'object' && (body as { active?: unknown }).active === true) {
+    const token = (entities.AccessToken ?? entities.RefreshToken) as { accountId?: string } | undefined;
+    if (!token?.accountId) return undefined;
+    return { accountId: token.accountId, clientId: client.clientId, claims: personalClaims(body as Record<string, unknown>), channel: 'introspection' };
+  }
+  return undefined;
 }
