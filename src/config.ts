@@ -62,6 +62,10 @@ const schema = z.object({
   WEBAUTHN_ORIGINS: z.string().optional(),
   /** Default language of pages: sr-Cyrl, sr-Latn or en. */
   DEFAULT_LOCALE: z.enum(['sr-Cyrl', 'sr-Latn', 'en']).default('sr-Cyrl'),
+  /** smtp:// or smtps:// URL of the mail relay; unset writes each mail to DATA_DIR/outbox (development and test only). */
+  SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  /** Sender of Kapija's mail, e.g. "Kapija <no-reply@kapija.gov.rs>"; default no-reply@ the issuer's host. */
+  MAIL_FROM: z.string().min(3).max(200).optional(),
 });
 
 export type Locale = 'sr-Cyrl' | 'sr-Latn' | 'en';
@@ -86,6 +90,8 @@ export interface Config {
   readonly defaultLocale: Locale;
   readonly requireSecondFactor: boolean;
   readonly webauthn: { readonly rpId: string; readonly rpName: string; readonly origins: readonly string[] };
+  /** Outgoing mail: SMTP relay, or (no smtpUrl, outside production) .eml files in dataDir/outbox. */
+  readonly mail: { readonly smtpUrl: string | undefined; readonly from: string };
 }
 
 /** A configuration problem, reported as one line naming the variable. */
@@ -156,5 +162,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultLocale: e.DEFAULT_LOCALE,
     requireSecondFactor: e.REQUIRE_SECOND_FACTOR,
     webauthn: Object.freeze({ rpId: e.WEBAUTHN_RP_ID ?? issuerUrl.hostname, rpName: 'Kapija', origins: Object.freeze(origins) }),
+    mail: Object.freeze({ smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Kapija <no-reply@${issuerUrl.hostname}>` }),
   });
 }
