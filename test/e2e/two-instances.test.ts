@@ -1,0 +1,129 @@
+/**
+ * Two Kapija server processes behind one issuer on one PostgreSQL database, as behind a load
+ * balancer: both start together on an empty database, and a citizen signed in at one is served by
+ * the other — code redeemed at B, refresh at A, userinfo at B, the session cookie honoured by B.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import * as oidc from 'openid-client';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { Agent } from '../support/browserless.js';
+import { signIn } from '../support/sign-in.js';
+import { createTestAccount, createTestClient, testConfig } from '../support/kapija.js';
+import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
+import { freePort, spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
+import { createKapija, type Kapija } from '../../src/app.js';
+
+const REDIRECT = 'http://127.0.0.1:9/cb';
+
+if (!pgAvailable()) {
+  process.stdout.write('[skip] two-instances: PostgreSQL not reachable (two processes need a shared database)\n');
+  test.skip('two instances share one PostgreSQL database (PostgreSQL not reachable)', () => undefined);
+} else {
+  describe('two server processes on one database', () => {
+    let testDb: TestDatabase;
+    let dataDir: string;
+    let a: KapijaProcess;
+    let b: KapijaProcess;
+    let store: Kapija;
+    let issuer: string;
+
+    beforeAll(async () => {
+      testDb = await createPgDatabase();
+      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-two-'));
+      const [portA, portB] = [await freePort(), await freePort()];
+      issuer = `http://127.0.0.1:${portA}`;
+      const env = { ISSUER: issuer, MASTER_KEY: randomBytes(32).toString('base64'), DATA_DIR: dataDir, ...testDb.env };
+      // Both start at once on an empty database: migrations and the first keys must not race.
+      [a, b] = await Promise.all([spawnKapija(env, { port: portA }), spawnKapija(env, { port: portB })]);
+      // An in-process handle on the same database creates the citizen and the service.
+      store = await createKapija(testConfig(env));
+    }, 60_000);
+
+    afterAll(async () => {
+      await Promise.all([a?.stop(), b?.stop()]);
+      await store?.close();
+      await testDb?.drop();
+      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    test('both are ready and publish the same keys and issuer', async () => {
+      for (const p of [a, b]) {
+        expect((await fetch(`${p.url}/readyz`)).status).toBe(200);
+        expect(p.output()).toMatch(/"msg":"kapija listening"/);
+        expect(p.output()).not.toMatch(/"level":(50|60)/);
+      }
+      const [jwksA, jwksB] = await Promise.all([a, b].map(async (p) => (await fetch(`${p.url}/jwks`)).json()));
+      expect(jwksB).toEqual(jwksA);
+      const disco = (await (await fetch(`${b.url}/.well-known/openid-configuration`)).json()) as { issuer: string };
+      expect(disco.issuer).toBe(issuer);
+    });
+
+    test('sign in at A, redeem at B, refresh at A, userinfo at B; B honours A\'s session', async () => {
+      const citizen = await createTestAccount(store);
+      const rp = await createTestClient(store, { redirect_uris: [REDIRECT] });
+      const atA = await oidc.discovery(new URL(a.url), rp.clientId, rp.clientSecret, undefined, {
+        execute: [oidc.allowInsecureRequests],
+      });
+      // The same issuer, with B's address for the back-channel endpoints.
+      const { supportsPKCE: _method, ...metadata } = atA.serverMetadata();
+      const atB = new oidc.Configuration(
+        { ...metadata, token_endpoint: `${b.url}/token`, userinfo_endpoint: `${b.url}/me`, introspection_endpoint: `${b.url}/token/introspection` },
+        rp.clientId,
+        rp.clientSecret,
+      );
+      oidc.allowInsecureRequests(atB);
+
+      const verifier = oidc.randomPKCECodeVerifier();
+      const state = oidc.randomState();
+      const nonce = oidc.randomNonce();
+      const url = oidc.buildAuthorizationUrl(atA, {
+        redirect_uri: REDIRECT,
+        scope: 'openid profile offline_access',
+        prompt: 'consent',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+      });
+      expect(url.origin).toBe(a.url);
+      const agent = new Agent();
+      const callback = await signIn(agent, url, REDIRECT, citizen);
+
+      const tokens = await oidc.authorizationCodeGrant(atB, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
+      expect(tokens.claims()!.sub).toBe(citizen.account.id);
+      expect(tokens.claims()!.iss).toBe(issuer);
+      // B signed it with the shared key: it verifies against A's JWKS
+      await jwtVerify(tokens.id_token!, createRemoteJWKSet(new URL(`${a.url}/jwks`)), { issuer, audience: rp.clientId });
+      expect(tokens.refresh_token).toBeTruthy();
+
+      const refreshed = await oidc.refreshTokenGrant(atA, tokens.refresh_token!);
+      expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
+      expect(refreshed.access_token).not.toBe(tokens.access_token);
+
+      const info = await oidc.fetchUserInfo(atB, refreshed.access_token, citizen.account.id);
+      expect(info.preferred_username).toBe(citizen.username);
+
+      // the session made at A (cookie signed with the shared cookie keys) lets B answer prompt=none
+      const silentVerifier = oidc.randomPKCECodeVerifier();
+      const silent = oidc.buildAuthorizationUrl(atA, {
+        redirect_uri: REDIRECT,
+        scope: 'openid',
+        prompt: 'none',
+        code_challenge: await oidc.calculatePKCECodeChallenge(silentVerifier),
+        code_challenge_method: 'S256',
+      });
+      const viaB = new URL(`${silent.pathname}${silent.search}`, b.url);
+      const answer = await agent.follow(await agent.request(viaB), (u) => u.href.startsWith(REDIRECT));
+      expect(answer).toBeInstanceOf(URL);
+      expect((answer as URL).searchParams.get('error')).toBeNull();
+      expect((answer as URL).searchParams.get('code')).toBeTruthy();
+
+      // rotation is shared too: the refresh token already used at A is refused at B (and the grant revoked)
+      await expect(oidc.refreshTokenGrant(atB, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      await expect(oidc.refreshTokenGrant(atA, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+  });
+}
