@@ -7,6 +7,8 @@ import * as initial from './20261127000000_initial.js';
 import * as credentials from './20261127010000_credentials.js';
 import * as rateLimits from './20261127020000_rate_limits.js';
 import * as sessionDevices from './20261127030000_session_devices.js';
+import * as administration from './20261127050000_administration.js';
+import * as selfService from './20261128100000_self_service.js';
 
 interface Migration {
   readonly name: string;
@@ -19,6 +21,8 @@ const migrations: readonly Migration[] = [
   { name: '20261127010000_credentials', ...credentials },
   { name: '20261127020000_rate_limits', ...rateLimits },
   { name: '20261127030000_session_devices', ...sessionDevices },
+  { name: '20261127050000_administration', ...administration },
+  { name: '20261128100000_self_service', ...selfService },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -9,6 +9,8 @@ import { openHandles, type StoreHandles } from '../app.js';
 import { migrate } from '../store/db.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { ACR } from '../oidc/acr.js';
+import { createAuditLog } from '../store/audit.js';
+import { createRoleRepository, ROLES, type Role } from '../store/roles.js';
 
 export class UsageError extends Error {}
 
@@ -25,6 +27,10 @@ const USAGE = `usage: kapija <command> [options]
   user totp-import --username U --seed BASE32 [--name NAME]
                                   provision an OATH hardware token (TOTP, 30 s, 6 digits)
   keys rotate                     add new signing keys; old ones stay published until their tokens expire
+  admin create --username U [--role admin|auditor] [--create]
+                                  grant an administration role (with --create, create the user;
+                                  password read from stdin)
+  audit verify [--chain C]        check the audit log's hash chains; exit 1 naming the first bad entry
 `;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
@@ -78,6 +84,10 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         return await userCreate(await open(), rest, io);
       case 'user totp-import':
         return await userTotpImport(await open(), rest, io);
+      case 'admin create':
+        return await adminCreate(await open(), rest, io);
+      case 'audit verify':
+        return await auditVerify(await open(), rest, io);
       case 'keys rotate': {
         const h = await open();
         await h.keys.ensure();
@@ -245,4 +255,48 @@ async function userTotpImport(h: StoreHandles, args: string[], io: CliIo): Promi
   io.stdout(`TOTP token added for ${account.username}\n`);
   if (codes.length) io.stdout(`recovery codes (give them to the citizen; shown once):\n${codes.join('\n')}\n`);
   return 0;
+}
+
+async function adminCreate(h: StoreHandles, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, { username: { type: 'string' }, role: { type: 'string' }, create: { type: 'boolean' } });
+  const username = v.username as string | undefined;
+  if (!username) throw new UsageError('--username is required');
+  const role = ((v.role as string | undefined) ?? 'admin') as Role;
+  if (!ROLES.includes(role)) throw new UsageError('--role must be admin or auditor');
+  let account = await h.accounts.findByUsername(username);
+  if (v.create) {
+    if (account) throw new UsageError(`user "${username}" already exists; leave out --create to grant the role`);
+    if (!/^[\p{L}\p{N}._@-]{3,64}$/u.test(normaliseUsername(username))) {
+      throw new UsageError('--username must be 3 to 64 letters, digits, . _ @ -');
+    }
+    const password = await readStdin(io.stdin);
+    if (password.length < 8) throw new UsageError('the password (read from stdin) must be at least 8 characters');
+    account = await h.accounts.create({ username }, await h.passwords.hash(password));
+    io.stdout(`user ${account.username} created (id ${account.id})\n`);
+  }
+  if (!account) throw new UsageError(`no user "${username}" (add --create to create it)`);
+  const granted = await createRoleRepository(h.db).grant(account.id, role, 'cli');
+  if (granted) {
+    await createAuditLog(h.db).append({
+      chain: 'admin',
+      actor: 'cli',
+      action: 'admin.role.granted',
+      subjectAccountId: account.id,
+      details: { role },
+    });
+  }
+  io.stdout(granted ? `${account.username} is now ${role === 'admin' ? 'an admin' : 'an auditor'}\n` : `${account.username} already has the role ${role}\n`);
+  return 0;
+}
+
+async function auditVerify(h: StoreHandles, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, { chain: { type: 'string' } });
+  const result = await createAuditLog(h.db).verify(v.chain as string | undefined);
+  if (result.ok) {
+    io.stdout(`audit log intact: ${result.checked} entries checked\n`);
+    return 0;
+  }
+  const bad = result.firstBad!;
+  io.stderr(`kapija: audit log broken: chain ${bad.chain} seq ${bad.seq} ${bad.reason === 'changed' ? 'was changed' : 'is missing'}\n`);
+  return 1;
 }

@@ -1,0 +1,222 @@
+/**
+ * The audit log: append-only, one hash chain per `chain` ('admin' for the administrative trail,
+ * `account:<id>` for a citizen's ledger). Each entry's hash is SHA-256 over a canonical JSON of the
+ * entry including the previous entry's hash, so changing or removing a row is found by {@link
+ * AuditLog.verify}. Appends take no lock: the head is read and seq+1 inserted; the unique
+ * (chain, seq) key makes a concurrent append fail, and it is retried on the new head.
+ *
+ * Removing the newest entries of a chain cannot be seen from the chain alone; export or anchor the
+ * head elsewhere when that matters.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { Db } from './db.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export interface AuditEntryInput {
+  chain: string;
+  /** An account id, 'system' or 'cli'. */
+  actor: string;
+  /** Dotted, e.g. `admin.client.created`. */
+  action: string;
+  subjectAccountId?: string | null;
+  clientId?: string | null;
+  ip?: string | null;
+  /** Never secrets. */
+  details?: Record<string, unknown>;
+}
+
+export interface AuditEntry {
+  readonly id: string;
+  readonly chain: string;
+  readonly seq: number;
+  readonly at: Date;
+  readonly actor: string;
+  readonly action: string;
+  readonly subjectAccountId: string | null;
+  readonly clientId: string | null;
+  readonly ip: string | null;
+  readonly details: Record<string, unknown>;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface AuditFilter {
+  chain?: string;
+  actor?: string;
+  /** Exact action, or a prefix ending in `.` (e.g. `admin.client.`). */
+  action?: string;
+  subject?: string;
+  client?: string;
+  from?: Date;
+  to?: Date;
+  limit?: number;
+  offset?: number;
+}
+
+export interface AuditVerification {
+  readonly ok: boolean;
+  readonly checked: number;
+  readonly firstBad?: { chain: string; seq: number; reason: 'changed' | 'missing' };
+}
+
+export interface AuditLog {
+  append(entry: AuditEntryInput): Promise<AuditEntry>;
+  /** Newest first. */
+  list(filter?: AuditFilter): Promise<AuditEntry[]>;
+  count(filter?: AuditFilter): Promise<number>;
+  /** Checks one chain, or every chain. */
+  verify(chain?: string): Promise<AuditVerification>;
+}
+
+interface Row {
+  id: string;
+  chain: string;
+  seq: number | string;
+  at: number | string;
+  actor: string;
+  action: string;
+  subject_account_id: string | null;
+  client_id: string | null;
+  ip: string | null;
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** JSON with object keys sorted at every level, so equal values always hash alike. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+}
+
+function hashOf(r: Omit<Row, 'hash'>): string {
+  const material = canonicalJson({
+    id: r.id,
+    chain: r.chain,
+    seq: Number(r.seq),
+    at: Number(r.at),
+    actor: r.actor,
+    action: r.action,
+    subject_account_id: r.subject_account_id,
+    client_id: r.client_id,
+    ip: r.ip,
+    details: JSON.parse(r.details) as unknown,
+    prev_hash: r.prev_hash,
+  });
+  return createHash('sha256').update(material).digest('hex');
+}
+
+function toEntry(r: Row): AuditEntry {
+  return {
+    id: r.id,
+    chain: r.chain,
+    seq: Number(r.seq),
+    at: new Date(Number(r.at)),
+    actor: r.actor,
+    action: r.action,
+    subjectAccountId: r.subject_account_id,
+    clientId: r.client_id,
+    ip: r.ip,
+    details: JSON.parse(r.details) as Record<string, unknown>,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+const isUniqueViolation = (err: unknown) => {
+  const code = (err as { code?: string }).code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+};
+
+export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
+  const filtered = (f: AuditFilter) => {
+    const q = db('audit_events');
+    if (f.chain) q.where('chain', f.chain);
+    if (f.actor) q.where('actor', f.actor);
+    if (f.action) {
+      if (f.action.endsWith('.')) q.where('action', 'like', `${f.action.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      else q.where('action', f.action);
+    }
+    if (f.subject) q.where('subject_account_id', f.subject);
+    if (f.client) q.where('client_id', f.client);
+    if (f.from) q.where('at', '>=', f.from.getTime());
+    if (f.to) q.where('at', '<=', f.to.getTime());
+    return q;
+  };
+
+  return {
+    async append(input) {
+      const details = JSON.stringify(input.details ?? {});
+      for (let attempt = 0; ; attempt += 1) {
+        const head = (await db('audit_events').select('seq', 'hash').where('chain', input.chain).orderBy('seq', 'desc').first()) as
+          | Pick<Row, 'seq' | 'hash'>
+          | undefined;
+        const partial: Omit<Row, 'hash'> = {
+          id: randomUUID(),
+          chain: input.chain,
+          seq: head ? Number(head.seq) + 1 : 1,
+          at: now(),
+          actor: input.actor,
+          action: input.action,
+          subject_account_id: input.subjectAccountId ?? null,
+          client_id: input.clientId ?? null,
+          ip: input.ip ?? null,
+          details,
+          prev_hash: head?.hash ?? GENESIS_HASH,
+        };
+        const row: Row = { ...partial, hash: hashOf(partial) };
+        try {
+          await db('audit_events').insert(row);
+          return toEntry(row);
+        } catch (err) {
+          if (!isUniqueViolation(err) || attempt >= 9) throw err;
+          await new Promise((r) => setTimeout(r, Math.random() * 10 * (attempt + 1)));
+        }
+      }
+    },
+
+    async list(f = {}) {
+      const rows = (await filtered(f)
+        .orderBy([{ column: 'at', order: 'desc' }, { column: 'seq', order: 'desc' }])
+        .limit(Math.min(f.limit ?? 100, 10_000))
+        .offset(f.offset ?? 0)) as Row[];
+      return rows.map(toEntry);
+    },
+
+    async count(f = {}) {
+      const row = (await filtered(f).count<{ n: number | string }[]>({ n: '*' }).first()) as { n: number | string } | undefined;
+      return Number(row?.n ?? 0);
+    },
+
+    async verify(chain) {
+      const q = db('audit_events').orderBy([{ column: 'chain' }, { column: 'seq' }]);
+      if (chain) q.where('chain', chain);
+      const rows = (await q) as Row[];
+      let current: string | undefined;
+      let expectedSeq = 1;
+      let prev = GENESIS_HASH;
+      let checked = 0;
+      for (const r of rows) {
+        if (r.chain !== current) {
+          current = r.chain;
+          expectedSeq = 1;
+          prev = GENESIS_HASH;
+        }
+        const seq = Number(r.seq);
+        // A gap in the sequence, or a row that does not follow its predecessor, means removal.
+        if (seq !== expectedSeq) return { ok: false, checked, firstBad: { chain: r.chain, seq: expectedSeq, reason: 'missing' } };
+        const { hash, ...rest } = r;
+        if (hashOf(rest) !== hash) return { ok: false, checked, firstBad: { chain: r.chain, seq, reason: 'changed' } };
+        if (r.prev_hash !== prev) return { ok: false, checked, firstBad: { chain: r.chain, seq, reason: 'missing' } };
+        prev = hash;
+        expectedSeq += 1;
+        checked += 1;
+      }
+      return { ok: true, checked };
+    },
+  };
+}
