@@ -2,6 +2,7 @@
  * Kapija's configuration: one zod schema over the environment, validated once at start.
  * This is the only module that reads `process.env`; everything else receives the frozen {@link Config}.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -54,6 +55,10 @@ const schema = z.object({
    * private addresses, which oidc-provider refuses by default. Refused in production.
    */
   ALLOW_PRIVATE_NETWORK_FETCH: bool.default(false),
+  /** Seconds within which both factors must have been proven for an account change (re-authentication). */
+  REAUTH_SECONDS: int(30, 3600).default(300),
+  /** Idle timeout of the account portal, seconds (NIST 800-63B AAL2: 30 minutes). */
+  PORTAL_IDLE_SECONDS: int(60, 24 * 3600).default(1800),
   /** Require a second factor for every sign-in (on by default; off only for closed test deployments). */
   REQUIRE_SECOND_FACTOR: bool.default(true),
   /** WebAuthn relying-party id: the issuer's host name unless set (a registrable suffix of it). */
@@ -66,6 +71,16 @@ const schema = z.object({
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
   /** Sender of Kapija's mail, e.g. "Kapija <no-reply@kapija.gov.rs>"; default no-reply@ the issuer's host. */
   MAIL_FROM: z.string().min(3).max(200).optional(),
+  /** Separate port for /metrics, /healthz and /readyz (then /metrics is not served on PORT). */
+  METRICS_PORT: int(1, 65535).optional(),
+  /** Worker processes sharing PORT (node:cluster); one per core in production, 1 otherwise. */
+  WEB_CONCURRENCY: int(1, 256).optional(),
+  /** Days between automatic rotations of the signing keys. */
+  KEY_ROTATION_DAYS: int(1, 3650).default(90),
+  /** Seconds a new signing key is published in JWKS before it signs (relying parties' cache time). */
+  KEY_ACTIVATION_DELAY_SECONDS: int(0, 7 * 24 * 3600).default(3600),
+  /** Open data: daily counts below this are published as suppressed, never as their value. */
+  OPEN_DATA_MIN_COUNT: int(1, 1_000_000).default(10),
 });
 
 export type Locale = 'sr-Cyrl' | 'sr-Latn' | 'en';
@@ -89,9 +104,16 @@ export interface Config {
   readonly allowPrivateNetworkFetch: boolean;
   readonly defaultLocale: Locale;
   readonly requireSecondFactor: boolean;
+  readonly reauthSeconds: number;
+  readonly portalIdleSeconds: number;
   readonly webauthn: { readonly rpId: string; readonly rpName: string; readonly origins: readonly string[] };
   /** Outgoing mail: SMTP relay, or (no smtpUrl, outside production) .eml files in dataDir/outbox. */
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string };
+  /** Undefined: /metrics is served on the main port. */
+  readonly metricsPort: number | undefined;
+  readonly webConcurrency: number;
+  readonly keyRotation: { readonly everyDays: number; readonly activationDelaySeconds: number };
+  readonly openData: { readonly minCount: number };
 }
 
 /** A configuration problem, reported as one line naming the variable. */
@@ -161,7 +183,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH,
     defaultLocale: e.DEFAULT_LOCALE,
     requireSecondFactor: e.REQUIRE_SECOND_FACTOR,
+    reauthSeconds: e.REAUTH_SECONDS,
+    portalIdleSeconds: e.PORTAL_IDLE_SECONDS,
     webauthn: Object.freeze({ rpId: e.WEBAUTHN_RP_ID ?? issuerUrl.hostname, rpName: 'Kapija', origins: Object.freeze(origins) }),
     mail: Object.freeze({ smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Kapija <no-reply@${issuerUrl.hostname}>` }),
+    metricsPort: e.METRICS_PORT,
+    webConcurrency: e.WEB_CONCURRENCY ?? (e.NODE_ENV === 'production' ? os.availableParallelism() : 1),
+    keyRotation: Object.freeze({ everyDays: e.KEY_ROTATION_DAYS, activationDelaySeconds: e.KEY_ACTIVATION_DELAY_SECONDS }),
+    openData: Object.freeze({ minCount: e.OPEN_DATA_MIN_COUNT }),
   });
 }
