@@ -4,7 +4,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from './db.js';
 
-export type AccountStatus = 'active' | 'locked' | 'disabled';
+/** `pending`: self-registered, e-mail not yet verified; cannot sign in until it is. */
+export type AccountStatus = 'active' | 'locked' | 'disabled' | 'pending';
 
 export interface Account {
   readonly id: string;
@@ -28,6 +29,7 @@ export interface NewAccount {
   familyName?: string | null;
   birthdate?: string | null;
   locale?: string | null;
+  status?: AccountStatus;
 }
 
 export interface AccountRepository {
@@ -39,9 +41,20 @@ export interface AccountRepository {
   findCredentialsByUsername(username: string): Promise<{ account: Account; passwordHash: string | null } | undefined>;
   setPasswordHash(id: string, hash: string): Promise<void>;
   list(limit?: number): Promise<Account[]>;
+  /**
+   * Erases the personal data of a deleted account; the id stays (pseudonymous) so that ledger and
+   * audit entries remain verifiable without naming anyone.
+   */
+  erase(id: string): Promise<void>;
   /** The account's random WebAuthn user handle, created on first use. */
   webauthnUserId(id: string): Promise<string>;
   findByWebAuthnUserId(handle: string): Promise<Account | undefined>;
+  /** Accounts whose e-mail address is `email` (compared case-insensitively). */
+  findByEmail(email: string): Promise<Account[]>;
+  /** Sets the e-mail address as verified; a `pending` account becomes `active`. */
+  setVerifiedEmail(id: string, email: string): Promise<void>;
+  /** Deletes a `pending` account created before `createdBefore` (a squatted, never verified username). */
+  deleteStalePending(username: string, createdBefore: number): Promise<boolean>;
 }
 
 interface Row {
@@ -92,7 +105,7 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
         family_name: input.familyName ?? null,
         birthdate: input.birthdate ?? null,
         locale: input.locale ?? null,
-        status: 'active',
+        status: input.status ?? 'active',
         password_hash: passwordHash,
         created_at: at,
         updated_at: at,
@@ -115,6 +128,21 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
     async setPasswordHash(id, hash) {
       await db('accounts').where({ id }).update({ password_hash: hash, updated_at: now() });
     },
+    async erase(id) {
+      await db('accounts').where({ id }).update({
+        username: `deleted-${id}`,
+        email: null,
+        email_verified: false,
+        given_name: null,
+        family_name: null,
+        birthdate: null,
+        locale: null,
+        password_hash: null,
+        webauthn_user_id: null,
+        status: 'deleted',
+        updated_at: now(),
+      });
+    },
     async webauthnUserId(id) {
       const row = (await db('accounts').select('webauthn_user_id').where({ id }).first()) as { webauthn_user_id: string | null } | undefined;
       if (row?.webauthn_user_id) return row.webauthn_user_id;
@@ -126,6 +154,23 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
     async findByWebAuthnUserId(handle) {
       const row = (await db('accounts').where({ webauthn_user_id: handle }).first()) as Row | undefined;
       return row ? toAccount(row) : undefined;
+    },
+    async findByEmail(email) {
+      const rows = (await db('accounts').whereRaw('lower(email) = ?', [email.trim().toLowerCase()]).limit(10)) as Row[];
+      return rows.map(toAccount);
+    },
+    async setVerifiedEmail(id, email) {
+      await db.transaction(async (trx) => {
+        await trx('accounts').where({ id }).update({ email, email_verified: true, updated_at: now() });
+        await trx('accounts').where({ id, status: 'pending' }).update({ status: 'active' });
+      });
+    },
+    async deleteStalePending(username, createdBefore) {
+      const n = await db('accounts')
+        .where({ username: normaliseUsername(username), status: 'pending' })
+        .where('created_at', '<', createdBefore)
+        .delete();
+      return n > 0;
     },
     async list(limit = 100) {
       const rows = (await db('accounts').orderBy('username').limit(limit)) as Row[];
