@@ -34,6 +34,8 @@ export interface EndedSession {
 
 export interface SessionService {
   listForAccount(accountId: string): Promise<SessionSummary[]>;
+  /** Live sessions of every citizen (or one), optionally only those signed in to one client; newest first. */
+  listAll(filter?: { accountId?: string; clientId?: string; limit?: number }): Promise<SessionSummary[]>;
   /** Ends one session; undefined when it does not exist (or belongs to another account, if given). */
   end(sessionId: string, opts?: { accountId?: string }): Promise<EndedSession | undefined>;
   endAllForAccount(accountId: string): Promise<EndedSession[]>;
@@ -69,6 +71,14 @@ export function createSessionService(deps: { provider: Provider; payloads: OidcP
     async listForAccount(accountId) {
       const rows = await payloads.listByAccount(accountId, 'Session');
       return rows.map((r) => summarise(r.id, r.payload as SessionPayload)).sort((a, b) => (b.loginAt?.getTime() ?? 0) - (a.loginAt?.getTime() ?? 0));
+    },
+
+    async listAll(filter = {}) {
+      const rows = await payloads.listByModel('Session', { accountId: filter.accountId, limit: filter.limit ?? 1000 });
+      return rows
+        .map((r) => summarise(r.id, r.payload as SessionPayload))
+        .filter((s) => s.accountId && (!filter.clientId || s.clients.some((c) => c.clientId === filter.clientId)))
+        .sort((a, b) => (b.loginAt?.getTime() ?? 0) - (a.loginAt?.getTime() ?? 0));
     },
 
     async end(sessionId, opts = {}) {

@@ -55,6 +55,10 @@ export interface AccountRepository {
   setVerifiedEmail(id: string, email: string): Promise<void>;
   /** Deletes a `pending` account created before `createdBefore` (a squatted, never verified username). */
   deleteStalePending(username: string, createdBefore: number): Promise<boolean>;
+  /** Accounts whose username, e-mail or name contains `query` (case-insensitive), by username. */
+  search(query: string, limit?: number): Promise<Account[]>;
+  /** False for an unknown account. */
+  setStatus(id: string, status: AccountStatus): Promise<boolean>;
 }
 
 interface Row {
@@ -171,6 +175,23 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
         .where('created_at', '<', createdBefore)
         .delete();
       return n > 0;
+    },
+    async search(query, limit = 50) {
+      const q = db('accounts').orderBy('username').limit(limit);
+      const term = query.trim().normalize('NFKC').toLowerCase();
+      if (term) {
+        const like = `%${term.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        q.where((w) => {
+          for (const column of ['username', 'email', 'given_name', 'family_name']) {
+            w.orWhereRaw(`lower(${column}) like ? escape '\\'`, [like]);
+          }
+          w.orWhereRaw(`lower(given_name || ' ' || family_name) like ? escape '\\'`, [like]);
+        });
+      }
+      return ((await q) as Row[]).map(toAccount);
+    },
+    async setStatus(id, status) {
+      return (await db('accounts').where({ id }).update({ status, updated_at: now() })) > 0;
     },
     async list(limit = 100) {
       const rows = (await db('accounts').orderBy('username').limit(limit)) as Row[];

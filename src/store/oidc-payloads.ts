@@ -31,6 +31,8 @@ export interface OidcPayloadRepository {
   revokeByGrantId(grantId: string): Promise<void>;
   /** Live artefacts of one model for one account, e.g. a citizen's sessions or grants. */
   listByAccount(accountId: string, model: string): Promise<StoredPayloadSummary[]>;
+  /** Live artefacts of one model across every account (newest expiry first), e.g. all sessions. */
+  listByModel(model: string, opts?: { accountId?: string; limit?: number }): Promise<StoredPayloadSummary[]>;
   /** The newest live grant of an account for a client. */
   latestGrantId(accountId: string, clientId: string): Promise<string | undefined>;
   /** Deletes expired rows; returns how many. */
@@ -102,6 +104,19 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
           .select('model', 'id', 'payload', 'grant_id', 'account_id', 'expires_at', 'consumed_at')
           .where({ account_id: accountId, model }),
       )) as Row[];
+      return rows.map((r) => ({
+        model: r.model,
+        id: r.id,
+        grantId: r.grant_id,
+        accountId: r.account_id,
+        expiresAt: r.expires_at === null ? null : Number(r.expires_at),
+        payload: toPayload(r),
+      }));
+    },
+    async listByModel(model, opts = {}) {
+      const q = live(db('oidc_payloads').select('model', 'id', 'payload', 'grant_id', 'account_id', 'expires_at', 'consumed_at').where({ model }));
+      if (opts.accountId) q.andWhere({ account_id: opts.accountId });
+      const rows = (await q.orderBy('expires_at', 'desc').limit(opts.limit ?? 1000)) as Row[];
       return rows.map((r) => ({
         model: r.model,
         id: r.id,
