@@ -9,8 +9,8 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { KapijaError, isUnavailableError } from './errors.js';
-import { openStore, migrate, migrationsCurrent, type Db } from './store/db.js';
+import { KapijaError } from './errors.js';
+import { openStore, migrate, type Db } from './store/db.js';
 import { createAccountRepository, type AccountRepository } from './store/accounts.js';
 import { createClientRepository, type ClientRepository } from './store/clients.js';
 import { createKeyRepository } from './store/keys.js';
@@ -31,6 +31,9 @@ import { createKeyManager, type KeyManager } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createEventBus, type EventBus } from './events.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
+import { createHealth, operationsEndpoints, type Health } from './observability/health.js';
+import { requestLog } from './observability/request-log.js';
 import { createSessionDeviceRepository } from './store/session-devices.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createRenderer } from './http/render.js';
@@ -57,6 +60,10 @@ export interface Kapija {
   readonly keys: KeyManager;
   /** Domain events (sign-ins, factor changes, consents) for the ledger, audit, metrics and statistics. */
   readonly events: EventBus;
+  /** Prometheus registry and HTTP timing of this instance. */
+  readonly metrics: Metrics;
+  /** Readiness: database, migrations, keys. */
+  readonly health: Health;
   /** A citizen's sessions: list and end them (with token revocation and back-channel logout). */
   readonly sessions: SessionService;
   /** Deletes expired protocol rows and keys. */
@@ -146,16 +153,22 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     },
   });
 
+  const metrics = createMetrics({ events, db });
+  metrics.observeProvider(provider);
+  const health = createHealth({ db, signingKeys: () => keySet.jwks.keys.length });
+
   const app = new Koa({ proxy: config.trustProxy });
   app.keys = keySet.cookieKeys;
   app.silent = true;
 
   app.use(requestId);
+  app.use(requestLog(logger));
+  app.use(metrics.http);
   if (config.env === 'production') {
     // Behind the TLS-terminating proxy (TRUST_PROXY) every request is https; plain http is refused
     // clearly rather than failing later on a Secure cookie.
     app.use(async (ctx, next) => {
-      if (ctx.secure || ctx.path === '/healthz' || ctx.path === '/readyz') return next();
+      if (ctx.secure || ['/healthz', '/readyz', '/metrics'].includes(ctx.path)) return next();
       if (ctx.method === 'GET' || ctx.method === 'HEAD') {
         ctx.status = 308;
         ctx.redirect(ctx.href.replace(/^http:\/\//i, 'https://'));
@@ -170,24 +183,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use(errorHandler({ render, logger }));
   app.use(staticAssets());
 
-  app.use(async (ctx, next) => {
-    if (ctx.path === '/healthz') {
-      ctx.body = { status: 'ok' };
-      return;
-    }
-    if (ctx.path === '/readyz') {
-      try {
-        const current = await migrationsCurrent(db);
-        ctx.status = current ? 200 : 503;
-        ctx.body = { status: current ? 'ready' : 'migrations pending' };
-      } catch (err) {
-        ctx.status = 503;
-        ctx.body = { status: isUnavailableError(err) ? 'database unavailable' : 'not ready' };
-      }
-      return;
-    }
-    await next();
-  });
+  // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
+  app.use(operationsEndpoints({ health, metrics: config.metricsPort ? undefined : metrics }));
 
   // Kapija's own pages: parsed bodies and CSRF on every form.
   const throttles = {
@@ -241,6 +238,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     keys: handles.keys,
     sessions: createSessionService({ provider, payloads: handles.payloads }),
     events,
+    metrics,
+    health,
     async purge() {
       const [payloads, keys] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge()]);
       return { payloads, keys };

@@ -52,6 +52,8 @@ export async function startKapija(
      * http://localhost:<port>, served on both 127.0.0.1 and [::1] so any resolution of the name works.
      */
     host?: '127.0.0.1' | 'localhost';
+    /** Passed to createKapija, e.g. a logger writing to memory or an injected clock. */
+    options?: Omit<NonNullable<Parameters<typeof createKapija>[1]>, 'db'>;
   } = {},
 ): Promise<RunningKapija> {
   const testDb = opts.testDb ?? (await createTestDatabase(opts.store ?? 'sqlite'));
@@ -66,7 +68,7 @@ export async function startKapija(
   }
   const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
   const config = testConfig({ ISSUER: url, PORT: String(port), ...testDb.env, ...opts.env });
-  const kapija = await createKapija(config);
+  const kapija = await createKapija(config, opts.options);
   for (const s of servers) s.on('request', kapija.app.callback());
   return {
     kapija,
