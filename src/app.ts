@@ -30,6 +30,8 @@ import { createFindAccount } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
+import { createOwnSignIn } from './http/own-sign-in.js';
+import { createAccountRouter } from './account/router.js';
 import { createEventBus, type EventBus } from './events.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createHealth, operationsEndpoints, type Health } from './observability/health.js';
@@ -218,6 +220,50 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     ),
   );
 
+  // The citizen's account portal, signed in through Kapija itself.
+  const portalSignIn = createOwnSignIn({
+    provider,
+    clients: handles.clients,
+    payloads: handles.payloads,
+    box: handles.box,
+    issuer: config.issuer,
+    clientId: 'kapija-account',
+    clientName: 'Kapija',
+    base: '/account',
+    cookieName: 'kapija.account',
+    idleSeconds: config.portalIdleSeconds,
+    secureCookies,
+  });
+  await portalSignIn.ensureClient();
+  const sessionService = createSessionService({ provider, payloads: handles.payloads });
+  const account = createAccountRouter({
+    provider,
+    signIn: portalSignIn,
+    accounts: handles.accounts,
+    credentials: handles.credentials,
+    payloads: handles.payloads,
+    devices: sessionDevices,
+    sessions: sessionService,
+    totp: handles.totp,
+    recovery: handles.recovery,
+    box: handles.box,
+    events,
+    render,
+    reauthSeconds: config.reauthSeconds,
+    secureCookies,
+  });
+  app.use(
+    underPath(
+      '/account',
+      compose<Context>([
+        bodyParser(),
+        csrfProtection(csrf, { secureCookies }),
+        account.routes() as Koa.Middleware,
+        account.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
+      ]) as Koa.Middleware,
+    ),
+  );
+
   // Everything else is the OpenID Connect engine.
   app.use(mount(provider));
 
@@ -236,7 +282,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     recovery: handles.recovery,
     webauthn: handles.webauthn,
     keys: handles.keys,
-    sessions: createSessionService({ provider, payloads: handles.payloads }),
+    sessions: sessionService,
     events,
     metrics,
     health,

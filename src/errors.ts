@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'factor.recovery.not_alone'
   | 'factor.webauthn.failed'
   | 'factor.not_enrolled'
+  | 'factor.last_one'
   | 'service.unavailable'
   | 'server.internal';
 

@@ -16,6 +16,12 @@ export interface KapijaEvents {
   'factor.recovery_used': { accountId: string; remaining: number; ip: string };
   /** Personal data left Kapija for a service: which claims, through which channel. */
   'data.released': { accountId: string; clientId: string; claims: readonly string[]; channel: 'id_token' | 'userinfo' | 'introspection' };
+  /** A second factor was removed from an account. */
+  'factor.removed': { accountId: string; type: 'totp' | 'webauthn' | 'recovery'; ip: string };
+  /** The citizen withdrew a service's consent (its grants and tokens are gone). */
+  'consent.revoked': { accountId: string; clientId: string };
+  /** The account was deleted: personal data erased, sessions and grants ended. */
+  'account.deleted': { accountId: string };
   /** The citizen allowed a service scopes and claims. */
   'consent.given': { accountId: string; clientId: string; scopes: readonly string[]; claims: readonly string[] };
 }

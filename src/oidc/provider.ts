@@ -77,13 +77,13 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     scopes: ['openid', 'offline_access', 'profile', 'email'],
     acrValues: [ACR.low, ACR.substantial, ACR.high],
     extraClientMetadata: {
-      properties: ['kapija_min_acr', 'kapija_resource_server'],
+      properties: ['kapija_min_acr', 'kapija_resource_server', 'kapija_first_party'],
       validator(_ctx, key, value) {
         if (key === 'kapija_min_acr' && value !== undefined && !Object.values(ACR).includes(value as never)) {
           throw new TypeError('kapija_min_acr must be one of the configured acr values');
         }
-        if (key === 'kapija_resource_server' && value !== undefined && typeof value !== 'boolean') {
-          throw new TypeError('kapija_resource_server must be a boolean');
+        if ((key === 'kapija_resource_server' || key === 'kapija_first_party') && value !== undefined && typeof value !== 'boolean') {
+          throw new TypeError(`${key} must be a boolean`);
         }
       },
     },
@@ -136,6 +136,13 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       const current = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(clientId);
       if (current) return Grant.find(current);
       const accountId = ctx.oidc.session!.accountId;
+      // Kapija's own pages (account portal, administration) need no consent to know who signed in.
+      if (accountId && ctx.oidc.client!.metadata()['kapija_first_party'] === true) {
+        const own = new Grant({ accountId, clientId });
+        own.addOIDCScope('openid');
+        await own.save();
+        return own;
+      }
       const earlierId = accountId ? await findGrantId(accountId, clientId) : undefined;
       const earlier = earlierId ? await Grant.find(earlierId) : undefined;
       if (!earlier || !accountId) return undefined;

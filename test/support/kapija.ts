@@ -15,7 +15,7 @@ import { createTestDatabase, type StoreName, type TestDatabase } from './databas
 /** Cheapest argon2id parameters the configuration accepts, so tests spend little time hashing. */
 export const TEST_ENV: Record<string, string> = {
   NODE_ENV: 'test',
-  LOG_LEVEL: 'silent',
+  LOG_LEVEL: process.env.KAPIJA_TEST_LOG_LEVEL ?? 'silent',
   ARGON2_MEMORY_KIB: '19456',
   ARGON2_TIME_COST: '2',
   ALLOW_PRIVATE_NETWORK_FETCH: 'true',

@@ -1,0 +1,365 @@
+/**
+ * The citizen's account portal at /account, itself signed in through Kapija: profile, active
+ * sessions (sign out one or all), connected services (withdraw a consent), second factors (add,
+ * remove, new recovery codes — each change needs both factors proven in the last few minutes),
+ * data export and account deletion.
+ */
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import { z } from 'zod';
+import { KapijaError, assertThat } from '../errors.js';
+import type { Renderer } from '../http/render.js';
+import type { OwnSignIn, OwnSession } from '../http/own-sign-in.js';
+import type { Translate, MessageKey } from '../i18n/index.js';
+import type { AccountRepository, Account } from '../store/accounts.js';
+import type { CredentialRepository } from '../store/credentials.js';
+import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
+import type { SessionDeviceRepository } from '../store/session-devices.js';
+import type { SessionService } from '../oidc/sessions.js';
+import type { TotpFactor } from '../factors/totp/index.js';
+import type { RecoveryFactor } from '../factors/recovery/index.js';
+import type { SecretBox } from '../security/crypto.js';
+import type { EventBus } from '../events.js';
+import { SCOPE_CLAIMS } from '../oidc/accounts.js';
+import { levelOfAcr, rank } from '../oidc/acr.js';
+
+export interface AccountPortalDeps {
+  provider: Provider;
+  signIn: OwnSignIn;
+  accounts: AccountRepository;
+  credentials: CredentialRepository;
+  payloads: OidcPayloadRepository;
+  devices: SessionDeviceRepository;
+  sessions: SessionService;
+  totp: TotpFactor;
+  recovery: RecoveryFactor;
+  box: SecretBox;
+  events: EventBus;
+  render: Renderer;
+  /** How recent the last proof of both factors must be for a change (seconds). */
+  reauthSeconds: number;
+  secureCookies: boolean;
+}
+
+const PENDING_TOTP = 'kapija.account.totp';
+
+/** A short, readable description of a browser from its user agent. */
+export function describeDevice(ua: string | null): string {
+  if (!ua) return '—';
+  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : undefined;
+  const os = /Windows/.test(ua) ? 'Windows' : /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : undefined;
+  return browser || os ? [browser, os].filter(Boolean).join(' · ') : ua.slice(0, 60);
+}
+
+export function createAccountRouter(d: AccountPortalDeps): Router {
+  const router = new Router({ prefix: '/account' });
+  const t = (ctx: Context) => ctx.state.t as Translate;
+  const body = (ctx: Context) => ((ctx.request as { body?: unknown }).body ?? {}) as Record<string, unknown>;
+  const fmt = (ctx: Context, date: Date | undefined) =>
+    date ? new Intl.DateTimeFormat(String(ctx.state.locale), { dateStyle: 'medium', timeStyle: 'short' }).format(date) : '—';
+
+  /** The signed-in citizen, or a redirect to sign in. */
+  const who = async (ctx: Context): Promise<{ session: OwnSession; account: Account } | undefined> => {
+    const session = await d.signIn.current(ctx);
+    const account = session ? await d.accounts.findById(session.accountId) : undefined;
+    if (!session || !account || account.status !== 'active') {
+      d.signIn.login(ctx, { returnTo: ctx.method === 'GET' ? ctx.originalUrl : '/account' });
+      return undefined;
+    }
+    return { session, account };
+  };
+
+  /** Changes need both factors proven recently; otherwise the citizen signs in again first. */
+  const recent = (ctx: Context, session: OwnSession, returnTo: string): boolean => {
+    const fresh = Math.floor(Date.now() / 1000) - session.authTime <= d.reauthSeconds;
+    const strong = rank(levelOfAcr(session.acr) ?? 'low') >= rank('substantial');
+    if (fresh && strong) return true;
+    d.signIn.login(ctx, { returnTo, reauthenticate: true });
+    return false;
+  };
+
+  const page = (ctx: Context, view: string, title: MessageKey, data: Record<string, unknown>) =>
+    d.render(ctx, view, { title: t(ctx)(title), nav: ctx.path, canonicalUrl: ctx.path, ...data });
+
+  router.get('/callback', async (ctx) => {
+    const to = await d.signIn.callback(ctx);
+    ctx.status = 303;
+    ctx.redirect(to);
+  });
+
+  router.get('/', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    page(ctx, 'account/overview', 'account.title', { account: me.account, since: fmt(ctx, me.account.createdAt) });
+  });
+
+  // ------------------------------------------------------------ sessions
+
+  router.get('/sessions', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    const [sessions, devices] = await Promise.all([d.sessions.listForAccount(me.account.id), d.devices.listForAccount(me.account.id)]);
+    const byUid = new Map(devices.map((x) => [x.sessionUid, x]));
+    const names = new Map<string, string>();
+    for (const s of sessions) {
+      for (const c of s.clients) {
+        if (!names.has(c.clientId)) names.set(c.clientId, (await d.provider.Client.find(c.clientId))?.clientName ?? c.clientId);
+      }
+    }
+    page(ctx, 'account/sessions', 'account.sessions.title', {
+      sessions: sessions.map((s) => {
+        const device = s.uid ? byUid.get(s.uid) : undefined;
+        return {
+          uid: s.uid,
+          current: s.uid === me.session.sessionUid,
+          started: fmt(ctx, device?.createdAt ?? s.loginAt),
+          lastSeen: fmt(ctx, device?.lastSeenAt ?? s.loginAt),
+          device: describeDevice(device?.userAgent ?? null),
+          ip: device?.ip ?? '—',
+          services: s.clients.map((c) => names.get(c.clientId) ?? c.clientId),
+        };
+      }),
+    });
+  });
+
+  router.post('/sessions/end', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    const uid = body(ctx).uid;
+    const all = body(ctx).all === 'yes';
+    const sessions = await d.sessions.listForAccount(me.account.id);
+    const targets = all ? sessions : sessions.filter((s) => s.uid === uid);
+    assertThat(targets.length > 0, 'request.not_found', 404);
+    for (const s of targets) await d.sessions.end(s.id, { accountId: me.account.id });
+    if (targets.some((s) => s.uid === me.session.sessionUid)) {
+      d.signIn.clear(ctx);
+      ctx.status = 303;
+      ctx.redirect('/account/signed-out');
+      return;
+    }
+    ctx.status = 303;
+    ctx.redirect('/account/sessions');
+  });
+
+  router.get('/signed-out', async (ctx) => {
+    page(ctx, 'account/signed-out', 'logout.done.title', {});
+  });
+
+  // ------------------------------------------------------------ connected services
+
+  router.get('/services', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    const grants = await d.payloads.listByAccount(me.account.id, 'Grant');
+    const byClient = new Map<string, { scopes: Set<string>; claims: Set<string>; since: number }>();
+    for (const g of grants) {
+      const clientId = String(g.payload.clientId ?? '');
+      const client = clientId ? await d.provider.Client.find(clientId) : undefined;
+      if (!client || client.metadata()['kapija_first_party'] === true) continue;
+      const entry = byClient.get(clientId) ?? { scopes: new Set<string>(), claims: new Set<string>(), since: Infinity };
+      const openid = (g.payload.openid ?? {}) as { scope?: string; claims?: string[] };
+      for (const s of (openid.scope ?? '').split(' ').filter(Boolean)) entry.scopes.add(s);
+      for (const c of openid.claims ?? []) entry.claims.add(c);
+      entry.since = Math.min(entry.since, Number(g.payload.iat ?? Infinity));
+      byClient.set(clientId, entry);
+    }
+    const tr = t(ctx);
+    const services = await Promise.all(
+      [...byClient.entries()].map(async ([clientId, e]) => {
+        const claims = new Set<string>(e.claims);
+        for (const scope of e.scopes) for (const c of SCOPE_CLAIMS[scope as keyof typeof SCOPE_CLAIMS] ?? []) claims.add(c);
+        const items = [...claims].map((c) => {
+          const key = `consent.claim.${c}` as MessageKey;
+          return tr(key) === key ? tr('consent.claim.other', { claim: c }) : tr(key);
+        });
+        if (e.scopes.has('offline_access')) items.push(tr('consent.scope.offline_access'));
+        return {
+          clientId,
+          name: (await d.provider.Client.find(clientId))?.clientName ?? clientId,
+          items,
+          since: fmt(ctx, Number.isFinite(e.since) ? new Date(e.since * 1000) : undefined),
+        };
+      }),
+    );
+    page(ctx, 'account/services', 'account.services.title', { services });
+  });
+
+  router.post('/services/revoke', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    const clientId = String(body(ctx).client_id ?? '');
+    const grants = (await d.payloads.listByAccount(me.account.id, 'Grant')).filter((g) => g.payload.clientId === clientId);
+    assertThat(grants.length > 0, 'request.not_found', 404);
+    for (const g of grants) {
+      await d.payloads.revokeByGrantId(g.id);
+      await d.payloads.destroy('Grant', g.id);
+    }
+    await d.events.emit('consent.revoked', { accountId: me.account.id, clientId });
+    ctx.status = 303;
+    ctx.redirect('/account/services');
+  });
+
+  // ------------------------------------------------------------ second factors
+
+  const securityPage = async (ctx: Context, me: { account: Account }, extra: Record<string, unknown> = {}) => {
+    const creds = await d.credentials.list(me.account.id);
+    page(ctx, 'account/security', 'account.security.title', {
+      factors: creds
+        .filter((c) => c.type !== 'recovery')
+        .map((c) => ({ id: c.id, type: c.type, name: c.name ?? c.type, added: fmt(ctx, c.createdAt), lastUsed: fmt(ctx, c.lastUsedAt ?? undefined) })),
+      recoveryRemaining: await d.recovery.remaining(me.account.id),
+      ...extra,
+    });
+  };
+
+  router.get('/security', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    await securityPage(ctx, me);
+  });
+
+  router.post('/security/remove', async (ctx) => {
+    const me = await who(ctx);
+    if (!me || !recent(ctx, me.session, '/account/security')) return;
+    const id = String(body(ctx).id ?? '');
+    const creds = await d.credentials.list(me.account.id);
+    const target = creds.find((c) => c.id === id && c.type !== 'recovery');
+    assertThat(target, 'request.not_found', 404);
+    const others = creds.filter((c) => c.id !== id && (c.type === 'totp' || c.type === 'webauthn'));
+    if (others.length === 0) {
+      ctx.status = 409;
+      return securityPage(ctx, me, { error: t(ctx)('error.factor.last_one') });
+    }
+    await d.credentials.remove(me.account.id, id);
+    await d.events.emit('factor.removed', { accountId: me.account.id, type: target.type, ip: ctx.ip });
+    ctx.status = 303;
+    ctx.redirect('/account/security');
+  });
+
+  router.post('/security/recovery-codes', async (ctx) => {
+    const me = await who(ctx);
+    if (!me || !recent(ctx, me.session, '/account/security')) return;
+    const codes = await d.recovery.issue(me.account.id);
+    await d.events.emit('factor.enrolled', { accountId: me.account.id, type: 'recovery', ip: ctx.ip });
+    page(ctx, 'account/recovery-codes', 'codes.title', { codes });
+  });
+
+  router.get('/security/totp', async (ctx) => {
+    const me = await who(ctx);
+    if (!me || !recent(ctx, me.session, '/account/security/totp')) return;
+    const enrolment = await d.totp.begin(me.account.username);
+    ctx.cookies.set(PENDING_TOTP, d.totp.sealSecret(enrolment.secret, me.account.id), {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: d.secureCookies,
+      path: '/account/security',
+      maxAge: 15 * 60 * 1000,
+      overwrite: true,
+    });
+    page(ctx, 'account/totp', 'enrol.title', {
+      secret: enrolment.secret.replace(/(.{4})/g, '$1 ').trim(),
+      qrDataUri: `data:image/svg+xml;base64,${Buffer.from(enrolment.qrSvg).toString('base64')}`,
+    });
+  });
+
+  router.post('/security/totp', async (ctx) => {
+    const me = await who(ctx);
+    if (!me || !recent(ctx, me.session, '/account/security/totp')) return;
+    const sealed = ctx.cookies.get(PENDING_TOTP);
+    assertThat(sealed, 'interaction.expired');
+    const secret = d.totp.openSecret(sealed, me.account.id);
+    const parsed = z.object({ code: z.string().max(16) }).safeParse(body(ctx));
+    try {
+      await d.totp.finish(me.account.id, secret, parsed.success ? parsed.data.code : '', String(body(ctx).name ?? '').slice(0, 100) || undefined);
+    } catch (err) {
+      if (!(err instanceof KapijaError)) throw err;
+      ctx.status = 401;
+      const enrolment = await d.totp.view(secret, me.account.username);
+      return page(ctx, 'account/totp', 'enrol.title', {
+        secret: enrolment.secret.replace(/(.{4})/g, '$1 ').trim(),
+        qrDataUri: `data:image/svg+xml;base64,${Buffer.from(enrolment.qrSvg).toString('base64')}`,
+        error: t(ctx)('error.factor.totp.invalid_code'),
+      });
+    }
+    ctx.cookies.set(PENDING_TOTP, null, { path: '/account/security' });
+    await d.events.emit('factor.enrolled', { accountId: me.account.id, type: 'totp', ip: ctx.ip });
+    ctx.status = 303;
+    ctx.redirect('/account/security');
+  });
+
+  // ------------------------------------------------------------ your data
+
+  router.get('/data', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    page(ctx, 'account/data', 'account.data.title', { username: me.account.username });
+  });
+
+  router.get('/data/export.json', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    const a = me.account;
+    const [creds, sessions, grants, devices] = await Promise.all([
+      d.credentials.list(a.id),
+      d.sessions.listForAccount(a.id),
+      d.payloads.listByAccount(a.id, 'Grant'),
+      d.devices.listForAccount(a.id),
+    ]);
+    ctx.set('content-disposition', 'attachment; filename="kapija-export.json"');
+    ctx.set('cache-control', 'no-store');
+    ctx.body = {
+      exported_at: new Date().toISOString(),
+      account: {
+        id: a.id,
+        username: a.username,
+        email: a.email,
+        email_verified: a.emailVerified,
+        given_name: a.givenName,
+        family_name: a.familyName,
+        birthdate: a.birthdate,
+        locale: a.locale,
+        status: a.status,
+        created_at: a.createdAt.toISOString(),
+        updated_at: a.updatedAt.toISOString(),
+      },
+      // Secrets (password hash, TOTP keys, recovery codes, public keys) are never exported.
+      factors: creds.map((c) => ({ type: c.type, name: c.name, created_at: c.createdAt.toISOString(), last_used_at: c.lastUsedAt?.toISOString() ?? null, used_at: c.usedAt?.toISOString() ?? null })),
+      sessions: sessions.map((s) => ({ started_at: s.loginAt?.toISOString() ?? null, expires_at: s.expiresAt?.toISOString() ?? null, acr: s.acr, amr: s.amr, services: s.clients.map((c) => c.clientId) })),
+      devices: devices.map((x) => ({ ip: x.ip, user_agent: x.userAgent, first_seen_at: x.createdAt.toISOString(), last_seen_at: x.lastSeenAt.toISOString() })),
+      consents: grants.map((g) => ({ service: g.payload.clientId, granted: g.payload.openid ?? {}, expires_at: g.expiresAt ? new Date(g.expiresAt).toISOString() : null })),
+    };
+  });
+
+  router.post('/delete', async (ctx) => {
+    const me = await who(ctx);
+    if (!me || !recent(ctx, me.session, '/account/data')) return;
+    if (String(body(ctx).confirm ?? '').trim().toLowerCase() !== me.account.username) {
+      ctx.status = 400;
+      return page(ctx, 'account/data', 'account.data.title', { username: me.account.username, error: t(ctx)('account.delete.mismatch') });
+    }
+    const id = me.account.id;
+    await d.sessions.endAllForAccount(id);
+    for (const g of await d.payloads.listByAccount(id, 'Grant')) {
+      await d.payloads.revokeByGrantId(g.id);
+      await d.payloads.destroy('Grant', g.id);
+    }
+    for (const type of ['totp', 'webauthn', 'recovery'] as const) await d.credentials.removeType(id, type);
+    await d.devices.deleteForAccount(id);
+    await d.accounts.erase(id);
+    await d.events.emit('account.deleted', { accountId: id });
+    d.signIn.clear(ctx);
+    ctx.status = 303;
+    ctx.redirect('/account/deleted');
+  });
+
+  router.get('/deleted', async (ctx) => {
+    page(ctx, 'account/deleted', 'account.deleted.title', {});
+  });
+
+  router.get('/login', async (ctx) => {
+    d.signIn.login(ctx, { returnTo: typeof ctx.query.return === 'string' ? ctx.query.return : '/account' });
+  });
+
+  return router;
+}

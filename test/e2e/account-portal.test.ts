@@ -1,0 +1,143 @@
+/**
+ * The account portal, signed in through Kapija itself: sessions with device and place, signing out
+ * another session (its refresh token then fails), connected services and withdrawing consent,
+ * second factors (the last one cannot be removed; changes need a recent sign-in), export, deletion.
+ */
+import * as oidc from 'openid-client';
+import { Agent, type Page } from '../support/browserless.js';
+import { signIn, submitForm } from '../support/sign-in.js';
+import { nextTotpCode } from '../support/totp.js';
+import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+
+const REDIRECT = 'http://127.0.0.1:9/cb';
+let server: RunningKapija;
+beforeAll(async () => {
+  server = await startKapija();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+type Citizen = Awaited<ReturnType<typeof createTestAccount>>;
+
+/** Opens /account in `agent`, signing in through Kapija if needed; returns the portal page. */
+async function portal(agent: Agent, citizen: Citizen, path = '/account'): Promise<Page> {
+  let page = await agent.request(new URL(path, server.url));
+  if (page.status === 303) {
+    const callback = await signIn(agent, new URL(page.headers.get('location')!), `${server.url}/account/callback`, citizen);
+    const back = await agent.request(callback);
+    expect(back.status).toBe(303);
+    page = await agent.request(new URL(back.headers.get('location')!, server.url));
+  }
+  expect(page.status).toBe(200);
+  return page;
+}
+
+async function rpSignIn(agent: Agent, citizen: Citizen, rp: { clientId: string; clientSecret?: string | undefined }, scope = 'openid offline_access') {
+  const config = await oidc.discovery(new URL(server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+  const verifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT,
+    scope,
+    prompt: 'consent',
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+  });
+  const cb = await signIn(agent, url, REDIRECT, citizen);
+  return { config, tokens: await oidc.authorizationCodeGrant(config, cb, { pkceCodeVerifier: verifier }) };
+}
+
+test('the portal needs a sign-in through Kapija, shows the profile, and asks no consent for itself', async () => {
+  const citizen = await createTestAccount(server.kapija, { givenName: 'Милица', familyName: 'Милић' });
+  const agent = new Agent('sr-Cyrl');
+  const first = await agent.request(new URL('/account', server.url));
+  expect(first.status).toBe(303);
+  const auth = new URL(first.headers.get('location')!);
+  expect(auth.pathname).toBe('/auth');
+  expect(auth.searchParams.get('client_id')).toBe('kapija-account');
+  expect(auth.searchParams.get('code_challenge_method')).toBe('S256');
+  const page = await portal(agent, citizen);
+  expect(page.body).toContain('Милица Милић');
+  expect(page.body).toContain(citizen.username);
+  expect(page.body).toContain('lang="sr-Cyrl"');
+  // a forged callback is refused
+  const forged = await new Agent().request(new URL('/account/callback?code=abc&state=xyz', server.url));
+  expect(forged.status).toBe(400);
+});
+
+test('another session is listed with device and place, and signing it out ends its tokens', async () => {
+  const citizen = await createTestAccount(server.kapija);
+  const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
+  const phone = new Agent('en');
+  const { config, tokens } = await rpSignIn(phone, citizen, rp);
+  const laptop = new Agent('en');
+  const sessionsPage = await portal(laptop, citizen, '/account/sessions');
+  const uids = [...sessionsPage.body.matchAll(/data-session-uid="([^"]+)"/g)].map((m) => m[1]);
+  expect(uids).toHaveLength(2);
+  expect(sessionsPage.body).toContain('This browser');
+  expect(sessionsPage.body).toContain('127.0.0.1');
+  const phoneUid = (await server.kapija.sessions.listForAccount(citizen.account.id)).find((s) => s.clients.some((c) => c.clientId === rp.clientId))!.uid!;
+  const ended = await submitForm(laptop, sessionsPage, /\/account\/sessions\/end$/, { uid: phoneUid });
+  expect(ended.status).toBe(303);
+  expect(ended.headers.get('location')).toBe('/account/sessions');
+  await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  const after = await portal(laptop, citizen, '/account/sessions');
+  expect([...after.body.matchAll(/data-session-uid="([^"]+)"/g)]).toHaveLength(1);
+});
+
+test('connected services list what each service receives; withdrawing consent revokes its tokens', async () => {
+  const citizen = await createTestAccount(server.kapija);
+  const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], client_name: 'Poreska uprava' });
+  const agent = new Agent('en');
+  const { config, tokens } = await rpSignIn(agent, citizen, rp, 'openid email offline_access');
+  const services = await portal(agent, citizen, '/account/services');
+  expect(services.body).toContain('Poreska uprava');
+  expect(services.body).toContain('Your e-mail address');
+  expect(services.body).not.toContain('data-revoke="kapija-account"');
+  const revoked = await submitForm(agent, services, /\/account\/services\/revoke$/, { client_id: rp.clientId });
+  expect(revoked.status).toBe(303);
+  await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  expect((await portal(agent, citizen, '/account/services')).body).not.toContain('Poreska uprava');
+});
+
+test('the only second factor cannot be removed; a second one can, after a recent sign-in', async () => {
+  const citizen = await createTestAccount(server.kapija);
+  const agent = new Agent('en');
+  const security = await portal(agent, citizen, '/account/security');
+  const [totpId] = [...security.body.matchAll(/data-remove-factor="([^"]+)"/g)].map((m) => m[1]);
+  const refused = await submitForm(agent, security, /\/account\/security\/remove$/, { id: totpId! });
+  expect(refused.status).toBe(409);
+  expect(refused.body).toContain('only second factor');
+  expect(await server.kapija.credentials.enrolledTypes(citizen.account.id)).toContain('totp');
+});
+
+test('export holds the profile and no secret; deletion erases personal data and ends every session', async () => {
+  const citizen = await createTestAccount(server.kapija, { email: 'brisanje@example.rs' });
+  const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
+  const agent = new Agent('en');
+  const { config, tokens } = await rpSignIn(agent, citizen, rp);
+  await portal(agent, citizen, '/account/data');
+  const exported = await agent.request(new URL('/account/data/export.json', server.url), { headers: { accept: 'application/json' } });
+  expect(exported.status).toBe(200);
+  const data = JSON.parse(exported.body) as { account: { email: string }; factors: Record<string, unknown>[]; consents: unknown[] };
+  expect(data.account.email).toBe('brisanje@example.rs');
+  expect(data.factors.map((f) => f['type']).sort()).toEqual(['recovery', 'recovery', 'recovery', 'recovery', 'recovery', 'recovery', 'recovery', 'recovery', 'recovery', 'recovery', 'totp']);
+  expect(exported.body).not.toMatch(/secret|password|argon2|publicKey/i);
+  expect(data.consents.length).toBeGreaterThan(0);
+
+  const dataPage = await portal(agent, citizen, '/account/data');
+  const mismatch = await submitForm(agent, dataPage, /\/account\/delete$/, { confirm: 'someone-else' });
+  expect(mismatch.status).toBe(400);
+  const deleted = await submitForm(agent, dataPage, /\/account\/delete$/, { confirm: citizen.username });
+  expect(deleted.status).toBe(303);
+  expect(deleted.headers.get('location')).toBe('/account/deleted');
+  const account = await server.kapija.accounts.findById(citizen.account.id);
+  expect(account).toMatchObject({ status: 'deleted', email: null, givenName: null, familyName: null, birthdate: null });
+  expect(account!.username).not.toContain(citizen.username);
+  expect(await server.kapija.sessions.listForAccount(citizen.account.id)).toEqual([]);
+  expect(await server.kapija.credentials.list(citizen.account.id)).toEqual([]);
+  await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  // and the deleted citizen cannot sign in any more
+  const again = await agent.request(new URL('/account', server.url));
+  expect(again.status).toBe(303);
+});
