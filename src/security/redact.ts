@@ -10,7 +10,9 @@ export const REDACT_PATHS = [
   'token', '*.token', 'access_token', '*.access_token', 'refresh_token', '*.refresh_token', 'id_token', '*.id_token',
   'authorization', '*.authorization', 'cookie', '*.cookie', 'set-cookie', '*["set-cookie"]',
   'headers.authorization', 'headers.cookie', 'req.headers.authorization', 'req.headers.cookie',
-  'email', '*.email', 'username', '*.username', 'given_name', 'family_name', 'birthdate',
+  'res.headers["set-cookie"]',
+  'email', '*.email', 'username', '*.username',
+  'given_name', '*.given_name', 'family_name', '*.family_name', 'birthdate', '*.birthdate',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

@@ -39,10 +39,28 @@ export function openStore(database: Config['database']): Db {
   });
 }
 
-/** Applies pending migrations; returns the names applied. Safe to run from several instances at once. */
-export async function migrate(db: Db): Promise<string[]> {
+const MIGRATIONS_LOCK_ID = 0x6b61706d; // "kapm"
+
+async function latest(db: Db): Promise<string[]> {
   const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
   return applied;
+}
+
+/** Applies pending migrations; returns the names applied. Safe to run from several instances at once. */
+export async function migrate(db: Db): Promise<string[]> {
+  if (!isPostgres(db)) return latest(db);
+  // knex's own migration lock is a table that the first run creates, so instances starting together
+  // on an empty database race to create it and all but one fail. A transaction-scoped advisory lock,
+  // held on a connection of its own (the pool may have only one), serialises them.
+  const lockDb = knexFactory({ ...db.client.config, pool: { min: 0, max: 1 } });
+  try {
+    return await lockDb.transaction(async (trx) => {
+      await trx.raw('select pg_advisory_xact_lock(?)', [MIGRATIONS_LOCK_ID]);
+      return latest(db);
+    });
+  } finally {
+    await lockDb.destroy();
+  }
 }
 
 /** True when every known migration has been applied. */

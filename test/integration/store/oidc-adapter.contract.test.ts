@@ -1,0 +1,442 @@
+/**
+ * The knex adapter's contract, on every store: the cases of node-oidc-provider
+ * test/adapters/memory_adapter.test.js (expiry, uid and userCode indexes, grant revocation,
+ * re-assigned indexes) plus what Kapija adds on top (consume, listByAccount, purgeExpired).
+ * Time is an injected clock, so expiry is exact and the suite does not sleep.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { createAdapterClass, type AdapterConstructor } from '../../../src/oidc/adapter.js';
+import { createOidcPayloadRepository, type OidcPayloadRepository } from '../../../src/store/oidc-payloads.js';
+import { createClientRepository, type ClientRepository } from '../../../src/store/clients.js';
+import { createSecretBox } from '../../../src/security/crypto.js';
+import { migrate, openStore, type Db } from '../../../src/store/db.js';
+import { createTestDatabase, stores, type TestDatabase } from '../../support/databases.js';
+
+/** Every model oidc-provider persists through the adapter, other than Client. */
+const MODELS = [
+  'Session',
+  'Interaction',
+  'AuthorizationCode',
+  'AccessToken',
+  'RefreshToken',
+  'Grant',
+  'ClientCredentials',
+  'PushedAuthorizationRequest',
+  'ReplayDetection',
+  'DeviceCode',
+] as const;
+
+const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
+
+describe.each(stores())('oidc adapter contract (%s)', (store) => {
+  let testDb: TestDatabase;
+  let db: Db;
+  let clock: number;
+  let payloads: OidcPayloadRepository;
+  let clients: ClientRepository;
+  let KnexAdapter: AdapterConstructor;
+  const adapter = (model: string): Adapter => new KnexAdapter(model);
+  const tick = (ms: number) => {
+    clock += ms;
+  };
+  const rowCount = async () => Number(((await db('oidc_payloads').count({ n: '*' })) as { n: number | string }[])[0]!.n);
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(store);
+    db = openStore(testDb.database);
+    await migrate(db);
+    clients = createClientRepository(db, createSecretBox(randomBytes(32)));
+  });
+
+  afterAll(async () => {
+    await db?.destroy();
+    await testDb?.drop();
+  });
+
+  beforeEach(async () => {
+    await db('oidc_payloads').delete();
+    clock = T0;
+    payloads = createOidcPayloadRepository(db, () => clock);
+    KnexAdapter = createAdapterClass(payloads, clients);
+  });
+
+  describe('round trip', () => {
+    it.each(MODELS)('%s: find returns what upsert stored', async (model) => {
+      const payload: AdapterPayload = {
+        jti: `${model}-1`,
+        kind: model,
+        accountId: 'account-1',
+        grantId: 'grant-1',
+        uid: `uid-${model}`,
+        userCode: model === 'DeviceCode' ? 'ABCD-EFGH' : undefined,
+        scope: 'openid profile',
+        claims: { id_token: { acr: { essential: true, values: ['http://eidas.europa.eu/LoA/high'] } } },
+        extra: { name: 'Ђорђе Петровић 😀', nested: [1, 'two', null, { three: true }] },
+      };
+      // JSON drops undefined members, as every persistent adapter does.
+      const expected = JSON.parse(JSON.stringify(payload)) as AdapterPayload;
+
+      await adapter(model).upsert(`${model}-1`, payload, 60);
+
+      expect(await adapter(model).find(`${model}-1`)).toEqual(expected);
+      expect(await adapter(model).find(`${model}-unknown`)).toBeUndefined();
+    });
+
+    it('keeps models apart: the same id in another model is a different record', async () => {
+      await adapter('AccessToken').upsert('same-id', { jti: 'same-id', kind: 'AccessToken' }, 60);
+      await adapter('RefreshToken').upsert('same-id', { jti: 'same-id', kind: 'RefreshToken' }, 60);
+
+      expect(await adapter('AccessToken').find('same-id')).toEqual({ jti: 'same-id', kind: 'AccessToken' });
+      expect(await adapter('RefreshToken').find('same-id')).toEqual({ jti: 'same-id', kind: 'RefreshToken' });
+      expect(await adapter('AuthorizationCode').find('same-id')).toBeUndefined();
+
+      await adapter('AccessToken').destroy('same-id');
+      expect(await adapter('AccessToken').find('same-id')).toBeUndefined();
+      expect(await adapter('RefreshToken').find('same-id')).toEqual({ jti: 'same-id', kind: 'RefreshToken' });
+    });
+
+    it('a re-saved record replaces the stored payload and lifetime', async () => {
+      const a = adapter('Session');
+      await a.upsert('s1', { uid: 'u1', accountId: 'acc', loginTs: 1 }, 10);
+      await a.upsert('s1', { uid: 'u1', accountId: 'acc', loginTs: 2 }, 100);
+
+      tick(50_000);
+      expect(await a.find('s1')).toEqual({ uid: 'u1', accountId: 'acc', loginTs: 2 });
+      expect(await rowCount()).toBe(1);
+    });
+
+    it('serves oidc-provider Client lookups from the client registry and refuses to store clients', async () => {
+      await clients.create({ client_id: 'adapter-rp', redirect_uris: ['https://rp.example/cb'] }, 'rp-secret-value');
+      const a = adapter('Client');
+
+      expect(await a.find('adapter-rp')).toEqual({
+        client_id: 'adapter-rp',
+        redirect_uris: ['https://rp.example/cb'],
+        client_secret: 'rp-secret-value',
+      });
+      expect(await a.find('no-such-client')).toBeUndefined();
+      await expect(a.upsert('dyn', { client_id: 'dyn' }, 60)).rejects.toThrow(/clients are managed/);
+      expect(await rowCount()).toBe(0);
+    });
+  });
+
+  describe('expiry', () => {
+    it.each(MODELS)('%s: a record is found until its lifetime has passed, then never', async (model) => {
+      const a = adapter(model);
+      await a.upsert('short', { jti: 'short', accountId: 'account' }, 1);
+
+      tick(999);
+      expect(await a.find('short')).toEqual({ jti: 'short', accountId: 'account' });
+
+      tick(1); // expires_at is exclusive: at exactly upsert time + expiresIn the record is gone
+      expect(await a.find('short')).toBeUndefined();
+
+      tick(60_000);
+      expect(await a.find('short')).toBeUndefined();
+    });
+
+    it('expires session uid indexes', async () => {
+      const a = adapter('Session');
+      await a.upsert('session', { uid: 'uid' }, 1);
+      expect(await a.findByUid('uid')).toEqual({ uid: 'uid' });
+
+      tick(1001);
+      expect(await a.findByUid('uid')).toBeUndefined();
+    });
+
+    it('expires user code indexes', async () => {
+      const a = adapter('DeviceCode');
+      await a.upsert('device', { userCode: 'code' }, 1);
+      expect(await a.findByUserCode('code')).toEqual({ userCode: 'code' });
+
+      tick(1001);
+      expect(await a.findByUserCode('code')).toBeUndefined();
+    });
+
+    it('an expired record stays invisible even after it is consumed', async () => {
+      const a = adapter('AuthorizationCode');
+      await a.upsert('code', { jti: 'code' }, 1);
+      tick(2000);
+      await a.consume('code');
+      expect(await a.find('code')).toBeUndefined();
+    });
+  });
+
+  describe('consume', () => {
+    it('marks the record consumed at the current time, in epoch seconds, keeping the payload', async () => {
+      const a = adapter('AuthorizationCode');
+      const payload = { jti: 'code', grantId: 'g', accountId: 'acc', scope: 'openid' };
+      await a.upsert('code', payload, 60);
+      expect(await a.find('code')).not.toHaveProperty('consumed');
+
+      tick(5_500);
+      await a.consume('code');
+
+      const found = await a.find('code');
+      expect(found).toEqual({ ...payload, consumed: Math.floor((T0 + 5_500) / 1000) });
+      expect(Number.isInteger(found!.consumed)).toBe(true);
+    });
+
+    it('does not change the record lifetime', async () => {
+      const a = adapter('RefreshToken');
+      await a.upsert('rt', { jti: 'rt' }, 10);
+      tick(1000);
+      await a.consume('rt');
+
+      tick(8_999);
+      expect(await a.find('rt')).toMatchObject({ jti: 'rt', consumed: Math.floor((T0 + 1000) / 1000) });
+      tick(1);
+      expect(await a.find('rt')).toBeUndefined();
+    });
+
+    it('consumes only the named record of the named model', async () => {
+      await adapter('AuthorizationCode').upsert('one', { jti: 'one' }, 60);
+      await adapter('AuthorizationCode').upsert('two', { jti: 'two' }, 60);
+      await adapter('RefreshToken').upsert('one', { jti: 'one' }, 60);
+
+      await adapter('AuthorizationCode').consume('one');
+
+      expect(await adapter('AuthorizationCode').find('one')).toHaveProperty('consumed');
+      expect(await adapter('AuthorizationCode').find('two')).not.toHaveProperty('consumed');
+      expect(await adapter('RefreshToken').find('one')).not.toHaveProperty('consumed');
+    });
+
+    it('is visible through the uid and user code indexes too', async () => {
+      await adapter('DeviceCode').upsert('device', { userCode: 'UC-1', uid: 'dev-uid' }, 60);
+      await adapter('DeviceCode').consume('device');
+
+      expect(await adapter('DeviceCode').findByUserCode('UC-1')).toEqual({
+        userCode: 'UC-1',
+        uid: 'dev-uid',
+        consumed: Math.floor(T0 / 1000),
+      });
+    });
+  });
+
+  describe('secondary indexes', () => {
+    it('finds a session by its uid, only within the Session model', async () => {
+      await adapter('Session').upsert('session-1', { uid: 'uid-1', accountId: 'acc' }, 60);
+      await adapter('Session').upsert('session-2', { uid: 'uid-2', accountId: 'acc' }, 60);
+      await adapter('Interaction').upsert('interaction-1', { uid: 'uid-3' }, 60);
+
+      expect(await adapter('Session').findByUid('uid-1')).toEqual({ uid: 'uid-1', accountId: 'acc' });
+      expect(await adapter('Session').findByUid('uid-2')).toEqual({ uid: 'uid-2', accountId: 'acc' });
+      expect(await adapter('Session').findByUid('uid-3')).toBeUndefined();
+      expect(await adapter('Session').findByUid('session-1')).toBeUndefined();
+      expect(await adapter('Interaction').findByUid('uid-1')).toBeUndefined();
+    });
+
+    it('finds a device code by its user code, only within its model', async () => {
+      await adapter('DeviceCode').upsert('device', { userCode: 'WDJB-MJHT', grantId: 'g' }, 60);
+
+      expect(await adapter('DeviceCode').findByUserCode('WDJB-MJHT')).toEqual({ userCode: 'WDJB-MJHT', grantId: 'g' });
+      expect(await adapter('DeviceCode').findByUserCode('XXXX-XXXX')).toBeUndefined();
+      expect(await adapter('AccessToken').findByUserCode('WDJB-MJHT')).toBeUndefined();
+    });
+
+    it('updates session uid and user code indexes when a record is re-saved', async () => {
+      const session = adapter('Session');
+      const device = adapter('DeviceCode');
+      const sessionPayload = { uid: 'new-uid' };
+      const devicePayload = { userCode: 'new-code' };
+
+      await session.upsert('session', { uid: 'old-uid' }, 60);
+      await session.upsert('session', sessionPayload, 60);
+      await device.upsert('device', { userCode: 'old-code' }, 60);
+      await device.upsert('device', devicePayload, 60);
+
+      expect(await session.findByUid('old-uid')).toBeUndefined();
+      expect(await session.findByUid('new-uid')).toEqual(sessionPayload);
+      expect(await device.findByUserCode('old-code')).toBeUndefined();
+      expect(await device.findByUserCode('new-code')).toEqual(devicePayload);
+    });
+
+    it('removes secondary and grant indexes when records are destroyed', async () => {
+      const session = adapter('Session');
+      const device = adapter('DeviceCode');
+
+      await session.upsert('session', { uid: 'uid' }, 60);
+      await device.upsert('device', { grantId: 'grant', jti: 'device', userCode: 'code' }, 60);
+      await session.destroy('session');
+      await device.destroy('device');
+
+      expect(await session.find('session')).toBeUndefined();
+      expect(await session.findByUid('uid')).toBeUndefined();
+      expect(await device.findByUserCode('code')).toBeUndefined();
+      expect(await rowCount()).toBe(0);
+    });
+
+    it('does not delete a secondary index reassigned to another record', async () => {
+      const a = adapter('DeviceCode');
+      const replacement = { userCode: 'code' };
+
+      await a.upsert('first', { userCode: 'code' }, 60);
+      await a.upsert('second', replacement, 60);
+      await a.destroy('first');
+
+      expect(await a.findByUserCode('code')).toEqual(replacement);
+    });
+
+    it('destroying an unknown record is harmless', async () => {
+      await adapter('Session').upsert('kept', { uid: 'kept' }, 60);
+      await expect(adapter('Session').destroy('missing')).resolves.toBeUndefined();
+      expect(await adapter('Session').find('kept')).toEqual({ uid: 'kept' });
+    });
+  });
+
+  describe('grant revocation', () => {
+    it('revokes every model of a grant, whichever adapter instance is asked', async () => {
+      const grantModels = ['AuthorizationCode', 'AccessToken', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
+      for (const model of grantModels) {
+        await adapter(model).upsert(`${model}-g1`, { grantId: 'g1', jti: `${model}-g1`, userCode: `${model}-code` }, 120);
+        await adapter(model).upsert(`${model}-g2`, { grantId: 'g2', jti: `${model}-g2` }, 120);
+      }
+      await adapter('Session').upsert('session', { uid: 'uid', accountId: 'acc' }, 120);
+      await adapter('Grant').upsert('g1', { jti: 'g1', accountId: 'acc', clientId: 'rp' }, 120);
+
+      await adapter('AccessToken').revokeByGrantId('g1');
+
+      for (const model of grantModels) {
+        expect(await adapter(model).find(`${model}-g1`)).toBeUndefined();
+        expect(await adapter(model).findByUserCode(`${model}-code`)).toBeUndefined();
+        expect(await adapter(model).find(`${model}-g2`)).toEqual({ grantId: 'g2', jti: `${model}-g2` });
+      }
+      // Records that are not members of the grant stay: oidc-provider destroys the Grant itself.
+      expect(await adapter('Session').findByUid('uid')).toEqual({ uid: 'uid', accountId: 'acc' });
+      expect(await adapter('Grant').find('g1')).toEqual({ jti: 'g1', accountId: 'acc', clientId: 'rp' });
+    });
+
+    it('deduplicates grant members on repeated upsert', async () => {
+      const a = adapter('AccessToken');
+      const payload = { grantId: 'grant', jti: 'token' };
+
+      await a.upsert('token', payload, 60);
+      await a.upsert('token', payload, 60);
+      expect(await rowCount()).toBe(1);
+
+      await a.revokeByGrantId('grant');
+      expect(await a.find('token')).toBeUndefined();
+      expect(await rowCount()).toBe(0);
+    });
+
+    it('moves grant membership when a record is updated', async () => {
+      const a = adapter('AccessToken');
+      const payload = { grantId: 'second', jti: 'token' };
+
+      await a.upsert('token', { grantId: 'first', jti: 'token' }, 60);
+      await a.upsert('token', payload, 60);
+      await a.revokeByGrantId('first');
+
+      expect(await a.find('token')).toEqual(payload);
+
+      await a.revokeByGrantId('second');
+      expect(await a.find('token')).toBeUndefined();
+    });
+
+    it('a record re-saved without a grant leaves the grant', async () => {
+      const a = adapter('AccessToken');
+      await a.upsert('token', { grantId: 'grant', jti: 'token' }, 60);
+      await a.upsert('token', { jti: 'token' }, 60);
+
+      await a.revokeByGrantId('grant');
+      expect(await a.find('token')).toEqual({ jti: 'token' });
+    });
+
+    it('still revokes the longest-lived member after shorter ones have expired', async () => {
+      const a = adapter('AccessToken');
+      const r = adapter('RefreshToken');
+      await a.upsert('short', { grantId: 'grant', jti: 'short' }, 1);
+      await r.upsert('long', { grantId: 'grant', jti: 'long' }, 2);
+
+      tick(1001);
+      expect(await a.find('short')).toBeUndefined();
+      expect(await r.find('long')).toEqual({ grantId: 'grant', jti: 'long' });
+
+      await a.revokeByGrantId('grant');
+      expect(await r.find('long')).toBeUndefined();
+      expect(await rowCount()).toBe(0);
+    });
+  });
+
+  describe('listByAccount', () => {
+    it("lists one account's live records of one model only", async () => {
+      await adapter('Session').upsert('s-a1', { uid: 'u1', accountId: 'alice' }, 3600);
+      await adapter('Session').upsert('s-a2', { uid: 'u2', accountId: 'alice' }, 7200);
+      await adapter('Session').upsert('s-a-expiring', { uid: 'u3', accountId: 'alice' }, 10);
+      await adapter('Session').upsert('s-b', { uid: 'u4', accountId: 'bob' }, 3600);
+      await adapter('Session').upsert('s-anon', { uid: 'u5' }, 3600);
+      await adapter('Grant').upsert('g-a', { jti: 'g-a', accountId: 'alice', clientId: 'rp' }, 3600);
+      await adapter('Grant').upsert('g-b', { jti: 'g-b', accountId: 'bob', clientId: 'rp' }, 3600);
+      await adapter('AccessToken').upsert('at-a', { jti: 'at-a', accountId: 'alice', grantId: 'g-a' }, 3600);
+      tick(10_000);
+
+      const sessions = await payloads.listByAccount('alice', 'Session');
+      expect(sessions.map((s) => s.id).sort()).toEqual(['s-a1', 's-a2']);
+      const first = sessions.find((s) => s.id === 's-a1')!;
+      expect(first).toEqual({
+        model: 'Session',
+        id: 's-a1',
+        grantId: null,
+        accountId: 'alice',
+        expiresAt: T0 + 3600 * 1000,
+        payload: { uid: 'u1', accountId: 'alice' },
+      });
+
+      const grants = await payloads.listByAccount('alice', 'Grant');
+      expect(grants).toEqual([
+        {
+          model: 'Grant',
+          id: 'g-a',
+          grantId: null,
+          accountId: 'alice',
+          expiresAt: T0 + 3600 * 1000,
+          payload: { jti: 'g-a', accountId: 'alice', clientId: 'rp' },
+        },
+      ]);
+      expect((await payloads.listByAccount('bob', 'Session')).map((s) => s.id)).toEqual(['s-b']);
+      expect(await payloads.listByAccount('carol', 'Session')).toEqual([]);
+    });
+
+    it('follows a record whose account changed and reports consumption', async () => {
+      await adapter('Session').upsert('s', { uid: 'u', accountId: 'alice' }, 60);
+      await adapter('Session').upsert('s', { uid: 'u', accountId: 'bob' }, 60);
+      await adapter('Session').consume('s');
+
+      expect(await payloads.listByAccount('alice', 'Session')).toEqual([]);
+      const [bobs] = await payloads.listByAccount('bob', 'Session');
+      expect(bobs?.payload).toEqual({ uid: 'u', accountId: 'bob', consumed: Math.floor(T0 / 1000) });
+    });
+  });
+
+  describe('purgeExpired', () => {
+    it('deletes only expired rows and says how many', async () => {
+      await adapter('AccessToken').upsert('expired-1', { jti: 'expired-1' }, 1);
+      await adapter('Interaction').upsert('expired-2', { uid: 'i' }, 2);
+      await adapter('Session').upsert('live', { uid: 's' }, 3600);
+      await adapter('Grant').upsert('no-lifetime', { jti: 'no-lifetime' }, undefined as unknown as number);
+
+      tick(2000);
+      expect(await payloads.purgeExpired()).toBe(2);
+
+      expect(await rowCount()).toBe(2);
+      const ids = ((await db('oidc_payloads').select('id').orderBy('id')) as { id: string }[]).map((r) => r.id);
+      expect(ids).toEqual(['live', 'no-lifetime']);
+      expect(await adapter('Session').find('live')).toEqual({ uid: 's' });
+      expect(await adapter('Grant').find('no-lifetime')).toEqual({ jti: 'no-lifetime' });
+
+      expect(await payloads.purgeExpired()).toBe(0);
+    });
+
+    it('takes an explicit time', async () => {
+      await adapter('AccessToken').upsert('a', { jti: 'a' }, 10);
+      await adapter('AccessToken').upsert('b', { jti: 'b' }, 20);
+
+      expect(await payloads.purgeExpired(T0 + 9_999)).toBe(0);
+      expect(await payloads.purgeExpired(T0 + 10_000)).toBe(1);
+      expect(await adapter('AccessToken').find('b')).toEqual({ jti: 'b' });
+      expect(await payloads.purgeExpired(T0 + 60_000)).toBe(1);
+      expect(await rowCount()).toBe(0);
+    });
+  });
+});

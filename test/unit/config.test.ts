@@ -1,0 +1,148 @@
+/**
+ * loadConfig: defaults, one-line errors naming the variable, and the production refusals.
+ */
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const MASTER_KEY = randomBytes(32).toString('base64');
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  MASTER_KEY,
+  ISSUER: 'https://kapija.gov.example',
+  DATABASE_URL: 'postgres://kapija@db.internal:5432/kapija',
+};
+
+/** The ConfigError thrown by loadConfig(env), or a failure if it does not throw one. */
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig(${JSON.stringify(env)}) did not throw`);
+}
+
+describe('loadConfig defaults', () => {
+  it('gives a development configuration with SQLite in ./data', () => {
+    const config = loadConfig({});
+    const dataDir = path.resolve('./data');
+    expect(config).toEqual({
+      env: 'development',
+      port: 3000,
+      host: '127.0.0.1',
+      issuer: 'http://localhost:3000',
+      database: { client: 'sqlite', filename: path.join(dataDir, 'kapija.sqlite') },
+      dataDir,
+      masterKey: undefined,
+      logLevel: 'info',
+      argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
+      trustProxy: false,
+      ttl: { session: 12 * 3600, accessToken: 600, refreshToken: 14 * 24 * 3600 },
+      purgeIntervalSeconds: 600,
+      allowPrivateNetworkFetch: false,
+      defaultLocale: 'sr-Cyrl',
+      requireSecondFactor: true,
+      webauthn: { rpId: 'localhost', rpName: 'Kapija', origins: ['http://localhost:3000'] },
+    });
+  });
+
+  it('is frozen, nested objects included', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.database)).toBe(true);
+    expect(Object.isFrozen(config.ttl)).toBe(true);
+    expect(Object.isFrozen(config.webauthn.origins)).toBe(true);
+  });
+
+  it('reads only the environment it is given, and treats empty values as unset', () => {
+    const saved = process.env.PORT;
+    process.env.PORT = '4321';
+    try {
+      expect(loadConfig({}).port).toBe(3000);
+      expect(loadConfig({ PORT: '' }).port).toBe(3000);
+    } finally {
+      if (saved === undefined) delete process.env.PORT;
+      else process.env.PORT = saved;
+    }
+  });
+
+  it('parses values: numbers, booleans, a trailing-slash issuer, PostgreSQL, the master key', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      TRUST_PROXY: 'yes',
+      REQUIRE_SECOND_FACTOR: '0',
+      ISSUER: 'https://login.example.rs/',
+      DATABASE_URL: 'postgresql://u@h/db',
+      DATABASE_POOL_MAX: '25',
+      MASTER_KEY,
+      DEFAULT_LOCALE: 'en',
+      WEBAUTHN_ORIGINS: 'https://login.example.rs, https://id.example.rs',
+    });
+    expect(config.port).toBe(8080);
+    expect(config.trustProxy).toBe(true);
+    expect(config.requireSecondFactor).toBe(false);
+    expect(config.issuer).toBe('https://login.example.rs');
+    expect(config.database).toEqual({ client: 'pg', url: 'postgresql://u@h/db', poolMax: 25 });
+    expect(config.masterKey?.equals(Buffer.from(MASTER_KEY, 'base64'))).toBe(true);
+    expect(config.defaultLocale).toBe('en');
+    expect(config.webauthn).toEqual({
+      rpId: 'login.example.rs',
+      rpName: 'Kapija',
+      origins: ['https://login.example.rs', 'https://id.example.rs'],
+    });
+  });
+});
+
+describe('loadConfig errors name the variable', () => {
+  it.each([
+    ['PORT', 'not-a-port'],
+    ['PORT', '70000'],
+    ['NODE_ENV', 'staging'],
+    ['ISSUER', 'not a url'],
+    ['ISSUER', 'ftp://kapija.example'],
+    ['DATABASE_URL', 'mysql://u@h/db'],
+    ['DATABASE_POOL_MAX', '0'],
+    ['MASTER_KEY', randomBytes(16).toString('base64')],
+    ['LOG_LEVEL', 'verbose'],
+    ['ARGON2_MEMORY_KIB', '1024'],
+    ['ARGON2_TIME_COST', '1'],
+    ['TRUST_PROXY', 'maybe'],
+    ['SESSION_TTL_SECONDS', '-5'],
+    ['DEFAULT_LOCALE', 'de'],
+    ['WEBAUTHN_RP_ID', 'https://x/'],
+    ['WEBAUTHN_ORIGINS', 'https://login.example.rs/path'],
+  ])('%s=%s', (name, value) => {
+    const err = configError({ [name]: value });
+    expect(err.message.startsWith(`${name}:`)).toBe(true);
+    expect(err.message).not.toContain('\n');
+  });
+});
+
+describe('loadConfig in production', () => {
+  it('accepts a complete production configuration', () => {
+    const config = loadConfig(PRODUCTION);
+    expect(config.env).toBe('production');
+    expect(config.database.client).toBe('pg');
+    expect(config.issuer).toBe('https://kapija.gov.example');
+  });
+
+  it('refuses a missing MASTER_KEY', () => {
+    expect(configError({ ...PRODUCTION, MASTER_KEY: undefined }).message).toMatch(/^MASTER_KEY:/);
+  });
+
+  it('refuses an http issuer', () => {
+    expect(configError({ ...PRODUCTION, ISSUER: 'http://kapija.gov.example' }).message).toMatch(/^ISSUER:/);
+  });
+
+  it('refuses a missing DATABASE_URL (no embedded SQLite in production)', () => {
+    expect(configError({ ...PRODUCTION, DATABASE_URL: undefined }).message).toMatch(/^DATABASE_URL:/);
+  });
+
+  it('refuses ALLOW_PRIVATE_NETWORK_FETCH', () => {
+    expect(configError({ ...PRODUCTION, ALLOW_PRIVATE_NETWORK_FETCH: 'true' }).message).toMatch(/^ALLOW_PRIVATE_NETWORK_FETCH:/);
+    expect(loadConfig({ ...PRODUCTION, ALLOW_PRIVATE_NETWORK_FETCH: 'false' }).allowPrivateNetworkFetch).toBe(false);
+    expect(loadConfig({ ALLOW_PRIVATE_NETWORK_FETCH: 'true' }).allowPrivateNetworkFetch).toBe(true);
+  });
+});
