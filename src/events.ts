@@ -7,7 +7,19 @@ import type { Logger } from 'pino';
 
 export interface KapijaEvents {
   /** A citizen finished signing in to a service (login handed to the engine). */
-  'signin.success': { accountId: string; clientId: string; acr: string; amr: readonly string[]; ip: string; userAgent: string };
+  'signin.success': {
+    accountId: string; clientId: string; acr: string; amr: readonly string[]; ip: string; userAgent: string;
+    /** Keyed hash of the browser's long-lived `kapija.device` cookie (never the cookie itself). */
+    deviceId?: string;
+  };
+  /** The password was changed (by a reset link, or in the account portal); every session was ended. */
+  'account.password_changed': { accountId: string; via: 'reset' | 'portal'; ip: string };
+  /** A new e-mail address was verified and replaced the old one. */
+  'account.email_changed': { accountId: string; ip: string };
+  /** A self-registered account verified its e-mail address and became active. */
+  'account.registered': { accountId: string; ip: string };
+  /** "This wasn't me": every session, grant and token of the account was ended. */
+  'account.secured': { accountId: string; sessions: number; grants: number; ip: string };
   /** A sign-in step failed. `factor` is the step; no secret is ever carried. */
   'signin.failure': { accountId?: string; clientId: string; factor: 'password' | 'totp' | 'recovery' | 'webauthn' | 'passkey'; reason: string; ip: string };
   /** A second factor was added to an account. */
