@@ -109,6 +109,21 @@ test('the only second factor cannot be removed; a second one can, after a recent
   expect(refused.status).toBe(409);
   expect(refused.body).toContain('only second factor');
   expect(await server.kapija.credentials.enrolledTypes(citizen.account.id)).toContain('totp');
+
+  // add a second authenticator app: not active until a correct code
+  const setup = await agent.request(new URL('/account/security/totp', server.url));
+  expect(setup.status).toBe(200);
+  const secret = /data-totp-secret>([A-Z2-7 ]+)</.exec(setup.body)![1]!.replace(/ /g, '');
+  const wrong = await submitForm(agent, setup, /\/account\/security\/totp$/, { code: '12', name: 'Tablet' });
+  expect(wrong.status).toBe(401);
+  const added = await submitForm(agent, setup, /\/account\/security\/totp$/, { code: await nextTotpCode(secret), name: 'Tablet' });
+  expect(added.status).toBe(303);
+  const withTwo = await portal(agent, citizen, '/account/security');
+  expect(withTwo.body).toContain('Tablet');
+  const removed = await submitForm(agent, withTwo, /\/account\/security\/remove$/, { id: totpId! });
+  expect(removed.status).toBe(303);
+  const left = await server.kapija.credentials.list(citizen.account.id, 'totp');
+  expect(left.map((c) => c.name)).toEqual(['Tablet']);
 });
 
 test('export holds the profile and no secret; deletion erases personal data and ends every session', async () => {
