@@ -1,0 +1,88 @@
+/**
+ * Single-use links sent by mail: e-mail verification, e-mail change, password reset and
+ * "this wasn't me". Only a keyed hash of each token is stored (the caller computes it with
+ * SecretBox.mac), so a copy of the database does not yield working links.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Db } from './db.js';
+
+export type TokenPurpose = 'verify_email' | 'change_email' | 'reset_password' | 'not_me';
+
+export interface AccountToken {
+  readonly id: string;
+  readonly accountId: string;
+  readonly purpose: TokenPurpose;
+  /** Small JSON the link carries server-side (a new e-mail address, the interaction to return to). */
+  readonly data: Record<string, string>;
+  readonly expiresAt: Date;
+}
+
+export interface AccountTokenRepository {
+  create(input: { accountId: string; purpose: TokenPurpose; tokenHash: string; ttlSeconds: number; data?: Record<string, string> }): Promise<AccountToken>;
+  /** The live (unused, unexpired) token with this hash and purpose, without using it. */
+  peek(tokenHash: string, purpose: TokenPurpose): Promise<AccountToken | undefined>;
+  /** Uses the token once: a compare-and-set on `used_at`, so two concurrent uses cannot both win. */
+  consume(tokenHash: string, purpose: TokenPurpose): Promise<AccountToken | undefined>;
+  /** Marks every live token of an account for `purpose` as used (e.g. older reset links after a reset). */
+  revokeAll(accountId: string, purpose: TokenPurpose): Promise<number>;
+  /** Deletes tokens expired before `before`. */
+  purgeExpired(before?: number): Promise<number>;
+}
+
+interface Row {
+  id: string;
+  account_id: string;
+  purpose: TokenPurpose;
+  token_hash: string;
+  data: string | null;
+  created_at: number | string;
+  expires_at: number | string;
+  used_at: number | string | null;
+}
+
+const toToken = (r: Row): AccountToken => ({
+  id: r.id,
+  accountId: r.account_id,
+  purpose: r.purpose,
+  data: r.data ? (JSON.parse(r.data) as Record<string, string>) : {},
+  expiresAt: new Date(Number(r.expires_at)),
+});
+
+export function createAccountTokenRepository(db: Db, now: () => number = Date.now): AccountTokenRepository {
+  const live = (tokenHash: string, purpose: TokenPurpose, at: number) =>
+    db('account_tokens').where({ token_hash: tokenHash, purpose }).whereNull('used_at').where('expires_at', '>', at);
+  return {
+    async create({ accountId, purpose, tokenHash, ttlSeconds, data }) {
+      const at = now();
+      const row: Row = {
+        id: randomUUID(),
+        account_id: accountId,
+        purpose,
+        token_hash: tokenHash,
+        data: data ? JSON.stringify(data) : null,
+        created_at: at,
+        expires_at: at + ttlSeconds * 1000,
+        used_at: null,
+      };
+      await db('account_tokens').insert(row);
+      return toToken(row);
+    },
+    async peek(tokenHash, purpose) {
+      const row = (await live(tokenHash, purpose, now()).first()) as Row | undefined;
+      return row ? toToken(row) : undefined;
+    },
+    async consume(tokenHash, purpose) {
+      const at = now();
+      const row = (await live(tokenHash, purpose, at).first()) as Row | undefined;
+      if (!row) return undefined;
+      const updated = await db('account_tokens').where({ id: row.id }).whereNull('used_at').update({ used_at: at });
+      return updated === 1 ? toToken(row) : undefined;
+    },
+    async revokeAll(accountId, purpose) {
+      return db('account_tokens').where({ account_id: accountId, purpose }).whereNull('used_at').update({ used_at: now() });
+    },
+    async purgeExpired(before = now()) {
+      return db('account_tokens').where('expires_at', '<', before).delete();
+    },
+  };
+}
