@@ -65,6 +65,8 @@ const schema = z.object({
   WEBAUTHN_RP_ID: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a host name').optional(),
   /** Origins accepted in WebAuthn ceremonies, comma-separated; the issuer's origin unless set. */
   WEBAUTHN_ORIGINS: z.string().optional(),
+  /** Lowest level of assurance for the administration console: low, substantial or high (a security key). */
+  ADMIN_MIN_ACR: z.enum(['low', 'substantial', 'high']).default('high'),
   /** Default language of pages: sr-Cyrl, sr-Latn or en. */
   DEFAULT_LOCALE: z.enum(['sr-Cyrl', 'sr-Latn', 'en']).default('sr-Cyrl'),
   /** smtp:// or smtps:// URL of the mail relay; unset writes each mail to DATA_DIR/outbox (development and test only). */
@@ -103,6 +105,7 @@ export interface Config {
   readonly purgeIntervalSeconds: number;
   readonly allowPrivateNetworkFetch: boolean;
   readonly defaultLocale: Locale;
+  readonly adminMinAcr: 'low' | 'substantial' | 'high';
   readonly requireSecondFactor: boolean;
   readonly reauthSeconds: number;
   readonly portalIdleSeconds: number;
@@ -182,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     purgeIntervalSeconds: e.PURGE_INTERVAL_SECONDS,
     allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH,
     defaultLocale: e.DEFAULT_LOCALE,
+    adminMinAcr: e.ADMIN_MIN_ACR,
     requireSecondFactor: e.REQUIRE_SECOND_FACTOR,
     reauthSeconds: e.REAUTH_SECONDS,
     portalIdleSeconds: e.PORTAL_IDLE_SECONDS,

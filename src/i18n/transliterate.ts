@@ -1,9 +1,9 @@
 /**
  * Serbian Latin → Cyrillic transliteration (one letter or digraph to one letter). The Cyrillic
  * catalogue is kept equal to the transliterated Latin one; `{placeholders}` and foreign names that
- * Serbian Cyrillic text keeps in Latin (QR, TOTP, JavaScript) are left alone.
+ * Serbian Cyrillic text keeps in Latin (QR, TOTP, JavaScript, JWT, JSON…) are left alone.
  */
-const KEEP = /(\{\w+\}|\bQR\b|\bTOTP\b|\bJavaScript\b)/;
+const KEEP = /(\{\w+\}|\bQR\b|\bTOTP\b|\bJavaScript\b|\bJWKS\b|\bJWT\b|\bJSON\b|\bCSV\b|\bPKCE\b|\bHTTP Basic\b)/;
 const DIGRAPHS: Record<string, string> = { Lj: 'Љ', LJ: 'Љ', lj: 'љ', Nj: 'Њ', NJ: 'Њ', nj: 'њ', Dž: 'Џ', DŽ: 'Џ', dž: 'џ' };
 const LATIN = 'abvgdđežzijklmnoprstćufhcčšABVGDĐEŽZIJKLMNOPRSTĆUFHCČŠ';
 const CYRILLIC = 'абвгдђежзијклмнопрстћуфхцчшАБВГДЂЕЖЗИЈКЛМНОПРСТЋУФХЦЧШ';

@@ -57,6 +57,25 @@ export function createPolicy(): interactionPolicy.Prompt[] {
   return policy;
 }
 
+/** Client properties the administrators set (src/admin/schemas.ts); the engine keeps them in metadata(). */
+const ADMIN_CLIENT_PROPERTIES = ['kapija_claim_purposes', 'kapija_sector_identifier_uri', 'kapija_access_token_ttl', 'kapija_refresh_token_ttl'];
+
+function validateAdminClientProperty(key: string, value: unknown): void {
+  if (value === undefined) return;
+  if ((key === 'kapija_access_token_ttl' || key === 'kapija_refresh_token_ttl') && !(Number.isInteger(value) && (value as number) > 0)) {
+    throw new TypeError(`${key} must be a positive integer`);
+  }
+  if (key === 'kapija_claim_purposes' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw new TypeError('kapija_claim_purposes must be an object');
+  }
+}
+
+/** A client's own token lifetime, when the administrators set one. */
+function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, key: string): number | undefined {
+  const v = client?.metadata()[key];
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
 export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId, onRelease, onSessionSaved }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
@@ -74,11 +93,13 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       openid: [...SCOPE_CLAIMS.openid, 'acr', 'amr', 'auth_time'],
       sid: null,
     } as unknown as Configuration['claims'],
-    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    // kapija:admin: the admin API (src/admin/), granted only to clients that list it and to accounts with a role.
+    scopes: ['openid', 'offline_access', 'profile', 'email', 'kapija:admin'],
     acrValues: [ACR.low, ACR.substantial, ACR.high],
     extraClientMetadata: {
-      properties: ['kapija_min_acr', 'kapija_resource_server', 'kapija_first_party'],
+      properties: ['kapija_min_acr', 'kapija_resource_server', 'kapija_first_party', ...ADMIN_CLIENT_PROPERTIES],
       validator(_ctx, key, value) {
+        validateAdminClientProperty(key, value);
         if (key === 'kapija_min_acr' && value !== undefined && !Object.values(ACR).includes(value as never)) {
           throw new TypeError('kapija_min_acr must be one of the configured acr values');
         }
@@ -162,7 +183,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     issueRefreshToken: async (_ctx, client, code) =>
       client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
     ttl: {
-      AccessToken: config.ttl.accessToken,
+      AccessToken: (_ctx, _token, client) => clientTtl(client, 'kapija_access_token_ttl') ?? config.ttl.accessToken,
       AuthorizationCode: 60,
       ClientCredentials: config.ttl.accessToken,
       IdToken: config.ttl.accessToken,
@@ -171,8 +192,9 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       Grant: config.ttl.refreshToken,
       RefreshToken: (_ctx, _token, client) => {
         // Public clients' refresh tokens live no longer than the session; confidential ones get the configured TTL.
-        if (client.clientAuthMethod === 'none') return Math.min(config.ttl.refreshToken, config.ttl.session);
-        return config.ttl.refreshToken;
+        const ttl = clientTtl(client, 'kapija_refresh_token_ttl') ?? config.ttl.refreshToken;
+        if (client.clientAuthMethod === 'none') return Math.min(ttl, config.ttl.session);
+        return ttl;
       },
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: createPolicy() },
