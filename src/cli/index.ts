@@ -20,7 +20,8 @@ const USAGE = `usage: kapija <command> [options]
   client create --client-id ID --redirect-uri URI [--redirect-uri URI …]
                 [--post-logout-redirect-uri URI …] [--backchannel-logout-uri URI]
                 [--public] [--secret S] [--name NAME] [--scope "openid profile …"]
-                [--grant-type T …] [--min-acr low|substantial|high] [--json]
+                [--grant-type T …] [--min-acr low|substantial|high]
+                [--subject-type pairwise|public] [--sector HOST] [--json]
   client list [--json]
   user create --username U [--email E] [--given-name G] [--family-name F]
               [--birthdate YYYY-MM-DD] [--locale L]      (password read from stdin)
@@ -146,8 +147,14 @@ async function clientCreate(h: StoreHandles, args: string[], io: CliIo): Promise
     scope: { type: 'string' },
     'grant-type': { type: 'string', multiple: true },
     'min-acr': { type: 'string' },
+    'subject-type': { type: 'string' },
+    sector: { type: 'string' },
     json: { type: 'boolean' },
   });
+  const subjectType = (v['subject-type'] as string | undefined) ?? 'pairwise';
+  if (subjectType !== 'pairwise' && subjectType !== 'public') throw new UsageError('--subject-type must be pairwise or public');
+  const sector = v.sector as string | undefined;
+  if (sector !== undefined && !/^[a-z0-9.-]{1,253}(:\d{1,5})?$/i.test(sector)) throw new UsageError('--sector must be a host name');
   const clientId = v['client-id'] as string | undefined;
   if (!clientId || !/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) {
     throw new UsageError('--client-id is required (letters, digits, . _ ~ -; at most 128)');
@@ -182,6 +189,8 @@ async function clientCreate(h: StoreHandles, args: string[], io: CliIo): Promise
     metadata.backchannel_logout_session_required = true;
   }
   if (minAcr) metadata['kapija_min_acr'] = ACR[minAcr as keyof typeof ACR];
+  metadata.subject_type = subjectType;
+  if (sector) metadata['kapija_sector'] = sector;
   await h.clients.create(metadata, secret);
   if (v.json) {
     io.stdout(`${JSON.stringify({ ...metadata, ...(secret ? { client_secret: secret } : {}) })}\n`);

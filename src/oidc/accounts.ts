@@ -35,3 +35,11 @@ export function createFindAccount(accounts: AccountRepository): FindAccount {
     return { accountId: account.id, claims: async () => ({ ...accountClaims(account), sub: account.id }) };
   };
 }
+
+/**
+ * Pairwise subject identifiers (OpenID Connect Core §8.1): a keyed hash of sector and account under
+ * a subkey of the master key, stable across instances and restarts, unlinkable between sectors.
+ */
+export function createPairwiseSubject(mac: (purpose: string, data: string) => string): (sector: string, accountId: string) => string {
+  return (sector, accountId) => mac('pairwise-sub', `${sector.toLowerCase()}|${accountId}`);
+}

@@ -30,6 +30,8 @@ export interface ProviderDeps {
   onRelease?(release: { accountId: string; clientId: string; claims: string[]; channel: 'id_token' | 'userinfo' | 'introspection' }): Promise<void>;
   /** Called whenever a sign-in session is saved, with the request it was saved in. */
   onSessionSaved?(session: { uid: string; accountId: string }, request: { ip: string; userAgent: string }): Promise<void>;
+  /** The pairwise subject of an account within a sector (see createPairwiseSubject). */
+  pairwiseSubject(sector: string, accountId: string): string;
   /** The id of the account's newest live grant for a client, from any earlier session. */
   findGrantId(accountId: string, clientId: string): Promise<string | undefined>;
 }
@@ -76,7 +78,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId, onRelease, onSessionSaved }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId, onRelease, onSessionSaved, pairwiseSubject }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -97,11 +99,14 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     scopes: ['openid', 'offline_access', 'profile', 'email', 'kapija:admin'],
     acrValues: [ACR.low, ACR.substantial, ACR.high],
     extraClientMetadata: {
-      properties: ['kapija_min_acr', 'kapija_resource_server', 'kapija_first_party', ...ADMIN_CLIENT_PROPERTIES],
+      properties: ['kapija_min_acr', 'kapija_resource_server', 'kapija_first_party', 'kapija_sector', ...ADMIN_CLIENT_PROPERTIES],
       validator(_ctx, key, value) {
         validateAdminClientProperty(key, value);
         if (key === 'kapija_min_acr' && value !== undefined && !Object.values(ACR).includes(value as never)) {
           throw new TypeError('kapija_min_acr must be one of the configured acr values');
+        }
+        if (key === 'kapija_sector' && value !== undefined && (typeof value !== 'string' || !/^[a-z0-9.-]{1,253}(:\d{1,5})?$/i.test(value))) {
+          throw new TypeError('kapija_sector must be a host name');
         }
         if ((key === 'kapija_resource_server' || key === 'kapija_first_party') && value !== undefined && typeof value !== 'boolean') {
           throw new TypeError(`${key} must be a boolean`);
@@ -114,7 +119,13 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
+      // Privacy by default: each sector (a service's host, or the sector an administrator groups
+      // services under) sees its own identifier, so two services cannot link a citizen.
+      subject_type: 'pairwise',
     },
+    subjectTypes: ['public', 'pairwise'],
+    pairwiseIdentifier: async (_ctx, accountId, client) =>
+      pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId),
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     pkce: {
       // S256 only; required for public clients, and for every client that sends a code_challenge.

@@ -52,15 +52,17 @@ async function codeFlow(scope = 'openid profile email offline_access') {
 
 describe('authorization code flow with PKCE', () => {
   test('issues a verified ID token carrying only the claims of the granted scopes', async () => {
-    const { citizen, tokens, config } = await codeFlow('openid email');
+    const { citizen, tokens, config, rp } = await codeFlow('openid email');
     const claims = tokens.claims()!;
-    expect(claims.sub).toBe(citizen.account.id);
+    // pairwise by default: the service sees its own identifier, not Kapija's account id
+    expect(claims.sub).toBe(await server.kapija.subjectFor(citizen.account.id, rp.clientId));
+    expect(claims.sub).not.toBe(citizen.account.id);
     expect(claims.iss).toBe(server.url);
     // password + TOTP: two factors, eIDAS substantial
     expect(claims.acr).toBe('http://eidas.europa.eu/LoA/substantial');
     expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
     expect(claims.given_name).toBeUndefined();
-    const info = await oidc.fetchUserInfo(config, tokens.access_token, citizen.account.id);
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub);
     expect(info.email).toBe(citizen.account.email);
     expect(info.email_verified).toBe(true);
     // profile was not granted: nothing of it leaves
@@ -71,7 +73,7 @@ describe('authorization code flow with PKCE', () => {
 
   test('releases profile claims when the profile scope is granted', async () => {
     const { citizen, tokens, config } = await codeFlow('openid profile');
-    const info = await oidc.fetchUserInfo(config, tokens.access_token, citizen.account.id);
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub);
     expect(info).toMatchObject({ given_name: 'Јована', family_name: 'Јовановић', preferred_username: citizen.username });
     expect(info.email).toBeUndefined();
   });

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 
 let kapija: RunningKapija;
 let rp: RelyingParty;
+let client: { clientId: string; clientSecret?: string | undefined };
 let rpUrl: string;
 let rpServer: http.Server;
 
@@ -22,7 +23,7 @@ beforeAll(async () => {
   rpServer = http.createServer();
   await new Promise<void>((resolve) => rpServer.listen(0, '127.0.0.1', resolve));
   rpUrl = `http://127.0.0.1:${(rpServer.address() as AddressInfo).port}`;
-  const client = await createTestClient(kapija.kapija, {
+  client = await createTestClient(kapija.kapija, {
     client_name: 'Example service',
     redirect_uris: [`${rpUrl}/callback`],
     post_logout_redirect_uris: [`${rpUrl}/`],
@@ -76,11 +77,12 @@ test('signs a citizen in and shows the verified ID token claims and userinfo', a
   expect(home.status).toBe(200);
   expect(home.body).toContain('Милица Марковић');
   const claims = preText(home.body, 'claims');
-  expect(claims).toMatchObject({ iss: kapija.url, sub: citizen.account.id, aud: expect.any(String) });
+  const sub = await kapija.kapija.subjectFor(citizen.account.id, client.clientId);
+  expect(claims).toMatchObject({ iss: kapija.url, sub, aud: expect.any(String) });
   expect(typeof claims.sid).toBe('string');
   const userinfo = preText(home.body, 'userinfo');
   expect(userinfo).toMatchObject({
-    sub: citizen.account.id,
+    sub,
     given_name: 'Милица',
     family_name: 'Марковић',
     email: citizen.account.email,

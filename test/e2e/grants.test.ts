@@ -118,7 +118,7 @@ describe('private_key_jwt client authentication', () => {
     const { verifier, state, nonce, params } = await codeParams();
     const callback = await signIn(new Agent(), oidc.buildAuthorizationUrl(config, params), REDIRECT, citizen);
     const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
-    expect(tokens.claims()!.sub).toBe(citizen.account.id);
+    expect(tokens.claims()!.sub).toBe(await server.kapija.subjectFor(citizen.account.id, rp.clientId));
   });
 
   test('a JWT signed by another key is invalid_client', async () => {
@@ -193,7 +193,7 @@ describe('public clients', () => {
     // failed attempts do not burn the code (whoever intercepted it cannot deny the real client); the
     // client with the verifier and no secret redeems it once
     const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
-    expect(tokens.claims()!.sub).toBe(citizen.account.id);
+    expect(tokens.claims()!.sub).toBe(await server.kapija.subjectFor(citizen.account.id, rp.clientId));
     expect(tokens.refresh_token).toBeUndefined();
     await expect(
       oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }),
@@ -212,7 +212,7 @@ describe('pushed authorization requests (RFC 9126)', () => {
     expect(url.searchParams.get('redirect_uri')).toBeNull();
     const callback = await signIn(new Agent(), url, REDIRECT, citizen);
     const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
-    expect(tokens.claims()!.sub).toBe(citizen.account.id);
+    expect(tokens.claims()!.sub).toBe(await server.kapija.subjectFor(citizen.account.id, rp.clientId));
 
     const again = await new Agent().request(url);
     expect(again.status).toBe(303);
@@ -293,8 +293,8 @@ describe('DPoP (RFC 9449)', () => {
     );
     expect(tokens.token_type.toLowerCase()).toBe('dpop');
 
-    const info = await oidc.fetchUserInfo(config, tokens.access_token, citizen.account.id, { DPoP });
-    expect(info.sub).toBe(citizen.account.id);
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub, { DPoP });
+    expect(info.sub).toBe(await server.kapija.subjectFor(citizen.account.id, rp.clientId));
 
     const intro = await oidc.tokenIntrospection(config, tokens.access_token);
     expect(intro.active).toBe(true);

@@ -176,7 +176,7 @@ describe('with private network fetch allowed (test configuration)', () => {
       maxTokenAge: '2 minutes',
     });
     expect(payload.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
-    expect(payload.sub).toBe(citizen.account.id);
+    expect(payload.sub).toBe(await server.kapija.subjectFor(citizen.account.id, rp.clientId));
     expect(payload.sid).toBe(sid);
     expect(typeof payload.jti).toBe('string');
     expect(payload.nonce).toBeUndefined();

@@ -93,7 +93,7 @@ if (!pgAvailable()) {
       const callback = await signIn(agent, url, REDIRECT, citizen);
 
       const tokens = await oidc.authorizationCodeGrant(atB, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
-      expect(tokens.claims()!.sub).toBe(citizen.account.id);
+      expect(tokens.claims()!.sub).toBe(await store.subjectFor(citizen.account.id, rp.clientId));
       expect(tokens.claims()!.iss).toBe(issuer);
       // B signed it with the shared key: it verifies against A's JWKS
       await jwtVerify(tokens.id_token!, createRemoteJWKSet(new URL(`${a.url}/jwks`)), { issuer, audience: rp.clientId });
@@ -103,7 +103,7 @@ if (!pgAvailable()) {
       expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
       expect(refreshed.access_token).not.toBe(tokens.access_token);
 
-      const info = await oidc.fetchUserInfo(atB, refreshed.access_token, citizen.account.id);
+      const info = await oidc.fetchUserInfo(atB, refreshed.access_token, tokens.claims()!.sub);
       expect(info.preferred_username).toBe(citizen.username);
 
       // the session made at A (cookie signed with the shared cookie keys) lets B answer prompt=none

@@ -110,7 +110,7 @@ describeBrowser('WebAuthn security keys and passkeys', () => {
 
   test('a discoverable passkey with user verification signs in alone, without a password', async () => {
     const citizen = await createTestAccount(server.kapija, { totp: false });
-    const { start } = await relyingParty();
+    const { rp, start } = await relyingParty();
     const page = await newPage(browser);
     const passkey = await addVirtualAuthenticator(page, { transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true });
 
@@ -133,7 +133,7 @@ describeBrowser('WebAuthn security keys and passkeys', () => {
     await page.waitForSelector('button[data-webauthn="passkey"]:visible');
     await page.click('button[data-webauthn="passkey"]');
     const claims = await second.finish(page);
-    expect(claims.sub).toBe(citizen.account.id);
+    expect(claims.sub).toBe(await server.kapija.subjectFor(citizen.account.id, rp.clientId));
     expect(claims.amr).toEqual(['hwk', 'user', 'pin', 'mfa']);
     expect(claims.acr).toBe('http://eidas.europa.eu/LoA/high');
     await page.context().close();

@@ -44,7 +44,8 @@ export async function signIn(agent: Agent, authorizationUrl: URL, redirectUri: s
       if (opts.consent === false) next = await submitForm(agent, page, /\/abort$/, {});
       else next = await submitForm(agent, page, /\/confirm$/, {});
     } else {
-      throw new SignInError(`unexpected page ${page.url.pathname} (status ${page.status})`, page);
+      const alert = /role="alert"[^>]*>([^<]*)</.exec(page.body)?.[1]?.trim();
+      throw new SignInError(`unexpected page ${page.url.pathname} (status ${page.status})${alert ? `: ${alert}` : ''}`, page);
     }
     step = await agent.follow(next, isCallback);
   }

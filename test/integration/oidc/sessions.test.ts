@@ -85,7 +85,7 @@ test('ending one session revokes its tokens, tells the service, and leaves the o
     audience: rp.clientId,
   });
   expect(protectedHeader.typ).toBe('logout+jwt');
-  expect(payload).toMatchObject({ sub: citizen.account.id, sid: firstSid });
+  expect(payload).toMatchObject({ sub: await server.kapija.subjectFor(citizen.account.id, rp.clientId), sid: firstSid });
   expect(payload.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
 
   const all = await server.kapija.sessions.endAllForAccount(citizen.account.id);
