@@ -1,11 +1,26 @@
 /**
  * Process entry: loadConfig() → open the store → migrate → createKapija() → listen.
+ *
+ * With WEB_CONCURRENCY=N > 1 the primary process migrates and creates the keys once, then forks N
+ * workers (node:cluster) that share PORT; it restarts a worker that dies and, on SIGTERM, asks every
+ * worker to stop and exits when they have. A worker (or the single process) stops on SIGTERM by
+ * refusing new connections, finishing the requests in flight (at most SHUTDOWN_GRACE_MS) and closing
+ * its database pool.
  */
-import { createServer } from 'node:http';
-import { ConfigError, loadConfig } from './config.js';
-import { createKapija } from './app.js';
+import cluster from 'node:cluster';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { AggregatorRegistry } from 'prom-client';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createKapija, openHandles } from './app.js';
+import { migrate } from './store/db.js';
 import { resolveMasterKey } from './security/master-key.js';
 import { createLogger } from './security/redact.js';
+import type { Logger } from 'pino';
+
+/** How long in-flight requests may take to finish after SIGTERM before the process gives up. */
+const SHUTDOWN_GRACE_MS = 10_000;
+/** How often every instance looks for new or activated signing keys. */
+const KEY_POLL_MS = 60_000;
 
 async function main(): Promise<void> {
   let config;
@@ -18,7 +33,72 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel);
+  const clustered = config.webConcurrency > 1;
+  const logger = clustered && cluster.isWorker ? createLogger(config.logLevel).child({ worker: cluster.worker?.id }) : createLogger(config.logLevel);
+  if (clustered && cluster.isPrimary) return runPrimary(config, logger);
+
+  if (!cluster.isWorker) announce(config, logger);
+  const kapija = await createKapija(config, { logger, migrate: !cluster.isWorker });
+  const server = createServer(kapija.app.callback());
+  server.keepAliveTimeout = 65_000;
+
+  const timers = [
+    setInterval(() => {
+      kapija.purge().then(
+        (n) => logger.debug(n, 'purged expired rows'),
+        (err: unknown) => logger.warn({ err }, 'purge failed'),
+      );
+    }, config.purgeIntervalSeconds * 1000),
+    setInterval(() => {
+      kapija.refreshKeys().then(
+        (changed) => changed && logger.info('signing keys changed: engine rebuilt'),
+        (err: unknown) => logger.warn({ err }, 'key refresh failed'),
+      );
+    }, KEY_POLL_MS),
+  ];
+  for (const t of timers) t.unref();
+
+  let metricsServer: Server | undefined;
+  if (cluster.isWorker) {
+    // The primary aggregates every worker's registry for its METRICS_PORT.
+    AggregatorRegistry.setRegistries([kapija.metrics.registry]);
+  } else if (config.metricsPort) {
+    metricsServer = await listen(createServer(kapija.operations), config.metricsPort, config.host);
+  }
+
+  await listen(server, config.port, config.host);
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ issuer: config.issuer, port, store: config.database.client }, cluster.isWorker ? 'worker listening' : 'kapija listening');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    for (const t of timers) clearInterval(t);
+    const force = setTimeout(() => {
+      logger.warn('requests still in flight at the end of the grace period');
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS);
+    force.unref();
+    metricsServer?.close();
+    server.close(() => {
+      clearInterval(idle);
+      kapija.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+    // Keep-alive connections become idle once their request is answered: close them as they do.
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function announce(config: Config, logger: Logger): void {
   const master = resolveMasterKey(config);
   if (master.source !== 'env') {
     const line = '!'.repeat(78);
@@ -30,42 +110,87 @@ async function main(): Promise<void> {
   if (config.allowPrivateNetworkFetch) {
     logger.warn('ALLOW_PRIVATE_NETWORK_FETCH is on: outgoing requests may reach loopback and private addresses');
   }
+}
 
-  const kapija = await createKapija(config, { logger });
-  const server = createServer(kapija.app.callback());
-  server.keepAliveTimeout = 65_000;
-
-  const purge = setInterval(() => {
-    kapija.purge().then(
-      (n) => logger.debug(n, 'purged expired rows'),
-      (err: unknown) => logger.warn({ err }, 'purge failed'),
-    );
-  }, config.purgeIntervalSeconds * 1000);
-  purge.unref();
-
-  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  logger.info({ issuer: config.issuer, port, store: config.database.client }, 'kapija listening');
+/** The cluster's primary: prepares the database once, then runs and supervises the workers. */
+async function runPrimary(config: Config, logger: Logger): Promise<void> {
+  announce(config, logger);
+  const handles = openHandles(config);
+  try {
+    await migrate(handles.db);
+    await handles.keys.ensure();
+  } finally {
+    await handles.db.destroy();
+  }
 
   let stopping = false;
-  const stop = (signal: string) => {
+  let listening = 0;
+  const fork = () => cluster.fork();
+  cluster.on('listening', () => {
+    listening += 1;
+    if (listening === config.webConcurrency) {
+      logger.info({ issuer: config.issuer, port: config.port, workers: config.webConcurrency, store: config.database.client }, 'kapija listening');
+    }
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    logger.error({ worker: worker.id, code, signal }, 'worker died; starting another');
+    setTimeout(fork, 1000).unref();
+  });
+  for (let i = 0; i < config.webConcurrency; i += 1) fork();
+
+  let metricsServer: Server | undefined;
+  if (config.metricsPort) {
+    const aggregator = new AggregatorRegistry();
+    const handler: RequestListener = (req, res) => {
+      if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', workers: Object.keys(cluster.workers ?? {}).length }));
+        return;
+      }
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      aggregator.clusterMetrics().then(
+        (body) => res.writeHead(200, { 'content-type': aggregator.contentType, 'cache-control': 'no-store' }).end(body),
+        (err: unknown) => {
+          logger.warn({ err }, 'metrics aggregation failed');
+          res.writeHead(500).end();
+        },
+      );
+    };
+    metricsServer = await listen(createServer(handler), config.metricsPort, config.host);
+  }
+
+  const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    clearInterval(purge);
-    const force = setTimeout(() => process.exit(1), 10_000);
+    logger.info({ signal }, 'shutting down workers');
+    metricsServer?.close();
+    const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+    let failed = false;
+    let left = workers.length;
+    if (left === 0) process.exit(0);
+    const force = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS + 2000);
     force.unref();
-    server.close(() => {
-      kapija.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-    });
-    server.closeIdleConnections();
+    for (const w of workers) {
+      w.once('exit', (code) => {
+        if (code !== 0) failed = true;
+        left -= 1;
+        if (left === 0) process.exit(failed ? 1 : 0);
+      });
+      w.process.kill(signal);
+    }
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function listen(server: Server, port: number, host: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
 }
 
 main().catch((err: unknown) => {

@@ -20,7 +20,7 @@ export interface KeyRepository {
   /** Keys of one use that are still published (not past expires_at), newest first. */
   listLive(use: KeyUse, now: number, trx?: Db): Promise<StoredKey[]>;
   insert(keys: readonly StoredKey[], trx?: Db): Promise<void>;
-  /** Marks every active key of `use` as retired; it stays published until `expiresAt`. */
+  /** Retires, as of `retiredAt`, every key of `use` not retired by then; it stays published until `expiresAt`. */
   retireActive(use: KeyUse, retiredAt: number, expiresAt: number, trx?: Db): Promise<number>;
   deleteExpired(now: number): Promise<number>;
   /**
@@ -75,7 +75,10 @@ export function createKeyRepository(db: Db): KeyRepository {
       );
     },
     async retireActive(use, retiredAt, expiresAt, trx = db) {
-      return trx('keys').where({ use }).whereNull('retired_at').update({ retired_at: retiredAt, expires_at: expiresAt });
+      return trx('keys')
+        .where({ use })
+        .andWhere((w) => w.whereNull('retired_at').orWhere('retired_at', '>', retiredAt))
+        .update({ retired_at: retiredAt, expires_at: expiresAt });
     },
     async deleteExpired(now) {
       return db('keys').whereNotNull('expires_at').andWhere('expires_at', '<=', now).delete();

@@ -50,7 +50,7 @@ test('a sign-in, token exchange, userinfo and refresh leave no secret or persona
   const callback = await signIn(agent, url, REDIRECT, citizen);
   const code = callback.searchParams.get('code')!;
   const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier });
-  const info = await oidc.fetchUserInfo(config, tokens.access_token, citizen.account.id);
+  const info = await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub);
   expect(info.given_name).toBe('Драгослава');
   const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
   // A failing password attempt is logged as a failure, still without the password typed.
