@@ -26,8 +26,8 @@ import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/in
 import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
 import { createThrottle } from './security/rate-limit.js';
 import { createAdapterClass } from './oidc/adapter.js';
-import { createFindAccount } from './oidc/accounts.js';
-import { createKeyManager, type KeyManager } from './oidc/keys.js';
+import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
+import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createOwnSignIn } from './http/own-sign-in.js';
@@ -37,6 +37,7 @@ import { createEventBus, type EventBus } from './events.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createHealth, operationsEndpoints, type Health } from './observability/health.js';
 import { requestLog } from './observability/request-log.js';
+import type { RequestListener } from 'node:http';
 import { createSessionDeviceRepository } from './store/session-devices.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createRenderer } from './http/render.js';
@@ -61,12 +62,22 @@ export interface Kapija {
   readonly recovery: RecoveryFactor;
   readonly webauthn: WebAuthnFactor;
   readonly keys: KeyManager;
+  /** The `sub` a service sees for an account: pairwise per sector unless it is registered as public. */
+  subjectFor(accountId: string, clientId: string): Promise<string>;
   /** Domain events (sign-ins, factor changes, consents) for the ledger, audit, metrics and statistics. */
   readonly events: EventBus;
   /** Prometheus registry and HTTP timing of this instance. */
   readonly metrics: Metrics;
   /** Readiness: database, migrations, keys. */
   readonly health: Health;
+  /** /healthz, /readyz and /metrics alone, for a separate METRICS_PORT. */
+  readonly operations: RequestListener;
+  /**
+   * Adds the next signing keys when they are due, reloads the key set and, when it changed (a new
+   * key, one activated or retired), builds a new engine and swaps it in between two requests.
+   * Every instance calls this every minute. Resolves to whether the engine was replaced.
+   */
+  refreshKeys(): Promise<boolean>;
   /** A citizen's sessions: list and end them (with token revocation and back-channel logout). */
   readonly sessions: SessionService;
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
@@ -91,7 +102,7 @@ export interface StoreHandles {
 }
 
 /** Opens the database and the repositories, without any HTTP. The CLI uses this too. */
-export function openHandles(config: Config, opts: { db?: Db } = {}): StoreHandles {
+export function openHandles(config: Config, opts: { db?: Db; now?: () => number } = {}): StoreHandles {
   const master = resolveMasterKey(config);
   const box = createSecretBox(master.key);
   const db = opts.db ?? openStore(config.database);
@@ -101,7 +112,14 @@ export function openHandles(config: Config, opts: { db?: Db } = {}): StoreHandle
   return {
     db,
     box,
-    keys: createKeyManager({ keys: createKeyRepository(db), box, retentionSeconds }),
+    keys: createKeyManager({
+      keys: createKeyRepository(db),
+      box,
+      retentionSeconds,
+      activationDelaySeconds: config.keyRotation.activationDelaySeconds,
+      rotateEveryDays: config.keyRotation.everyDays,
+      ...(opts.now ? { now: opts.now } : {}),
+    }),
     accounts,
     clients: createClientRepository(db, box),
     payloads: createOidcPayloadRepository(db),
@@ -113,28 +131,31 @@ export function openHandles(config: Config, opts: { db?: Db } = {}): StoreHandle
   };
 }
 
-export async function createKapija(config: Config, opts: { db?: Db; logger?: Logger; migrate?: boolean } = {}): Promise<Kapija> {
+export async function createKapija(config: Config, opts: { db?: Db; logger?: Logger; migrate?: boolean; now?: () => number } = {}): Promise<Kapija> {
   const logger = opts.logger ?? createLogger(config.logLevel);
   const handles = openHandles(config, opts);
   const { db } = handles;
   if (opts.migrate !== false) await migrate(db);
   await handles.keys.ensure();
-  const keySet = await handles.keys.load();
+  let keySet = await handles.keys.load();
 
   const secureCookies = config.issuer.startsWith('https://');
   const { render } = createRenderer();
   const csrf = createCsrf(keySet.cookieKeys);
 
+  const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
   const events = createEventBus(logger);
   const sessionDevices = createSessionDeviceRepository(db);
   const pageState = (ctx: Context) => ctx.state as { t: Translate; requestId: string };
-  const provider = createProvider({
+  // oidc-provider takes its keys at construction: a new key set means a new engine (refreshKeys).
+  const createEngine = (keys: KeySet) => createProvider({
     config,
     logger,
-    keys: keySet,
+    keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
     findAccount: createFindAccount(handles.accounts),
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
+    pairwiseSubject,
     onRelease: (release) => events.emit('data.released', release),
     onSessionSaved: (session, request) =>
       sessionDevices.touch({ sessionUid: session.uid, accountId: session.accountId, ...request }),
@@ -157,9 +178,12 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       },
     },
   });
-
   const metrics = createMetrics({ events, db });
-  metrics.observeProvider(provider);
+  let engine = createEngine(keySet);
+  metrics.observeProvider(engine);
+  let mountedEngine = mount(engine);
+  /** A stable handle that always reaches the current engine; everything but the mount uses it. */
+  const provider = delegateTo(() => engine);
   const health = createHealth({ db, signingKeys: () => keySet.jwks.keys.length });
 
   const app = new Koa({ proxy: config.trustProxy });
@@ -281,7 +305,9 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   );
 
   // Everything else is the OpenID Connect engine.
-  app.use(mount(provider));
+  app.use((ctx, next) => mountedEngine(ctx, next));
+  const operations = new Koa();
+  operations.use(operationsEndpoints({ health, metrics }));
 
   const kapija: Kapija = {
     app,
@@ -300,9 +326,28 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     keys: handles.keys,
     sessions: sessionService,
     selfService: selfService.service,
+    async subjectFor(accountId, clientId) {
+      const client = await provider.Client.find(clientId);
+      if (!client || client.subjectType !== 'pairwise') return accountId;
+      return pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId);
+    },
     events,
     metrics,
     health,
+    operations: operations.callback(),
+    async refreshKeys() {
+      await handles.keys.rotateIfDue();
+      const next = await handles.keys.load();
+      if (next.version === keySet.version) return false;
+      const rebuilt = createEngine(next);
+      metrics.observeProvider(rebuilt);
+      // One synchronous step: a request is served wholly by the old engine or by the new one.
+      keySet = next;
+      engine = rebuilt;
+      mountedEngine = mount(rebuilt);
+      app.keys = next.cookieKeys;
+      return true;
+    },
     async purge() {
       const [payloads, keys] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge()]);
       return { payloads, keys };
@@ -313,6 +358,23 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     },
   };
   return kapija;
+}
+
+/**
+ * A Provider-typed handle whose every property is read from the current engine (methods bound to
+ * it; model classes such as `Grant` and `Client` returned as they are).
+ */
+function delegateTo(current: () => Provider): Provider {
+  const isClass = (v: unknown) => typeof v === 'function' && /^class\b/.test(Function.prototype.toString.call(v));
+  return new Proxy({} as Provider, {
+    get(_target, key) {
+      const target = current();
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' && !isClass(value) ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+    set: (_target, key, value) => Reflect.set(current(), key, value),
+    has: (_target, key) => Reflect.has(current(), key),
+  });
 }
 
 /** Runs `middleware` for requests under `prefix` only. */
