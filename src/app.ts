@@ -32,11 +32,15 @@ import { createProvider } from './oidc/provider.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createOwnSignIn } from './http/own-sign-in.js';
 import { createAccountRouter } from './account/router.js';
+import { recordLedger } from './account/ledger.js';
+import { createAuditLog, type AuditLog } from './store/audit.js';
 import { createSelfServiceModule, type SelfService } from './self-service/index.js';
 import { createEventBus, type EventBus } from './events.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createHealth, operationsEndpoints, type Health } from './observability/health.js';
 import { requestLog } from './observability/request-log.js';
+import { createOpenData } from './open-data/index.js';
+import { createOpenDataRepository } from './store/open-data.js';
 import type { RequestListener } from 'node:http';
 import { createSessionDeviceRepository } from './store/session-devices.js';
 import { createInteractionRouter } from './interactions/router.js';
@@ -64,6 +68,7 @@ export interface Kapija {
   readonly keys: KeyManager;
   /** The `sub` a service sees for an account: pairwise per sector unless it is registered as public. */
   subjectFor(accountId: string, clientId: string): Promise<string>;
+  readonly audit: AuditLog;
   /** Domain events (sign-ins, factor changes, consents) for the ledger, audit, metrics and statistics. */
   readonly events: EventBus;
   /** Prometheus registry and HTTP timing of this instance. */
@@ -99,6 +104,8 @@ export interface StoreHandles {
   totp: TotpFactor;
   recovery: RecoveryFactor;
   webauthn: WebAuthnFactor;
+  /** Hash-chained audit log: the administrative trail and every citizen's ledger. */
+  audit: AuditLog;
 }
 
 /** Opens the database and the repositories, without any HTTP. The CLI uses this too. */
@@ -128,6 +135,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number 
     totp: createTotpFactor({ credentials, box, issuerName: 'Kapija' }),
     recovery: createRecoveryFactor({ credentials, box }),
     webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts }),
+    audit: createAuditLog(db),
   };
 }
 
@@ -145,6 +153,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
 
   const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
   const events = createEventBus(logger);
+  recordLedger(events, handles.audit);
   const sessionDevices = createSessionDeviceRepository(db);
   const pageState = (ctx: Context) => ctx.state as { t: Translate; requestId: string };
   // oidc-provider takes its keys at construction: a new key set means a new engine (refreshKeys).
@@ -214,6 +223,15 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
 
   // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
   app.use(operationsEndpoints({ health, metrics: config.metricsPort ? undefined : metrics }));
+  // Anonymous daily statistics for the public (open data, CC BY 4.0).
+  const openData = createOpenData({
+    events,
+    store: createOpenDataRepository(db),
+    issuer: config.issuer,
+    minCount: config.openData.minCount,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  app.use(openData.middleware);
 
   // Kapija's own pages: parsed bodies and CSRF on every form.
   const throttles = {
@@ -288,6 +306,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     recovery: handles.recovery,
     box: handles.box,
     events,
+    audit: handles.audit,
     render,
     reauthSeconds: config.reauthSeconds,
     secureCookies,
@@ -326,6 +345,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     keys: handles.keys,
     sessions: sessionService,
     selfService: selfService.service,
+    audit: handles.audit,
     async subjectFor(accountId, clientId) {
       const client = await provider.Client.find(clientId);
       if (!client || client.subjectType !== 'pairwise') return accountId;

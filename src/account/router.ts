@@ -21,6 +21,8 @@ import type { TotpFactor } from '../factors/totp/index.js';
 import type { RecoveryFactor } from '../factors/recovery/index.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
+import type { AuditLog, AuditEntry } from '../store/audit.js';
+import { ledgerChain, ledgerEntries } from './ledger.js';
 import { SCOPE_CLAIMS } from '../oidc/accounts.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
 
@@ -36,6 +38,7 @@ export interface AccountPortalDeps {
   recovery: RecoveryFactor;
   box: SecretBox;
   events: EventBus;
+  audit: AuditLog;
   render: Renderer;
   /** How recent the last proof of both factors must be for a change (seconds). */
   reauthSeconds: number;
@@ -286,6 +289,81 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     await d.events.emit('factor.enrolled', { accountId: me.account.id, type: 'totp', ip: ctx.ip });
     ctx.status = 303;
     ctx.redirect('/account/security');
+  });
+
+  // ------------------------------------------------------------ activity: the ledger
+
+  const PAGE = 20;
+  const clientNames = async (entries: AuditEntry[]) => {
+    const names = new Map<string, string>();
+    for (const e of entries) {
+      if (e.clientId && !names.has(e.clientId)) names.set(e.clientId, (await d.provider.Client.find(e.clientId))?.clientName ?? e.clientId);
+    }
+    return names;
+  };
+  const describe = (ctx: Context, e: AuditEntry, names: Map<string, string>) => {
+    const tr = t(ctx);
+    const claims = Array.isArray(e.details.claims)
+      ? (e.details.claims as string[]).map((c) => {
+          const key = `consent.claim.${c}` as MessageKey;
+          return tr(key) === key ? c : tr(key);
+        })
+      : [];
+    const action = (e.action.startsWith('admin.') ? 'ledger.admin_read' : e.action) as MessageKey;
+    return {
+      at: fmt(ctx, e.at),
+      iso: e.at.toISOString(),
+      what: tr(action) === action ? e.action : tr(action),
+      service: e.clientId ? (names.get(e.clientId) ?? e.clientId) : '—',
+      channel: typeof e.details.channel === 'string' ? tr(`ledger.channel.${e.details.channel}` as MessageKey) : '',
+      claims,
+    };
+  };
+
+  router.get('/activity', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    const pageNo = Math.max(1, Math.min(10_000, Number.parseInt(String(ctx.query.page ?? '1'), 10) || 1));
+    const { entries, total } = await ledgerEntries(d.audit, me.account.id, { limit: PAGE, offset: (pageNo - 1) * PAGE });
+    const names = await clientNames(entries);
+    const verified = await d.audit.verify(ledgerChain(me.account.id));
+    page(ctx, 'account/activity', 'account.activity.title', {
+      entries: entries.map((e) => describe(ctx, e, names)),
+      page: pageNo,
+      pages: Math.max(1, Math.ceil(total / PAGE)),
+      verified: verified.ok,
+    });
+  });
+
+  router.get('/activity/export', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    const { entries } = await ledgerEntries(d.audit, me.account.id, { limit: 100_000, offset: 0 });
+    const names = await clientNames(entries);
+    const rows = entries.map((e) => ({
+      at: e.at.toISOString(),
+      action: e.action,
+      service: e.clientId,
+      service_name: e.clientId ? names.get(e.clientId) : null,
+      details: e.details,
+      chain: e.chain,
+      seq: e.seq,
+      hash: e.hash,
+      prev_hash: e.prevHash,
+    }));
+    ctx.set('cache-control', 'no-store');
+    if (ctx.query.format === 'csv') {
+      const cell = (v: unknown) => `"${String(v ?? '').replace(/"/g, '""')}"`;
+      ctx.type = 'text/csv; charset=utf-8';
+      ctx.set('content-disposition', 'attachment; filename="kapija-activity.csv"');
+      ctx.body = [
+        'at,action,service,service_name,details,chain,seq,hash,prev_hash',
+        ...rows.map((r) => [r.at, r.action, r.service, r.service_name, JSON.stringify(r.details), r.chain, r.seq, r.hash, r.prev_hash].map(cell).join(',')),
+      ].join('\r\n');
+      return;
+    }
+    ctx.set('content-disposition', 'attachment; filename="kapija-activity.json"');
+    ctx.body = rows;
   });
 
   // ------------------------------------------------------------ your data

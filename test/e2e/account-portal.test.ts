@@ -156,3 +156,33 @@ test('export holds the profile and no secret; deletion erases personal data and 
   const again = await agent.request(new URL('/account', server.url));
   expect(again.status).toBe(303);
 });
+
+test('the ledger shows which service received which data, when and how; it can be downloaded; tampering shows', async () => {
+  const citizen = await createTestAccount(server.kapija);
+  const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], client_name: 'Katastar' });
+  const agent = new Agent('en');
+  const { config, tokens } = await rpSignIn(agent, citizen, rp, 'openid email');
+  await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub);
+
+  const activity = await portal(agent, citizen, '/account/activity');
+  expect(activity.body).toContain('data-ledger-verified="yes"');
+  const rows = [...activity.body.matchAll(/<tr>\s*<td><time[^>]*>[^<]*<\/time><\/td>\s*<td>([^<]*)<\/td>\s*<td>([^<]*)<\/td>\s*<td>([^<]*)/g)].map((m) => [m[1], m[2], m[3]!.trim()]);
+  expect(rows).toContainEqual(['Data sent to the service', 'Katastar', expect.stringContaining('Your e-mail address')]);
+  expect(rows).toContainEqual(['Signed in', 'Katastar', '']);
+  expect(rows).toContainEqual(['Consent given', 'Katastar', '']);
+
+  const exported = JSON.parse((await agent.request(new URL('/account/activity/export', server.url))).body) as { action: string; service: string; details: { channel?: string; claims?: string[] }; hash: string }[];
+  const userinfo = exported.find((e) => e.action === 'ledger.data_released' && e.details.channel === 'userinfo')!;
+  expect(userinfo).toMatchObject({ service: rp.clientId, details: { claims: ['email', 'email_verified', 'sub'] } });
+  expect(userinfo.hash).toMatch(/^[0-9a-f]{64}$/);
+  const csv = await agent.request(new URL('/account/activity/export?format=csv', server.url));
+  expect(csv.headers.get('content-type')).toContain('text/csv');
+  expect(csv.body.split('\r\n')[0]).toBe('at,action,service,service_name,details,chain,seq,hash,prev_hash');
+  // no personal data in the ledger itself: claim names only, no IP
+  expect(JSON.stringify(exported)).not.toContain(citizen.account.email!);
+  expect(JSON.stringify(exported)).not.toContain('127.0.0.1');
+
+  // an entry changed in the database is detected
+  await server.kapija.db('audit_events').where({ chain: `account:${citizen.account.id}`, seq: 1 }).update({ details: '{"forged":true}' });
+  expect((await portal(agent, citizen, '/account/activity')).body).toContain('data-ledger-verified="no"');
+});
