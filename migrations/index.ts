@@ -9,6 +9,7 @@ import * as rateLimits from './20261127020000_rate_limits.js';
 import * as sessionDevices from './20261127030000_session_devices.js';
 import * as administration from './20261127050000_administration.js';
 import * as selfService from './20261128100000_self_service.js';
+import * as openData from './20261129000000_open_data.js';
 
 interface Migration {
   readonly name: string;
@@ -23,6 +24,7 @@ const migrations: readonly Migration[] = [
   { name: '20261127030000_session_devices', ...sessionDevices },
   { name: '20261127050000_administration', ...administration },
   { name: '20261128100000_self_service', ...selfService },
+  { name: '20261129000000_open_data', ...openData },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
