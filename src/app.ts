@@ -41,8 +41,6 @@ import { createHealth, operationsEndpoints, type Health } from './observability/
 import { requestLog } from './observability/request-log.js';
 import { createOpenData } from './open-data/index.js';
 import { createOpenDataRepository } from './store/open-data.js';
-import { createOpenData } from './open-data/index.js';
-import { createOpenDataRepository } from './store/open-data.js';
 import type { RequestListener } from 'node:http';
 import { createSessionDeviceRepository } from './store/session-devices.js';
 import { createInteractionRouter } from './interactions/router.js';
@@ -225,15 +223,6 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
 
   // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
   app.use(operationsEndpoints({ health, metrics: config.metricsPort ? undefined : metrics }));
-  // Anonymous daily statistics for the public (open data, CC BY 4.0).
-  const openData = createOpenData({
-    events,
-    store: createOpenDataRepository(db),
-    issuer: config.issuer,
-    minCount: config.openData.minCount,
-    ...(opts.now ? { now: opts.now } : {}),
-  });
-  app.use(openData.middleware);
   // Anonymous daily statistics for the public (open data, CC BY 4.0).
   const openData = createOpenData({
     events,
