@@ -19,12 +19,12 @@ import type { TotpFactor } from '../factors/totp/index.js';
 import type { RecoveryFactor } from '../factors/recovery/index.js';
 import type { WebAuthnFactor } from '../factors/webauthn/index.js';
 import type { Throttle } from '../security/rate-limit.js';
-import type { SecretBox } from '../security/crypto.js';
+import { randomToken, type SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.js';
 import { SCOPE_CLAIMS } from '../oidc/accounts.js';
-import { essentialAcrs, getFlow, getPasskeyChallenge, isStepUp, levelRequired, saveFlow, type Details, type Flow } from './flow.js';
+import { essentialAcrs, essentialClaims, getFlow, getPasskeyChallenge, isStepUp, levelRequired, saveFlow, type Details, type Flow } from './flow.js';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -50,6 +50,9 @@ const codeBody = z.object({ code: z.string().trim().min(1).max(64) });
 const webauthnBody = z.object({ response: z.record(z.string(), z.unknown()), name: z.string().max(100).optional() });
 
 type Method = 'totp' | 'webauthn' | 'recovery';
+
+/** Long-lived random cookie naming this browser, for new-device notices. */
+export const DEVICE_COOKIE = 'kapija.device';
 
 export function createInteractionRouter(deps: InteractionDeps): Router {
   const { provider, accounts, credentials, passwords, totp, recovery, webauthn, throttles, box, render, defaultLocale, events } = deps;
@@ -91,6 +94,19 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   };
   const self = (details: Details) => `/interaction/${details.uid}`;
 
+  /**
+   * The browser's long-lived random device cookie (set on its first sign-in), as a keyed hash: lets
+   * Kapija tell the citizen about sign-ins from a new device without storing the cookie itself.
+   */
+  const knownDevice = (ctx: Context): string => {
+    let device = ctx.cookies.get(DEVICE_COOKIE);
+    if (!device || !/^[A-Za-z0-9_-]{43}$/.test(device)) {
+      device = randomToken(32);
+      ctx.cookies.set(DEVICE_COOKIE, device, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: 400 * 24 * 3600 * 1000, signed: false, overwrite: true });
+    }
+    return box.mac('device', device);
+  };
+
   const finishWith = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => {
     const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
     redirect(ctx, to);
@@ -118,8 +134,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         return redirect(ctx, self(details));
       }
       const acr = acrToAssert(reached, essentialAcrs(details));
+      const deviceId = knownDevice(ctx);
       await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true } });
       await events.emit('signin.success', {
+        deviceId,
         accountId: flow.accountId,
         clientId: clientIdOf(details),
         acr,
@@ -196,6 +214,35 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
   const throttled = (seconds: number) => new KapijaError('login.rate_limited', 429, { details: { retryAfter: seconds } });
 
+  /**
+   * What the service asks for, claim by claim. `sub` and claims the service marked essential are
+   * required; every other claim may be refused, and the national identifier (jmbg) is released only
+   * when the citizen ticks it explicitly.
+   */
+  const consentOffer = async (ctx: Context, details: Details) => {
+    const d = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
+    const c = await client(details);
+    const meta = (c?.metadata() ?? {}) as Record<string, unknown>;
+    const locale = String(ctx.state.locale);
+    const claims = new Set<string>();
+    for (const scope of d.missingOIDCScope ?? []) {
+      for (const claim of SCOPE_CLAIMS[scope as keyof typeof SCOPE_CLAIMS] ?? []) claims.add(claim);
+    }
+    for (const claim of d.missingOIDCClaims ?? []) claims.add(claim);
+    const essential = essentialClaims(details);
+    const purposes = (meta['kapija_claim_purposes'] ?? {}) as Record<string, Record<string, string | undefined> | undefined>;
+    const localName = meta[`client_name#${locale}`];
+    return {
+      clientName: typeof localName === 'string' ? localName : (c?.clientName ?? String(details.params.client_id)),
+      policyUri: typeof meta['policy_uri'] === 'string' ? meta['policy_uri'] : undefined,
+      offline: (d.missingOIDCScope ?? []).includes('offline_access'),
+      claims: [...claims].map((claim) => {
+        const required = claim === 'sub' || essential.has(claim);
+        return { claim, required, checked: required || claim !== 'jmbg', purpose: purposes[claim]?.[locale] ?? purposes[claim]?.en };
+      }),
+    };
+  };
+
   // ---------------------------------------------------------------- pages
 
   router.get('/:uid', async (ctx) => {
@@ -227,19 +274,21 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       }
       case 'consent': {
         const tr = t(ctx);
-        const d = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
-        const claims = new Set<string>();
-        for (const scope of d.missingOIDCScope ?? []) {
-          for (const c of SCOPE_CLAIMS[scope as keyof typeof SCOPE_CLAIMS] ?? []) claims.add(c);
-        }
-        for (const c of d.missingOIDCClaims ?? []) claims.add(c);
-        const items = [...claims].map((c) => {
-          const key = `consent.claim.${c}` as MessageKey;
-          const text = tr(key);
-          return text === key ? tr('consent.claim.other', { claim: c }) : text;
+        const offer = await consentOffer(ctx, details);
+        return render(ctx, 'interaction/consent', {
+          title: tr('consent.title'),
+          uid: details.uid,
+          clientName: offer.clientName,
+          policyUri: offer.policyUri,
+          items: offer.claims.map((c) => ({
+            ...c,
+            label: (() => {
+              const key = `consent.claim.${c.claim}` as MessageKey;
+              return tr(key) === key ? tr('consent.claim.other', { claim: c.claim }) : tr(key);
+            })(),
+          })),
+          offline: offer.offline ? tr('consent.scope.offline_access') : undefined,
         });
-        if ((d.missingOIDCScope ?? []).includes('offline_access')) items.push(tr('consent.scope.offline_access'));
-        return render(ctx, 'interaction/consent', { title: tr('consent.title'), uid: details.uid, clientName: await clientName(details), items });
       }
       default:
         throw new KapijaError('interaction.invalid_step', 400);
@@ -271,6 +320,11 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       return renderLogin(ctx, details, { error, username });
     }
     await throttles.password.succeed(keys);
+    if (found.account.status === 'pending') {
+      // Self-registered, e-mail not yet verified (said only to someone who knows the password).
+      ctx.status = 403;
+      return renderLogin(ctx, details, { error: t(ctx)('error.login.email_unverified'), username });
+    }
     if (found.account.status !== 'active') {
       ctx.status = 403;
       return renderLogin(ctx, details, { error: t(ctx)('error.login.account_locked'), username });
@@ -446,8 +500,15 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
     assertThat(grant, 'interaction.expired');
     const d = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const offer = await consentOffer(ctx, details);
+    const raw = body(ctx) as { claims?: unknown } | undefined;
+    const ticked = new Set((Array.isArray(raw?.claims) ? raw.claims : [raw?.claims]).filter((x): x is string => typeof x === 'string'));
+    const refused = offer.claims.filter((c) => !c.required && !ticked.has(c.claim)).map((c) => c.claim);
+    const allowed = offer.claims.filter((c) => !refused.includes(c.claim)).map((c) => c.claim);
     if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
-    if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+    if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims.filter((c) => !refused.includes(c)));
+    // Refused claims are remembered as refused: they are not released and not asked again.
+    if (refused.length) grant.rejectOIDCClaims(refused);
     for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) {
       grant.addResourceScope(indicator, scopes.join(' '));
     }
@@ -457,7 +518,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       accountId: session.accountId,
       clientId: String(params.client_id),
       scopes: d.missingOIDCScope ?? [],
-      claims: d.missingOIDCClaims ?? [],
+      claims: allowed,
     });
   });
 

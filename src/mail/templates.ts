@@ -1,5 +1,5 @@
 /**
- * Kapija's mails, rendered from `views/mail/message.{text,html}.eta` with the texts of the
+ * Kapija's mails, rendered from `views/mail/{text,html}.eta` with the texts of the
  * citizen's language catalogue (`mail.*` keys): a plain-text part and a simple HTML part.
  */
 import fs from 'node:fs';
@@ -45,14 +45,14 @@ function findViewsDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i += 1) {
     const candidate = path.join(dir, 'views', 'mail');
-    if (fs.existsSync(path.join(candidate, 'message.html.eta'))) return path.dirname(candidate);
+    if (fs.existsSync(path.join(candidate, 'html.eta'))) return path.dirname(candidate);
     dir = path.dirname(dir);
   }
   throw new Error('views/mail not found');
 }
 
 export function createMailTemplates(opts: { viewsDir?: string } = {}) {
-  const eta = new Eta({ views: opts.viewsDir ?? findViewsDir(), autoEscape: true, cache: true });
+  const eta = new Eta({ views: opts.viewsDir ?? findViewsDir(), autoEscape: true, autoTrim: false, cache: true });
   return {
     render(kind: MailKind, locale: Locale, vars: MailVars = {}): RenderedMail {
       const t = translator(locale);
@@ -72,8 +72,8 @@ export function createMailTemplates(opts: { viewsDir?: string } = {}) {
       };
       return {
         subject: data.subject,
-        text: eta.render('mail/message.text', data).replace(/\n{3,}/g, '\n\n').trim() + '\n',
-        html: eta.render('mail/message.html', data),
+        text: eta.render('mail/text', data).replace(/\n{3,}/g, '\n\n').trim() + '\n',
+        html: eta.render('mail/html', data),
       };
     },
   };

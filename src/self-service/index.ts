@@ -1,0 +1,91 @@
+/**
+ * Registration, recovery and security notices, assembled for the composition root: the service
+ * (also used by the account portal: `requestEmailChange`), its notice listeners on the event bus,
+ * and the middleware serving `/register`, `/verify-email`, `/recover` and `/not-me` with body
+ * parsing and CSRF.
+ */
+import type Koa from 'koa';
+import type { Context } from 'koa';
+import compose from 'koa-compose';
+import type Provider from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { KapijaError } from '../errors.js';
+import type { Db } from '../store/db.js';
+import type { AccountRepository } from '../store/accounts.js';
+import type { CredentialRepository } from '../store/credentials.js';
+import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
+import { createAccountTokenRepository } from '../store/account-tokens.js';
+import { createKnownDeviceRepository } from '../store/known-devices.js';
+import type { PasswordHasher } from '../factors/password/hasher.js';
+import type { TotpFactor } from '../factors/totp/index.js';
+import type { RecoveryFactor } from '../factors/recovery/index.js';
+import type { SessionService } from '../oidc/sessions.js';
+import type { SecretBox } from '../security/crypto.js';
+import type { Csrf } from '../security/csrf.js';
+import { createThrottle } from '../security/rate-limit.js';
+import type { EventBus } from '../events.js';
+import type { Renderer } from '../http/render.js';
+import { bodyParser, csrfProtection } from '../http/middleware.js';
+import { createMailer, type Mailer } from '../mail/mailer.js';
+import { createMailTemplates } from '../mail/templates.js';
+import { createSelfService, type SelfService } from './service.js';
+import { createSelfServiceRouter } from './router.js';
+
+export type { SelfService };
+
+const PATHS = ['/register', '/verify-email', '/recover', '/not-me'];
+
+export function createSelfServiceModule(deps: {
+  config: Config;
+  db: Db;
+  logger: Logger;
+  provider: Provider;
+  accounts: AccountRepository;
+  credentials: CredentialRepository;
+  payloads: OidcPayloadRepository;
+  passwords: PasswordHasher;
+  totp: TotpFactor;
+  recovery: RecoveryFactor;
+  sessions: SessionService;
+  box: SecretBox;
+  events: EventBus;
+  render: Renderer;
+  csrf: Csrf;
+  secureCookies: boolean;
+}): { service: SelfService; mailer: Mailer; middleware: Koa.Middleware } {
+  const mailer = createMailer({ config: deps.config, logger: deps.logger });
+  const service = createSelfService({
+    config: deps.config,
+    accounts: deps.accounts,
+    tokens: createAccountTokenRepository(deps.db),
+    devices: createKnownDeviceRepository(deps.db),
+    payloads: deps.payloads,
+    passwords: deps.passwords,
+    sessions: deps.sessions,
+    box: deps.box,
+    mailer,
+    templates: createMailTemplates(),
+    events: deps.events,
+    logger: deps.logger,
+  });
+  service.listen();
+  const router = createSelfServiceRouter({
+    service,
+    provider: deps.provider,
+    render: deps.render,
+    credentials: deps.credentials,
+    totp: deps.totp,
+    recovery: deps.recovery,
+    throttles: { mail: createThrottle(deps.db, { scope: 'self-service-mail' }), link: createThrottle(deps.db, { scope: 'self-service-link' }) },
+  });
+  const chain = compose<Context>([
+    bodyParser(),
+    csrfProtection(deps.csrf, { secureCookies: deps.secureCookies }),
+    router.routes() as Koa.Middleware,
+    router.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
+  ]) as Koa.Middleware;
+  const middleware: Koa.Middleware = (ctx, next) =>
+    PATHS.some((p) => ctx.path === p || ctx.path.startsWith(`${p}/`)) ? chain(ctx, next) : next();
+  return { service, mailer, middleware };
+}
