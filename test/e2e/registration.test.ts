@@ -7,8 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
-import { generate } from 'otplib/functional';
-import { Agent, formAction, hiddenField, type Page } from '../support/browserless.js';
+import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { startSmtp, linkIn, type TestSmtp } from '../support/smtp.js';
@@ -197,7 +196,7 @@ describe('password reset', () => {
     expect([unknown.status, known.status]).toEqual([200, 200]);
     expect(mainOf(known.body)).toBe(mainOf(unknown.body));
 
-    const mail = await smtp.waitFor(citizen.account.email!, (m) => m.subject === 'Новa лозинка за Капију' || /Kapij|Капиј/.test(m.subject));
+    const mail = await smtp.waitFor(citizen.account.email!, (m) => /лозинка/.test(m.subject));
     // The citizen's own language (sr-Cyrl), not the page's.
     expect(mail.language).toBe('sr-Cyrl');
     expect(mail.subject).toBe('Нова лозинка за Капију');
@@ -250,8 +249,3 @@ describe('e-mail change', () => {
     expect(notice.text).toContain('/not-me?token=');
   });
 });
-
-// Keep the TOTP helper honest: a code generated for another secret is refused by the enrolment
-// page above only if it really checks; covered in second-factor tests. Used here to silence lint.
-void generate;
-void formAction;
