@@ -17,6 +17,7 @@ interface Migration {
   down(db: Knex): Promise<void>;
 }
 
+import * as jmbg from './20261130000000_jmbg.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -25,6 +26,7 @@ const migrations: readonly Migration[] = [
   { name: '20261127050000_administration', ...administration },
   { name: '20261128100000_self_service', ...selfService },
   { name: '20261129000000_open_data', ...openData },
+  { name: '20261130000000_jmbg', ...jmbg },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -9,6 +9,7 @@ import { openHandles, type StoreHandles } from '../app.js';
 import { migrate } from '../store/db.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { ACR } from '../oidc/acr.js';
+import { isValidJmbg } from '../oidc/jmbg.js';
 import { createAuditLog } from '../store/audit.js';
 import { createRoleRepository, ROLES, type Role } from '../store/roles.js';
 
@@ -24,7 +25,7 @@ const USAGE = `usage: kapija <command> [options]
                 [--subject-type pairwise|public] [--sector HOST] [--json]
   client list [--json]
   user create --username U [--email E] [--given-name G] [--family-name F]
-              [--birthdate YYYY-MM-DD] [--locale L]      (password read from stdin)
+              [--birthdate YYYY-MM-DD] [--locale L] [--jmbg 13-DIGITS]   (password read from stdin)
   user totp-import --username U --seed BASE32 [--name NAME]
                                   provision an OATH hardware token (TOTP, 30 s, 6 digits)
   keys rotate                     add new signing keys; old ones stay published until their tokens expire
@@ -224,7 +225,10 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
     'family-name': { type: 'string' },
     birthdate: { type: 'string' },
     locale: { type: 'string' },
+    jmbg: { type: 'string' },
   });
+  const jmbg = v.jmbg as string | undefined;
+  if (jmbg !== undefined && !isValidJmbg(jmbg)) throw new UsageError('--jmbg is not a valid JMBG (13 digits, date of birth and check digit)');
   const username = v.username as string | undefined;
   if (!username || !/^[\p{L}\p{N}._@-]{3,64}$/u.test(normaliseUsername(username))) {
     throw new UsageError('--username is required (3 to 64 letters, digits, . _ @ -)');
@@ -244,6 +248,7 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
       familyName: (v['family-name'] as string | undefined) ?? null,
       birthdate: birthdate ?? null,
       locale: (v.locale as string | undefined) ?? null,
+      jmbg: jmbg ?? null,
     },
     await h.passwords.hash(password),
   );

@@ -76,3 +76,19 @@ export function isStepUp(details: Details): boolean {
   const reasons = details.prompt.reasons;
   return Boolean(details.session?.accountId) && reasons.length > 0 && reasons.every((r) => r === 'kapija_acr');
 }
+
+/** Claims the client marked essential in the `claims` parameter (id_token or userinfo). */
+export function essentialClaims(details: Details): Set<string> {
+  const raw = details.params.claims;
+  const out = new Set<string>();
+  if (typeof raw !== 'string') return out;
+  try {
+    const parsed = JSON.parse(raw) as Record<string, Record<string, { essential?: boolean } | null> | undefined>;
+    for (const target of ['id_token', 'userinfo']) {
+      for (const [claim, spec] of Object.entries(parsed[target] ?? {})) if (spec?.essential === true && claim !== 'acr') out.add(claim);
+    }
+  } catch {
+    // a malformed claims parameter is refused by the engine before any consent page
+  }
+  return out;
+}

@@ -10,6 +10,8 @@ export const SCOPE_CLAIMS = {
   openid: ['sub'],
   profile: ['preferred_username', 'name', 'given_name', 'family_name', 'birthdate', 'locale', 'updated_at'],
   email: ['email', 'email_verified'],
+  /** The national identifier: only for clients allowed this scope, and only with explicit consent. */
+  jmbg: ['jmbg'],
 } as const;
 
 export function accountClaims(account: Account): Record<string, unknown> {
@@ -25,6 +27,7 @@ export function accountClaims(account: Account): Record<string, unknown> {
     updated_at: Math.floor(account.updatedAt.getTime() / 1000),
     email: account.email ?? undefined,
     email_verified: account.email ? account.emailVerified : undefined,
+    jmbg: account.jmbg ?? undefined,
   };
 }
 

@@ -96,7 +96,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       sid: null,
     } as unknown as Configuration['claims'],
     // kapija:admin: the admin API (src/admin/), granted only to clients that list it and to accounts with a role.
-    scopes: ['openid', 'offline_access', 'profile', 'email', 'kapija:admin'],
+    scopes: ['openid', 'offline_access', 'profile', 'email', 'jmbg', 'kapija:admin'],
     acrValues: [ACR.low, ACR.substantial, ACR.high],
     extraClientMetadata: {
       properties: ['kapija_min_acr', 'kapija_resource_server', 'kapija_first_party', 'kapija_sector', ...ADMIN_CLIENT_PROPERTIES],

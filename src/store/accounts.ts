@@ -17,6 +17,8 @@ export interface Account {
   readonly birthdate: string | null;
   readonly locale: string | null;
   readonly status: AccountStatus;
+  /** The national identifier, when the citizen has one on record. */
+  readonly jmbg: string | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -30,6 +32,8 @@ export interface NewAccount {
   birthdate?: string | null;
   locale?: string | null;
   status?: AccountStatus;
+  /** Validated by the caller (oidc/jmbg.ts). */
+  jmbg?: string | null;
 }
 
 export interface AccountRepository {
@@ -71,6 +75,7 @@ interface Row {
   birthdate: string | null;
   locale: string | null;
   status: AccountStatus;
+  jmbg?: string | null;
   password_hash: string | null;
   created_at: number | string;
   updated_at: number | string;
@@ -89,6 +94,7 @@ function toAccount(r: Row): Account {
     birthdate: r.birthdate,
     locale: r.locale,
     status: r.status,
+    jmbg: r.jmbg ?? null,
     createdAt: new Date(Number(r.created_at)),
     updatedAt: new Date(Number(r.updated_at)),
   };
@@ -110,6 +116,7 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
         birthdate: input.birthdate ?? null,
         locale: input.locale ?? null,
         status: input.status ?? 'active',
+        jmbg: input.jmbg ?? null,
         password_hash: passwordHash,
         created_at: at,
         updated_at: at,
@@ -144,6 +151,7 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
         password_hash: null,
         webauthn_user_id: null,
         status: 'deleted',
+        jmbg: null,
         updated_at: now(),
       });
     },

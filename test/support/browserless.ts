@@ -57,7 +57,7 @@ export class Agent {
   constructor(private readonly acceptLanguage = 'en') {}
 
   /** One request, no redirect following. */
-  async request(url: string | URL, init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<Page> {
+  async request(url: string | URL, init: { method?: string; form?: Record<string, string | string[]>; headers?: Record<string, string> } = {}): Promise<Page> {
     const u = new URL(url);
     const headers: Record<string, string> = { 'accept-language': this.acceptLanguage, accept: 'text/html', ...init.headers };
     const cookie = this.jar.header(u);
@@ -65,7 +65,9 @@ export class Agent {
     let body: string | undefined;
     if (init.form) {
       headers['content-type'] = 'application/x-www-form-urlencoded';
-      body = new URLSearchParams(init.form).toString();
+      const params = new URLSearchParams();
+      for (const [k, v] of Object.entries(init.form)) for (const one of Array.isArray(v) ? v : [v]) params.append(k, one);
+      body = params.toString();
     }
     const res = await fetch(u, { method: init.method ?? (init.form ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
     this.jar.store(res.headers.getSetCookie());
@@ -96,4 +98,12 @@ export function hiddenField(html: string, name: string): string | undefined {
 export function formAction(html: string, pattern: RegExp): string | undefined {
   for (const m of html.matchAll(/<form[^>]*action="([^"]+)"/g)) if (pattern.test(m[1]!)) return m[1]!.replace(/&amp;/g, '&');
   return undefined;
+}
+
+/** The values of the checked checkboxes named `name`, as a browser would submit them. */
+export function checkedValues(html: string, name: string): string[] {
+  return [...html.matchAll(/<input[^>]*type="checkbox"[^>]*>/g)]
+    .map((m) => m[0])
+    .filter((tag) => tag.includes(`name="${name}"`) && /\schecked[\s>]/.test(tag))
+    .map((tag) => /value="([^"]*)"/.exec(tag)?.[1] ?? 'on');
 }

@@ -92,7 +92,7 @@ let counter = 0;
  */
 export async function createTestAccount(
   kapija: Kapija,
-  input: { username?: string; password?: string; email?: string; givenName?: string; familyName?: string; totp?: boolean } = {},
+  input: { username?: string; password?: string; email?: string; givenName?: string; familyName?: string; totp?: boolean; jmbg?: string } = {},
 ) {
   counter += 1;
   const username = input.username ?? `citizen${counter}${randomBytes(3).toString('hex')}`;
@@ -106,6 +106,7 @@ export async function createTestAccount(
       familyName: input.familyName ?? 'Petrović',
       birthdate: '1990-05-17',
       locale: 'sr-Cyrl',
+      jmbg: input.jmbg ?? null,
     },
     await kapija.passwords.hash(password),
   );

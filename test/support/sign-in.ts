@@ -2,7 +2,7 @@
  * Drives Kapija's sign-in pages over HTTP the way a browser would: authorize → login form →
  * TOTP → (consent) → redirect to the relying party. Returns the callback URL carrying the code.
  */
-import { Agent, formAction, hiddenField, type Page } from './browserless.js';
+import { Agent, checkedValues, formAction, hiddenField, type Page } from './browserless.js';
 import { nextTotpCode } from './totp.js';
 
 export interface SignInOptions {
@@ -12,6 +12,8 @@ export interface SignInOptions {
   totpSecret?: string | undefined;
   /** Grant consent when asked (default true). */
   consent?: boolean;
+  /** The optional claims to tick on the consent page (default: those the page ticks). */
+  claims?: string[];
 }
 
 export class SignInError extends Error {
@@ -20,7 +22,7 @@ export class SignInError extends Error {
   }
 }
 
-export async function submitForm(agent: Agent, page: Page, actionPattern: RegExp, fields: Record<string, string>): Promise<Page> {
+export async function submitForm(agent: Agent, page: Page, actionPattern: RegExp, fields: Record<string, string | string[]>): Promise<Page> {
   const action = formAction(page.body, actionPattern);
   if (!action) throw new SignInError(`no form matching ${actionPattern} on ${page.url.pathname} (status ${page.status})`, page);
   const csrf = hiddenField(page.body, '_csrf') ?? '';
@@ -42,7 +44,7 @@ export async function signIn(agent: Agent, authorizationUrl: URL, redirectUri: s
       if (next.status !== 303) throw new SignInError(`TOTP step failed with status ${next.status}`, next);
     } else if (/\/confirm"/.test(page.body)) {
       if (opts.consent === false) next = await submitForm(agent, page, /\/abort$/, {});
-      else next = await submitForm(agent, page, /\/confirm$/, {});
+      else next = await submitForm(agent, page, /\/confirm$/, { claims: opts.claims ?? checkedValues(page.body, 'claims') });
     } else {
       const alert = /role="alert"[^>]*>([^<]*)</.exec(page.body)?.[1]?.trim();
       throw new SignInError(`unexpected page ${page.url.pathname} (status ${page.status})${alert ? `: ${alert}` : ''}`, page);
