@@ -44,6 +44,7 @@ import { createOpenDataRepository } from './store/open-data.js';
 import type { RequestListener } from 'node:http';
 import { createSessionDeviceRepository } from './store/session-devices.js';
 import { createInteractionRouter } from './interactions/router.js';
+import { createAdministration } from './admin/index.js';
 import { createRenderer } from './http/render.js';
 import { errorHandler } from './http/error-handler.js';
 import { bodyParser, csrfProtection, i18n, requestId } from './http/middleware.js';
@@ -322,6 +323,10 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       ]) as Koa.Middleware,
     ),
   );
+
+  // Administration: the admin API (/admin/api, bearer tokens) and the console (/admin).
+  const administration = await createAdministration({ ...handles, config, provider, sessions: sessionService, render, csrf, secureCookies });
+  app.use(underPath('/admin', administration.middleware));
 
   // Everything else is the OpenID Connect engine.
   app.use((ctx, next) => mountedEngine(ctx, next));
