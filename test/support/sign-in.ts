@@ -26,7 +26,9 @@ export async function submitForm(agent: Agent, page: Page, actionPattern: RegExp
   const action = formAction(page.body, actionPattern);
   if (!action) throw new SignInError(`no form matching ${actionPattern} on ${page.url.pathname} (status ${page.status})`, page);
   const csrf = hiddenField(page.body, '_csrf') ?? '';
-  return agent.request(new URL(action, page.url), { form: { _csrf: csrf, ...fields } });
+  // As a browser would: ticked checkboxes go along unless the caller decides them.
+  const ticked = fields.claims === undefined ? checkedValues(page.body, 'claims') : [];
+  return agent.request(new URL(action, page.url), { form: { _csrf: csrf, ...(ticked.length ? { claims: ticked } : {}), ...fields } });
 }
 
 export async function signIn(agent: Agent, authorizationUrl: URL, redirectUri: string, opts: SignInOptions): Promise<URL> {
