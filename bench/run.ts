@@ -1,0 +1,364 @@
+/**
+ * `npm run bench`: Kapija on PostgreSQL (WEB_CONCURRENCY = cores) against bare oidc-provider with
+ * its in-memory adapter, plus the argon2 bound, on loopback only. Bounded: BENCH_SECONDS per
+ * measurement (default 3), BENCH_RUNS repetitions (default 3). Writes bench/results.md (medians)
+ * and appends one JSON line per repetition to bench/results.jsonl.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createKapija } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { Agent, formAction, type Page } from '../test/support/browserless.js';
+import { signIn } from '../test/support/sign-in.js';
+import { createTestAccount, createTestClient } from '../test/support/kapija.js';
+import { freePort } from '../test/support/spawn-kapija.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CORES = os.availableParallelism();
+const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIRECT = 'http://127.0.0.1:9/cb';
+const CONCURRENCY = 8;
+
+interface Result { name: string; target: 'kapija' | 'bare' | 'argon2'; concurrency: number | string; ops: number; rate: number; p50: number; p99: number; errors: number }
+
+const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
+
+/** Closed loop: `concurrency` virtual users repeat `op` for SECONDS. */
+async function closed(name: string, target: Result['target'], concurrency: number, op: (vu: number) => Promise<void>): Promise<Result> {
+  const lat: number[] = [];
+  let errors = 0;
+  const start = performance.now();
+  const end = start + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, vu) => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        try {
+          await op(vu);
+          lat.push(performance.now() - t);
+        } catch (err) {
+          if (errors === 0 && process.env.BENCH_DEBUG) process.stderr.write(`${name}: ${String(err)}\n`);
+          errors += 1;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  lat.sort((a, b) => a - b);
+  return { name, target, concurrency, ops: lat.length, rate: lat.length / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), errors };
+}
+
+/** Open loop at a fixed rate (for p99 at half the peak rate). */
+async function open(name: string, target: Result['target'], rate: number, op: (vu: number) => Promise<void>): Promise<Result> {
+  const lat: number[] = [];
+  let errors = 0;
+  const n = Math.max(1, Math.floor(rate * SECONDS));
+  const start = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < n; i += 1) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    pending.push(
+      (async () => {
+        const t = performance.now();
+        try {
+          await op(i % CONCURRENCY);
+          lat.push(performance.now() - t);
+        } catch {
+          errors += 1;
+        }
+      })(),
+    );
+  }
+  await Promise.all(pending);
+  lat.sort((a, b) => a - b);
+  return { name, target, concurrency: `${Math.round(rate)}/s`, ops: lat.length, rate, p50: pct(lat, 50), p99: pct(lat, 99), errors };
+}
+
+function ok(res: Response, what: string) {
+  if (!res.ok) throw new Error(`${what}: ${res.status}`);
+  return res;
+}
+
+/** The operations (b)–(g) against one issuer. */
+function workloads(issuer: string, client: { id: string; secret: string }, vus: { agent: Agent; refresh: string; access: string }[]) {
+  const basic = `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(client.secret)}`).toString('base64')}`;
+  const token = async (params: Record<string, string>) =>
+    (await ok(await fetch(`${issuer}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) }), 'token').json()) as Record<string, string>;
+  const locks: Promise<void>[] = [];
+  const authorize = () => {
+    const u = new URL(`${issuer}/auth`);
+    u.search = new URLSearchParams({ client_id: client.id, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', state: randomBytes(6).toString('hex') }).toString();
+    return u;
+  };
+  return {
+    authorize,
+    token,
+    '(b) SSO flow': async (vu: number) => {
+      const agent = vus[vu]!.agent;
+      const cb = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(REDIRECT));
+      if (!(cb instanceof URL)) throw new Error('no callback');
+      await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT });
+    },
+    // A refresh token is single-use: one virtual user's exchanges never overlap (reuse would revoke the grant).
+    '(c) refresh rotation': (vu: number) => {
+      const run = (locks[vu] ?? Promise.resolve()).then(async () => {
+        const t = await token({ grant_type: 'refresh_token', refresh_token: vus[vu]!.refresh });
+        if (!t.refresh_token) throw new Error('no rotation');
+        vus[vu]!.refresh = t.refresh_token;
+      });
+      locks[vu] = run.catch(() => undefined);
+      return run;
+    },
+    '(d) client credentials': async () => {
+      await token({ grant_type: 'client_credentials' });
+    },
+    '(e) userinfo': async (vu: number) => {
+      const r = await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${vus[vu]!.access}` } });
+      if (!r.ok) throw new Error(`userinfo ${r.status} ${await r.text()}`);
+      await r.arrayBuffer();
+    },
+    '(f) introspection': async (vu: number) => {
+      const r = await ok(await fetch(`${issuer}/token/introspection`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: vus[vu]!.access }) }), 'introspection');
+      if (!((await r.json()) as { active: boolean }).active) throw new Error('inactive');
+    },
+    '(g) discovery + JWKS': async () => {
+      await (await ok(await fetch(`${issuer}/.well-known/openid-configuration`), 'discovery')).arrayBuffer();
+      await (await ok(await fetch(`${issuer}/jwks`), 'jwks')).arrayBuffer();
+    },
+  };
+}
+
+/** Follows bare oidc-provider's development login and consent pages to the callback. */
+async function bareSignIn(agent: Agent, url: URL): Promise<URL> {
+  let step = await agent.follow(await agent.request(url), (u) => u.href.startsWith(REDIRECT));
+  for (let i = 0; i < 4 && !(step instanceof URL); i += 1) {
+    const page: Page = step;
+    const action = formAction(page.body, /\/interaction\/[^/]+/)!;
+    const form: Record<string, string> = /value="login"/.test(page.body) ? { prompt: 'login', login: `citizen-${i}`, password: 'x' } : { prompt: 'consent' };
+    step = await agent.follow(await agent.request(new URL(action, page.url), { form }), (u) => u.href.startsWith(REDIRECT));
+  }
+  if (!(step instanceof URL)) throw new Error('bare sign-in did not finish');
+  return step;
+}
+
+function startProcess(args: string[], env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timeout starting ${args.join(' ')}:\n${out}`)), 60_000);
+    const onData = (s: Buffer) => {
+      if (out.length < 100_000) out += s.toString();
+      if (ready.test(out)) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`exited ${code}:\n${out}`)));
+  });
+}
+
+/** Peak RSS (VmHWM) in MB of a process and its children. */
+function peakRss(pid: number): number[] {
+  const read = (p: number) => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  return [read(pid), ...children.map(read)].map((m) => Math.round(m));
+}
+
+async function argon2Bound(config: ReturnType<typeof loadConfig>): Promise<Result> {
+  const ms = SECONDS * 1000;
+  const counts = await Promise.all(
+    Array.from({ length: CORES }, () =>
+      new Promise<number>((resolve, reject) => {
+        const c = spawn(process.execPath, ['--import', 'tsx', 'bench/argon2-worker.ts', String(config.argon2.memoryCost), String(config.argon2.timeCost), String(config.argon2.parallelism), String(ms)], { cwd: ROOT });
+        let out = '';
+        c.stdout.on('data', (s: Buffer) => (out += s.toString()));
+        c.once('exit', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`argon2 worker ${code}`))));
+      }),
+    ),
+  );
+  const total = counts.reduce((a, b) => a + b, 0);
+  return { name: 'argon2id hashes', target: 'argon2', concurrency: `${CORES} proc`, ops: total, rate: total / SECONDS, p50: NaN, p99: NaN, errors: 0 };
+}
+
+async function main() {
+  const dbName = `kapija_bench_${Date.now().toString(36)}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  const dbUrl = new URL(PG_URL);
+  dbUrl.pathname = `/${dbName}`;
+  const kPort = await freePort();
+  const bPort = await freePort();
+  const issuer = `http://127.0.0.1:${kPort}`;
+  const bare = `http://127.0.0.1:${bPort}`;
+  const env = { NODE_ENV: 'development', ISSUER: issuer, PORT: String(kPort), HOST: '127.0.0.1', DATABASE_URL: dbUrl.toString(), MASTER_KEY: randomBytes(32).toString('base64'), DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-bench-')), WEB_CONCURRENCY: String(CORES), LOG_LEVEL: 'info' };
+  const config = loadConfig(env);
+  const children: ChildProcess[] = [];
+  try {
+    // Citizens (password + TOTP) with consent already given to the service, and the service.
+    process.stdout.write('setting up citizens and the service…\n');
+    const setup = await createKapija(config);
+    const rp = await createTestClient(setup, { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] });
+    const citizens: Awaited<ReturnType<typeof createTestAccount>>[] = [];
+    for (let i = 0; i < 400; i += 1) {
+      const c = await createTestAccount(setup);
+      const grant = new setup.provider.Grant({ accountId: c.account.id, clientId: rp.clientId });
+      grant.addOIDCScope('openid offline_access');
+      await grant.save();
+      citizens.push(c);
+    }
+    await setup.close();
+    const client = { id: rp.clientId, secret: rp.clientSecret! };
+
+    children.push(await startProcess(['--import', 'tsx', 'src/main.ts'], env, /"msg":"kapija listening"/));
+    children.push(await startProcess(['--import', 'tsx', 'bench/bare-provider.ts', String(bPort)], {}, /bare listening/));
+    const kw = workloads(issuer, client, []);
+    const bw = workloads(bare, { id: 'bench', secret: 'bench-secret-bench-secret-bench-secret' }, []);
+
+    // Virtual users with a session, a refresh token and an access token on each side.
+    let next = 0;
+    const citizen = () => citizens[next++ % citizens.length]!;
+    const kapijaVu = async () => {
+      const agent = new Agent();
+      const u = kw.authorize();
+      u.searchParams.set('scope', 'openid offline_access');
+      u.searchParams.set('prompt', 'consent');
+      const cb = await signIn(agent, u, REDIRECT, citizen());
+      const t = await kw.token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT });
+      return { agent, refresh: t.refresh_token!, access: t.access_token! };
+    };
+    const bareVu = async () => {
+      const agent = new Agent();
+      const u = bw.authorize();
+      u.searchParams.set('scope', 'openid offline_access');
+      u.searchParams.set('prompt', 'consent');
+      const cb = await bareSignIn(agent, u);
+      const t = await bw.token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT });
+      return { agent, refresh: t.refresh_token!, access: t.access_token! };
+    };
+    const kVus = [];
+    const bVus = [];
+    for (let i = 0; i < CONCURRENCY; i += 1) {
+      kVus.push(await kapijaVu());
+      bVus.push(await bareVu());
+    }
+    const kOps = workloads(issuer, client, kVus);
+    const bOps = workloads(bare, { id: 'bench', secret: 'bench-secret-bench-secret-bench-secret' }, bVus);
+    const fullSignIn = async () => {
+      const agent = new Agent();
+      const cb = await signIn(agent, kOps.authorize(), REDIRECT, citizen());
+      await kOps.token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT });
+    };
+    const names = ['(b) SSO flow', '(c) refresh rotation', '(d) client credentials', '(e) userinfo', '(f) introspection', '(g) discovery + JWKS'] as const;
+
+    const runs = [];
+    for (let run = 1; run <= RUNS; run += 1) {
+      const results: Result[] = [];
+      const log = (r: Result) => {
+        results.push(r);
+        process.stdout.write(`run ${run} ${r.target.padEnd(6)} ${r.name.padEnd(26)} c=${String(r.concurrency).padEnd(8)} ${r.rate.toFixed(1).padStart(8)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms errors ${r.errors}\n`);
+      };
+      for (const c of [1, 8, 64]) log(await closed('(a) full sign-in', 'kapija', c, fullSignIn));
+      for (const n of names) {
+        const k = await closed(n, 'kapija', CONCURRENCY, kOps[n]);
+        log(k);
+        log({ ...(await open(n, 'kapija', k.rate / 2, kOps[n])), name: `${n} @ half peak` });
+        const b = await closed(n, 'bare', CONCURRENCY, bOps[n]);
+        log(b);
+        log({ ...(await open(n, 'bare', b.rate / 2, bOps[n])), name: `${n} @ half peak` });
+      }
+      log(await argon2Bound(config));
+      runs.push({ run, results, rssMb: { kapija: peakRss(children[0]!.pid!), bare: peakRss(children[1]!.pid!) } });
+    }
+    report(runs);
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1500));
+    await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
+    await admin.end();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function versionOf(pkg: string): string {
+  return (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+function report(runs: { run: number; results: Result[]; rssMb: { kapija: number[]; bare: number[] } }[]) {
+  const date = new Date().toISOString();
+  const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${CORES}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}`;
+  const versions = { node: process.version, 'oidc-provider': versionOf('oidc-provider'), knex: versionOf('knex'), pg: versionOf('pg'), argon2: versionOf('argon2') };
+  const params = { seconds: SECONDS, runs: RUNS, concurrency: CONCURRENCY, webConcurrency: CORES, store: 'PostgreSQL (loopback)' };
+  for (const r of runs) fs.appendFileSync(path.join(ROOT, 'bench', 'results.jsonl'), `${JSON.stringify({ date, machine, versions, params, ...r })}\n`);
+
+  const key = (r: Result) => `${r.target}|${r.name}|${r.concurrency}`;
+  const groups = new Map<string, Result[]>();
+  for (const r of runs.flatMap((x) => x.results)) {
+    const k = r.name.includes('half peak') ? `${r.target}|${r.name}` : key(r);
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const med = (k: string) => {
+    const rs = groups.get(k) ?? [];
+    return { rate: median(rs.map((r) => r.rate)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), errors: rs.reduce((a, r) => a + r.errors, 0) };
+  };
+  const f = (x: number, d = 1) => (Number.isNaN(x) ? '–' : x.toFixed(d));
+  const argon = med(`argon2|argon2id hashes|${CORES} proc`);
+  const lines = [
+    '# Kapija benchmark',
+    '',
+    `Date: ${date}  `,
+    `Machine: ${machine}  `,
+    `Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}  `,
+    `Parameters: ${SECONDS} s per measurement, ${RUNS} runs (medians shown), ${CONCURRENCY} concurrent clients for (b)–(g), Kapija with WEB_CONCURRENCY=${CORES} on PostgreSQL; bare oidc-provider in one process with its in-memory adapter; load generator on the same machine (loopback).  `,
+    `Command: \`npm run bench\` (BENCH_SECONDS=${SECONDS} BENCH_RUNS=${RUNS})`,
+    '',
+    '| workload | Kapija /s | p50 ms | p99 ms | errors | bare /s | p50 ms | p99 ms | errors | ratio | target | met |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+  ];
+  for (const c of [1, 8, 64]) {
+    const k = med(`kapija|(a) full sign-in|${c}`);
+    const ratio = k.rate / argon.rate;
+    const target = c === 8 ? '≥ 0.85 of argon2 bound' : '';
+    lines.push(`| (a) full sign-in, ${c} concurrent | ${f(k.rate)} | ${f(k.p50)} | ${f(k.p99)} | ${k.errors} | argon2 bound ${f(argon.rate)} | | | | ${f(ratio, 2)} | ${target} | ${c === 8 ? (ratio >= 0.85 ? 'yes' : 'no') : ''} |`);
+  }
+  const targets: Record<string, number> = { '(b) SSO flow': 0.5, '(c) refresh rotation': 0.5, '(d) client credentials': 0.5, '(g) discovery + JWKS': 1 };
+  for (const n of ['(b) SSO flow', '(c) refresh rotation', '(d) client credentials', '(e) userinfo', '(f) introspection', '(g) discovery + JWKS']) {
+    const k = med(`kapija|${n}|${CONCURRENCY}`);
+    const b = med(`bare|${n}|${CONCURRENCY}`);
+    const ratio = k.rate / b.rate;
+    const t = targets[n];
+    lines.push(`| ${n} | ${f(k.rate)} | ${f(k.p50)} | ${f(k.p99)} | ${k.errors} | ${f(b.rate)} | ${f(b.p50)} | ${f(b.p99)} | ${b.errors} | ${f(ratio, 2)} | ${t ? `≥ ${t}` : ''} | ${t ? (ratio >= t ? 'yes' : 'no') : ''} |`);
+  }
+  lines.push('', '**p99 at half the peak rate** (target: under 50 ms for (b)–(g)):', '', '| workload | Kapija rate /s | p99 ms | errors | met | bare rate /s | p99 ms |', '| --- | ---: | ---: | ---: | --- | ---: | ---: |');
+  for (const n of ['(b) SSO flow', '(c) refresh rotation', '(d) client credentials', '(e) userinfo', '(f) introspection', '(g) discovery + JWKS']) {
+    const k = med(`kapija|${n} @ half peak`);
+    const b = med(`bare|${n} @ half peak`);
+    lines.push(`| ${n} | ${f(k.rate)} | ${f(k.p99)} | ${k.errors} | ${k.p99 < 50 ? 'yes' : 'no'} | ${f(b.rate)} | ${f(b.p99)} |`);
+  }
+  const rss = runs[runs.length - 1]!.rssMb;
+  lines.push('', `**Peak RSS per process (MB)**: Kapija primary ${rss.kapija[0]}, workers ${rss.kapija.slice(1).join(', ')}; bare oidc-provider ${rss.bare[0]} (target: under 250 MB per process: ${Math.max(...rss.kapija) < 250 ? 'met' : 'not met'}).`);
+  lines.push('', 'Raw figures of every run: `bench/results.jsonl`.');
+  fs.writeFileSync(path.join(ROOT, 'bench', 'results.md'), `${lines.join('\n')}\n`);
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
