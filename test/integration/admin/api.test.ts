@@ -137,7 +137,7 @@ test('the OpenAPI document describes every registered route', async () => {
   const router = createAdminApi({ provider: kapija.provider, accounts: kapija.accounts, roles: createRoleRepository(kapija.db), service: {} as AdminService, issuer: server.url });
   const registered = router.stack
     .filter((l) => l.methods.length > 0)
-    .flatMap((l) => l.methods.filter((m) => m !== 'HEAD').map((m) => `${m.toLowerCase()} ${l.path.replace('/admin/api', '').replace(/:(\w+)/g, '{$1}')}`));
+    .flatMap((l) => l.methods.filter((m) => m !== 'HEAD').map((m) => `${m.toLowerCase()} ${String(l.path).replace('/admin/api', '').replace(/:(\w+)/g, '{$1}')}`));
   expect(registered.length).toBeGreaterThanOrEqual(20);
   const doc = openApiDocument(server.url) as unknown as { paths: Record<string, Record<string, unknown>> };
   const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`));
