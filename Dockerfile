@@ -28,7 +28,7 @@ COPY --chown=root:root static ./static
 COPY --chown=root:root bin ./bin
 # The application files are owned by root and read-only to the process; it runs as the unprivileged "node" user.
 USER node
-EXPOSE 3000
+EXPOSE 3000 9100
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "dist/src/main.js"]
