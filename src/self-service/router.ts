@@ -56,9 +56,11 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     const keys = { account: `mail:${target.trim().toLowerCase()}`, ip: ctx.ip };
     const wait = await throttles.mail.retryAfter(keys);
     if (wait > 0) throw rateLimited(wait);
-    await throttles.mail.fail(keys);
+    const after = await throttles.mail.fail(keys);
+    if (after > 0) throw rateLimited(after);
   };
-  const linkKeys = (ctx: Context, account = 'link') => ({ account, ip: ctx.ip });
+  // Invalid links count per IP (in both tiers); codes on /not-me per account as well.
+  const linkKeys = (ctx: Context, account = `link:${ctx.ip}`) => ({ account, ip: ctx.ip });
   const checkLinkBudget = async (ctx: Context, account?: string) => {
     const wait = await throttles.link.retryAfter(linkKeys(ctx, account));
     if (wait > 0) throw rateLimited(wait);

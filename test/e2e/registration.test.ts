@@ -226,6 +226,19 @@ describe('password reset', () => {
     expect(linkIn(notice, `${server.url}/not-me?token=`).searchParams.get('token')).toBeTruthy();
   });
 
+  test('is throttled per name or address: the sixth request within 15 minutes waits', async () => {
+    const target = `throttled.${unique()}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const a = new Agent('en');
+      const form = await a.request(new URL('/recover', server.url));
+      const res = await submitForm(a, form, /^\/recover$/, { identifier: i % 2 ? target.toUpperCase() : target });
+      statuses.push(res.status);
+      if (res.status === 429) expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+  });
+
   test('a forged or expired link is refused', async () => {
     const res = await new Agent('en').request(new URL(`/recover/reset?token=${'A'.repeat(43)}`, server.url));
     expect(res.status).toBe(400);
