@@ -54,6 +54,8 @@ const clientProperties = {
   jwks_uri: { type: 'string', format: 'uri', description: 'For private_key_jwt' },
   kapija_min_acr: { enum: ['low', 'substantial', 'high'] },
   kapija_sector_identifier_uri: { type: 'string', format: 'uri', description: 'Stored for pairwise subject identifiers' },
+  subject_type: { type: 'string', enum: ['pairwise', 'public'], description: 'pairwise (default): a sub per sector; public: the account id' },
+  kapija_sector: { type: 'string', description: 'Sector (host name) whose services share the pairwise sub' },
   kapija_access_token_ttl: { type: 'integer', minimum: 30 },
   kapija_refresh_token_ttl: { type: 'integer', minimum: 60 },
   kapija_resource_server: { type: 'boolean' },

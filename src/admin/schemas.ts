@@ -38,6 +38,10 @@ export const clientFields = {
   kapija_min_acr: z.enum(['low', 'substantial', 'high']),
   /** Stored for pairwise subject identifiers; not yet used by the engine. */
   kapija_sector_identifier_uri: url,
+  /** pairwise (default): a sub per sector; public: the account id. */
+  subject_type: z.enum(['pairwise', 'public']),
+  /** Services grouped under one sector share the pairwise sub (a host name). */
+  kapija_sector: z.string().regex(/^[a-z0-9.-]{1,253}(:\d{1,5})?$/i, 'a host name'),
   kapija_access_token_ttl: z.number().int().min(30).max(24 * 3600),
   kapija_refresh_token_ttl: z.number().int().min(60).max(365 * 24 * 3600),
   kapija_resource_server: z.boolean(),

@@ -60,7 +60,7 @@ export function createPolicy(): interactionPolicy.Prompt[] {
 }
 
 /** Client properties the administrators set (src/admin/schemas.ts); the engine keeps them in metadata(). */
-const ADMIN_CLIENT_PROPERTIES = ['kapija_claim_purposes', 'kapija_sector_identifier_uri', 'kapija_access_token_ttl', 'kapija_refresh_token_ttl'];
+const ADMIN_CLIENT_PROPERTIES = ['client_name#sr-Cyrl', 'client_name#sr-Latn', 'client_name#en', 'kapija_claim_purposes', 'kapija_sector_identifier_uri', 'kapija_access_token_ttl', 'kapija_refresh_token_ttl'];
 
 function validateAdminClientProperty(key: string, value: unknown): void {
   if (value === undefined) return;

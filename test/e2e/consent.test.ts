@@ -39,6 +39,7 @@ test('the consent page explains each claim and why; the JMBG box starts unticked
     redirect_uris: [REDIRECT],
     scope: 'openid profile email jmbg',
     kapija_claim_purposes: { email: { en: 'To send you the building permit' } },
+    'client_name#en': 'Building permits',
   });
   const config = await oidc.discovery(new URL(server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
   const url = oidc.buildAuthorizationUrl(config, {
@@ -58,6 +59,8 @@ test('the consent page explains each claim and why; the JMBG box starts unticked
   })();
   expect(page.body).toContain('/confirm"');
   expect(page.body).toContain('To send you the building permit');
+  // the service's name in the citizen's language
+  expect(page.body).toContain('Building permits asks for your data');
   expect(page.body).toContain('Your unique master citizen number (JMBG)');
   expect(checkedValues(page.body, 'claims').sort()).toEqual(['email', 'email_verified']);
   expect(page.body).toMatch(/<input type="checkbox"[^>]*value="jmbg"(?![^>]*checked)/);
