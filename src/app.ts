@@ -89,7 +89,7 @@ export interface Kapija {
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
   readonly selfService: SelfService;
   /** Deletes expired protocol rows and keys. */
-  purge(): Promise<{ payloads: number; keys: number }>;
+  purge(): Promise<{ payloads: number; keys: number; links: number }>;
   close(): Promise<void>;
 }
 
@@ -374,8 +374,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       return true;
     },
     async purge() {
-      const [payloads, keys] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge()]);
-      return { payloads, keys };
+      const [payloads, keys, links] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge(), selfService.service.purgeExpired()]);
+      return { payloads, keys, links };
     },
     async close() {
       selfService.mailer.close();

@@ -146,6 +146,9 @@ export function createSelfService(deps: SelfServiceDeps) {
   const service = {
     mailAvailable: () => mailer.mode !== 'disabled',
 
+    /** Deletes expired link hashes (with the other expired rows, by Kapija's purge job). */
+    purgeExpired: () => tokens.purgeExpired(),
+
     /** Creates a pending account (or mails the owner of a taken username or address). Same outcome for the caller either way. */
     async register(input: RegistrationInput, opts: { locale: Locale; returnUid?: string | undefined }): Promise<void> {
       const passwordHash = await passwords.hash(input.password);
