@@ -36,11 +36,9 @@ describeBrowser('keyboard only, JavaScript off', () => {
   /** Tabs to `selector`, checks the focus is visible there, then types or presses `key`. */
   async function press(page: Page, selector: string, key: 'Enter' | 'Space' = 'Enter') {
     await tabTo(page, selector);
-    const outline = await page.evaluate(() => {
-      const el = document.activeElement as HTMLElement;
-      const s = getComputedStyle(el);
-      return `${s.outlineStyle} ${s.outlineWidth}`;
-    });
+    const outline = (await page.evaluate(
+      '(() => { const s = getComputedStyle(document.activeElement); return s.outlineStyle + " " + s.outlineWidth; })()',
+    )) as string;
     expect(outline).not.toMatch(/^none|0px$/);
     await Promise.all([page.waitForNavigation(), page.keyboard.press(key)]);
     await page.waitForLoadState('load');
