@@ -309,6 +309,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     events,
     audit: handles.audit,
     render,
+    passwords: handles.passwords,
+    requestEmailChange: (accountId, email, locale) => selfService.service.requestEmailChange(accountId, email, locale),
     reauthSeconds: config.reauthSeconds,
     secureCookies,
   });

@@ -11,7 +11,9 @@ import { z } from 'zod';
 import { KapijaError, assertThat } from '../errors.js';
 import type { Renderer } from '../http/render.js';
 import type { OwnSignIn, OwnSession } from '../http/own-sign-in.js';
-import type { Translate, MessageKey } from '../i18n/index.js';
+import type { Translate, MessageKey, Locale } from '../i18n/index.js';
+import type { PasswordHasher } from '../factors/password/hasher.js';
+import { PASSWORD_MAX, PASSWORD_MIN, checkNewPassword } from '../factors/password/policy.js';
 import type { AccountRepository, Account } from '../store/accounts.js';
 import type { CredentialRepository } from '../store/credentials.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
@@ -40,6 +42,9 @@ export interface AccountPortalDeps {
   events: EventBus;
   audit: AuditLog;
   render: Renderer;
+  passwords: PasswordHasher;
+  /** Starts a verified e-mail change (a link to the new address). */
+  requestEmailChange(accountId: string, newEmail: string, locale: Locale): Promise<void>;
   /** How recent the last proof of both factors must be for a change (seconds). */
   reauthSeconds: number;
   secureCookies: boolean;
@@ -95,6 +100,52 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     const me = await who(ctx);
     if (!me) return;
     page(ctx, 'account/overview', 'account.title', { account: me.account, since: fmt(ctx, me.account.createdAt) });
+  });
+
+  // ------------------------------------------------------------ profile: password and e-mail
+
+  router.get('/profile', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    page(ctx, 'account/profile', 'account.profile', { account: me.account, passwordMin: PASSWORD_MIN, passwordMax: PASSWORD_MAX, done: ctx.query.done });
+  });
+
+  router.post('/password', async (ctx) => {
+    const me = await who(ctx);
+    if (!me || !recent(ctx, me.session, '/account/profile')) return;
+    const b = body(ctx);
+    const current = typeof b.current_password === 'string' ? b.current_password.slice(0, 1024) : '';
+    const next = typeof b.new_password === 'string' ? b.new_password : '';
+    const tr = t(ctx);
+    const creds = await d.accounts.findCredentialsByUsername(me.account.username);
+    let error: string | undefined;
+    if (!(await d.passwords.verify(creds?.passwordHash, current))) error = tr('account.password.wrong');
+    else if (next !== b.new_password_confirm) error = tr('error.password.mismatch');
+    else {
+      const problem = checkNewPassword(next, { username: me.account.username });
+      if (problem) error = tr(`error.password.${problem}` as MessageKey, { min: PASSWORD_MIN, max: PASSWORD_MAX });
+    }
+    if (error) {
+      ctx.status = 400;
+      return page(ctx, 'account/profile', 'account.profile', { account: me.account, passwordMin: PASSWORD_MIN, passwordMax: PASSWORD_MAX, passwordError: error });
+    }
+    await d.accounts.setPasswordHash(me.account.id, await d.passwords.hash(next));
+    await d.events.emit('account.password_changed', { accountId: me.account.id, via: 'portal', ip: ctx.ip });
+    ctx.status = 303;
+    ctx.redirect('/account/profile?done=password');
+  });
+
+  router.post('/email', async (ctx) => {
+    const me = await who(ctx);
+    if (!me || !recent(ctx, me.session, '/account/profile')) return;
+    const email = typeof body(ctx).email === 'string' ? String(body(ctx).email).trim() : '';
+    if (!/^[^\s@]{1,64}@[^\s@]{1,185}\.[^\s@]{2,}$/.test(email)) {
+      ctx.status = 400;
+      return page(ctx, 'account/profile', 'account.profile', { account: me.account, passwordMin: PASSWORD_MIN, passwordMax: PASSWORD_MAX, emailError: t(ctx)('account.email.invalid') });
+    }
+    await d.requestEmailChange(me.account.id, email, ctx.state.locale as Locale);
+    ctx.status = 303;
+    ctx.redirect('/account/profile?done=email');
   });
 
   // ------------------------------------------------------------ sessions

@@ -3,6 +3,8 @@
  * another session (its refresh token then fails), connected services and withdrawing consent,
  * second factors (the last one cannot be removed; changes need a recent sign-in), export, deletion.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
@@ -185,4 +187,38 @@ test('the ledger shows which service received which data, when and how; it can b
   // an entry changed in the database is detected
   await server.kapija.db('audit_events').where({ chain: `account:${citizen.account.id}`, seq: 1 }).update({ details: '{"forged":true}' });
   expect((await portal(agent, citizen, '/account/activity')).body).toContain('data-ledger-verified="no"');
+});
+
+test('changing the password needs the current one and a good new one; an e-mail change sends a link to the new address', async () => {
+  const citizen = await createTestAccount(server.kapija);
+  const agent = new Agent('en');
+  const profile = await portal(agent, citizen, '/account/profile');
+  expect(profile.body).toContain('autocomplete="current-password"');
+  expect(profile.body).toContain('autocomplete="new-password"');
+  const wrong = await submitForm(agent, profile, /\/account\/password$/, { current_password: 'not-it', new_password: 'a fresh long passphrase', new_password_confirm: 'a fresh long passphrase' });
+  expect(wrong.status).toBe(400);
+  expect(wrong.body).toContain('current password is not correct');
+  const common = await submitForm(agent, profile, /\/account\/password$/, { current_password: citizen.password, new_password: 'password123', new_password_confirm: 'password123' });
+  expect(common.status).toBe(400);
+  const changed = await submitForm(agent, profile, /\/account\/password$/, { current_password: citizen.password, new_password: 'a fresh long passphrase', new_password_confirm: 'a fresh long passphrase' });
+  expect(changed.status).toBe(303);
+  const creds = await server.kapija.accounts.findCredentialsByUsername(citizen.username);
+  expect(await server.kapija.passwords.verify(creds!.passwordHash, 'a fresh long passphrase')).toBe(true);
+  expect(await server.kapija.passwords.verify(creds!.passwordHash, citizen.password)).toBe(false);
+
+  const outbox = path.join(server.kapija.config.dataDir, 'outbox');
+  const before = fs.existsSync(outbox) ? fs.readdirSync(outbox).length : 0;
+  const email = await submitForm(agent, profile, /\/account\/email$/, { email: 'nova.adresa@example.rs' });
+  expect(email.status).toBe(303);
+  // mail leaves after the answer (the same timing whatever the address): wait for it
+  const sent = (m: string) => /^To: .*nova\.adresa@example\.rs/m.test(m) && m.includes('/verify-email?token=');
+  let mails: string[] = [];
+  for (let i = 0; i < 50 && !mails.some(sent); i += 1) {
+    await new Promise((r) => setTimeout(r, 100));
+    mails = fs.readdirSync(outbox).map((f) => fs.readFileSync(path.join(outbox, f), 'utf8'));
+  }
+  expect(mails.length).toBeGreaterThan(before);
+  expect(mails.some(sent)).toBe(true);
+  // the old address stays until the link is followed
+  expect((await server.kapija.accounts.findById(citizen.account.id))!.email).toBe(citizen.account.email);
 });
