@@ -1,0 +1,13 @@
+/**
+ * The fault suites (test/faults/) restart the shared PostgreSQL server, so they run after the
+ * main run, alone and one file at a time (scripts/test.mjs).
+ */
+import base from './jest.config.js';
+
+export default {
+  ...base,
+  testMatch: ['<rootDir>/test/faults/**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/'],
+  maxWorkers: 1,
+  testTimeout: 120_000,
+};

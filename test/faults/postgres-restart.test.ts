@@ -1,0 +1,151 @@
+/**
+ * PostgreSQL restarted under load (`pg_ctlcluster … restart`) while two Kapija processes serve a
+ * steady loopback load of sign-ins and refresh-token exchanges. During the outage every answer is a
+ * clear 503, never a 500 or a crash; both processes recover by themselves; and every session, grant
+ * and refresh token written before the restart still works after it. The figures are printed.
+ */
+import { pgAvailable } from '../support/databases.js';
+import {
+  Recorder,
+  ensurePgRunning,
+  isSignInError,
+  pgCluster,
+  pgCtl,
+  signInAndRedeem,
+  silentSignIn,
+  sleep,
+  startFleet,
+  token,
+  type Fleet,
+} from './fleet.js';
+
+const cluster = pgCluster();
+if (!pgAvailable() || !cluster) {
+  process.stdout.write('[skip] postgres-restart: needs a local PostgreSQL cluster (pg_ctlcluster)\n');
+  test.skip('PostgreSQL restart under load (no local PostgreSQL cluster)', () => undefined);
+} else {
+  let fleet: Fleet;
+  beforeAll(async () => {
+    fleet = await startFleet(48);
+  }, 90_000);
+  afterAll(async () => {
+    await ensurePgRunning();
+    await fleet?.close();
+  });
+
+  test('a PostgreSQL restart under load: clear 503s only, both processes recover, nothing written before is lost', async () => {
+    const recorder = new Recorder();
+    const bases = [fleet.a.url, fleet.b.url];
+    let nextCitizen = 0;
+
+    // Written before the restart and left untouched until after it: six sessions with their grants and refresh tokens.
+    const kept = [];
+    for (let i = 0; i < 6; i += 1) kept.push({ via: bases[i % 2]!, ...(await signInAndRedeem(recorder, bases[i % 2]!, fleet, fleet.citizens[nextCitizen++]!)) });
+    // The load's own refresh chains.
+    const chains: { rt: string; lost: boolean }[] = [];
+    for (let i = 0; i < 4; i += 1) chains.push({ rt: (await signInAndRedeem(recorder, bases[i % 2]!, fleet, fleet.citizens[nextCitizen++]!)).refreshToken, lost: false });
+
+    let running = true;
+    let turn = 0;
+    const signInLoop = async () => {
+      while (running && nextCitizen < fleet.citizens.length) {
+        const base = bases[turn++ % 2]!;
+        const citizen = fleet.citizens[nextCitizen++]!;
+        try {
+          await signInAndRedeem(recorder, base, fleet, citizen);
+        } catch (err) {
+          if (!isSignInError(err) && !/code exchange|fetch failed|no code/.test((err as Error).message)) throw err;
+        }
+        await sleep(150);
+      }
+    };
+    const refreshLoop = async (worker: number) => {
+      let i = worker;
+      while (running) {
+        const chain = chains[i++ % chains.length]!;
+        if (chain.lost) continue;
+        const base = bases[i % 2]!;
+        const answer = await token(recorder, base, fleet, { grant_type: 'refresh_token', refresh_token: chain.rt }, 'refresh');
+        if (answer.status === 200) chain.rt = answer.body.refresh_token as string;
+        else if (answer.status === 400) chain.lost = true;
+        await sleep(100);
+      }
+    };
+    const load = Promise.all([signInLoop(), refreshLoop(0), refreshLoop(1)]);
+
+    await sleep(4000);
+    const restartAt = Date.now();
+    let restarted: number | undefined;
+    let recovered: number | undefined;
+    try {
+      await pgCtl('restart');
+      restarted = Date.now();
+      // Recovered: each process says it is ready and a refresh through it succeeds.
+      const ready = new Set<string>();
+      while (ready.size < 2 && Date.now() - restarted < 30_000) {
+        for (const base of bases) {
+          if (ready.has(base)) continue;
+          const r = await fetch(`${base}/readyz`).then((res) => res.status, () => 0);
+          if (r === 200) ready.add(base);
+        }
+        await sleep(100);
+      }
+      recovered = Date.now();
+      await sleep(5000);
+    } finally {
+      running = false;
+      await load;
+      await ensurePgRunning();
+    }
+
+    // Everything written before the restart, used only now.
+    let sessionsLost = 0;
+    let refreshLost = 0;
+    for (const [i, k] of kept.entries()) {
+      const other = bases[(i + 1) % 2]!;
+      if (!(await silentSignIn(k.agent, other, fleet)).ok) sessionsLost += 1;
+      const r = await token(undefined, k.via, fleet, { grant_type: 'refresh_token', refresh_token: k.refreshToken });
+      if (r.status !== 200) refreshLost += 1;
+    }
+
+    const before = recorder.byStatus(0, restartAt);
+    const during = recorder.byStatus(restartAt, recovered);
+    const after = recorder.byStatus(recovered);
+    const unclear = recorder.log.filter((e) => e.status === 503 && !e.clear).length;
+    const figures = {
+      requests: recorder.log.length,
+      signIns: nextCitizen,
+      before,
+      during,
+      after,
+      restartSeconds: ((restarted! - restartAt) / 1000).toFixed(2),
+      recoverySecondsAfterRestart: ((recovered! - restarted!) / 1000).toFixed(2),
+      recoverySecondsFromRestartStart: ((recovered! - restartAt) / 1000).toFixed(2),
+      loadRefreshChainsLost: chains.filter((c) => c.lost).length,
+      sessionsLost,
+      refreshTokensLost: refreshLost,
+      unclear503Bodies: unclear,
+    };
+    process.stdout.write(`\n[faults] PostgreSQL restart under load: ${JSON.stringify(figures)}\n`);
+
+    // Never a 500, never a dropped connection.
+    const statuses = Object.keys({ ...before, ...during, ...after });
+    expect(statuses.filter((s) => s === 'network' || (Number(s) >= 500 && s !== '503'))).toEqual([]);
+    expect(unclear).toBe(0);
+    // Before and after the outage: no error at all; during it, only 503 (the protocol answers, 4xx, are
+    // the load's own: none expected).
+    expect(Object.keys(before).filter((s) => Number(s) >= 400)).toEqual([]);
+    expect(Object.keys(after).filter((s) => Number(s) >= 400)).toEqual([]);
+    expect(Object.keys(during).filter((s) => Number(s) >= 400 && s !== '503')).toEqual([]);
+    expect(recovered! - restarted!).toBeLessThan(10_000);
+    expect(Object.values(after).reduce((n, c) => n + c, 0)).toBeGreaterThan(20);
+    // Both processes are the ones started before: neither crashed nor logged a fatal error.
+    for (const p of [fleet.a, fleet.b]) {
+      expect(p.child.exitCode).toBeNull();
+      expect(p.output()).not.toMatch(/"level":60/);
+    }
+    expect(sessionsLost).toBe(0);
+    expect(refreshLost).toBe(0);
+    expect(figures.loadRefreshChainsLost).toBe(0);
+  }, 120_000);
+}
