@@ -46,7 +46,9 @@ export function operationsEndpoints(opts: { health: Health; metrics?: Metrics | 
       const { ready, checks } = await opts.health.ready();
       ctx.set('cache-control', 'no-store');
       ctx.status = ready ? 200 : 503;
-      ctx.body = { status: ready ? 'ready' : 'not ready', checks };
+      // Say which check failed first, so an operator reading the probe knows where to look.
+      const status = ready ? 'ready' : !checks.database ? 'database unavailable' : !checks.migrations ? 'migrations pending' : 'keys not loaded';
+      ctx.body = { status, checks };
       return;
     }
     if (ctx.path === '/metrics' && opts.metrics) {
