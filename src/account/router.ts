@@ -14,7 +14,7 @@ import type { OwnSignIn, OwnSession } from '../http/own-sign-in.js';
 import type { Translate, MessageKey, Locale } from '../i18n/index.js';
 import type { PasswordHasher } from '../factors/password/hasher.js';
 import { PASSWORD_MAX, PASSWORD_MIN, checkNewPassword } from '../factors/password/policy.js';
-import type { AccountRepository, Account } from '../store/accounts.js';
+import { accountRecord, type AccountRepository, type Account } from '../store/accounts.js';
 import type { CredentialRepository } from '../store/credentials.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
 import type { SessionDeviceRepository } from '../store/session-devices.js';
@@ -243,12 +243,8 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     const me = await who(ctx);
     if (!me) return;
     const clientId = String(body(ctx).client_id ?? '');
-    const grants = (await d.payloads.listByAccount(me.account.id, 'Grant')).filter((g) => g.payload.clientId === clientId);
-    assertThat(grants.length > 0, 'request.not_found', 404);
-    for (const g of grants) {
-      await d.payloads.revokeByGrantId(g.id);
-      await d.payloads.destroy('Grant', g.id);
-    }
+    const revoked = await d.payloads.revokeGrants(me.account.id, clientId);
+    assertThat(revoked.length > 0, 'request.not_found', 404);
     await d.events.emit('consent.revoked', { accountId: me.account.id, clientId });
     ctx.status = 303;
     ctx.redirect('/account/services');
@@ -439,19 +435,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     ctx.set('cache-control', 'no-store');
     ctx.body = {
       exported_at: new Date().toISOString(),
-      account: {
-        id: a.id,
-        username: a.username,
-        email: a.email,
-        email_verified: a.emailVerified,
-        given_name: a.givenName,
-        family_name: a.familyName,
-        birthdate: a.birthdate,
-        locale: a.locale,
-        status: a.status,
-        created_at: a.createdAt.toISOString(),
-        updated_at: a.updatedAt.toISOString(),
-      },
+      account: { ...accountRecord(a), updated_at: a.updatedAt.toISOString() },
       // Secrets (password hash, TOTP keys, recovery codes, public keys) are never exported.
       factors: creds.map((c) => ({ type: c.type, name: c.name, created_at: c.createdAt.toISOString(), last_used_at: c.lastUsedAt?.toISOString() ?? null, used_at: c.usedAt?.toISOString() ?? null })),
       sessions: sessions.map((s) => ({ started_at: s.loginAt?.toISOString() ?? null, expires_at: s.expiresAt?.toISOString() ?? null, acr: s.acr, amr: s.amr, services: s.clients.map((c) => c.clientId) })),
@@ -469,10 +453,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     }
     const id = me.account.id;
     await d.sessions.endAllForAccount(id);
-    for (const g of await d.payloads.listByAccount(id, 'Grant')) {
-      await d.payloads.revokeByGrantId(g.id);
-      await d.payloads.destroy('Grant', g.id);
-    }
+    await d.payloads.revokeGrants(id);
     for (const type of ['totp', 'webauthn', 'recovery'] as const) await d.credentials.removeType(id, type);
     await d.devices.deleteForAccount(id);
     await d.accounts.erase(id);

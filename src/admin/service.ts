@@ -9,7 +9,7 @@ import type Provider from 'oidc-provider';
 import { KapijaError } from '../errors.js';
 import { ACR, levelOfAcr, type AcrLevel } from '../oidc/acr.js';
 import type { SessionService, SessionSummary, LogoutDelivery } from '../oidc/sessions.js';
-import type { AccountRepository, Account } from '../store/accounts.js';
+import { accountRecord, type AccountRepository, type Account } from '../store/accounts.js';
 import type { AuditEntry, AuditFilter, AuditLog } from '../store/audit.js';
 import type { ClientMetadata, ClientRepository, ClientSummary } from '../store/clients.js';
 import type { CredentialRepository } from '../store/credentials.js';
@@ -334,16 +334,7 @@ export function createAdminService(deps: AdminServiceDeps) {
         await record(actor, 'admin.citizen.viewed', { subjectAccountId: id });
         const names = new Map([[id, a.username]]);
         return {
-          id: a.id,
-          username: a.username,
-          email: a.email,
-          email_verified: a.emailVerified,
-          given_name: a.givenName,
-          family_name: a.familyName,
-          birthdate: a.birthdate,
-          locale: a.locale,
-          status: a.status,
-          created_at: a.createdAt.toISOString(),
+          ...accountRecord(a),
           roles: accountRoles,
           factors: creds
             .filter((c) => c.type !== 'recovery')

@@ -124,12 +124,7 @@ export function createSelfService(deps: SelfServiceDeps) {
   /** Ends every session and deletes every remaining grant (with its tokens) of an account. */
   const endEverything = async (accountId: string): Promise<SecureReceipt> => {
     const ended = await sessions.endAllForAccount(accountId);
-    const grants = new Set(ended.flatMap((e) => e.grantsRevoked));
-    for (const g of await payloads.listByAccount(accountId, 'Grant')) {
-      await payloads.revokeByGrantId(g.id);
-      await payloads.destroy('Grant', g.id);
-      grants.add(g.id);
-    }
+    const grants = new Set([...ended.flatMap((e) => e.grantsRevoked), ...(await payloads.revokeGrants(accountId))]);
     return { sessions: ended.length, grants: grants.size, deliveries: ended.flatMap((e) => e.deliveries) };
   };
 

@@ -81,6 +81,22 @@ interface Row {
   updated_at: number | string;
 }
 
+/** An account as plain JSON (the citizen's export, the administrators' view); never a secret. */
+export function accountRecord(a: Account) {
+  return {
+    id: a.id,
+    username: a.username,
+    email: a.email,
+    email_verified: a.emailVerified,
+    given_name: a.givenName,
+    family_name: a.familyName,
+    birthdate: a.birthdate,
+    locale: a.locale,
+    status: a.status,
+    created_at: a.createdAt.toISOString(),
+  };
+}
+
 export const normaliseUsername = (u: string) => u.trim().normalize('NFKC').toLowerCase();
 
 function toAccount(r: Row): Account {

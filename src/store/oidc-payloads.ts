@@ -33,6 +33,11 @@ export interface OidcPayloadRepository {
   listByAccount(accountId: string, model: string): Promise<StoredPayloadSummary[]>;
   /** Live artefacts of one model across every account (newest expiry first), e.g. all sessions. */
   listByModel(model: string, opts?: { accountId?: string; limit?: number }): Promise<StoredPayloadSummary[]>;
+  /**
+   * Deletes an account's grants (all, or one client's) with every token issued under them;
+   * returns the grant ids. A withdrawn consent and a deleted account both come to this.
+   */
+  revokeGrants(accountId: string, clientId?: string): Promise<string[]>;
   /** The newest live grant of an account for a client. */
   latestGrantId(accountId: string, clientId: string): Promise<string | undefined>;
   /** Deletes expired rows; returns how many. */
@@ -125,6 +130,14 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
         expiresAt: r.expires_at === null ? null : Number(r.expires_at),
         payload: toPayload(r),
       }));
+    },
+    async revokeGrants(accountId, clientId) {
+      const grants = (await repo.listByAccount(accountId, 'Grant')).filter((g) => clientId === undefined || g.payload.clientId === clientId);
+      for (const g of grants) {
+        await repo.revokeByGrantId(g.id);
+        await repo.destroy('Grant', g.id);
+      }
+      return grants.map((g) => g.id);
     },
     async latestGrantId(accountId, clientId) {
       const grants = await repo.listByAccount(accountId, 'Grant');
