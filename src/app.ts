@@ -305,6 +305,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     sessions: sessionService,
     totp: handles.totp,
     recovery: handles.recovery,
+    webauthn: handles.webauthn,
     box: handles.box,
     events,
     audit: handles.audit,

@@ -21,6 +21,8 @@
       body: JSON.stringify(body),
     }).then(function (res) {
       return res.json().then(function (json) {
+        // A change that needs a fresh sign-in: go and sign in, then come back.
+        if (res.status === 401 && json.location) { window.location.assign(json.location); return new Promise(function () {}); }
         if (!res.ok) throw new Error(json.error_description || json.error || String(res.status));
         return json;
       });

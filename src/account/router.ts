@@ -21,6 +21,7 @@ import type { SessionDeviceRepository } from '../store/session-devices.js';
 import type { SessionService } from '../oidc/sessions.js';
 import type { TotpFactor } from '../factors/totp/index.js';
 import type { RecoveryFactor } from '../factors/recovery/index.js';
+import type { WebAuthnFactor } from '../factors/webauthn/index.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import type { AuditLog, AuditEntry } from '../store/audit.js';
@@ -38,6 +39,7 @@ export interface AccountPortalDeps {
   sessions: SessionService;
   totp: TotpFactor;
   recovery: RecoveryFactor;
+  webauthn: WebAuthnFactor;
   box: SecretBox;
   events: EventBus;
   audit: AuditLog;
@@ -293,6 +295,42 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     const codes = await d.recovery.issue(me.account.id);
     await d.events.emit('factor.enrolled', { accountId: me.account.id, type: 'recovery', ip: ctx.ip });
     page(ctx, 'account/recovery-codes', 'codes.title', { codes });
+  });
+
+  // WebAuthn (JSON, from static/webauthn.js): the challenge waits in a sealed, short-lived cookie and
+  // is cleared on every verification attempt.
+  const CHALLENGE = 'kapija.account.webauthn';
+  const challengeCookie = { httpOnly: true, sameSite: 'strict' as const, secure: d.secureCookies, path: '/account/security', overwrite: true };
+
+  router.post('/security/webauthn/options', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    if (!recent(ctx, me.session, '/account/security')) {
+      ctx.status = 401;
+      ctx.body = { error: 'reauthentication_required', location: '/account/login?return=/account/security' };
+      return;
+    }
+    const options = await d.webauthn.registrationOptions(me.account.id, me.account.username);
+    ctx.cookies.set(CHALLENGE, d.box.seal(options.challenge, `${CHALLENGE}:${me.account.id}`), { ...challengeCookie, maxAge: 5 * 60 * 1000 });
+    ctx.body = options;
+  });
+
+  router.post('/security/webauthn', async (ctx) => {
+    const me = await who(ctx);
+    if (!me || !recent(ctx, me.session, '/account/security')) return;
+    const sealed = ctx.cookies.get(CHALLENGE);
+    ctx.cookies.set(CHALLENGE, null, challengeCookie);
+    let challenge: string | undefined;
+    try {
+      challenge = sealed ? d.box.openString(sealed, `${CHALLENGE}:${me.account.id}`) : undefined;
+    } catch {
+      challenge = undefined;
+    }
+    const b = body(ctx);
+    if (!challenge || !b.response || typeof b.response !== 'object') throw new KapijaError('factor.webauthn.failed', 401);
+    await d.webauthn.register(me.account.id, challenge, b.response, String(b.name ?? '').slice(0, 100) || 'Security key');
+    await d.events.emit('factor.enrolled', { accountId: me.account.id, type: 'webauthn', ip: ctx.ip });
+    ctx.body = { location: '/account/security' };
   });
 
   router.get('/security/totp', async (ctx) => {

@@ -176,4 +176,34 @@ describeBrowser('WebAuthn security keys and passkeys', () => {
     expect(raised.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'hwk', 'mfa']));
     await page.context().close();
   });
+
+  test('a citizen adds a security key in the account portal and then signs in with it at high', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { start } = await relyingParty();
+    const page = await newPage(browser);
+    const key = await addVirtualAuthenticator(page, { transport: 'usb', hasResidentKey: false, hasUserVerification: false, isUserVerified: false });
+    await page.goto(`${server.url}/account/security`);
+    await password(page, citizen.username, citizen.password);
+    await page.fill('form[action$="/totp"] input[name=code]', await nextTotpCode(citizen.totpSecret!));
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/totp"] button[type=submit]')]);
+    await page.waitForURL((u) => u.pathname === '/account/security');
+    await page.waitForSelector('button[data-webauthn="register"]:visible');
+    await Promise.all([page.waitForNavigation(), page.click('button[data-webauthn="register"]')]);
+    expect(await key.credentials()).toHaveLength(1);
+    expect(await server.kapija.credentials.enrolledTypes(citizen.account.id)).toEqual(new Set(['totp', 'webauthn', 'recovery']));
+    expect(await page.locator('[data-remove-factor]').count()).toBe(2);
+
+    const flow = await start();
+    await page.goto(flow.url.href);
+    // single sign-on from the portal's session (substantial); this service asks no more: consent, then back
+    await page.waitForSelector('form[action$="/confirm"]');
+    await page.click('form[action$="/confirm"] button[type=submit]');
+    expect((await flow.finish(page)).acr).toBe('http://eidas.europa.eu/LoA/substantial');
+    const high = await start({ acr_values: 'http://eidas.europa.eu/LoA/high' });
+    await page.goto(high.url.href);
+    await page.waitForSelector('button[data-webauthn="login"]:visible');
+    await page.click('button[data-webauthn="login"]');
+    expect((await high.finish(page)).acr).toBe('http://eidas.europa.eu/LoA/high');
+    await page.context().close();
+  });
 });
