@@ -28,6 +28,8 @@ const USAGE = `usage: kapija <command> [options]
               [--birthdate YYYY-MM-DD] [--locale L] [--jmbg 13-DIGITS]   (password read from stdin)
   user totp-import --username U --seed BASE32 [--name NAME]
                                   provision an OATH hardware token (TOTP, 30 s, 6 digits)
+  admin revoke --username U [--role admin|auditor]
+                                  take a role away (recorded in the audit trail)
   keys rotate                     add new signing keys; old ones stay published until their tokens expire
   admin create --username U [--role admin|auditor] [--create]
                                   grant an administration role (with --create, create the user;
@@ -88,6 +90,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         return await userTotpImport(await open(), rest, io);
       case 'admin create':
         return await adminCreate(await open(), rest, io);
+      case 'admin revoke':
+        return await adminRevoke(await open(), rest, io);
       case 'audit verify':
         return await auditVerify(await open(), rest, io);
       case 'keys rotate': {
@@ -300,6 +304,22 @@ async function adminCreate(h: StoreHandles, args: string[], io: CliIo): Promise<
     });
   }
   io.stdout(granted ? `${account.username} is now ${role === 'admin' ? 'an admin' : 'an auditor'}\n` : `${account.username} already has the role ${role}\n`);
+  return 0;
+}
+
+async function adminRevoke(h: StoreHandles, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, { username: { type: 'string' }, role: { type: 'string' } });
+  const username = v.username as string | undefined;
+  if (!username) throw new UsageError('--username is required');
+  const role = ((v.role as string | undefined) ?? 'admin') as Role;
+  if (!ROLES.includes(role)) throw new UsageError('--role must be admin or auditor');
+  const account = await h.accounts.findByUsername(username);
+  if (!account) throw new UsageError(`no user "${username}"`);
+  const revoked = await createRoleRepository(h.db).revoke(account.id, role);
+  if (revoked) {
+    await h.audit.append({ chain: 'admin', actor: 'cli', action: 'admin.role.revoked', subjectAccountId: account.id, details: { role } });
+  }
+  io.stdout(revoked ? `${account.username} no longer has the role ${role}\n` : `${account.username} did not have the role ${role}\n`);
   return 0;
 }
 

@@ -101,5 +101,11 @@ describe.each(stores())('audit log on %s', (store: StoreName) => {
     const grants = await createAuditLog(db).list({ action: 'admin.role.granted', subject: id });
     expect(grants.map((g) => g.details.role).sort()).toEqual(['admin', 'auditor']);
     expect(grants.every((g) => g.actor === 'cli')).toBe(true);
+
+    const revoked = await cli(env, ['admin', 'revoke', '--username', 'ana.admin', '--role', 'admin']);
+    expect(revoked).toEqual({ code: 0, stdout: 'ana.admin no longer has the role admin\n', stderr: '' });
+    expect(await roles.rolesOf(id)).toEqual(['auditor']);
+    expect((await cli(env, ['admin', 'revoke', '--username', 'ana.admin', '--role', 'admin'])).stdout).toBe('ana.admin did not have the role admin\n');
+    expect((await createAuditLog(db).list({ action: 'admin.role.revoked', subject: id })).map((g) => g.details.role)).toEqual(['admin']);
   });
 });
