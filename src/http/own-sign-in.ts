@@ -124,6 +124,7 @@ export function createOwnSignIn(o: OwnSignInOptions): OwnSignIn {
         tx = undefined;
       }
       const { code: codeValue, state, error } = ctx.query;
+      if (error === 'unmet_authentication_requirements') throw new KapijaError('login.acr_unmet', 403);
       if (typeof error === 'string') throw new KapijaError('interaction.expired', 400);
       if (!tx || typeof state !== 'string' || state !== tx.state || typeof codeValue !== 'string') {
         throw new KapijaError('request.invalid', 400);
