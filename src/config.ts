@@ -44,6 +44,8 @@ const schema = z.object({
   TRUST_PROXY: bool.default(false),
   /** Absolute session lifetime in seconds (NIST 800-63B AAL2: 12 hours). */
   SESSION_TTL_SECONDS: int(60, 30 * 24 * 3600).default(12 * 3600),
+  /** Sign-in session ends after this many seconds without use (NIST 800-63B AAL2: 30 minutes). */
+  SESSION_IDLE_SECONDS: int(1, 24 * 3600).default(30 * 60),
   /** Access token lifetime in seconds. */
   ACCESS_TOKEN_TTL_SECONDS: int(30, 24 * 3600).default(600),
   /** Refresh token lifetime in seconds (offline_access). */
@@ -101,7 +103,7 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
   readonly trustProxy: boolean;
-  readonly ttl: { readonly session: number; readonly accessToken: number; readonly refreshToken: number };
+  readonly ttl: { readonly session: number; readonly sessionIdle: number; readonly accessToken: number; readonly refreshToken: number };
   readonly purgeIntervalSeconds: number;
   readonly allowPrivateNetworkFetch: boolean;
   readonly defaultLocale: Locale;
@@ -179,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     ttl: Object.freeze({
       session: e.SESSION_TTL_SECONDS,
+      sessionIdle: e.SESSION_IDLE_SECONDS,
       accessToken: e.ACCESS_TOKEN_TTL_SECONDS,
       refreshToken: e.REFRESH_TOKEN_TTL_SECONDS,
     }),

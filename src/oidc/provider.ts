@@ -199,7 +199,14 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       ClientCredentials: config.ttl.accessToken,
       IdToken: config.ttl.accessToken,
       Interaction: 30 * 60,
-      Session: config.ttl.session,
+      // NIST 800-63B AAL2: idle and absolute limits. oidc-provider saves a loaded session again with a
+      // fresh ttl on every request that uses it (lib/shared/session.js), so a fixed ttl would be an idle
+      // limit only; the ttl is the idle limit, capped by what remains of the absolute one since sign-in.
+      Session: (_ctx, session) => {
+        const now = Math.floor(Date.now() / 1000);
+        const left = (session.loginTs ?? now) + config.ttl.session - now;
+        return Math.max(1, Math.min(config.ttl.sessionIdle, left));
+      },
       Grant: config.ttl.refreshToken,
       RefreshToken: (_ctx, _token, client) => {
         // Public clients' refresh tokens live no longer than the session; confidential ones get the configured TTL.
