@@ -39,6 +39,10 @@ const exitOf = (p: KapijaProcess) =>
   });
 
 test('both workers serve the one port, and SIGTERM finishes the request in flight and exits 0', async () => {
+  // The primary announces once both workers listen; their own lines may reach the pipe just after.
+  for (let i = 0; i < 50 && (server.output().match(/"msg":"worker listening"/g) ?? []).length < 2; i += 1) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   expect(server.output().match(/"msg":"worker listening"/g)).toHaveLength(2);
   for (let i = 0; i < 8; i += 1) {
     const res = await fetch(`${server.url}/.well-known/openid-configuration`, { headers: { connection: 'close' } });
@@ -66,6 +70,7 @@ test('both workers serve the one port, and SIGTERM finishes the request in fligh
   expect(answered.status).toBe(303); // the password was checked and the flow moved on
   const lines = server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; time: number; route?: string; worker?: number });
   const login = lines.find((l) => l.route === '/interaction/:uid/login')!;
+  if (!login) console.log(lines.map((l) => JSON.stringify(l)).join('\n'));
   const stopped = lines.find((l) => l.msg === 'shutting down' && l.worker === login.worker)!;
   expect(stopped.time).toBeLessThan(login.time); // the request was still running when its worker was told to stop
   expect(await exited).toBe(0);
