@@ -98,7 +98,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         const h = await open();
         await h.keys.ensure();
         const ids = await h.keys.rotateSigning();
-        io.stdout(`new signing keys: ${ids.join(', ')}\nrestart or roll every instance to start signing with them\n`);
+        io.stdout(`new signing keys: ${ids.join(', ')}\nevery running instance signs with them from its next key check (within a minute); retired keys stay in JWKS until their tokens expire\n`);
         return 0;
       }
       default:
