@@ -5,7 +5,7 @@
  */
 import * as oidc from 'openid-client';
 import { generate } from 'otplib/functional';
-import { Agent, hiddenField, type Page } from '../support/browserless.js';
+import { Agent, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode, markTotpStepUsed } from '../support/totp.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
@@ -246,5 +246,3 @@ describe('throttling', () => {
   });
 });
 
-// keep hiddenField referenced for forms whose CSRF token tests read directly
-void hiddenField;
