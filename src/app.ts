@@ -153,6 +153,17 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   const csrf = createCsrf(keySet.cookieKeys);
 
   const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
+  /** Kapija's own form pages under `prefix`: small parsed bodies, CSRF on every change, the router. */
+  const formPages = (prefix: string, router: { routes(): unknown; allowedMethods(o: object): unknown }) =>
+    underPath(
+      prefix,
+      compose<Context>([
+        bodyParser(),
+        csrfProtection(csrf, { secureCookies }),
+        router.routes() as Koa.Middleware,
+        router.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
+      ]) as Koa.Middleware,
+    );
   const events = createEventBus(logger);
   recordLedger(events, handles.audit);
   const sessionDevices = createSessionDeviceRepository(db);
@@ -254,17 +265,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     requireSecondFactor: config.requireSecondFactor,
     events,
   });
-  app.use(
-    underPath(
-      '/interaction',
-      compose<Context>([
-        bodyParser(),
-        csrfProtection(csrf, { secureCookies }),
-        interactions.routes() as Koa.Middleware,
-        interactions.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
-      ]) as Koa.Middleware,
-    ),
-  );
+  app.use(formPages('/interaction', interactions));
 
   // The citizen's account portal, signed in through Kapija itself.
   const portalSignIn = createOwnSignIn({
@@ -315,17 +316,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     reauthSeconds: config.reauthSeconds,
     secureCookies,
   });
-  app.use(
-    underPath(
-      '/account',
-      compose<Context>([
-        bodyParser(),
-        csrfProtection(csrf, { secureCookies }),
-        account.routes() as Koa.Middleware,
-        account.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
-      ]) as Koa.Middleware,
-    ),
-  );
+  app.use(formPages('/account', account));
 
   // Administration: the admin API (/admin/api, bearer tokens) and the console (/admin).
   const administration = await createAdministration({ ...handles, config, provider, sessions: sessionService, render, csrf, secureCookies });

@@ -64,6 +64,19 @@ function toPayload(row: Pick<Row, 'payload' | 'consumed_at'>): OidcPayload {
   return payload;
 }
 
+function toSummary(r: Row): StoredPayloadSummary {
+  return {
+    model: r.model,
+    id: r.id,
+    grantId: r.grant_id,
+    accountId: r.account_id,
+    expiresAt: r.expires_at === null ? null : Number(r.expires_at),
+    payload: toPayload(r),
+  };
+}
+
+const SUMMARY_COLUMNS = ['model', 'id', 'payload', 'grant_id', 'account_id', 'expires_at', 'consumed_at'];
+
 export function createOidcPayloadRepository(db: Db, now: () => number = Date.now): OidcPayloadRepository {
   const live = (q: ReturnType<Db>) =>
     q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now()));
@@ -106,30 +119,16 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     async listByAccount(accountId, model) {
       const rows = (await live(
         db('oidc_payloads')
-          .select('model', 'id', 'payload', 'grant_id', 'account_id', 'expires_at', 'consumed_at')
+          .select(SUMMARY_COLUMNS)
           .where({ account_id: accountId, model }),
       )) as Row[];
-      return rows.map((r) => ({
-        model: r.model,
-        id: r.id,
-        grantId: r.grant_id,
-        accountId: r.account_id,
-        expiresAt: r.expires_at === null ? null : Number(r.expires_at),
-        payload: toPayload(r),
-      }));
+      return rows.map(toSummary);
     },
     async listByModel(model, opts = {}) {
-      const q = live(db('oidc_payloads').select('model', 'id', 'payload', 'grant_id', 'account_id', 'expires_at', 'consumed_at').where({ model }));
+      const q = live(db('oidc_payloads').select(SUMMARY_COLUMNS).where({ model }));
       if (opts.accountId) q.andWhere({ account_id: opts.accountId });
       const rows = (await q.orderBy('expires_at', 'desc').limit(opts.limit ?? 1000)) as Row[];
-      return rows.map((r) => ({
-        model: r.model,
-        id: r.id,
-        grantId: r.grant_id,
-        accountId: r.account_id,
-        expiresAt: r.expires_at === null ? null : Number(r.expires_at),
-        payload: toPayload(r),
-      }));
+      return rows.map(toSummary);
     },
     async revokeGrants(accountId, clientId) {
       const grants = (await repo.listByAccount(accountId, 'Grant')).filter((g) => clientId === undefined || g.payload.clientId === clientId);
