@@ -40,6 +40,9 @@ interface Row {
   created_at: number | string;
 }
 
+/** Callers may change what they get (the adapter hands it to the engine): each gets its own copy. */
+const copy = (m: ClientMetadata | undefined): ClientMetadata | undefined => (m ? structuredClone(m) : undefined);
+
 function toSummary(r: Row): ClientSummary {
   return {
     clientId: r.client_id,
@@ -50,27 +53,61 @@ function toSummary(r: Row): ClientSummary {
   };
 }
 
-export function createClientRepository(db: Db, box: SecretBox, now: () => number = Date.now): ClientRepository {
+/**
+ * How long a client's metadata, once read, is served from this process's memory. The engine looks
+ * the client up on nearly every protocol request (a query, a decryption of the secret and JSON
+ * parsing); one second of reuse removes that from the hot path. This process's own writes drop the
+ * entry at once; a change made by another process or instance is in force there within this time.
+ */
+export const CLIENT_CACHE_MS = 1000;
+
+export function createClientRepository(db: Db, box: SecretBox, now: () => number = Date.now, opts: { cacheMs?: number } = {}): ClientRepository {
   const context = (clientId: string) => `client_secret:${clientId}`;
+  const cacheMs = opts.cacheMs ?? CLIENT_CACHE_MS;
+  // A monotonic clock: an injected or adjusted wall clock must not stretch the reuse.
+  const cache = new Map<string, { until: number; metadata: Promise<ClientMetadata | undefined> }>();
+  // After the write: a lookup that began before it and cached the old row is dropped too.
+  const afterWrite = async <T>(clientId: string, write: () => Promise<T>): Promise<T> => {
+    try {
+      return await write();
+    } finally {
+      cache.delete(clientId);
+    }
+  };
+  const read = async (clientId: string) => {
+    const row = (await db('clients').where({ client_id: clientId }).first()) as Row | undefined;
+    if (!row || !row.enabled) return undefined;
+    const metadata = JSON.parse(row.metadata) as ClientMetadata;
+    if (row.secret_enc) metadata.client_secret = box.openString(row.secret_enc, context(clientId));
+    return metadata;
+  };
   return {
     async create(metadata, secret) {
       const { client_secret: _ignored, ...rest } = metadata;
       const at = now();
-      await db('clients').insert({
+      await afterWrite(metadata.client_id, () => db('clients').insert({
         client_id: metadata.client_id,
         metadata: JSON.stringify(rest),
         secret_enc: secret ? box.seal(secret, context(metadata.client_id)) : null,
         enabled: true,
         created_at: at,
         updated_at: at,
-      });
+      }));
     },
     async findMetadata(clientId) {
-      const row = (await db('clients').where({ client_id: clientId }).first()) as Row | undefined;
-      if (!row || !row.enabled) return undefined;
-      const metadata = JSON.parse(row.metadata) as ClientMetadata;
-      if (row.secret_enc) metadata.client_secret = box.openString(row.secret_enc, context(clientId));
-      return metadata;
+      if (cacheMs <= 0) return read(clientId);
+      const t = performance.now();
+      const hit = cache.get(clientId);
+      if (hit && hit.until > t) return copy(await hit.metadata);
+      // Concurrent lookups share one query. Only registered, enabled clients are kept (so unknown ids
+      // sent by anyone cannot fill the memory); a failed read (database down, a secret that does
+      // not open) is not kept either.
+      const metadata = read(clientId);
+      const entry = { until: t + cacheMs, metadata };
+      cache.set(clientId, entry);
+      const drop = () => void (cache.get(clientId) === entry && cache.delete(clientId));
+      metadata.then((m) => m === undefined && drop(), drop);
+      return copy(await metadata);
     },
     async list() {
       const rows = (await db('clients').orderBy('client_id')) as Row[];
@@ -80,24 +117,28 @@ export function createClientRepository(db: Db, box: SecretBox, now: () => number
       const row = (await db('clients').where({ client_id: clientId }).first()) as Row | undefined;
       return row ? toSummary(row) : undefined;
     },
-    async update(clientId, metadata) {
+    update(clientId, metadata) {
       const { client_secret: _ignored, ...rest } = metadata;
-      const n = await db('clients')
-        .where({ client_id: clientId })
-        .update({ metadata: JSON.stringify({ ...rest, client_id: clientId }), updated_at: now() });
-      return n > 0;
+      return afterWrite(clientId, async () => {
+        const n = await db('clients')
+          .where({ client_id: clientId })
+          .update({ metadata: JSON.stringify({ ...rest, client_id: clientId }), updated_at: now() });
+        return n > 0;
+      });
     },
-    async setEnabled(clientId, enabled) {
-      return (await db('clients').where({ client_id: clientId }).update({ enabled, updated_at: now() })) > 0;
+    setEnabled(clientId, enabled) {
+      return afterWrite(clientId, async () => (await db('clients').where({ client_id: clientId }).update({ enabled, updated_at: now() })) > 0);
     },
-    async rotateSecret(clientId, secret) {
-      const n = await db('clients')
-        .where({ client_id: clientId })
-        .update({ secret_enc: secret ? box.seal(secret, context(clientId)) : null, updated_at: now() });
-      return n > 0;
+    rotateSecret(clientId, secret) {
+      return afterWrite(clientId, async () => {
+        const n = await db('clients')
+          .where({ client_id: clientId })
+          .update({ secret_enc: secret ? box.seal(secret, context(clientId)) : null, updated_at: now() });
+        return n > 0;
+      });
     },
-    async delete(clientId) {
-      return (await db('clients').where({ client_id: clientId }).delete()) > 0;
+    delete(clientId) {
+      return afterWrite(clientId, async () => (await db('clients').where({ client_id: clientId }).delete()) > 0);
     },
   };
 }

@@ -1,11 +1,15 @@
 /**
  * A client change made through the admin API of one instance is in force at another instance on
- * the same PostgreSQL database at its next request, without a restart.
+ * the same PostgreSQL database without a restart: at once on the instance that made it, and within
+ * CLIENT_CACHE_MS (one second) at the other, which may still serve what it read just before.
  */
 import request from 'supertest';
 import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
+import { CLIENT_CACHE_MS } from '../../src/store/clients.js';
+
+const settle = () => new Promise((r) => setTimeout(r, CLIENT_CACHE_MS + 50));
 
 const describePg = pgAvailable() ? describe : describe.skip;
 
@@ -45,9 +49,11 @@ describePg('admin changes across instances (PostgreSQL)', () => {
 
     const patched = await adminApi().patch('/admin/api/clients/shared-rp').set('authorization', `Bearer ${token}`).send({ redirect_uris: ['https://one.example/cb', 'https://one.example/cb2'] });
     expect(patched.body).toMatchObject({ client: { client_id: 'shared-rp' } });
+    await settle();
     expect((await authorize('https://one.example/cb2')).status).toBe(303);
 
     await adminApi().post('/admin/api/clients/shared-rp/disable').set('authorization', `Bearer ${token}`).expect(200);
+    await settle();
     expect((await authorize('https://one.example/cb')).body.error).toBe('invalid_client');
     // the token minted at A works at B too: tokens live in the shared database
     expect((await request(b.kapija.app.callback()).get('/admin/api/clients/shared-rp').set('authorization', `Bearer ${token}`)).body.enabled).toBe(false);

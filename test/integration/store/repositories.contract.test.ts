@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { migrate, migrationsCurrent, openStore, type Db } from '../../../src/store/db.js';
 import { createAccountRepository, type AccountRepository } from '../../../src/store/accounts.js';
-import { createClientRepository, type ClientRepository } from '../../../src/store/clients.js';
+import { CLIENT_CACHE_MS, createClientRepository, type ClientRepository } from '../../../src/store/clients.js';
 import { createKeyRepository } from '../../../src/store/keys.js';
 import { createKeyManager, SIGNING_ALGS, type KeyManager } from '../../../src/oidc/keys.js';
 import { createSecretBox, type SecretBox } from '../../../src/security/crypto.js';
@@ -164,9 +164,19 @@ describe.each(stores())('repository contracts (%s)', (store) => {
         await clients.create({ client_id: 'rp-disabled' }, SECRET);
         expect(await clients.findMetadata('rp-disabled')).toBeDefined();
 
-        await db('clients').where({ client_id: 'rp-disabled' }).update({ enabled: false });
+        // This repository's own change is in force at once …
+        expect(await clients.setEnabled('rp-disabled', false)).toBe(true);
         expect(await clients.findMetadata('rp-disabled')).toBeUndefined();
         expect(await clients.findMetadata('no-such-client')).toBeUndefined();
+      });
+
+      it('sees a change made elsewhere (another process or instance) within CLIENT_CACHE_MS', async () => {
+        await clients.create({ client_id: 'rp-elsewhere' }, SECRET);
+        expect(await clients.findMetadata('rp-elsewhere')).toBeDefined();
+
+        await db('clients').where({ client_id: 'rp-elsewhere' }).update({ enabled: false });
+        await new Promise((r) => setTimeout(r, CLIENT_CACHE_MS + 50));
+        expect(await clients.findMetadata('rp-elsewhere')).toBeUndefined();
       });
 
       it('rejects a taken client id', async () => {
