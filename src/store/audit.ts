@@ -9,7 +9,7 @@
  * head elsewhere when that matters.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { Db } from './db.js';
+import { isPostgres, type Db } from './db.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -132,7 +132,37 @@ const isUniqueViolation = (err: unknown) => {
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 };
 
+/**
+ * PostgreSQL appends in one round trip: the head is read and the row inserted by one statement, and
+ * the hash is computed there (sha256) over exactly the canonical JSON {@link hashOf} builds — only
+ * `prev_hash` and `seq` come from the head, and they sit together in the canonical key order.
+ */
+const APPEND_PG = `
+insert into audit_events (id, chain, seq, at, actor, action, subject_account_id, client_id, ip, details, prev_hash, hash)
+select ?, ?, h.seq + 1, ?, ?, ?, ?, ?, ?, ?, h.hash,
+       encode(sha256(convert_to(? || h.hash || ? || (h.seq + 1)::text || ?, 'UTF8')), 'hex')
+from (select coalesce(max(seq), 0) as seq,
+             coalesce((select hash from audit_events where chain = ? order by seq desc limit 1), '${GENESIS_HASH}') as hash
+      from audit_events where chain = ?) h
+returning seq, prev_hash, hash`;
+
+/** The canonical material of an entry split around its `prev_hash` and `seq` values. */
+function materialAround(r: Omit<Row, 'hash' | 'seq' | 'prev_hash'>): [string, string, string] {
+  const head = canonicalJson({
+    action: r.action,
+    actor: r.actor,
+    at: Number(r.at),
+    chain: r.chain,
+    client_id: r.client_id,
+    details: JSON.parse(r.details) as unknown,
+    id: r.id,
+    ip: r.ip,
+  });
+  return [`${head.slice(0, -1)},"prev_hash":"`, '","seq":', `,"subject_account_id":${canonicalJson(r.subject_account_id)}}`];
+}
+
 export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
+  const pg = isPostgres(db);
   const filtered = (f: AuditFilter) => {
     const q = db('audit_events');
     if (f.chain) q.where('chain', f.chain);
@@ -152,6 +182,31 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
     async append(input) {
       const details = JSON.stringify(input.details ?? {});
       for (let attempt = 0; ; attempt += 1) {
+        if (pg) {
+          const fields = {
+            id: randomUUID(),
+            chain: input.chain,
+            at: now(),
+            actor: input.actor,
+            action: input.action,
+            subject_account_id: input.subjectAccountId ?? null,
+            client_id: input.clientId ?? null,
+            ip: input.ip ?? null,
+            details,
+          };
+          const [before, between, after] = materialAround(fields);
+          try {
+            const { rows } = (await db.raw(APPEND_PG, [
+              fields.id, fields.chain, fields.at, fields.actor, fields.action, fields.subject_account_id, fields.client_id, fields.ip, fields.details,
+              before, between, after, fields.chain, fields.chain,
+            ])) as { rows: Pick<Row, 'seq' | 'prev_hash' | 'hash'>[] };
+            return toEntry({ ...fields, ...rows[0]! });
+          } catch (err) {
+            if (!isUniqueViolation(err) || attempt >= 9) throw err;
+            await new Promise((r) => setTimeout(r, Math.random() * 10 * (attempt + 1)));
+            continue;
+          }
+        }
         const head = (await db('audit_events').select('seq', 'hash').where('chain', input.chain).orderBy('seq', 'desc').first()) as
           | Pick<Row, 'seq' | 'hash'>
           | undefined;

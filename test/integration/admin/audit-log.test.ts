@@ -52,6 +52,14 @@ describe.each(stores())('audit log on %s', (store: StoreName) => {
     expect(await log.verify('chain-a')).toEqual({ ok: true, checked: 2 });
   });
 
+  test('an entry hashes alike however it was appended: nested, unordered, non-ASCII and quoted details', async () => {
+    const details = { z: { b: [1, 'два', null], a: 'say "hi" \\ \u2028' }, a: 'Ђорђе Šćepanović 🙂', n: 12.5 };
+    const e = await log.append({ chain: 'shapes', actor: 'acc-ž', action: 'ledger.data_released', clientId: 'porez', subjectAccountId: 'acc-ž', details });
+    await log.append({ chain: 'shapes', actor: 'system', action: 'test.second' });
+    expect(e.details).toEqual(details);
+    expect(await log.verify('shapes')).toEqual({ ok: true, checked: 2 });
+  });
+
   test('concurrent appends to one chain all land, in one unbroken sequence', async () => {
     const entries = await Promise.all(Array.from({ length: 8 }, (_, i) => log.append({ chain: 'busy', actor: 'system', action: 'test.append', details: { i } })));
     expect(entries.map((e) => e.seq).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
