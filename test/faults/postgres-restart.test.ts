@@ -63,11 +63,15 @@ if (!pgAvailable() || !cluster) {
       let i = worker;
       while (running) {
         const chain = chains[i++ % chains.length]!;
+        if (chains.every((c) => c.lost)) break;
         if (chain.lost) continue;
         const base = bases[i % 2]!;
         const answer = await token(recorder, base, fleet, { grant_type: 'refresh_token', refresh_token: chain.rt }, 'refresh');
         if (answer.status === 200) chain.rt = answer.body.refresh_token as string;
-        else if (answer.status === 400) chain.lost = true;
+        else if (answer.status === 400) {
+          chain.lost = true;
+          process.stdout.write(`[faults] refresh chain lost at ${new Date().toISOString()}: ${JSON.stringify(answer.body)}\n`);
+        }
         await sleep(100);
       }
     };
