@@ -40,9 +40,6 @@ interface Row {
   created_at: number | string;
 }
 
-/** Callers may change what they get (the adapter hands it to the engine): each gets its own copy. */
-const copy = (m: ClientMetadata | undefined): ClientMetadata | undefined => (m ? structuredClone(m) : undefined);
-
 function toSummary(r: Row): ClientSummary {
   return {
     clientId: r.client_id,
@@ -64,8 +61,16 @@ export const CLIENT_CACHE_MS = 1000;
 export function createClientRepository(db: Db, box: SecretBox, now: () => number = Date.now, opts: { cacheMs?: number } = {}): ClientRepository {
   const context = (clientId: string) => `client_secret:${clientId}`;
   const cacheMs = opts.cacheMs ?? CLIENT_CACHE_MS;
-  // A monotonic clock: an injected or adjusted wall clock must not stretch the reuse.
-  const cache = new Map<string, { until: number; metadata: Promise<ClientMetadata | undefined> }>();
+  // What is kept is the stored JSON and the opened secret: every caller parses its own object, which
+  // it may change (the adapter hands it to the engine).
+  type Kept = { json: string; secret: string | undefined } | undefined;
+  const cache = new Map<string, { until: number; kept: Promise<Kept> }>();
+  const toMetadata = (k: Kept): ClientMetadata | undefined => {
+    if (!k) return undefined;
+    const metadata = JSON.parse(k.json) as ClientMetadata;
+    if (k.secret !== undefined) metadata.client_secret = k.secret;
+    return metadata;
+  };
   // After the write: a lookup that began before it and cached the old row is dropped too.
   const afterWrite = async <T>(clientId: string, write: () => Promise<T>): Promise<T> => {
     try {
@@ -74,12 +79,10 @@ export function createClientRepository(db: Db, box: SecretBox, now: () => number
       cache.delete(clientId);
     }
   };
-  const read = async (clientId: string) => {
+  const read = async (clientId: string): Promise<Kept> => {
     const row = (await db('clients').where({ client_id: clientId }).first()) as Row | undefined;
     if (!row || !row.enabled) return undefined;
-    const metadata = JSON.parse(row.metadata) as ClientMetadata;
-    if (row.secret_enc) metadata.client_secret = box.openString(row.secret_enc, context(clientId));
-    return metadata;
+    return { json: row.metadata, secret: row.secret_enc ? box.openString(row.secret_enc, context(clientId)) : undefined };
   };
   return {
     async create(metadata, secret) {
@@ -95,19 +98,20 @@ export function createClientRepository(db: Db, box: SecretBox, now: () => number
       }));
     },
     async findMetadata(clientId) {
-      if (cacheMs <= 0) return read(clientId);
+      if (cacheMs <= 0) return toMetadata(await read(clientId));
+      // A monotonic clock: an injected or adjusted wall clock must not stretch the reuse.
       const t = performance.now();
       const hit = cache.get(clientId);
-      if (hit && hit.until > t) return copy(await hit.metadata);
+      if (hit && hit.until > t) return toMetadata(await hit.kept);
       // Concurrent lookups share one query. Only registered, enabled clients are kept (so unknown ids
       // sent by anyone cannot fill the memory); a failed read (database down, a secret that does
       // not open) is not kept either.
-      const metadata = read(clientId);
-      const entry = { until: t + cacheMs, metadata };
+      const kept = read(clientId);
+      const entry = { until: t + cacheMs, kept };
       cache.set(clientId, entry);
       const drop = () => void (cache.get(clientId) === entry && cache.delete(clientId));
-      metadata.then((m) => m === undefined && drop(), drop);
-      return copy(await metadata);
+      kept.then((k) => k === undefined && drop(), drop);
+      return toMetadata(await kept);
     },
     async list() {
       const rows = (await db('clients').orderBy('client_id')) as Row[];
