@@ -9,7 +9,7 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { KapijaError } from './errors.js';
+import { KapijaError, isUnavailableError } from './errors.js';
 import { openStore, migrate, type Db } from './store/db.js';
 import { createAccountRepository, type AccountRepository } from './store/accounts.js';
 import { createClientRepository, type ClientRepository } from './store/clients.js';
@@ -205,6 +205,19 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   let mountedEngine = mount(engine);
   /** A stable handle that always reaches the current engine; everything but the mount uses it. */
   const provider = delegateTo(() => engine);
+  // The engine answers its own errors, except a database failure while it saves the session after
+  // the route (e.g. the sign-out form): a program gets the engine's JSON shape for it too.
+  const toEngine = async (ctx: Context, next: Koa.Next) => {
+    try {
+      await mountedEngine(ctx, next);
+    } catch (err) {
+      if (!isUnavailableError(err) || ctx.accepts('html', 'json') !== 'json') throw err;
+      logger.warn({ requestId: ctx.state.requestId, route: ctx.path, err: { message: (err as Error).message } }, 'database unavailable');
+      ctx.status = 503;
+      ctx.set('retry-after', '5');
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
+    }
+  };
   const health = createHealth({ db, signingKeys: () => keySet.jwks.keys.length });
 
   const app = new Koa({ proxy: config.trustProxy });
@@ -231,6 +244,9 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use(securityHeaders({ production: config.env === 'production' }));
   app.use(i18n({ fallback: config.defaultLocale, secureCookies }));
   app.use(errorHandler({ render, logger }));
+  // The engine's machine-to-machine endpoints go straight to it: none of Kapija's pages, assets,
+  // open data or administration lives under these paths, and they answer in JSON on their own.
+  app.use((ctx, next) => (ENGINE_API_PATHS.has(ctx.path) ? toEngine(ctx, next) : next()));
   app.use(staticAssets());
 
   // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
@@ -323,7 +339,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use(underPath('/admin', administration.middleware));
 
   // Everything else is the OpenID Connect engine.
-  app.use((ctx, next) => mountedEngine(ctx, next));
+  app.use(toEngine);
   const operations = new Koa();
   operations.use(operationsEndpoints({ health, metrics }));
 
@@ -378,6 +394,9 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   };
   return kapija;
 }
+
+/** oidc-provider's default routes that serve clients and resource servers, not browsers. */
+const ENGINE_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration', '/request']);
 
 /**
  * A Provider-typed handle whose every property is read from the current engine (methods bound to
