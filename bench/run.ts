@@ -3,6 +3,11 @@
  * its in-memory adapter, plus the argon2 bound, on loopback only. Bounded: BENCH_SECONDS per
  * measurement (default 3), BENCH_RUNS repetitions (default 3). Writes bench/results.md (medians)
  * and appends one JSON line per repetition to bench/results.jsonl.
+ *
+ * Kapija runs as in production: the compiled build (`npm run build` first, `node dist/src/main.js`).
+ * For profiling: BENCH_ONLY=c,g runs only those workloads (letters a–g, plus "argon2") and writes
+ * no results; BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" is passed to Kapija's node
+ * (its workers inherit it; profiles are written when they exit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +30,9 @@ const CORES = os.availableParallelism();
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const CONCURRENCY = 8;
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
+const wanted = (name: string) => !ONLY || ONLY.has(/^\((\w)\)/.exec(name)?.[1] ?? name);
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 interface Result { name: string; target: 'kapija' | 'bare' | 'argon2'; concurrency: number | string; ops: number; rate: number; p50: number; p99: number; errors: number }
 
@@ -150,21 +158,34 @@ async function bareSignIn(agent: Agent, url: URL): Promise<URL> {
   return step;
 }
 
+/**
+ * Starts a server with its stdout and stderr going to a file, as a log driver would take them: a
+ * pipe into this process would make the load generator the log shipper, and a pipe it drains late
+ * blocks the server's synchronous log writes.
+ */
 function startProcess(args: string[], env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
+  const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-bench-log-')), 'out.log');
+  const fd = fs.openSync(logFile, 'w');
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const out = () => fs.readFileSync(logFile, 'utf8').slice(0, 100_000);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timeout starting ${args.join(' ')}:\n${out}`)), 60_000);
-    const onData = (s: Buffer) => {
-      if (out.length < 100_000) out += s.toString();
-      if (ready.test(out)) {
-        clearTimeout(timer);
-        resolve(child);
-      }
+    const onExit = (code: number | null) => {
+      clearInterval(poll);
+      reject(new Error(`exited ${code}:\n${out()}`));
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited ${code}:\n${out}`)));
+    const poll = setInterval(() => {
+      if (!ready.test(out())) return;
+      clearInterval(poll);
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolve(child);
+    }, 100);
+    const timer = setTimeout(() => {
+      clearInterval(poll);
+      reject(new Error(`timeout starting ${args.join(' ')}:\n${out()}`));
+    }, 60_000);
+    child.once('exit', onExit);
   });
 }
 
@@ -222,7 +243,8 @@ async function main() {
     await setup.close();
     const client = { id: rp.clientId, secret: rp.clientSecret! };
 
-    children.push(await startProcess(['--import', 'tsx', 'src/main.ts'], env, /"msg":"kapija listening"/));
+    if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'main.js'))) throw new Error('run `npm run build` first: Kapija is benchmarked as compiled, as in production');
+    children.push(await startProcess([...NODE_ARGS, 'dist/src/main.js'], env, /"msg":"kapija listening"/));
     children.push(await startProcess(['--import', 'tsx', 'bench/bare-provider.ts', String(bPort)], {}, /bare listening/));
     const kw = workloads(issuer, client, []);
     const bw = workloads(bare, { id: 'bench', secret: 'bench-secret-bench-secret-bench-secret' }, []);
@@ -270,8 +292,8 @@ async function main() {
         results.push(r);
         process.stdout.write(`run ${run} ${r.target.padEnd(6)} ${r.name.padEnd(26)} c=${String(r.concurrency).padEnd(8)} ${r.rate.toFixed(1).padStart(8)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms errors ${r.errors}\n`);
       };
-      for (const c of [1, 8, 64]) log(await closed('(a) full sign-in', 'kapija', c, fullSignIn));
-      for (const n of names) {
+      if (wanted('(a)')) for (const c of [1, 8, 64]) log(await closed('(a) full sign-in', 'kapija', c, fullSignIn));
+      for (const n of names.filter(wanted)) {
         const k = await closed(n, 'kapija', CONCURRENCY, kOps[n]);
         log(k);
         log({ ...(await open(n, 'kapija', k.rate / 2, kOps[n])), name: `${n} @ half peak` });
@@ -283,13 +305,13 @@ async function main() {
         for (let i = 0; i < CONCURRENCY; i += 1) bVus[i] = await bareVu();
         log({ ...(await open(n, 'bare', b.rate / 2, bOps[n])), name: `${n} @ half peak` });
       }
-      log(await argon2Bound(config));
+      if (wanted('argon2')) log(await argon2Bound(config));
       runs.push({ run, results, rssMb: { kapija: peakRss(children[0]!.pid!), bare: peakRss(children[1]!.pid!) } });
     }
-    report(runs);
+    if (!ONLY) report(runs);
   } finally {
     for (const c of children) c.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, NODE_ARGS.length ? 5000 : 1500));
     const drop = new pg.Client({ connectionString: PG_URL });
     await drop.connect();
     await drop.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
