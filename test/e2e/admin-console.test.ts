@@ -4,8 +4,6 @@
  * session: the service's refresh token stops working and its back-channel endpoint receives a valid
  * logout token. axe checks every console page.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { Agent } from '../support/browserless.js';
@@ -13,34 +11,23 @@ import { signIn } from '../support/sign-in.js';
 import { browserSignIn, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, type Browser, type Page } from '../support/browser.js';
 import { createTestAccount, startKapija, type RunningKapija } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
+import { startLogoutReceiver, type LogoutReceiver } from '../support/logout-receiver.js';
 
 describeBrowser('administration console', () => {
   let server: RunningKapija;
   let browser: Browser;
-  let receiver: http.Server;
+  let receiver: LogoutReceiver;
   let backchannelUri: string;
-  const logoutTokens: string[] = [];
 
   beforeAll(async () => {
     server = await startKapija({ env: { ADMIN_MIN_ACR: 'substantial' } });
     browser = await launchBrowser();
-    receiver = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        const token = new URLSearchParams(body).get('logout_token');
-        if (token) logoutTokens.push(token);
-        res.statusCode = token ? 200 : 400;
-        res.end();
-      });
-    });
-    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-    backchannelUri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/bcl`;
+    receiver = await startLogoutReceiver();
+    backchannelUri = receiver.url;
   }, 30_000);
   afterAll(async () => {
     await browser?.close();
-    receiver?.closeAllConnections();
-    await new Promise((r) => receiver?.close(r));
+    await receiver?.close();
     await server?.stop();
   });
 
@@ -97,8 +84,8 @@ describeBrowser('administration console', () => {
     expect(await page.locator('[data-delivery]').getAttribute('data-delivery')).toBe('delivered');
 
     await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
-    expect(logoutTokens).toHaveLength(1);
-    const { payload } = await jwtVerify(logoutTokens[0]!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: 'porez-console', typ: 'logout+jwt' });
+    expect(receiver.tokens).toHaveLength(1);
+    const { payload } = await jwtVerify(receiver.tokens[0]!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: 'porez-console', typ: 'logout+jwt' });
     expect(payload.sid).toBe(tokens.claims()!.sid);
     expect(payload.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
 

@@ -4,9 +4,7 @@
  * Kapija's JWKS. Back-channel delivery to loopback works only because test configurations set
  * ALLOW_PRIVATE_NETWORK_FETCH=true; without it oidc-provider's SSRF guard must stop it.
  */
-import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { Agent, formAction, hiddenField, type Page } from '../support/browserless.js';
@@ -15,49 +13,15 @@ import { createTestAccount, createTestClient, startKapija, testConfig, type Runn
 import { createSqliteDatabase } from '../support/databases.js';
 import { freePort, spawnKapija } from '../support/spawn-kapija.js';
 import { createKapija } from '../../src/app.js';
+import { startLogoutReceiver, type LogoutReceiver } from '../support/logout-receiver.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const AFTER_LOGOUT = 'http://127.0.0.1:9/signed-out';
 
-/** A relying party's back-channel logout endpoint: records every logout_token it receives. */
-interface Receiver {
-  readonly url: string;
-  readonly tokens: string[];
-  close(): Promise<void>;
-}
-
-async function startReceiver(): Promise<Receiver> {
-  const tokens: string[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => {
-      body += chunk;
-    });
-    req.on('end', () => {
-      const token = new URLSearchParams(body).get('logout_token');
-      if (req.method === 'POST' && token) tokens.push(token);
-      res.statusCode = token ? 200 : 400;
-      res.setHeader('cache-control', 'no-store');
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/backchannel-logout`,
-    tokens,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 /** What signedIn needs: where Kapija answers, and a handle on its store to create the citizen and the client. */
 type Target = Pick<RunningKapija, 'kapija' | 'url'>;
 
-async function signedIn(server: Target, receiver: Receiver) {
+async function signedIn(server: Target, receiver: LogoutReceiver) {
   const citizen = await createTestAccount(server.kapija);
   const rp = await createTestClient(server.kapija, {
     redirect_uris: [REDIRECT],
@@ -95,11 +59,11 @@ async function confirmLogout(agent: Agent, endSession: URL): Promise<{ confirmat
 
 describe('with private network fetch allowed (test configuration)', () => {
   let server: RunningKapija;
-  let receiver: Receiver;
+  let receiver: LogoutReceiver;
 
   beforeAll(async () => {
     server = await startKapija();
-    receiver = await startReceiver();
+    receiver = await startLogoutReceiver();
   });
   afterAll(async () => {
     await receiver?.close();
@@ -197,11 +161,11 @@ describe('with private network fetch allowed (test configuration)', () => {
 
 describe('with private network fetch refused (ALLOW_PRIVATE_NETWORK_FETCH=false)', () => {
   let server: RunningKapija;
-  let receiver: Receiver;
+  let receiver: LogoutReceiver;
 
   beforeAll(async () => {
     server = await startKapija({ env: { ALLOW_PRIVATE_NETWORK_FETCH: 'false', NODE_ENV: 'test' } });
-    receiver = await startReceiver();
+    receiver = await startLogoutReceiver();
   });
   afterAll(async () => {
     await receiver?.close();
@@ -236,7 +200,7 @@ describe('in a real server process with private network fetch refused', () => {
     const env = { ...db.env, ISSUER: `http://127.0.0.1:${port}`, MASTER_KEY: randomBytes(32).toString('base64') };
     // an in-process handle on the same SQLite file creates the citizen and the client
     const kapija = await createKapija(testConfig(env));
-    const receiver = await startReceiver();
+    const receiver = await startLogoutReceiver();
     const child = await spawnKapija({ ...env, ALLOW_PRIVATE_NETWORK_FETCH: 'false', LOG_LEVEL: 'info' }, { port });
     try {
       const { config, tokens, agent } = await signedIn({ kapija, url: child.url }, receiver);

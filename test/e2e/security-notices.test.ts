@@ -4,47 +4,23 @@
  * after a second factor, ends every session, revokes every grant and token, delivers back-channel
  * logout, and shows a receipt of what was ended and which services confirmed.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import { Agent, hiddenField } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
 import { startSmtp, linkIn, type TestSmtp } from '../support/smtp.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { startLogoutReceiver, type LogoutReceiver } from '../support/logout-receiver.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 let smtp: TestSmtp;
 let server: RunningKapija;
-let receiver: { url: string; tokens: string[]; close(): Promise<void> };
+let receiver: LogoutReceiver;
 
-async function startReceiver() {
-  const tokens: string[] = [];
-  const rs = http.createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (body += c));
-    req.on('end', () => {
-      const token = new URLSearchParams(body).get('logout_token');
-      if (token) tokens.push(token);
-      res.statusCode = token ? 200 : 400;
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => rs.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(rs.address() as AddressInfo).port}/backchannel-logout`,
-    tokens,
-    async close() {
-      rs.closeAllConnections();
-      await new Promise<void>((resolve) => rs.close(() => resolve()));
-    },
-  };
-}
 
 beforeAll(async () => {
   smtp = await startSmtp();
-  receiver = await startReceiver();
+  receiver = await startLogoutReceiver();
   server = await startKapija({ env: { SMTP_URL: smtp.url } });
 });
 afterAll(async () => {

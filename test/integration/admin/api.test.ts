@@ -3,8 +3,6 @@
  * admin), each group of routes doing what it says, every change in the audit trail, and the
  * OpenAPI document covering every registered route.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -17,13 +15,13 @@ import { openApiDocument } from '../../../src/admin/openapi.js';
 import { createRoleRepository } from '../../../src/store/roles.js';
 import { createAuditLog } from '../../../src/store/audit.js';
 import type { Kapija } from '../../../src/app.js';
+import { startLogoutReceiver, type LogoutReceiver } from '../../support/logout-receiver.js';
 
 let server: RunningKapija;
 let kapija: Kapija;
 let api: () => ReturnType<typeof request>;
-let receiver: http.Server;
+let receiver: LogoutReceiver;
 let backchannelUri: string;
-const logoutTokens: string[] = [];
 let scriptClient: string;
 const tokens: Record<'admin' | 'auditor' | 'citizen' | 'citizenNoScope', string> = { admin: '', auditor: '', citizen: '', citizenNoScope: '' };
 let adminId: string;
@@ -39,18 +37,8 @@ beforeAll(async () => {
   server = await startKapija();
   kapija = server.kapija;
   api = () => request(kapija.app.callback());
-  receiver = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const token = new URLSearchParams(body).get('logout_token');
-      if (token) logoutTokens.push(token);
-      res.statusCode = token ? 200 : 400;
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  backchannelUri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/bcl`;
+  receiver = await startLogoutReceiver();
+  backchannelUri = receiver.url;
 
   const roles = createRoleRepository(kapija.db);
   const admin = await createTestAccount(kapija, { totp: false });
@@ -68,8 +56,7 @@ beforeAll(async () => {
   tokens.citizenNoScope = await mint(citizen.account.id, plainClient, 'openid');
 });
 afterAll(async () => {
-  receiver?.closeAllConnections();
-  await new Promise((r) => receiver?.close(r));
+  await receiver?.close();
   await server?.stop();
 });
 
@@ -290,7 +277,7 @@ describe('citizens and sessions', () => {
     expect(ended.body.not_found).toEqual(['gone']);
     expect(ended.body.ended).toEqual([{ uid, account_id: citizen.account.id, grants_revoked: 1, deliveries: [{ clientId: rp.clientId, backchannel: 'delivered', attempts: 1 }] }]);
     await expect(oidc.refreshTokenGrant(config, first.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
-    const { payload } = await jwtVerify(logoutTokens.at(-1)!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: rp.clientId });
+    const { payload } = await jwtVerify(receiver.tokens.at(-1)!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: rp.clientId });
     expect(payload.sid).toBe(first.claims()!.sid);
     const record = (await createAuditLog(kapija.db).list({ action: 'admin.session.ended', subject: citizen.account.id }))[0]!;
     expect(record.details).toMatchObject({ session: uid, deliveries: [{ backchannel: 'delivered', attempts: 1 }] });

@@ -3,38 +3,23 @@
  * use): the session is listed by account, ending it revokes its grants' tokens and delivers a
  * back-channel logout token for its sid; other sessions live on.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../../support/kapija.js';
+import { startLogoutReceiver, type LogoutReceiver } from '../../support/logout-receiver.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 let server: RunningKapija;
-let receiver: http.Server;
-let backchannelUri: string;
-const received: string[] = [];
+let receiver: LogoutReceiver;
 
 beforeAll(async () => {
   server = await startKapija();
-  receiver = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const token = new URLSearchParams(body).get('logout_token');
-      if (token) received.push(token);
-      res.statusCode = token ? 200 : 400;
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  backchannelUri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/bcl`;
+  receiver = await startLogoutReceiver();
 });
 afterAll(async () => {
-  receiver?.closeAllConnections();
-  await new Promise((r) => receiver?.close(r));
+  await receiver?.close();
   await server?.stop();
 });
 
@@ -42,7 +27,7 @@ test('ending one session revokes its tokens, tells the service, and leaves the o
   const citizen = await createTestAccount(server.kapija);
   const rp = await createTestClient(server.kapija, {
     redirect_uris: [REDIRECT],
-    backchannel_logout_uri: backchannelUri,
+    backchannel_logout_uri: receiver.url,
     backchannel_logout_session_required: true,
   });
   const config = await oidc.discovery(new URL(server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
@@ -79,8 +64,8 @@ test('ending one session revokes its tokens, tells the service, and leaves the o
   expect((await oidc.tokenIntrospection(config, first.access_token)).active).toBe(false);
   await expect(oidc.refreshTokenGrant(config, second.refresh_token!)).resolves.toHaveProperty('access_token');
 
-  expect(received).toHaveLength(1);
-  const { payload, protectedHeader } = await jwtVerify(received[0]!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), {
+  expect(receiver.tokens).toHaveLength(1);
+  const { payload, protectedHeader } = await jwtVerify(receiver.tokens[0]!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), {
     issuer: server.url,
     audience: rp.clientId,
   });
