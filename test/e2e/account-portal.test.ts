@@ -6,6 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as oidc from 'openid-client';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { startLogoutReceiver } from '../support/logout-receiver.js';
 import { Agent, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
@@ -67,9 +69,10 @@ test('the portal needs a sign-in through Kapija, shows the profile, and asks no 
   expect(forged.status).toBe(400);
 });
 
-test('another session is listed with device and place, and signing it out ends its tokens', async () => {
+test('another session is listed with device and place, and signing it out ends its tokens and tells the service', async () => {
   const citizen = await createTestAccount(server.kapija);
-  const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
+  const receiver = await startLogoutReceiver();
+  const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true });
   const phone = new Agent('en');
   const { config, tokens } = await rpSignIn(phone, citizen, rp);
   const laptop = new Agent('en');
@@ -83,6 +86,11 @@ test('another session is listed with device and place, and signing it out ends i
   expect(ended.status).toBe(303);
   expect(ended.headers.get('location')).toBe('/account/sessions');
   await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  // the service received a back-channel logout token for that session, signed by Kapija
+  expect(receiver.tokens).toHaveLength(1);
+  const { payload } = await jwtVerify(receiver.tokens[0]!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: rp.clientId });
+  expect(payload.sid).toBe(tokens.claims()!.sid);
+  await receiver.close();
   const after = await portal(laptop, citizen, '/account/sessions');
   expect([...after.body.matchAll(/data-session-uid="([^"]+)"/g)]).toHaveLength(1);
 });
