@@ -182,18 +182,19 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
     async append(input) {
       const details = JSON.stringify(input.details ?? {});
       for (let attempt = 0; ; attempt += 1) {
+        // The row's own fields; the chain fields (seq, prev_hash, hash) come from the head.
+        const fields = {
+          id: randomUUID(),
+          chain: input.chain,
+          at: now(),
+          actor: input.actor,
+          action: input.action,
+          subject_account_id: input.subjectAccountId ?? null,
+          client_id: input.clientId ?? null,
+          ip: input.ip ?? null,
+          details,
+        };
         if (pg) {
-          const fields = {
-            id: randomUUID(),
-            chain: input.chain,
-            at: now(),
-            actor: input.actor,
-            action: input.action,
-            subject_account_id: input.subjectAccountId ?? null,
-            client_id: input.clientId ?? null,
-            ip: input.ip ?? null,
-            details,
-          };
           const [before, between, after] = materialAround(fields);
           try {
             const { rows } = (await db.raw(APPEND_PG, [
@@ -210,19 +211,7 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
         const head = (await db('audit_events').select('seq', 'hash').where('chain', input.chain).orderBy('seq', 'desc').first()) as
           | Pick<Row, 'seq' | 'hash'>
           | undefined;
-        const partial: Omit<Row, 'hash'> = {
-          id: randomUUID(),
-          chain: input.chain,
-          seq: head ? Number(head.seq) + 1 : 1,
-          at: now(),
-          actor: input.actor,
-          action: input.action,
-          subject_account_id: input.subjectAccountId ?? null,
-          client_id: input.clientId ?? null,
-          ip: input.ip ?? null,
-          details,
-          prev_hash: head?.hash ?? GENESIS_HASH,
-        };
+        const partial: Omit<Row, 'hash'> = { ...fields, seq: head ? Number(head.seq) + 1 : 1, prev_hash: head?.hash ?? GENESIS_HASH };
         const row: Row = { ...partial, hash: hashOf(partial) };
         try {
           await db('audit_events').insert(row);
