@@ -2,7 +2,7 @@
  * Citizens' accounts. Usernames are stored lower-case and compared that way.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Db } from './db.js';
+import { statement, type Db } from './db.js';
 
 /** `pending`: self-registered, e-mail not yet verified; cannot sign in until it is. */
 export type AccountStatus = 'active' | 'locked' | 'disabled' | 'pending';
@@ -99,7 +99,7 @@ export function accountRecord(a: Account) {
 
 export const normaliseUsername = (u: string) => u.trim().normalize('NFKC').toLowerCase();
 
-function toAccount(r: Row): Account {
+function toAccount(r: Omit<Row, 'password_hash'>): Account {
   return {
     id: r.id,
     username: r.username,
@@ -117,6 +117,13 @@ function toAccount(r: Row): Account {
 }
 
 export function createAccountRepository(db: Db, now: () => number = Date.now): AccountRepository {
+  // Every token and userinfo request reads the account: prepared once per connection, with its
+  // columns named (a prepared `*` fails once a later migration adds a column).
+  const selectById = statement<Omit<Row, 'password_hash'>>(
+    db,
+    'account_by_id',
+    'select id, username, email, email_verified, given_name, family_name, birthdate, locale, status, jmbg, created_at, updated_at from accounts where id = ?',
+  );
   const byUsername = (username: string) =>
     db('accounts').where({ username: normaliseUsername(username) }).first() as Promise<Row | undefined>;
   return {
@@ -141,7 +148,7 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
       return toAccount(row);
     },
     async findById(id) {
-      const row = (await db('accounts').where({ id }).first()) as Row | undefined;
+      const [row] = await selectById([id]);
       return row ? toAccount(row) : undefined;
     },
     async findByUsername(username) {

@@ -9,7 +9,7 @@
  * head elsewhere when that matters.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { isPostgres, type Db } from './db.js';
+import { isPostgres, statement, type Db } from './db.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -163,6 +163,7 @@ function materialAround(r: Omit<Row, 'hash' | 'seq' | 'prev_hash'>): [string, st
 
 export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
   const pg = isPostgres(db);
+  const appendPg = pg ? statement<Pick<Row, 'seq' | 'prev_hash' | 'hash'>>(db, 'audit_append', APPEND_PG) : undefined;
   const filtered = (f: AuditFilter) => {
     const q = db('audit_events');
     if (f.chain) q.where('chain', f.chain);
@@ -197,10 +198,10 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
         if (pg) {
           const [before, between, after] = materialAround(fields);
           try {
-            const { rows } = (await db.raw(APPEND_PG, [
+            const rows = await appendPg!([
               fields.id, fields.chain, fields.at, fields.actor, fields.action, fields.subject_account_id, fields.client_id, fields.ip, fields.details,
               before, between, after, fields.chain, fields.chain,
-            ])) as { rows: Pick<Row, 'seq' | 'prev_hash' | 'hash'>[] };
+            ]);
             return toEntry({ ...fields, ...rows[0]! });
           } catch (err) {
             if (!isUniqueViolation(err) || attempt >= 9) throw err;

@@ -2,7 +2,7 @@
  * Storage of oidc-provider's artefacts (sessions, interactions, codes, tokens, grants, …) in the
  * `oidc_payloads` table. Expired rows are invisible to every read and removed by {@link purgeExpired}.
  */
-import type { Db } from './db.js';
+import { statement, type Db } from './db.js';
 
 export type OidcPayload = Record<string, unknown> & {
   grantId?: string;
@@ -81,40 +81,51 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
   const live = (q: ReturnType<Db>) =>
     q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now()));
 
-  const findOne = async (where: Record<string, string>) => {
-    const row = (await live(db('oidc_payloads').select('payload', 'consumed_at').where(where)).first()) as
-      | Pick<Row, 'payload' | 'consumed_at'>
-      | undefined;
-    return row ? toPayload(row) : undefined;
+  // The statements of every protocol request, prepared once per connection (store/db.ts).
+  const LIVE = '(expires_at is null or expires_at > ?)';
+  const sql = {
+    upsert: statement(
+      db,
+      'payload_upsert',
+      `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, null)
+       on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+         user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null`,
+    ),
+    find: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find', `select payload, consumed_at from oidc_payloads where model = ? and id = ? and ${LIVE}`),
+    findByUid: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_uid', `select payload, consumed_at from oidc_payloads where model = ? and uid = ? and ${LIVE} limit 1`),
+    findByUserCode: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_user_code', `select payload, consumed_at from oidc_payloads where model = ? and user_code = ? and ${LIVE} limit 1`),
+    consume: statement(db, 'payload_consume', 'update oidc_payloads set consumed_at = ? where model = ? and id = ?'),
+    destroy: statement(db, 'payload_destroy', 'delete from oidc_payloads where model = ? and id = ?'),
+    revokeByGrantId: statement(db, 'payload_revoke_grant', 'delete from oidc_payloads where grant_id = ?'),
   };
+  const first = (rows: Pick<Row, 'payload' | 'consumed_at'>[]) => (rows[0] ? toPayload(rows[0]) : undefined);
 
   const repo: OidcPayloadRepository = {
     async upsert(model, id, payload, expiresIn) {
-      const row = {
+      // One round trip; a re-saved artefact moves its indexes (grant, uid, user code) with it.
+      await sql.upsert([
         model,
         id,
-        payload: JSON.stringify(payload),
-        grant_id: str(payload.grantId),
-        uid: str(payload.uid),
-        user_code: str(payload.userCode),
-        account_id: str(payload.accountId),
-        expires_at: expiresIn ? now() + expiresIn * 1000 : null,
-        consumed_at: null,
-      };
-      // One round trip; a re-saved artefact moves its indexes (grant, uid, user code) with it.
-      await db('oidc_payloads').insert(row).onConflict(['model', 'id']).merge();
+        JSON.stringify(payload),
+        str(payload.grantId),
+        str(payload.uid),
+        str(payload.userCode),
+        str(payload.accountId),
+        expiresIn ? now() + expiresIn * 1000 : null,
+      ]);
     },
-    find: (model, id) => findOne({ model, id }),
-    findByUid: (model, uid) => findOne({ model, uid }),
-    findByUserCode: (model, userCode) => findOne({ model, user_code: userCode }),
+    find: async (model, id) => first(await sql.find([model, id, now()])),
+    findByUid: async (model, uid) => first(await sql.findByUid([model, uid, now()])),
+    findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),
     async consume(model, id) {
-      await db('oidc_payloads').where({ model, id }).update({ consumed_at: now() });
+      await sql.consume([now(), model, id]);
     },
     async destroy(model, id) {
-      await db('oidc_payloads').where({ model, id }).delete();
+      await sql.destroy([model, id]);
     },
     async revokeByGrantId(grantId) {
-      await db('oidc_payloads').where({ grant_id: grantId }).delete();
+      await sql.revokeByGrantId([grantId]);
     },
     async listByAccount(accountId, model) {
       const rows = (await live(

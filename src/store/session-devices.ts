@@ -1,7 +1,7 @@
 /**
  * Device and place of each sign-in session (user agent and IP as the request carried them).
  */
-import type { Db } from './db.js';
+import { statement, type Db } from './db.js';
 
 export interface SessionDevice {
   readonly sessionUid: string;
@@ -29,19 +29,16 @@ interface Row {
 }
 
 export function createSessionDeviceRepository(db: Db, now: () => number = Date.now): SessionDeviceRepository {
+  // Every session save (each sign-in and single sign-on) touches its row: prepared once per connection.
+  const upsert = statement(
+    db,
+    'session_device_touch',
+    `insert into session_devices (session_uid, account_id, ip, user_agent, created_at, last_seen_at) values (?, ?, ?, ?, ?, ?)
+     on conflict (session_uid) do update set last_seen_at = excluded.last_seen_at`,
+  );
   return {
     async touch(input, at = now()) {
-      await db('session_devices')
-        .insert({
-          session_uid: input.sessionUid,
-          account_id: input.accountId,
-          ip: input.ip.slice(0, 64),
-          user_agent: input.userAgent.slice(0, 300),
-          created_at: at,
-          last_seen_at: at,
-        })
-        .onConflict('session_uid')
-        .merge({ last_seen_at: at });
+      await upsert([input.sessionUid, input.accountId, input.ip.slice(0, 64), input.userAgent.slice(0, 300), at, at]);
     },
     async listForAccount(accountId) {
       const rows = (await db('session_devices').where({ account_id: accountId })) as Row[];
