@@ -34,7 +34,51 @@ const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').
 const wanted = (name: string) => !ONLY || ONLY.has(/^\((\w)\)/.exec(name)?.[1] ?? name);
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
-interface Result { name: string; target: 'kapija' | 'bare' | 'argon2'; concurrency: number | string; ops: number; rate: number; p50: number; p99: number; errors: number }
+interface Result { name: string; target: 'kapija' | 'bare' | 'argon2'; concurrency: number | string; ops: number; rate: number; p50: number; p99: number; errors: number; cpuMsPerOp?: CpuShare }
+
+/** CPU milliseconds per operation spent by the server under test, PostgreSQL and the load generator. */
+interface CpuShare { server: number; postgres: number; generator: number }
+
+const TICK_MS = 1000 / 100; // USER_HZ on Linux
+/** utime + stime in ms of a process and its children threads (from /proc), 0 when it is gone. */
+function cpuMsOf(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return 0;
+  }
+}
+const childrenOf = (pid: number) => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+};
+const postgresPids = () =>
+  fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres');
+    } catch {
+      return false;
+    }
+  });
+/** The process (tree) the current measurement is aimed at. */
+let serverPid = 0;
+/** Starts a CPU meter for the server process tree `serverPid`, PostgreSQL and this process. */
+function cpuMeter() {
+  const tree = () => [serverPid, ...childrenOf(serverPid)];
+  const pgBefore = new Map(postgresPids().map((p) => [p, cpuMsOf(p)]));
+  const serverBefore = new Map(tree().map((p) => [p, cpuMsOf(p)]));
+  const self = process.cpuUsage();
+  return (ops: number): CpuShare => {
+    const delta = (before: Map<number, number>, pids: number[]) => pids.reduce((a, p) => a + cpuMsOf(p) - (before.get(p) ?? 0), 0);
+    const gen = process.cpuUsage(self);
+    const per = (ms: number) => Math.round((ms / Math.max(1, ops)) * 1000) / 1000;
+    return { server: per(delta(serverBefore, tree())), postgres: per(delta(pgBefore, postgresPids())), generator: per((gen.user + gen.system) / 1000) };
+  };
+}
 
 const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
 
@@ -42,6 +86,7 @@ const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(so
 async function closed(name: string, target: Result['target'], concurrency: number, op: (vu: number) => Promise<void>): Promise<Result> {
   const lat: number[] = [];
   let errors = 0;
+  const meter = cpuMeter();
   const start = performance.now();
   const end = start + SECONDS * 1000;
   await Promise.all(
@@ -60,7 +105,7 @@ async function closed(name: string, target: Result['target'], concurrency: numbe
   );
   const elapsed = (performance.now() - start) / 1000;
   lat.sort((a, b) => a - b);
-  return { name, target, concurrency, ops: lat.length, rate: lat.length / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), errors };
+  return { name, target, concurrency, ops: lat.length, rate: lat.length / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), errors, cpuMsPerOp: meter(lat.length) };
 }
 
 /** Open loop at a fixed rate (for p99 at half the peak rate). */
@@ -290,16 +335,21 @@ async function main() {
       const results: Result[] = [];
       const log = (r: Result) => {
         results.push(r);
-        process.stdout.write(`run ${run} ${r.target.padEnd(6)} ${r.name.padEnd(26)} c=${String(r.concurrency).padEnd(8)} ${r.rate.toFixed(1).padStart(8)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms errors ${r.errors}\n`);
+        process.stdout.write(`run ${run} ${r.target.padEnd(6)} ${r.name.padEnd(26)} c=${String(r.concurrency).padEnd(8)} ${r.rate.toFixed(1).padStart(8)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms errors ${r.errors}${r.cpuMsPerOp ? ` cpu ms/op server ${r.cpuMsPerOp.server} pg ${r.cpuMsPerOp.postgres} gen ${r.cpuMsPerOp.generator}` : ''}\n`);
       };
+      const kapijaPid = children[0]!.pid!;
+      const barePid = children[1]!.pid!;
+      serverPid = kapijaPid;
       if (wanted('(a)')) for (const c of [1, 8, 64]) log(await closed('(a) full sign-in', 'kapija', c, fullSignIn));
       for (const n of names.filter(wanted)) {
+        serverPid = kapijaPid;
         const k = await closed(n, 'kapija', CONCURRENCY, kOps[n]);
         log(k);
         log({ ...(await open(n, 'kapija', k.rate / 2, kOps[n])), name: `${n} @ half peak` });
         // The in-memory adapter is an LRU of 1000 entries: earlier workloads evict the sessions and
         // tokens of the virtual users, so the bare side gets fresh ones before each workload.
         for (let i = 0; i < CONCURRENCY; i += 1) bVus[i] = await bareVu();
+        serverPid = barePid;
         const b = await closed(n, 'bare', CONCURRENCY, bOps[n]);
         log(b);
         for (let i = 0; i < CONCURRENCY; i += 1) bVus[i] = await bareVu();
