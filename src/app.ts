@@ -167,6 +167,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   const events = createEventBus(logger);
   recordLedger(events, handles.audit);
   const sessionDevices = createSessionDeviceRepository(db);
+  const recentlySeen = new Map<string, { ip: string; userAgent: string; at: number }>();
   const pageState = (ctx: Context) => ctx.state as { t: Translate; requestId: string };
   // oidc-provider takes its keys at construction: a new key set means a new engine (refreshKeys).
   const createEngine = (keys: KeySet) => createProvider({
@@ -178,8 +179,16 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
     pairwiseSubject,
     onRelease: (release) => events.emit('data.released', release),
-    onSessionSaved: (session, request) =>
-      sessionDevices.touch({ sessionUid: session.uid, accountId: session.accountId, ...request }),
+    onSessionSaved: (session, request) => {
+      // oidc-provider saves the session on every request that uses it; "last seen" is kept to the
+      // minute, so a session seen again from the same device within a minute costs no write.
+      const at = Date.now();
+      const seen = recentlySeen.get(session.uid);
+      if (seen && seen.ip === request.ip && seen.userAgent === request.userAgent && at - seen.at < 60_000) return Promise.resolve();
+      if (recentlySeen.size >= 10_000) recentlySeen.clear();
+      recentlySeen.set(session.uid, { ...request, at });
+      return sessionDevices.touch({ sessionUid: session.uid, accountId: session.accountId, ...request });
+    },
     pages: {
       error(ctx, out) {
         const { t } = pageState(ctx);
@@ -218,6 +227,24 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
     }
   };
+  /**
+   * The engine's machine-to-machine endpoints answer their own errors; what escapes the engine
+   * (a database outage, a bug) is answered in JSON here, without Kapija's page middleware.
+   */
+  const toEngineApi = async (ctx: Context) => {
+    try {
+      await toEngine(ctx, () => Promise.resolve());
+    } catch (err) {
+      const unavailable = isUnavailableError(err);
+      if (!unavailable) logger.error({ err, requestId: ctx.state.requestId, route: ctx.path }, 'request failed');
+      ctx.status = unavailable ? 503 : 500;
+      if (unavailable) ctx.set('retry-after', '5');
+      ctx.body = unavailable
+        ? { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' }
+        : { error: 'server_error', error_description: 'an unexpected error occurred', request_id: ctx.state.requestId };
+    }
+  };
+  const published = new Map<string, { type: string; body: string }>();
   const health = createHealth({ db, signingKeys: () => keySet.jwks.keys.length });
 
   const app = new Koa({ proxy: config.trustProxy });
@@ -242,11 +269,34 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     });
   }
   app.use(securityHeaders({ production: config.env === 'production' }));
+  // The language is negotiated only when a page is rendered (the engine renders one for a browser
+  // that asks an API endpoint for HTML).
   app.use(i18n({ fallback: config.defaultLocale, secureCookies }));
-  app.use(errorHandler({ render, logger }));
   // The engine's machine-to-machine endpoints go straight to it: none of Kapija's pages, assets,
   // open data or administration lives under these paths, and they answer in JSON on their own.
-  app.use((ctx, next) => (ENGINE_API_PATHS.has(ctx.path) ? toEngine(ctx, next) : next()));
+  // Discovery and JWKS change only with the engine (its keys): its answer is kept until the next
+  // one, for the plain GETs services make (a browser's cross-origin request still reaches the engine).
+  app.use(async (ctx, next) => {
+    if (ctx.method !== 'GET' || !PUBLISHED_PATHS.has(ctx.path) || ctx.querystring || ctx.get('origin')) return next();
+    const kept = published.get(ctx.path);
+    if (kept) {
+      ctx.set('access-control-allow-origin', '*');
+      ctx.vary('Origin');
+      ctx.type = kept.type;
+      ctx.body = kept.body;
+      return;
+    }
+    const servedBy = engine;
+    await next();
+    if (ctx.status === 200 && servedBy === engine && ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) {
+      const type = ctx.response.get('content-type');
+      ctx.body = JSON.stringify(ctx.body);
+      ctx.type = type;
+      published.set(ctx.path, { type, body: ctx.body as string });
+    }
+  });
+  app.use((ctx, next) => (ENGINE_API_PATHS.has(ctx.path) ? toEngineApi(ctx) : next()));
+  app.use(errorHandler({ render, logger }));
   app.use(staticAssets());
 
   // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
@@ -379,6 +429,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       // One synchronous step: a request is served wholly by the old engine or by the new one.
       keySet = next;
       engine = rebuilt;
+      published.clear();
       mountedEngine = mount(rebuilt);
       app.keys = next.cookieKeys;
       return true;
@@ -394,6 +445,9 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   };
   return kapija;
 }
+
+/** The engine's published documents, the same for every request until the keys change. */
+const PUBLISHED_PATHS = new Set(['/.well-known/openid-configuration', '/jwks']);
 
 /** oidc-provider's default routes that serve clients and resource servers, not browsers. */
 const ENGINE_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration', '/request']);

@@ -3,9 +3,31 @@
  * no referrer, no MIME sniffing; HSTS in production. oidc-provider appends the hash of its one inline
  * script (form_post) to this CSP itself.
  */
+import type { Context, Next } from 'koa';
 import helmet from 'koa-helmet';
 
+/**
+ * helmet's headers depend only on the options, so they are computed once and set on each
+ * response directly rather than through helmet's chain of small middlewares per request.
+ */
 export function securityHeaders(opts: { production: boolean }) {
+  const headers: [string, string][] = [];
+  const removed: string[] = [];
+  const res = {
+    setHeader: (name: string, value: unknown) => void headers.push([name, String(value)]),
+    removeHeader: (name: string) => void removed.push(name),
+  };
+  // helmet's middleware sets every header synchronously before it calls back.
+  void helmetWith(opts)({ req: {}, res } as unknown as Context, () => Promise.resolve());
+  if (!headers.some(([name]) => name.toLowerCase() === 'content-security-policy')) throw new Error('helmet produced no CSP');
+  return (ctx: Context, next: Next) => {
+    for (const name of removed) ctx.res.removeHeader(name);
+    for (const [name, value] of headers) ctx.res.setHeader(name, value);
+    return next();
+  };
+}
+
+function helmetWith(opts: { production: boolean }) {
   return helmet({
     contentSecurityPolicy: {
       useDefaults: false,

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
 import { KapijaError } from '../errors.js';
-import { LOCALE_COOKIE, matchLocale, negotiateLocale, translator, type Locale } from '../i18n/index.js';
+import { LOCALE_COOKIE, matchLocale, negotiateLocale, translator, type Locale, type Translate } from '../i18n/index.js';
 import { CSRF_COOKIE, CSRF_FIELD, type Csrf } from '../security/csrf.js';
 
 /** Assigns `ctx.state.requestId` (a fresh UUID; an incoming header is never trusted) and echoes it. */
@@ -15,10 +15,14 @@ export async function requestId(ctx: Context, next: Next): Promise<void> {
   await next();
 }
 
-/** Picks the page language; `?lang=` switches it and remembers the choice for a year. */
+/**
+ * Picks the page language; `?lang=` switches it and remembers the choice for a year. The language
+ * is negotiated when a handler first reads `ctx.state.locale` or `ctx.state.t`, so the protocol
+ * endpoints, which answer in JSON, never pay for it.
+ */
 export function i18n(opts: { fallback: Locale; secureCookies: boolean }) {
   return async (ctx: Context, next: Next): Promise<void> => {
-    const chosen = matchLocale(typeof ctx.query.lang === 'string' ? ctx.query.lang : undefined);
+    const chosen = ctx.querystring.includes('lang=') ? matchLocale(typeof ctx.query.lang === 'string' ? ctx.query.lang : undefined) : undefined;
     if (chosen) {
       ctx.cookies.set(LOCALE_COOKIE, chosen, {
         httpOnly: true,
@@ -29,16 +33,32 @@ export function i18n(opts: { fallback: Locale; secureCookies: boolean }) {
         overwrite: true,
       });
     }
-    const locale =
-      chosen ??
-      negotiateLocale({
-        uiLocales: typeof ctx.state.uiLocales === 'string' ? ctx.state.uiLocales : undefined,
-        cookie: ctx.cookies.get(LOCALE_COOKIE) ?? undefined,
-        acceptLanguage: ctx.get('accept-language'),
-        fallback: opts.fallback,
-      });
-    ctx.state.locale = locale;
-    ctx.state.t = translator(locale);
+    let locale: Locale | undefined = chosen;
+    let t: Translate | undefined;
+    Object.defineProperties(ctx.state, {
+      locale: {
+        enumerable: true,
+        configurable: true,
+        get: () =>
+          (locale ??= negotiateLocale({
+            uiLocales: typeof ctx.state.uiLocales === 'string' ? ctx.state.uiLocales : undefined,
+            cookie: ctx.cookies.get(LOCALE_COOKIE) ?? undefined,
+            acceptLanguage: ctx.get('accept-language'),
+            fallback: opts.fallback,
+          })),
+        set: (v: Locale) => {
+          locale = v;
+        },
+      },
+      t: {
+        enumerable: true,
+        configurable: true,
+        get: () => (t ??= translator(ctx.state.locale as Locale)),
+        set: (v: Translate) => {
+          t = v;
+        },
+      },
+    });
     await next();
   };
 }
