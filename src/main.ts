@@ -14,6 +14,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { createKapija, openHandles } from './app.js';
 import { migrate } from './store/db.js';
 import { resolveMasterKey } from './security/master-key.js';
+import pino from 'pino';
 import { createLogger } from './security/redact.js';
 import type { Logger } from 'pino';
 
@@ -34,7 +35,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const clustered = config.webConcurrency > 1;
-  const logger = clustered && cluster.isWorker ? createLogger(config.logLevel).child({ worker: cluster.worker?.id }) : createLogger(config.logLevel);
+  // Asynchronous writes to stdout: lines written while one write is under way go out together in
+  // the next, so a busy instance makes a few writes per batch of requests, not one per line. pino
+  // flushes what is pending when the process exits.
+  const root = createLogger(config.logLevel, pino.destination({ dest: 1, sync: false }));
+  const logger = clustered && cluster.isWorker ? root.child({ worker: cluster.worker?.id }) : root;
   if (clustered && cluster.isPrimary) return runPrimary(config, logger);
 
   if (!cluster.isWorker) announce(config, logger);

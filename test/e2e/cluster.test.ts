@@ -48,6 +48,7 @@ test('both workers serve the one port, and SIGTERM finishes the request in fligh
     const res = await fetch(`${server.url}/.well-known/openid-configuration`, { headers: { connection: 'close' } });
     expect(res.status).toBe(200);
   }
+  await new Promise((r) => setTimeout(r, 200)); // the request lines are written asynchronously
   const workers = new Set(
     server
       .output()
@@ -68,12 +69,13 @@ test('both workers serve the one port, and SIGTERM finishes the request in fligh
   server.child.kill('SIGTERM');
   const answered = await inFlight;
   expect(answered.status).toBe(303); // the password was checked and the flow moved on
+  // Log lines are written asynchronously: the output is complete once the processes have exited.
+  expect(await exited).toBe(0);
   const lines = server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; time: number; route?: string; worker?: number });
   const login = lines.find((l) => l.route === '/interaction/:uid/login')!;
   if (!login) console.log(lines.map((l) => JSON.stringify(l)).join('\n'));
   const stopped = lines.find((l) => l.msg === 'shutting down' && l.worker === login.worker)!;
   expect(stopped.time).toBeLessThan(login.time); // the request was still running when its worker was told to stop
-  expect(await exited).toBe(0);
   expect(server.output()).toMatch(/"msg":"shutting down workers"/);
   expect(server.output().match(/"msg":"shutting down"/g)).toHaveLength(2);
 }, 60_000);

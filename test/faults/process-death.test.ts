@@ -72,25 +72,27 @@ if (!pgAvailable()) {
     const rts = [];
     for (let i = 5; i < 8; i += 1) rts.push((await signInAndRedeem(recorder, b.url, fleet, fleet.citizens[i]!)).refreshToken);
 
-    // A refresh whose body is still arriving when SIGTERM comes: the server must wait for it.
+    // Refreshes whose bodies are still arriving when SIGTERM comes: the server must wait for them.
     const basic = Buffer.from(`${fleet.client.clientId}:${fleet.client.clientSecret}`).toString('base64');
-    const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rts[0]! }).toString();
-    const slow = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request(
-        `${b.url}/token`,
-        { method: 'POST', agent: false, headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text }));
-        },
-      );
-      req.on('error', reject);
-      req.write(body.slice(0, 20));
-      setTimeout(() => req.end(body.slice(20)), 1500);
-    });
+    const slowRefresh = (rt: string, restAfterMs: number) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rt }).toString();
+        const req = http.request(
+          `${b.url}/token`,
+          { method: 'POST', agent: false, headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: text }));
+          },
+        );
+        req.on('error', reject);
+        req.write(body.slice(0, 20));
+        setTimeout(() => req.end(body.slice(20)), restAfterMs);
+      });
+    const slow = slowRefresh(rts[0]!, 1500);
+    // Two more whose requests have begun (the server has their headers) and end just after the signal.
+    const concurrent = rts.slice(1).map((rt) => slowRefresh(rt, 300));
     await sleep(200);
-    // Two more refreshes sent at the same moment as the signal.
-    const concurrent = rts.slice(1).map((rt) => token(recorder, b.url, fleet, { grant_type: 'refresh_token', refresh_token: rt }, 'refresh'));
     const exited = closed(b);
     b.child.kill('SIGTERM');
     await sleep(500);
