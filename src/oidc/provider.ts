@@ -7,7 +7,7 @@ import Provider, { interactionPolicy, type Configuration, type KoaContextWithOID
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { isUnavailableError } from '../errors.js';
-import type { AdapterConstructor } from './adapter.js';
+import type { AdapterConstructor, AdapterWithHeldWrites } from './adapter.js';
 import { SCOPE_CLAIMS } from './accounts.js';
 import type { KeySet } from './keys.js';
 import { ACR, levelOfAcr, rank, requiredLevel } from './acr.js';
@@ -21,7 +21,7 @@ export interface ProviderPages {
 
 export interface ProviderDeps {
   config: Config;
-  adapter: AdapterConstructor;
+  adapter: AdapterConstructor | AdapterWithHeldWrites;
   keys: KeySet;
   findAccount: Configuration['findAccount'];
   pages: ProviderPages;
@@ -281,6 +281,14 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       if (ctx.status !== 200 || !ctx.oidc) return;
       const release = releaseOf(ctx as KoaContextWithOIDC);
       if (release) await onRelease(release).catch((err: unknown) => logger.error({ err }, 'recording a data release failed'));
+    });
+  }
+  const { settle } = adapter as Partial<AdapterWithHeldWrites>;
+  if (settle) {
+    // Innermost: the held writes of a refresh-token grant land before the response is recorded or sent.
+    provider.use(async (ctx, next) => {
+      await next();
+      await settle(ctx);
     });
   }
   if (onSessionSaved) {

@@ -2,7 +2,7 @@
  * Storage of oidc-provider's artefacts (sessions, interactions, codes, tokens, grants, …) in the
  * `oidc_payloads` table. Expired rows are invisible to every read and removed by {@link purgeExpired}.
  */
-import { statement, type Db } from './db.js';
+import { isPostgres, statement, type Db } from './db.js';
 
 export type OidcPayload = Record<string, unknown> & {
   grantId?: string;
@@ -11,6 +11,13 @@ export type OidcPayload = Record<string, unknown> & {
   accountId?: string;
   consumed?: number;
 };
+
+export interface PayloadSave {
+  readonly model: string;
+  readonly id: string;
+  readonly payload: OidcPayload;
+  readonly expiresInSeconds: number | undefined;
+}
 
 export interface StoredPayloadSummary {
   readonly model: string;
@@ -27,6 +34,11 @@ export interface OidcPayloadRepository {
   findByUid(model: string, uid: string): Promise<OidcPayload | undefined>;
   findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
   consume(model: string, id: string): Promise<void>;
+  /**
+   * Marks `consumedId` of `model` consumed and saves `saves` in one step: all or nothing. False
+   * (and nothing written) when `consumedId` was already consumed or is gone — a concurrent reuse.
+   */
+  consumeAndSave(model: string, consumedId: string, saves: readonly PayloadSave[]): Promise<boolean>;
   destroy(model: string, id: string): Promise<void>;
   revokeByGrantId(grantId: string): Promise<void>;
   /** Live artefacts of one model for one account, e.g. a citizen's sessions or grants. */
@@ -99,27 +111,68 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     destroy: statement(db, 'payload_destroy', 'delete from oidc_payloads where model = ? and id = ?'),
     revokeByGrantId: statement(db, 'payload_revoke_grant', 'delete from oidc_payloads where grant_id = ?'),
   };
+  // Consume and saves in one statement on PostgreSQL: the inserts happen only if the update did.
+  const consumeAndSavePg = statement<{ id: string }>(
+    db,
+    'payload_consume_and_save',
+    `with consumed as (
+       update oidc_payloads set consumed_at = ? where model = ? and id = ? and consumed_at is null and ${LIVE} returning id
+     )
+     insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
+     select m, i, p, g, u, c, a, e, null
+     from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) as t(m, i, p, g, u, c, a, e)
+     where exists (select 1 from consumed)
+     on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+       user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null
+     returning id`,
+  );
+  const rowOf = (model: string, id: string, payload: OidcPayload, expiresIn: number | undefined) => [
+    model,
+    id,
+    JSON.stringify(payload),
+    str(payload.grantId),
+    str(payload.uid),
+    str(payload.userCode),
+    str(payload.accountId),
+    expiresIn ? now() + expiresIn * 1000 : null,
+  ];
   const first = (rows: Pick<Row, 'payload' | 'consumed_at'>[]) => (rows[0] ? toPayload(rows[0]) : undefined);
 
   const repo: OidcPayloadRepository = {
     async upsert(model, id, payload, expiresIn) {
       // One round trip; a re-saved artefact moves its indexes (grant, uid, user code) with it.
-      await sql.upsert([
-        model,
-        id,
-        JSON.stringify(payload),
-        str(payload.grantId),
-        str(payload.uid),
-        str(payload.userCode),
-        str(payload.accountId),
-        expiresIn ? now() + expiresIn * 1000 : null,
-      ]);
+      await sql.upsert(rowOf(model, id, payload, expiresIn));
     },
     find: async (model, id) => first(await sql.find([model, id, now()])),
     findByUid: async (model, uid) => first(await sql.findByUid([model, uid, now()])),
     findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),
     async consume(model, id) {
       await sql.consume([now(), model, id]);
+    },
+    async consumeAndSave(model, consumedId, saves) {
+      if (saves.length === 0) throw new Error('consumeAndSave needs something to save');
+      const at = now();
+      const rows = saves.map((x) => rowOf(x.model, x.id, x.payload, x.expiresInSeconds));
+      if (isPostgres(db)) {
+        const columns = Array.from({ length: 8 }, (_, c) => rows.map((r) => r[c]));
+        const written = await consumeAndSavePg([at, model, consumedId, at, ...columns]);
+        return written.length === rows.length;
+      }
+      return db.transaction(async (trx) => {
+        const changed = await trx('oidc_payloads')
+          .where({ model, id: consumedId })
+          .whereNull('consumed_at')
+          .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', at))
+          .update({ consumed_at: at });
+        if (changed !== 1) return false;
+        for (const [m, i, json, grantId, uid, userCode, accountId, expiresAt] of rows) {
+          await trx('oidc_payloads')
+            .insert({ model: m, id: i, payload: json, grant_id: grantId, uid, user_code: userCode, account_id: accountId, expires_at: expiresAt, consumed_at: null })
+            .onConflict(['model', 'id'])
+            .merge();
+        }
+        return true;
+      });
     },
     async destroy(model, id) {
       await sql.destroy([model, id]);

@@ -163,6 +163,27 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
     });
   });
 
+  describe('rotation (consume and successor in one step)', () => {
+    it('consumes the presented token and saves its successor together, once', async () => {
+      await payloads.upsert('RefreshToken', 'rt1', { jti: 'rt1', grantId: 'g1', accountId: 'acc' }, 60);
+      tick(1000);
+      expect(await payloads.consumeAndSave('RefreshToken', 'rt1', [{ model: 'RefreshToken', id: 'rt2', payload: { jti: 'rt2', grantId: 'g1', accountId: 'acc' }, expiresInSeconds: 60 }])).toBe(true);
+      expect(await payloads.find('RefreshToken', 'rt1')).toMatchObject({ consumed: Math.floor((T0 + 1000) / 1000) });
+      expect(await payloads.find('RefreshToken', 'rt2')).toEqual({ jti: 'rt2', grantId: 'g1', accountId: 'acc' });
+      // The same token presented again (a concurrent reuse): nothing is consumed or saved.
+      expect(await payloads.consumeAndSave('RefreshToken', 'rt1', [{ model: 'RefreshToken', id: 'rt3', payload: { jti: 'rt3', grantId: 'g1' }, expiresInSeconds: 60 }])).toBe(false);
+      expect(await payloads.find('RefreshToken', 'rt3')).toBeUndefined();
+    });
+
+    it('saves no successor for an expired or unknown token', async () => {
+      await payloads.upsert('RefreshToken', 'old', { jti: 'old', grantId: 'g2' }, 1);
+      tick(2000);
+      expect(await payloads.consumeAndSave('RefreshToken', 'old', [{ model: 'RefreshToken', id: 'next', payload: { jti: 'next', grantId: 'g2' }, expiresInSeconds: 60 }])).toBe(false);
+      expect(await payloads.consumeAndSave('RefreshToken', 'missing', [{ model: 'RefreshToken', id: 'next', payload: { jti: 'next', grantId: 'g2' }, expiresInSeconds: 60 }])).toBe(false);
+      expect(await payloads.find('RefreshToken', 'next')).toBeUndefined();
+    });
+  });
+
   describe('consume', () => {
     it('marks the record consumed at the current time, in epoch seconds, keeping the payload', async () => {
       const a = adapter('AuthorizationCode');
