@@ -59,11 +59,14 @@ if (!pgAvailable() || !cluster) {
         await sleep(150);
       }
     };
+    // Each loop has its own chains: a service never presents one refresh token twice at once (that
+    // is reuse, and revokes the grant), so two loops must not share a chain.
     const refreshLoop = async (worker: number) => {
-      let i = worker;
+      const mine = chains.filter((_, k) => k % 2 === worker);
+      let i = 0;
       while (running) {
-        const chain = chains[i++ % chains.length]!;
-        if (chains.every((c) => c.lost)) break;
+        const chain = mine[i++ % mine.length]!;
+        if (mine.every((c) => c.lost)) break;
         if (chain.lost) continue;
         const base = bases[i % 2]!;
         const answer = await token(recorder, base, fleet, { grant_type: 'refresh_token', refresh_token: chain.rt }, 'refresh');
