@@ -95,14 +95,16 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
 
   // The statements of every protocol request, prepared once per connection (store/db.ts).
   const LIVE = '(expires_at is null or expires_at > ?)';
+  // A re-saved artefact replaces its payload and moves its indexes (grant, uid, user code) with it.
+  const RESAVE = `on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+    user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null`;
   const sql = {
     upsert: statement(
       db,
       'payload_upsert',
       `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
        values (?, ?, ?, ?, ?, ?, ?, ?, null)
-       on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
-         user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null`,
+       ${RESAVE}`,
     ),
     find: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find', `select payload, consumed_at from oidc_payloads where model = ? and id = ? and ${LIVE}`),
     findByUid: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_uid', `select payload, consumed_at from oidc_payloads where model = ? and uid = ? and ${LIVE} limit 1`),
@@ -122,8 +124,7 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
      select m, i, p, g, u, c, a, e, null
      from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) as t(m, i, p, g, u, c, a, e)
      where exists (select 1 from consumed)
-     on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
-       user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null
+     ${RESAVE}
      returning id`,
   );
   const rowOf = (model: string, id: string, payload: OidcPayload, expiresIn: number | undefined) => [
