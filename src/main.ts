@@ -35,10 +35,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const clustered = config.webConcurrency > 1;
-  // Asynchronous writes to stdout: lines written while one write is under way go out together in
-  // the next, so a busy instance makes a few writes per batch of requests, not one per line. pino
-  // flushes what is pending when the process exits.
-  const root = createLogger(config.logLevel, pino.destination({ dest: 1, sync: false }));
+  // Asynchronous, batched writes to stdout: lines are gathered until 4 KiB are pending or a second
+  // has passed, so a busy instance makes one write per few dozen requests, not one per line. pino
+  // flushes what is pending when the process exits; a killed process loses at most that second.
+  const root = createLogger(config.logLevel, pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 1000 }));
   const logger = clustered && cluster.isWorker ? root.child({ worker: cluster.worker?.id }) : root;
   if (clustered && cluster.isPrimary) return runPrimary(config, logger);
 
@@ -75,6 +75,7 @@ async function main(): Promise<void> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ issuer: config.issuer, port, store: config.database.client }, cluster.isWorker ? 'worker listening' : 'kapija listening');
+  logger.flush();
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -135,6 +136,7 @@ async function runPrimary(config: Config, logger: Logger): Promise<void> {
     listening += 1;
     if (listening === config.webConcurrency) {
       logger.info({ issuer: config.issuer, port: config.port, workers: config.webConcurrency, store: config.database.client }, 'kapija listening');
+      logger.flush();
     }
   });
   cluster.on('exit', (worker, code, signal) => {

@@ -48,14 +48,20 @@ test('both workers serve the one port, and SIGTERM finishes the request in fligh
     const res = await fetch(`${server.url}/.well-known/openid-configuration`, { headers: { connection: 'close' } });
     expect(res.status).toBe(200);
   }
-  await new Promise((r) => setTimeout(r, 200)); // the request lines are written asynchronously
-  const workers = new Set(
-    server
-      .output()
-      .split('\n')
-      .filter((l) => l.includes('"route":"oidc:discovery"'))
-      .map((l) => (JSON.parse(l) as { worker: number }).worker),
-  );
+  // Request lines are batched and written at least once a second.
+  const workersSeen = () =>
+    new Set(
+      server
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"route":"oidc:discovery"'))
+        .map((l) => (JSON.parse(l) as { worker: number }).worker),
+    );
+  let workers = workersSeen();
+  for (let i = 0; i < 30 && workers.size < 2; i += 1) {
+    await new Promise((r) => setTimeout(r, 100));
+    workers = workersSeen();
+  }
   expect(workers.size).toBe(2);
 
   const agent = new Agent();
