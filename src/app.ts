@@ -38,7 +38,7 @@ import { createSelfServiceModule, type SelfService } from './self-service/index.
 import { createEventBus, type EventBus } from './events.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createHealth, operationsEndpoints, type Health } from './observability/health.js';
-import { requestLog } from './observability/request-log.js';
+import { observeRequests } from './observability/request-log.js';
 import { createOpenData } from './open-data/index.js';
 import { createOpenDataRepository } from './store/open-data.js';
 import type { RequestListener } from 'node:http';
@@ -47,7 +47,7 @@ import { createInteractionRouter } from './interactions/router.js';
 import { createAdministration } from './admin/index.js';
 import { createRenderer } from './http/render.js';
 import { errorHandler } from './http/error-handler.js';
-import { bodyParser, csrfProtection, i18n, requestId } from './http/middleware.js';
+import { bodyParser, csrfProtection, i18n } from './http/middleware.js';
 import { securityHeaders } from './http/headers.js';
 import { staticAssets } from './http/static.js';
 import type { Translate } from './i18n/index.js';
@@ -251,9 +251,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.keys = keySet.cookieKeys;
   app.silent = true;
 
-  app.use(requestId);
-  app.use(requestLog(logger));
-  app.use(metrics.http);
+  app.use(observeRequests(logger, metrics));
   if (config.env === 'production') {
     // Behind the TLS-terminating proxy (TRUST_PROXY) every request is https; plain http is refused
     // clearly rather than failing later on a Secure cookie.
@@ -269,9 +267,6 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     });
   }
   app.use(securityHeaders({ production: config.env === 'production' }));
-  // The language is negotiated only when a page is rendered (the engine renders one for a browser
-  // that asks an API endpoint for HTML).
-  app.use(i18n({ fallback: config.defaultLocale, secureCookies }));
   // The engine's machine-to-machine endpoints go straight to it: none of Kapija's pages, assets,
   // open data or administration lives under these paths, and they answer in JSON on their own.
   // Discovery and JWKS change only with the engine (its keys): its answer is kept until the next
@@ -280,9 +275,10 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     if (ctx.method !== 'GET' || !PUBLISHED_PATHS.has(ctx.path) || ctx.querystring || ctx.get('origin')) return next();
     const kept = published.get(ctx.path);
     if (kept) {
+      // The engine's own headers for these documents; nothing before this middleware sets Vary.
+      ctx.set('vary', 'Origin');
       ctx.set('access-control-allow-origin', '*');
-      ctx.vary('Origin');
-      ctx.type = kept.type;
+      ctx.set('content-type', kept.type);
       ctx.body = kept.body;
       return;
     }
@@ -295,6 +291,9 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       published.set(ctx.path, { type, body: ctx.body as string });
     }
   });
+  // The language is negotiated only when a page is rendered (the engine renders one for a browser
+  // that asks an API endpoint for HTML).
+  app.use(i18n({ fallback: config.defaultLocale, secureCookies }));
   app.use((ctx, next) => (ENGINE_API_PATHS.has(ctx.path) ? toEngineApi(ctx) : next()));
   app.use(errorHandler({ render, logger }));
   app.use(staticAssets());

@@ -1,19 +1,11 @@
 /**
  * Cross-cutting middleware for Kapija's own pages: request id, language, CSRF cookie, body parsing.
  */
-import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
 import { KapijaError } from '../errors.js';
 import { LOCALE_COOKIE, matchLocale, negotiateLocale, translator, type Locale, type Translate } from '../i18n/index.js';
 import { CSRF_COOKIE, CSRF_FIELD, type Csrf } from '../security/csrf.js';
-
-/** Assigns `ctx.state.requestId` (a fresh UUID; an incoming header is never trusted) and echoes it. */
-export async function requestId(ctx: Context, next: Next): Promise<void> {
-  ctx.state.requestId = randomUUID();
-  ctx.set('x-request-id', ctx.state.requestId as string);
-  await next();
-}
 
 /**
  * Picks the page language; `?lang=` switches it and remembers the choice for a year. The language

@@ -4,7 +4,7 @@
  * and the process. Labels carry no identifier of a person and no raw URL: a route label is
  * oidc-provider's route name or the matched router path, never the request path.
  */
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -13,8 +13,8 @@ import type { Db } from '../store/db.js';
 
 export interface Metrics {
   readonly registry: Registry;
-  /** Times every request and records it under its bounded route name. */
-  readonly http: (ctx: Context, next: Next) => Promise<void>;
+  /** Records a finished request's duration under its bounded route name. */
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
   /** Counts grants of an engine instance (called again for each rebuilt provider). */
   observeProvider(provider: Provider): void;
   /** The Prometheus text exposition. */
@@ -90,17 +90,8 @@ export function createMetrics(deps: { events: EventBus; db: Db; process?: boolea
   const methods = new Set(['GET', 'POST', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'PATCH']);
   return {
     registry,
-    async http(ctx, next) {
-      const end = latency.startTimer();
-      try {
-        await next();
-      } finally {
-        end({
-          route: routeOf(ctx),
-          method: methods.has(ctx.method) ? ctx.method : 'OTHER',
-          status: `${Math.floor(ctx.status / 100)}xx`,
-        });
-      }
+    observeRequest(route, method, status, seconds) {
+      latency.observe({ route, method: methods.has(method) ? method : 'OTHER', status: `${Math.floor(status / 100)}xx` }, seconds);
     },
     observeProvider(provider) {
       const grantType = (ctx: KoaContextWithOIDC) => {
