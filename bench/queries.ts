@@ -40,8 +40,10 @@ try {
   const statements: string[] = [];
   const query = pg.Client.prototype.query as (...a: unknown[]) => unknown;
   pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const c = args[0] as string | { text: string; name?: string };
-    statements.push(typeof c === 'string' ? c : `${c.name ? `[prepared ${c.name}] ` : ''}${c.text}`);
+    const c = args[0] as string | { text: string; name?: string; values?: unknown[] };
+    // The oidc-provider model a payload statement is about (Session, Grant, …) is one of its values.
+    const models = typeof c === 'string' ? [] : (c.values ?? []).filter((v) => typeof v === 'string' && /^[A-Z][A-Za-z]+$/.test(v));
+    statements.push(typeof c === 'string' ? c : `${c.name ? `[prepared ${c.name}${models.length ? ` ${models.join(',')}` : ''}] ` : ''}${c.text}`);
     return query.apply(this, args);
   } as typeof pg.Client.prototype.query;
   const ops: Record<string, () => Promise<unknown>> = {

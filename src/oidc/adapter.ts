@@ -9,21 +9,33 @@ import type { ClientRepository } from '../store/clients.js';
 export type AdapterConstructor = new (name: string) => Adapter;
 
 /**
- * Refresh-token rotation made atomic: oidc-provider consumes the presented refresh token, then saves
- * its successor and the access token. A failure between those writes (a database outage) would leave
- * the service with a consumed token and no usable successor, and its retry would look like reuse and
- * revoke the grant. So in a refresh-token grant the consume and the saves are held for the request
- * and written together in one step once the response is ready ({@link AdapterWithHeldWrites.settle});
- * if anything fails first, nothing is written and the presented token stays usable.
+ * Writes held for the request, for atomicity first and round trips second.
+ *
+ * Token grants: oidc-provider consumes the presented authorization code or refresh token, then saves
+ * the access token (and the refresh token). A failure between those writes (a database outage) would
+ * leave the service with a consumed code or token and nothing usable in exchange, and its retry
+ * would look like reuse and revoke the grant. So in those grants the consume and the saves are held
+ * for the request and written together in one step once the response is ready
+ * ({@link AdapterWithHeldWrites.settle}); if anything fails first, nothing is written and the
+ * presented code or token stays usable. Two requests racing with one code or token: one write lands.
+ *
+ * Authorization responses: the authorization code is saved with the session save that ends the
+ * request, in one statement, instead of a round trip each.
  */
 interface HeldWrites {
-  consumed?: { model: string; id: string };
+  /** The token grant being served (its consume is held), or undefined for an authorization response. */
+  grant?: { consumes: string; consumed?: string };
   saves: PayloadSave[];
 }
 const held = new WeakMap<object, HeldWrites>();
 
+/** The artefact each held grant consumes, and the models whose saves it holds. */
+const GRANTS: Record<string, string> = { authorization_code: 'AuthorizationCode', refresh_token: 'RefreshToken' };
+const ISSUED = new Set(['AccessToken', 'RefreshToken']);
+const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
+
 export type AdapterWithHeldWrites = AdapterConstructor & {
-  /** Writes what a refresh-token grant held, or drops it if the request failed; see above. */
+  /** Writes what the request held, or drops a grant's writes if it failed; see above. */
   settle(ctx: { status: number; body: unknown; oidc?: unknown }): Promise<void>;
 };
 
@@ -35,14 +47,14 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
       const writes = held.get(ctx);
       if (!writes) return;
       held.delete(ctx);
-      if (ctx.status !== 200) return; // a failed exchange leaves the presented token as it was
-      if (!writes.consumed) {
-        for (const x of writes.saves) await payloads.upsert(x.model, x.id, x.payload, x.expiresInSeconds);
-        return;
-      }
-      if (await payloads.consumeAndSave(writes.consumed.model, writes.consumed.id, writes.saves)) return;
-      // Another request consumed the same token first: reuse, answered as oidc-provider does.
-      const grantId = writes.saves.find((x) => x.payload.grantId)?.payload.grantId;
+      const { grant, saves } = writes;
+      if (!grant) return payloads.saveAll(saves); // what an authorization response saved after its session
+      if (ctx.status !== 200) return; // a failed exchange leaves the presented code or token as it was
+      if (!grant.consumed) return payloads.saveAll(saves);
+      if (saves.length === 0) return payloads.consume(grant.consumes, grant.consumed);
+      if (await payloads.consumeAndSave(grant.consumes, grant.consumed, saves)) return;
+      // Another request consumed the same code or token first: reuse, answered as oidc-provider does.
+      const grantId = saves.find((x) => x.payload.grantId)?.payload.grantId;
       if (grantId) await payloads.revokeByGrantId(String(grantId));
       ctx.status = 400;
       ctx.body = { error: 'invalid_grant', error_description: 'grant request is invalid' };
@@ -50,9 +62,16 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.name === 'Client') throw new Error('clients are managed through Kapija, not dynamic registration');
+      const save: PayloadSave = { model: this.name, id, payload: payload as OidcPayload, expiresInSeconds: expiresIn };
       const writes = heldFor(this.name);
       if (writes) {
-        writes.saves.push({ model: this.name, id, payload: payload as OidcPayload, expiresInSeconds: expiresIn });
+        writes.saves.push(save);
+        return;
+      }
+      const authorization = this.name === 'Session' ? heldBy(Provider.ctx) : undefined;
+      if (authorization && !authorization.grant && authorization.saves.length > 0) {
+        const saves = [...authorization.saves.splice(0), save];
+        await payloads.saveAll(saves);
         return;
       }
       await payloads.upsert(this.name, id, payload as OidcPayload, expiresIn);
@@ -72,9 +91,9 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
     }
 
     async consume(id: string): Promise<void> {
-      const writes = heldFor(this.name);
-      if (writes && this.name === 'RefreshToken' && !writes.consumed) {
-        writes.consumed = { model: this.name, id };
+      const grant = heldFor(this.name)?.grant;
+      if (grant && grant.consumes === this.name && !grant.consumed) {
+        grant.consumed = id;
         return;
       }
       await payloads.consume(this.name, id);
@@ -90,12 +109,25 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
   };
 }
 
-/** The held writes of the refresh-token grant being served, for the models it writes. */
+type EngineContext = { oidc?: { route?: string; params?: { grant_type?: unknown } } };
+
+/** The writes held for the request being served, when it holds writes of `model`. */
 function heldFor(model: string): HeldWrites | undefined {
-  if (model !== 'RefreshToken' && model !== 'AccessToken') return undefined;
-  const ctx = (Provider as unknown as { ctx?: { oidc?: { route?: string; params?: { grant_type?: unknown } } } }).ctx;
-  if (!ctx || ctx.oidc?.route !== 'token' || ctx.oidc.params?.grant_type !== 'refresh_token') return undefined;
-  let writes = held.get(ctx);
-  if (!writes) held.set(ctx, (writes = { saves: [] }));
+  const ctx = Provider.ctx as EngineContext | undefined;
+  const route = ctx?.oidc?.route;
+  if (!ctx || !route) return undefined;
+  if (route === 'token') {
+    const grantType = ctx.oidc?.params?.grant_type;
+    const consumes = typeof grantType === 'string' ? GRANTS[grantType] : undefined;
+    if (!consumes || (model !== consumes && !ISSUED.has(model))) return undefined;
+    return heldBy(ctx) ?? hold(ctx, { grant: { consumes }, saves: [] });
+  }
+  if (model === 'AuthorizationCode' && AUTHORIZATION_ROUTES.has(route)) return heldBy(ctx) ?? hold(ctx, { saves: [] });
+  return undefined;
+}
+
+const heldBy = (ctx: object | undefined) => (ctx ? held.get(ctx) : undefined);
+function hold(ctx: object, writes: HeldWrites): HeldWrites {
+  held.set(ctx, writes);
   return writes;
 }

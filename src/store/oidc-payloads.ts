@@ -34,6 +34,8 @@ export interface OidcPayloadRepository {
   findByUid(model: string, uid: string): Promise<OidcPayload | undefined>;
   findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
   consume(model: string, id: string): Promise<void>;
+  /** Saves several artefacts in one step (one statement on PostgreSQL): all or nothing. */
+  saveAll(saves: readonly PayloadSave[]): Promise<void>;
   /**
    * Marks `consumedId` of `model` consumed and saves `saves` in one step: all or nothing. False
    * (and nothing written) when `consumedId` was already consumed or is gone — a concurrent reuse.
@@ -98,14 +100,11 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
   // A re-saved artefact replaces its payload and moves its indexes (grant, uid, user code) with it.
   const RESAVE = `on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
     user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null`;
-  const sql = {
-    upsert: statement(
-      db,
-      'payload_upsert',
-      `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
+  const UPSERT = `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
        values (?, ?, ?, ?, ?, ?, ?, ?, null)
-       ${RESAVE}`,
-    ),
+       ${RESAVE}`;
+  const sql = {
+    upsert: statement(db, 'payload_upsert', UPSERT),
     find: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find', `select payload, consumed_at from oidc_payloads where model = ? and id = ? and ${LIVE}`),
     findByUid: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_uid', `select payload, consumed_at from oidc_payloads where model = ? and uid = ? and ${LIVE} limit 1`),
     findByUserCode: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_user_code', `select payload, consumed_at from oidc_payloads where model = ? and user_code = ? and ${LIVE} limit 1`),
@@ -126,6 +125,14 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
      where exists (select 1 from consumed)
      ${RESAVE}
      returning id`,
+  );
+  const saveAllPg = statement(
+    db,
+    'payload_save_all',
+    `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
+     select m, i, p, g, u, c, a, e, null
+     from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) as t(m, i, p, g, u, c, a, e)
+     ${RESAVE}`,
   );
   const rowOf = (model: string, id: string, payload: OidcPayload, expiresIn: number | undefined) => [
     model,
@@ -149,6 +156,20 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),
     async consume(model, id) {
       await sql.consume([now(), model, id]);
+    },
+    async saveAll(saves) {
+      // The last save of an artefact wins, as it would in separate statements (and one statement
+      // may not update a row twice).
+      const last = new Map(saves.map((x) => [`${x.model}\u0000${x.id}`, x]));
+      const rows = [...last.values()].map((x) => rowOf(x.model, x.id, x.payload, x.expiresInSeconds));
+      if (rows.length === 0) return;
+      if (isPostgres(db)) {
+        await saveAllPg(Array.from({ length: 8 }, (_, c) => rows.map((r) => r[c])));
+        return;
+      }
+      await db.transaction(async (trx) => {
+        for (const row of rows) await trx.raw(UPSERT, row);
+      });
     },
     async consumeAndSave(model, consumedId, saves) {
       if (saves.length === 0) throw new Error('consumeAndSave needs something to save');

@@ -163,6 +163,26 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
     });
   });
 
+  describe('saveAll (several artefacts in one step)', () => {
+    it('saves new and existing artefacts, the last save of one artefact winning, and moves their indexes', async () => {
+      await payloads.upsert('Session', 's1', { jti: 's1', uid: 'u-old', accountId: 'acc' }, 60);
+      await payloads.consume('Session', 's1');
+      await payloads.saveAll([
+        { model: 'AuthorizationCode', id: 'c1', payload: { jti: 'c1', grantId: 'g9', accountId: 'acc' }, expiresInSeconds: 60 },
+        { model: 'Session', id: 's1', payload: { jti: 's1', uid: 'u-first', accountId: 'acc' }, expiresInSeconds: 60 },
+        { model: 'Session', id: 's1', payload: { jti: 's1', uid: 'u-new', accountId: 'acc' }, expiresInSeconds: 120 },
+      ]);
+      expect(await payloads.find('AuthorizationCode', 'c1')).toEqual({ jti: 'c1', grantId: 'g9', accountId: 'acc' });
+      // A re-save clears the consumed mark and the old uid, as upsert does.
+      expect(await payloads.find('Session', 's1')).toEqual({ jti: 's1', uid: 'u-new', accountId: 'acc' });
+      expect(await payloads.findByUid('Session', 'u-old')).toBeUndefined();
+      expect(await payloads.findByUid('Session', 'u-new')).toMatchObject({ jti: 's1' });
+      tick(61_000);
+      expect(await payloads.find('AuthorizationCode', 'c1')).toBeUndefined();
+      expect(await payloads.find('Session', 's1')).toBeDefined();
+    });
+  });
+
   describe('rotation (consume and successor in one step)', () => {
     it('consumes the presented token and saves its successor together, once', async () => {
       await payloads.upsert('RefreshToken', 'rt1', { jti: 'rt1', grantId: 'g1', accountId: 'acc' }, 60);
