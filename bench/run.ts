@@ -364,7 +364,9 @@ async function main() {
         log({ ...(await open(n, 'bare', b.rate / 2, bOps[n])), name: `${n} @ half peak` });
       }
       if (wanted('argon2')) log(await argon2Bound(config));
-      runs.push({ run, results, rssMb: { kapija: peakRss(children[0]!.pid!), bare: peakRss(children[1]!.pid!) } });
+      const rssMb = { kapija: peakRss(children[0]!.pid!), bare: peakRss(children[1]!.pid!) };
+      process.stdout.write(`run ${run} peak RSS MB: kapija ${rssMb.kapija.join(', ')}; bare ${rssMb.bare.join(', ')}\n`);
+      runs.push({ run, results, rssMb });
     }
     if (!ONLY) report(runs);
   } finally {

@@ -7,6 +7,7 @@ import { Agent } from '../support/browserless.js';
 import { submitForm } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, testConfig } from '../support/kapija.js';
 import { createSqliteDatabase } from '../support/databases.js';
+import fs from 'node:fs';
 import { freePort, spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -37,6 +38,16 @@ const exitOf = (p: KapijaProcess) =>
     // 'close', not 'exit': the last lines of output may arrive after the exit.
     p.child.once('close', (code) => resolve(code));
   });
+
+test('the workers start with the memory settings the primary gives them', () => {
+  const primary = server.child.pid!;
+  const workers = fs.readFileSync(`/proc/${primary}/task/${primary}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  expect(workers).toHaveLength(2);
+  for (const pid of workers) {
+    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain('--max-semi-space-size=4');
+    expect(fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain('MALLOC_ARENA_MAX=2');
+  }
+});
 
 test('both workers serve the one port, and SIGTERM finishes the request in flight and exits 0', async () => {
   // The primary announces once both workers listen; their own lines may reach the pipe just after.
