@@ -34,6 +34,19 @@ const GRANTS: Record<string, string> = { authorization_code: 'AuthorizationCode'
 const ISSUED = new Set(['AccessToken', 'RefreshToken']);
 const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
 
+/**
+ * Grants read with the artefact issued under them, per request. oidc-provider reads a token and
+ * then its grant, one after the other; the adapter reads both in one round trip and answers the
+ * grant's read from what it got, as long as the request has not written that grant since. Each
+ * answer is a copy, as a read from the database would be.
+ */
+const grantsRead = new WeakMap<object, Map<string, OidcPayload | undefined>>();
+const ISSUED_UNDER_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+const forgetGrant = (grantId: string) => {
+  const ctx = Provider.ctx as object | undefined;
+  if (ctx) grantsRead.get(ctx)?.delete(grantId);
+};
+
 export type AdapterWithHeldWrites = AdapterConstructor & {
   /** Writes what the request held, or drops a grant's writes if it failed; see above. */
   settle(ctx: { status: number; body: unknown; oidc?: unknown }): Promise<void>;
@@ -62,6 +75,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.name === 'Client') throw new Error('clients are managed through Kapija, not dynamic registration');
+      if (this.name === 'Grant') forgetGrant(id);
       const save: PayloadSave = { model: this.name, id, payload: payload as OidcPayload, expiresInSeconds: expiresIn };
       const writes = heldFor(this.name);
       if (writes) {
@@ -79,6 +93,19 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.name === 'Client') return (await clients.findMetadata(id)) as AdapterPayload | undefined;
+      const ctx = Provider.ctx as object | undefined;
+      if (ctx && this.name === 'Grant') {
+        const kept = grantsRead.get(ctx);
+        if (kept?.has(id)) return structuredClone(kept.get(id)) as AdapterPayload | undefined;
+      }
+      if (ctx && ISSUED_UNDER_GRANT.has(this.name)) {
+        const { payload, grant } = await payloads.findWithGrant(this.name, id);
+        if (payload?.grantId) {
+          const kept = grantsRead.get(ctx) ?? new Map<string, OidcPayload | undefined>();
+          grantsRead.set(ctx, kept.set(payload.grantId, grant));
+        }
+        return payload as AdapterPayload | undefined;
+      }
       return (await payloads.find(this.name, id)) as AdapterPayload | undefined;
     }
 
@@ -100,10 +127,12 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
     }
 
     async destroy(id: string): Promise<void> {
+      if (this.name === 'Grant') forgetGrant(id);
       await payloads.destroy(this.name, id);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      forgetGrant(grantId);
       await payloads.revokeByGrantId(grantId);
     }
   };

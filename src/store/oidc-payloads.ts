@@ -32,6 +32,8 @@ export interface OidcPayloadRepository {
   upsert(model: string, id: string, payload: OidcPayload, expiresInSeconds: number | undefined): Promise<void>;
   find(model: string, id: string): Promise<OidcPayload | undefined>;
   findByUid(model: string, uid: string): Promise<OidcPayload | undefined>;
+  /** An artefact issued under a grant, with that grant (each undefined when absent or expired), in one round trip. */
+  findWithGrant(model: string, id: string): Promise<{ payload?: OidcPayload; grant?: OidcPayload }>;
   findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
   consume(model: string, id: string): Promise<void>;
   /** Saves several artefacts in one step (one statement on PostgreSQL): all or nothing. */
@@ -106,6 +108,13 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
   const sql = {
     upsert: statement(db, 'payload_upsert', UPSERT),
     find: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find', `select payload, consumed_at from oidc_payloads where model = ? and id = ? and ${LIVE}`),
+    findWithGrant: statement<Pick<Row, 'model' | 'payload' | 'consumed_at'>>(
+      db,
+      'payload_find_with_grant',
+      `select model, payload, consumed_at from oidc_payloads
+       where ((model = ? and id = ?) or (model = 'Grant' and id = (select grant_id from oidc_payloads where model = ? and id = ?)))
+       and ${LIVE}`,
+    ),
     findByUid: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_uid', `select payload, consumed_at from oidc_payloads where model = ? and uid = ? and ${LIVE} limit 1`),
     findByUserCode: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_user_code', `select payload, consumed_at from oidc_payloads where model = ? and user_code = ? and ${LIVE} limit 1`),
     consume: statement(db, 'payload_consume', 'update oidc_payloads set consumed_at = ? where model = ? and id = ?'),
@@ -153,6 +162,12 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     },
     find: async (model, id) => first(await sql.find([model, id, now()])),
     findByUid: async (model, uid) => first(await sql.findByUid([model, uid, now()])),
+    async findWithGrant(model, id) {
+      const rows = await sql.findWithGrant([model, id, model, id, now()]);
+      const own = rows.find((r) => r.model === model);
+      const grant = rows.find((r) => r.model === 'Grant');
+      return { payload: own && toPayload(own), grant: grant && toPayload(grant) };
+    },
     findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),
     async consume(model, id) {
       await sql.consume([now(), model, id]);

@@ -163,6 +163,26 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
     });
   });
 
+  describe('findWithGrant (a token and its grant in one round trip)', () => {
+    it('returns the artefact and its live grant, each only while it lives', async () => {
+      await payloads.upsert('Grant', 'g5', { jti: 'g5', accountId: 'acc', clientId: 'rp' }, 30);
+      await payloads.upsert('AccessToken', 'at5', { jti: 'at5', grantId: 'g5', accountId: 'acc' }, 60);
+      await payloads.upsert('AccessToken', 'lone', { jti: 'lone', accountId: 'acc' }, 60);
+      await payloads.consume('AccessToken', 'at5');
+      expect(await payloads.findWithGrant('AccessToken', 'at5')).toEqual({
+        payload: { jti: 'at5', grantId: 'g5', accountId: 'acc', consumed: Math.floor(T0 / 1000) },
+        grant: { jti: 'g5', accountId: 'acc', clientId: 'rp' },
+      });
+      expect(await payloads.findWithGrant('AccessToken', 'lone')).toEqual({ payload: { jti: 'lone', accountId: 'acc' }, grant: undefined });
+      expect(await payloads.findWithGrant('RefreshToken', 'at5')).toEqual({ payload: undefined, grant: undefined });
+      tick(31_000); // the grant expired, the token not yet
+      expect(await payloads.findWithGrant('AccessToken', 'at5')).toMatchObject({ payload: { jti: 'at5' }, grant: undefined });
+      await payloads.upsert('Grant', 'g5', { jti: 'g5', accountId: 'acc', clientId: 'rp' }, 60);
+      tick(30_000); // now the token expired, the re-saved grant not yet
+      expect(await payloads.findWithGrant('AccessToken', 'at5')).toEqual({ payload: undefined, grant: { jti: 'g5', accountId: 'acc', clientId: 'rp' } });
+    });
+  });
+
   describe('saveAll (several artefacts in one step)', () => {
     it('saves new and existing artefacts, the last save of one artefact winning, and moves their indexes', async () => {
       await payloads.upsert('Session', 's1', { jti: 's1', uid: 'u-old', accountId: 'acc' }, 60);
