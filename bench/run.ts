@@ -8,6 +8,10 @@
  * For profiling: BENCH_ONLY=c,g runs only those workloads (letters a–g, plus "argon2") and writes
  * no results; BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" is passed to Kapija's node
  * (its workers inherit it; profiles are written when they exit).
+ *
+ * `npm run bench:memory` (BENCH_FLOWS=100000): instead of the workloads, runs that many SSO flows
+ * (b) against Kapija and reports each worker's resident memory around half-way and at the end,
+ * with the growth between them; writes bench/memory.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,6 +37,7 @@ const CONCURRENCY = 8;
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
 const wanted = (name: string) => !ONLY || ONLY.has(/^\((\w)\)/.exec(name)?.[1] ?? name);
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const FLOWS = Number(process.env.BENCH_FLOWS ?? 0);
 
 interface Result { name: string; target: 'kapija' | 'bare' | 'argon2'; concurrency: number | string; ops: number; rate: number; p50: number; p99: number; errors: number; cpuMsPerOp?: CpuShare }
 
@@ -257,6 +262,78 @@ async function argon2Bound(config: ReturnType<typeof loadConfig>): Promise<Resul
   return { name: 'argon2id hashes', target: 'argon2', concurrency: `${CORES} proc`, ops: total, rate: total / SECONDS, p50: NaN, p99: NaN, errors: 0 };
 }
 
+/** Current resident memory (VmRSS) in MB of a process. */
+const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+/**
+ * BENCH_FLOWS: SSO flows in two halves, sampling each worker's resident memory every second. After
+ * each half the load stops for SETTLE_S seconds, long enough for V8's memory reducer to collect and
+ * give back what the load left, and the "settled" memory is the median of that pause's last five
+ * samples: it is what a half retains. Under load, resident memory saws up and down with the
+ * collector's timing; the median of the samples over the last tenth of each half is reported too.
+ */
+const SETTLE_S = 15;
+async function memoryGrowth(op: (vu: number) => Promise<void>, primary: number) {
+  const workers = childrenOf(primary);
+  let done = 0;
+  let errors = 0;
+  const samples: { done: number; rss: number[] }[] = [];
+  const timer = setInterval(() => samples.push({ done, rss: workers.map(rssOf) }), 1000);
+  const started = performance.now();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const perWorker = (rows: { rss: number[] }[]) => workers.map((_, w) => median(rows.map((x) => x.rss[w]!)));
+  const half = async (until: number) => {
+    let begun = done + errors;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async (_, vu) => {
+        while (begun < until) {
+          begun += 1;
+          try {
+            await op(vu);
+            done += 1;
+          } catch {
+            errors += 1;
+          }
+        }
+      }),
+    );
+    const loaded = perWorker(samples.filter((x) => x.done > until - FLOWS / 10));
+    process.stdout.write(`${done} flows, RSS MB under load ${loaded.map(Math.round).join(', ')}; settling ${SETTLE_S} s…\n`);
+    const from = samples.length;
+    await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
+    const settled = perWorker(samples.slice(from).slice(-5));
+    process.stdout.write(`  settled RSS MB ${settled.map(Math.round).join(', ')}\n`);
+    return { loaded, settled };
+  };
+  const first = await half(FLOWS / 2);
+  const second = await half(FLOWS);
+  clearInterval(timer);
+  const seconds = (performance.now() - started) / 1000 - 2 * SETTLE_S;
+  const peak = peakRss(primary).slice(1);
+  const growth = (a: number, b: number) => `${(((b - a) / a) * 100).toFixed(1)} %`;
+  const rows = workers.map(
+    (_, w) =>
+      `| worker ${w + 1} | ${first.settled[w]!.toFixed(0)} | ${second.settled[w]!.toFixed(0)} | ${growth(first.settled[w]!, second.settled[w]!)} | ${first.loaded[w]!.toFixed(0)} | ${second.loaded[w]!.toFixed(0)} | ${peak[w]} |`,
+  );
+  const met = workers.every((_, w) => (second.settled[w]! - first.settled[w]!) / first.settled[w]! <= 0.1);
+  const md = [
+    '# Kapija memory over many flows',
+    '',
+    `Date: ${new Date().toISOString()}. Machine: ${machineName()}. Versions: ${Object.entries(versionsUsed()).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    '',
+    `Command: \`npm run build && npm run bench:memory\` (BENCH_FLOWS=${FLOWS}): ${FLOWS} SSO flows (b) by ${CONCURRENCY} virtual users against Kapija on PostgreSQL, WEB_CONCURRENCY=${CORES}, in two halves; ${done} succeeded, ${errors} errors, ${(done / seconds).toFixed(1)} flows/s. "Settled" is the median resident memory over the last 5 s of a ${SETTLE_S} s pause after each half; "under load" the median of the per-second samples over the last ${FLOWS / 10} flows of each half.`,
+    '',
+    `| process | settled MB after ${FLOWS / 2} | settled MB after ${FLOWS} | growth | under load MB at ${FLOWS / 2} | under load MB at ${FLOWS} | peak RSS MB |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+    `Target: no growth beyond 10 % between ${FLOWS / 2} and ${FLOWS} flows (settled): ${met ? 'met' : 'not met'}. Peak RSS under 250 MB: ${Math.max(...peak) < 250 ? 'met' : 'not met'}.`,
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(ROOT, 'bench', 'memory.md'), md);
+  process.stdout.write(md);
+}
+
 /** BENCH_REPORT=1: writes results.md again from the last BENCH_RUNS runs in results.jsonl (same date). */
 function reportFromJsonl() {
   const all = fs.readFileSync(path.join(ROOT, 'bench', 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { date: string; run: number; results: Result[]; rssMb: { kapija: number[]; bare: number[] } });
@@ -336,6 +413,7 @@ async function main() {
       const cb = await signIn(agent, kOps.authorize(), REDIRECT, citizen());
       await kOps.token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT });
     };
+    if (FLOWS > 0) return await memoryGrowth(kOps['(b) SSO flow'], children[0]!.pid!);
     const names = ['(b) SSO flow', '(c) refresh rotation', '(d) client credentials', '(e) userinfo', '(f) introspection', '(g) discovery + JWKS'] as const;
 
     const runs = [];
@@ -385,14 +463,17 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
+const machineName = () => `${os.cpus()[0]?.model ?? 'cpu'} × ${CORES}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}`;
+const versionsUsed = () => ({ node: process.version, 'oidc-provider': versionOf('oidc-provider'), knex: versionOf('knex'), pg: versionOf('pg'), argon2: versionOf('argon2') });
+
 function versionOf(pkg: string): string {
   return (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function report(runs: { run: number; results: Result[]; rssMb: { kapija: number[]; bare: number[] } }[], opts: { date?: string; append?: boolean } = {}) {
   const date = opts.date ?? new Date().toISOString();
-  const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${CORES}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}`;
-  const versions = { node: process.version, 'oidc-provider': versionOf('oidc-provider'), knex: versionOf('knex'), pg: versionOf('pg'), argon2: versionOf('argon2') };
+  const machine = machineName();
+  const versions = versionsUsed();
   const params = { seconds: SECONDS, runs: RUNS, concurrency: CONCURRENCY, webConcurrency: CORES, store: 'PostgreSQL (loopback)' };
   if (opts.append !== false) for (const r of runs) fs.appendFileSync(path.join(ROOT, 'bench', 'results.jsonl'), `${JSON.stringify({ date, machine, versions, params, ...r })}\n`);
 
