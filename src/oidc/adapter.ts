@@ -35,16 +35,21 @@ const ISSUED = new Set(['AccessToken', 'RefreshToken']);
 const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
 
 /**
- * Grants read with the artefact issued under them, per request. oidc-provider reads a token and
- * then its grant, one after the other; the adapter reads both in one round trip and answers the
- * grant's read from what it got, as long as the request has not written that grant since. Each
- * answer is a copy, as a read from the database would be.
+ * Grants and sessions read with the code or token issued under them, per request. oidc-provider
+ * reads a token, then its grant, then its session, one after the other; the adapter reads all
+ * three in one round trip and answers the later reads from what it got, as long as the request has
+ * not written that grant or a session since. Each answer is a copy, as a read from the database
+ * would be.
  */
-const grantsRead = new WeakMap<object, Map<string, OidcPayload | undefined>>();
+interface ReadAlong {
+  grants: Map<string, OidcPayload | undefined>;
+  sessions: Map<string, OidcPayload | undefined>;
+}
+const readAlong = new WeakMap<object, ReadAlong>();
 const ISSUED_UNDER_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
-const forgetGrant = (grantId: string) => {
+const readAlongOf = () => {
   const ctx = Provider.ctx as object | undefined;
-  if (ctx) grantsRead.get(ctx)?.delete(grantId);
+  return ctx ? readAlong.get(ctx) : undefined;
 };
 
 export type AdapterWithHeldWrites = AdapterConstructor & {
@@ -75,7 +80,8 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.name === 'Client') throw new Error('clients are managed through Kapija, not dynamic registration');
-      if (this.name === 'Grant') forgetGrant(id);
+      if (this.name === 'Grant') readAlongOf()?.grants.delete(id);
+      if (this.name === 'Session') readAlongOf()?.sessions.clear();
       const save: PayloadSave = { model: this.name, id, payload: payload as OidcPayload, expiresInSeconds: expiresIn };
       const writes = heldFor(this.name);
       if (writes) {
@@ -94,16 +100,17 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.name === 'Client') return (await clients.findMetadata(id)) as AdapterPayload | undefined;
       const ctx = Provider.ctx as object | undefined;
-      if (ctx && this.name === 'Grant') {
-        const kept = grantsRead.get(ctx);
+      if (!ctx) return (await payloads.find(this.name, id)) as AdapterPayload | undefined;
+      if (this.name === 'Grant') {
+        const kept = readAlong.get(ctx)?.grants;
         if (kept?.has(id)) return structuredClone(kept.get(id)) as AdapterPayload | undefined;
       }
-      if (ctx && ISSUED_UNDER_GRANT.has(this.name)) {
-        const { payload, grant } = await payloads.findWithGrant(this.name, id);
-        if (payload?.grantId) {
-          const kept = grantsRead.get(ctx) ?? new Map<string, OidcPayload | undefined>();
-          grantsRead.set(ctx, kept.set(payload.grantId, grant));
-        }
+      if (ISSUED_UNDER_GRANT.has(this.name)) {
+        const { payload, grant, session } = await payloads.findWithContext(this.name, id);
+        const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map() };
+        readAlong.set(ctx, kept);
+        if (typeof payload?.grantId === 'string') kept.grants.set(payload.grantId, grant);
+        if (typeof payload?.sessionUid === 'string') kept.sessions.set(payload.sessionUid, session);
         return payload as AdapterPayload | undefined;
       }
       return (await payloads.find(this.name, id)) as AdapterPayload | undefined;
@@ -114,6 +121,8 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      const kept = this.name === 'Session' ? readAlongOf()?.sessions : undefined;
+      if (kept?.has(uid)) return structuredClone(kept.get(uid)) as AdapterPayload | undefined;
       return (await payloads.findByUid(this.name, uid)) as AdapterPayload | undefined;
     }
 
@@ -127,12 +136,13 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
     }
 
     async destroy(id: string): Promise<void> {
-      if (this.name === 'Grant') forgetGrant(id);
+      if (this.name === 'Grant') readAlongOf()?.grants.delete(id);
+      if (this.name === 'Session') readAlongOf()?.sessions.clear();
       await payloads.destroy(this.name, id);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      forgetGrant(grantId);
+      readAlongOf()?.grants.delete(grantId);
       await payloads.revokeByGrantId(grantId);
     }
   };

@@ -32,8 +32,11 @@ export interface OidcPayloadRepository {
   upsert(model: string, id: string, payload: OidcPayload, expiresInSeconds: number | undefined): Promise<void>;
   find(model: string, id: string): Promise<OidcPayload | undefined>;
   findByUid(model: string, uid: string): Promise<OidcPayload | undefined>;
-  /** An artefact issued under a grant, with that grant (each undefined when absent or expired), in one round trip. */
-  findWithGrant(model: string, id: string): Promise<{ payload?: OidcPayload; grant?: OidcPayload }>;
+  /**
+   * An artefact issued under a grant and in a session (a code or a token), with that grant and that
+   * session (each undefined when absent or expired), in one round trip.
+   */
+  findWithContext(model: string, id: string): Promise<{ payload?: OidcPayload; grant?: OidcPayload; session?: OidcPayload }>;
   findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
   consume(model: string, id: string): Promise<void>;
   /** Saves several artefacts in one step (one statement on PostgreSQL): all or nothing. */
@@ -108,11 +111,13 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
   const sql = {
     upsert: statement(db, 'payload_upsert', UPSERT),
     find: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find', `select payload, consumed_at from oidc_payloads where model = ? and id = ? and ${LIVE}`),
-    findWithGrant: statement<Pick<Row, 'model' | 'payload' | 'consumed_at'>>(
+    findWithContext: statement<Pick<Row, 'model' | 'payload' | 'consumed_at'>>(
       db,
-      'payload_find_with_grant',
+      'payload_find_with_context',
       `select model, payload, consumed_at from oidc_payloads
-       where ((model = ? and id = ?) or (model = 'Grant' and id = (select grant_id from oidc_payloads where model = ? and id = ?)))
+       where ((model = ? and id = ?)
+         or (model = 'Grant' and id = (select grant_id from oidc_payloads where model = ? and id = ?))
+         or (model = 'Session' and uid = (select ${isPostgres(db) ? "payload::json->>'sessionUid'" : "json_extract(payload, '$.sessionUid')"} from oidc_payloads where model = ? and id = ?)))
        and ${LIVE}`,
     ),
     findByUid: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_uid', `select payload, consumed_at from oidc_payloads where model = ? and uid = ? and ${LIVE} limit 1`),
@@ -162,11 +167,13 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     },
     find: async (model, id) => first(await sql.find([model, id, now()])),
     findByUid: async (model, uid) => first(await sql.findByUid([model, uid, now()])),
-    async findWithGrant(model, id) {
-      const rows = await sql.findWithGrant([model, id, model, id, now()]);
-      const own = rows.find((r) => r.model === model);
-      const grant = rows.find((r) => r.model === 'Grant');
-      return { payload: own && toPayload(own), grant: grant && toPayload(grant) };
+    async findWithContext(model, id) {
+      const rows = await sql.findWithContext([model, id, model, id, model, id, now()]);
+      const of = (m: string) => {
+        const row = rows.find((r) => r.model === m);
+        return row && toPayload(row);
+      };
+      return { payload: of(model), grant: of('Grant'), session: of('Session') };
     },
     findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),
     async consume(model, id) {

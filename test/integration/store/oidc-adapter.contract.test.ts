@@ -163,23 +163,28 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
     });
   });
 
-  describe('findWithGrant (a token and its grant in one round trip)', () => {
-    it('returns the artefact and its live grant, each only while it lives', async () => {
+  describe('findWithContext (a token, its grant and its session in one round trip)', () => {
+    it('returns the artefact with its live grant and session, each only while it lives', async () => {
       await payloads.upsert('Grant', 'g5', { jti: 'g5', accountId: 'acc', clientId: 'rp' }, 30);
-      await payloads.upsert('AccessToken', 'at5', { jti: 'at5', grantId: 'g5', accountId: 'acc' }, 60);
+      await payloads.upsert('Session', 's5', { jti: 's5', uid: 'uid5', accountId: 'acc' }, 45);
+      await payloads.upsert('Session', 's6', { jti: 's6', uid: 'uid6', accountId: 'acc' }, 45);
+      await payloads.upsert('AccessToken', 'at5', { jti: 'at5', grantId: 'g5', sessionUid: 'uid5', accountId: 'acc' }, 60);
       await payloads.upsert('AccessToken', 'lone', { jti: 'lone', accountId: 'acc' }, 60);
       await payloads.consume('AccessToken', 'at5');
-      expect(await payloads.findWithGrant('AccessToken', 'at5')).toEqual({
-        payload: { jti: 'at5', grantId: 'g5', accountId: 'acc', consumed: Math.floor(T0 / 1000) },
+      expect(await payloads.findWithContext('AccessToken', 'at5')).toEqual({
+        payload: { jti: 'at5', grantId: 'g5', sessionUid: 'uid5', accountId: 'acc', consumed: Math.floor(T0 / 1000) },
         grant: { jti: 'g5', accountId: 'acc', clientId: 'rp' },
+        session: { jti: 's5', uid: 'uid5', accountId: 'acc' },
       });
-      expect(await payloads.findWithGrant('AccessToken', 'lone')).toEqual({ payload: { jti: 'lone', accountId: 'acc' }, grant: undefined });
-      expect(await payloads.findWithGrant('RefreshToken', 'at5')).toEqual({ payload: undefined, grant: undefined });
-      tick(31_000); // the grant expired, the token not yet
-      expect(await payloads.findWithGrant('AccessToken', 'at5')).toMatchObject({ payload: { jti: 'at5' }, grant: undefined });
+      expect(await payloads.findWithContext('AccessToken', 'lone')).toEqual({ payload: { jti: 'lone', accountId: 'acc' }, grant: undefined, session: undefined });
+      expect(await payloads.findWithContext('RefreshToken', 'at5')).toEqual({ payload: undefined, grant: undefined, session: undefined });
+      tick(31_000); // the grant expired, the session and the token not yet
+      expect(await payloads.findWithContext('AccessToken', 'at5')).toMatchObject({ payload: { jti: 'at5' }, grant: undefined, session: { jti: 's5' } });
+      tick(15_000); // now the session too
+      expect(await payloads.findWithContext('AccessToken', 'at5')).toMatchObject({ payload: { jti: 'at5' }, grant: undefined, session: undefined });
       await payloads.upsert('Grant', 'g5', { jti: 'g5', accountId: 'acc', clientId: 'rp' }, 60);
-      tick(30_000); // now the token expired, the re-saved grant not yet
-      expect(await payloads.findWithGrant('AccessToken', 'at5')).toEqual({ payload: undefined, grant: { jti: 'g5', accountId: 'acc', clientId: 'rp' } });
+      tick(15_000); // now the token expired, the re-saved grant not yet
+      expect(await payloads.findWithContext('AccessToken', 'at5')).toEqual({ payload: undefined, grant: { jti: 'g5', accountId: 'acc', clientId: 'rp' }, session: undefined });
     });
   });
 
