@@ -4,6 +4,7 @@
  * singleton, so a test can build a second Kapija with another configuration.
  */
 import Koa, { type Context } from 'koa';
+import os from 'node:os';
 import mount from 'koa-mount';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
@@ -131,7 +132,8 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number 
     accounts,
     clients: createClientRepository(db, box),
     payloads: createOidcPayloadRepository(db),
-    passwords: createPasswordHasher(config.argon2),
+    // Each process hashes on its share of the cores (WEB_CONCURRENCY processes share them).
+    passwords: createPasswordHasher(config.argon2, Math.ceil(os.availableParallelism() / Math.max(1, config.webConcurrency))),
     credentials,
     totp: createTotpFactor({ credentials, box, issuerName: 'Kapija' }),
     recovery: createRecoveryFactor({ credentials, box }),
