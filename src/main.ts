@@ -122,8 +122,9 @@ function announce(config: Config, logger: Logger): void {
  * Memory settings for the workers, unless the operator set their own: a young generation of 4 MiB
  * semi-spaces instead of V8's 16 (short-lived request garbage is collected sooner, in smaller
  * pauses) and two malloc arenas instead of eight per core (native buffers of the thread pool are
- * not spread over arenas that are never given back). With both, a worker's peak resident memory
- * under the benchmark fell from 180–306 MB to 144–197 MB at the same CPU per request.
+ * not spread over arenas that are never given back). In A/B runs of the benchmark's SSO, refresh
+ * and userinfo workloads a worker's peak resident memory was 144–157 MB with both and 177–226 MB
+ * without, at the same CPU per request.
  */
 function workerMemorySettings(execArgv: readonly string[], env: NodeJS.ProcessEnv): { execArgv: string[]; env: Record<string, string> } {
   const given = [...execArgv, env.NODE_OPTIONS ?? ''].join(' ');
