@@ -47,11 +47,6 @@ interface ReadAlong {
 }
 const readAlong = new WeakMap<object, ReadAlong>();
 const ISSUED_UNDER_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
-const keptFor = (ctx: object): ReadAlong => {
-  let kept = readAlong.get(ctx);
-  if (!kept) readAlong.set(ctx, (kept = { grants: new Map(), sessions: new Map() }));
-  return kept;
-};
 const readAlongOf = () => {
   const ctx = Provider.ctx as object | undefined;
   return ctx ? readAlong.get(ctx) : undefined;
@@ -110,19 +105,10 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         const kept = readAlong.get(ctx)?.grants;
         if (kept?.has(id)) return structuredClone(kept.get(id)) as AdapterPayload | undefined;
       }
-      // An authorization request reads the session (before its parameters are parsed: the client is
-      // known then from the query of a GET), then the grant the session holds for that client.
-      const engine = ctx as EngineContext & { query?: Record<string, unknown> };
-      const clientId = engine.oidc?.params?.client_id ?? engine.query?.client_id;
-      if (this.name === 'Session' && typeof clientId === 'string' && AUTHORIZATION_ROUTES.has(engine.oidc?.route ?? '')) {
-        const { session, grant } = await payloads.findSessionWithGrant(id, clientId);
-        const grantId = (session?.authorizations as Record<string, { grantId?: unknown } | undefined> | undefined)?.[clientId]?.grantId;
-        if (typeof grantId === 'string') keptFor(ctx).grants.set(grantId, grant);
-        return session as AdapterPayload | undefined;
-      }
       if (ISSUED_UNDER_GRANT.has(this.name)) {
         const { payload, grant, session } = await payloads.findWithContext(this.name, id);
-        const kept = keptFor(ctx);
+        const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map() };
+        readAlong.set(ctx, kept);
         if (typeof payload?.grantId === 'string') kept.grants.set(payload.grantId, grant);
         if (typeof payload?.sessionUid === 'string') kept.sessions.set(payload.sessionUid, session);
         return payload as AdapterPayload | undefined;
@@ -162,7 +148,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
   };
 }
 
-type EngineContext = { oidc?: { route?: string; params?: { grant_type?: unknown; client_id?: unknown } } };
+type EngineContext = { oidc?: { route?: string; params?: { grant_type?: unknown } } };
 
 /** The writes held for the request being served, when it holds writes of `model`. */
 function heldFor(model: string): HeldWrites | undefined {

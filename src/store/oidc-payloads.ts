@@ -38,11 +38,6 @@ export interface OidcPayloadRepository {
    */
   findWithContext(model: string, id: string): Promise<{ payload?: OidcPayload; grant?: OidcPayload; session?: OidcPayload }>;
   findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
-  /**
-   * A session with the grant it holds for one client (`authorizations[clientId].grantId`), each
-   * undefined when absent or expired: one round trip on PostgreSQL.
-   */
-  findSessionWithGrant(sessionId: string, clientId: string): Promise<{ session?: OidcPayload; grant?: OidcPayload }>;
   consume(model: string, id: string): Promise<void>;
   /** Saves several artefacts in one step (one statement on PostgreSQL): all or nothing. */
   saveAll(saves: readonly PayloadSave[]): Promise<void>;
@@ -125,15 +120,6 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
          or (model = 'Session' and uid = (select ${isPostgres(db) ? "payload::json->>'sessionUid'" : "json_extract(payload, '$.sessionUid')"} from oidc_payloads where model = ? and id = ?)))
        and ${LIVE}`,
     ),
-    // PostgreSQL only (json operators); on SQLite the two reads are made one after the other.
-    sessionWithGrant: statement<Pick<Row, 'model' | 'payload' | 'consumed_at'>>(
-      db,
-      'payload_session_with_grant',
-      `select model, payload, consumed_at from oidc_payloads
-       where ((model = 'Session' and id = ?)
-         or (model = 'Grant' and id = (select payload::json->'authorizations'->(?::text)->>'grantId' from oidc_payloads where model = 'Session' and id = ?)))
-       and ${LIVE}`,
-    ),
     findByUid: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_uid', `select payload, consumed_at from oidc_payloads where model = ? and uid = ? and ${LIVE} limit 1`),
     findByUserCode: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_user_code', `select payload, consumed_at from oidc_payloads where model = ? and user_code = ? and ${LIVE} limit 1`),
     consume: statement(db, 'payload_consume', 'update oidc_payloads set consumed_at = ? where model = ? and id = ?'),
@@ -190,19 +176,6 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
       return { payload: of(model), grant: of('Grant'), session: of('Session') };
     },
     findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),
-    async findSessionWithGrant(sessionId, clientId) {
-      if (!isPostgres(db)) {
-        const session = await repo.find('Session', sessionId);
-        const grantId = (session?.authorizations as Record<string, { grantId?: unknown } | undefined> | undefined)?.[clientId]?.grantId;
-        return { session, grant: typeof grantId === 'string' ? await repo.find('Grant', grantId) : undefined };
-      }
-      const rows = await sql.sessionWithGrant([sessionId, clientId, sessionId, now()]);
-      const of = (m: string) => {
-        const row = rows.find((r) => r.model === m);
-        return row && toPayload(row);
-      };
-      return { session: of('Session'), grant: of('Grant') };
-    },
     async consume(model, id) {
       await sql.consume([now(), model, id]);
     },

@@ -188,21 +188,6 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
     });
   });
 
-  describe('findSessionWithGrant (a session and its grant for one client in one round trip)', () => {
-    it('returns the session and the grant it holds for the client, each only while it lives', async () => {
-      const session = { jti: 'sx', uid: 'ux', accountId: 'acc', authorizations: { 'rp.one': { sid: 's1', grantId: 'gx' }, 'rp"two': { sid: 's2', grantId: 'gy' } } };
-      await payloads.upsert('Session', 'sx', session, 60);
-      await payloads.upsert('Grant', 'gx', { jti: 'gx', clientId: 'rp.one' }, 30);
-      await payloads.upsert('Grant', 'gy', { jti: 'gy', clientId: 'rp"two' }, 30);
-      expect(await payloads.findSessionWithGrant('sx', 'rp.one')).toEqual({ session, grant: { jti: 'gx', clientId: 'rp.one' } });
-      expect(await payloads.findSessionWithGrant('sx', 'rp"two')).toEqual({ session, grant: { jti: 'gy', clientId: 'rp"two' } });
-      expect(await payloads.findSessionWithGrant('sx', 'other')).toEqual({ session, grant: undefined });
-      expect(await payloads.findSessionWithGrant('missing', 'rp.one')).toEqual({ session: undefined, grant: undefined });
-      tick(31_000); // the grants expired, the session not yet
-      expect(await payloads.findSessionWithGrant('sx', 'rp.one')).toEqual({ session, grant: undefined });
-    });
-  });
-
   describe('saveAll (several artefacts in one step)', () => {
     it('saves new and existing artefacts, the last save of one artefact winning, and moves their indexes', async () => {
       await payloads.upsert('Session', 's1', { jti: 's1', uid: 'u-old', accountId: 'acc' }, 60);
