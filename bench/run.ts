@@ -241,7 +241,7 @@ function startProcess(args: string[], env: Record<string, string>, ready: RegExp
 
 /** Peak RSS (VmHWM) in MB of a process and its children. */
 function peakRss(pid: number): number[] {
-  const read = (p: number) => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const read = (p: number) => statusMb(p, 'VmHWM');
   const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   return [read(pid), ...children.map(read)].map((m) => Math.round(m));
 }
@@ -262,8 +262,11 @@ async function argon2Bound(config: ReturnType<typeof loadConfig>): Promise<Resul
   return { name: 'argon2id hashes', target: 'argon2', concurrency: `${CORES} proc`, ops: total, rate: total / SECONDS, p50: NaN, p99: NaN, errors: 0 };
 }
 
-/** Current resident memory (VmRSS) in MB of a process. */
-const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+/** A memory figure of /proc/<pid>/status in MB: VmRSS (resident now) or VmHWM (peak). */
+function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+const rssOf = (pid: number) => statusMb(pid, 'VmRSS');
 
 /** One DevTools-protocol session with a process's inspector (Node's WebSocket, --experimental-websocket). */
 async function inspector(port: number) {
@@ -340,7 +343,7 @@ async function memoryGrowth(op: (vu: number) => Promise<void>, inspectPorts: num
   clearInterval(timer);
   for (const x of sessions) x.close();
   const seconds = (performance.now() - started - paused) / 1000;
-  const peak = pids.map((p) => Math.round(Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024));
+  const peak = pids.map((p) => Math.round(statusMb(p, 'VmHWM')));
   const growth = (a: number, b: number) => (b - a) / a;
   const pctOf = (g: number) => `${(g * 100).toFixed(1)} %`;
   const rows = pids.map((_, w) => {

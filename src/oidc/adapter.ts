@@ -47,10 +47,13 @@ interface ReadAlong {
 }
 const readAlong = new WeakMap<object, ReadAlong>();
 const ISSUED_UNDER_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
-const readAlongOf = () => {
+/** A grant or a session the request writes is read from the database again afterwards. */
+function forget(model: string, id: string): void {
   const ctx = Provider.ctx as object | undefined;
-  return ctx ? readAlong.get(ctx) : undefined;
-};
+  const kept = ctx ? readAlong.get(ctx) : undefined;
+  if (model === 'Grant') kept?.grants.delete(id);
+  if (model === 'Session') kept?.sessions.clear();
+}
 
 export type AdapterWithHeldWrites = AdapterConstructor & {
   /** Writes what the request held, or drops a grant's writes if it failed; see above. */
@@ -80,8 +83,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.name === 'Client') throw new Error('clients are managed through Kapija, not dynamic registration');
-      if (this.name === 'Grant') readAlongOf()?.grants.delete(id);
-      if (this.name === 'Session') readAlongOf()?.sessions.clear();
+      forget(this.name, id);
       const save: PayloadSave = { model: this.name, id, payload: payload as OidcPayload, expiresInSeconds: expiresIn };
       const writes = heldFor(this.name);
       if (writes) {
@@ -121,7 +123,8 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      const kept = this.name === 'Session' ? readAlongOf()?.sessions : undefined;
+      const ctx = Provider.ctx as object | undefined;
+      const kept = this.name === 'Session' && ctx ? readAlong.get(ctx)?.sessions : undefined;
       if (kept?.has(uid)) return structuredClone(kept.get(uid)) as AdapterPayload | undefined;
       return (await payloads.findByUid(this.name, uid)) as AdapterPayload | undefined;
     }
@@ -136,13 +139,12 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
     }
 
     async destroy(id: string): Promise<void> {
-      if (this.name === 'Grant') readAlongOf()?.grants.delete(id);
-      if (this.name === 'Session') readAlongOf()?.sessions.clear();
+      forget(this.name, id);
       await payloads.destroy(this.name, id);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      readAlongOf()?.grants.delete(grantId);
+      forget('Grant', grantId);
       await payloads.revokeByGrantId(grantId);
     }
   };

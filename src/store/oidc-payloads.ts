@@ -126,6 +126,10 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     destroy: statement(db, 'payload_destroy', 'delete from oidc_payloads where model = ? and id = ?'),
     revokeByGrantId: statement(db, 'payload_revoke_grant', 'delete from oidc_payloads where grant_id = ?'),
   };
+  // Several rows in one PostgreSQL statement: one array per column (see columnsOf).
+  const INSERT_ROWS = `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
+     select m, i, p, g, u, c, a, e, null
+     from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) as t(m, i, p, g, u, c, a, e)`;
   // Consume and saves in one statement on PostgreSQL: the inserts happen only if the update did.
   const consumeAndSavePg = statement<{ id: string }>(
     db,
@@ -133,9 +137,7 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     `with consumed as (
        update oidc_payloads set consumed_at = ? where model = ? and id = ? and consumed_at is null and ${LIVE} returning id
      )
-     insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
-     select m, i, p, g, u, c, a, e, null
-     from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) as t(m, i, p, g, u, c, a, e)
+     ${INSERT_ROWS}
      where exists (select 1 from consumed)
      ${RESAVE}
      returning id`,
@@ -143,9 +145,7 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
   const saveAllPg = statement(
     db,
     'payload_save_all',
-    `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
-     select m, i, p, g, u, c, a, e, null
-     from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) as t(m, i, p, g, u, c, a, e)
+    `${INSERT_ROWS}
      ${RESAVE}`,
   );
   const rowOf = (model: string, id: string, payload: OidcPayload, expiresIn: number | undefined) => [
@@ -158,6 +158,11 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     str(payload.accountId),
     expiresIn ? now() + expiresIn * 1000 : null,
   ];
+  // The last save of an artefact wins, as it would in separate statements (and one statement may
+  // not update a row twice).
+  const rowsOf = (saves: readonly PayloadSave[]) =>
+    [...new Map(saves.map((x) => [`${x.model}\u0000${x.id}`, x])).values()].map((x) => rowOf(x.model, x.id, x.payload, x.expiresInSeconds));
+  const columnsOf = (rows: ReturnType<typeof rowOf>[]) => Array.from({ length: 8 }, (_, c) => rows.map((r) => r[c]));
   const first = (rows: Pick<Row, 'payload' | 'consumed_at'>[]) => (rows[0] ? toPayload(rows[0]) : undefined);
 
   const repo: OidcPayloadRepository = {
@@ -180,13 +185,10 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
       await sql.consume([now(), model, id]);
     },
     async saveAll(saves) {
-      // The last save of an artefact wins, as it would in separate statements (and one statement
-      // may not update a row twice).
-      const last = new Map(saves.map((x) => [`${x.model}\u0000${x.id}`, x]));
-      const rows = [...last.values()].map((x) => rowOf(x.model, x.id, x.payload, x.expiresInSeconds));
+      const rows = rowsOf(saves);
       if (rows.length === 0) return;
       if (isPostgres(db)) {
-        await saveAllPg(Array.from({ length: 8 }, (_, c) => rows.map((r) => r[c])));
+        await saveAllPg(columnsOf(rows));
         return;
       }
       await db.transaction(async (trx) => {
@@ -196,10 +198,9 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     async consumeAndSave(model, consumedId, saves) {
       if (saves.length === 0) throw new Error('consumeAndSave needs something to save');
       const at = now();
-      const rows = saves.map((x) => rowOf(x.model, x.id, x.payload, x.expiresInSeconds));
+      const rows = rowsOf(saves);
       if (isPostgres(db)) {
-        const columns = Array.from({ length: 8 }, (_, c) => rows.map((r) => r[c]));
-        const written = await consumeAndSavePg([at, model, consumedId, at, ...columns]);
+        const written = await consumeAndSavePg([at, model, consumedId, at, ...columnsOf(rows)]);
         return written.length === rows.length;
       }
       return db.transaction(async (trx) => {
@@ -209,12 +210,7 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
           .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', at))
           .update({ consumed_at: at });
         if (changed !== 1) return false;
-        for (const [m, i, json, grantId, uid, userCode, accountId, expiresAt] of rows) {
-          await trx('oidc_payloads')
-            .insert({ model: m, id: i, payload: json, grant_id: grantId, uid, user_code: userCode, account_id: accountId, expires_at: expiresAt, consumed_at: null })
-            .onConflict(['model', 'id'])
-            .merge();
-        }
+        for (const row of rows) await trx.raw(UPSERT, row);
         return true;
       });
     },

@@ -20,9 +20,8 @@ describe.each(stores())('on %s', (store) => {
     await server?.stop();
   });
 
-  const failing = () => Promise.reject(Object.assign(new Error('connection terminated unexpectedly'), { code: 'ECONNRESET' }));
-
-  test('a failed save of the successor leaves the presented refresh token usable; reuse still revokes', async () => {
+  /** A service with a secret, a citizen, and the token endpoint and authorization URL for them. */
+  const service = async () => {
     const { kapija, url } = server;
     const rp = await createTestClient(kapija, { redirect_uris: [REDIRECT] });
     const citizen = await createTestAccount(kapija);
@@ -31,9 +30,19 @@ describe.each(stores())('on %s', (store) => {
       const res = await fetch(`${url}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams(params) });
       return { status: res.status, body: (await res.json()) as Record<string, string> };
     };
-    const auth = new URL(`${url}/auth`);
-    auth.search = new URLSearchParams({ client_id: rp.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid offline_access', prompt: 'consent', state: randomBytes(4).toString('hex') }).toString();
-    const cb = await signIn(new Agent(), auth, REDIRECT, citizen);
+    const authorize = (extra: Record<string, string> = {}) => {
+      const u = new URL(`${url}/auth`);
+      u.search = new URLSearchParams({ client_id: rp.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid offline_access', state: randomBytes(4).toString('hex'), ...extra }).toString();
+      return u;
+    };
+    return { kapija, citizen, token, authorize };
+  };
+
+  const failing = () => Promise.reject(Object.assign(new Error('connection terminated unexpectedly'), { code: 'ECONNRESET' }));
+
+  test('a failed save of the successor leaves the presented refresh token usable; reuse still revokes', async () => {
+    const { kapija, citizen, token, authorize } = await service();
+    const cb = await signIn(new Agent(), authorize({ prompt: 'consent' }), REDIRECT, citizen);
     const first = await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT });
     expect(first.status).toBe(200);
     const rt = first.body.refresh_token!;
@@ -61,20 +70,8 @@ describe.each(stores())('on %s', (store) => {
   });
 
   test('a failed save of the tokens leaves the authorization code redeemable; a racing second redemption revokes', async () => {
-    const { kapija, url } = server;
-    const rp = await createTestClient(kapija, { redirect_uris: [REDIRECT] });
-    const citizen = await createTestAccount(kapija);
-    const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
-    const token = async (params: Record<string, string>) => {
-      const res = await fetch(`${url}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams(params) });
-      return { status: res.status, body: (await res.json()) as Record<string, string> };
-    };
+    const { kapija, citizen, token, authorize } = await service();
     const agent = new Agent();
-    const authorize = (extra: Record<string, string> = {}) => {
-      const u = new URL(`${url}/auth`);
-      u.search = new URLSearchParams({ client_id: rp.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid offline_access', state: randomBytes(4).toString('hex'), ...extra }).toString();
-      return u;
-    };
     const code = (await signIn(agent, authorize({ prompt: 'consent' }), REDIRECT, citizen)).searchParams.get('code')!;
     // Single sign-on: the code of the next authorization is saved with the session, in one statement.
     const next = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(REDIRECT));
