@@ -26,7 +26,7 @@ import { createTotpFactor, type TotpFactor } from './factors/totp/index.js';
 import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/index.js';
 import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
 import { createThrottle } from './security/rate-limit.js';
-import { createAdapterClass } from './oidc/adapter.js';
+import { accountReadAlong, createAdapterClass } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
@@ -177,7 +177,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     logger,
     keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
-    findAccount: createFindAccount(handles.accounts),
+    findAccount: createFindAccount(handles.accounts, accountReadAlong),
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
     pairwiseSubject,
     onRelease: (release) => events.emit('data.released', release),

@@ -31,9 +31,14 @@ export function accountClaims(account: Account): Record<string, unknown> {
   };
 }
 
-export function createFindAccount(accounts: AccountRepository): FindAccount {
+/**
+ * `readAlong` answers for an account this request already read with the token it holds
+ * (oidc/adapter.ts), so a token, refresh or userinfo request reads the account no second time.
+ */
+export function createFindAccount(accounts: AccountRepository, readAlong?: (id: string) => { account: Account | undefined } | undefined): FindAccount {
   return async (_ctx, id) => {
-    const account = await accounts.findById(id);
+    const kept = readAlong?.(id);
+    const account = kept ? kept.account : await accounts.findById(id);
     if (!account || account.status !== 'active') return undefined;
     return { accountId: account.id, claims: async () => ({ ...accountClaims(account), sub: account.id }) };
   };

@@ -3,7 +3,8 @@
  * the Client model reads Kapija's client registry, every other model goes to `oidc_payloads`.
  */
 import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { OidcPayloadRepository, OidcPayload, PayloadSave } from '../store/oidc-payloads.js';
+import type { OidcPayloadRepository, OidcPayload, PayloadSave, FoundWithContext } from '../store/oidc-payloads.js';
+import type { Account } from '../store/accounts.js';
 import type { ClientRepository } from '../store/clients.js';
 
 export type AdapterConstructor = new (name: string) => Adapter;
@@ -35,24 +36,40 @@ const ISSUED = new Set(['AccessToken', 'RefreshToken']);
 const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
 
 /**
- * Grants and sessions read with the code or token issued under them, per request. oidc-provider
- * reads a token, then its grant, then its session, one after the other; the adapter reads all
- * three in one round trip and answers the later reads from what it got, as long as the request has
- * not written that grant or a session since. Each answer is a copy, as a read from the database
- * would be.
+ * Grants, sessions and accounts read with the code or token issued under them, per request.
+ * oidc-provider reads a token, then its grant, its session and its account, one after the other;
+ * the adapter reads all of them in one round trip and answers the later reads from what it got, as
+ * long as the request has not written that grant or a session since. Introspection and revocation
+ * look one token value up as three models at once; one read answers all three. Each answer is a
+ * copy, as a read from the database would be.
  */
 interface ReadAlong {
   grants: Map<string, OidcPayload | undefined>;
   sessions: Map<string, OidcPayload | undefined>;
+  accounts: Map<string, Account | undefined>;
+  /** A token value's read, and the models it still answers (each once). */
+  tokens: Map<string, { models: Set<string>; read: Promise<FoundWithContext> }>;
 }
 const readAlong = new WeakMap<object, ReadAlong>();
-const ISSUED_UNDER_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
-/** A grant or a session the request writes is read from the database again afterwards. */
+const READ_WITH_CONTEXT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest', 'ClientCredentials']);
+/** The routes that look a token value up as each of these models (oidc-provider helpers/token_find.js). */
+const TOKEN_LOOKUP_ROUTES = new Set(['introspection', 'revocation']);
+const LOOKED_UP_AS = ['AccessToken', 'ClientCredentials', 'RefreshToken'];
+/** A grant, a session or a token the request writes is read from the database again afterwards. */
 function forget(model: string, id: string): void {
   const ctx = Provider.ctx as object | undefined;
   const kept = ctx ? readAlong.get(ctx) : undefined;
-  if (model === 'Grant') kept?.grants.delete(id);
-  if (model === 'Session') kept?.sessions.clear();
+  if (!kept) return;
+  if (model === 'Grant') kept.grants.delete(id);
+  else if (model === 'Session') kept.sessions.clear();
+  else kept.tokens.delete(id);
+}
+
+/** The account of a token this request read, when it read one: `{ account }` (undefined if gone), else undefined. */
+export function accountReadAlong(accountId: string): { account: Account | undefined } | undefined {
+  const ctx = Provider.ctx as object | undefined;
+  const kept = ctx ? readAlong.get(ctx)?.accounts : undefined;
+  return kept?.has(accountId) ? { account: kept.get(accountId) } : undefined;
 }
 
 export type AdapterWithHeldWrites = AdapterConstructor & {
@@ -107,13 +124,23 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         const kept = readAlong.get(ctx)?.grants;
         if (kept?.has(id)) return structuredClone(kept.get(id)) as AdapterPayload | undefined;
       }
-      if (ISSUED_UNDER_GRANT.has(this.name)) {
-        const { payload, grant, session } = await payloads.findWithContext(this.name, id);
-        const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map() };
+      if (READ_WITH_CONTEXT.has(this.name)) {
+        const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map(), accounts: new Map(), tokens: new Map() };
         readAlong.set(ctx, kept);
-        if (typeof payload?.grantId === 'string') kept.grants.set(payload.grantId, grant);
-        if (typeof payload?.sessionUid === 'string') kept.sessions.set(payload.sessionUid, session);
-        return payload as AdapterPayload | undefined;
+        const pending = kept.tokens.get(id);
+        if (pending?.models.delete(this.name)) return structuredClone((await pending.read).payloads.get(this.name)) as AdapterPayload | undefined;
+        const route = (ctx as EngineContext).oidc?.route;
+        const models = route && TOKEN_LOOKUP_ROUTES.has(route) && LOOKED_UP_AS.includes(this.name) ? LOOKED_UP_AS : [this.name];
+        const read = payloads.findWithContext(models, id).then((found) => {
+          for (const payload of found.payloads.values()) {
+            if (typeof payload.grantId === 'string') kept.grants.set(payload.grantId, found.grant);
+            if (typeof payload.sessionUid === 'string') kept.sessions.set(payload.sessionUid, found.session);
+            if (typeof payload.accountId === 'string') kept.accounts.set(payload.accountId, found.account);
+          }
+          return found;
+        });
+        kept.tokens.set(id, { models: new Set(models.filter((m) => m !== this.name)), read });
+        return (await read).payloads.get(this.name) as AdapterPayload | undefined;
       }
       return (await payloads.find(this.name, id)) as AdapterPayload | undefined;
     }
@@ -130,6 +157,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
     }
 
     async consume(id: string): Promise<void> {
+      forget(this.name, id);
       const grant = heldFor(this.name)?.grant;
       if (grant && grant.consumes === this.name && !grant.consumed) {
         grant.consumed = id;

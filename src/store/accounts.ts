@@ -81,6 +81,9 @@ interface Row {
   updated_at: number | string;
 }
 
+/** An account's row, without its password hash. */
+export type AccountRow = Omit<Row, 'password_hash'>;
+
 /** An account as plain JSON (the citizen's export, the administrators' view); never a secret. */
 export function accountRecord(a: Account) {
   return {
@@ -99,7 +102,11 @@ export function accountRecord(a: Account) {
 
 export const normaliseUsername = (u: string) => u.trim().normalize('NFKC').toLowerCase();
 
-function toAccount(r: Omit<Row, 'password_hash'>): Account {
+/** The columns an account is read with: every one but the password hash. */
+export const ACCOUNT_COLUMNS = ['id', 'username', 'email', 'email_verified', 'given_name', 'family_name', 'birthdate', 'locale', 'status', 'jmbg', 'created_at', 'updated_at'] as const;
+
+/** An account from its row ({@link ACCOUNT_COLUMNS}), as either store returns it. */
+export function toAccount(r: AccountRow): Account {
   return {
     id: r.id,
     username: r.username,
@@ -122,7 +129,7 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
   const selectById = statement<Omit<Row, 'password_hash'>>(
     db,
     'account_by_id',
-    'select id, username, email, email_verified, given_name, family_name, birthdate, locale, status, jmbg, created_at, updated_at from accounts where id = ?',
+    `select ${ACCOUNT_COLUMNS.join(', ')} from accounts where id = ?`,
   );
   const byUsername = (username: string) =>
     db('accounts').where({ username: normaliseUsername(username) }).first() as Promise<Row | undefined>;

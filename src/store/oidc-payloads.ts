@@ -2,6 +2,7 @@
  * Storage of oidc-provider's artefacts (sessions, interactions, codes, tokens, grants, …) in the
  * `oidc_payloads` table. Expired rows are invisible to every read and removed by {@link purgeExpired}.
  */
+import { ACCOUNT_COLUMNS, toAccount, type Account, type AccountRow } from './accounts.js';
 import { isPostgres, statement, type Db } from './db.js';
 
 export type OidcPayload = Record<string, unknown> & {
@@ -19,6 +20,14 @@ export interface PayloadSave {
   readonly expiresInSeconds: number | undefined;
 }
 
+export interface FoundWithContext {
+  /** What was found, by model. */
+  readonly payloads: ReadonlyMap<string, OidcPayload>;
+  readonly grant?: OidcPayload;
+  readonly session?: OidcPayload;
+  readonly account?: Account;
+}
+
 export interface StoredPayloadSummary {
   readonly model: string;
   readonly id: string;
@@ -33,10 +42,12 @@ export interface OidcPayloadRepository {
   find(model: string, id: string): Promise<OidcPayload | undefined>;
   findByUid(model: string, uid: string): Promise<OidcPayload | undefined>;
   /**
-   * An artefact issued under a grant and in a session (a code or a token), with that grant and that
-   * session (each undefined when absent or expired), in one round trip.
+   * An artefact issued under a grant and in a session (a code or a token) with that grant, that
+   * session and the account it was issued to (each undefined when absent or expired), in one round
+   * trip. `models` (one to three) are the models the id is looked up as — introspection and
+   * revocation look one token value up as an access token, client credentials and refresh token.
    */
-  findWithContext(model: string, id: string): Promise<{ payload?: OidcPayload; grant?: OidcPayload; session?: OidcPayload }>;
+  findWithContext(models: readonly string[], id: string): Promise<FoundWithContext>;
   findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
   consume(model: string, id: string): Promise<void>;
   /** Saves several artefacts in one step (one statement on PostgreSQL): all or nothing. */
@@ -111,14 +122,22 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
   const sql = {
     upsert: statement(db, 'payload_upsert', UPSERT),
     find: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find', `select payload, consumed_at from oidc_payloads where model = ? and id = ? and ${LIVE}`),
+    // The artefact (as up to three models), then its grant, its session and its account. The grant,
+    // session and account are those named by the artefact's row even when it expired, each only
+    // while it lives itself. The account comes as a JSON object of ACCOUNT_COLUMNS in `payload`.
     findWithContext: statement<Pick<Row, 'model' | 'payload' | 'consumed_at'>>(
       db,
       'payload_find_with_context',
-      `select model, payload, consumed_at from oidc_payloads
-       where ((model = ? and id = ?)
-         or (model = 'Grant' and id = (select grant_id from oidc_payloads where model = ? and id = ?))
-         or (model = 'Session' and uid = (select ${isPostgres(db) ? "payload::json->>'sessionUid'" : "json_extract(payload, '$.sessionUid')"} from oidc_payloads where model = ? and id = ?)))
-       and ${LIVE}`,
+      `with t as (select model, payload, consumed_at, expires_at, grant_id, account_id from oidc_payloads where id = ? and model in (?, ?, ?))
+       select model, payload, consumed_at from t where ${LIVE}
+       union all
+       select model, payload, consumed_at from oidc_payloads where model = 'Grant' and id in (select grant_id from t) and ${LIVE}
+       union all
+       select model, payload, consumed_at from oidc_payloads
+        where model = 'Session' and uid in (select ${isPostgres(db) ? "payload::json->>'sessionUid'" : "json_extract(payload, '$.sessionUid')"} from t) and ${LIVE}
+       union all
+       select 'Account', ${isPostgres(db) ? 'json_build_object' : 'json_object'}(${ACCOUNT_COLUMNS.map((c) => `'${c}', ${c}`).join(', ')})${isPostgres(db) ? '::text' : ''}, null
+        from accounts where id in (select account_id from t)`,
     ),
     findByUid: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_uid', `select payload, consumed_at from oidc_payloads where model = ? and uid = ? and ${LIVE} limit 1`),
     findByUserCode: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_user_code', `select payload, consumed_at from oidc_payloads where model = ? and user_code = ? and ${LIVE} limit 1`),
@@ -172,13 +191,21 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     },
     find: async (model, id) => first(await sql.find([model, id, now()])),
     findByUid: async (model, uid) => first(await sql.findByUid([model, uid, now()])),
-    async findWithContext(model, id) {
-      const rows = await sql.findWithContext([model, id, model, id, model, id, now()]);
-      const of = (m: string) => {
-        const row = rows.find((r) => r.model === m);
-        return row && toPayload(row);
-      };
-      return { payload: of(model), grant: of('Grant'), session: of('Session') };
+    async findWithContext(models, id) {
+      if (models.length < 1 || models.length > 3) throw new Error('findWithContext looks an id up as one to three models');
+      const at = now();
+      const rows = await sql.findWithContext([id, models[0], models[1] ?? models[0], models[2] ?? models[0], at, at, at]);
+      const found = new Map<string, OidcPayload>();
+      let grant: OidcPayload | undefined;
+      let session: OidcPayload | undefined;
+      let account: Account | undefined;
+      for (const row of rows) {
+        if (row.model === 'Account') account = toAccount(JSON.parse(row.payload) as AccountRow);
+        else if (models.includes(row.model)) found.set(row.model, toPayload(row));
+        else if (row.model === 'Grant') grant = toPayload(row);
+        else if (row.model === 'Session') session = toPayload(row);
+      }
+      return { payloads: found, grant, session, account };
     },
     findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),
     async consume(model, id) {

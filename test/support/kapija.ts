@@ -143,3 +143,28 @@ export async function createTestClient(
   );
   return { clientId, clientSecret: secret };
 }
+
+/**
+ * A confidential service (client_secret_basic) and a citizen on a running Kapija, with the
+ * service's back-channel calls (`post('/token', …)`, `/token/introspection`, `/token/revocation`)
+ * and its authorization URL.
+ */
+export async function testService(running: RunningKapija, metadata: Partial<Record<string, unknown>> = {}) {
+  const { kapija, url } = running;
+  const redirect = 'http://127.0.0.1:9/cb';
+  const rp = await createTestClient(kapija, { redirect_uris: [redirect], ...metadata });
+  const citizen = await createTestAccount(kapija);
+  const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
+  const post = async (endpoint: string, params: Record<string, string>) => {
+    const res = await fetch(`${url}${endpoint}`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams(params) });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, string> };
+  };
+  const token = (params: Record<string, string>) => post('/token', params);
+  const authorize = (extra: Record<string, string> = {}) => {
+    const u = new URL(`${url}/auth`);
+    u.search = new URLSearchParams({ client_id: rp.clientId, redirect_uri: redirect, response_type: 'code', scope: 'openid offline_access', state: randomBytes(4).toString('hex'), ...extra }).toString();
+    return u;
+  };
+  return { kapija, rp, citizen, redirect, post, token, authorize };
+}

@@ -4,10 +4,9 @@
  * succeeds instead of looking like reuse and revoking the grant. A real reuse still revokes it, also
  * when two redemptions of one code race.
  */
-import { randomBytes } from 'node:crypto';
 import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../../support/kapija.js';
+import { startKapija, testService, type RunningKapija } from '../../support/kapija.js';
 import { stores } from '../../support/databases.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -20,23 +19,7 @@ describe.each(stores())('on %s', (store) => {
     await server?.stop();
   });
 
-  /** A service with a secret, a citizen, and the token endpoint and authorization URL for them. */
-  const service = async () => {
-    const { kapija, url } = server;
-    const rp = await createTestClient(kapija, { redirect_uris: [REDIRECT] });
-    const citizen = await createTestAccount(kapija);
-    const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
-    const token = async (params: Record<string, string>) => {
-      const res = await fetch(`${url}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams(params) });
-      return { status: res.status, body: (await res.json()) as Record<string, string> };
-    };
-    const authorize = (extra: Record<string, string> = {}) => {
-      const u = new URL(`${url}/auth`);
-      u.search = new URLSearchParams({ client_id: rp.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid offline_access', state: randomBytes(4).toString('hex'), ...extra }).toString();
-      return u;
-    };
-    return { kapija, citizen, token, authorize };
-  };
+  const service = () => testService(server);
 
   const failing = () => Promise.reject(Object.assign(new Error('connection terminated unexpectedly'), { code: 'ECONNRESET' }));
 

@@ -9,6 +9,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { createAdapterClass, type AdapterConstructor } from '../../../src/oidc/adapter.js';
 import { createOidcPayloadRepository, type OidcPayloadRepository } from '../../../src/store/oidc-payloads.js';
 import { createClientRepository, type ClientRepository } from '../../../src/store/clients.js';
+import { createAccountRepository } from '../../../src/store/accounts.js';
 import { createSecretBox } from '../../../src/security/crypto.js';
 import { migrate, openStore, type Db } from '../../../src/store/db.js';
 import { createTestDatabase, stores, type TestDatabase } from '../../support/databases.js';
@@ -163,7 +164,7 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
     });
   });
 
-  describe('findWithContext (a token, its grant and its session in one round trip)', () => {
+  describe('findWithContext (a token, its grant, its session and its account in one round trip)', () => {
     it('returns the artefact with its live grant and session, each only while it lives', async () => {
       await payloads.upsert('Grant', 'g5', { jti: 'g5', accountId: 'acc', clientId: 'rp' }, 30);
       await payloads.upsert('Session', 's5', { jti: 's5', uid: 'uid5', accountId: 'acc' }, 45);
@@ -171,20 +172,39 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
       await payloads.upsert('AccessToken', 'at5', { jti: 'at5', grantId: 'g5', sessionUid: 'uid5', accountId: 'acc' }, 60);
       await payloads.upsert('AccessToken', 'lone', { jti: 'lone', accountId: 'acc' }, 60);
       await payloads.consume('AccessToken', 'at5');
-      expect(await payloads.findWithContext('AccessToken', 'at5')).toEqual({
-        payload: { jti: 'at5', grantId: 'g5', sessionUid: 'uid5', accountId: 'acc', consumed: Math.floor(T0 / 1000) },
+      const found = (models: string[], id: string) =>
+        payloads.findWithContext(models, id).then(({ payloads: p, grant, session, account }) => ({ payloads: Object.fromEntries(p), grant, session, account }));
+      expect(await found(['AccessToken'], 'at5')).toEqual({
+        payloads: { AccessToken: { jti: 'at5', grantId: 'g5', sessionUid: 'uid5', accountId: 'acc', consumed: Math.floor(T0 / 1000) } },
         grant: { jti: 'g5', accountId: 'acc', clientId: 'rp' },
         session: { jti: 's5', uid: 'uid5', accountId: 'acc' },
+        account: undefined, // no such account
       });
-      expect(await payloads.findWithContext('AccessToken', 'lone')).toEqual({ payload: { jti: 'lone', accountId: 'acc' }, grant: undefined, session: undefined });
-      expect(await payloads.findWithContext('RefreshToken', 'at5')).toEqual({ payload: undefined, grant: undefined, session: undefined });
+      expect(await found(['AccessToken'], 'lone')).toEqual({ payloads: { AccessToken: { jti: 'lone', accountId: 'acc' } }, grant: undefined, session: undefined, account: undefined });
+      expect(await found(['RefreshToken'], 'at5')).toEqual({ payloads: {}, grant: undefined, session: undefined, account: undefined });
       tick(31_000); // the grant expired, the session and the token not yet
-      expect(await payloads.findWithContext('AccessToken', 'at5')).toMatchObject({ payload: { jti: 'at5' }, grant: undefined, session: { jti: 's5' } });
+      expect(await found(['AccessToken'], 'at5')).toMatchObject({ payloads: { AccessToken: { jti: 'at5' } }, grant: undefined, session: { jti: 's5' } });
       tick(15_000); // now the session too
-      expect(await payloads.findWithContext('AccessToken', 'at5')).toMatchObject({ payload: { jti: 'at5' }, grant: undefined, session: undefined });
+      expect(await found(['AccessToken'], 'at5')).toMatchObject({ payloads: { AccessToken: { jti: 'at5' } }, grant: undefined, session: undefined });
       await payloads.upsert('Grant', 'g5', { jti: 'g5', accountId: 'acc', clientId: 'rp' }, 60);
       tick(15_000); // now the token expired, the re-saved grant not yet
-      expect(await payloads.findWithContext('AccessToken', 'at5')).toEqual({ payload: undefined, grant: { jti: 'g5', accountId: 'acc', clientId: 'rp' }, session: undefined });
+      expect(await found(['AccessToken'], 'at5')).toEqual({ payloads: {}, grant: { jti: 'g5', accountId: 'acc', clientId: 'rp' }, session: undefined, account: undefined });
+    });
+
+    it('looks one value up as several models, and reads the account the artefact names, never its password hash', async () => {
+      const accounts = createAccountRepository(db, () => clock);
+      const citizen = await accounts.create({ username: `c-${randomBytes(4).toString('hex')}`, email: 'c@example.rs', emailVerified: true, givenName: 'Мила', familyName: 'Јовић', jmbg: null }, 'hash-never-read');
+      await payloads.upsert('RefreshToken', 'v1', { jti: 'v1', accountId: citizen.id }, 60);
+      await payloads.upsert('ClientCredentials', 'v2', { jti: 'v2', clientId: 'rp' }, 60);
+      const both = await payloads.findWithContext(['AccessToken', 'ClientCredentials', 'RefreshToken'], 'v1');
+      expect(Object.fromEntries(both.payloads)).toEqual({ RefreshToken: { jti: 'v1', accountId: citizen.id } });
+      expect(both.account).toEqual(await accounts.findById(citizen.id));
+      expect(both.account).toMatchObject({ givenName: 'Мила', emailVerified: true, status: 'active' });
+      expect(JSON.stringify(both.account)).not.toContain('hash-never-read');
+      const cc = await payloads.findWithContext(['AccessToken', 'ClientCredentials', 'RefreshToken'], 'v2');
+      expect(Object.fromEntries(cc.payloads)).toEqual({ ClientCredentials: { jti: 'v2', clientId: 'rp' } });
+      expect(cc.account).toBeUndefined();
+      await expect(payloads.findWithContext([], 'v1')).rejects.toThrow(/one to three/);
     });
   });
 

@@ -1,0 +1,82 @@
+/**
+ * A token is read with its grant, session and account in one round trip (oidc/adapter.ts), and
+ * introspection and revocation look a token value up as every kind at once. What a request reads
+ * along is its own: a change made between requests (an e-mail address, a locked account, a revoked
+ * token) is seen by the next request.
+ */
+import { jest } from '@jest/globals';
+import { Agent } from '../../support/browserless.js';
+import { signIn } from '../../support/sign-in.js';
+import { startKapija, testService, type RunningKapija } from '../../support/kapija.js';
+import { stores } from '../../support/databases.js';
+
+describe.each(stores())('on %s', (store) => {
+  let server: RunningKapija;
+  beforeAll(async () => {
+    server = await startKapija({ store });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const signedIn = async (scope: string) => {
+    const s = await testService(server, { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] });
+    const cb = await signIn(new Agent(), s.authorize({ prompt: 'consent', scope }), s.redirect, s.citizen);
+    const tokens = await s.token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: s.redirect });
+    expect(tokens.status).toBe(200);
+    return { ...s, tokens: tokens.body };
+  };
+  const userinfo = async (accessToken: string) => {
+    const res = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+    return { status: res.status, body: res.status === 200 ? ((await res.json()) as Record<string, unknown>) : {} };
+  };
+
+  test('introspection and revocation find a token value of any kind with one read', async () => {
+    const { kapija, rp, post, token, tokens } = await signedIn('openid offline_access');
+    const cc = await token({ grant_type: 'client_credentials' });
+    expect(cc.status).toBe(200);
+    const reads = jest.spyOn(kapija.payloads, 'findWithContext');
+    try {
+      const at = await post('/token/introspection', { token: tokens.access_token! });
+      expect(at.body).toMatchObject({ active: true, token_type: 'Bearer', client_id: rp.clientId, sub: expect.any(String) });
+      expect(reads).toHaveBeenCalledTimes(1);
+      expect(reads.mock.calls[0]![0]).toEqual(['AccessToken', 'ClientCredentials', 'RefreshToken']);
+      const rt = (await post('/token/introspection', { token: tokens.refresh_token! })).body;
+      expect(rt).toMatchObject({ active: true, sub: at.body.sub, scope: expect.stringContaining('offline_access') });
+      expect(rt.token_type).toBeUndefined();
+      const client = (await post('/token/introspection', { token: cc.body.access_token! })).body;
+      expect(client).toMatchObject({ active: true, client_id: rp.clientId });
+      expect(client.sub).toBeUndefined();
+      expect((await post('/token/introspection', { token: 'no-such-token-value-no-such-token-value' })).body).toEqual({ active: false });
+      expect(reads).toHaveBeenCalledTimes(4);
+    } finally {
+      reads.mockRestore();
+    }
+    // Revoked by the service: the next request, reading it afresh, finds nothing usable.
+    expect((await post('/token/revocation', { token: tokens.refresh_token! })).status).toBe(200);
+    expect((await post('/token/introspection', { token: tokens.refresh_token! })).body).toEqual({ active: false });
+    expect((await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! })).body.error).toBe('invalid_grant');
+  });
+
+  test('userinfo and refresh take the account read with the token, and see a change made in between', async () => {
+    const { kapija, citizen, token, tokens } = await signedIn('openid email offline_access');
+    const sub = (JSON.parse(Buffer.from(tokens.id_token!.split('.')[1]!, 'base64url').toString()) as { sub: string }).sub; // pairwise
+    const byId = jest.spyOn(kapija.accounts, 'findById');
+    try {
+      expect((await userinfo(tokens.access_token!)).body).toMatchObject({ sub, email: citizen.account.email });
+      await kapija.accounts.setVerifiedEmail(citizen.account.id, `new-${citizen.account.email!}`);
+      expect((await userinfo(tokens.access_token!)).body).toMatchObject({ email: `new-${citizen.account.email!}` });
+      const refreshed = await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! });
+      expect(refreshed.status).toBe(200);
+      const idToken = JSON.parse(Buffer.from(refreshed.body.id_token!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+      expect(idToken.sub).toBe(sub);
+      expect(byId).not.toHaveBeenCalled(); // answered by the read that found the token
+
+      await kapija.accounts.setStatus(citizen.account.id, 'locked');
+      expect((await userinfo(refreshed.body.access_token!)).status).toBe(401);
+      expect((await token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token! })).body.error).toBe('invalid_grant');
+    } finally {
+      byId.mockRestore();
+    }
+  });
+});
