@@ -44,7 +44,9 @@ test('the workers start with the memory settings the primary gives them', () => 
   const workers = fs.readFileSync(`/proc/${primary}/task/${primary}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
   expect(workers).toHaveLength(2);
   for (const pid of workers) {
-    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain('--max-semi-space-size=4');
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(cmdline).toContain('--max-semi-space-size=4');
+    expect(cmdline).toContain('--heap-growing-percent=50');
     expect(fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain('MALLOC_ARENA_MAX=2');
   }
 });
