@@ -33,7 +33,7 @@ import { createProvider } from './oidc/provider.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createOwnSignIn } from './http/own-sign-in.js';
 import { createAccountRouter } from './account/router.js';
-import { recordLedger } from './account/ledger.js';
+import { recordLedger, releaseEntry } from './account/ledger.js';
 import { createAuditLog, type AuditLog } from './store/audit.js';
 import { createSelfServiceModule, type SelfService } from './self-service/index.js';
 import { createEventBus, type EventBus } from './events.js';
@@ -181,6 +181,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
     pairwiseSubject,
     onRelease: (release) => events.emit('data.released', release),
+    releaseRecord: releaseEntry,
     onSessionSaved: (session, request) => {
       // oidc-provider saves the session on every request that uses it; "last seen" is kept to the
       // minute, so a session seen again from the same device within a minute costs no write.

@@ -27,7 +27,11 @@ export interface KapijaEvents {
   /** A recovery code was used. */
   'factor.recovery_used': { accountId: string; remaining: number; ip: string };
   /** Personal data left Kapija for a service: which claims, through which channel. */
-  'data.released': { accountId: string; clientId: string; claims: readonly string[]; channel: 'id_token' | 'userinfo' | 'introspection' };
+  'data.released': {
+    accountId: string; clientId: string; claims: readonly string[]; channel: 'id_token' | 'userinfo' | 'introspection';
+    /** Already in the citizen's ledger: written in one step with the tokens that carried it. */
+    recorded?: boolean;
+  };
   /** A second factor was removed from an account. */
   'factor.removed': { accountId: string; type: 'totp' | 'webauthn' | 'recovery'; ip: string };
   /** The citizen withdrew a service's consent (its grants and tokens are gone). */

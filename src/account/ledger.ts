@@ -4,17 +4,31 @@
  * an entry changed or removed is detectable. Entries hold no personal data beyond the account id
  * (no IP address, no claim values — only claim names), so they stay pseudonymous after deletion.
  */
-import type { EventBus } from '../events.js';
-import type { AuditLog, AuditEntry } from '../store/audit.js';
+import type { EventBus, KapijaEvents } from '../events.js';
+import type { AuditLog, AuditEntry, AuditEntryInput } from '../store/audit.js';
 
 export const ledgerChain = (accountId: string) => `account:${accountId}`;
 
+const ledgerEntry = (accountId: string, action: string, clientId: string | null, details: Record<string, unknown>): AuditEntryInput => ({
+  chain: ledgerChain(accountId),
+  actor: accountId,
+  action,
+  subjectAccountId: accountId,
+  clientId,
+  details,
+});
+
+/** The ledger entry of a release of personal data: the service, the claims' names, the channel. */
+export const releaseEntry = (e: Omit<KapijaEvents['data.released'], 'recorded'>): AuditEntryInput =>
+  ledgerEntry(e.accountId, 'ledger.data_released', e.clientId, { claims: [...e.claims], channel: e.channel });
+
 export function recordLedger(events: EventBus, audit: AuditLog): void {
   const append = (accountId: string, action: string, clientId: string | null, details: Record<string, unknown>) =>
-    audit.append({ chain: ledgerChain(accountId), actor: accountId, action, subjectAccountId: accountId, clientId, details });
+    audit.append(ledgerEntry(accountId, action, clientId, details));
 
   events.on('signin.success', (e) => append(e.accountId, 'ledger.signin', e.clientId, { acr: e.acr, amr: [...e.amr] }));
-  events.on('data.released', (e) => append(e.accountId, 'ledger.data_released', e.clientId, { claims: [...e.claims], channel: e.channel }));
+  // A token response's release was written with its tokens (oidc/adapter.ts settle).
+  events.on('data.released', (e) => (e.recorded ? undefined : audit.append(releaseEntry(e))));
   events.on('consent.given', (e) => append(e.accountId, 'ledger.consent_given', e.clientId, { scopes: [...e.scopes], claims: [...e.claims] }));
   events.on('consent.revoked', (e) => append(e.accountId, 'ledger.consent_revoked', e.clientId, {}));
   events.on('factor.enrolled', (e) => append(e.accountId, 'ledger.factor_added', null, { type: e.type }));

@@ -5,6 +5,7 @@
 import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { OidcPayloadRepository, OidcPayload, PayloadSave, FoundWithContext } from '../store/oidc-payloads.js';
 import type { Account } from '../store/accounts.js';
+import type { AuditEntryInput } from '../store/audit.js';
 import type { ClientRepository } from '../store/clients.js';
 
 export type AdapterConstructor = new (name: string) => Adapter;
@@ -73,29 +74,34 @@ export function accountReadAlong(accountId: string): { account: Account | undefi
 }
 
 export type AdapterWithHeldWrites = AdapterConstructor & {
-  /** Writes what the request held, or drops a grant's writes if it failed; see above. */
-  settle(ctx: { status: number; body: unknown; oidc?: unknown }): Promise<void>;
+  /**
+   * Writes what the request held, or drops a grant's writes if it failed; see above. `record` is
+   * appended to the audit log in the same step as a token grant's writes; true when it was.
+   */
+  settle(ctx: { status: number; body: unknown; oidc?: unknown }, record?: AuditEntryInput): Promise<boolean>;
 };
 
 export function createAdapterClass(payloads: OidcPayloadRepository, clients: ClientRepository): AdapterWithHeldWrites {
   return class KnexAdapter implements Adapter {
     constructor(readonly name: string) {}
 
-    static async settle(ctx: { status: number; body: unknown }): Promise<void> {
+    static async settle(ctx: { status: number; body: unknown }, record?: AuditEntryInput): Promise<boolean> {
       const writes = held.get(ctx);
-      if (!writes) return;
+      if (!writes) return false;
       held.delete(ctx);
       const { grant, saves } = writes;
-      if (!grant) return payloads.saveAll(saves); // what an authorization response saved after its session
-      if (ctx.status !== 200) return; // a failed exchange leaves the presented code or token as it was
-      if (!grant.consumed) return payloads.saveAll(saves);
-      if (saves.length === 0) return payloads.consume(grant.consumes, grant.consumed);
-      if (await payloads.consumeAndSave(grant.consumes, grant.consumed, saves)) return;
+      const done = (written: Promise<void>) => written.then(() => false);
+      if (!grant) return done(payloads.saveAll(saves)); // what an authorization response saved after its session
+      if (ctx.status !== 200) return false; // a failed exchange leaves the presented code or token as it was
+      if (!grant.consumed) return done(payloads.saveAll(saves));
+      if (saves.length === 0) return done(payloads.consume(grant.consumes, grant.consumed));
+      if (await payloads.consumeAndSave(grant.consumes, grant.consumed, saves, record)) return record !== undefined;
       // Another request consumed the same code or token first: reuse, answered as oidc-provider does.
       const grantId = saves.find((x) => x.payload.grantId)?.payload.grantId;
       if (grantId) await payloads.revokeByGrantId(String(grantId));
       ctx.status = 400;
       ctx.body = { error: 'invalid_grant', error_description: 'grant request is invalid' };
+      return false;
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {

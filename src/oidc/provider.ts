@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { isUnavailableError } from '../errors.js';
 import type { AdapterConstructor, AdapterWithHeldWrites } from './adapter.js';
+import type { AuditEntryInput } from '../store/audit.js';
 import { SCOPE_CLAIMS } from './accounts.js';
 import type { KeySet } from './keys.js';
 import { ACR, levelOfAcr, rank, requiredLevel } from './acr.js';
@@ -19,6 +20,9 @@ export interface ProviderPages {
   logoutDone(ctx: Context, clientName: string | undefined): void;
 }
 
+/** A release of personal data to a service: which claims, through which channel. */
+export interface Release { accountId: string; clientId: string; claims: string[]; channel: 'id_token' | 'userinfo' | 'introspection' }
+
 export interface ProviderDeps {
   config: Config;
   adapter: AdapterConstructor | AdapterWithHeldWrites;
@@ -26,8 +30,16 @@ export interface ProviderDeps {
   findAccount: Configuration['findAccount'];
   pages: ProviderPages;
   logger: Logger;
-  /** Called for every release of personal data to a service (the citizen's ledger records it). */
-  onRelease?(release: { accountId: string; clientId: string; claims: string[]; channel: 'id_token' | 'userinfo' | 'introspection' }): Promise<void>;
+  /**
+   * Called for every release of personal data to a service (the citizen's ledger records it);
+   * `recorded` when its ledger entry was already written with the tokens (see releaseRecord).
+   */
+  onRelease?(release: Release & { recorded: boolean }): Promise<void>;
+  /**
+   * The ledger entry of a token response's release, written in one step with the tokens it carries
+   * (the adapter's held writes), so no token leaves without its entry.
+   */
+  releaseRecord?(release: Release): AuditEntryInput;
   /** Called whenever a sign-in session is saved, with the request it was saved in. */
   onSessionSaved?(session: { uid: string; accountId: string }, request: { ip: string; userAgent: string }): Promise<void>;
   /** The pairwise subject of an account within a sector (see createPairwiseSubject). */
@@ -78,7 +90,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId, onRelease, onSessionSaved, pairwiseSubject }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId, onRelease, releaseRecord, onSessionSaved, pairwiseSubject }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -275,20 +287,24 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       }
     }
   });
+  type ReleaseState = { kapijaRecordedRelease?: Release };
   if (onRelease) {
     provider.use(async (ctx, next) => {
       await next();
       if (ctx.status !== 200 || !ctx.oidc) return;
-      const release = releaseOf(ctx as KoaContextWithOIDC);
-      if (release) await onRelease(release).catch((err: unknown) => logger.error({ err }, 'recording a data release failed'));
+      const recorded = (ctx.state as ReleaseState).kapijaRecordedRelease;
+      const release = recorded ?? releaseOf(ctx as KoaContextWithOIDC);
+      if (release) await onRelease({ ...release, recorded: Boolean(recorded) }).catch((err: unknown) => logger.error({ err }, 'recording a data release failed'));
     });
   }
   const { settle } = adapter as Partial<AdapterWithHeldWrites>;
   if (settle) {
-    // Innermost: the held writes of a refresh-token grant land before the response is recorded or sent.
+    // Innermost: the held writes of a token grant land (with the ledger entry of what the response
+    // releases) before the response is recorded or sent.
     provider.use(async (ctx, next) => {
       await next();
-      await settle(ctx);
+      const release = releaseRecord && ctx.status === 200 && ctx.oidc?.route === 'token' ? releaseOf(ctx as KoaContextWithOIDC) : undefined;
+      if (await settle(ctx, release && releaseRecord!(release))) (ctx.state as ReleaseState).kapijaRecordedRelease = release;
     });
   }
   if (onSessionSaved) {
@@ -320,9 +336,7 @@ function decodeJwtPayload(jwt: string): Record<string, unknown> | undefined {
 }
 
 /** What a successful token, userinfo or introspection response released, and to whom. */
-function releaseOf(ctx: KoaContextWithOIDC):
-  | { accountId: string; clientId: string; claims: string[]; channel: 'id_token' | 'userinfo' | 'introspection' }
-  | undefined {
+function releaseOf(ctx: KoaContextWithOIDC): Release | undefined {
   const { route, entities, client } = ctx.oidc;
   const body = ctx.body as unknown;
   if (!client) return undefined;

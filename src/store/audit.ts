@@ -9,6 +9,7 @@
  * head elsewhere when that matters.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
 import { isPostgres, statement, type Db } from './db.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -136,15 +137,19 @@ const isUniqueViolation = (err: unknown) => {
  * PostgreSQL appends in one round trip: the head is read and the row inserted by one statement, and
  * the hash is computed there (sha256) over exactly the canonical JSON {@link hashOf} builds — only
  * `prev_hash` and `seq` come from the head, and they sit together in the canonical key order.
+ * `gate` is a condition the insert also needs (another part of a larger statement, see
+ * {@link pgAppend}); 14 values ({@link pgAppendValues}).
  */
-const APPEND_PG = `
+const appendPgSql = (gate: string) => `
 insert into audit_events (id, chain, seq, at, actor, action, subject_account_id, client_id, ip, details, prev_hash, hash)
 select ?, ?, h.seq + 1, ?, ?, ?, ?, ?, ?, ?, h.hash,
        encode(sha256(convert_to(? || h.hash || ? || (h.seq + 1)::text || ?, 'UTF8')), 'hex')
 from (select coalesce(max(seq), 0) as seq,
              coalesce((select hash from audit_events where chain = ? order by seq desc limit 1), '${GENESIS_HASH}') as hash
       from audit_events where chain = ?) h
+${gate ? `where ${gate}` : ''}
 returning seq, prev_hash, hash`;
+const APPEND_PG = appendPgSql('');
 
 /** The canonical material of an entry split around its `prev_hash` and `seq` values. */
 function materialAround(r: Omit<Row, 'hash' | 'seq' | 'prev_hash'>): [string, string, string] {
@@ -159,6 +164,69 @@ function materialAround(r: Omit<Row, 'hash' | 'seq' | 'prev_hash'>): [string, st
     ip: r.ip,
   });
   return [`${head.slice(0, -1)},"prev_hash":"`, '","seq":', `,"subject_account_id":${canonicalJson(r.subject_account_id)}}`];
+}
+
+/** An entry's own fields; the chain fields (seq, prev_hash, hash) come from the head. */
+type EntryFields = Omit<Row, 'seq' | 'prev_hash' | 'hash'>;
+
+function entryFields(input: AuditEntryInput, at: number): EntryFields {
+  return {
+    id: randomUUID(),
+    chain: input.chain,
+    at,
+    actor: input.actor,
+    action: input.action,
+    subject_account_id: input.subjectAccountId ?? null,
+    client_id: input.clientId ?? null,
+    ip: input.ip ?? null,
+    details: JSON.stringify(input.details ?? {}),
+  };
+}
+
+/** The values of {@link appendPgSql}, in order. */
+function valuesOf(f: EntryFields): unknown[] {
+  const [before, between, after] = materialAround(f);
+  return [f.id, f.chain, f.at, f.actor, f.action, f.subject_account_id, f.client_id, f.ip, f.details, before, between, after, f.chain, f.chain];
+}
+
+/** SQLite (one connection, or inside the caller's transaction): read the head, insert after it. */
+async function sqliteAppend(q: Knex | Knex.Transaction, fields: EntryFields): Promise<AuditEntry> {
+  const head = (await q('audit_events').select('seq', 'hash').where('chain', fields.chain).orderBy('seq', 'desc').first()) as Pick<Row, 'seq' | 'hash'> | undefined;
+  const partial: Omit<Row, 'hash'> = { ...fields, seq: head ? Number(head.seq) + 1 : 1, prev_hash: head?.hash ?? GENESIS_HASH };
+  const row: Row = { ...partial, hash: hashOf(partial) };
+  await q('audit_events').insert(row);
+  return toEntry(row);
+}
+
+/**
+ * Runs an append (alone, or as part of a larger write) again on the new head when a concurrent
+ * append to the same chain took its place (the unique (chain, seq) key), up to ten times.
+ */
+export async function withChainRetry<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!isUniqueViolation(err) || attempt >= 9) throw err;
+      await new Promise((r) => setTimeout(r, Math.random() * 10 * (attempt + 1)));
+    }
+  }
+}
+
+/**
+ * An append as part of another statement on PostgreSQL: `pgAppendSql(gate)` inserts the entry when
+ * `gate` holds (e.g. `exists (select 1 from consumed)`) and returns its chain fields, with
+ * `pgAppendValues(input, at)` as its parameters. Run it inside {@link withChainRetry}, with values
+ * made anew for each attempt.
+ */
+export const pgAppendSql = appendPgSql;
+export function pgAppendValues(input: AuditEntryInput, at: number): unknown[] {
+  return valuesOf(entryFields(input, at));
+}
+
+/** An append inside the caller's SQLite transaction. */
+export function sqliteAppendIn(trx: Knex.Transaction, input: AuditEntryInput, at: number): Promise<AuditEntry> {
+  return sqliteAppend(trx, entryFields(input, at));
 }
 
 export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
@@ -181,47 +249,12 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
 
   return {
     async append(input) {
-      const details = JSON.stringify(input.details ?? {});
-      for (let attempt = 0; ; attempt += 1) {
-        // The row's own fields; the chain fields (seq, prev_hash, hash) come from the head.
-        const fields = {
-          id: randomUUID(),
-          chain: input.chain,
-          at: now(),
-          actor: input.actor,
-          action: input.action,
-          subject_account_id: input.subjectAccountId ?? null,
-          client_id: input.clientId ?? null,
-          ip: input.ip ?? null,
-          details,
-        };
-        if (pg) {
-          const [before, between, after] = materialAround(fields);
-          try {
-            const rows = await appendPg!([
-              fields.id, fields.chain, fields.at, fields.actor, fields.action, fields.subject_account_id, fields.client_id, fields.ip, fields.details,
-              before, between, after, fields.chain, fields.chain,
-            ]);
-            return toEntry({ ...fields, ...rows[0]! });
-          } catch (err) {
-            if (!isUniqueViolation(err) || attempt >= 9) throw err;
-            await new Promise((r) => setTimeout(r, Math.random() * 10 * (attempt + 1)));
-            continue;
-          }
-        }
-        const head = (await db('audit_events').select('seq', 'hash').where('chain', input.chain).orderBy('seq', 'desc').first()) as
-          | Pick<Row, 'seq' | 'hash'>
-          | undefined;
-        const partial: Omit<Row, 'hash'> = { ...fields, seq: head ? Number(head.seq) + 1 : 1, prev_hash: head?.hash ?? GENESIS_HASH };
-        const row: Row = { ...partial, hash: hashOf(partial) };
-        try {
-          await db('audit_events').insert(row);
-          return toEntry(row);
-        } catch (err) {
-          if (!isUniqueViolation(err) || attempt >= 9) throw err;
-          await new Promise((r) => setTimeout(r, Math.random() * 10 * (attempt + 1)));
-        }
-      }
+      return withChainRetry(async () => {
+        const fields = entryFields(input, now());
+        if (!appendPg) return sqliteAppend(db, fields);
+        const rows = await appendPg(valuesOf(fields));
+        return toEntry({ ...fields, ...rows[0]! });
+      });
     },
 
     async list(f = {}) {

@@ -3,6 +3,7 @@
  * `oidc_payloads` table. Expired rows are invisible to every read and removed by {@link purgeExpired}.
  */
 import { ACCOUNT_COLUMNS, toAccount, type Account, type AccountRow } from './accounts.js';
+import { pgAppendSql, pgAppendValues, sqliteAppendIn, withChainRetry, type AuditEntryInput } from './audit.js';
 import { isPostgres, statement, type Db } from './db.js';
 
 export type OidcPayload = Record<string, unknown> & {
@@ -55,8 +56,10 @@ export interface OidcPayloadRepository {
   /**
    * Marks `consumedId` of `model` consumed and saves `saves` in one step: all or nothing. False
    * (and nothing written) when `consumedId` was already consumed or is gone — a concurrent reuse.
+   * `record`, when given, is appended to the audit log in the same step (the citizen's ledger entry
+   * of what the exchange released), so the tokens are never saved without it nor it without them.
    */
-  consumeAndSave(model: string, consumedId: string, saves: readonly PayloadSave[]): Promise<boolean>;
+  consumeAndSave(model: string, consumedId: string, saves: readonly PayloadSave[], record?: AuditEntryInput): Promise<boolean>;
   destroy(model: string, id: string): Promise<void>;
   revokeByGrantId(grantId: string): Promise<void>;
   /** Live artefacts of one model for one account, e.g. a citizen's sessions or grants. */
@@ -150,16 +153,29 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
      select m, i, p, g, u, c, a, e, null
      from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) as t(m, i, p, g, u, c, a, e)`;
   // Consume and saves in one statement on PostgreSQL: the inserts happen only if the update did.
+  const CONSUMED = `consumed as (
+       update oidc_payloads set consumed_at = ? where model = ? and id = ? and consumed_at is null and ${LIVE} returning id
+     )`;
+  const GATE = 'exists (select 1 from consumed)';
   const consumeAndSavePg = statement<{ id: string }>(
     db,
     'payload_consume_and_save',
-    `with consumed as (
-       update oidc_payloads set consumed_at = ? where model = ? and id = ? and consumed_at is null and ${LIVE} returning id
-     )
+    `with ${CONSUMED}
      ${INSERT_ROWS}
-     where exists (select 1 from consumed)
+     where ${GATE}
      ${RESAVE}
      returning id`,
+  );
+  // The same with an audit append: its row comes back with a null id.
+  const consumeSaveAndRecordPg = statement<{ id: string | null }>(
+    db,
+    'payload_consume_save_record',
+    `with ${CONSUMED},
+     saved as (${INSERT_ROWS} where ${GATE} ${RESAVE} returning id),
+     recorded as (${pgAppendSql(GATE)})
+     select id from saved
+     union all
+     select null from recorded`,
   );
   const saveAllPg = statement(
     db,
@@ -222,23 +238,29 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
         for (const row of rows) await trx.raw(UPSERT, row);
       });
     },
-    async consumeAndSave(model, consumedId, saves) {
+    async consumeAndSave(model, consumedId, saves, record) {
       if (saves.length === 0) throw new Error('consumeAndSave needs something to save');
-      const at = now();
       const rows = rowsOf(saves);
-      if (isPostgres(db)) {
-        const written = await consumeAndSavePg([at, model, consumedId, at, ...columnsOf(rows)]);
-        return written.length === rows.length;
-      }
-      return db.transaction(async (trx) => {
-        const changed = await trx('oidc_payloads')
-          .where({ model, id: consumedId })
-          .whereNull('consumed_at')
-          .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', at))
-          .update({ consumed_at: at });
-        if (changed !== 1) return false;
-        for (const row of rows) await trx.raw(UPSERT, row);
-        return true;
+      // Appending to a chain can lose to a concurrent append (audit.ts); then the whole step runs again.
+      return withChainRetry(async () => {
+        const at = now();
+        if (isPostgres(db)) {
+          const consumeAndSaveValues = [at, model, consumedId, at, ...columnsOf(rows)];
+          if (!record) return (await consumeAndSavePg(consumeAndSaveValues)).length === rows.length;
+          const written = await consumeSaveAndRecordPg([...consumeAndSaveValues, ...pgAppendValues(record, at)]);
+          return written.filter((r) => r.id !== null).length === rows.length && written.length === rows.length + 1;
+        }
+        return db.transaction(async (trx) => {
+          const changed = await trx('oidc_payloads')
+            .where({ model, id: consumedId })
+            .whereNull('consumed_at')
+            .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', at))
+            .update({ consumed_at: at });
+          if (changed !== 1) return false;
+          for (const row of rows) await trx.raw(UPSERT, row);
+          if (record) await sqliteAppendIn(trx, record, at);
+          return true;
+        });
       });
     },
     async destroy(model, id) {

@@ -7,6 +7,7 @@ import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../../support/kapija.js';
 import type { KapijaEvents } from '../../../src/events.js';
+import { ledgerChain } from '../../../src/account/ledger.js';
 import { createSessionDeviceRepository } from '../../../src/store/session-devices.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -43,6 +44,16 @@ test('ID token, userinfo and introspection releases name the service and exactly
   expect(mine[1]!.claims).toEqual(['email', 'email_verified', 'sub']);
   expect(mine[2]!.claims).toContain('sub');
   expect(mine[2]!.claims).not.toContain('active');
+  // The ID token's entry was written with the tokens themselves; the others after their response.
+  expect(mine.map((r) => r.recorded)).toEqual([true, false, false]);
+  const ledger = await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id) });
+  const released = ledger.filter((e) => e.action === 'ledger.data_released').reverse();
+  expect(released.map((e) => [e.clientId, e.details.channel, e.details.claims])).toEqual([
+    [rp.clientId, 'id_token', ['sub']],
+    [rp.clientId, 'userinfo', ['email', 'email_verified', 'sub']],
+    [rp.clientId, 'introspection', mine[2]!.claims],
+  ]);
+  expect(await server.kapija.audit.verify(ledgerChain(citizen.account.id))).toMatchObject({ ok: true });
 
   const devices = await createSessionDeviceRepository(server.kapija.db).listForAccount(citizen.account.id);
   expect(devices).toHaveLength(1);

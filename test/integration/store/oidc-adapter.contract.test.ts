@@ -10,6 +10,7 @@ import { createAdapterClass, type AdapterConstructor } from '../../../src/oidc/a
 import { createOidcPayloadRepository, type OidcPayloadRepository } from '../../../src/store/oidc-payloads.js';
 import { createClientRepository, type ClientRepository } from '../../../src/store/clients.js';
 import { createAccountRepository } from '../../../src/store/accounts.js';
+import { createAuditLog } from '../../../src/store/audit.js';
 import { createSecretBox } from '../../../src/security/crypto.js';
 import { migrate, openStore, type Db } from '../../../src/store/db.js';
 import { createTestDatabase, stores, type TestDatabase } from '../../support/databases.js';
@@ -246,6 +247,42 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
       expect(await payloads.consumeAndSave('RefreshToken', 'old', [{ model: 'RefreshToken', id: 'next', payload: { jti: 'next', grantId: 'g2' }, expiresInSeconds: 60 }])).toBe(false);
       expect(await payloads.consumeAndSave('RefreshToken', 'missing', [{ model: 'RefreshToken', id: 'next', payload: { jti: 'next', grantId: 'g2' }, expiresInSeconds: 60 }])).toBe(false);
       expect(await payloads.find('RefreshToken', 'next')).toBeUndefined();
+    });
+  });
+
+  describe('rotation with its ledger entry (one step)', () => {
+    const successor = (id: string) => [{ model: 'RefreshToken', id, payload: { jti: id, grantId: 'g9', accountId: 'acc9' }, expiresInSeconds: 60 }];
+    const record = (n: number) => ({ chain: 'account:acc9', actor: 'acc9', action: 'ledger.data_released', subjectAccountId: 'acc9', clientId: 'rp', details: { claims: ['sub'], channel: 'id_token', n } });
+
+    it('appends the entry exactly when the tokens are saved, on the chain, and not for a reuse', async () => {
+      const audit = createAuditLog(db, () => clock);
+      await db('audit_events').where({ chain: 'account:acc9' }).delete();
+      await audit.append({ ...record(0), action: 'ledger.signin' });
+      await payloads.upsert('RefreshToken', 'r1', { jti: 'r1', grantId: 'g9', accountId: 'acc9' }, 60);
+      expect(await payloads.consumeAndSave('RefreshToken', 'r1', successor('r2'), record(1))).toBe(true);
+      expect(await payloads.find('RefreshToken', 'r2')).toBeDefined();
+      // Reuse: nothing consumed, nothing saved, nothing recorded.
+      expect(await payloads.consumeAndSave('RefreshToken', 'r1', successor('r3'), record(2))).toBe(false);
+      expect(await payloads.find('RefreshToken', 'r3')).toBeUndefined();
+      const entries = await audit.list({ chain: 'account:acc9' });
+      expect(entries.map((e) => [e.seq, e.action, e.details.n])).toEqual([[2, 'ledger.data_released', 1], [1, 'ledger.signin', 0]]);
+      expect(entries[0]!.prevHash).toBe(entries[1]!.hash);
+      expect(await audit.verify('account:acc9')).toEqual({ ok: true, checked: 2 });
+    });
+
+    it('takes its turn on a chain appended to concurrently, and every entry lands', async () => {
+      const audit = createAuditLog(db, () => clock);
+      await db('audit_events').where({ chain: 'account:acc9' }).delete();
+      for (let i = 0; i < 6; i += 1) await payloads.upsert('RefreshToken', `p${i}`, { jti: `p${i}`, grantId: 'g9', accountId: 'acc9' }, 60);
+      const results = await Promise.all([
+        ...Array.from({ length: 6 }, (_, i) => payloads.consumeAndSave('RefreshToken', `p${i}`, successor(`q${i}`), record(i))),
+        ...Array.from({ length: 6 }, (_, i) => audit.append({ ...record(10 + i), action: 'ledger.signin' })),
+      ]);
+      expect(results.slice(0, 6)).toEqual([true, true, true, true, true, true]);
+      const entries = await audit.list({ chain: 'account:acc9' });
+      expect(entries).toHaveLength(12);
+      expect(entries.map((e) => e.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      expect(await audit.verify('account:acc9')).toEqual({ ok: true, checked: 12 });
     });
   });
 
