@@ -38,9 +38,10 @@ const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
 
 /**
  * Grants, sessions and accounts read with the code or token issued under them, per request.
- * oidc-provider reads a token, then its grant, its session and its account, one after the other;
- * the adapter reads all of them in one round trip and answers the later reads from what it got, as
- * long as the request has not written that grant or a session since. Introspection and revocation
+ * oidc-provider reads a token, then its grant, its session and its account, one after the other
+ * (and a session, then its account); the adapter reads all of them in one round trip and answers
+ * the later reads from what it got, as long as the request has not written that grant or a session
+ * since. Introspection and revocation
  * look one token value up as three models at once; one read answers all three. Each answer is a
  * copy, as a read from the database would be.
  */
@@ -52,7 +53,7 @@ interface ReadAlong {
   tokens: Map<string, { models: Set<string>; read: Promise<FoundWithContext> }>;
 }
 const readAlong = new WeakMap<object, ReadAlong>();
-const READ_WITH_CONTEXT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest', 'ClientCredentials']);
+const READ_WITH_CONTEXT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest', 'ClientCredentials', 'Session']);
 /** The routes that look a token value up as each of these models (oidc-provider helpers/token_find.js). */
 const TOKEN_LOOKUP_ROUTES = new Set(['introspection', 'revocation']);
 const LOOKED_UP_AS = ['AccessToken', 'ClientCredentials', 'RefreshToken'];

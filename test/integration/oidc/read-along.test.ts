@@ -21,10 +21,11 @@ describe.each(stores())('on %s', (store) => {
 
   const signedIn = async (scope: string) => {
     const s = await testService(server, { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] });
-    const cb = await signIn(new Agent(), s.authorize({ prompt: 'consent', scope }), s.redirect, s.citizen);
+    const agent = new Agent();
+    const cb = await signIn(agent, s.authorize({ prompt: 'consent', scope }), s.redirect, s.citizen);
     const tokens = await s.token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: s.redirect });
     expect(tokens.status).toBe(200);
-    return { ...s, tokens: tokens.body };
+    return { ...s, agent, tokens: tokens.body };
   };
   const userinfo = async (accessToken: string) => {
     const res = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
@@ -75,6 +76,23 @@ describe.each(stores())('on %s', (store) => {
       await kapija.accounts.setStatus(citizen.account.id, 'locked');
       expect((await userinfo(refreshed.body.access_token!)).status).toBe(401);
       expect((await token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token! })).body.error).toBe('invalid_grant');
+    } finally {
+      byId.mockRestore();
+    }
+  });
+
+  test('single sign-on takes the account read with the session, and a locked account has no session', async () => {
+    const { kapija, citizen, agent, authorize, redirect, token } = await signedIn('openid');
+    const byId = jest.spyOn(kapija.accounts, 'findById');
+    try {
+      const sso = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(redirect));
+      if (!(sso instanceof URL)) throw new Error('no single sign-on');
+      expect((await token({ grant_type: 'authorization_code', code: sso.searchParams.get('code')!, redirect_uri: redirect })).status).toBe(200);
+      expect(byId).not.toHaveBeenCalled();
+
+      await kapija.accounts.setStatus(citizen.account.id, 'locked');
+      const after = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(redirect));
+      expect(after).not.toBeInstanceOf(URL); // the sign-in page, not a code
     } finally {
       byId.mockRestore();
     }
