@@ -3,7 +3,7 @@
  * rest) and the signing/cookie key set (creation, idempotence across instances, rotation, purge).
  */
 import { randomBytes } from 'node:crypto';
-import { migrate, migrationsCurrent, openStore, type Db } from '../../../src/store/db.js';
+import { isPostgres, migrate, migrationsCurrent, openStore, statement, type Db } from '../../../src/store/db.js';
 import { createAccountRepository, type AccountRepository } from '../../../src/store/accounts.js';
 import { CLIENT_CACHE_MS, createClientRepository, type ClientRepository } from '../../../src/store/clients.js';
 import { createKeyRepository } from '../../../src/store/keys.js';
@@ -47,6 +47,14 @@ describe.each(stores())('repository contracts (%s)', (store) => {
       for (const table of ['accounts', 'oidc_payloads', 'clients', 'keys', 'credentials']) {
         expect(await db.schema.hasTable(table)).toBe(true);
       }
+    });
+
+    // SQLite has no plan cache to choose.
+    (store === 'postgres' ? it : it.skip)('plans each prepared statement once per PostgreSQL connection', async () => {
+      expect(isPostgres(db)).toBe(true);
+      // Every pooled connection, including ones opened later, is set up alike.
+      const modes = await Promise.all(Array.from({ length: 3 }, () => statement<{ plan_cache_mode: string }>(db, 'show_plan_cache_mode', 'show plan_cache_mode')([])));
+      expect(modes.map((rows) => rows[0]!.plan_cache_mode)).toEqual(['force_generic_plan', 'force_generic_plan', 'force_generic_plan']);
     });
   });
 
