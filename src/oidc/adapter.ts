@@ -139,10 +139,14 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         const route = (ctx as EngineContext).oidc?.route;
         const models = route && TOKEN_LOOKUP_ROUTES.has(route) && LOOKED_UP_AS.includes(this.name) ? LOOKED_UP_AS : [this.name];
         const read = payloads.findWithContext(models, id).then((found) => {
+          // One artefact is found (a value is not issued twice); should several be, each keeps only
+          // what is its own, and the rest is read when asked for.
+          const one = found.payloads.size === 1;
           for (const payload of found.payloads.values()) {
-            if (typeof payload.grantId === 'string') kept.grants.set(payload.grantId, found.grant);
-            if (typeof payload.sessionUid === 'string') kept.sessions.set(payload.sessionUid, found.session);
-            if (typeof payload.accountId === 'string') kept.accounts.set(payload.accountId, found.account);
+            const { grantId, sessionUid, accountId } = payload as { grantId?: unknown; sessionUid?: unknown; accountId?: unknown };
+            if (typeof grantId === 'string' && (one || found.grant?.jti === grantId)) kept.grants.set(grantId, found.grant);
+            if (typeof sessionUid === 'string' && (one || found.session?.uid === sessionUid)) kept.sessions.set(sessionUid, found.session);
+            if (typeof accountId === 'string' && (one || found.account?.id === accountId)) kept.accounts.set(accountId, found.account);
           }
           return found;
         });
