@@ -49,8 +49,8 @@ describe.each(stores())('repository contracts (%s)', (store) => {
       }
     });
 
-    // SQLite has no plan cache to choose.
-    (store === 'postgres' ? it : it.skip)('plans each prepared statement once per PostgreSQL connection', async () => {
+    // PostgreSQL only: SQLite has no plan cache to choose.
+    if (store === 'postgres') it('plans each prepared statement once per PostgreSQL connection', async () => {
       expect(isPostgres(db)).toBe(true);
       // Every pooled connection, including ones opened later, is set up alike.
       const modes = await Promise.all(Array.from({ length: 3 }, () => statement<{ plan_cache_mode: string }>(db, 'show_plan_cache_mode', 'show plan_cache_mode')([])));
