@@ -41,9 +41,8 @@ const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
  * oidc-provider reads a token, then its grant, its session and its account, one after the other
  * (and a session, then its account); the adapter reads all of them in one round trip and answers
  * the later reads from what it got, as long as the request has not written that grant or a session
- * since. Introspection and revocation
- * look one token value up as three models at once; one read answers all three. Each answer is a
- * copy, as a read from the database would be.
+ * since. Introspection and revocation look one token value up as three models at once; one read
+ * answers all three. Each answer is a copy, as a read from the database would be.
  */
 interface ReadAlong {
   grants: Map<string, OidcPayload | undefined>;

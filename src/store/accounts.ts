@@ -126,7 +126,7 @@ export function toAccount(r: AccountRow): Account {
 export function createAccountRepository(db: Db, now: () => number = Date.now): AccountRepository {
   // Every token and userinfo request reads the account: prepared once per connection, with its
   // columns named (a prepared `*` fails once a later migration adds a column).
-  const selectById = statement<Omit<Row, 'password_hash'>>(
+  const selectById = statement<AccountRow>(
     db,
     'account_by_id',
     `select ${ACCOUNT_COLUMNS.join(', ')} from accounts where id = ?`,

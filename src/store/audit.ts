@@ -137,10 +137,10 @@ const isUniqueViolation = (err: unknown) => {
  * PostgreSQL appends in one round trip: the head is read and the row inserted by one statement, and
  * the hash is computed there (sha256) over exactly the canonical JSON {@link hashOf} builds — only
  * `prev_hash` and `seq` come from the head, and they sit together in the canonical key order.
- * `gate` is a condition the insert also needs (another part of a larger statement, see
- * {@link pgAppend}); 14 values ({@link pgAppendValues}).
+ * `gate` is a condition the insert also needs when it is part of a larger statement; 14 values
+ * ({@link pgAppendValues}).
  */
-const appendPgSql = (gate: string) => `
+export const pgAppendSql = (gate: string) => `
 insert into audit_events (id, chain, seq, at, actor, action, subject_account_id, client_id, ip, details, prev_hash, hash)
 select ?, ?, h.seq + 1, ?, ?, ?, ?, ?, ?, ?, h.hash,
        encode(sha256(convert_to(? || h.hash || ? || (h.seq + 1)::text || ?, 'UTF8')), 'hex')
@@ -149,7 +149,7 @@ from (select coalesce(max(seq), 0) as seq,
       from audit_events where chain = ?) h
 ${gate ? `where ${gate}` : ''}
 returning seq, prev_hash, hash`;
-const APPEND_PG = appendPgSql('');
+const APPEND_PG = pgAppendSql('');
 
 /** The canonical material of an entry split around its `prev_hash` and `seq` values. */
 function materialAround(r: Omit<Row, 'hash' | 'seq' | 'prev_hash'>): [string, string, string] {
@@ -183,7 +183,7 @@ function entryFields(input: AuditEntryInput, at: number): EntryFields {
   };
 }
 
-/** The values of {@link appendPgSql}, in order. */
+/** The values of {@link pgAppendSql}, in order. */
 function valuesOf(f: EntryFields): unknown[] {
   const [before, between, after] = materialAround(f);
   return [f.id, f.chain, f.at, f.actor, f.action, f.subject_account_id, f.client_id, f.ip, f.details, before, between, after, f.chain, f.chain];
@@ -219,7 +219,6 @@ export async function withChainRetry<T>(write: () => Promise<T>): Promise<T> {
  * `pgAppendValues(input, at)` as its parameters. Run it inside {@link withChainRetry}, with values
  * made anew for each attempt.
  */
-export const pgAppendSql = appendPgSql;
 export function pgAppendValues(input: AuditEntryInput, at: number): unknown[] {
   return valuesOf(entryFields(input, at));
 }
