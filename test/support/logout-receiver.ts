@@ -30,6 +30,8 @@ export async function startLogoutReceiver(): Promise<LogoutReceiver> {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // A test that fails before close() must not keep jest from exiting.
+  server.unref();
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel-logout`,
     tokens,
