@@ -132,6 +132,10 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
       return page(ctx, 'account/profile', 'account.profile', { account: me.account, passwordMin: PASSWORD_MIN, passwordMax: PASSWORD_MAX, passwordError: error });
     }
     await d.accounts.setPasswordHash(me.account.id, await d.passwords.hash(next));
+    // Whoever is signed in elsewhere with the old password is signed out, their services told by
+    // back-channel logout and their tokens revoked, as on the sessions page; this browser stays.
+    const others = (await d.sessions.listForAccount(me.account.id)).filter((s) => s.uid !== me.session.sessionUid);
+    for (const s of others) await d.sessions.end(s.id, { accountId: me.account.id });
     await d.events.emit('account.password_changed', { accountId: me.account.id, via: 'portal', ip: ctx.ip });
     ctx.status = 303;
     ctx.redirect('/account/profile?done=password');

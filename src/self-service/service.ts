@@ -296,7 +296,7 @@ export function createSelfService(deps: SelfServiceDeps) {
         await notify(e.accountId, 'new_device', (l) => ({ when: when(l, e.at), device: describeDevice(e.userAgent), ip: e.ip }));
       });
       events.on('account.password_changed', async (e) => {
-        await notify(e.accountId, 'password_changed', (l) => ({ when: when(l, e.at) }));
+        await notify(e.accountId, 'password_changed', (l) => ({ when: when(l, e.at), sessions: translator(l)(`notice.password.${e.via}`) }));
       });
       const factorNotice = (change: 'added' | 'removed') => async (e: { accountId: string; type: string; at: Date }) => {
         // Enrolment during the first sign-in (before any device is known) is part of registering.

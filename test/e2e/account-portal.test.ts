@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { simpleParser } from 'mailparser';
 import { startLogoutReceiver } from '../support/logout-receiver.js';
 import { Agent, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
@@ -35,6 +36,22 @@ async function portal(agent: Agent, citizen: Citizen, path = '/account'): Promis
   }
   expect(page.status).toBe(200);
   return page;
+}
+
+/** Waits for a mail in the development outbox matching `match` (mail leaves after the answer). */
+async function outboxMail(match: (m: { subject: string; to: string; text: string }) => boolean) {
+  const outbox = path.join(server.kapija.config.dataDir, 'outbox');
+  for (let i = 0; i < 50; i += 1) {
+    const files = fs.existsSync(outbox) ? fs.readdirSync(outbox) : [];
+    for (const f of files) {
+      const parsed = await simpleParser(fs.readFileSync(path.join(outbox, f)));
+      const to = Array.isArray(parsed.to) ? parsed.to[0]?.text : parsed.to?.text;
+      const mail = { subject: parsed.subject ?? '', to: to ?? '', text: parsed.text ?? '' };
+      if (match(mail)) return mail;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('no such mail in the outbox');
 }
 
 async function rpSignIn(agent: Agent, citizen: Citizen, rp: { clientId: string; clientSecret?: string | undefined }, scope = 'openid offline_access') {
@@ -197,10 +214,16 @@ test('the ledger shows which service received which data, when and how; it can b
   expect((await portal(agent, citizen, '/account/activity')).body).toContain('data-ledger-verified="no"');
 });
 
-test('changing the password needs the current one and a good new one; an e-mail change sends a link to the new address', async () => {
+test('changing the password needs the current one and a good new one, and ends every other session; an e-mail change sends a link to the new address', async () => {
   const citizen = await createTestAccount(server.kapija);
+  // Signed in elsewhere too: a service on another device, with a back-channel logout endpoint.
+  const receiver = await startLogoutReceiver();
+  const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true });
+  const elsewhere = new Agent('en');
+  const { config, tokens } = await rpSignIn(elsewhere, citizen, rp);
   const agent = new Agent('en');
   const profile = await portal(agent, citizen, '/account/profile');
+  expect(await server.kapija.sessions.listForAccount(citizen.account.id)).toHaveLength(2);
   expect(profile.body).toContain('autocomplete="current-password"');
   expect(profile.body).toContain('autocomplete="new-password"');
   const wrong = await submitForm(agent, profile, /\/account\/password$/, { current_password: 'not-it', new_password: 'a fresh long passphrase', new_password_confirm: 'a fresh long passphrase' });
@@ -213,6 +236,21 @@ test('changing the password needs the current one and a good new one; an e-mail 
   const creds = await server.kapija.accounts.findCredentialsByUsername(citizen.username);
   expect(await server.kapija.passwords.verify(creds!.passwordHash, 'a fresh long passphrase')).toBe(true);
   expect(await server.kapija.passwords.verify(creds!.passwordHash, citizen.password)).toBe(false);
+  // The other session is over: its service was told and its refresh token no longer works.
+  expect(receiver.tokens).toHaveLength(1);
+  const { payload } = await jwtVerify(receiver.tokens[0]!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: rp.clientId });
+  expect(payload.sid).toBe(tokens.claims()!.sid);
+  await receiver.close();
+  await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  // This browser stays signed in and says what happened.
+  const remaining = await server.kapija.sessions.listForAccount(citizen.account.id);
+  expect(remaining).toHaveLength(1);
+  const after = await agent.request(new URL(changed.headers.get('location')!, server.url));
+  expect(after.status).toBe(200);
+  expect(after.body).toContain('every other session has been ended');
+  // The notice to the citizen's address (in the account's language) tells how it was changed and what was ended.
+  const notice = await outboxMail((m) => m.subject === 'Лозинка вашег налога на Капији је промењена' && m.to === citizen.account.email);
+  expect(notice.text).toContain('Промењена је на страници налога, и све остале сесије су окончане.');
 
   const outbox = path.join(server.kapija.config.dataDir, 'outbox');
   const before = fs.existsSync(outbox) ? fs.readdirSync(outbox).length : 0;

@@ -223,6 +223,7 @@ describe('password reset', () => {
     expect(cb.searchParams.get('code')).toBeTruthy();
     // And the owner is told, with a "this wasn't me" link.
     const notice = await smtp.waitFor(citizen.account.email!, (m) => m.subject === 'Лозинка вашег налога на Капији је промењена');
+    expect(notice.text).toContain('Промењена је преко везе послате на ову адресу, и све сесије су окончане.');
     expect(linkIn(notice, `${server.url}/not-me?token=`).searchParams.get('token')).toBeTruthy();
   });
 

@@ -8,7 +8,7 @@ import type { Locale } from '../../../src/config.js';
 const templates = createMailTemplates();
 const KINDS: MailKind[] = ['verify_email', 'already_registered', 'username_taken', 'reset_password', 'change_email', 'new_device', 'password_changed', 'email_changed', 'factor_changed'];
 const LOCALES: Locale[] = ['sr-Cyrl', 'sr-Latn', 'en'];
-const values = { username: 'ana', when: '27. 11. 2026.', device: 'Firefox, Linux', ip: '192.0.2.1', factor: 'TOTP', change: 'x', email: 'a@b.rs' };
+const values = { username: 'ana', when: '27. 11. 2026.', device: 'Firefox, Linux', ip: '192.0.2.1', factor: 'TOTP', change: 'x', sessions: 'x', email: 'a@b.rs' };
 
 describe.each(LOCALES)('%s', (locale) => {
   it.each(KINDS)('renders %s with no unfilled placeholder or raw key', (kind) => {
