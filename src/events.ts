@@ -12,7 +12,7 @@ export interface KapijaEvents {
     /** Keyed hash of the browser's long-lived `kapija.device` cookie (never the cookie itself). */
     deviceId?: string;
   };
-  /** The password was changed (by a reset link, or in the account portal); every session was ended. */
+  /** The password was changed: by a reset link (every session was ended) or in the account portal (every other one was). */
   'account.password_changed': { accountId: string; via: 'reset' | 'portal'; ip: string };
   /** A new e-mail address was verified and replaced the old one. */
   'account.email_changed': { accountId: string; ip: string };

@@ -17,7 +17,8 @@ export type MailKind =
   | 'new_device'
   | 'password_changed'
   | 'email_changed'
-  | 'factor_changed';
+  | 'factor_changed'
+  | 'recovery_used';
 
 export interface MailVars {
   /** The citizen's given name, when known. */

@@ -306,6 +306,10 @@ export function createSelfService(deps: SelfServiceDeps) {
           return { when: when(l, e.at), factor: t(`notice.factor.${e.type}` as MessageKey), change: t(`notice.factor.${change}`) };
         });
       };
+      // A recovery code stands in for the second factor: its owner hears of every use.
+      events.on('factor.recovery_used', async (e) => {
+        await notify(e.accountId, 'recovery_used', (l) => ({ when: when(l, e.at), ip: e.ip, count: String(e.remaining) }));
+      });
       events.on('factor.enrolled', factorNotice('added'));
       events.on('factor.removed', factorNotice('removed'));
     },

@@ -6,7 +6,7 @@
  */
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
-import { Agent, hiddenField } from '../support/browserless.js';
+import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
 import { startSmtp, linkIn, type TestSmtp } from '../support/smtp.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
@@ -130,4 +130,36 @@ test('a removed second factor is announced; enrolment before the first sign-in i
   const removed = await smtp.waitFor(address, (m) => m.subject === 'Други фактор вашег налога на Капији је промењен');
   expect(removed.text).toContain('безбедносни кључ или приступни кључ (уклоњен)');
   expect(removed.text).toContain('/not-me?token=');
+});
+
+test('a recovery code used to sign in is announced to its owner with the codes left; a TOTP sign-in is not', async () => {
+  const citizen = await createTestAccount(server.kapija, { email: `oporavak.${Date.now()}@example.rs` });
+  const address = citizen.account.email!;
+  const { config } = await service();
+  const RECOVERY_USED_SR = 'Код за опоравак вашег налога на Капији је искоришћен';
+
+  await signInWith(new Agent('en'), config, citizen);
+  await new Promise((r) => setTimeout(r, 300));
+  expect(smtp.to(address).filter((m) => m.subject === RECOVERY_USED_SR)).toHaveLength(0);
+
+  // Password, then a recovery code instead of the authenticator app.
+  const agent = new Agent('en');
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT,
+    scope: 'openid',
+    code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+    code_challenge_method: 'S256',
+  });
+  const login = (await agent.follow(await agent.request(url), (u) => u.href.startsWith(REDIRECT))) as Page;
+  const factor = (await agent.follow(await submitForm(agent, login, /\/login$/, { username: citizen.username, password: citizen.password }), (u) => u.href.startsWith(REDIRECT))) as Page;
+  const form = await agent.request(new URL(`${factor.url.pathname}?method=recovery`, factor.url));
+  expect((await submitForm(agent, form, /\/recovery$/, { code: citizen.recoveryCodes[0]! })).status).toBe(303);
+
+  const notice = await smtp.waitFor(address, (m) => m.subject === RECOVERY_USED_SR);
+  expect(notice.language).toBe('sr-Cyrl');
+  expect(notice.text).toContain('Преосталих кодова за опоравак: 9');
+  expect(notice.text).toMatch(/Адреса \(ИП\): \S*127\.0\.0\.1/);
+  expect(linkIn(notice, `${server.url}/not-me?token=`).searchParams.get('token')).toBeTruthy();
+  expect(notice.text).not.toContain(citizen.recoveryCodes[0]!);
+  expect(smtp.to(address).filter((m) => m.subject === RECOVERY_USED_SR)).toHaveLength(1);
 });

@@ -327,6 +327,8 @@ export const en = {
   'mail.email_changed.body': 'The e-mail address of your Kapija account was changed on {when}. Messages now go to the new address; this is the last one sent to this address.',
   'mail.factor_changed.subject': 'A second factor of your Kapija account changed',
   'mail.factor_changed.body': 'A second factor of your Kapija account was changed on {when}: {factor} ({change}).',
+  'mail.recovery_used.subject': 'A recovery code of your Kapija account was used',
+  'mail.recovery_used.body': 'A recovery code was used in place of your usual second factor to sign in to your Kapija account.\n\nWhen: {when}\nAddress (IP): {ip}\nRecovery codes left: {count}',
   'error.admin.unauthenticated': 'Sign in with an administrator account to use the administration.',
   'error.admin.forbidden': 'This account may not use the administration.',
   'error.admin.read_only': 'Auditors can look, but not change anything.',

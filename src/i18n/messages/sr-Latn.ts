@@ -329,6 +329,8 @@ export const srLatn = {
   'mail.email_changed.body': 'Adresa e-pošte vašeg naloga na Kapiji promenjena je {when}. Poruke sada idu na novu adresu; ovo je poslednja poslata na ovu.',
   'mail.factor_changed.subject': 'Drugi faktor vašeg naloga na Kapiji je promenjen',
   'mail.factor_changed.body': 'Drugi faktor vašeg naloga na Kapiji promenjen je {when}: {factor} ({change}).',
+  'mail.recovery_used.subject': 'Kod za oporavak vašeg naloga na Kapiji je iskorišćen',
+  'mail.recovery_used.body': 'Za prijavu na vaš nalog na Kapiji iskorišćen je kod za oporavak umesto uobičajenog drugog faktora.\n\nKada: {when}\nAdresa (IP): {ip}\nPreostalih kodova za oporavak: {count}',
   'error.admin.unauthenticated': 'Prijavite se administratorskim nalogom da biste koristili administraciju.',
   'error.admin.forbidden': 'Ovaj nalog ne može da koristi administraciju.',
   'error.admin.read_only': 'Revizori mogu da gledaju, ali ne i da menjaju.',

@@ -6,9 +6,9 @@ import { createMailTemplates, type MailKind } from '../../../src/mail/templates.
 import type { Locale } from '../../../src/config.js';
 
 const templates = createMailTemplates();
-const KINDS: MailKind[] = ['verify_email', 'already_registered', 'username_taken', 'reset_password', 'change_email', 'new_device', 'password_changed', 'email_changed', 'factor_changed'];
+const KINDS: MailKind[] = ['verify_email', 'already_registered', 'username_taken', 'reset_password', 'change_email', 'new_device', 'password_changed', 'email_changed', 'factor_changed', 'recovery_used'];
 const LOCALES: Locale[] = ['sr-Cyrl', 'sr-Latn', 'en'];
-const values = { username: 'ana', when: '27. 11. 2026.', device: 'Firefox, Linux', ip: '192.0.2.1', factor: 'TOTP', change: 'x', sessions: 'x', email: 'a@b.rs' };
+const values = { username: 'ana', when: '27. 11. 2026.', device: 'Firefox, Linux', ip: '192.0.2.1', factor: 'TOTP', change: 'x', sessions: 'x', count: '9', email: 'a@b.rs' };
 
 describe.each(LOCALES)('%s', (locale) => {
   it.each(KINDS)('renders %s with no unfilled placeholder or raw key', (kind) => {
