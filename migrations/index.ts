@@ -18,6 +18,7 @@ interface Migration {
 }
 
 import * as jmbg from './20261130000000_jmbg.js';
+import * as logoutDeliveries from './20261201000000_logout_deliveries.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -27,6 +28,7 @@ const migrations: readonly Migration[] = [
   { name: '20261128100000_self_service', ...selfService },
   { name: '20261129000000_open_data', ...openData },
   { name: '20261130000000_jmbg', ...jmbg },
+  { name: '20261201000000_logout_deliveries', ...logoutDeliveries },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -44,6 +44,8 @@ import { createOpenData } from './open-data/index.js';
 import { createOpenDataRepository } from './store/open-data.js';
 import type { RequestListener } from 'node:http';
 import { createSessionDeviceRepository } from './store/session-devices.js';
+import { createLogoutDeliveryRepository } from './store/logout-deliveries.js';
+import { createLogoutRetries } from './oidc/logout-retries.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createAdministration } from './admin/index.js';
 import { createRenderer } from './http/render.js';
@@ -91,6 +93,8 @@ export interface Kapija {
   readonly selfService: SelfService;
   /** Deletes expired protocol rows and keys. */
   purge(): Promise<{ payloads: number; keys: number; links: number }>;
+  /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
+  deliverLogouts(): Promise<{ delivered: number; rescheduled: number; abandoned: number }>;
   close(): Promise<void>;
 }
 
@@ -172,7 +176,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   const recentlySeen = new Map<string, { ip: string; userAgent: string; at: number }>();
   const pageState = (ctx: Context) => ctx.state as { t: Translate; requestId: string };
   // oidc-provider takes its keys at construction: a new key set means a new engine (refreshKeys).
-  const createEngine = (keys: KeySet) => createProvider({
+  const createEngine = (keys: KeySet) => withLogoutRetries(createProvider({
     config,
     logger,
     keys,
@@ -210,13 +214,19 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
         render(ctx, 'logout-done', { title: pageState(ctx).t('logout.done.title'), clientName });
       },
     },
-  });
+  }));
+  // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
+  const withLogoutRetries = (p: Provider) =>
+    p.on('backchannel.error', (_ctx: unknown, err: unknown, client: { clientId: string }, accountId: string, sid: string) => {
+      logoutRetries.later({ clientId: client.clientId, accountId, sid: sid ?? '' }, 1, err).catch((e: unknown) => logger.warn({ err: e }, 'back-channel logout retry not kept'));
+    });
   const metrics = createMetrics({ events, db });
   let engine = createEngine(keySet);
   metrics.observeProvider(engine);
   let mountedEngine = mount(engine);
   /** A stable handle that always reaches the current engine; everything but the mount uses it. */
   const provider = delegateTo(() => engine);
+  const logoutRetries = createLogoutRetries({ provider, store: createLogoutDeliveryRepository(db, opts.now), events, logger, ...(opts.now ? { now: opts.now } : {}) });
   // The engine answers its own errors, except a database failure while it saves the session after
   // the route (e.g. the sign-out form): a program gets the engine's JSON shape for it too.
   const toEngine = async (ctx: Context, next: Koa.Next) => {
@@ -350,7 +360,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     secureCookies,
   });
   await portalSignIn.ensureClient();
-  const sessionService = createSessionService({ provider, payloads: handles.payloads });
+  const sessionService = createSessionService({ provider, payloads: handles.payloads, retries: logoutRetries });
   // Registration, recovery, e-mail verification and "this wasn't me" (their own paths, CSRF on every form).
   const selfService = createSelfServiceModule({
     ...handles,
@@ -440,6 +450,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       const [payloads, keys, links] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge(), selfService.service.purgeExpired()]);
       return { payloads, keys, links };
     },
+    deliverLogouts: () => logoutRetries.deliverDue(),
     async close() {
       selfService.mailer.close();
       if (!opts.db) await db.destroy();

@@ -36,6 +36,8 @@ export interface KapijaEvents {
   'factor.removed': { accountId: string; type: 'totp' | 'webauthn' | 'recovery'; ip: string };
   /** The citizen withdrew a service's consent (its grants and tokens are gone). */
   'consent.revoked': { accountId: string; clientId: string };
+  /** A back-channel logout that failed was kept for later (`queued`), tried again and failed (`retry`), got through (`delivered`) or was given up (`abandoned`). */
+  'logout.delivery': { clientId: string; outcome: 'queued' | 'retry' | 'delivered' | 'abandoned' };
   /** The account was deleted: personal data erased, sessions and grants ended. */
   'account.deleted': { accountId: string };
   /** The citizen allowed a service scopes and claims. */

@@ -22,6 +22,8 @@ import type { Logger } from 'pino';
 const SHUTDOWN_GRACE_MS = 10_000;
 /** How often every instance looks for new or activated signing keys. */
 const KEY_POLL_MS = 60_000;
+/** How often each instance looks for back-channel logouts due for another attempt. */
+const LOGOUT_RETRY_POLL_MS = 15_000;
 
 async function main(): Promise<void> {
   let config;
@@ -60,6 +62,12 @@ async function main(): Promise<void> {
         (err: unknown) => logger.warn({ err }, 'key refresh failed'),
       );
     }, KEY_POLL_MS),
+    setInterval(() => {
+      kapija.deliverLogouts().then(
+        (n) => n.delivered + n.rescheduled + n.abandoned > 0 && logger.debug(n, 'back-channel logout retries'),
+        (err: unknown) => logger.warn({ err }, 'back-channel logout retries failed'),
+      );
+    }, LOGOUT_RETRY_POLL_MS),
   ];
   for (const t of timers) t.unref();
 

@@ -9,6 +9,7 @@ import type Provider from 'oidc-provider';
 import { KapijaError } from '../errors.js';
 import { ACR, levelOfAcr, type AcrLevel } from '../oidc/acr.js';
 import type { SessionService, SessionSummary, LogoutDelivery } from '../oidc/sessions.js';
+import { sendBackchannelLogout } from '../oidc/logout-retries.js';
 import { accountRecord, type AccountRepository, type Account } from '../store/accounts.js';
 import type { AuditEntry, AuditFilter, AuditLog } from '../store/audit.js';
 import type { ClientMetadata, ClientRepository, ClientSummary } from '../store/clients.js';
@@ -176,13 +177,13 @@ export function createAdminService(deps: AdminServiceDeps) {
     [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
 
   /**
-   * Ends sessions, retrying back-channel deliveries that failed (twice, after a pause); each outcome
-   * and the number of attempts goes to the audit trail.
+   * Ends sessions, retrying back-channel deliveries that failed (twice, after a pause, then later
+   * from the database); each outcome and the number of attempts goes to the audit trail.
    */
   const endSessions = async (actor: Actor, targets: SessionSummary[], action: string): Promise<EndedSessionView[]> => {
     const results: EndedSessionView[] = [];
     for (const s of targets) {
-      const ended = await sessions.end(s.id);
+      const ended = await sessions.end(s.id, { retryLater: false });
       if (!ended) continue;
       const deliveries = await Promise.all(
         ended.deliveries.map(async (d) => {
@@ -194,12 +195,14 @@ export function createAdminService(deps: AdminServiceDeps) {
             attempts += 1;
             try {
               const client = await provider.Client.find(d.clientId);
-              await (client as unknown as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout(s.accountId, sid);
+              if (!client) throw new Error('the service no longer exists');
+              await sendBackchannelLogout(client, s.accountId, sid);
               current = { clientId: d.clientId, backchannel: 'delivered' };
             } catch (err) {
               current = { clientId: d.clientId, backchannel: 'failed', error: err instanceof Error ? err.message : String(err) };
             }
           }
+          if (current.backchannel === 'failed') await sessions.retryLater({ clientId: d.clientId, accountId: s.accountId, sid }, attempts, current.error);
           return { ...current, attempts };
         }),
       );

@@ -79,6 +79,16 @@ export function createMetrics(deps: { events: EventBus; db: Db; process?: boolea
     },
   });
 
+  const logoutRetries = new Counter({
+    name: 'kapija_backchannel_logout_retries_total',
+    help: 'Back-channel logouts that failed when a session ended, by what became of them: queued, retry (failed again), delivered, abandoned.',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  deps.events.on('logout.delivery', ({ outcome }) => {
+    logoutRetries.inc({ outcome });
+  });
+
   deps.events.on('signin.success', ({ amr, acr }) => {
     const factor = amr.includes('hwk') ? 'webauthn' : amr.includes('otp') ? 'otp' : amr.includes('pwd') ? 'password' : 'other';
     signins.inc({ result: 'success', factor, level: levelLabel(acr) });

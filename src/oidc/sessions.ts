@@ -2,10 +2,12 @@
  * A citizen's sign-in sessions, which oidc-provider keeps but does not index by account: list them,
  * and end one or all. Ending a session ends it at Kapija, revokes every grant made in it (with the
  * tokens issued under them) and delivers back-channel logout tokens to the services that registered
- * for them, recording the outcome of each delivery.
+ * for them, recording the outcome of each delivery; a failed delivery is retried later
+ * (oidc/logout-retries.ts).
  */
 import type Provider from 'oidc-provider';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
+import { sendBackchannelLogout, type LogoutRetries } from './logout-retries.js';
 
 export interface SessionSummary {
   readonly id: string;
@@ -20,7 +22,7 @@ export interface SessionSummary {
 
 export interface LogoutDelivery {
   readonly clientId: string;
-  /** `delivered`, `failed`, or `not_registered` when the service has no back-channel logout URI. */
+  /** `delivered`, `failed` (tried again later), or `not_registered` when the service has no back-channel logout URI. */
   readonly backchannel: 'delivered' | 'failed' | 'not_registered';
   readonly error?: string;
 }
@@ -36,8 +38,14 @@ export interface SessionService {
   listForAccount(accountId: string): Promise<SessionSummary[]>;
   /** Live sessions of every citizen (or one), optionally only those signed in to one client; newest first. */
   listAll(filter?: { accountId?: string; clientId?: string; limit?: number }): Promise<SessionSummary[]>;
-  /** Ends one session; undefined when it does not exist (or belongs to another account, if given). */
-  end(sessionId: string, opts?: { accountId?: string }): Promise<EndedSession | undefined>;
+  /**
+   * Ends one session; undefined when it does not exist (or belongs to another account, if given).
+   * A failed delivery is kept for a later attempt unless `retryLater` is false (the caller retries
+   * first and then hands what still failed to `retryLater`).
+   */
+  end(sessionId: string, opts?: { accountId?: string; retryLater?: boolean }): Promise<EndedSession | undefined>;
+  /** Keeps a delivery that failed `attempts` times for a later attempt. */
+  retryLater(target: { clientId: string; accountId: string; sid: string }, attempts: number, error: unknown): Promise<void>;
   endAllForAccount(accountId: string): Promise<EndedSession[]>;
 }
 
@@ -64,8 +72,8 @@ function summarise(id: string, p: SessionPayload): SessionSummary {
   };
 }
 
-export function createSessionService(deps: { provider: Provider; payloads: OidcPayloadRepository }): SessionService {
-  const { provider, payloads } = deps;
+export function createSessionService(deps: { provider: Provider; payloads: OidcPayloadRepository; retries: LogoutRetries }): SessionService {
+  const { provider, payloads, retries } = deps;
 
   const service: SessionService = {
     async listForAccount(accountId) {
@@ -99,16 +107,18 @@ export function createSessionService(deps: { provider: Provider; payloads: OidcP
           const client = await provider.Client.find(clientId);
           if (!client?.backchannelLogoutUri) return { clientId, backchannel: 'not_registered' };
           try {
-            // Client#backchannelLogout is what oidc-provider's own end_session uses; the typings omit it.
-            await (client as unknown as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout(session.accountId, sid ?? '');
+            await sendBackchannelLogout(client, session.accountId, sid ?? '');
             return { clientId, backchannel: 'delivered' };
           } catch (err) {
+            if (opts.retryLater !== false) await retries.later({ clientId, accountId: session.accountId, sid: sid ?? '' }, 1, err);
             return { clientId, backchannel: 'failed', error: err instanceof Error ? err.message : String(err) };
           }
         }),
       );
       return { sessionId, accountId: session.accountId, grantsRevoked, deliveries };
     },
+
+    retryLater: (target, attempts, error) => retries.later(target, attempts, error),
 
     async endAllForAccount(accountId) {
       const sessions = await service.listForAccount(accountId);

@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
-import { Agent, formAction, hiddenField, type Page } from '../support/browserless.js';
-import { signIn } from '../support/sign-in.js';
+import { Agent } from '../support/browserless.js';
+import { confirmLogout, signIn } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, startKapija, testConfig, type RunningKapija } from '../support/kapija.js';
 import { createSqliteDatabase } from '../support/databases.js';
 import { freePort, spawnKapija } from '../support/spawn-kapija.js';
@@ -45,16 +45,6 @@ async function signedIn(server: Target, receiver: LogoutReceiver) {
   const callback = await signIn(agent, url, REDIRECT, citizen);
   const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state });
   return { citizen, rp, config, tokens, agent };
-}
-
-/** Opens the end_session URL, checks Kapija's confirmation page and confirms "sign out everywhere". */
-async function confirmLogout(agent: Agent, endSession: URL): Promise<{ confirmation: Page; done: Page }> {
-  const confirmation = await agent.request(endSession);
-  const action = formAction(confirmation.body, /\/session\/end\/confirm$/);
-  const xsrf = hiddenField(confirmation.body, 'xsrf');
-  if (!action || !xsrf) throw new Error(`no logout form on the confirmation page (status ${confirmation.status})`);
-  const done = await agent.request(new URL(action, confirmation.url), { form: { xsrf, logout: 'yes' } });
-  return { confirmation, done };
 }
 
 describe('with private network fetch allowed (test configuration)', () => {

@@ -8,13 +8,19 @@ import type { AddressInfo } from 'node:net';
 export interface LogoutReceiver {
   /** Where to register it: `backchannel_logout_uri`. */
   readonly url: string;
-  /** Every logout_token received, in order. */
+  /** Every logout_token accepted (answered 200), in order. */
   readonly tokens: string[];
+  /** Every logout_token posted, accepted or not. */
+  readonly attempts: string[];
+  /** The status it answers a logout token with (200; set 503 to play a service that is down). */
+  status: number;
   close(): Promise<void>;
 }
 
 export async function startLogoutReceiver(): Promise<LogoutReceiver> {
   const tokens: string[] = [];
+  const attempts: string[] = [];
+  const state = { status: 200 };
   const server = http.createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
@@ -23,8 +29,11 @@ export async function startLogoutReceiver(): Promise<LogoutReceiver> {
     });
     req.on('end', () => {
       const token = new URLSearchParams(body).get('logout_token');
-      if (req.method === 'POST' && token) tokens.push(token);
-      res.statusCode = token ? 200 : 400;
+      if (req.method === 'POST' && token) {
+        attempts.push(token);
+        if (state.status === 200) tokens.push(token);
+      }
+      res.statusCode = token ? state.status : 400;
       res.setHeader('cache-control', 'no-store');
       res.end();
     });
@@ -35,6 +44,13 @@ export async function startLogoutReceiver(): Promise<LogoutReceiver> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel-logout`,
     tokens,
+    attempts,
+    get status() {
+      return state.status;
+    },
+    set status(s: number) {
+      state.status = s;
+    },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -55,3 +55,13 @@ export async function signIn(agent: Agent, authorizationUrl: URL, redirectUri: s
   }
   throw new SignInError('sign-in did not finish', step as Page);
 }
+
+/** Opens the end_session URL, checks Kapija's confirmation page and confirms "sign out everywhere". */
+export async function confirmLogout(agent: Agent, endSession: URL): Promise<{ confirmation: Page; done: Page }> {
+  const confirmation = await agent.request(endSession);
+  const action = formAction(confirmation.body, /\/session\/end\/confirm$/);
+  const xsrf = hiddenField(confirmation.body, 'xsrf');
+  if (!action || !xsrf) throw new Error(`no logout form on the confirmation page (status ${confirmation.status})`);
+  const done = await agent.request(new URL(action, confirmation.url), { form: { xsrf, logout: 'yes' } });
+  return { confirmation, done };
+}

@@ -273,7 +273,7 @@ export const en = {
   'notme.done.grants': 'Service permissions revoked, with their tokens: {count}',
   'notme.done.services': 'Services told to sign you out',
   'notme.done.delivered': 'confirmed',
-  'notme.done.failed': 'did not confirm; its access is revoked all the same',
+  'notme.done.failed': 'did not confirm yet (Kapija will tell it again); its access is revoked all the same',
   'notme.done.not_registered': 'does not take sign-out notices; its access is revoked',
   'notme.done.none': 'No service had to be told.',
   'notme.done.next': 'Someone may know your password. Set a new one now.',

@@ -275,7 +275,7 @@ export const srLatn = {
   'notme.done.grants': 'Opozvane dozvole usluga, sa njihovim tokenima: {count}',
   'notme.done.services': 'Usluge obaveštene o odjavi',
   'notme.done.delivered': 'potvrdila',
-  'notme.done.failed': 'nije potvrdila; njen pristup je ipak opozvan',
+  'notme.done.failed': 'još nije potvrdila (Kapija će joj ponovo javiti); njen pristup je ipak opozvan',
   'notme.done.not_registered': 'ne prima obaveštenja o odjavi; njen pristup je opozvan',
   'notme.done.none': 'Nijednu uslugu nije trebalo obavestiti.',
   'notme.done.next': 'Neko možda zna vašu lozinku. Postavite novu odmah.',

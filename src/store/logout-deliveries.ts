@@ -1,0 +1,88 @@
+/**
+ * Back-channel logout deliveries waiting for another attempt (`logout_deliveries`). Any instance
+ * may take the due ones: on PostgreSQL a claim moves their due time forward under
+ * `FOR UPDATE SKIP LOCKED`, so two instances never take the same row at once; SQLite has one
+ * process.
+ */
+import { randomUUID } from 'node:crypto';
+import { isPostgres, type Db } from './db.js';
+
+export interface PendingLogout {
+  readonly id: string;
+  readonly clientId: string;
+  readonly accountId: string;
+  readonly sid: string;
+  /** Attempts made so far. */
+  readonly attempts: number;
+  readonly createdAt: number;
+}
+
+export interface LogoutDeliveryRepository {
+  /** Records a delivery that failed `attempts` times, to be tried again at `nextAt` (ms). */
+  add(d: { clientId: string; accountId: string; sid: string; attempts: number; error: string }, nextAt: number): Promise<void>;
+  /** Takes up to `limit` due deliveries and hides them from other claims until `leaseUntil` (ms). */
+  claimDue(now: number, leaseUntil: number, limit: number): Promise<PendingLogout[]>;
+  /** Another failed attempt: count it and set when the next is due. */
+  retryAt(id: string, attempts: number, nextAt: number, error: string): Promise<void>;
+  /** Delivered, or given up: the row goes. */
+  remove(id: string): Promise<void>;
+  /** How many wait (for /metrics). */
+  count(): Promise<number>;
+}
+
+interface Row {
+  id: string;
+  client_id: string;
+  account_id: string;
+  sid: string;
+  attempts: number;
+  created_at: number | string;
+}
+
+const toPending = (r: Row): PendingLogout => ({ id: r.id, clientId: r.client_id, accountId: r.account_id, sid: r.sid, attempts: Number(r.attempts), createdAt: Number(r.created_at) });
+/** Error texts come from the HTTP exchange (status line, connection error), never from the token. */
+const short = (error: string) => error.slice(0, 300);
+
+export function createLogoutDeliveryRepository(db: Db, now: () => number = Date.now): LogoutDeliveryRepository {
+  const pg = isPostgres(db);
+  return {
+    async add(d, nextAt) {
+      await db('logout_deliveries').insert({
+        id: randomUUID(),
+        client_id: d.clientId,
+        account_id: d.accountId,
+        sid: d.sid,
+        attempts: d.attempts,
+        created_at: now(),
+        next_at: nextAt,
+        last_error: short(d.error),
+      });
+    },
+    async claimDue(at, leaseUntil, limit) {
+      if (pg) {
+        const result = await db.raw<{ rows: Row[] }>(
+          `update logout_deliveries set next_at = ?
+            where id in (select id from logout_deliveries where next_at <= ? order by next_at limit ? for update skip locked)
+            returning id, client_id, account_id, sid, attempts, created_at`,
+          [leaseUntil, at, limit],
+        );
+        return result.rows.map(toPending);
+      }
+      return db.transaction(async (trx) => {
+        const rows = (await trx('logout_deliveries').where('next_at', '<=', at).orderBy('next_at').limit(limit)) as Row[];
+        if (rows.length) await trx('logout_deliveries').whereIn('id', rows.map((r) => r.id)).update({ next_at: leaseUntil });
+        return rows.map(toPending);
+      });
+    },
+    async retryAt(id, attempts, nextAt, error) {
+      await db('logout_deliveries').where({ id }).update({ attempts, next_at: nextAt, last_error: short(error) });
+    },
+    async remove(id) {
+      await db('logout_deliveries').where({ id }).delete();
+    },
+    async count() {
+      const row = (await db('logout_deliveries').count({ n: '*' }).first()) as { n: number | string } | undefined;
+      return Number(row?.n ?? 0);
+    },
+  };
+}
