@@ -19,6 +19,7 @@ interface Migration {
 
 import * as jmbg from './20261130000000_jmbg.js';
 import * as logoutDeliveries from './20261201000000_logout_deliveries.js';
+import * as mailQueue from './20261201010000_mail_queue.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -29,6 +30,7 @@ const migrations: readonly Migration[] = [
   { name: '20261129000000_open_data', ...openData },
   { name: '20261130000000_jmbg', ...jmbg },
   { name: '20261201000000_logout_deliveries', ...logoutDeliveries },
+  { name: '20261201010000_mail_queue', ...mailQueue },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

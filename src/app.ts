@@ -95,6 +95,8 @@ export interface Kapija {
   purge(): Promise<{ payloads: number; keys: number; links: number }>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
   deliverLogouts(): Promise<{ delivered: number; rescheduled: number; abandoned: number }>;
+  /** Tries the mail the relay did not take yet and that is due again (every instance, every 15 s). */
+  deliverMail(): Promise<{ sent: number; rescheduled: number; abandoned: number }>;
   close(): Promise<void>;
 }
 
@@ -451,6 +453,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       return { payloads, keys, links };
     },
     deliverLogouts: () => logoutRetries.deliverDue(),
+    deliverMail: () => selfService.mailer.deliverDue(),
     async close() {
       selfService.mailer.close();
       if (!opts.db) await db.destroy();

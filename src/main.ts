@@ -22,8 +22,8 @@ import type { Logger } from 'pino';
 const SHUTDOWN_GRACE_MS = 10_000;
 /** How often every instance looks for new or activated signing keys. */
 const KEY_POLL_MS = 60_000;
-/** How often each instance looks for back-channel logouts due for another attempt. */
-const LOGOUT_RETRY_POLL_MS = 15_000;
+/** How often each instance looks for back-channel logouts and mail due for another attempt. */
+const RETRY_POLL_MS = 15_000;
 
 async function main(): Promise<void> {
   let config;
@@ -67,7 +67,11 @@ async function main(): Promise<void> {
         (n) => n.delivered + n.rescheduled + n.abandoned > 0 && logger.debug(n, 'back-channel logout retries'),
         (err: unknown) => logger.warn({ err }, 'back-channel logout retries failed'),
       );
-    }, LOGOUT_RETRY_POLL_MS),
+      kapija.deliverMail().then(
+        (n) => n.sent + n.rescheduled + n.abandoned > 0 && logger.debug(n, 'mail retries'),
+        (err: unknown) => logger.warn({ err }, 'mail retries failed'),
+      );
+    }, RETRY_POLL_MS),
   ];
   for (const t of timers) t.unref();
 

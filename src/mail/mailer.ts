@@ -18,6 +18,8 @@ export interface OutgoingMail {
   readonly html: string;
   /** Content-Language of the message. */
   readonly language: string;
+  /** What it is (`new_device`, `reset_password`, …), for logs; not sent. */
+  readonly kind?: string;
 }
 
 export interface Mailer {

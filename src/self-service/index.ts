@@ -27,7 +27,9 @@ import { createThrottle } from '../security/rate-limit.js';
 import type { EventBus } from '../events.js';
 import type { Renderer } from '../http/render.js';
 import { bodyParser, csrfProtection } from '../http/middleware.js';
-import { createMailer, type Mailer } from '../mail/mailer.js';
+import { createMailer } from '../mail/mailer.js';
+import { createQueuedMailer, type QueuedMailer } from '../mail/queue.js';
+import { createMailQueueRepository } from '../store/mail-queue.js';
 import { createMailTemplates } from '../mail/templates.js';
 import { createSelfService, type SelfService } from './service.js';
 import { createSelfServiceRouter } from './router.js';
@@ -53,8 +55,8 @@ export function createSelfServiceModule(deps: {
   render: Renderer;
   csrf: Csrf;
   secureCookies: boolean;
-}): { service: SelfService; mailer: Mailer; middleware: Koa.Middleware } {
-  const mailer = createMailer({ config: deps.config, logger: deps.logger });
+}): { service: SelfService; mailer: QueuedMailer; middleware: Koa.Middleware } {
+  const mailer = createQueuedMailer({ mailer: createMailer({ config: deps.config, logger: deps.logger }), store: createMailQueueRepository(deps.db), box: deps.box, logger: deps.logger });
   const service = createSelfService({
     config: deps.config,
     accounts: deps.accounts,

@@ -111,7 +111,7 @@ export function createSelfService(deps: SelfServiceDeps) {
   const send = async (to: string, kind: MailKind, locale: Locale, vars: Parameters<MailTemplates['render']>[2]) => {
     try {
       const mail = templates.render(kind, locale, vars);
-      await mailer.send({ to, language: locale, ...mail });
+      await mailer.send({ to, language: locale, kind, ...mail });
     } catch (err) {
       logger.error({ kind, code: (err as { code?: unknown }).code, err: { message: 'mail delivery failed' } }, 'mail not sent');
     }

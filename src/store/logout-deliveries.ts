@@ -1,11 +1,10 @@
 /**
- * Back-channel logout deliveries waiting for another attempt (`logout_deliveries`). Any instance
- * may take the due ones: on PostgreSQL a claim moves their due time forward under
- * `FOR UPDATE SKIP LOCKED`, so two instances never take the same row at once; SQLite has one
- * process.
+ * Back-channel logout deliveries waiting for another attempt (`logout_deliveries`); any instance
+ * may take the due ones (due-rows.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { isPostgres, type Db } from './db.js';
+import type { Db } from './db.js';
+import { claimDueRows } from './due-rows.js';
 
 export interface PendingLogout {
   readonly id: string;
@@ -39,12 +38,12 @@ interface Row {
   created_at: number | string;
 }
 
+const COLUMNS = ['id', 'client_id', 'account_id', 'sid', 'attempts', 'created_at'];
 const toPending = (r: Row): PendingLogout => ({ id: r.id, clientId: r.client_id, accountId: r.account_id, sid: r.sid, attempts: Number(r.attempts), createdAt: Number(r.created_at) });
 /** Error texts come from the HTTP exchange (status line, connection error), never from the token. */
 const short = (error: string) => error.slice(0, 300);
 
 export function createLogoutDeliveryRepository(db: Db, now: () => number = Date.now): LogoutDeliveryRepository {
-  const pg = isPostgres(db);
   return {
     async add(d, nextAt) {
       await db('logout_deliveries').insert({
@@ -59,20 +58,7 @@ export function createLogoutDeliveryRepository(db: Db, now: () => number = Date.
       });
     },
     async claimDue(at, leaseUntil, limit) {
-      if (pg) {
-        const result = await db.raw<{ rows: Row[] }>(
-          `update logout_deliveries set next_at = ?
-            where id in (select id from logout_deliveries where next_at <= ? order by next_at limit ? for update skip locked)
-            returning id, client_id, account_id, sid, attempts, created_at`,
-          [leaseUntil, at, limit],
-        );
-        return result.rows.map(toPending);
-      }
-      return db.transaction(async (trx) => {
-        const rows = (await trx('logout_deliveries').where('next_at', '<=', at).orderBy('next_at').limit(limit)) as Row[];
-        if (rows.length) await trx('logout_deliveries').whereIn('id', rows.map((r) => r.id)).update({ next_at: leaseUntil });
-        return rows.map(toPending);
-      });
+      return (await claimDueRows<Row>(db, 'logout_deliveries', COLUMNS, at, leaseUntil, limit)).map(toPending);
     },
     async retryAt(id, attempts, nextAt, error) {
       await db('logout_deliveries').where({ id }).update({ attempts, next_at: nextAt, last_error: short(error) });

@@ -24,15 +24,22 @@ export interface TestSmtp {
   waitFor(to: string, match?: (m: ReceivedMail) => boolean, timeoutMs?: number): Promise<ReceivedMail>;
   /** Messages to `to` so far. */
   to(address: string): ReceivedMail[];
+  /** Refuses every recipient with this SMTP status (451: try later; 550: never), or accepts again (undefined). */
+  refuse(status: number | undefined): void;
   close(): Promise<void>;
 }
 
 export async function startSmtp(): Promise<TestSmtp> {
   const messages: ReceivedMail[] = [];
+  let refusing: number | undefined;
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
+    onRcptTo(_address, _session, callback) {
+      if (refusing === undefined) return callback();
+      callback(Object.assign(new Error(refusing >= 500 ? 'mailbox unavailable' : 'try again later'), { responseCode: refusing }));
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
@@ -70,6 +77,9 @@ export async function startSmtp(): Promise<TestSmtp> {
         if (Date.now() > deadline) throw new Error(`no mail to ${address} within ${timeoutMs} ms (${messages.length} received in all)`);
         await new Promise((r) => setTimeout(r, 50));
       }
+    },
+    refuse(status) {
+      refusing = status;
     },
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));

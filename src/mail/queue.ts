@@ -1,0 +1,92 @@
+/**
+ * Mail that survives a relay being down or a process stopping. Each message is first kept in the
+ * database, sealed with the master key (address, subject and body are personal data), then handed to
+ * the relay; once the relay takes it the row goes. What the relay did not take (a connection error,
+ * a temporary 4xx answer) is tried again by whichever instance comes first after 1 min, 5 min,
+ * 30 min, 2 h and 12 h; a permanent refusal (5xx) is not repeated. Delivery is at least once: a
+ * process stopped between the relay's answer and the row's removal sends that message again.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { SecretBox } from '../security/crypto.js';
+import type { MailQueueRepository } from '../store/mail-queue.js';
+import type { Mailer, OutgoingMail } from './mailer.js';
+
+/** The pause after the 1st, 2nd, … failed attempt; after the last one Kapija gives up. */
+export const MAIL_RETRY_DELAYS_MS: readonly number[] = [60_000, 5 * 60_000, 30 * 60_000, 2 * 3_600_000, 12 * 3_600_000];
+const LEASE_MS = 5 * 60_000;
+const BATCH = 20;
+
+export interface QueuedMailer extends Mailer {
+  /** Tries every due message once. */
+  deliverDue(): Promise<{ sent: number; rescheduled: number; abandoned: number }>;
+}
+
+/** What of an error may be kept and logged: its code and SMTP status, never its text (it may name the recipient). */
+function describe(err: unknown): { code: string; permanent: boolean } {
+  const e = err as { code?: unknown; responseCode?: unknown };
+  const status = typeof e.responseCode === 'number' ? e.responseCode : undefined;
+  const code = [typeof e.code === 'string' ? e.code : 'ERROR', status].filter(Boolean).join(' ');
+  return { code, permanent: status !== undefined && status >= 500 && status < 600 };
+}
+
+export function createQueuedMailer(deps: { mailer: Mailer; store: MailQueueRepository; box: SecretBox; logger: Logger; now?: () => number }): QueuedMailer {
+  const { mailer, store, box, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const context = (id: string) => `mail:${id}`;
+
+  /** One attempt; on failure the row waits for the next, or goes if there is none. */
+  const attempt = async (id: string, kind: string, mail: OutgoingMail, attempts: number): Promise<'sent' | 'rescheduled' | 'abandoned'> => {
+    try {
+      await mailer.send(mail);
+    } catch (err) {
+      const { code, permanent } = describe(err);
+      const delay = permanent ? undefined : MAIL_RETRY_DELAYS_MS[attempts];
+      if (delay === undefined) {
+        await store.remove(id);
+        logger.error({ kind, code, attempts: attempts + 1 }, 'mail not sent: given up');
+        return 'abandoned';
+      }
+      await store.retryAt(id, attempts + 1, now() + delay, code);
+      logger.warn({ kind, code, attempts: attempts + 1, retryInSeconds: delay / 1000 }, 'mail not sent: will retry');
+      return 'rescheduled';
+    }
+    await store.remove(id);
+    return 'sent';
+  };
+
+  return {
+    mode: mailer.mode,
+    close: () => mailer.close(),
+    async send(mail) {
+      if (mailer.mode === 'disabled') return;
+      const id = randomUUID();
+      const kind = mail.kind ?? 'mail';
+      // Kept before the first attempt: a process that stops now leaves it for another instance.
+      await store.add({ id, kind, message: box.seal(JSON.stringify(mail), context(id)) }, now() + MAIL_RETRY_DELAYS_MS[0]!);
+      await attempt(id, kind, mail, 0);
+    },
+    async deliverDue() {
+      const tally = { sent: 0, rescheduled: 0, abandoned: 0 };
+      for (let round = 0; round < 10; round += 1) {
+        const at = now();
+        const due = await store.claimDue(at, at + LEASE_MS, BATCH);
+        for (const m of due) {
+          let mail: OutgoingMail;
+          try {
+            mail = JSON.parse(box.openString(m.message, context(m.id))) as OutgoingMail;
+          } catch {
+            // Sealed under another master key, or altered: it cannot be sent.
+            await store.remove(m.id);
+            logger.error({ kind: m.kind }, 'queued mail could not be opened: dropped');
+            tally.abandoned += 1;
+            continue;
+          }
+          tally[await attempt(m.id, m.kind, mail, m.attempts)] += 1;
+        }
+        if (due.length < BATCH) break;
+      }
+      return tally;
+    },
+  };
+}

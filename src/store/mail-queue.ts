@@ -1,0 +1,42 @@
+/**
+ * Mail waiting for another attempt (`mail_queue`): the sealed message, its kind, attempts and when
+ * the next is due. Any instance may take the due ones (due-rows.ts).
+ */
+import type { Db } from './db.js';
+import { claimDueRows } from './due-rows.js';
+
+export interface QueuedMail {
+  readonly id: string;
+  readonly kind: string;
+  /** Sealed with the master key, bound to `mail:<id>`. */
+  readonly message: string;
+  /** Attempts made so far. */
+  readonly attempts: number;
+}
+
+export interface MailQueueRepository {
+  add(m: { id: string; kind: string; message: string }, nextAt: number): Promise<void>;
+  claimDue(now: number, leaseUntil: number, limit: number): Promise<QueuedMail[]>;
+  retryAt(id: string, attempts: number, nextAt: number, error: string): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
+const COLUMNS = ['id', 'kind', 'message', 'attempts'];
+
+export function createMailQueueRepository(db: Db, now: () => number = Date.now): MailQueueRepository {
+  return {
+    async add(m, nextAt) {
+      await db('mail_queue').insert({ id: m.id, kind: m.kind, message: m.message, attempts: 0, created_at: now(), next_at: nextAt });
+    },
+    async claimDue(at, leaseUntil, limit) {
+      const rows = await claimDueRows<QueuedMail>(db, 'mail_queue', COLUMNS, at, leaseUntil, limit);
+      return rows.map((r) => ({ ...r, attempts: Number(r.attempts) }));
+    },
+    async retryAt(id, attempts, nextAt, error) {
+      await db('mail_queue').where({ id }).update({ attempts, next_at: nextAt, last_error: error.slice(0, 100) });
+    },
+    async remove(id) {
+      await db('mail_queue').where({ id }).delete();
+    },
+  };
+}
