@@ -79,6 +79,24 @@ export function createMetrics(deps: { events: EventBus; db: Db; process?: boolea
     },
   });
 
+  new Gauge({
+    name: 'kapija_retry_queue_pending',
+    help: 'Work kept for another attempt, by queue: mail the relay has not taken, back-channel logouts a service has not confirmed. Shared by every instance.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+    // Every worker reads the same tables: the cluster's sum would count them once per worker.
+    aggregator: 'max',
+    async collect() {
+      const count = async (table: string) => Number(((await deps.db(table).count({ n: '*' }).first()) as { n: number | string } | undefined)?.n ?? 0);
+      try {
+        const [mail, logouts] = await Promise.all([count('mail_queue'), count('logout_deliveries')]);
+        this.set({ queue: 'mail' }, mail);
+        this.set({ queue: 'backchannel_logout' }, logouts);
+      } catch {
+        // The database is away: /readyz says so; the gauge keeps its last value.
+      }
+    },
+  });
   const logoutRetries = new Counter({
     name: 'kapija_backchannel_logout_retries_total',
     help: 'Back-channel logouts that failed when a session ended, by what became of them: queued, retry (failed again), delivered, abandoned.',

@@ -61,6 +61,7 @@ describe.each(stores())('on %s', (store) => {
     expect(kept.message).not.toContain('Лозинка');
     expect(kept.message).not.toMatch(/not-me/);
     expect(Number(kept.next_at)).toBeGreaterThan(Date.now() + MAIL_RETRY_DELAYS_MS[0]! - 5_000);
+    expect(await server.kapija.metrics.registry.getSingleMetricAsString('kapija_retry_queue_pending')).toContain('kapija_retry_queue_pending{queue="mail"} 1');
 
     expect(await server.kapija.deliverMail()).toEqual({ sent: 0, rescheduled: 0, abandoned: 0 });
     await makeDue();
@@ -72,6 +73,7 @@ describe.each(stores())('on %s', (store) => {
     await makeDue();
     expect(await server.kapija.deliverMail()).toEqual({ sent: 1, rescheduled: 0, abandoned: 0 });
     expect(await rows()).toEqual([]);
+    expect(await server.kapija.metrics.registry.getSingleMetricAsString('kapija_retry_queue_pending')).toContain('kapija_retry_queue_pending{queue="mail"} 0');
     const mails = smtp.to(address);
     expect(mails).toHaveLength(1);
     expect(mails[0]!.subject).toBe(SUBJECT_SR);

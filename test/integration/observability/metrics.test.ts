@@ -53,6 +53,8 @@ test('a sign-in and a code exchange are counted, with bounded labels only', asyn
   expect(text).toMatch(/kapija_http_request_duration_seconds_count\{route="oidc:authorization",method="GET",status="3xx"\} \d+/);
   expect(text).toMatch(/kapija_http_request_duration_seconds_count\{route="\/interaction\/:uid\/login",method="POST",status="3xx"\} 1\b/);
   expect(text).toMatch(/kapija_db_pool_connections\{state="used"\} \d+/);
+  expect(text).toMatch(/kapija_retry_queue_pending\{queue="mail"\} \d+/);
+  expect(text).toMatch(/kapija_retry_queue_pending\{queue="backchannel_logout"\} \d+/);
   expect(text).toMatch(/kapija_process_resident_memory_bytes \d+/);
   // No raw URL, account, client or personal data reaches a label.
   const routes = new Set([...text.matchAll(/route="([^"]*)"/g)].map((m) => m[1]!));
