@@ -220,7 +220,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
   const withLogoutRetries = (p: Provider) =>
     p.on('backchannel.error', (_ctx: unknown, err: unknown, client: { clientId: string }, accountId: string, sid: string) => {
-      logoutRetries.later({ clientId: client.clientId, accountId, sid: sid ?? '' }, 1, err).catch((e: unknown) => logger.warn({ err: e }, 'back-channel logout retry not kept'));
+      void logoutRetries.later({ clientId: client.clientId, accountId, sid: sid ?? '' }, 1, err);
     });
   const metrics = createMetrics({ events, db });
   let engine = createEngine(keySet);

@@ -63,7 +63,14 @@ export function createQueuedMailer(deps: { mailer: Mailer; store: MailQueueRepos
       const id = randomUUID();
       const kind = mail.kind ?? 'mail';
       // Kept before the first attempt: a process that stops now leaves it for another instance.
-      await store.add({ id, kind, message: box.seal(JSON.stringify(mail), context(id)) }, now() + MAIL_RETRY_DELAYS_MS[0]!);
+      try {
+        await store.add({ id, kind, message: box.seal(JSON.stringify(mail), context(id)) }, now() + MAIL_RETRY_DELAYS_MS[0]!);
+      } catch {
+        // The database is away: one attempt without a second chance rather than none.
+        logger.warn({ kind }, 'mail not kept for retries: sending it once');
+        await mailer.send(mail);
+        return;
+      }
       await attempt(id, kind, mail, 0);
     },
     async deliverDue() {

@@ -31,7 +31,7 @@ export interface LogoutTarget {
 }
 
 export interface LogoutRetries {
-  /** A delivery failed `attempts` times already: keep it and try again later. */
+  /** A delivery failed `attempts` times already: keep it and try again later. Never throws (a failure to keep it is logged). */
   later(target: LogoutTarget, attempts: number, error: unknown): Promise<void>;
   /** Tries every due delivery once. */
   deliverDue(): Promise<{ delivered: number; rescheduled: number; abandoned: number }>;
@@ -54,7 +54,13 @@ export function createLogoutRetries(deps: { provider: Provider; store: LogoutDel
     async later(target, attempts, error) {
       const delay = LOGOUT_RETRY_DELAYS_MS[attempts - 1];
       if (delay === undefined) return;
-      await store.add({ ...target, attempts, error: messageOf(error) }, now() + delay);
+      try {
+        await store.add({ ...target, attempts, error: messageOf(error) }, now() + delay);
+      } catch (err) {
+        // The session is ended all the same; only the later attempt is lost.
+        logger.warn({ clientId: target.clientId, err: { message: messageOf(err) } }, 'back-channel logout retry not kept');
+        return;
+      }
       logger.info({ clientId: target.clientId, attempts, retryInSeconds: delay / 1000 }, 'back-channel logout failed: will retry');
       await events.emit('logout.delivery', { clientId: target.clientId, outcome: 'queued' });
     },

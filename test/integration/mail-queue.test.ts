@@ -135,3 +135,18 @@ describe.each(stores())('on %s', (store) => {
     expect(sent).toHaveLength(1);
   });
 });
+
+test('with the database away a message is still tried once, and a kept-for-retry failure never escapes', async () => {
+  const sent: OutgoingMail[] = [];
+  const relay: Mailer = { mode: 'smtp', close: () => undefined, send: async (m) => void sent.push(m) };
+  const away = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
+  const store = { add: away, claimDue: away, retryAt: away, remove: away };
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+  const queued = createQueuedMailer({ mailer: relay, store, box: createSecretBox(randomBytes(32)), logger });
+  const mail = { to: 'b@example.rs', subject: 'S', text: 'T', html: '<p>T</p>', language: 'en', kind: 'reset_password' };
+  await queued.send(mail);
+  expect(sent).toEqual([mail]);
+  expect(lines.join('')).toContain('mail not kept for retries');
+  expect(lines.join('')).not.toContain('b@example.rs');
+});

@@ -11,7 +11,8 @@ import { startKapija, testService, type RunningKapija } from '../../support/kapi
 import { startLogoutReceiver, type LogoutReceiver } from '../../support/logout-receiver.js';
 import { stores } from '../../support/databases.js';
 import { createLogoutDeliveryRepository } from '../../../src/store/logout-deliveries.js';
-import { LOGOUT_RETRY_DELAYS_MS } from '../../../src/oidc/logout-retries.js';
+import pino from 'pino';
+import { createLogoutRetries, LOGOUT_RETRY_DELAYS_MS } from '../../../src/oidc/logout-retries.js';
 
 describe.each(stores())('on %s', (store) => {
   let server: RunningKapija;
@@ -122,4 +123,18 @@ describe.each(stores())('on %s', (store) => {
     expect(await deliveries.claimDue(now, now + 60_000, 20)).toEqual([]);
     expect(await deliveries.count()).toBe(30);
   });
+});
+
+test('a delivery that cannot be kept (database away) is logged, never thrown at the caller', async () => {
+  const away = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
+  const lines: string[] = [];
+  const retries = createLogoutRetries({
+    provider: {} as never,
+    store: { add: away, claimDue: away, retryAt: away, remove: away, count: away },
+    events: { emit: async () => undefined } as never,
+    logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }),
+  });
+  await expect(retries.later({ clientId: 'svc', accountId: 'acc-1', sid: 'sid-1' }, 1, new Error('503'))).resolves.toBeUndefined();
+  expect(lines.join('')).toContain('back-channel logout retry not kept');
+  expect(lines.join('')).not.toMatch(/acc-1|sid-1/);
 });
