@@ -18,7 +18,7 @@ const LEASE_MS = 5 * 60_000;
 const BATCH = 20;
 
 export interface QueuedMailer extends Mailer {
-  /** Tries every due message once. */
+  /** Tries every due message once; a call while a run is going joins it (a slow relay never piles runs up). */
   deliverDue(): Promise<{ sent: number; rescheduled: number; abandoned: number }>;
 }
 
@@ -34,6 +34,7 @@ export function createQueuedMailer(deps: { mailer: Mailer; store: MailQueueRepos
   const { mailer, store, box, logger } = deps;
   const now = deps.now ?? Date.now;
   const context = (id: string) => `mail:${id}`;
+  let running: ReturnType<QueuedMailer['deliverDue']> | undefined;
 
   /** One attempt; on failure the row waits for the next, or goes if there is none. */
   const attempt = async (id: string, kind: string, mail: OutgoingMail, attempts: number): Promise<'sent' | 'rescheduled' | 'abandoned'> => {
@@ -55,6 +56,30 @@ export function createQueuedMailer(deps: { mailer: Mailer; store: MailQueueRepos
     return 'sent';
   };
 
+  /** One run over every due row. */
+  const deliverAll = async () => {
+    const tally = { sent: 0, rescheduled: 0, abandoned: 0 };
+    for (let round = 0; round < 10; round += 1) {
+      const at = now();
+      const due = await store.claimDue(at, at + LEASE_MS, BATCH);
+      for (const m of due) {
+        let mail: OutgoingMail;
+        try {
+          mail = JSON.parse(box.openString(m.message, context(m.id))) as OutgoingMail;
+        } catch {
+          // Sealed under another master key, or altered: it cannot be sent.
+          await store.remove(m.id);
+          logger.error({ kind: m.kind }, 'queued mail could not be opened: dropped');
+          tally.abandoned += 1;
+          continue;
+        }
+        tally[await attempt(m.id, m.kind, mail, m.attempts)] += 1;
+      }
+      if (due.length < BATCH) break;
+    }
+    return tally;
+  };
+
   return {
     mode: mailer.mode,
     close: () => mailer.close(),
@@ -73,27 +98,11 @@ export function createQueuedMailer(deps: { mailer: Mailer; store: MailQueueRepos
       }
       await attempt(id, kind, mail, 0);
     },
-    async deliverDue() {
-      const tally = { sent: 0, rescheduled: 0, abandoned: 0 };
-      for (let round = 0; round < 10; round += 1) {
-        const at = now();
-        const due = await store.claimDue(at, at + LEASE_MS, BATCH);
-        for (const m of due) {
-          let mail: OutgoingMail;
-          try {
-            mail = JSON.parse(box.openString(m.message, context(m.id))) as OutgoingMail;
-          } catch {
-            // Sealed under another master key, or altered: it cannot be sent.
-            await store.remove(m.id);
-            logger.error({ kind: m.kind }, 'queued mail could not be opened: dropped');
-            tally.abandoned += 1;
-            continue;
-          }
-          tally[await attempt(m.id, m.kind, mail, m.attempts)] += 1;
-        }
-        if (due.length < BATCH) break;
-      }
-      return tally;
+    deliverDue() {
+      running ??= deliverAll().finally(() => {
+        running = undefined;
+      });
+      return running;
     },
   };
 }

@@ -33,7 +33,7 @@ export interface LogoutTarget {
 export interface LogoutRetries {
   /** A delivery failed `attempts` times already: keep it and try again later. Never throws (a failure to keep it is logged). */
   later(target: LogoutTarget, attempts: number, error: unknown): Promise<void>;
-  /** Tries every due delivery once. */
+  /** Tries every due delivery once; a call while a run is going joins it. */
   deliverDue(): Promise<{ delivered: number; rescheduled: number; abandoned: number }>;
 }
 
@@ -42,12 +42,51 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
 export function createLogoutRetries(deps: { provider: Provider; store: LogoutDeliveryRepository; events: EventBus; logger: Logger; now?: () => number }): LogoutRetries {
   const { provider, store, events, logger } = deps;
   const now = deps.now ?? Date.now;
+  let running: ReturnType<LogoutRetries['deliverDue']> | undefined;
 
   const giveUp = async (id: string, clientId: string, attempts: number, reason: string) => {
     await store.remove(id);
     // The service and the reason only: the account and the session are not logged.
     logger.warn({ clientId, attempts, reason }, 'back-channel logout abandoned');
     await events.emit('logout.delivery', { clientId, outcome: 'abandoned' });
+  };
+
+  /** One run over every due row. */
+  const deliverAll = async () => {
+    const tally = { delivered: 0, rescheduled: 0, abandoned: 0 };
+    for (let round = 0; round < 10; round += 1) {
+      const at = now();
+      const due = await store.claimDue(at, at + LEASE_MS, BATCH);
+      await Promise.all(
+        due.map(async (d) => {
+          const attempts = d.attempts + 1;
+          const client = await provider.Client.find(d.clientId);
+          if (!client?.backchannelLogoutUri) {
+            tally.abandoned += 1;
+            return giveUp(d.id, d.clientId, d.attempts, 'the service no longer has a back-channel logout URI');
+          }
+          try {
+            await sendBackchannelLogout(client, d.accountId, d.sid);
+          } catch (err) {
+            const delay = LOGOUT_RETRY_DELAYS_MS[attempts - 1];
+            if (delay === undefined) {
+              tally.abandoned += 1;
+              return giveUp(d.id, d.clientId, attempts, messageOf(err));
+            }
+            tally.rescheduled += 1;
+            await store.retryAt(d.id, attempts, now() + delay, messageOf(err));
+            await events.emit('logout.delivery', { clientId: d.clientId, outcome: 'retry' });
+            return;
+          }
+          tally.delivered += 1;
+          await store.remove(d.id);
+          logger.info({ clientId: d.clientId, attempts }, 'back-channel logout delivered on retry');
+          await events.emit('logout.delivery', { clientId: d.clientId, outcome: 'delivered' });
+        }),
+      );
+      if (due.length < BATCH) break;
+    }
+    return tally;
   };
 
   return {
@@ -65,41 +104,11 @@ export function createLogoutRetries(deps: { provider: Provider; store: LogoutDel
       await events.emit('logout.delivery', { clientId: target.clientId, outcome: 'queued' });
     },
 
-    async deliverDue() {
-      const tally = { delivered: 0, rescheduled: 0, abandoned: 0 };
-      for (let round = 0; round < 10; round += 1) {
-        const at = now();
-        const due = await store.claimDue(at, at + LEASE_MS, BATCH);
-        await Promise.all(
-          due.map(async (d) => {
-            const attempts = d.attempts + 1;
-            const client = await provider.Client.find(d.clientId);
-            if (!client?.backchannelLogoutUri) {
-              tally.abandoned += 1;
-              return giveUp(d.id, d.clientId, d.attempts, 'the service no longer has a back-channel logout URI');
-            }
-            try {
-              await sendBackchannelLogout(client, d.accountId, d.sid);
-            } catch (err) {
-              const delay = LOGOUT_RETRY_DELAYS_MS[attempts - 1];
-              if (delay === undefined) {
-                tally.abandoned += 1;
-                return giveUp(d.id, d.clientId, attempts, messageOf(err));
-              }
-              tally.rescheduled += 1;
-              await store.retryAt(d.id, attempts, now() + delay, messageOf(err));
-              await events.emit('logout.delivery', { clientId: d.clientId, outcome: 'retry' });
-              return;
-            }
-            tally.delivered += 1;
-            await store.remove(d.id);
-            logger.info({ clientId: d.clientId, attempts }, 'back-channel logout delivered on retry');
-            await events.emit('logout.delivery', { clientId: d.clientId, outcome: 'delivered' });
-          }),
-        );
-        if (due.length < BATCH) break;
-      }
-      return tally;
+    deliverDue() {
+      running ??= deliverAll().finally(() => {
+        running = undefined;
+      });
+      return running;
     },
   };
 }

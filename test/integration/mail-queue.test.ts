@@ -118,7 +118,10 @@ describe.each(stores())('on %s', (store) => {
     down = false;
     await makeDue();
     const second = createQueuedMailer({ mailer: relay, store: queue, box, logger });
-    expect(await second.deliverDue()).toEqual({ sent: 1, rescheduled: 0, abandoned: 0 });
+    // Two timer ticks at once join one run: the message goes once.
+    const [x, y] = await Promise.all([second.deliverDue(), second.deliverDue()]);
+    expect(x).toBe(y);
+    expect(x).toEqual({ sent: 1, rescheduled: 0, abandoned: 0 });
     expect(sent).toEqual([mail]);
     // Down again, at the last attempt: given up.
     down = true;
