@@ -81,7 +81,36 @@ export type AdapterWithHeldWrites = AdapterConstructor & {
   settle(ctx: { status: number; body: unknown; oidc?: unknown }, record?: AuditEntryInput): Promise<boolean>;
 };
 
+/**
+ * Client-credentials tokens saved in one turn of the event loop go to the database together, one
+ * statement for all of them (saveAll), the way PostgreSQL groups commits: under load a worker
+ * answers several services at once, and each round trip costs more CPU than the row it writes. Each
+ * request still waits for its own token to be written before it answers.
+ */
+export function createSaveBatcher(payloads: OidcPayloadRepository): (save: PayloadSave) => Promise<void> {
+  let pending: { save: PayloadSave; done: (err?: unknown) => void }[] | undefined;
+  const flush = () => {
+    const batch = pending!;
+    pending = undefined;
+    const written = batch.length === 1
+      ? payloads.upsert(batch[0]!.save.model, batch[0]!.save.id, batch[0]!.save.payload, batch[0]!.save.expiresInSeconds)
+      : payloads.saveAll(batch.map((b) => b.save));
+    written.then(() => batch.forEach((b) => b.done()), (err: unknown) => batch.forEach((b) => b.done(err ?? new Error('save failed'))));
+  };
+  return (save) =>
+    new Promise<void>((resolve, reject) => {
+      if (!pending) {
+        pending = [];
+        setImmediate(flush);
+      }
+      pending.push({ save, done: (err) => (err ? reject(err) : resolve()) });
+    });
+}
+/** Models whose saves are batched: each value is new (a random id), so a batch never writes one row twice. */
+const BATCHED = new Set(['ClientCredentials']);
+
 export function createAdapterClass(payloads: OidcPayloadRepository, clients: ClientRepository): AdapterWithHeldWrites {
+  const batched = createSaveBatcher(payloads);
   return class KnexAdapter implements Adapter {
     constructor(readonly name: string) {}
 
@@ -119,6 +148,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         await payloads.saveAll(saves);
         return;
       }
+      if (BATCHED.has(this.name)) return batched(save);
       await payloads.upsert(this.name, id, payload as OidcPayload, expiresIn);
     }
 
