@@ -39,6 +39,26 @@ export interface RunningKapija {
 }
 
 /**
+ * Starts Kapija before a suite's tests and stops it after them (beforeAll/afterAll of the calling
+ * suite); the returned handle reaches the running instance once the suite has started.
+ */
+export function kapijaForSuite(opts: Parameters<typeof startKapija>[0] = {}): RunningKapija {
+  let running: RunningKapija | undefined;
+  beforeAll(async () => {
+    running = await startKapija(opts);
+  });
+  afterAll(async () => {
+    await running?.stop();
+  });
+  return new Proxy({} as RunningKapija, {
+    get(_, key) {
+      if (!running) throw new Error('Kapija is started in beforeAll: use it inside a test or hook');
+      return running[key as keyof RunningKapija];
+    },
+  });
+}
+
+/**
  * Starts Kapija on an ephemeral port with its issuer set to that address.
  * The port is reserved first so the issuer is known before the provider is built.
  */

@@ -4,17 +4,11 @@
  * of the services in it gets a token, and the answer is a clear 503.
  */
 import { jest } from '@jest/globals';
-import { startKapija, testService, type RunningKapija } from '../../support/kapija.js';
+import { kapijaForSuite, testService } from '../../support/kapija.js';
 import { stores } from '../../support/databases.js';
 
 describe.each(stores())('on %s', (store) => {
-  let server: RunningKapija;
-  beforeAll(async () => {
-    server = await startKapija({ store });
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite({ store });
 
   test('sixteen services at once: sixteen stored tokens, each active', async () => {
     const { kapija, token, post } = await testService(server, { grant_types: ['client_credentials'], response_types: [] });

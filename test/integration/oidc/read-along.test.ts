@@ -7,17 +7,11 @@
 import { jest } from '@jest/globals';
 import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
-import { startKapija, testService, type RunningKapija } from '../../support/kapija.js';
+import { kapijaForSuite, testService } from '../../support/kapija.js';
 import { stores } from '../../support/databases.js';
 
 describe.each(stores())('on %s', (store) => {
-  let server: RunningKapija;
-  beforeAll(async () => {
-    server = await startKapija({ store });
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite({ store });
 
   const signedIn = async (scope: string) => {
     const s = await testService(server, { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] });

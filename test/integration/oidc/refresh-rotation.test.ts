@@ -6,18 +6,12 @@
  */
 import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
-import { startKapija, testService, type RunningKapija } from '../../support/kapija.js';
+import { kapijaForSuite, testService } from '../../support/kapija.js';
 import { stores } from '../../support/databases.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 describe.each(stores())('on %s', (store) => {
-  let server: RunningKapija;
-  beforeAll(async () => {
-    server = await startKapija({ store });
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite({ store });
 
   const service = () => testService(server);
 
