@@ -13,7 +13,6 @@ export interface PendingLogout {
   readonly sid: string;
   /** Attempts made so far. */
   readonly attempts: number;
-  readonly createdAt: number;
 }
 
 export interface LogoutDeliveryRepository {
@@ -25,8 +24,6 @@ export interface LogoutDeliveryRepository {
   retryAt(id: string, attempts: number, nextAt: number, error: string): Promise<void>;
   /** Delivered, or given up: the row goes. */
   remove(id: string): Promise<void>;
-  /** How many wait (for /metrics). */
-  count(): Promise<number>;
 }
 
 interface Row {
@@ -35,11 +32,10 @@ interface Row {
   account_id: string;
   sid: string;
   attempts: number;
-  created_at: number | string;
 }
 
-const COLUMNS = ['id', 'client_id', 'account_id', 'sid', 'attempts', 'created_at'];
-const toPending = (r: Row): PendingLogout => ({ id: r.id, clientId: r.client_id, accountId: r.account_id, sid: r.sid, attempts: Number(r.attempts), createdAt: Number(r.created_at) });
+const COLUMNS = ['id', 'client_id', 'account_id', 'sid', 'attempts'];
+const toPending = (r: Row): PendingLogout => ({ id: r.id, clientId: r.client_id, accountId: r.account_id, sid: r.sid, attempts: Number(r.attempts) });
 /** Error texts come from the HTTP exchange (status line, connection error), never from the token. */
 const short = (error: string) => error.slice(0, 300);
 
@@ -65,10 +61,6 @@ export function createLogoutDeliveryRepository(db: Db, now: () => number = Date.
     },
     async remove(id) {
       await db('logout_deliveries').where({ id }).delete();
-    },
-    async count() {
-      const row = (await db('logout_deliveries').count({ n: '*' }).first()) as { n: number | string } | undefined;
-      return Number(row?.n ?? 0);
     },
   };
 }
