@@ -10,7 +10,7 @@ export default {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  // test/faults/ restarts PostgreSQL: it runs alone after this run (jest.faults.config.js, scripts/test.mjs).
+  // test/faults/ loads the machine and times recovery: it runs alone after this run (jest.faults.config.js, scripts/test.mjs).
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/faults/'],
   setupFiles: ['<rootDir>/test/support/setup-env.ts'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',

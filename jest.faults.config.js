@@ -1,6 +1,7 @@
 /**
- * The fault suites (test/faults/) restart the shared PostgreSQL server, so they run after the
- * main run, alone and one file at a time (scripts/test.mjs).
+ * The fault suites (test/faults/) put load on two Kapija processes and time their recovery from a
+ * killed process or a restarted private PostgreSQL, so they run after the main run, alone and one
+ * file at a time (scripts/test.mjs).
  */
 import base from './jest.config.js';
 

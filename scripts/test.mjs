@@ -1,7 +1,8 @@
 /**
  * `npm test`: runs jest twice. First every suite but test/faults/, in parallel; then test/faults/
- * alone, one file at a time, because those suites restart the shared PostgreSQL server and would
- * break any other suite running beside them. Arguments go to both runs (a path filter that matches
+ * alone, one file at a time, because those suites load the machine and time recovery (a killed
+ * process, a restart of a private PostgreSQL server they start themselves) and would slow or be
+ * slowed by any other suite running beside them. Arguments go to both runs (a path filter that matches
  * nothing in one run is not an error). With `--outputFile=F` (and `--json`), F receives both runs'
  * results summed, so CI's closing "N passed, N failed" counts every test.
  */

@@ -5,8 +5,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Agent, type Page } from '../support/browserless.js';
 import { signIn, SignInError } from '../support/sign-in.js';
@@ -16,7 +14,6 @@ import { freePort, spawnKapija, type KapijaProcess } from '../support/spawn-kapi
 import { createKapija, type Kapija } from '../../src/app.js';
 
 export const REDIRECT = 'http://127.0.0.1:9/cb';
-const run = promisify(execFile);
 
 /** One HTTP exchange as the load saw it: when it started, where, and what came back. */
 export interface Exchange {
@@ -72,8 +69,9 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-export async function startFleet(citizens: number): Promise<Fleet> {
-  const testDb = await createPgDatabase();
+/** Two processes on a fresh database of the tests' PostgreSQL, or of the server at `pgServerUrl`. */
+export async function startFleet(citizens: number, pgServerUrl?: string): Promise<Fleet> {
+  const testDb = await createPgDatabase(pgServerUrl);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-faults-'));
   const [portA, portB] = [await freePort(), await freePort()];
   const issuer = `http://127.0.0.1:${portA}`;
@@ -168,38 +166,6 @@ export async function silentSignIn(agent: Agent, base: string, fleet: Fleet): Pr
 
 export function isSignInError(err: unknown): err is SignInError {
   return err instanceof SignInError;
-}
-
-/** PostgreSQL's cluster on this machine (the one the tests use), for pg_ctlcluster. */
-export function pgCluster(): { version: string; name: string } | undefined {
-  try {
-    const version = fs.readdirSync('/etc/postgresql').sort().at(-1);
-    return version ? { version, name: 'main' } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export async function pgCtl(action: 'restart' | 'start' | 'stop'): Promise<void> {
-  const c = pgCluster();
-  if (!c) throw new Error('no PostgreSQL cluster under /etc/postgresql');
-  await run('pg_ctlcluster', ['--skip-systemctl-redirect', c.version, c.name, action], { timeout: 60_000 });
-}
-
-export async function pgReady(): Promise<boolean> {
-  try {
-    await run('pg_isready', ['-h', '127.0.0.1', '-p', '5432', '-q'], { timeout: 5000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Starts PostgreSQL again if it is not answering (after a failed test), and waits for it. */
-export async function ensurePgRunning(): Promise<void> {
-  if (await pgReady()) return;
-  await pgCtl('start').catch(() => undefined);
-  for (let i = 0; i < 60 && !(await pgReady()); i += 1) await new Promise((r) => setTimeout(r, 500));
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

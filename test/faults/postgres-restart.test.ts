@@ -1,16 +1,14 @@
 /**
- * PostgreSQL restarted under load (`pg_ctlcluster … restart`) while two Kapija processes serve a
+ * PostgreSQL restarted under load (`pg_ctl restart` of a private server this suite starts with
+ * initdb in a temporary folder, on its own port; the machine's PostgreSQL is never touched) while two Kapija processes serve a
  * steady loopback load of sign-ins and refresh-token exchanges. During the outage every answer is a
  * clear 503, never a 500 or a crash; both processes recover by themselves; and every session, grant
  * and refresh token written before the restart still works after it. The figures are printed.
  */
-import { pgAvailable } from '../support/databases.js';
+import { privatePostgresUnavailable, startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.js';
 import {
   Recorder,
-  ensurePgRunning,
   isSignInError,
-  pgCluster,
-  pgCtl,
   signInAndRedeem,
   silentSignIn,
   sleep,
@@ -19,18 +17,22 @@ import {
   type Fleet,
 } from './fleet.js';
 
-const cluster = pgCluster();
-if (!pgAvailable() || !cluster) {
-  process.stdout.write('[skip] postgres-restart: needs a local PostgreSQL cluster (pg_ctlcluster)\n');
-  test.skip('PostgreSQL restart under load (no local PostgreSQL cluster)', () => undefined);
+const unavailable = privatePostgresUnavailable();
+if (unavailable && process.env.CI === 'true') throw new Error(`postgres-restart: ${unavailable} (required under CI=true)`);
+if (unavailable) {
+  process.stdout.write(`[skip] postgres-restart: ${unavailable}\n`);
+  test.skip('PostgreSQL restart under load (no PostgreSQL server programs)', () => undefined);
 } else {
   let fleet: Fleet;
+  let server: PrivatePostgres;
   beforeAll(async () => {
-    fleet = await startFleet(48);
-  }, 90_000);
+    server = await startPrivatePostgres();
+    fleet = await startFleet(48, server.url);
+  }, 120_000);
   afterAll(async () => {
-    await ensurePgRunning();
+    await server?.start().catch(() => undefined);
     await fleet?.close();
+    await server?.destroy();
   });
 
   test('a PostgreSQL restart under load: clear 503s only, both processes recover, nothing written before is lost', async () => {
@@ -85,7 +87,7 @@ if (!pgAvailable() || !cluster) {
     let restarted: number | undefined;
     let recovered: number | undefined;
     try {
-      await pgCtl('restart');
+      await server.restart();
       restarted = Date.now();
       // Recovered: each process says it is ready and a refresh through it succeeds.
       const ready = new Set<string>();
@@ -102,7 +104,7 @@ if (!pgAvailable() || !cluster) {
     } finally {
       running = false;
       await load;
-      await ensurePgRunning();
+      await server.start().catch(() => undefined); // already running unless the restart failed
     }
 
     // Everything written before the restart, used only now.

@@ -30,19 +30,20 @@ export interface TestDatabase {
 
 const baseUrl = () => process.env.KAPIJA_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-export async function createPgDatabase(): Promise<TestDatabase> {
+/** A fresh database on the tests' PostgreSQL server, or on the server at `serverUrl` (a private one). */
+export async function createPgDatabase(serverUrl = baseUrl()): Promise<TestDatabase> {
   const name = `kapija_t_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: baseUrl() });
+  const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   await admin.query(`create database ${name}`);
   await admin.end();
-  const url = new URL(baseUrl());
+  const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return {
     database: { client: 'pg', url: url.toString(), poolMax: 10 },
     env: { DATABASE_URL: url.toString(), MASTER_KEY: masterKey() },
     async drop() {
-      const c = new pg.Client({ connectionString: baseUrl() });
+      const c = new pg.Client({ connectionString: serverUrl });
       await c.connect();
       await c.query(`drop database if exists ${name} with (force)`);
       await c.end();
