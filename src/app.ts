@@ -25,7 +25,7 @@ import { createCredentialRepository, type CredentialRepository } from './store/c
 import { createTotpFactor, type TotpFactor } from './factors/totp/index.js';
 import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/index.js';
 import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
-import { createThrottle } from './security/rate-limit.js';
+import { createSignInThrottles } from './security/sign-in-throttles.js';
 import { accountReadAlong, createAdapterClass } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
@@ -45,6 +45,8 @@ import { createOpenDataRepository } from './store/open-data.js';
 import type { RequestListener } from 'node:http';
 import { createSessionDeviceRepository } from './store/session-devices.js';
 import { createLogoutDeliveryRepository } from './store/logout-deliveries.js';
+import { createKnownDeviceRepository } from './store/known-devices.js';
+import { createRateLimitRepository } from './store/rate-limits.js';
 import { createLogoutRetries } from './oidc/logout-retries.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createAdministration } from './admin/index.js';
@@ -91,8 +93,8 @@ export interface Kapija {
   readonly sessions: SessionService;
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
   readonly selfService: SelfService;
-  /** Deletes expired protocol rows and keys. */
-  purge(): Promise<{ payloads: number; keys: number; links: number }>;
+  /** Deletes expired protocol rows, keys, links and throttle counters. */
+  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number }>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
   deliverLogouts(): Promise<{ delivered: number; rescheduled: number; abandoned: number }>;
   /** Tries the mail the relay did not take yet and that is due again (every instance, every 15 s). */
@@ -326,10 +328,9 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use(openData.middleware);
 
   // Kapija's own pages: parsed bodies and CSRF on every form.
-  const throttles = {
-    password: createThrottle(db, { scope: 'password' }),
-    secondFactor: createThrottle(db, { scope: 'second-factor' }),
-  };
+  const knownDevices = createKnownDeviceRepository(db);
+  const rateLimitCounters = createRateLimitRepository(db);
+  const throttles = createSignInThrottles({ db, box: handles.box, isKnownDevice: (username, device) => knownDevices.isKnownFor(username, device) });
   const interactions = createInteractionRouter({
     provider,
     accounts: handles.accounts,
@@ -449,8 +450,13 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       return true;
     },
     async purge() {
-      const [payloads, keys, links] = await Promise.all([handles.payloads.purgeExpired(), handles.keys.purge(), selfService.service.purgeExpired()]);
-      return { payloads, keys, links };
+      const [payloads, keys, links, rateLimits] = await Promise.all([
+        handles.payloads.purgeExpired(),
+        handles.keys.purge(),
+        selfService.service.purgeExpired(),
+        rateLimitCounters.purgeExpired(),
+      ]);
+      return { payloads, keys, links, rateLimits };
     },
     deliverLogouts: () => logoutRetries.deliverDue(),
     deliverMail: () => selfService.mailer.deliverDue(),

@@ -18,7 +18,7 @@ import type { PasswordHasher } from '../factors/password/hasher.js';
 import type { TotpFactor } from '../factors/totp/index.js';
 import type { RecoveryFactor } from '../factors/recovery/index.js';
 import type { WebAuthnFactor } from '../factors/webauthn/index.js';
-import type { Throttle } from '../security/rate-limit.js';
+import type { SignInThrottles } from '../security/sign-in-throttles.js';
 import { randomToken, type SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import { normaliseUsername } from '../store/accounts.js';
@@ -34,7 +34,7 @@ export interface InteractionDeps {
   totp: TotpFactor;
   recovery: RecoveryFactor;
   webauthn: WebAuthnFactor;
-  throttles: { password: Throttle; secondFactor: Throttle };
+  throttles: SignInThrottles;
   box: SecretBox;
   render: Renderer;
   defaultLocale: Locale;
@@ -301,8 +301,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const details = await load(ctx, 'login');
     const parsed = loginBody.safeParse(body(ctx));
     const username = parsed.success ? parsed.data.username : undefined;
-    const keys = { account: username ? normaliseUsername(username) : '', ip: ctx.ip };
-    const wait = await throttles.password.retryAfter(keys);
+    const { keys, opts } = throttles.passwordAttempt({ account: username ? normaliseUsername(username) : '', ip: ctx.ip, deviceCookie: ctx.cookies.get(DEVICE_COOKIE) });
+    const wait = await throttles.password.retryAfter(keys, opts);
     if (wait > 0) {
       ctx.status = 429;
       ctx.set('retry-after', String(wait));
@@ -313,7 +313,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const ok = await passwords.verify(found?.passwordHash, parsed.success ? parsed.data.password : '');
     if (!ok || !found) {
       await events.emit('signin.failure', { accountId: found?.account.id, clientId: clientIdOf(details), factor: 'password', reason: 'invalid_credentials', ip: ctx.ip });
-      const after = await throttles.password.fail(keys);
+      const after = await throttles.password.fail(keys, opts);
       ctx.status = after > 0 ? 429 : 401;
       if (after > 0) ctx.set('retry-after', String(after));
       const error = after > 0 ? t(ctx)('error.login.rate_limited', { seconds: after }) : t(ctx)('error.login.invalid_credentials');
@@ -472,8 +472,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const challenge = getPasskeyChallenge(details);
     await saveFlow(details, getFlow(details));
     const parsed = webauthnBody.safeParse(body(ctx));
-    const keys = { account: 'passkey', ip: ctx.ip };
-    const wait = await throttles.secondFactor.retryAfter(keys);
+    const keys = throttles.passkeyAttempt(parsed.success ? parsed.data.response : undefined, ctx.ip);
+    const wait = await throttles.passkey.retryAfter(keys);
     if (wait > 0) throw throttled(wait);
     if (!challenge || !parsed.success) throw new KapijaError('factor.webauthn.failed', 401);
     let ok;
@@ -481,9 +481,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       ok = await webauthn.verify(challenge, parsed.data.response);
     } catch (err) {
       await events.emit('signin.failure', { clientId: clientIdOf(details), factor: 'passkey', reason: 'factor.webauthn.failed', ip: ctx.ip });
-      await throttles.secondFactor.fail(keys);
+      await throttles.passkey.fail(keys);
       throw err;
     }
+    await throttles.passkey.succeed(keys);
     const account = await accounts.findById(ok.accountId);
     if (!account || account.status !== 'active') throw new KapijaError('login.account_locked', 403);
     await advance(ctx, details, { accountId: ok.accountId, amr: [...ok.amr] });

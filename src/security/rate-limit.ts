@@ -1,49 +1,98 @@
 /**
- * Throttling of sign-in attempts (password, TOTP, recovery codes) with rate-limiter-flexible, stored
- * in the database so it holds across every instance. Failures are counted per account name (known
- * or not: an unknown username is throttled exactly like a known one) and per client IP. Delays grow
- * in tiers, then a temporary lock:
- *   5 failures in 15 min → wait 1 min; 10 in 1 h → 15 min; 20 in 24 h → 1 h  (per account name)
- *   100 failures in 1 h → 1 h (per IP)
+ * Throttling of attempts (passwords, second factors, passkeys, self-service mail and links) with
+ * rate-limiter-flexible, stored in the database so it holds across every instance. Each tier counts
+ * failures under a key made of some of the attempt's parts (account name, client address, passkey
+ * credential id, device); a tier whose part is missing does not apply. Keys are stored only as keyed
+ * hashes (HMAC under a subkey of the master key), never as typed names, addresses or e-mail addresses.
+ * Delays grow in tiers, then a temporary lock; see {@link TIERS}, {@link PASSWORD_TIERS} and
+ * {@link PASSKEY_TIERS}.
  */
 import { RateLimiterPostgres, RateLimiterSQLite, type RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Db } from '../store/db.js';
 import { isPostgres } from '../store/db.js';
+import type { SecretBox } from './crypto.js';
 
-export interface Throttle {
-  /** Seconds to wait before another attempt is allowed; 0 when allowed now. */
-  retryAfter(keys: ThrottleKeys): Promise<number>;
-  /** Counts a failure; returns the wait that now applies (0 if none). */
-  fail(keys: ThrottleKeys): Promise<number>;
-  /** Clears the per-account counters after a success. */
-  succeed(keys: ThrottleKeys): Promise<void>;
-}
+export type KeyPart = 'account' | 'ip' | 'credential' | 'device';
 
 export interface ThrottleKeys {
   /** The normalised account name or id the attempt was for. */
-  account: string;
+  account?: string | undefined;
   ip: string;
+  /** The id of the passkey credential offered (as the client sent it). */
+  credential?: string | undefined;
+  /** Keyed hash of the browser's device cookie, when it sent one. */
+  device?: string | undefined;
 }
 
-interface Tier {
+export interface Tier {
+  /** The parts the counter is keyed by (all must be present for the tier to apply). */
+  by: readonly KeyPart[];
   points: number;
   duration: number;
   blockDuration: number;
-  by: 'account' | 'ip';
+  /**
+   * An account-wide ceiling: a browser that has completed a sign-in to the account before (see
+   * {@link AttemptOptions.trusted}) is not held back by it, and a success does not clear it.
+   */
+  ceiling?: true;
 }
 
+export interface AttemptOptions {
+  /** Asked only when a ceiling tier would hold the attempt back: whether the browser is known to the account. */
+  trusted?: () => Promise<boolean>;
+}
+
+export interface Throttle {
+  /** Seconds to wait before another attempt is allowed; 0 when allowed now. */
+  retryAfter(keys: ThrottleKeys, opts?: AttemptOptions): Promise<number>;
+  /** Counts a failure; returns the wait that now applies (0 if none). */
+  fail(keys: ThrottleKeys, opts?: AttemptOptions): Promise<number>;
+  /** Clears the counters of the account (or credential) after a success; ceilings and per-address counters stay. */
+  succeed(keys: ThrottleKeys): Promise<void>;
+}
+
+/** Per account and per address: second factors (after the password) and self-service. */
 export const TIERS: readonly Tier[] = [
-  { by: 'account', points: 5, duration: 15 * 60, blockDuration: 60 },
-  { by: 'account', points: 10, duration: 3600, blockDuration: 15 * 60 },
-  { by: 'account', points: 20, duration: 24 * 3600, blockDuration: 3600 },
-  { by: 'ip', points: 100, duration: 3600, blockDuration: 3600 },
+  { by: ['account'], points: 5, duration: 15 * 60, blockDuration: 60 },
+  { by: ['account'], points: 10, duration: 3600, blockDuration: 15 * 60 },
+  { by: ['account'], points: 20, duration: 24 * 3600, blockDuration: 3600 },
+  { by: ['ip'], points: 100, duration: 3600, blockDuration: 3600 },
 ];
 
-export function createThrottle(db: Db, opts: { scope: string }): Throttle {
+/**
+ * Passwords (NIST SP 800-63B 5.2.2, OWASP Authentication Cheat Sheet): the growing delays count per
+ * account name and address, so a stranger elsewhere cannot lock the citizen out; 100 failures per
+ * address and hour; and a ceiling of 100 failures per account name and hour from all addresses
+ * together, which a browser the account has signed in from before passes. A known browser that keeps
+ * failing is held back on its own (per account and device cookie).
+ */
+export const PASSWORD_TIERS: readonly Tier[] = [
+  { by: ['account', 'ip'], points: 5, duration: 15 * 60, blockDuration: 60 },
+  { by: ['account', 'ip'], points: 10, duration: 3600, blockDuration: 15 * 60 },
+  { by: ['account', 'ip'], points: 20, duration: 24 * 3600, blockDuration: 3600 },
+  { by: ['ip'], points: 100, duration: 3600, blockDuration: 3600 },
+  { by: ['account', 'device'], points: 20, duration: 24 * 3600, blockDuration: 3600 },
+  { by: ['account'], points: 100, duration: 3600, blockDuration: 3600, ceiling: true },
+];
+
+/**
+ * Passwordless passkey sign-in, never for everyone at once: the growing delays count per credential id
+ * offered and address, so a stranger who learnt a credential id cannot lock its holder out; 100
+ * failures per address and hour; 100 per credential id and hour from all addresses together.
+ */
+export const PASSKEY_TIERS: readonly Tier[] = [
+  { by: ['credential', 'ip'], points: 5, duration: 15 * 60, blockDuration: 60 },
+  { by: ['credential', 'ip'], points: 10, duration: 3600, blockDuration: 15 * 60 },
+  { by: ['credential', 'ip'], points: 20, duration: 24 * 3600, blockDuration: 3600 },
+  { by: ['ip'], points: 100, duration: 3600, blockDuration: 3600 },
+  { by: ['credential'], points: 100, duration: 3600, blockDuration: 3600, ceiling: true },
+];
+
+export function createThrottle(db: Db, opts: { scope: string; box: Pick<SecretBox, 'mac'>; tiers?: readonly Tier[] }): Throttle {
   const pg = isPostgres(db);
   // The `rate_limits` table is created by a migration (the library's own "create table if not
   // exists" races between instances starting together on an empty PostgreSQL database).
-  const limiters = TIERS.map((tier, i) => {
+  const limiters = (opts.tiers ?? TIERS).map((tier, i) => {
     const options = {
       storeClient: db,
       storeType: 'knex',
@@ -60,33 +109,52 @@ export function createThrottle(db: Db, opts: { scope: string }): Throttle {
       : new RateLimiterSQLite(options as ConstructorParameters<typeof RateLimiterSQLite>[0]);
     return { tier, limiter };
   });
-  const keyFor = (tier: Tier, keys: ThrottleKeys) => (tier.by === 'account' ? `a:${keys.account}` : `ip:${keys.ip}`);
+  /** The stored key: a keyed hash of the parts, or undefined when a part is missing. */
+  const keyFor = (tier: Tier, keys: ThrottleKeys): string | undefined => {
+    const parts = tier.by.map((part) => keys[part]);
+    if (parts.some((p) => p === undefined)) return undefined;
+    return opts.box.mac('rate-limit', JSON.stringify([opts.scope, ...tier.by.map((part, i) => `${part}=${parts[i]}`)]));
+  };
+  const applying = (keys: ThrottleKeys) =>
+    limiters.flatMap(({ tier, limiter }) => {
+      const key = keyFor(tier, keys);
+      return key === undefined ? [] : [{ tier, limiter, key }];
+    });
   // A tier blocks once its budget is exceeded; msBeforeNext is then the rest of the block.
   const wait = (tier: Tier, res: RateLimiterRes | null) =>
     res && res.consumedPoints > tier.points ? Math.max(1, Math.ceil(res.msBeforeNext / 1000)) : 0;
+  /** The longest wait, leaving out ceilings when the browser is trusted (asked only if a ceiling holds). */
+  const longest = async (waits: Array<{ tier: Tier; seconds: number }>, o: AttemptOptions | undefined) => {
+    const others = Math.max(0, ...waits.filter((w) => !w.tier.ceiling).map((w) => w.seconds));
+    const ceilings = Math.max(0, ...waits.filter((w) => w.tier.ceiling).map((w) => w.seconds));
+    if (ceilings <= others) return others;
+    return o?.trusted && (await o.trusted()) ? others : ceilings;
+  };
 
   return {
-    async retryAfter(keys) {
-      const waits = await Promise.all(
-        limiters.map(async ({ tier, limiter }) => wait(tier, await limiter.get(keyFor(tier, keys)))),
-      );
-      return Math.max(0, ...waits);
+    async retryAfter(keys, o) {
+      const waits = await Promise.all(applying(keys).map(async ({ tier, limiter, key }) => ({ tier, seconds: wait(tier, await limiter.get(key)) })));
+      return longest(waits, o);
     },
-    async fail(keys) {
+    async fail(keys, o) {
       const waits = await Promise.all(
-        limiters.map(async ({ tier, limiter }) => {
+        applying(keys).map(async ({ tier, limiter, key }) => {
           try {
-            return wait(tier, await limiter.consume(keyFor(tier, keys)));
+            return { tier, seconds: wait(tier, await limiter.consume(key)) };
           } catch (rejection) {
-            if (rejection instanceof RateLimiterRes) return Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+            if (rejection instanceof RateLimiterRes) return { tier, seconds: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)) };
             throw rejection;
           }
         }),
       );
-      return Math.max(0, ...waits);
+      return longest(waits, o);
     },
     async succeed(keys) {
-      await Promise.all(limiters.filter(({ tier }) => tier.by === 'account').map(({ tier, limiter }) => limiter.delete(keyFor(tier, keys))));
+      await Promise.all(
+        applying(keys)
+          .filter(({ tier }) => !tier.ceiling && (tier.by.includes('account') || tier.by.includes('credential')))
+          .map(({ limiter, key }) => limiter.delete(key)),
+      );
     },
   };
 }

@@ -79,7 +79,10 @@ export function createSelfServiceModule(deps: {
     credentials: deps.credentials,
     totp: deps.totp,
     recovery: deps.recovery,
-    throttles: { mail: createThrottle(deps.db, { scope: 'self-service-mail' }), link: createThrottle(deps.db, { scope: 'self-service-link' }) },
+    throttles: {
+      mail: createThrottle(deps.db, { scope: 'self-service-mail', box: deps.box }),
+      link: createThrottle(deps.db, { scope: 'self-service-link', box: deps.box }),
+    },
   });
   const chain = compose<Context>([
     bodyParser(),

@@ -11,6 +11,11 @@ export interface KnownDeviceRepository {
    */
   remember(accountId: string, deviceHash: string): Promise<{ isNew: boolean; hadOthers: boolean }>;
   count(accountId: string): Promise<number>;
+  /**
+   * Whether the account with this (normalised) username has signed in from `deviceHash`: one query
+   * whether or not the name exists.
+   */
+  isKnownFor(username: string, deviceHash: string): Promise<boolean>;
 }
 
 export function createKnownDeviceRepository(db: Db, now: () => number = Date.now): KnownDeviceRepository {
@@ -34,6 +39,13 @@ export function createKnownDeviceRepository(db: Db, now: () => number = Date.now
     async count(accountId) {
       const row = (await db('known_devices').where({ account_id: accountId }).count({ n: '*' }).first()) as { n: number | string } | undefined;
       return Number(row?.n ?? 0);
+    },
+    async isKnownFor(username, deviceHash) {
+      const row = await db('known_devices')
+        .join('accounts', 'accounts.id', 'known_devices.account_id')
+        .where({ 'accounts.username': username, 'known_devices.device_hash': deviceHash })
+        .first('known_devices.account_id');
+      return row !== undefined;
     },
   };
 }

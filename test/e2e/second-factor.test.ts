@@ -186,7 +186,7 @@ describe('throttling', () => {
     return submitForm(agent, login, /\/login$/, { username, password });
   }
 
-  test('wrong passwords are delayed after five failures, for a known and an unknown name alike', async () => {
+  test('wrong passwords are delayed after five failures from one address, for a known and an unknown name alike', async () => {
     const citizen = await createTestAccount(server.kapija);
     const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
     for (const name of [citizen.username, `nobody-${citizen.username}`]) {
@@ -220,7 +220,7 @@ describe('throttling', () => {
     expect(right.status).toBe(429);
   });
 
-  (pgAvailable() ? test : test.skip)('failures at two instances on one PostgreSQL add up', async () => {
+  (pgAvailable() ? test : test.skip)('failures from one address at two instances on one PostgreSQL add up', async () => {
     const db = await createPgDatabase();
     const a = await startKapija({ testDb: db });
     const b = await startKapija({ testDb: db });
