@@ -394,6 +394,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     render,
     passwords: handles.passwords,
     requestEmailChange: (accountId, email, locale) => selfService.service.requestEmailChange(accountId, email, locale),
+    forgetLinks: (accountId) => selfService.service.forget(accountId),
     reauthSeconds: config.reauthSeconds,
     secureCookies,
   });

@@ -61,7 +61,7 @@ const schema = z.object({
   REAUTH_SECONDS: int(30, 3600).default(300),
   /** Idle timeout of the account portal, seconds (NIST 800-63B AAL2: 30 minutes). */
   PORTAL_IDLE_SECONDS: int(60, 24 * 3600).default(1800),
-  /** Require a second factor for every sign-in (on by default; off only for closed test deployments). */
+  /** Require a second factor for every sign-in (on by default; off only for closed test deployments). Refused off in production. */
   REQUIRE_SECOND_FACTOR: bool.default(true),
   /** WebAuthn relying-party id: the issuer's host name unless set (a registrable suffix of it). */
   WEBAUTHN_RP_ID: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a host name').optional(),
@@ -152,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (e.ALLOW_PRIVATE_NETWORK_FETCH) {
       throw new ConfigError('ALLOW_PRIVATE_NETWORK_FETCH: must not be set when NODE_ENV=production');
     }
+    if (!e.REQUIRE_SECOND_FACTOR) throw new ConfigError('REQUIRE_SECOND_FACTOR: must not be false when NODE_ENV=production');
   }
 
   const dataDir = path.resolve(e.DATA_DIR);

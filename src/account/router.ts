@@ -47,6 +47,8 @@ export interface AccountPortalDeps {
   passwords: PasswordHasher;
   /** Starts a verified e-mail change (a link to the new address). */
   requestEmailChange(accountId: string, newEmail: string, locale: Locale): Promise<void>;
+  /** Makes every mailed link of the account useless and drops its queued mail (before it is erased). */
+  forgetLinks(accountId: string): Promise<void>;
   /** How recent the last proof of both factors must be for a change (seconds). */
   reauthSeconds: number;
   secureCookies: boolean;
@@ -145,7 +147,8 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     const me = await who(ctx);
     if (!me || !recent(ctx, me.session, '/account/profile')) return;
     const email = typeof body(ctx).email === 'string' ? String(body(ctx).email).trim() : '';
-    if (!/^[^\s@]{1,64}@[^\s@]{1,185}\.[^\s@]{2,}$/.test(email)) {
+    // At most 254 characters (RFC 5321), the length the column holds.
+    if (email.length > 254 || !/^[^\s@]{1,64}@[^\s@]{1,185}\.[^\s@]{2,}$/.test(email)) {
       ctx.status = 400;
       return page(ctx, 'account/profile', 'account.profile', { account: me.account, passwordMin: PASSWORD_MIN, passwordMax: PASSWORD_MAX, emailError: t(ctx)('account.email.invalid') });
     }
@@ -494,6 +497,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
       return page(ctx, 'account/data', 'account.data.title', { username: me.account.username, error: t(ctx)('account.delete.mismatch') });
     }
     const id = me.account.id;
+    await d.forgetLinks(id);
     await d.sessions.endAllForAccount(id);
     await d.payloads.revokeGrants(id);
     for (const type of ['totp', 'webauthn', 'recovery'] as const) await d.credentials.removeType(id, type);

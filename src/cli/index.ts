@@ -12,6 +12,7 @@ import { ACR } from '../oidc/acr.js';
 import { isValidJmbg } from '../oidc/jmbg.js';
 import { createAuditLog } from '../store/audit.js';
 import { createRoleRepository, ROLES, type Role } from '../store/roles.js';
+import { checkNewPassword, PASSWORD_MAX, PASSWORD_MIN } from '../factors/password/policy.js';
 
 export class UsageError extends Error {}
 
@@ -41,6 +42,20 @@ async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   let data = '';
   for await (const chunk of stdin) data += String(chunk);
   return data.replace(/\r?\n$/, '');
+}
+
+/** The password read from stdin for `username`, held to the same policy as the self-service pages. */
+async function readNewPassword(stdin: NodeJS.ReadableStream, username: string): Promise<string> {
+  const password = await readStdin(stdin);
+  const problem = checkNewPassword(password, { username: normaliseUsername(username) });
+  const why: Record<NonNullable<typeof problem>, string> = {
+    too_short: `must be at least ${PASSWORD_MIN} characters`,
+    too_long: `must be at most ${PASSWORD_MAX} characters`,
+    common: 'is a commonly used or breached password',
+    contains_username: 'must not contain the username',
+  };
+  if (problem) throw new UsageError(`the password (read from stdin) ${why[problem]}`);
+  return password;
 }
 
 export interface CliIo {
@@ -241,8 +256,7 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
   if (email !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw new UsageError('--email is not an e-mail address');
   const birthdate = v.birthdate as string | undefined;
   if (birthdate !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(birthdate)) throw new UsageError('--birthdate must be YYYY-MM-DD');
-  const password = await readStdin(io.stdin);
-  if (password.length < 8) throw new UsageError('the password (read from stdin) must be at least 8 characters');
+  const password = await readNewPassword(io.stdin, username);
   const account = await h.accounts.create(
     {
       username,
@@ -287,8 +301,7 @@ async function adminCreate(h: StoreHandles, args: string[], io: CliIo): Promise<
     if (!/^[\p{L}\p{N}._@-]{3,64}$/u.test(normaliseUsername(username))) {
       throw new UsageError('--username must be 3 to 64 letters, digits, . _ @ -');
     }
-    const password = await readStdin(io.stdin);
-    if (password.length < 8) throw new UsageError('the password (read from stdin) must be at least 8 characters');
+    const password = await readNewPassword(io.stdin, username);
     account = await h.accounts.create({ username }, await h.passwords.hash(password));
     io.stdout(`user ${account.username} created (id ${account.id})\n`);
   }

@@ -20,6 +20,8 @@ export interface OutgoingMail {
   readonly language: string;
   /** What it is (`new_device`, `reset_password`, …), for logs; not sent. */
   readonly kind?: string;
+  /** The account it is about, so that its deletion drops it from the queue; not sent. */
+  readonly accountId?: string | undefined;
 }
 
 export interface Mailer {

@@ -20,6 +20,8 @@ const BATCH = 20;
 export interface QueuedMailer extends Mailer {
   /** Tries every due message once; a call while a run is going joins it (a slow relay never piles runs up). */
   deliverDue(): Promise<{ sent: number; rescheduled: number; abandoned: number }>;
+  /** Drops every waiting message about an account (it was deleted); how many. */
+  forget(accountId: string): Promise<number>;
 }
 
 /** What of an error may be kept and logged: its code and SMTP status, never its text (it may name the recipient). */
@@ -89,7 +91,7 @@ export function createQueuedMailer(deps: { mailer: Mailer; store: MailQueueRepos
       const kind = mail.kind ?? 'mail';
       // Kept before the first attempt: a process that stops now leaves it for another instance.
       try {
-        await store.add({ id, kind, message: box.seal(JSON.stringify(mail), context(id)) }, now() + MAIL_RETRY_DELAYS_MS[0]!);
+        await store.add({ id, kind, accountId: mail.accountId, message: box.seal(JSON.stringify(mail), context(id)) }, now() + MAIL_RETRY_DELAYS_MS[0]!);
       } catch {
         // The database is away: one attempt without a second chance rather than none.
         logger.warn({ kind }, 'mail not kept for retries: sending it once');
@@ -98,6 +100,7 @@ export function createQueuedMailer(deps: { mailer: Mailer; store: MailQueueRepos
       }
       await attempt(id, kind, mail, 0);
     },
+    forget: (accountId) => store.removeForAccount(accountId),
     deliverDue() {
       running ??= deliverAll().finally(() => {
         running = undefined;

@@ -18,7 +18,8 @@ export type MailKind =
   | 'password_changed'
   | 'email_changed'
   | 'factor_changed'
-  | 'recovery_used';
+  | 'recovery_used'
+  | 'account_secured';
 
 export interface MailVars {
   /** The citizen's given name, when known. */
@@ -40,7 +41,7 @@ export interface RenderedMail {
 }
 
 /** Kinds whose main link has an action label (`mail.<kind>.action`). */
-const WITH_ACTION: ReadonlySet<MailKind> = new Set(['verify_email', 'reset_password', 'change_email', 'already_registered', 'username_taken']);
+const WITH_ACTION: ReadonlySet<MailKind> = new Set(['verify_email', 'reset_password', 'change_email', 'already_registered', 'username_taken', 'account_secured']);
 
 function findViewsDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));

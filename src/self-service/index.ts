@@ -61,6 +61,7 @@ export function createSelfServiceModule(deps: {
     config: deps.config,
     accounts: deps.accounts,
     tokens: createAccountTokenRepository(deps.db),
+    credentials: deps.credentials,
     devices: createKnownDeviceRepository(deps.db),
     payloads: deps.payloads,
     passwords: deps.passwords,

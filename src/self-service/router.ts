@@ -5,6 +5,7 @@
  * Requests that send mail are throttled per address and per IP, link and code attempts per IP
  * and per account.
  */
+import { createHash } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
@@ -36,6 +37,15 @@ const EMAIL = /^[^\s@]{1,64}@[^\s@]+\.[^\s@]{2,}$/;
 const UID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const str = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, max) : '');
+/** Longest accepted identifiers: an e-mail address (RFC 5321) and a username (as stored, after normalisation). */
+const EMAIL_MAX = 254;
+const USERNAME_MAX = 64;
+const NAME_MAX = 100;
+/** The field as typed, or undefined when it is longer than `max` (refused, never cut short). */
+const bounded = (v: unknown, max: number) => {
+  const s = typeof v === 'string' ? v.trim() : '';
+  return [...s].length > max ? undefined : s;
+};
 
 export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
   const { service, render, throttles } = deps;
@@ -53,7 +63,8 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
 
   /** Counts one request that sends mail; throws while the address or IP is over its budget. */
   const spendMail = async (ctx: Context, target: string) => {
-    const keys = { account: `mail:${target.trim().toLowerCase()}`, ip: ctx.ip };
+    // A digest of the address: a fixed-length key whatever was typed.
+    const keys = { account: `mail:${createHash('sha256').update(target.trim().toLowerCase()).digest('base64url')}`, ip: ctx.ip };
     const wait = await throttles.mail.retryAfter(keys);
     if (wait > 0) throw rateLimited(wait);
     const after = await throttles.mail.fail(keys);
@@ -111,20 +122,32 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     requireMail();
     const b = body(ctx);
     const uid = returnUid(b.return);
+    const raw = {
+      username: bounded(b.username, USERNAME_MAX),
+      email: bounded(b.email, EMAIL_MAX),
+      given_name: bounded(b.given_name, NAME_MAX),
+      family_name: bounded(b.family_name, NAME_MAX),
+    };
     const values = {
-      username: str(b.username, 64).trim(),
-      email: str(b.email, 254).trim(),
-      given_name: str(b.given_name, 100).trim(),
-      family_name: str(b.family_name, 100).trim(),
+      username: raw.username ?? str(b.username, USERNAME_MAX),
+      email: raw.email ?? str(b.email, EMAIL_MAX),
+      given_name: raw.given_name ?? str(b.given_name, NAME_MAX),
+      family_name: raw.family_name ?? str(b.family_name, NAME_MAX),
     };
     const password = str(b.password, PASSWORD_MAX + 1);
     const confirm = str(b.password_confirm, PASSWORD_MAX + 1);
     const tr = t(ctx);
     const errors: Record<string, string> = {};
-    if (!USERNAME.test(values.username)) errors.username = values.username ? tr('error.field.username') : tr('error.field.required');
-    if (!EMAIL.test(values.email)) errors.email = values.email ? tr('error.field.email') : tr('error.field.required');
-    if (!values.given_name) errors.given_name = tr('error.field.required');
-    if (!values.family_name) errors.family_name = tr('error.field.required');
+    // The username is checked as it will be stored: normalisation (NFKC) can lengthen it.
+    const username = normaliseUsername(values.username);
+    if (raw.username === undefined || !USERNAME.test(values.username) || !USERNAME.test(username)) {
+      errors.username = values.username ? tr('error.field.username') : tr('error.field.required');
+    }
+    if (raw.email === undefined || !EMAIL.test(values.email)) errors.email = values.email ? tr('error.field.email') : tr('error.field.required');
+    if (raw.given_name === undefined) errors.given_name = tr('error.field.name');
+    else if (!values.given_name) errors.given_name = tr('error.field.required');
+    if (raw.family_name === undefined) errors.family_name = tr('error.field.name');
+    else if (!values.family_name) errors.family_name = tr('error.field.required');
     passwordErrors(ctx, password, confirm, values.username, errors);
     if (Object.keys(errors).length > 0) {
       ctx.status = 400;
@@ -132,7 +155,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     }
     await spendMail(ctx, values.email);
     await service.register(
-      { username: normaliseUsername(values.username), email: values.email, givenName: values.given_name, familyName: values.family_name, password },
+      { username, email: values.email, givenName: values.given_name, familyName: values.family_name, password },
       { locale: locale(ctx), returnUid: uid },
     );
     message(ctx, 'register.sent.title', 'register.sent.heading', ['register.sent.text'], { href: backHref(uid), label: 'selfservice.back_to_signin' });
@@ -191,10 +214,12 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     requireMail();
     const b = body(ctx);
     const uid = returnUid(b.return);
-    const identifier = str(b.identifier, 254).trim();
+    // A username or an e-mail address: nothing longer than an address is looked up (or throttled by).
+    const identifier = bounded(b.identifier, EMAIL_MAX);
     if (!identifier) {
       ctx.status = 400;
-      return renderRecover(ctx, uid, {}, { identifier: t(ctx)('error.field.required') });
+      const error = identifier === undefined ? 'error.field.identifier' : 'error.field.required';
+      return renderRecover(ctx, uid, { identifier: str(b.identifier, EMAIL_MAX) }, { identifier: t(ctx)(error) });
     }
     await spendMail(ctx, identifier);
     await service.requestPasswordReset(identifier, { locale: locale(ctx), returnUid: uid });
@@ -241,13 +266,22 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
 
   const codeSchema = z.string().trim().min(4).max(20);
 
-  const renderNotMe = async (ctx: Context, token: string, accountId: string, error?: string) => {
-    const enrolled = await deps.credentials.enrolledTypes(accountId);
+  /** "authenticator app, 10 × recovery codes": what a list of factors amounts to, for the pages. */
+  const factorList = (ctx: Context, factors: { type: string }[]) => {
+    const counts = new Map<string, number>();
+    for (const f of factors) counts.set(f.type, (counts.get(f.type) ?? 0) + 1);
+    return [...counts].map(([type, n]) => ({ type, count: n, label: t(ctx)(`notice.factor.${type}` as MessageKey) }));
+  };
+
+  const renderNotMe = async (ctx: Context, token: string, target: NonNullable<Awaited<ReturnType<SelfService['notMeTarget']>>>, error?: string) => {
+    const enrolled = await deps.credentials.enrolledTypes(target.account.id);
     render(ctx, 'self-service/not-me', {
       title: t(ctx)('notme.title'),
       token,
       error,
       noFactor: !enrolled.has('totp') && !enrolled.has('recovery'),
+      since: service.formatWhen(locale(ctx), target.since),
+      suspect: factorList(ctx, target.suspect),
       canonicalUrl: `/not-me?token=${token}`,
     });
   };
@@ -255,17 +289,18 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
   router.get('/not-me', async (ctx) => {
     await checkLinkBudget(ctx);
     const token = tokenOf(ctx.query.token);
-    const account = token ? await service.notMeTarget(token) : undefined;
-    if (!token || !account) return badLink(ctx);
-    await renderNotMe(ctx, token, account.id);
+    const target = token ? await service.notMeTarget(token) : undefined;
+    if (!token || !target) return badLink(ctx);
+    await renderNotMe(ctx, token, target);
   });
 
   router.post('/not-me', async (ctx) => {
     await checkLinkBudget(ctx);
     const b = body(ctx);
     const token = tokenOf(b.token);
-    const account = token ? await service.notMeTarget(token) : undefined;
-    if (!token || !account) return badLink(ctx);
+    const target = token ? await service.notMeTarget(token) : undefined;
+    if (!token || !target) return badLink(ctx);
+    const { account } = target;
     await checkLinkBudget(ctx, account.id);
     // A second factor first: whoever holds only the mailbox cannot sign the citizen out everywhere.
     const code = codeSchema.safeParse(b.code);
@@ -284,7 +319,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
       const after = await throttles.link.fail(linkKeys(ctx, account.id));
       if (after > 0) throw rateLimited(after);
       ctx.status = 401;
-      return renderNotMe(ctx, token, account.id, t(ctx)('error.factor.totp.invalid_code'));
+      return renderNotMe(ctx, token, target, t(ctx)('error.factor.totp.invalid_code'));
     }
     await throttles.link.succeed(linkKeys(ctx, account.id));
     const receipt = await service.secure(token, ctx.ip);
@@ -300,6 +335,9 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
       sessions: receipt.sessions,
       grants: receipt.grants,
       services,
+      since: service.formatWhen(locale(ctx), receipt.since),
+      removed: factorList(ctx, receipt.removed),
+      resetSent: receipt.resetSent,
       canonicalUrl: '/not-me',
     });
   });

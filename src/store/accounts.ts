@@ -44,6 +44,8 @@ export interface AccountRepository {
   /** The account and its password hash, for sign-in only. */
   findCredentialsByUsername(username: string): Promise<{ account: Account; passwordHash: string | null } | undefined>;
   setPasswordHash(id: string, hash: string): Promise<void>;
+  /** Removes the password: it no longer signs in until a new one is set (by a reset link). */
+  clearPassword(id: string): Promise<void>;
   list(limit?: number): Promise<Account[]>;
   /**
    * Erases the personal data of a deleted account; the id stays (pseudonymous) so that ledger and
@@ -59,6 +61,8 @@ export interface AccountRepository {
   setVerifiedEmail(id: string, email: string): Promise<void>;
   /** Deletes a `pending` account created before `createdBefore` (a squatted, never verified username). */
   deleteStalePending(username: string, createdBefore: number): Promise<boolean>;
+  /** Deletes every `pending` account created before `createdBefore` (registrations never verified); how many. */
+  purgeStalePending(createdBefore: number): Promise<number>;
   /** Accounts whose username, e-mail or name contains `query` (case-insensitive), by username. */
   search(query: string, limit?: number): Promise<Account[]>;
   /** False for an unknown account. */
@@ -169,6 +173,9 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
     async setPasswordHash(id, hash) {
       await db('accounts').where({ id }).update({ password_hash: hash, updated_at: now() });
     },
+    async clearPassword(id) {
+      await db('accounts').where({ id }).update({ password_hash: null, updated_at: now() });
+    },
     async erase(id) {
       await db('accounts').where({ id }).update({
         username: `deleted-${id}`,
@@ -213,6 +220,9 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
         .where('created_at', '<', createdBefore)
         .delete();
       return n > 0;
+    },
+    async purgeStalePending(createdBefore) {
+      return db('accounts').where({ status: 'pending' }).where('created_at', '<', createdBefore).delete();
     },
     async search(query, limit = 50) {
       const q = db('accounts').orderBy('username').limit(limit);

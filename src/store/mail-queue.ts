@@ -15,10 +15,13 @@ export interface QueuedMail {
 }
 
 export interface MailQueueRepository {
-  add(m: { id: string; kind: string; message: string }, nextAt: number): Promise<void>;
+  /** `accountId`: the account the message is about, when there is one (its mail goes with it). */
+  add(m: { id: string; kind: string; message: string; accountId?: string | undefined }, nextAt: number): Promise<void>;
   claimDue(now: number, leaseUntil: number, limit: number): Promise<QueuedMail[]>;
   retryAt(id: string, attempts: number, nextAt: number, error: string): Promise<void>;
   remove(id: string): Promise<void>;
+  /** Deletes every waiting message about an account; how many. */
+  removeForAccount(accountId: string): Promise<number>;
 }
 
 const COLUMNS = ['id', 'kind', 'message', 'attempts'];
@@ -26,7 +29,7 @@ const COLUMNS = ['id', 'kind', 'message', 'attempts'];
 export function createMailQueueRepository(db: Db, now: () => number = Date.now): MailQueueRepository {
   return {
     async add(m, nextAt) {
-      await db('mail_queue').insert({ id: m.id, kind: m.kind, message: m.message, attempts: 0, created_at: now(), next_at: nextAt });
+      await db('mail_queue').insert({ id: m.id, kind: m.kind, message: m.message, account_id: m.accountId ?? null, attempts: 0, created_at: now(), next_at: nextAt });
     },
     async claimDue(at, leaseUntil, limit) {
       const rows = await claimDueRows<QueuedMail>(db, 'mail_queue', COLUMNS, at, leaseUntil, limit);
@@ -37,6 +40,9 @@ export function createMailQueueRepository(db: Db, now: () => number = Date.now):
     },
     async remove(id) {
       await db('mail_queue').where({ id }).delete();
+    },
+    async removeForAccount(accountId) {
+      return db('mail_queue').where({ account_id: accountId }).delete();
     },
   };
 }

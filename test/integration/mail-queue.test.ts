@@ -143,7 +143,7 @@ test('with the database away a message is still tried once, and a kept-for-retry
   const sent: OutgoingMail[] = [];
   const relay: Mailer = { mode: 'smtp', close: () => undefined, send: async (m) => void sent.push(m) };
   const away = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
-  const store = { add: away, claimDue: away, retryAt: away, remove: away };
+  const store = { add: away, claimDue: away, retryAt: away, remove: away, removeForAccount: away };
   const lines: string[] = [];
   const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
   const queued = createQueuedMailer({ mailer: relay, store, box: createSecretBox(randomBytes(32)), logger });

@@ -34,7 +34,7 @@ it('writes each language in its own script', () => {
 });
 
 it('escapes what a citizen typed in the HTML part', () => {
-  const mail = templates.render('username_taken', 'en', { name: '<b>Ana</b>', link: 'https://kapija.test/register', values: { username: '<img src=x>' } });
+  const mail = templates.render('reset_password', 'en', { name: '<b>Ana</b>', link: 'https://kapija.test/recover/reset', values: { username: '<img src=x>' } });
   expect(mail.html).not.toContain('<img src=x>');
   expect(mail.html).toContain('&lt;img src=x&gt;');
   expect(mail.html).toContain('&lt;b&gt;Ana&lt;/b&gt;');
