@@ -386,6 +386,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     accounts: handles.accounts,
     credentials: handles.credentials,
     payloads: handles.payloads,
+    refusals,
     devices: sessionDevices,
     sessions: sessionService,
     totp: handles.totp,
