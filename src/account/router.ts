@@ -525,11 +525,12 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     const me = await who(ctx);
     if (!me) return;
     const a = me.account;
-    const [creds, sessions, grants, devices] = await Promise.all([
+    const [creds, sessions, grants, devices, refused] = await Promise.all([
       d.credentials.list(a.id),
       d.sessions.listForAccount(a.id),
       d.payloads.listByAccount(a.id, 'Grant'),
       d.devices.listForAccount(a.id),
+      d.refusals.listByAccount(a.id),
     ]);
     ctx.set('content-disposition', 'attachment; filename="kapija-export.json"');
     ctx.set('cache-control', 'no-store');
@@ -541,6 +542,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
       sessions: sessions.map((s) => ({ started_at: s.loginAt?.toISOString() ?? null, expires_at: s.expiresAt?.toISOString() ?? null, acr: s.acr, amr: s.amr, services: s.clients.map((c) => c.clientId) })),
       devices: devices.map((x) => ({ ip: x.ip, user_agent: x.userAgent, first_seen_at: x.createdAt.toISOString(), last_seen_at: x.lastSeenAt.toISOString() })),
       consents: grants.map((g) => ({ service: g.payload.clientId, granted: g.payload.openid ?? {}, expires_at: g.expiresAt ? new Date(g.expiresAt).toISOString() : null })),
+      refused_claims: [...refused].map(([service, claims]) => ({ service, claims: [...claims].sort() })),
     };
   });
 

@@ -191,6 +191,10 @@ describe.each(stores())('refusals remembered (%s)', (store) => {
     const refused = await submitForm(browser, services, /\/account\/services\/claims$/, { client_id: rp.clientId, claims: checkedValues(services.body, 'claims').filter((c) => c !== 'jmbg') });
     expect(refused.status).toBe(303);
     expect((await h.userinfo(got.accessToken)).jmbg).toBeUndefined();
+    // the citizen's data export names the refusal
+    const exported = await browser.request(new URL('/account/data/export.json', server.url), { headers: { accept: 'application/json' } });
+    expect(exported.status).toBe(200);
+    expect((JSON.parse(exported.body) as { refused_claims: unknown[] }).refused_claims).toEqual([{ service: rp.clientId, claims: ['jmbg'] }]);
     const again = h.authorize(rp, { scope: 'openid profile jmbg', claims: JMBG_ESSENTIAL });
     const last = await h.received(rp, await signIn(browser, again.url, REDIRECT, { ...citizen, consent: false }), again.verifier);
     expect(last.idToken.jmbg).toBeUndefined();
