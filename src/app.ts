@@ -44,6 +44,7 @@ import { createOpenData } from './open-data/index.js';
 import { createOpenDataRepository } from './store/open-data.js';
 import type { RequestListener } from 'node:http';
 import { createSessionDeviceRepository } from './store/session-devices.js';
+import { createConsentRefusalRepository } from './store/consent-refusals.js';
 import { createLogoutDeliveryRepository } from './store/logout-deliveries.js';
 import { createKnownDeviceRepository } from './store/known-devices.js';
 import { createRateLimitRepository } from './store/rate-limits.js';
@@ -177,6 +178,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   const events = createEventBus(logger);
   recordLedger(events, handles.audit);
   const sessionDevices = createSessionDeviceRepository(db);
+  const refusals = createConsentRefusalRepository(db);
   const recentlySeen = new Map<string, { ip: string; userAgent: string; at: number }>();
   const pageState = (ctx: Context) => ctx.state as { t: Translate; requestId: string };
   // oidc-provider takes its keys at construction: a new key set means a new engine (refreshKeys).
@@ -185,8 +187,9 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     logger,
     keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
-    findAccount: createFindAccount(handles.accounts, accountReadAlong),
+    findAccount: createFindAccount(handles.accounts, accountReadAlong, (accountId, clientId) => refusals.list(accountId, clientId)),
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
+    findRefusals: (accountId, clientId) => refusals.list(accountId, clientId),
     pairwiseSubject,
     onRelease: (release) => events.emit('data.released', release),
     releaseRecord: releaseEntry,
@@ -345,6 +348,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     defaultLocale: config.defaultLocale,
     requireSecondFactor: config.requireSecondFactor,
     events,
+    refusals,
   });
   app.use(formPages('/interaction', interactions));
 
@@ -383,6 +387,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     accounts: handles.accounts,
     credentials: handles.credentials,
     payloads: handles.payloads,
+    refusals,
     devices: sessionDevices,
     sessions: sessionService,
     totp: handles.totp,

@@ -40,8 +40,8 @@ export interface KapijaEvents {
   'logout.delivery': { clientId: string; outcome: 'queued' | 'retry' | 'delivered' | 'abandoned' };
   /** The account was deleted: personal data erased, sessions and grants ended. */
   'account.deleted': { accountId: string };
-  /** The citizen allowed a service scopes and claims. */
-  'consent.given': { accountId: string; clientId: string; scopes: readonly string[]; claims: readonly string[] };
+  /** The citizen allowed a service scopes and claims (`refused`: the claims refused to it). */
+  'consent.given': { accountId: string; clientId: string; scopes: readonly string[]; claims: readonly string[]; refused?: readonly string[] };
 }
 
 export type EventName = keyof KapijaEvents;

@@ -29,7 +29,8 @@ export function recordLedger(events: EventBus, audit: AuditLog): void {
   events.on('signin.success', (e) => append(e.accountId, 'ledger.signin', e.clientId, { acr: e.acr, amr: [...e.amr] }));
   // A token response's release was written with its tokens (oidc/adapter.ts settle).
   events.on('data.released', (e) => (e.recorded ? undefined : audit.append(releaseEntry(e))));
-  events.on('consent.given', (e) => append(e.accountId, 'ledger.consent_given', e.clientId, { scopes: [...e.scopes], claims: [...e.claims] }));
+  events.on('consent.given', (e) =>
+    append(e.accountId, 'ledger.consent_given', e.clientId, { scopes: [...e.scopes], claims: [...e.claims], ...(e.refused?.length ? { refused: [...e.refused] } : {}) }));
   events.on('consent.revoked', (e) => append(e.accountId, 'ledger.consent_revoked', e.clientId, {}));
   events.on('factor.enrolled', (e) => append(e.accountId, 'ledger.factor_added', null, { type: e.type }));
   events.on('factor.removed', (e) => append(e.accountId, 'ledger.factor_removed', null, { type: e.type }));

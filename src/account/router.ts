@@ -1,12 +1,13 @@
 /**
  * The citizen's account portal at /account, itself signed in through Kapija: profile, active
- * sessions (sign out one or all), connected services (withdraw a consent), second factors (add,
- * remove, new recovery codes — each change needs both factors proven in the last few minutes),
- * data export and account deletion.
+ * sessions (sign out one or all), connected services (what each receives, refuse or allow a claim,
+ * withdraw a consent), second factors (add, remove, new recovery codes — each change needs both
+ * factors proven in the last few minutes), data export and account deletion.
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { Client } from 'oidc-provider';
 import { z } from 'zod';
 import { KapijaError, assertThat } from '../errors.js';
 import type { Renderer } from '../http/render.js';
@@ -26,7 +27,8 @@ import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import type { AuditLog, AuditEntry } from '../store/audit.js';
 import { ledgerChain, ledgerEntries } from './ledger.js';
-import { SCOPE_CLAIMS } from '../oidc/accounts.js';
+import { claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
+import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
 
 export interface AccountPortalDeps {
@@ -35,6 +37,8 @@ export interface AccountPortalDeps {
   accounts: AccountRepository;
   credentials: CredentialRepository;
   payloads: OidcPayloadRepository;
+  /** Claims the citizen refused to services (shown and changed on /account/services). */
+  refusals: ConsentRefusalRepository;
   devices: SessionDeviceRepository;
   sessions: SessionService;
   totp: TotpFactor;
@@ -211,41 +215,93 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
 
   // ------------------------------------------------------------ connected services
 
+  /**
+   * The services an account is connected to: through a live grant, or through claims refused to
+   * them. `choosable`: the claims the citizen decides (those the service may receive, but `sub`).
+   */
+  const servicesOf = async (accountId: string) => {
+    const [grants, refusedBy] = await Promise.all([d.payloads.listByAccount(accountId, 'Grant'), d.refusals.listByAccount(accountId)]);
+    const byClient = new Map<string, { client: Client; scopes: Set<string>; asked: Set<string>; grantIds: string[]; since: number }>();
+    const entry = async (clientId: string) => {
+      const known = byClient.get(clientId);
+      if (known) return known;
+      const client = clientId ? await d.provider.Client.find(clientId) : undefined;
+      if (!client || client.metadata()['kapija_first_party'] === true) return undefined;
+      const created = { client, scopes: new Set<string>(), asked: new Set<string>(), grantIds: [] as string[], since: Infinity };
+      byClient.set(clientId, created);
+      return created;
+    };
+    for (const g of grants) {
+      const e = await entry(String(g.payload.clientId ?? ''));
+      if (!e) continue;
+      const openid = (g.payload.openid ?? {}) as { scope?: string; claims?: string[] };
+      const rejected = ((g.payload.rejected ?? {}) as { openid?: { claims?: string[] } }).openid?.claims ?? [];
+      for (const s of (openid.scope ?? '').split(' ').filter(Boolean)) e.scopes.add(s);
+      for (const c of [...(openid.claims ?? []), ...rejected]) e.asked.add(c);
+      e.grantIds.push(g.id);
+      e.since = Math.min(e.since, Number(g.payload.iat ?? Infinity));
+    }
+    for (const [clientId, claims] of refusedBy) {
+      const e = await entry(clientId);
+      if (e) for (const c of claims) e.asked.add(c);
+    }
+    return new Map(
+      [...byClient.entries()].map(([clientId, e]) => {
+        const receivable = receivableClaims(e.client);
+        const choosable = new Set([...claimsOfScopes(e.scopes), ...e.asked].filter((c) => c !== 'sub' && receivable.has(c)));
+        return [clientId, { ...e, choosable, refused: refusedBy.get(clientId) ?? new Set<string>() }];
+      }),
+    );
+  };
+
   router.get('/services', async (ctx) => {
     const me = await who(ctx);
     if (!me) return;
-    const grants = await d.payloads.listByAccount(me.account.id, 'Grant');
-    const byClient = new Map<string, { scopes: Set<string>; claims: Set<string>; since: number }>();
-    for (const g of grants) {
-      const clientId = String(g.payload.clientId ?? '');
-      const client = clientId ? await d.provider.Client.find(clientId) : undefined;
-      if (!client || client.metadata()['kapija_first_party'] === true) continue;
-      const entry = byClient.get(clientId) ?? { scopes: new Set<string>(), claims: new Set<string>(), since: Infinity };
-      const openid = (g.payload.openid ?? {}) as { scope?: string; claims?: string[] };
-      for (const s of (openid.scope ?? '').split(' ').filter(Boolean)) entry.scopes.add(s);
-      for (const c of openid.claims ?? []) entry.claims.add(c);
-      entry.since = Math.min(entry.since, Number(g.payload.iat ?? Infinity));
-      byClient.set(clientId, entry);
-    }
     const tr = t(ctx);
-    const services = await Promise.all(
-      [...byClient.entries()].map(async ([clientId, e]) => {
-        const claims = new Set<string>(e.claims);
-        for (const scope of e.scopes) for (const c of SCOPE_CLAIMS[scope as keyof typeof SCOPE_CLAIMS] ?? []) claims.add(c);
-        const items = [...claims].map((c) => {
-          const key = `consent.claim.${c}` as MessageKey;
-          return tr(key) === key ? tr('consent.claim.other', { claim: c }) : tr(key);
-        });
-        if (e.scopes.has('offline_access')) items.push(tr('consent.scope.offline_access'));
-        return {
-          clientId,
-          name: (await d.provider.Client.find(clientId))?.clientName ?? clientId,
-          items,
-          since: fmt(ctx, Number.isFinite(e.since) ? new Date(e.since * 1000) : undefined),
-        };
-      }),
-    );
-    page(ctx, 'account/services', 'account.services.title', { services });
+    const label = (c: string) => {
+      const key = `consent.claim.${c}` as MessageKey;
+      return tr(key) === key ? tr('consent.claim.other', { claim: c }) : tr(key);
+    };
+    const services = [...(await servicesOf(me.account.id)).entries()].map(([clientId, e]) => ({
+      clientId,
+      name: e.client.clientName ?? clientId,
+      fixed: [...(e.scopes.has('openid') ? [label('sub')] : []), ...(e.scopes.has('offline_access') ? [tr('consent.scope.offline_access')] : [])],
+      claims: [...e.choosable].map((claim) => ({ claim, label: label(claim), allowed: !e.refused.has(claim) })),
+      since: fmt(ctx, Number.isFinite(e.since) ? new Date(e.since * 1000) : undefined),
+    }));
+    page(ctx, 'account/services', 'account.services.title', { services, done: ctx.query.done === 'claims' });
+  });
+
+  /**
+   * The citizen changes what a service receives: an unticked claim is refused (not released to it
+   * from now on, in any session); a ticked one is allowed again, in the live grants as well.
+   */
+  router.post('/services/claims', async (ctx) => {
+    const me = await who(ctx);
+    if (!me) return;
+    const clientId = String(body(ctx).client_id ?? '');
+    const service = (await servicesOf(me.account.id)).get(clientId);
+    assertThat(service, 'request.not_found', 404);
+    const raw = body(ctx).claims;
+    const ticked = new Set((Array.isArray(raw) ? raw : [raw]).filter((x): x is string => typeof x === 'string'));
+    const refused = [...service.choosable].filter((c) => !ticked.has(c));
+    const allowed = [...service.choosable].filter((c) => ticked.has(c));
+    await d.refusals.refuse(me.account.id, clientId, refused);
+    await d.refusals.allow(me.account.id, clientId, allowed);
+    const reopened = allowed.filter((c) => service.refused.has(c));
+    if (reopened.length) {
+      for (const id of service.grantIds) {
+        const grant = await d.provider.Grant.find(id);
+        const rejected = (grant as unknown as { rejected?: { openid?: { claims?: string[] } } } | undefined)?.rejected?.openid;
+        if (!grant || !rejected?.claims?.some((c) => reopened.includes(c))) continue;
+        rejected.claims = rejected.claims.filter((c) => !reopened.includes(c));
+        grant.addOIDCClaims(reopened);
+        await grant.save();
+      }
+    }
+    await d.events.emit('consent.given', { accountId: me.account.id, clientId, scopes: [], claims: allowed, refused });
+    ctx.status = 303;
+    ctx.redirect('/account/services?done=claims');
   });
 
   router.post('/services/revoke', async (ctx) => {
@@ -253,7 +309,9 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     if (!me) return;
     const clientId = String(body(ctx).client_id ?? '');
     const revoked = await d.payloads.revokeGrants(me.account.id, clientId);
-    assertThat(revoked.length > 0, 'request.not_found', 404);
+    // Withdrawn consent starts over: the next sign-in to the service asks about every claim again.
+    const forgotten = await d.refusals.forget(me.account.id, clientId);
+    assertThat(revoked.length > 0 || forgotten > 0, 'request.not_found', 404);
     await d.events.emit('consent.revoked', { accountId: me.account.id, clientId });
     ctx.status = 303;
     ctx.redirect('/account/services');
@@ -470,11 +528,12 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     const me = await who(ctx);
     if (!me) return;
     const a = me.account;
-    const [creds, sessions, grants, devices] = await Promise.all([
+    const [creds, sessions, grants, devices, refused] = await Promise.all([
       d.credentials.list(a.id),
       d.sessions.listForAccount(a.id),
       d.payloads.listByAccount(a.id, 'Grant'),
       d.devices.listForAccount(a.id),
+      d.refusals.listByAccount(a.id),
     ]);
     ctx.set('content-disposition', 'attachment; filename="kapija-export.json"');
     ctx.set('cache-control', 'no-store');
@@ -486,6 +545,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
       sessions: sessions.map((s) => ({ started_at: s.loginAt?.toISOString() ?? null, expires_at: s.expiresAt?.toISOString() ?? null, acr: s.acr, amr: s.amr, services: s.clients.map((c) => c.clientId) })),
       devices: devices.map((x) => ({ ip: x.ip, user_agent: x.userAgent, first_seen_at: x.createdAt.toISOString(), last_seen_at: x.lastSeenAt.toISOString() })),
       consents: grants.map((g) => ({ service: g.payload.clientId, granted: g.payload.openid ?? {}, expires_at: g.expiresAt ? new Date(g.expiresAt).toISOString() : null })),
+      refused_claims: [...refused].map(([service, claims]) => ({ service, claims: [...claims].sort() })),
     };
   });
 
@@ -502,6 +562,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     await d.payloads.revokeGrants(id);
     for (const type of ['totp', 'webauthn', 'recovery'] as const) await d.credentials.removeType(id, type);
     await d.devices.deleteForAccount(id);
+    await d.refusals.forget(id);
     await d.accounts.erase(id);
     await d.events.emit('account.deleted', { accountId: id });
     d.signIn.clear(ctx);

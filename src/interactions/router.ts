@@ -23,8 +23,9 @@ import { randomToken, type SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.js';
-import { SCOPE_CLAIMS } from '../oidc/accounts.js';
-import { essentialAcrs, essentialClaims, getFlow, getPasskeyChallenge, isStepUp, levelRequired, saveFlow, type Details, type Flow } from './flow.js';
+import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
+import { createConsent } from './consent.js';
+import { essentialAcrs, getFlow, getPasskeyChallenge, isStepUp, levelRequired, saveFlow, type Details, type Flow } from './flow.js';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -40,6 +41,8 @@ export interface InteractionDeps {
   defaultLocale: Locale;
   requireSecondFactor: boolean;
   events: EventBus;
+  /** Claims citizens refused to services (the consent step, consent.ts). */
+  refusals: ConsentRefusalRepository;
 }
 
 const loginBody = z.object({
@@ -58,6 +61,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const { provider, accounts, credentials, passwords, totp, recovery, webauthn, throttles, box, render, defaultLocale, events } = deps;
   const clientIdOf = (details: Details) => String(details.params.client_id);
   const router = new Router({ prefix: '/interaction' });
+  const consent = createConsent({ provider, refusals: deps.refusals });
 
   const t = (ctx: Context) => ctx.state.t as Translate;
   const body = (ctx: Context) => (ctx.request as { body?: unknown }).body;
@@ -214,35 +218,6 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
   const throttled = (seconds: number) => new KapijaError('login.rate_limited', 429, { details: { retryAfter: seconds } });
 
-  /**
-   * What the service asks for, claim by claim. `sub` and claims the service marked essential are
-   * required; every other claim may be refused, and the national identifier (jmbg) is released only
-   * when the citizen ticks it explicitly.
-   */
-  const consentOffer = async (ctx: Context, details: Details) => {
-    const d = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
-    const c = await client(details);
-    const meta = (c?.metadata() ?? {}) as Record<string, unknown>;
-    const locale = String(ctx.state.locale);
-    const claims = new Set<string>();
-    for (const scope of d.missingOIDCScope ?? []) {
-      for (const claim of SCOPE_CLAIMS[scope as keyof typeof SCOPE_CLAIMS] ?? []) claims.add(claim);
-    }
-    for (const claim of d.missingOIDCClaims ?? []) claims.add(claim);
-    const essential = essentialClaims(details);
-    const purposes = (meta['kapija_claim_purposes'] ?? {}) as Record<string, Record<string, string | undefined> | undefined>;
-    const localName = meta[`client_name#${locale}`];
-    return {
-      clientName: typeof localName === 'string' ? localName : (c?.clientName ?? String(details.params.client_id)),
-      policyUri: typeof meta['policy_uri'] === 'string' ? meta['policy_uri'] : undefined,
-      offline: (d.missingOIDCScope ?? []).includes('offline_access'),
-      claims: [...claims].map((claim) => {
-        const required = claim === 'sub' || essential.has(claim);
-        return { claim, required, checked: required || claim !== 'jmbg', purpose: purposes[claim]?.[locale] ?? purposes[claim]?.en };
-      }),
-    };
-  };
-
   // ---------------------------------------------------------------- pages
 
   router.get('/:uid', async (ctx) => {
@@ -274,7 +249,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       }
       case 'consent': {
         const tr = t(ctx);
-        const offer = await consentOffer(ctx, details);
+        const offer = await consent.offer(ctx, details);
         return render(ctx, 'interaction/consent', {
           title: tr('consent.title'),
           uid: details.uid,
@@ -494,33 +469,11 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
   router.post('/:uid/confirm', async (ctx) => {
     const details = await load(ctx, 'consent');
-    const { prompt, params, session } = details;
-    assertThat(session?.accountId, 'interaction.invalid_step');
-    const grant = details.grantId
-      ? await provider.Grant.find(details.grantId)
-      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
-    assertThat(grant, 'interaction.expired');
-    const d = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-    const offer = await consentOffer(ctx, details);
     const raw = body(ctx) as { claims?: unknown } | undefined;
     const ticked = new Set((Array.isArray(raw?.claims) ? raw.claims : [raw?.claims]).filter((x): x is string => typeof x === 'string'));
-    const refused = offer.claims.filter((c) => !c.required && !ticked.has(c.claim)).map((c) => c.claim);
-    const allowed = offer.claims.filter((c) => !refused.includes(c.claim)).map((c) => c.claim);
-    if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
-    if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims.filter((c) => !refused.includes(c)));
-    // Refused claims are remembered as refused: they are not released and not asked again.
-    if (refused.length) grant.rejectOIDCClaims(refused);
-    for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) {
-      grant.addResourceScope(indicator, scopes.join(' '));
-    }
-    const grantId = await grant.save();
+    const { grantId, given } = await consent.confirm(ctx, details, ticked);
     await finishWith(ctx, { consent: { grantId } });
-    await events.emit('consent.given', {
-      accountId: session.accountId,
-      clientId: String(params.client_id),
-      scopes: d.missingOIDCScope ?? [],
-      claims: allowed,
-    });
+    await events.emit('consent.given', given);
   });
 
   router.post('/:uid/abort', async (ctx) => {

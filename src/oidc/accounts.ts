@@ -1,18 +1,14 @@
 /**
  * oidc-provider's `findAccount`: the claims a service may receive. oidc-provider then releases only
- * the claims that the granted scopes (or the `claims` parameter, within the grant) cover.
+ * the claims that the granted scopes (or the `claims` parameter, within the grant) cover; before
+ * that, claims-policy.ts leaves out what the service is not registered for and what the citizen
+ * refused to it, whatever the request or the grant says.
  */
 import type { FindAccount } from 'oidc-provider';
 import type { AccountRepository, Account } from '../store/accounts.js';
+import { releasableClaims } from './claims-policy.js';
 
-/** Which claims each scope releases (OpenID Connect Core §5.4). */
-export const SCOPE_CLAIMS = {
-  openid: ['sub'],
-  profile: ['preferred_username', 'name', 'given_name', 'family_name', 'birthdate', 'locale', 'updated_at'],
-  email: ['email', 'email_verified'],
-  /** The national identifier: only for clients allowed this scope, and only with explicit consent. */
-  jmbg: ['jmbg'],
-} as const;
+export { SCOPE_CLAIMS } from './claims-policy.js';
 
 export function accountClaims(account: Account): Record<string, unknown> {
   const name = [account.givenName, account.familyName].filter(Boolean).join(' ');
@@ -34,13 +30,27 @@ export function accountClaims(account: Account): Record<string, unknown> {
 /**
  * `readAlong` answers for an account this request already read with the token it holds
  * (oidc/adapter.ts), so a token, refresh or userinfo request reads the account no second time.
+ * `refusals` gives the claims the citizen refused to a service (store/consent-refusals.ts).
  */
-export function createFindAccount(accounts: AccountRepository, readAlong?: (id: string) => { account: Account | undefined } | undefined): FindAccount {
-  return async (_ctx, id) => {
+export function createFindAccount(
+  accounts: AccountRepository,
+  readAlong?: (id: string) => { account: Account | undefined } | undefined,
+  refusals?: (accountId: string, clientId: string) => Promise<ReadonlySet<string>>,
+): FindAccount {
+  return async (ctx, id) => {
     const kept = readAlong?.(id);
     const account = kept ? kept.account : await accounts.findById(id);
     if (!account || account.status !== 'active') return undefined;
-    return { accountId: account.id, claims: async () => ({ ...accountClaims(account), sub: account.id }) };
+    return {
+      accountId: account.id,
+      claims: async () => {
+        const client = ctx?.oidc?.client;
+        const receivable = releasableClaims(accountClaims(account), client, new Set());
+        // Only `sub` (or nothing the service may have): no refusal to look up.
+        if (!client || !refusals || Object.keys(receivable).every((c) => c === 'sub')) return { ...receivable, sub: account.id };
+        return { ...releasableClaims(receivable, client, await refusals(account.id, client.clientId)), sub: account.id };
+      },
+    };
   };
 }
 

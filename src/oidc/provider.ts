@@ -10,6 +10,7 @@ import { isUnavailableError } from '../errors.js';
 import type { AdapterConstructor, AdapterWithHeldWrites } from './adapter.js';
 import type { AuditEntryInput } from '../store/audit.js';
 import { SCOPE_CLAIMS } from './accounts.js';
+import { receivableClaims } from './claims-policy.js';
 import type { KeySet } from './keys.js';
 import { ACR, levelOfAcr, rank, requiredLevel } from './acr.js';
 
@@ -46,6 +47,8 @@ export interface ProviderDeps {
   pairwiseSubject(sector: string, accountId: string): string;
   /** The id of the account's newest live grant for a client, from any earlier session. */
   findGrantId(accountId: string, clientId: string): Promise<string | undefined>;
+  /** The claims the citizen refused to a service (store/consent-refusals.ts). */
+  findRefusals?(accountId: string, clientId: string): Promise<ReadonlySet<string>>;
 }
 
 /**
@@ -90,7 +93,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId, onRelease, releaseRecord, onSessionSaved, pairwiseSubject }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -173,12 +176,21 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     },
     // Consent is remembered per citizen and service, not per browser session: what was granted in an
     // earlier session is copied into a grant of this session's own, so ending one session (which
-    // revokes its grants and their tokens) never reaches into another.
+    // revokes its grants and their tokens) never reaches into another. So are the claims the citizen
+    // refused to the service: they stay refused, and are not asked again, in every later session.
+    // Claims the service asks for (`claims` parameter) outside its registered scopes are marked not
+    // granted, so no consent page asks for them; they are never released (claims-policy.ts).
     loadExistingGrant: async (ctx) => {
       const { Grant } = ctx.oidc.provider;
       const clientId = ctx.oidc.client!.clientId;
+      const withholdUnregistered = <G extends InstanceType<typeof Grant> | undefined>(grant: G): G => {
+        const receivable = receivableClaims(ctx.oidc.client);
+        const outside = [...ctx.oidc.requestParamClaims].filter((c) => !receivable.has(c) && !PROTOCOL_CLAIMS.has(c));
+        if (grant && outside.length) grant.rejectOIDCClaims(outside);
+        return grant;
+      };
       const current = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(clientId);
-      if (current) return Grant.find(current);
+      if (current) return withholdUnregistered(await Grant.find(current));
       const accountId = ctx.oidc.session!.accountId;
       // Kapija's own pages (account portal, administration) need no consent to know who signed in.
       if (accountId && ctx.oidc.client!.metadata()['kapija_first_party'] === true) {
@@ -195,11 +207,13 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       if (scope) grant.addOIDCScope(scope);
       const claims = earlier.getOIDCClaims();
       if (claims.length) grant.addOIDCClaims(claims);
+      const refused = findRefusals ? await findRefusals(accountId, clientId) : new Set<string>();
+      if (refused.size) grant.rejectOIDCClaims([...refused]);
       for (const [indicator, value] of Object.entries((earlier as unknown as { resources?: Record<string, string> }).resources ?? {})) {
         grant.addResourceScope(indicator, value);
       }
       await grant.save();
-      return grant;
+      return withholdUnregistered(grant);
     },
     // A used refresh token is always exchanged for a new one; presenting the old one again revokes the grant.
     rotateRefreshToken: true,

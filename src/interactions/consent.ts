@@ -1,0 +1,93 @@
+/**
+ * The consent step: what the service asks for, claim by claim, and what the citizen decided.
+ *
+ * - A claim the service is not registered for (claims-policy.ts) is neither shown nor granted,
+ *   whatever its `claims` parameter asks; it is recorded in the grant as not granted, so the
+ *   request does not ask again, and never released.
+ * - `sub` is required; a claim the service marks essential is required too, except the national
+ *   identifier (jmbg), which the citizen can always refuse and which starts unticked.
+ * - What the citizen unticks is refused: remembered per account and service (consent_refusals),
+ *   carried into the grant of every later session (provider.ts loadExistingGrant) and never
+ *   released, until the citizen allows it again in the account portal (/account/services). A
+ *   refused claim shown again (no remembered consent) starts unticked.
+ */
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import { assertThat } from '../errors.js';
+import type { KapijaEvents } from '../events.js';
+import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
+import { NATIONAL_ID_CLAIM, claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
+import { essentialClaims, type Details } from './flow.js';
+
+export interface ConsentDeps {
+  provider: Provider;
+  refusals: ConsentRefusalRepository;
+}
+
+export interface ConsentOffer {
+  clientName: string;
+  policyUri: string | undefined;
+  offline: boolean;
+  claims: Array<{ claim: string; required: boolean; checked: boolean; purpose: string | undefined }>;
+  /** Claims asked for that the service may not receive. */
+  withheld: string[];
+}
+
+type Missing = { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+
+export function createConsent({ provider, refusals }: ConsentDeps) {
+  const offer = async (ctx: Context, details: Details): Promise<ConsentOffer> => {
+    const d = details.prompt.details as Missing;
+    const client = await provider.Client.find(String(details.params.client_id));
+    const meta = (client?.metadata() ?? {}) as Record<string, unknown>;
+    const locale = String(ctx.state.locale);
+    const receivable = receivableClaims(client);
+    const asked = claimsOfScopes(d.missingOIDCScope ?? []);
+    for (const claim of d.missingOIDCClaims ?? []) asked.add(claim);
+    const claims = [...asked].filter((c) => c === 'sub' || receivable.has(c));
+    const withheld = [...asked].filter((c) => c !== 'sub' && !receivable.has(c));
+    const essential = essentialClaims(details);
+    const refused = details.session?.accountId && client ? await refusals.list(details.session.accountId, client.clientId) : new Set<string>();
+    const purposes = (meta['kapija_claim_purposes'] ?? {}) as Record<string, Record<string, string | undefined> | undefined>;
+    const localName = meta[`client_name#${locale}`];
+    return {
+      clientName: typeof localName === 'string' ? localName : (client?.clientName ?? String(details.params.client_id)),
+      policyUri: typeof meta['policy_uri'] === 'string' ? meta['policy_uri'] : undefined,
+      offline: (d.missingOIDCScope ?? []).includes('offline_access'),
+      claims: claims.map((claim) => {
+        const required = claim === 'sub' || (essential.has(claim) && claim !== NATIONAL_ID_CLAIM);
+        const checked = required || (claim !== NATIONAL_ID_CLAIM && !refused.has(claim));
+        return { claim, required, checked, purpose: purposes[claim]?.[locale] ?? purposes[claim]?.en };
+      }),
+      withheld,
+    };
+  };
+
+  /**
+   * Records the citizen's answer (`ticked`: the claims the form sent) in a grant and in the
+   * refusals; returns the grant id for the interaction result and the ledger's consent entry.
+   */
+  const confirm = async (ctx: Context, details: Details, ticked: ReadonlySet<string>): Promise<{ grantId: string; given: KapijaEvents['consent.given'] }> => {
+    const { prompt, params, session } = details;
+    assertThat(session?.accountId, 'interaction.invalid_step');
+    const accountId = session.accountId;
+    const clientId = String(params.client_id);
+    const grant = details.grantId ? await provider.Grant.find(details.grantId) : new provider.Grant({ accountId, clientId });
+    assertThat(grant, 'interaction.expired');
+    const d = prompt.details as Missing;
+    const o = await offer(ctx, details);
+    const refused = o.claims.filter((c) => !c.required && !ticked.has(c.claim)).map((c) => c.claim);
+    const allowed = o.claims.filter((c) => !refused.includes(c.claim)).map((c) => c.claim);
+    if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+    if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims.filter((c) => allowed.includes(c)));
+    // Neither refused nor withheld claims are released, and the engine does not ask for them again.
+    if (refused.length || o.withheld.length) grant.rejectOIDCClaims([...refused, ...o.withheld]);
+    for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+    await refusals.refuse(accountId, clientId, refused);
+    await refusals.allow(accountId, clientId, allowed.filter((c) => c !== 'sub'));
+    const grantId = await grant.save();
+    return { grantId, given: { accountId, clientId, scopes: d.missingOIDCScope ?? [], claims: allowed, refused } };
+  };
+
+  return { offer, confirm };
+}
