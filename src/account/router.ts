@@ -427,6 +427,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
       page: pageNo,
       pages: Math.max(1, Math.ceil(total / PAGE)),
       verified: verified.ok,
+      keysUrl: d.auditKeysUrl,
     });
   });
 

@@ -136,7 +136,8 @@ describe.each(stores())('the audit chain against a database writer, on %s', (sto
   test("GDPR Art. 15 / ASVS 5.0 V16.4.2: the citizen's ledger download verifies offline against the published key, and a changed download fails", async () => {
     const citizen = await createTestAccount(server.kapija);
     const agent = new Agent('en');
-    expect((await portal(agent, citizen, '/account/activity')).status).toBe(200);
+    const activity = await portal(agent, citizen, '/account/activity');
+    expect(activity.body).toContain(`with the public key at ${server.url}/.well-known/kapija-audit-keys`);
     const download = await portal(agent, citizen, '/account/activity/export');
     expect(download.status).toBe(200);
     const doc = JSON.parse(download.body) as { format: string; entries: Record<string, unknown>[]; keys_url: string; checkpoints: unknown[] };
