@@ -179,6 +179,7 @@ export function createAuditCheckpoints(deps: { audit: AuditLog; repo: AuditCheck
 
     async verify(opts = {}) {
       const chains: AuditVerification = await audit.verify(opts.chain);
+      opened = undefined; // keys another instance added since this one loaded them
       const base = { checked: chains.checked, checkpoints: 0, anchored: 0 };
       if (!chains.ok) return { ok: false, ...base, firstBad: { ...chains.firstBad!, source: 'chain' } };
       const trusted = await keys();

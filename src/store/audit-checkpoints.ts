@@ -27,11 +27,8 @@ export interface AuditCheckpointRepository {
   keys(): Promise<StoredAuditKey[]>;
   /** Adds a key unless one with its kid exists. */
   insertKey(key: StoredAuditKey): Promise<void>;
-  /**
-   * Heads of chains that have no checkpoint at their head: every chain, or `chain` alone, or (with
-   * `since`) the chains with an entry at or after that time.
-   */
-  uncheckpointedHeads(opts?: { chain?: string; since?: number }): Promise<AuditHead[]>;
+  /** Heads that have no checkpoint yet: of every chain, or (with `since`) of the chains with an entry at or after then. */
+  uncheckpointedHeads(opts?: { since?: number }): Promise<AuditHead[]>;
   /** The current head of every chain, or of `chain`. */
   heads(chain?: string): Promise<AuditHead[]>;
   insert(checkpoints: readonly AuditCheckpoint[]): Promise<void>;
@@ -57,10 +54,18 @@ const toHead = (r: { chain: string; seq: number | string; hash: string }): Audit
 const CHUNK = 500;
 
 export function createAuditCheckpointRepository(db: Db): AuditCheckpointRepository {
-  const headsQuery = () =>
-    db('audit_events as e')
-      .select('e.chain', 'e.seq', 'e.hash')
-      .where('e.seq', db('audit_events as m').max('m.seq').whereRaw('m.chain = e.chain'));
+  /**
+   * Each chain's newest row. With `since`, only chains with rows from then on, and the newest among
+   * those rows (the head, as it was appended last), found through the index on `at`.
+   */
+  const headsQuery = (since?: number) => {
+    const tops = db('audit_events').select('chain').max({ top: 'seq' }).groupBy('chain');
+    if (since !== undefined) tops.where('at', '>=', since);
+    return db('audit_events as e')
+      .join(tops.as('h'), (j) => j.on('h.chain', 'e.chain').andOn('h.top', 'e.seq'))
+      .select('e.chain', 'e.seq', 'e.hash');
+  };
+  const headOf = (chain: string) => db('audit_events as e').select('e.chain', 'e.seq', 'e.hash').where('e.chain', chain).orderBy('e.seq', 'desc').limit(1);
   return {
     async keys() {
       const rows = (await db('audit_keys').orderBy([{ column: 'created_at' }, { column: 'kid' }])) as { kid: string; material_enc: string; created_at: number | string }[];
@@ -72,15 +77,12 @@ export function createAuditCheckpointRepository(db: Db): AuditCheckpointReposito
     },
 
     async uncheckpointedHeads(opts = {}) {
-      const q = headsQuery().whereNotExists(db('audit_checkpoints as c').select(db.raw('1')).whereRaw('c.chain = e.chain and c.seq = e.seq'));
-      if (opts.chain !== undefined) q.where('e.chain', opts.chain);
-      if (opts.since !== undefined) q.whereIn('e.chain', db('audit_events').distinct('chain').where('at', '>=', opts.since));
+      const q = headsQuery(opts.since).whereNotExists(db('audit_checkpoints as c').select(db.raw('1')).whereRaw('c.chain = e.chain and c.seq = e.seq'));
       return ((await q) as CheckpointRow[]).map(toHead);
     },
 
     async heads(chain) {
-      const q = headsQuery().orderBy('e.chain');
-      if (chain !== undefined) q.where('e.chain', chain);
+      const q = chain !== undefined ? headOf(chain) : headsQuery().orderBy('e.chain');
       return ((await q) as CheckpointRow[]).map(toHead);
     },
 
