@@ -21,6 +21,7 @@ import * as jmbg from './20261130000000_jmbg.js';
 import * as logoutDeliveries from './20261201000000_logout_deliveries.js';
 import * as mailQueue from './20261201010000_mail_queue.js';
 import * as consentRefusals from './20261206030000_consent_refusals.js';
+import * as auditCheckpoints from './20261206050000_audit_checkpoints.js';
 import * as accountLifecycle from './20261206060001_account_lifecycle.js';
 import * as rateLimitsKeyed from './20261206070001_rate_limits_keyed.js';
 const migrations: readonly Migration[] = [
@@ -35,6 +36,7 @@ const migrations: readonly Migration[] = [
   { name: '20261201000000_logout_deliveries', ...logoutDeliveries },
   { name: '20261201010000_mail_queue', ...mailQueue },
   { name: '20261206030000_consent_refusals', ...consentRefusals },
+  { name: '20261206050000_audit_checkpoints', ...auditCheckpoints },
   { name: '20261206060001_account_lifecycle', ...accountLifecycle },
   { name: '20261206070001_rate_limits_keyed', ...rateLimitsKeyed },
 ];

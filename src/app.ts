@@ -35,6 +35,9 @@ import { createOwnSignIn } from './http/own-sign-in.js';
 import { createAccountRouter } from './account/router.js';
 import { recordLedger, releaseEntry } from './account/ledger.js';
 import { createAuditLog, type AuditLog } from './store/audit.js';
+import { createAuditCheckpointRepository } from './store/audit-checkpoints.js';
+import { AUDIT_KEYS_PATH, createAuditCheckpoints, type AuditCheckpoints } from './audit/checkpoints.js';
+import { auditKeysEndpoint } from './audit/keys-endpoint.js';
 import { createSelfServiceModule, type SelfService } from './self-service/index.js';
 import { createEventBus, type EventBus } from './events.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
@@ -96,6 +99,8 @@ export interface Kapija {
   readonly selfService: SelfService;
   /** Deletes expired protocol rows, keys, links and throttle counters. */
   purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number }>;
+  /** Signs the head of every audit chain that grew since the last checkpoints (every instance, every minute). */
+  checkpointAudit(): Promise<number>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
   deliverLogouts(): Promise<{ delivered: number; rescheduled: number; abandoned: number }>;
   /** Tries the mail the relay did not take yet and that is due again (every instance, every 15 s). */
@@ -117,6 +122,8 @@ export interface StoreHandles {
   webauthn: WebAuthnFactor;
   /** Hash-chained audit log: the administrative trail and every citizen's ledger. */
   audit: AuditLog;
+  /** Signed checkpoints and anchors of the audit log's chain heads. */
+  checkpoints: AuditCheckpoints;
 }
 
 /** Opens the database and the repositories, without any HTTP. The CLI uses this too. */
@@ -127,6 +134,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number 
   const retentionSeconds = Math.max(config.ttl.session, config.ttl.accessToken) + 3600;
   const accounts = createAccountRepository(db);
   const credentials = createCredentialRepository(db);
+  const audit = createAuditLog(db);
   return {
     db,
     box,
@@ -147,7 +155,8 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number 
     totp: createTotpFactor({ credentials, box, issuerName: 'Kapija' }),
     recovery: createRecoveryFactor({ credentials, box }),
     webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts }),
-    audit: createAuditLog(db),
+    audit,
+    checkpoints: createAuditCheckpoints({ audit, repo: createAuditCheckpointRepository(db), box, ...(opts.now ? { now: opts.now } : {}) }),
   };
 }
 
@@ -329,6 +338,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     ...(opts.now ? { now: opts.now } : {}),
   });
   app.use(openData.middleware);
+  app.use(auditKeysEndpoint(handles.checkpoints));
 
   // Kapija's own pages: parsed bodies and CSRF on every form.
   const knownDevices = createKnownDeviceRepository(db);
@@ -396,6 +406,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     box: handles.box,
     events,
     audit: handles.audit,
+    checkpoints: handles.checkpoints,
+    auditKeysUrl: `${config.issuer}${AUDIT_KEYS_PATH}`,
     render,
     passwords: handles.passwords,
     requestEmailChange: (accountId, email, locale) => selfService.service.requestEmailChange(accountId, email, locale),
@@ -464,6 +476,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       ]);
       return { payloads, keys, links, rateLimits };
     },
+    checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
     deliverMail: () => selfService.mailer.deliverDue(),
     async close() {

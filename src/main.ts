@@ -22,6 +22,8 @@ import type { Logger } from 'pino';
 const SHUTDOWN_GRACE_MS = 10_000;
 /** How often every instance looks for new or activated signing keys. */
 const KEY_POLL_MS = 60_000;
+/** How often each instance signs the heads of the audit chains that grew. */
+const AUDIT_CHECKPOINT_MS = 60_000;
 /** How often each instance looks for back-channel logouts and mail due for another attempt. */
 const RETRY_POLL_MS = 15_000;
 
@@ -56,6 +58,12 @@ async function main(): Promise<void> {
         (err: unknown) => logger.warn({ err }, 'purge failed'),
       );
     }, config.purgeIntervalSeconds * 1000),
+    setInterval(() => {
+      kapija.checkpointAudit().then(
+        (n) => n > 0 && logger.debug({ chains: n }, 'audit checkpoints signed'),
+        (err: unknown) => logger.warn({ err }, 'audit checkpoints failed'),
+      );
+    }, AUDIT_CHECKPOINT_MS),
     setInterval(() => {
       kapija.refreshKeys().then(
         (changed) => changed && logger.info('signing keys changed: engine rebuilt'),

@@ -6,6 +6,9 @@
  */
 import type { EventBus, KapijaEvents } from '../events.js';
 import type { AuditLog, AuditEntry, AuditEntryInput } from '../store/audit.js';
+import type { AuditCheckpoints } from '../audit/checkpoints.js';
+import { downloadStatement, entryDigest, LEDGER_FORMAT, type LedgerFileEntry } from '../audit/ledger-file.js';
+import { canonicalJson } from '../store/audit.js';
 
 export const ledgerChain = (accountId: string) => `account:${accountId}`;
 
@@ -50,4 +53,82 @@ export async function ledgerEntries(audit: AuditLog, accountId: string, page: { 
   ]);
   const merged = [...mine, ...admin].sort((a, b) => b.at.getTime() - a.at.getTime() || b.seq - a.seq);
   return { entries: merged.slice(page.offset, page.offset + page.limit), total: mineCount + adminCount };
+}
+
+const DOWNLOAD_PAGE = 1000;
+
+/**
+ * Every entry of a citizen's download, read page by page (no cap): their own chain in sequence
+ * order, then administrators' reads of their record. Administrators' addresses are left out.
+ */
+async function* downloadEntries(audit: AuditLog, accountId: string, serviceName: (clientId: string) => Promise<string | null>): AsyncGenerator<LedgerFileEntry> {
+  const sources = [{ chain: ledgerChain(accountId) }, { chain: 'admin', subject: accountId, action: 'admin.citizen.' }];
+  for (const filter of sources) {
+    for (let after = 0; ; ) {
+      const page = await audit.after(filter, after, DOWNLOAD_PAGE);
+      for (const e of page) {
+        const own = filter.chain !== 'admin';
+        yield {
+          id: e.id,
+          chain: e.chain,
+          seq: e.seq,
+          at: e.at.getTime(),
+          actor: e.actor,
+          action: e.action,
+          subject_account_id: e.subjectAccountId,
+          client_id: e.clientId,
+          ...(own ? { ip: e.ip } : {}),
+          details: e.details,
+          prev_hash: e.prevHash,
+          hash: e.hash,
+          time: e.at.toISOString(),
+          service_name: e.clientId ? await serviceName(e.clientId) : null,
+        };
+      }
+      if (page.length < DOWNLOAD_PAGE) break;
+      after = page[page.length - 1]!.seq;
+    }
+  }
+}
+
+export interface LedgerDownloadDeps {
+  audit: AuditLog;
+  checkpoints: AuditCheckpoints;
+  serviceName: (clientId: string) => Promise<string | null>;
+  /** Where the audit keys are published. */
+  keysUrl: string;
+  now?: () => number;
+}
+
+/**
+ * The citizen's ledger as JSON, written as it is read: the head of their chain is signed first, and
+ * a closing signature covers the digest of every entry written ({@link verifyLedgerFile}).
+ */
+export async function* ledgerJson(d: LedgerDownloadDeps, accountId: string): AsyncGenerator<string> {
+  const now = d.now ?? Date.now;
+  const chain = ledgerChain(accountId);
+  await d.checkpoints.signHeads(chain);
+  const { keys } = await d.checkpoints.jwks();
+  yield `{"format":${JSON.stringify(LEDGER_FORMAT)},"account":${JSON.stringify(accountId)},"generated_at":${JSON.stringify(new Date(now()).toISOString())},`;
+  yield `"keys_url":${JSON.stringify(d.keysUrl)},"keys":${JSON.stringify(keys)},"entries":[`;
+  const digest = entryDigest();
+  let count = 0;
+  for await (const e of downloadEntries(d.audit, accountId, d.serviceName)) {
+    digest.add(e);
+    yield `${count === 0 ? '' : ','}\n${JSON.stringify(e)}`;
+    count += 1;
+  }
+  const checkpoints = await d.checkpoints.checkpointsOf(chain);
+  const statement = downloadStatement({ account: accountId, count, digest: digest.hex(), signed_at: now() });
+  const { kid, sig } = await d.checkpoints.signStatement(statement);
+  yield `\n],"checkpoints":${JSON.stringify(checkpoints)},"signature":${JSON.stringify({ count, digest: statement.digest, signed_at: statement.signed_at, kid, sig })}}\n`;
+}
+
+export const LEDGER_CSV_HEADER = 'time,id,chain,seq,at,actor,action,subject_account_id,client_id,service_name,ip,details,prev_hash,hash';
+
+/** The same entries as CSV rows (every hashed field; `details` as canonical JSON), for spreadsheets. */
+export async function* ledgerCsvRows(d: Pick<LedgerDownloadDeps, 'audit' | 'serviceName'>, accountId: string): AsyncGenerator<unknown[]> {
+  for await (const e of downloadEntries(d.audit, accountId, d.serviceName)) {
+    yield [e.time, e.id, e.chain, e.seq, e.at, e.actor, e.action, e.subject_account_id, e.client_id, e.service_name, e.ip, canonicalJson(e.details), e.prev_hash, e.hash];
+  }
 }

@@ -26,7 +26,9 @@ import type { WebAuthnFactor } from '../factors/webauthn/index.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import type { AuditLog, AuditEntry } from '../store/audit.js';
-import { ledgerChain, ledgerEntries } from './ledger.js';
+import type { AuditCheckpoints } from '../audit/checkpoints.js';
+import { Readable } from 'node:stream';
+import { LEDGER_CSV_HEADER, ledgerChain, ledgerCsvRows, ledgerEntries, ledgerJson } from './ledger.js';
 import { claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
@@ -47,6 +49,10 @@ export interface AccountPortalDeps {
   box: SecretBox;
   events: EventBus;
   audit: AuditLog;
+  /** Signs the head of the citizen's chain and their download. */
+  checkpoints: AuditCheckpoints;
+  /** Where the audit keys are published (in each download, for checking it offline). */
+  auditKeysUrl: string;
   render: Renderer;
   passwords: PasswordHasher;
   /** Starts a verified e-mail change (a link to the new address). */
@@ -482,38 +488,36 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
       page: pageNo,
       pages: Math.max(1, Math.ceil(total / PAGE)),
       verified: verified.ok,
+      keysUrl: d.auditKeysUrl,
     });
   });
 
   router.get('/activity/export', async (ctx) => {
     const me = await who(ctx);
     if (!me) return;
-    const { entries } = await ledgerEntries(d.audit, me.account.id, { limit: 100_000, offset: 0 });
-    const names = await clientNames(entries);
-    const rows = entries.map((e) => ({
-      at: e.at.toISOString(),
-      action: e.action,
-      service: e.clientId,
-      service_name: e.clientId ? names.get(e.clientId) : null,
-      details: e.details,
-      chain: e.chain,
-      seq: e.seq,
-      hash: e.hash,
-      prev_hash: e.prevHash,
-    }));
+    const names = new Map<string, string>();
+    const serviceName = async (clientId: string) => {
+      if (!names.has(clientId)) names.set(clientId, (await d.provider.Client.find(clientId))?.clientName ?? clientId);
+      return names.get(clientId) ?? null;
+    };
+    const deps = { audit: d.audit, checkpoints: d.checkpoints, serviceName, keysUrl: d.auditKeysUrl };
     ctx.set('cache-control', 'no-store');
+    // Written as read, page by page: a ledger of any length downloads whole.
     if (ctx.query.format === 'csv') {
       const cell = (v: unknown) => `"${String(v ?? '').replace(/"/g, '""')}"`;
       ctx.type = 'text/csv; charset=utf-8';
       ctx.set('content-disposition', 'attachment; filename="kapija-activity.csv"');
-      ctx.body = [
-        'at,action,service,service_name,details,chain,seq,hash,prev_hash',
-        ...rows.map((r) => [r.at, r.action, r.service, r.service_name, JSON.stringify(r.details), r.chain, r.seq, r.hash, r.prev_hash].map(cell).join(',')),
-      ].join('\r\n');
+      ctx.body = Readable.from(
+        (async function* () {
+          yield LEDGER_CSV_HEADER;
+          for await (const row of ledgerCsvRows(deps, me.account.id)) yield `\r\n${row.map(cell).join(',')}`;
+        })(),
+      );
       return;
     }
+    ctx.type = 'application/json; charset=utf-8';
     ctx.set('content-disposition', 'attachment; filename="kapija-activity.json"');
-    ctx.body = rows;
+    ctx.body = Readable.from(ledgerJson(deps, me.account.id));
   });
 
   // ------------------------------------------------------------ your data

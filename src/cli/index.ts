@@ -10,7 +10,10 @@ import { migrate } from '../store/db.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { ACR } from '../oidc/acr.js';
 import { isValidJmbg } from '../oidc/jmbg.js';
+import fs from 'node:fs';
 import { createAuditLog } from '../store/audit.js';
+import { parseAnchor, type AuditProblem } from '../audit/checkpoints.js';
+import { verifyLedgerFile } from '../audit/ledger-file.js';
 import { createRoleRepository, ROLES, type Role } from '../store/roles.js';
 import { checkNewPassword, PASSWORD_MAX, PASSWORD_MIN } from '../factors/password/policy.js';
 
@@ -35,7 +38,14 @@ const USAGE = `usage: kapija <command> [options]
   admin create --username U [--role admin|auditor] [--create]
                                   grant an administration role (with --create, create the user;
                                   password read from stdin)
-  audit verify [--chain C]        check the audit log's hash chains; exit 1 naming the first bad entry
+  audit verify [--chain C] [--anchor F]
+                                  check the audit log's hash chains, its signed checkpoints and the
+                                  heads of an anchor file; exit 1 naming the first bad entry
+  audit verify --file F [--key JWKS]
+                                  check a downloaded ledger offline against the published audit keys
+  audit anchor [--chain C] [--out F]
+                                  sign the head of every chain and write them as an anchor to keep
+                                  outside the database
 `;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
@@ -108,7 +118,9 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
       case 'admin revoke':
         return await adminRevoke(await open(), rest, io);
       case 'audit verify':
-        return await auditVerify(await open(), rest, io);
+        return await auditVerify(open, rest, io);
+      case 'audit anchor':
+        return await auditAnchor(await open(), rest, io);
       case 'keys rotate': {
         const h = await open();
         await h.keys.ensure();
@@ -336,14 +348,75 @@ async function adminRevoke(h: StoreHandles, args: string[], io: CliIo): Promise<
   return 0;
 }
 
-async function auditVerify(h: StoreHandles, args: string[], io: CliIo): Promise<number> {
-  const v = parse(args, { chain: { type: 'string' } });
-  const result = await createAuditLog(h.db).verify(v.chain as string | undefined);
-  if (result.ok) {
-    io.stdout(`audit log intact: ${result.checked} entries checked\n`);
+/** Reads a JSON file named on the command line. */
+function readJson(file: string, label: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new UsageError(`${label}: cannot read "${file}"`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new UsageError(`${label}: "${file}" is not JSON`);
+  }
+}
+
+function describeProblem(p: AuditProblem): string {
+  const where = `chain ${p.chain} seq ${p.seq}`;
+  if (p.source === 'chain') return `${where} ${p.reason === 'changed' ? 'was changed' : 'is missing'}`;
+  const what = p.source === 'anchor' ? 'the anchor' : 'the checkpoint';
+  const when = new Date(p.signedAt).toISOString();
+  if (p.reason === 'bad_signature') return `${what} of ${where} is not signed by this Kapija's audit key`;
+  if (p.reason === 'rewritten') return `${where} differs from ${what} signed at ${when} (rewritten)`;
+  return `${where}, signed in ${what} at ${when}, is gone (newest entries removed${p.last !== undefined ? `; the chain ends at seq ${p.last}` : ''})`;
+}
+
+async function auditVerify(open: () => Promise<StoreHandles>, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, { chain: { type: 'string' }, anchor: { type: 'string' }, file: { type: 'string' }, key: { type: 'string' } });
+  if (v.file !== undefined) {
+    if (v.chain !== undefined || v.anchor !== undefined) throw new UsageError('--file is checked on its own (no --chain or --anchor)');
+    const keys = v.key === undefined ? undefined : readJson(v.key as string, '--key');
+    const result = verifyLedgerFile(readJson(v.file as string, '--file'), keys);
+    if (!result.ok) {
+      io.stderr(`kapija: ledger broken: ${result.problem}\n`);
+      return 1;
+    }
+    io.stdout(`ledger intact: ${result.entries} entries, signed by audit key ${result.keyIds.join(', ')}\n`);
+    if (keys === undefined) io.stdout('checked against the keys in the file itself: compare them with the published keys (keys_url), or give them with --key\n');
     return 0;
   }
-  const bad = result.firstBad!;
-  io.stderr(`kapija: audit log broken: chain ${bad.chain} seq ${bad.seq} ${bad.reason === 'changed' ? 'was changed' : 'is missing'}\n`);
+  if (v.key !== undefined) throw new UsageError('--key goes with --file');
+  let anchor;
+  if (v.anchor !== undefined) {
+    try {
+      anchor = parseAnchor(readJson(v.anchor as string, '--anchor'));
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`--anchor: ${(err as Error).message}`);
+    }
+  }
+  const h = await open();
+  const result = await h.checkpoints.verify({ ...(v.chain !== undefined ? { chain: v.chain as string } : {}), ...(anchor ? { anchor } : {}) });
+  if (result.ok) {
+    const extra = [result.checkpoints ? `${result.checkpoints} signed checkpoints` : '', anchor ? `${result.anchored} anchored heads` : ''].filter(Boolean);
+    io.stdout(`audit log intact: ${result.checked} entries checked${extra.map((e) => `, ${e}`).join('')}\n`);
+    return 0;
+  }
+  io.stderr(`kapija: audit log broken: ${describeProblem(result.firstBad!)}\n`);
   return 1;
+}
+
+async function auditAnchor(h: StoreHandles, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, { chain: { type: 'string' }, out: { type: 'string' } });
+  const anchor = await h.checkpoints.anchor(v.chain as string | undefined);
+  const text = `${JSON.stringify(anchor, null, 1)}\n`;
+  if (v.out === undefined) {
+    io.stdout(text);
+    return 0;
+  }
+  fs.writeFileSync(v.out as string, text, { flag: 'wx' });
+  io.stdout(`anchor of ${anchor.heads.length} chain heads written to ${v.out as string}; keep it outside this database\n`);
+  return 0;
 }

@@ -5,8 +5,9 @@
  * AuditLog.verify}. Appends take no lock: the head is read and seq+1 inserted; the unique
  * (chain, seq) key makes a concurrent append fail, and it is retried on the new head.
  *
- * Removing the newest entries of a chain cannot be seen from the chain alone; export or anchor the
- * head elsewhere when that matters.
+ * A row rewritten with the rest of its chain recomputed, or the newest entries removed, cannot be
+ * seen from the chain alone: signed checkpoints of the heads (audit/checkpoints.ts) and anchors kept
+ * elsewhere (`kapija audit anchor`) show them.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
@@ -68,6 +69,11 @@ export interface AuditLog {
   count(filter?: AuditFilter): Promise<number>;
   /** Checks one chain, or every chain. */
   verify(chain?: string): Promise<AuditVerification>;
+  /**
+   * Up to `limit` entries of one chain after `afterSeq`, in sequence order (optionally only those
+   * about `subject` whose action starts with `action`): reads a chain of any length page by page.
+   */
+  after(filter: { chain: string; subject?: string; action?: string }, afterSeq: number, limit: number): Promise<AuditEntry[]>;
 }
 
 interface Row {
@@ -109,6 +115,23 @@ function hashOf(r: Omit<Row, 'hash'>): string {
     prev_hash: r.prev_hash,
   });
   return createHash('sha256').update(material).digest('hex');
+}
+
+/** The hash an entry must have: SHA-256 over the canonical JSON of every other field. */
+export function entryHash(e: Omit<AuditEntry, 'hash'>): string {
+  return hashOf({
+    id: e.id,
+    chain: e.chain,
+    seq: e.seq,
+    at: e.at.getTime(),
+    actor: e.actor,
+    action: e.action,
+    subject_account_id: e.subjectAccountId,
+    client_id: e.clientId,
+    ip: e.ip,
+    details: JSON.stringify(e.details),
+    prev_hash: e.prevHash,
+  });
 }
 
 function toEntry(r: Row): AuditEntry {
@@ -267,6 +290,13 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
     async count(f = {}) {
       const row = (await filtered(f).count<{ n: number | string }[]>({ n: '*' }).first()) as { n: number | string } | undefined;
       return Number(row?.n ?? 0);
+    },
+
+    async after(f, afterSeq, limit) {
+      const q = db('audit_events').where('chain', f.chain).andWhere('seq', '>', afterSeq).orderBy('seq').limit(limit);
+      if (f.subject !== undefined) q.where('subject_account_id', f.subject);
+      if (f.action !== undefined) q.where('action', 'like', `${f.action.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      return ((await q) as Row[]).map(toEntry);
     },
 
     async verify(chain) {

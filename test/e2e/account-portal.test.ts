@@ -198,13 +198,13 @@ test('the ledger shows which service received which data, when and how; it can b
   expect(rows).toContainEqual(['Signed in', 'Katastar', '']);
   expect(rows).toContainEqual(['Consent given', 'Katastar', expect.stringContaining('Your e-mail address')]);
 
-  const exported = JSON.parse((await agent.request(new URL('/account/activity/export', server.url))).body) as { action: string; service: string; details: { channel?: string; claims?: string[] }; hash: string }[];
+  const exported = (JSON.parse((await agent.request(new URL('/account/activity/export', server.url))).body) as { entries: { action: string; client_id: string; details: { channel?: string; claims?: string[] }; hash: string }[] }).entries;
   const userinfo = exported.find((e) => e.action === 'ledger.data_released' && e.details.channel === 'userinfo')!;
-  expect(userinfo).toMatchObject({ service: rp.clientId, details: { claims: ['email', 'email_verified', 'sub'] } });
+  expect(userinfo).toMatchObject({ client_id: rp.clientId, details: { claims: ['email', 'email_verified', 'sub'] } });
   expect(userinfo.hash).toMatch(/^[0-9a-f]{64}$/);
   const csv = await agent.request(new URL('/account/activity/export?format=csv', server.url));
   expect(csv.headers.get('content-type')).toContain('text/csv');
-  expect(csv.body.split('\r\n')[0]).toBe('at,action,service,service_name,details,chain,seq,hash,prev_hash');
+  expect(csv.body.split('\r\n')[0]).toBe('time,id,chain,seq,at,actor,action,subject_account_id,client_id,service_name,ip,details,prev_hash,hash');
   // no personal data in the ledger itself: claim names only, no IP
   expect(JSON.stringify(exported)).not.toContain(citizen.account.email!);
   expect(JSON.stringify(exported)).not.toContain('127.0.0.1');

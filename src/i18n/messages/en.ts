@@ -171,6 +171,7 @@ export const en = {
   'account.activity.broken': 'Warning: the record has been altered. Please contact the help desk.',
   'account.activity.download_json': 'Download (JSON)',
   'account.activity.download_csv': 'Download (CSV)',
+  'account.activity.download_check': 'The JSON download is signed with Kapija’s key: anyone can check offline that it is complete and unaltered, with the public key at {url}.',
   'account.activity.page': 'Page {page} of {pages}',
   'account.activity.newer': 'Newer',
   'account.activity.older': 'Older',

@@ -167,6 +167,7 @@ export const srCyrl = {
   'account.activity.broken': 'Упозорење: запис је измењен. Обратите се служби за подршку.',
   'account.activity.download_json': 'Преузми (JSON)',
   'account.activity.download_csv': 'Преузми (CSV)',
+  'account.activity.download_check': 'Преузети JSON је потписан Капијиним кључем: свако може и без мреже да провери да је потпун и неизмењен, помоћу јавног кључа на адреси {url}.',
   'account.activity.page': 'Страна {page} од {pages}',
   'account.activity.newer': 'Новије',
   'account.activity.older': 'Старије',

@@ -173,6 +173,7 @@ export const srLatn = {
   'account.activity.broken': 'Upozorenje: zapis je izmenjen. Obratite se službi za podršku.',
   'account.activity.download_json': 'Preuzmi (JSON)',
   'account.activity.download_csv': 'Preuzmi (CSV)',
+  'account.activity.download_check': 'Preuzeti JSON je potpisan Kapijinim ključem: svako može i bez mreže da proveri da je potpun i neizmenjen, pomoću javnog ključa na adresi {url}.',
   'account.activity.page': 'Strana {page} od {pages}',
   'account.activity.newer': 'Novije',
   'account.activity.older': 'Starije',
