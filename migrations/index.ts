@@ -20,6 +20,7 @@ interface Migration {
 import * as jmbg from './20261130000000_jmbg.js';
 import * as logoutDeliveries from './20261201000000_logout_deliveries.js';
 import * as mailQueue from './20261201010000_mail_queue.js';
+import * as webauthnAttestation from './20261206080001_webauthn_attestation.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -31,6 +32,7 @@ const migrations: readonly Migration[] = [
   { name: '20261130000000_jmbg', ...jmbg },
   { name: '20261201000000_logout_deliveries', ...logoutDeliveries },
   { name: '20261201010000_mail_queue', ...mailQueue },
+  { name: '20261206080001_webauthn_attestation', ...webauthnAttestation },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
