@@ -25,6 +25,7 @@ import { createCredentialRepository, type CredentialRepository } from './store/c
 import { createTotpFactor, type TotpFactor } from './factors/totp/index.js';
 import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/index.js';
 import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
+import { createWebAuthnMetadataRepository } from './store/webauthn-metadata.js';
 import { createThrottle } from './security/rate-limit.js';
 import { accountReadAlong, createAdapterClass } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
@@ -143,7 +144,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number 
     credentials,
     totp: createTotpFactor({ credentials, box, issuerName: 'Kapija' }),
     recovery: createRecoveryFactor({ credentials, box }),
-    webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts }),
+    webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts, metadata: createWebAuthnMetadataRepository(db) }),
     audit: createAuditLog(db),
   };
 }

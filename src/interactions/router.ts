@@ -461,7 +461,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       if (!challenge || !parsed.success) throw new KapijaError('factor.webauthn.failed', 401);
       const credential = await webauthn.register(flow.accountId, challenge, parsed.data.response, parsed.data.name ?? 'Security key');
       const codes = await recovery.issue(flow.accountId);
-      const amr = credential.config['deviceType'] === 'multiDevice' ? (['swk'] as Amr[]) : (['hwk'] as Amr[]);
+      const amr: Amr[] = [credential.assurance === 'hwk' ? 'hwk' : 'swk'];
       return { amr, pendingTotp: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) };
     }),
   );
