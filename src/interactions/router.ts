@@ -157,7 +157,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const needed = await required(details);
     const candidates: Array<[Method, Amr[]]> = [
       ['totp', ['otp']],
-      ['webauthn', ['hwk']],
+      ['webauthn', [(await webauthn.strongest(flow.accountId)) ?? 'swk']],
       ['recovery', ['otp']],
     ];
     const hasRealFactor = enrolled.has('totp') || enrolled.has('webauthn');

@@ -227,7 +227,8 @@ describe('WebAuthn enrolment during sign-in', () => {
     return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   }
 
-  test('eIDAS 2015/1502 2.2.1 / OIDC Core 2: a none-attested key enrolled at first sign-in gives amr swk and acr substantial, not high', async () => {
+  /** A new citizen signs in with a password and enrols a none-attested software key on the way. */
+  async function enrolAtFirstSignIn() {
     const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
     const citizen = await createTestAccount(server.kapija, { totp: false });
     const verifier = randomBytes(32).toString('base64url');
@@ -259,14 +260,28 @@ describe('WebAuthn enrolment during sign-in', () => {
       step = await agent.follow(await submitForm(agent, p, action, {}), isCallback);
     }
     expect(step).toBeInstanceOf(URL);
+    return { rp, agent, auth, verifier, callback: step as URL, isCallback };
+  }
+
+  test('eIDAS 2015/1502 2.2.1 / OIDC Core 2: a none-attested key enrolled at first sign-in gives amr swk and acr substantial, not high', async () => {
+    const { rp, verifier, callback } = await enrolAtFirstSignIn();
     const token = await fetch(new URL('/token', server.url), {
       method: 'POST',
       headers: { authorization: `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: (step as URL).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }),
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }),
     });
     const claims = decodeJwt(((await token.json()) as { id_token: string }).id_token);
     expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'swk']));
     expect(claims.amr).not.toContain('hwk');
     expect(claims.acr).toBe('http://eidas.europa.eu/LoA/substantial');
+  });
+
+  test('OpenID Connect Unmet Authentication Requirements 1.0: a service needing high gets unmet_authentication_requirements, not a loop asking for the software key again', async () => {
+    const { agent, auth, isCallback } = await enrolAtFirstSignIn();
+    const high = new URL(auth);
+    high.searchParams.set('acr_values', 'http://eidas.europa.eu/LoA/high');
+    const end = await agent.follow(await agent.request(high), isCallback);
+    expect(end).toBeInstanceOf(URL);
+    expect((end as URL).searchParams.get('error')).toBe('unmet_authentication_requirements');
   });
 });

@@ -67,6 +67,8 @@ export interface WebAuthnFactor {
    * @throws KapijaError factor.webauthn.failed
    */
   verify(challenge: string, response: unknown, accountId?: string): Promise<FactorSuccess>;
+  /** What the account's best credential proves today: `hwk` if any counts as a hardware key, else `swk`. */
+  strongest(accountId: string): Promise<'hwk' | 'swk' | undefined>;
 }
 
 const failed = (cause?: unknown) => new KapijaError('factor.webauthn.failed', 401, { cause });
@@ -220,6 +222,13 @@ export function createWebAuthnFactor(deps: {
         aaguid,
         ...judgement,
       });
+    },
+
+    async strongest(accountId) {
+      const all = await credentials.list(accountId, 'webauthn');
+      if (all.length === 0) return undefined;
+      for (const c of all) if (await hardwareAtSignIn(c, config(c).deviceType)) return 'hwk';
+      return 'swk';
     },
 
     async authenticationOptions(accountId) {
