@@ -26,6 +26,7 @@ import { createTotpFactor, type TotpFactor } from './factors/totp/index.js';
 import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/index.js';
 import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
 import { createSignInThrottles } from './security/sign-in-throttles.js';
+import { createWebAuthnMetadataRepository } from './store/webauthn-metadata.js';
 import { accountReadAlong, createAdapterClass } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
@@ -154,7 +155,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number 
     credentials,
     totp: createTotpFactor({ credentials, box, issuerName: 'Kapija' }),
     recovery: createRecoveryFactor({ credentials, box }),
-    webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts }),
+    webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts, metadata: createWebAuthnMetadataRepository(db) }),
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: createAuditCheckpointRepository(db), box, ...(opts.now ? { now: opts.now } : {}) }),
   };

@@ -67,6 +67,8 @@ const schema = z.object({
   WEBAUTHN_RP_ID: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a host name').optional(),
   /** Origins accepted in WebAuthn ceremonies, comma-separated; the issuer's origin unless set. */
   WEBAUTHN_ORIGINS: z.string().optional(),
+  /** AAGUIDs of authenticator models counted as hardware keys (eIDAS high) without FIDO metadata, comma-separated. */
+  WEBAUTHN_HWK_AAGUIDS: z.string().optional(),
   /** Lowest level of assurance for the administration console: low, substantial or high (a security key). */
   ADMIN_MIN_ACR: z.enum(['low', 'substantial', 'high']).default('high'),
   /** Default language of pages: sr-Cyrl, sr-Latn or en. */
@@ -111,7 +113,13 @@ export interface Config {
   readonly requireSecondFactor: boolean;
   readonly reauthSeconds: number;
   readonly portalIdleSeconds: number;
-  readonly webauthn: { readonly rpId: string; readonly rpName: string; readonly origins: readonly string[] };
+  readonly webauthn: {
+    readonly rpId: string;
+    readonly rpName: string;
+    readonly origins: readonly string[];
+    /** Lower-case AAGUIDs counted as hardware keys whatever the metadata says. */
+    readonly hwkAaguids: readonly string[];
+  };
   /** Outgoing mail: SMTP relay, or (no smtpUrl, outside production) .eml files in dataDir/outbox. */
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string };
   /** Undefined: /metrics is served on the main port. */
@@ -161,6 +169,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const o of origins) {
     if (!/^https?:\/\/[^/]+$/.test(o)) throw new ConfigError(`WEBAUTHN_ORIGINS: "${o}" is not an origin (scheme://host[:port])`);
   }
+  const hwkAaguids = (e.WEBAUTHN_HWK_AAGUIDS ?? '').split(',').map((a) => a.trim().toLowerCase()).filter(Boolean);
+  for (const a of hwkAaguids) {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(a)) throw new ConfigError(`WEBAUTHN_HWK_AAGUIDS: "${a}" is not an AAGUID`);
+    if (/^[0-]+$/.test(a)) throw new ConfigError('WEBAUTHN_HWK_AAGUIDS: the all-zero AAGUID names no authenticator model');
+  }
   return Object.freeze({
     env: e.NODE_ENV,
     port: e.PORT,
@@ -193,7 +206,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requireSecondFactor: e.REQUIRE_SECOND_FACTOR,
     reauthSeconds: e.REAUTH_SECONDS,
     portalIdleSeconds: e.PORTAL_IDLE_SECONDS,
-    webauthn: Object.freeze({ rpId: e.WEBAUTHN_RP_ID ?? issuerUrl.hostname, rpName: 'Kapija', origins: Object.freeze(origins) }),
+    webauthn: Object.freeze({
+      rpId: e.WEBAUTHN_RP_ID ?? issuerUrl.hostname,
+      rpName: 'Kapija',
+      origins: Object.freeze(origins),
+      hwkAaguids: Object.freeze(hwkAaguids),
+    }),
     mail: Object.freeze({ smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Kapija <no-reply@${issuerUrl.hostname}>` }),
     metricsPort: e.METRICS_PORT,
     webConcurrency: e.WEB_CONCURRENCY ?? (e.NODE_ENV === 'production' ? os.availableParallelism() : 1),

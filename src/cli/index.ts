@@ -16,6 +16,9 @@ import { parseAnchor, type AuditProblem } from '../audit/checkpoints.js';
 import { verifyLedgerFile } from '../audit/ledger-file.js';
 import { createRoleRepository, ROLES, type Role } from '../store/roles.js';
 import { checkNewPassword, PASSWORD_MAX, PASSWORD_MIN } from '../factors/password/policy.js';
+import { createWebAuthnMetadataRepository } from '../store/webauthn-metadata.js';
+import { FIDO_MDS_ROOTS } from '../factors/webauthn/fido-mds-roots.js';
+import { MdsError, hardwareCertified, pemCertificates, verifyMdsBlob } from '../factors/webauthn/metadata.js';
 
 export class UsageError extends Error {}
 
@@ -46,6 +49,11 @@ const USAGE = `usage: kapija <command> [options]
   audit anchor [--chain C] [--out F]
                                   sign the head of every chain and write them as an anchor to keep
                                   outside the database
+  webauthn mds import FILE        store a FIDO Metadata Service BLOB (downloaded from
+                                  https://mds3.fidoalliance.org/) after verifying its signature
+                                  against the FIDO root certificate; it decides which security
+                                  keys count as hardware keys (eIDAS high)
+                [--root-certificate PEM]   another root (development and test only)
 `;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
@@ -121,6 +129,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         return await auditVerify(open, rest, io);
       case 'audit anchor':
         return await auditAnchor(await open(), rest, io);
+      case 'webauthn mds':
+        return await webauthnMds(config, open, rest, io);
       case 'keys rotate': {
         const h = await open();
         await h.keys.ensure();
@@ -418,5 +428,51 @@ async function auditAnchor(h: StoreHandles, args: string[], io: CliIo): Promise<
   }
   fs.writeFileSync(v.out as string, text, { flag: 'wx' });
   io.stdout(`anchor of ${anchor.heads.length} chain heads written to ${v.out as string}; keep it outside this database\n`);
+  return 0;
+}
+
+async function webauthnMds(config: Config, open: () => Promise<StoreHandles>, args: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { 'root-certificate': { type: 'string' } }, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const [action, file, ...extra] = parsed.positionals;
+  if (action !== 'import' || !file || extra.length) throw new UsageError('usage: kapija webauthn mds import FILE');
+  const rootFile = parsed.values['root-certificate'];
+  if (rootFile !== undefined && config.env === 'production') {
+    throw new UsageError('--root-certificate is for development and test only; in production the BLOB must come from the FIDO Alliance');
+  }
+  let roots;
+  let jwt: string;
+  try {
+    roots = rootFile === undefined ? FIDO_MDS_ROOTS.flatMap(pemCertificates) : pemCertificates(fs.readFileSync(rootFile, 'utf8'));
+    jwt = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${(err as { path?: string }).path ?? 'the file'}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (roots.length === 0) throw new UsageError('--root-certificate holds no PEM certificate');
+  let blob;
+  try {
+    blob = verifyMdsBlob(jwt, roots);
+  } catch (err) {
+    if (err instanceof MdsError) {
+      io.stderr(`kapija: BLOB refused: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const h = await open();
+  if (!(await createWebAuthnMetadataRepository(h.db).add(blob))) {
+    io.stderr(`kapija: BLOB refused: its serial number ${blob.no} is not greater than the one already imported\n`);
+    return 1;
+  }
+  const hardware = blob.entries.filter(hardwareCertified).length;
+  await h.audit.append({ chain: 'admin', actor: 'cli', action: 'webauthn.mds.imported', details: { no: blob.no, entries: blob.entries.length, hardware } });
+  io.stdout(`FIDO metadata BLOB no. ${blob.no} imported: ${blob.entries.length} FIDO2 authenticator models, ${hardware} of them certified with hardware key protection\n`);
+  if (blob.nextUpdate < new Date().toISOString().slice(0, 10)) {
+    io.stdout(`warning: the BLOB's next update was due on ${blob.nextUpdate}; import a newer one soon\n`);
+  }
   return 0;
 }

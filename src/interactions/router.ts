@@ -161,7 +161,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const needed = await required(details);
     const candidates: Array<[Method, Amr[]]> = [
       ['totp', ['otp']],
-      ['webauthn', ['hwk']],
+      ['webauthn', [(await webauthn.strongest(flow.accountId)) ?? 'swk']],
       ['recovery', ['otp']],
     ];
     const hasRealFactor = enrolled.has('totp') || enrolled.has('webauthn');
@@ -436,7 +436,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       if (!challenge || !parsed.success) throw new KapijaError('factor.webauthn.failed', 401);
       const credential = await webauthn.register(flow.accountId, challenge, parsed.data.response, parsed.data.name ?? 'Security key');
       const codes = await recovery.issue(flow.accountId);
-      const amr = credential.config['deviceType'] === 'multiDevice' ? (['swk'] as Amr[]) : (['hwk'] as Amr[]);
+      const amr: Amr[] = [credential.assurance === 'hwk' ? 'hwk' : 'swk'];
       return { amr, pendingTotp: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) };
     }),
   );

@@ -108,7 +108,7 @@ export function createMetrics(deps: { events: EventBus; db: Db; process?: boolea
   });
 
   deps.events.on('signin.success', ({ amr, acr }) => {
-    const factor = amr.includes('hwk') ? 'webauthn' : amr.includes('otp') ? 'otp' : amr.includes('pwd') ? 'password' : 'other';
+    const factor = amr.includes('hwk') || amr.includes('swk') ? 'webauthn' : amr.includes('otp') ? 'otp' : amr.includes('pwd') ? 'password' : 'other';
     signins.inc({ result: 'success', factor, level: levelLabel(acr) });
   });
   deps.events.on('signin.failure', ({ factor }) => {

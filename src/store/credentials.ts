@@ -6,6 +6,10 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from './db.js';
 
 export type CredentialType = 'totp' | 'webauthn' | 'recovery';
+/** How a WebAuthn credential's attestation was verified at registration (see factors/webauthn). */
+export type AttestationKind = 'none' | 'self' | 'unverified' | 'mds' | 'legacy';
+/** RFC 8176: a hardware-protected key, or a key that may be in software. */
+export type KeyAssurance = 'hwk' | 'swk';
 
 export interface Credential {
   readonly id: string;
@@ -19,6 +23,10 @@ export interface Credential {
   readonly createdAt: Date;
   readonly lastUsedAt: Date | null;
   readonly usedAt: Date | null;
+  /** WebAuthn: the authenticator model's AAGUID and what the credential was judged at registration. */
+  readonly aaguid: string | null;
+  readonly attestation: AttestationKind | null;
+  readonly assurance: KeyAssurance | null;
 }
 
 export interface NewCredential {
@@ -28,6 +36,9 @@ export interface NewCredential {
   lookup?: string | null;
   config?: Record<string, unknown>;
   secretEnc?: string | null;
+  aaguid?: string | null;
+  attestation?: AttestationKind | null;
+  assurance?: KeyAssurance | null;
 }
 
 export interface CredentialRepository {
@@ -63,6 +74,9 @@ interface Row {
   created_at: number | string;
   last_used_at: number | string | null;
   used_at: number | string | null;
+  aaguid: string | null;
+  attestation: AttestationKind | null;
+  assurance: KeyAssurance | null;
 }
 
 const date = (v: number | string | null) => (v === null ? null : new Date(Number(v)));
@@ -80,6 +94,9 @@ function toCredential(r: Row): Credential {
     createdAt: new Date(Number(r.created_at)),
     lastUsedAt: date(r.last_used_at),
     usedAt: date(r.used_at),
+    aaguid: r.aaguid ?? null,
+    attestation: r.attestation ?? null,
+    assurance: r.assurance ?? null,
   };
 }
 
@@ -98,6 +115,9 @@ export function createCredentialRepository(db: Db, now: () => number = Date.now)
         created_at: now(),
         last_used_at: null,
         used_at: null,
+        aaguid: input.aaguid ?? null,
+        attestation: input.attestation ?? null,
+        assurance: input.assurance ?? null,
       };
       await trx('credentials').insert(row);
       return toCredential(row);

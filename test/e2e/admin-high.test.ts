@@ -3,7 +3,7 @@
  * An administrator who enrols one signs in and works the console with the keyboard alone; one who
  * has only an authenticator app is kept out.
  */
-import { addVirtualAuthenticator, describeBrowser, launchBrowser, newPage, tabTo, type Browser, type Page } from '../support/browser.js';
+import { VIRTUAL_AUTHENTICATOR_AAGUID, addVirtualAuthenticator, describeBrowser, launchBrowser, newPage, tabTo, type Browser, type Page } from '../support/browser.js';
 import { createTestAccount, startKapija, type RunningKapija } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
 
@@ -11,7 +11,8 @@ describeBrowser('administration at eIDAS high', () => {
   let server: RunningKapija;
   let browser: Browser;
   beforeAll(async () => {
-    server = await startKapija({ host: 'localhost' });
+    // Chromium's virtual authenticator stands in for a security key model the operator accepts as hardware.
+    server = await startKapija({ host: 'localhost', env: { WEBAUTHN_HWK_AAGUIDS: VIRTUAL_AUTHENTICATOR_AAGUID } });
     browser = await launchBrowser();
   }, 30_000);
   afterAll(async () => {

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
-import { addVirtualAuthenticator, describeBrowser, launchBrowser, newPage, type Browser, type Page } from '../support/browser.js';
+import { VIRTUAL_AUTHENTICATOR_AAGUID, addVirtualAuthenticator, describeBrowser, launchBrowser, newPage, type Browser, type Page } from '../support/browser.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
 import { nextTotpCode } from '../support/totp.js';
 
@@ -17,7 +17,8 @@ let redirectUri: string;
 
 describeBrowser('WebAuthn security keys and passkeys', () => {
   beforeAll(async () => {
-    server = await startKapija({ host: 'localhost' });
+    // Chromium's virtual authenticator stands in for a security key model the operator accepts as hardware.
+    server = await startKapija({ host: 'localhost', env: { WEBAUTHN_HWK_AAGUIDS: VIRTUAL_AUTHENTICATOR_AAGUID } });
     receiver = http.createServer((_req, res) => res.end('ok'));
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     redirectUri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cb`;
@@ -104,6 +105,9 @@ describeBrowser('WebAuthn security keys and passkeys', () => {
     expect(claims.amr).toEqual(['pwd', 'hwk', 'user', 'mfa']);
     const [stored] = await server.kapija.credentials.list(citizen.account.id, 'webauthn');
     expect(stored!.config).toMatchObject({ deviceType: 'singleDevice', backedUp: false });
+    // hardware because its model is allow-listed: its packed attestation proves no certified model
+    expect(stored).toMatchObject({ aaguid: VIRTUAL_AUTHENTICATOR_AAGUID, assurance: 'hwk' });
+    expect(stored!.attestation).not.toBe('mds');
     expect(Number(stored!.config['counter'])).toBeGreaterThan(0);
     await page.context().close();
   });

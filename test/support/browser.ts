@@ -120,6 +120,14 @@ export function formatViolations(violations: AxeViolation[]): string {
     .join('\n');
 }
 
+/**
+ * The AAGUID Chromium's CTAP2 virtual authenticator reports, with packed attestation Kapija cannot
+ * trace to any FIDO-certified model: its credentials are software keys (`swk`). A suite that needs
+ * them to count as hardware keys (eIDAS high) starts Kapija with this AAGUID allow-listed, as an
+ * operator would name a model it trusts: `env: { WEBAUTHN_HWK_AAGUIDS: VIRTUAL_AUTHENTICATOR_AAGUID }`.
+ */
+export const VIRTUAL_AUTHENTICATOR_AAGUID = '01020304-0506-0708-0102-030405060708';
+
 export interface VirtualAuthenticatorOptions {
   transport?: 'internal' | 'usb';
   hasResidentKey?: boolean;

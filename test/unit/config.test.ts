@@ -80,6 +80,7 @@ describe('loadConfig defaults', () => {
       MASTER_KEY,
       DEFAULT_LOCALE: 'en',
       WEBAUTHN_ORIGINS: 'https://login.example.rs, https://id.example.rs',
+      WEBAUTHN_HWK_AAGUIDS: 'CB69481E-8FF7-4039-93EC-0A2729A154A8, ee882879-721c-4913-9775-3dfcce97072a',
     });
     expect(config.port).toBe(8080);
     expect(config.trustProxy).toBe(true);
@@ -92,6 +93,7 @@ describe('loadConfig defaults', () => {
       rpId: 'login.example.rs',
       rpName: 'Kapija',
       origins: ['https://login.example.rs', 'https://id.example.rs'],
+      hwkAaguids: ['cb69481e-8ff7-4039-93ec-0a2729a154a8', 'ee882879-721c-4913-9775-3dfcce97072a'],
     });
   });
 });
@@ -114,6 +116,8 @@ describe('loadConfig errors name the variable', () => {
     ['DEFAULT_LOCALE', 'de'],
     ['WEBAUTHN_RP_ID', 'https://x/'],
     ['WEBAUTHN_ORIGINS', 'https://login.example.rs/path'],
+    ['WEBAUTHN_HWK_AAGUIDS', 'yubikey'],
+    ['WEBAUTHN_HWK_AAGUIDS', '00000000-0000-0000-0000-000000000000'],
   ])('%s=%s', (name, value) => {
     const err = configError({ [name]: value });
     expect(err.message.startsWith(`${name}:`)).toBe(true);

@@ -3,9 +3,19 @@
  * example: options (challenge kept server-side, single use) → browser ceremony → verification of
  * challenge, origin and RP ID → stored public key, counter, transports and backup flags.
  *
- * Methods reported (RFC 8176): `hwk` for a device-bound authenticator (a security key or a passkey
- * that cannot leave its device), `swk` for a synced passkey; `user` for user presence, and `pin`
- * when the authenticator verified the user (PIN or biometric: WebAuthn does not say which).
+ * Methods reported (RFC 8176): `user` for user presence, `pin` when the authenticator verified the
+ * user (PIN or biometric: WebAuthn does not say which), and `hwk` or `swk`: a credential is a
+ * hardware key (`hwk`, hence eIDAS high) only when it is device-bound (not a synced passkey) and
+ * either
+ *   - its attestation proves an authenticator model the FIDO Metadata Service certifies for hardware
+ *     key protection: direct attestation with a certificate chain (x5c) that leads to one of the
+ *     attestation roots of the AAGUID's entry in the imported MDS BLOB, and that entry is FIDO
+ *     certified L1 or above, protects keys in hardware (hardware, secure element or TEE, not
+ *     software) and reports no compromise or revocation (metadata.ts hardwareCertified); the newest
+ *     BLOB is consulted again at each sign-in, so a later report of a compromise takes `hwk` away; or
+ *   - its AAGUID is on the operator's allow-list (WEBAUTHN_HWK_AAGUIDS), read at each sign-in.
+ * Everything else, among it `none` and self attestation (which any software can produce, for any
+ * AAGUID), is `swk`. What a credential was judged is stored with it (aaguid, attestation, assurance).
  */
 import {
   generateAuthenticationOptions,
@@ -18,16 +28,21 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
+import { decodeAttestationObject } from '@simplewebauthn/server/helpers';
 import { KapijaError } from '../../errors.js';
 import type { Amr } from '../../oidc/acr.js';
 import type { AccountRepository } from '../../store/accounts.js';
-import type { CredentialRepository, Credential } from '../../store/credentials.js';
+import type { AttestationKind, CredentialRepository, Credential, KeyAssurance } from '../../store/credentials.js';
+import type { MdsEntry, WebAuthnMetadataRepository } from '../../store/webauthn-metadata.js';
 import type { FactorSuccess } from '../types.js';
+import { chainLeadsTo, hardwareCertified, parseCertificate } from './metadata.js';
 
 export interface WebAuthnSettings {
   readonly rpId: string;
   readonly rpName: string;
   readonly origins: readonly string[];
+  /** AAGUIDs (lower case) the operator accepts as hardware keys without metadata. */
+  readonly hwkAaguids?: readonly string[];
 }
 
 interface StoredConfig {
@@ -52,23 +67,96 @@ export interface WebAuthnFactor {
    * @throws KapijaError factor.webauthn.failed
    */
   verify(challenge: string, response: unknown, accountId?: string): Promise<FactorSuccess>;
+  /** What the account's best credential proves today: `hwk` if any counts as a hardware key, else `swk`. */
+  strongest(accountId: string): Promise<'hwk' | 'swk' | undefined>;
 }
 
 const failed = (cause?: unknown) => new KapijaError('factor.webauthn.failed', 401, { cause });
 
-export function amrForAuthenticator(c: { deviceType: string; userVerified: boolean }): Amr[] {
-  const amr: Amr[] = [c.deviceType === 'multiDevice' ? 'swk' : 'hwk', 'user'];
+export function amrForAuthenticator(c: { hardware: boolean; userVerified: boolean }): Amr[] {
+  const amr: Amr[] = [c.hardware ? 'hwk' : 'swk', 'user'];
   if (c.userVerified) amr.push('pin');
   return amr;
 }
+
+export interface Judgement {
+  readonly attestation: AttestationKind;
+  readonly assurance: KeyAssurance;
+}
+
+/**
+ * What a new credential is: how far its attestation could be verified and whether it counts as a
+ * hardware key (see the top of this file).
+ */
+export function judgeRegistration(input: {
+  fmt: string;
+  x5c: readonly Uint8Array[] | undefined;
+  aaguid: string;
+  deviceType: 'singleDevice' | 'multiDevice';
+  entry: MdsEntry | undefined;
+  allowed: boolean;
+  at: Date;
+}): Judgement {
+  let attestation: AttestationKind;
+  if (input.fmt === 'none') attestation = 'none';
+  else if (!input.x5c?.length) attestation = input.fmt === 'packed' ? 'self' : 'unverified';
+  else attestation = input.entry && chainMatchesEntry(input.x5c, input.entry, input.at) ? 'mds' : 'unverified';
+  const certified = attestation === 'mds' && input.entry !== undefined && hardwareCertified(input.entry);
+  const hardware = input.deviceType === 'singleDevice' && (certified || input.allowed);
+  return { attestation, assurance: hardware ? 'hwk' : 'swk' };
+}
+
+function chainMatchesEntry(x5c: readonly Uint8Array[], entry: MdsEntry, at: Date): boolean {
+  try {
+    const chain = x5c.map((c) => parseCertificate(Buffer.from(c)));
+    const anchors = entry.attestationRootCertificates.flatMap((c) => {
+      try {
+        return [parseCertificate(c)];
+      } catch {
+        return [];
+      }
+    });
+    return chainLeadsTo(chain, anchors, at);
+  } catch {
+    return false;
+  }
+}
+
+const ZERO_AAGUID = '00000000-0000-0000-0000-000000000000';
 
 export function createWebAuthnFactor(deps: {
   settings: WebAuthnSettings;
   credentials: CredentialRepository;
   accounts: AccountRepository;
+  metadata: WebAuthnMetadataRepository;
+  now?: () => number;
 }): WebAuthnFactor {
-  const { settings, credentials, accounts } = deps;
+  const { settings, credentials, accounts, metadata } = deps;
+  const now = deps.now ?? Date.now;
   const config = (c: Credential) => c.config as unknown as StoredConfig;
+  const allowList = new Set((settings.hwkAaguids ?? []).map((a) => a.toLowerCase()));
+  const allowed = (aaguid: string | null | undefined) => !!aaguid && aaguid !== ZERO_AAGUID && allowList.has(aaguid.toLowerCase());
+
+  /** The newest imported MDS BLOB by AAGUID, read again only when its serial number changed. */
+  let cached: { no: number; byAaguid: Map<string, MdsEntry> } | undefined;
+  async function metadataEntry(aaguid: string): Promise<MdsEntry | undefined> {
+    const no = await metadata.latestNo();
+    if (no === undefined) return undefined;
+    if (cached?.no !== no) {
+      const blob = await metadata.latest();
+      cached = blob ? { no: blob.no, byAaguid: new Map(blob.entries.map((e) => [e.aaguid, e])) } : undefined;
+    }
+    return cached?.byAaguid.get(aaguid.toLowerCase());
+  }
+
+  /** Whether a stored credential counts as a hardware key for this sign-in. */
+  async function hardwareAtSignIn(credential: Credential, deviceType: string): Promise<boolean> {
+    if (deviceType !== 'singleDevice') return false;
+    if (allowed(credential.aaguid)) return true;
+    if (credential.assurance !== 'hwk' || credential.attestation !== 'mds' || !credential.aaguid) return false;
+    const entry = await metadataEntry(credential.aaguid);
+    return entry !== undefined && hardwareCertified(entry);
+  }
 
   return {
     async registrationOptions(accountId, username) {
@@ -79,7 +167,7 @@ export function createWebAuthnFactor(deps: {
         rpID: settings.rpId,
         userName: username,
         userID: Buffer.from(userId, 'base64url'),
-        attestationType: 'none',
+        attestationType: 'direct',
         excludeCredentials: existing.map((c) => ({ id: c.lookup!, transports: config(c).transports })),
         authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
       });
@@ -100,6 +188,22 @@ export function createWebAuthnFactor(deps: {
       }
       if (!verification.verified) throw failed();
       const info = verification.registrationInfo;
+      const aaguid = info.aaguid.toLowerCase();
+      let x5c: Uint8Array[] | undefined;
+      try {
+        x5c = decodeAttestationObject(info.attestationObject).get('attStmt').get('x5c');
+      } catch (err) {
+        throw failed(err);
+      }
+      const judgement = judgeRegistration({
+        fmt: info.fmt,
+        x5c,
+        aaguid,
+        deviceType: info.credentialDeviceType,
+        entry: info.fmt === 'none' ? undefined : await metadataEntry(aaguid),
+        allowed: allowed(aaguid),
+        at: new Date(now()),
+      });
       const stored: StoredConfig = {
         publicKey: Buffer.from(info.credential.publicKey).toString('base64url'),
         counter: info.credential.counter,
@@ -115,7 +219,16 @@ export function createWebAuthnFactor(deps: {
         name: name.slice(0, 100) || 'Security key',
         lookup: info.credential.id,
         config: stored as unknown as Record<string, unknown>,
+        aaguid,
+        ...judgement,
       });
+    },
+
+    async strongest(accountId) {
+      const all = await credentials.list(accountId, 'webauthn');
+      if (all.length === 0) return undefined;
+      for (const c of all) if (await hardwareAtSignIn(c, config(c).deviceType)) return 'hwk';
+      return 'swk';
     },
 
     async authenticationOptions(accountId) {
@@ -168,7 +281,10 @@ export function createWebAuthnFactor(deps: {
       } as unknown as Record<string, unknown>);
       return {
         accountId: credential.accountId,
-        amr: amrForAuthenticator({ deviceType: info.credentialDeviceType, userVerified: info.userVerified }),
+        amr: amrForAuthenticator({
+          hardware: await hardwareAtSignIn(credential, info.credentialDeviceType),
+          userVerified: info.userVerified,
+        }),
       };
     },
   };
