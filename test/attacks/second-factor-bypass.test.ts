@@ -1,0 +1,262 @@
+/**
+ * Attack cases against the sign-in's second factor: enrolling a factor with the password alone,
+ * reaching steps out of order, replaying them, or borrowing another sign-in's interaction. Each
+ * case is named after the check and the standard it comes from.
+ */
+import { Agent, hiddenField, type Page } from '../support/browserless.js';
+import { signIn, submitForm } from '../support/sign-in.js';
+import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { nextTotpCode } from '../support/totp.js';
+import { SoftAuthenticator } from '../support/soft-authenticator.js';
+import { createRoleRepository } from '../../src/store/roles.js';
+
+const REDIRECT = 'http://127.0.0.1:9/cb';
+const HIGH = 'http://eidas.europa.eu/LoA/high';
+let server: RunningKapija;
+let rp: { clientId: string };
+
+beforeAll(async () => {
+  server = await startKapija();
+  rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+function authorize(extra: Record<string, string> = {}): URL {
+  const u = new URL('/auth', server.url);
+  u.search = new URLSearchParams({ client_id: rp.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...extra }).toString();
+  return u;
+}
+const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
+
+async function open(agent: Agent, url: URL): Promise<Page> {
+  const page = await agent.follow(await agent.request(url), isCallback);
+  if (page instanceof URL) throw new Error(`reached the service without signing in: ${page.href}`);
+  return page;
+}
+const uidOf = (page: Page) => /\/interaction\/([^/]+)/.exec(page.url.pathname)![1]!;
+const csrfOf = (page: Page) => hiddenField(page.body, '_csrf') ?? /data-csrf="([^"]+)"/.exec(page.body)?.[1] ?? '';
+
+/** The password step, answered but not followed (as an attacker scripting the routes would). */
+async function password(agent: Agent, citizen: { username: string; password: string }, url = authorize()) {
+  const login = await open(agent, url);
+  const answer = await submitForm(agent, login, /\/login$/, { username: citizen.username, password: citizen.password });
+  expect(answer.status).toBe(303);
+  return { uid: uidOf(login), csrf: csrfOf(login), login, answer };
+}
+
+async function postJson(agent: Agent, path: string, csrf: string, body: unknown) {
+  const url = new URL(path, server.url);
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf, cookie: agent.jar.header(url) },
+    body: JSON.stringify(body),
+    redirect: 'manual',
+  });
+  agent.jar.store(res.headers.getSetCookie());
+  const text = await res.text();
+  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+}
+/** Follows to the service, consenting when asked. */
+async function toService(agent: Agent, answer: Page): Promise<URL | Page> {
+  const next = await agent.follow(answer, isCallback);
+  if (next instanceof URL || !/\/confirm"/.test(next.body)) return next;
+  return agent.follow(await submitForm(agent, next, /\/confirm$/, {}), isCallback);
+}
+const postForm = (agent: Agent, path: string, csrf: string, form: Record<string, string> = {}) =>
+  agent.request(new URL(path, server.url), { form: { _csrf: csrf, ...form } });
+
+/** What an attacker holding only the password tries: enrol their own security key, then the TOTP route. */
+async function tryEnrolment(agent: Agent, uid: string, csrf: string) {
+  const attacker = new SoftAuthenticator(server.url);
+  const options = await postJson(agent, `/interaction/${uid}/webauthn/options`, csrf, { purpose: 'register' });
+  const forged = attacker.register(
+    options.status === 200
+      ? (options.json as { challenge: string; rp: { id?: string }; user: { id: string } })
+      : { challenge: 'bm8tY2hhbGxlbmdl', rp: {}, user: { id: 'dXNlcg' } },
+  );
+  const register = await postJson(agent, `/interaction/${uid}/webauthn/register`, csrf, { response: forged, name: 'attacker' });
+  const totpEnrol = await postForm(agent, `/interaction/${uid}/totp/enrol`, csrf, { code: '123456' });
+  return { options, register, totpEnrol };
+}
+
+async function factorsOf(accountId: string) {
+  const webauthn = await server.kapija.credentials.list(accountId, 'webauthn');
+  const totp = await server.kapija.credentials.list(accountId, 'totp');
+  const recovery = (await server.kapija.credentials.list(accountId, 'recovery')).map((c) => c.id).sort();
+  return { webauthn: webauthn.length, totp: totp.length, recovery };
+}
+
+/** A citizen whose only second factor is a device-bound security key (with recovery codes). */
+async function citizenWithKey() {
+  const citizen = await createTestAccount(server.kapija, { totp: false });
+  const key = new SoftAuthenticator(server.url);
+  const options = await server.kapija.webauthn.registrationOptions(citizen.account.id, citizen.username);
+  await server.kapija.webauthn.register(citizen.account.id, options.challenge, key.register(options), 'Key');
+  const recoveryCodes = await server.kapija.recovery.issue(citizen.account.id);
+  return { ...citizen, key, recoveryCodes };
+}
+
+function expectRefused(res: { status: number; json?: Record<string, unknown> }) {
+  expect(res.status).toBe(400);
+  if (res.json) {
+    expect(res.json.error).toBe('interaction.invalid_step');
+    expect(res.json.location).toBeUndefined();
+  }
+}
+
+describe('enrolment with the password alone', () => {
+  test('ASVS 5.0 V6.4.3 / NIST 800-63B 6.1.2.1: a citizen with TOTP cannot enrol a security key after the password step; no key, codes unchanged, no sign-in', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const before = await factorsOf(citizen.account.id);
+    const agent = new Agent();
+    const { uid, csrf } = await password(agent, citizen);
+    const { options, register, totpEnrol } = await tryEnrolment(agent, uid, csrf);
+    expectRefused(options);
+    expectRefused(register);
+    expect(totpEnrol.status).toBe(400);
+    expect(await factorsOf(citizen.account.id)).toEqual(before);
+    // Still asked for the TOTP code: not signed in.
+    const page = await open(agent, new URL(`/interaction/${uid}`, server.url));
+    expect(page.body).toMatch(/\/totp"/);
+    expect(page.body).not.toMatch(/data-recovery-codes/);
+  });
+
+  test('ASVS 5.0 V6.4.3 / NIST 800-63B 6.1.2.1: a citizen with a security key cannot enrol another key or TOTP after the password step', async () => {
+    const citizen = await citizenWithKey();
+    const before = await factorsOf(citizen.account.id);
+    const agent = new Agent();
+    const { uid, csrf } = await password(agent, citizen);
+    const { options, register, totpEnrol } = await tryEnrolment(agent, uid, csrf);
+    expectRefused(options);
+    expectRefused(register);
+    expect(totpEnrol.status).toBe(400);
+    expect(await factorsOf(citizen.account.id)).toEqual(before);
+    // The citizen's own key still completes the sign-in, at high.
+    const challenge = await postJson(agent, `/interaction/${uid}/webauthn/options`, csrf, { purpose: 'login' });
+    expect(challenge.status).toBe(200);
+    const done = await postJson(agent, `/interaction/${uid}/webauthn`, csrf, { response: citizen.key.assert(challenge.json as { challenge: string }) });
+    expect(done.status).toBe(200);
+    expect(String(done.json.location)).toContain('/auth/');
+  });
+
+  test('ASVS 5.0 V6.4.3 / NIST 800-63B 4.3.3 (step-up): a session raised to a higher level cannot enrol a factor to reach it', async () => {
+    const citizen = await citizenWithKey();
+    const totpSecret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+    await server.kapija.totp.importSeed(citizen.account.id, totpSecret, 'App');
+    const agent = new Agent();
+    await signIn(agent, authorize(), REDIRECT, { ...citizen, totpSecret });
+    const before = await factorsOf(citizen.account.id);
+    const stepUp = await open(agent, authorize({ acr_values: HIGH }));
+    expect(stepUp.body).toMatch(/data-webauthn="login"/);
+    const { options, register, totpEnrol } = await tryEnrolment(agent, uidOf(stepUp), csrfOf(stepUp));
+    expectRefused(options);
+    expectRefused(register);
+    expect(totpEnrol.status).toBe(400);
+    expect(await factorsOf(citizen.account.id)).toEqual(before);
+  });
+
+  test('ASVS 5.0 V8.2.1 / NIST 800-63B 4.3.1: an administrator with TOTP cannot reach /admin by enrolling a security key during sign-in', async () => {
+    const admin = await createTestAccount(server.kapija);
+    await createRoleRepository(server.kapija.db).grant(admin.account.id, 'admin', 'test');
+    const before = await factorsOf(admin.account.id);
+    const agent = new Agent();
+    const { uid, csrf } = await password(agent, admin, new URL('/admin', server.url));
+    const { options, register } = await tryEnrolment(agent, uid, csrf);
+    expectRefused(options);
+    expectRefused(register);
+    if (typeof register.json.location === 'string') await agent.follow(await agent.request(new URL(register.json.location, server.url)), () => false);
+    const console = await agent.request(new URL('/admin', server.url));
+    expect(console.status).not.toBe(200);
+    expect(await factorsOf(admin.account.id)).toEqual(before);
+  });
+});
+
+describe('steps out of order, replayed, or borrowed', () => {
+  test('OWASP WSTG-BUSL-06 (workflow circumvention): second-factor, consent and notice routes before their step are refused', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const agent = new Agent();
+    const login = await open(agent, authorize({ prompt: 'consent' }));
+    const uid = uidOf(login);
+    const csrf = csrfOf(login);
+    for (const path of ['totp', 'recovery', 'totp/enrol', 'continue', 'recovery/new', 'confirm']) {
+      expect((await postForm(agent, `/interaction/${uid}/${path}`, csrf, { code: '123456' })).status).toBe(400);
+    }
+    expectRefused(await postJson(agent, `/interaction/${uid}/webauthn/options`, csrf, { purpose: 'register' }));
+    expectRefused(await postJson(agent, `/interaction/${uid}/webauthn/options`, csrf, { purpose: 'login' }));
+    expectRefused(await postJson(agent, `/interaction/${uid}/webauthn`, csrf, { response: {} }));
+    // After the password: no notice to continue from, no codes to renew, no consent yet, no second password.
+    const answer = await submitForm(agent, login, /\/login$/, { username: citizen.username, password: citizen.password });
+    expect(answer.status).toBe(303);
+    for (const path of ['continue', 'recovery/new', 'confirm', 'totp/enrol']) {
+      expect((await postForm(agent, `/interaction/${uid}/${path}`, csrf)).status).toBe(400);
+    }
+    const again = await postForm(agent, `/interaction/${uid}/login`, csrf, { username: citizen.username, password: citizen.password });
+    expect(again.status).toBe(400);
+    expectRefused(await postJson(agent, `/interaction/${uid}/webauthn/options`, csrf, { purpose: 'passkey' }));
+    expectRefused(await postJson(agent, `/interaction/${uid}/passkey`, csrf, { response: {} }));
+    // The honest path still finishes.
+    const mfa = await open(agent, new URL(`/interaction/${uid}`, server.url));
+    const consent = await agent.follow(await submitForm(agent, mfa, /\/totp$/, { code: await nextTotpCode(citizen.totpSecret!) }), isCallback);
+    expect((consent as Page).body).toMatch(/\/confirm"/);
+    const cb = await agent.follow(await submitForm(agent, consent as Page, /\/confirm$/, {}), isCallback);
+    expect(cb).toBeInstanceOf(URL);
+  });
+
+  test('OWASP WSTG-BUSL-06 / NIST 800-63B 4.3.3: a first enrolment shows its codes once; renewing them or enrolling again from that notice is refused', async () => {
+    const citizen = await createTestAccount(server.kapija, { totp: false });
+    const agent = new Agent();
+    const { uid, csrf } = await password(agent, citizen);
+    const enrol = await open(agent, new URL(`/interaction/${uid}`, server.url));
+    const secret = /data-totp-secret>([^<]+)</.exec(enrol.body)![1]!.replace(/\s/g, '');
+    const codesPage = await agent.follow(await submitForm(agent, enrol, /\/totp\/enrol$/, { code: await nextTotpCode(secret) }), isCallback);
+    expect((codesPage as Page).body).toMatch(/data-recovery-codes/);
+    const issued = await factorsOf(citizen.account.id);
+    expect(issued.recovery).toHaveLength(10);
+    expect((await postForm(agent, `/interaction/${uid}/recovery/new`, csrf)).status).toBe(400);
+    expect((await postForm(agent, `/interaction/${uid}/totp/enrol`, csrf, { code: await nextTotpCode(secret) })).status).toBe(400);
+    expectRefused(await postJson(agent, `/interaction/${uid}/webauthn/options`, csrf, { purpose: 'register' }));
+    expect(await factorsOf(citizen.account.id)).toEqual(issued);
+    const cb = await toService(agent, await submitForm(agent, codesPage as Page, /\/continue$/, {}));
+    expect(cb).toBeInstanceOf(URL);
+    expect((await postForm(agent, `/interaction/${uid}/continue`, csrf)).status).toBe(400);
+    expect(await factorsOf(citizen.account.id)).toEqual(issued);
+  });
+
+  test("OWASP WSTG-SESS-03 / RFC 9700 §4.7 (CSRF and fixation): another sign-in's interaction is refused with this browser's cookies", async () => {
+    const victim = await createTestAccount(server.kapija, { totp: false });
+    const theirs = new Agent();
+    const { uid } = await password(theirs, victim);
+    const mine = new Agent();
+    const own = await open(mine, authorize());
+    const csrf = csrfOf(own);
+    expect((await postJson(mine, `/interaction/${uid}/webauthn/options`, csrf, { purpose: 'register' })).status).toBe(400);
+    expect((await postForm(mine, `/interaction/${uid}/totp/enrol`, csrf, { code: '123456' })).status).toBe(400);
+    expect((await postForm(mine, `/interaction/${uid}/login`, csrf, { username: victim.username, password: victim.password })).status).toBe(400);
+    expect(await factorsOf(victim.account.id)).toEqual({ webauthn: 0, totp: 0, recovery: [] });
+  });
+});
+
+describe('the honest first enrolment still works', () => {
+  test('NIST 800-63B 6.1.2.1: a new citizen with no second factor enrols a security key at first sign-in, gets ten codes once, and reaches the service at high', async () => {
+    const citizen = await createTestAccount(server.kapija, { totp: false });
+    const agent = new Agent();
+    const { uid, csrf } = await password(agent, citizen);
+    const key = new SoftAuthenticator(server.url);
+    const options = await postJson(agent, `/interaction/${uid}/webauthn/options`, csrf, { purpose: 'register' });
+    expect(options.status).toBe(200);
+    const registered = await postJson(agent, `/interaction/${uid}/webauthn/register`, csrf, {
+      response: key.register(options.json as { challenge: string; rp: { id?: string }; user: { id: string } }),
+    });
+    expect(registered.status).toBe(200);
+    const codes = await open(agent, new URL(String(registered.json.location), server.url));
+    expect(codes.body).toMatch(/data-recovery-codes/);
+    expect(codes.body.match(/\b[0-9A-Z]{5}-[0-9A-Z]{5}\b/g)).toHaveLength(10);
+    expect((await factorsOf(citizen.account.id)).recovery).toHaveLength(10);
+    const cb = await toService(agent, await submitForm(agent, codes, /\/continue$/, {}));
+    expect(cb).toBeInstanceOf(URL);
+    expect((cb as URL).searchParams.get('code')).toBeTruthy();
+    expect((await factorsOf(citizen.account.id)).webauthn).toBe(1);
+  });
+});
