@@ -20,6 +20,7 @@ interface Migration {
 import * as jmbg from './20261130000000_jmbg.js';
 import * as logoutDeliveries from './20261201000000_logout_deliveries.js';
 import * as mailQueue from './20261201010000_mail_queue.js';
+import * as factorReset from './20261206010001_factor_reset.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -31,6 +32,7 @@ const migrations: readonly Migration[] = [
   { name: '20261130000000_jmbg', ...jmbg },
   { name: '20261201000000_logout_deliveries', ...logoutDeliveries },
   { name: '20261201010000_mail_queue', ...mailQueue },
+  { name: '20261206010001_factor_reset', ...factorReset },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -7,6 +7,12 @@ import type Provider from 'oidc-provider';
 import type { Amr, AcrLevel } from '../oidc/acr.js';
 import { requiredLevel } from '../oidc/acr.js';
 
+/**
+ * Cookie holding the re-enrolment link this browser followed (set by `/enrol-factor`, used up by
+ * the next password step of the same account).
+ */
+export const REENROL_COOKIE = 'kapija.reenrol';
+
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
 /**
@@ -63,8 +69,8 @@ export interface Flow {
   codes?: string;
   /** Set after a recovery code was used: how many remain. */
   recoveryRemaining?: number;
-  /** The mailed re-enrolment link this browser followed (its keyed hash), after an administrator's reset. */
-  resetLink?: string;
+  /** This browser followed the mailed re-enrolment link (used up at the password step) after an administrator's reset. */
+  resetLinkUsed?: boolean;
 }
 
 interface ResultWithFlow {

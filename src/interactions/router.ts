@@ -26,7 +26,7 @@ import type { EventBus } from '../events.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.js';
 import { SCOPE_CLAIMS } from '../oidc/accounts.js';
-import { essentialAcrs, essentialClaims, getFlow, getPasskeyChallenge, isStepUp, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
+import { REENROL_COOKIE, essentialAcrs, essentialClaims, getFlow, getPasskeyChallenge, isStepUp, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -42,6 +42,13 @@ export interface InteractionDeps {
   defaultLocale: Locale;
   requireSecondFactor: boolean;
   events: EventBus;
+  /** Re-enrolment after an administrator removed the factors: only through the link mailed to the citizen. */
+  factorReset: {
+    /** Uses the link this browser followed, when it was sent to `accountId`. */
+    useLink(token: string, accountId: string): Promise<boolean>;
+    /** Mails a new link when no live one is out. */
+    ensureLink(accountId: string): Promise<void>;
+  };
 }
 
 const loginBody = z.object({
@@ -132,13 +139,17 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     return enrolled.has('totp') || enrolled.has('webauthn');
   };
 
+  /** An administrator removed the factors and this sign-in did not come through the mailed link. */
+  const resetPending = async (flow: Flow) => !flow.resetLinkUsed && (await accounts.factorsResetPending(flow.accountId));
+
   /**
    * Enrolment routes: the account must still have no second factor (another tab may have enrolled
    * one since the password step decided on enrolment).
    */
   const enterEnrolment = async (ctx: Context): Promise<Details> => {
     const details = await enter(ctx, 'enrol');
-    if (await hasSecondFactor(flowOf(details).accountId)) throw new KapijaError('interaction.invalid_step', 400);
+    const flow = flowOf(details);
+    if ((await hasSecondFactor(flow.accountId)) || (await resetPending(flow))) throw new KapijaError('interaction.invalid_step', 400);
     return details;
   };
 
@@ -157,7 +168,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       notice: Boolean(flow.codes) || flow.recoveryRemaining !== undefined,
       hasSecondFactor: await hasSecondFactor(flow.accountId),
       stepUp: Boolean(flow.stepUp),
-      resetPending: false,
+      resetPending: await resetPending(flow),
     });
     if (step === 'done') {
       const acr = acrToAssert(reached, essentialAcrs(details));
@@ -205,6 +216,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         return renderEnrol(ctx, details, flow, error);
       case 'second-factor':
         return renderSecondFactor(ctx, details, flow, error);
+      case 'reset-link':
+        return render(ctx, 'interaction/reset-link', { title: t(ctx)('reset_link.title'), uid: details.uid });
       case 'notice':
         if (flow.codes) {
           const codes = JSON.parse(box.openString(flow.codes, `codes:${details.uid}`)) as string[];
@@ -386,8 +399,17 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (found.passwordHash && passwords.needsRehash(found.passwordHash)) {
       await accounts.setPasswordHash(found.account.id, await passwords.hash(parsed.data!.password));
     }
+    const accountId = found.account.id;
+    // After an administrator's reset, enrolment comes only through the mailed link, followed in this browser.
+    let resetLinkUsed = false;
+    if ((await accounts.factorsResetPending(accountId)) && !(await hasSecondFactor(accountId))) {
+      const link = ctx.cookies.get(REENROL_COOKIE);
+      resetLinkUsed = link ? await deps.factorReset.useLink(link, accountId) : false;
+      if (resetLinkUsed) ctx.cookies.set(REENROL_COOKIE, null, { path: '/interaction' });
+      else await deps.factorReset.ensureLink(accountId);
+    }
     // The enrolment decision is taken here, from what the account has now (advance → nextStep).
-    await advance(ctx, details, { step: 'second-factor', accountId: found.account.id, amr: ['pwd'] });
+    await advance(ctx, details, { step: 'second-factor', accountId, amr: ['pwd'], ...(resetLinkUsed ? { resetLinkUsed } : {}) });
   });
 
   // ---------------------------------------------------------------- second factors
@@ -418,7 +440,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     await throttles.secondFactor.succeed(keys);
     const { amr, ...rest } = outcome;
-    if (step === 'enrol') await events.emit('factor.enrolled', { accountId: flow.accountId, type: factor, ip: ctx.ip });
+    if (step === 'enrol') {
+      await accounts.setFactorsReset(flow.accountId, false);
+      await events.emit('factor.enrolled', { accountId: flow.accountId, type: factor, ip: ctx.ip });
+    }
     if (outcome.recoveryRemaining !== undefined) {
       await events.emit('factor.recovery_used', { accountId: flow.accountId, remaining: outcome.recoveryRemaining, ip: ctx.ip });
     }

@@ -9,6 +9,8 @@ import { createTestAccount, createTestClient, startKapija, type RunningKapija } 
 import { nextTotpCode } from '../support/totp.js';
 import { SoftAuthenticator } from '../support/soft-authenticator.js';
 import { createRoleRepository } from '../../src/store/roles.js';
+import { startSmtp, linkIn, type TestSmtp } from '../support/smtp.js';
+import { stores } from '../support/databases.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const HIGH = 'http://eidas.europa.eu/LoA/high';
@@ -258,5 +260,97 @@ describe('the honest first enrolment still works', () => {
     expect(cb).toBeInstanceOf(URL);
     expect((cb as URL).searchParams.get('code')).toBeTruthy();
     expect((await factorsOf(citizen.account.id)).webauthn).toBe(1);
+  });
+});
+
+describe.each(stores())('after an administrator resets the factors (%s)', (store) => {
+  let smtp: TestSmtp;
+  let own: RunningKapija;
+  let client: string;
+  beforeAll(async () => {
+    smtp = await startSmtp();
+    own = await startKapija({ store, env: { SMTP_URL: smtp.url } });
+    client = (await createTestClient(own.kapija, { redirect_uris: [REDIRECT] })).clientId;
+  });
+  afterAll(async () => {
+    await own?.stop();
+    await smtp?.close();
+  });
+  const auth = () => {
+    const u = new URL('/auth', own.url);
+    u.search = new URLSearchParams({ client_id: client, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT }).toString();
+    return u;
+  };
+  async function resetByAdmin(accountId: string) {
+    const admin = await createTestAccount(own.kapija, { totp: false });
+    await createRoleRepository(own.kapija.db).grant(admin.account.id, 'admin', 'test');
+    const script = (await createTestClient(own.kapija, { scope: 'openid kapija:admin' })).clientId;
+    const token = await new own.kapija.provider.AccessToken({ accountId: admin.account.id, client: await own.kapija.provider.Client.find(script), scope: 'openid kapija:admin', grantId: 'test-grant' } as never).save();
+    const res = await fetch(new URL(`/admin/api/citizens/${accountId}/reset-factors`, own.url), { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+  }
+  const factors = async (accountId: string) => ({
+    totp: (await own.kapija.credentials.list(accountId, 'totp')).length,
+    webauthn: (await own.kapija.credentials.list(accountId, 'webauthn')).length,
+    recovery: (await own.kapija.credentials.list(accountId, 'recovery')).length,
+  });
+
+  test('ASVS 5.0 V6.4.4 / NIST 800-63B 6.1.2.3: the citizen is told by mail in the account language; the password alone does not offer enrolment; only the single-use mailed link does', async () => {
+    const citizen = await createTestAccount(own.kapija);
+    await resetByAdmin(citizen.account.id);
+    const mail = await smtp.waitFor(citizen.account.email!, (m) => m.text.includes('/enrol-factor'));
+    expect(mail.language).toBe('sr-Cyrl');
+    expect(mail.subject).toBe('Други фактори вашег налога на Капији су уклоњени');
+    const link = linkIn(mail, `${own.url}/enrol-factor`);
+
+    // Someone with the password only: told a link was sent; no enrolment route answers.
+    const attacker = new Agent();
+    const login = await attacker.follow(await attacker.request(auth()), isCallback) as Page;
+    const answer = await submitForm(attacker, login, /\/login$/, { username: citizen.username, password: citizen.password });
+    const page = await attacker.follow(answer, isCallback) as Page;
+    expect(page.body).toContain('We have sent a link to your e-mail address');
+    expect(page.body).not.toMatch(/totp\/enrol|data-webauthn="register"/);
+    const uid = uidOf(login);
+    const csrf = csrfOf(page);
+    const url = (path: string) => new URL(`/interaction/${uid}/${path}`, own.url);
+    expect((await attacker.request(url('totp/enrol'), { form: { _csrf: csrf, code: '123456' } })).status).toBe(400);
+    const options = await fetch(url('webauthn/options'), { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf, cookie: attacker.jar.header(url('')) }, body: JSON.stringify({ purpose: 'register' }) });
+    expect(options.status).toBe(400);
+    expect(await factors(citizen.account.id)).toEqual({ totp: 0, webauthn: 0, recovery: 0 });
+    // The link still live: no second mail.
+    expect(smtp.to(citizen.account.email!).filter((m) => m.text.includes('/enrol-factor'))).toHaveLength(1);
+
+    // The citizen follows the link in their browser, then signs in and enrols.
+    const browser = new Agent();
+    const confirm = await browser.request(link);
+    expect(confirm.status).toBe(200);
+    const kept = await submitForm(browser, confirm, /\/enrol-factor$/, { token: link.searchParams.get('token')! });
+    expect(kept.status).toBe(200);
+    const signIn2 = await browser.follow(await browser.request(auth()), isCallback) as Page;
+    const enrol = await browser.follow(await submitForm(browser, signIn2, /\/login$/, { username: citizen.username, password: citizen.password }), isCallback) as Page;
+    const secret = /data-totp-secret>([^<]+)</.exec(enrol.body)?.[1]?.replace(/\s/g, '');
+    expect(secret).toBeTruthy();
+    const codes = await browser.follow(await submitForm(browser, enrol, /\/totp\/enrol$/, { code: await nextTotpCode(secret!) }), isCallback) as Page;
+    expect(codes.body).toMatch(/data-recovery-codes/);
+    expect(await factors(citizen.account.id)).toEqual({ totp: 1, webauthn: 0, recovery: 10 });
+    expect(await own.kapija.accounts.factorsResetPending(citizen.account.id)).toBe(false);
+    // Single use.
+    expect((await browser.request(link)).status).toBe(400);
+  });
+
+  test('ASVS 5.0 V6.4.4: a re-enrolment link followed for one account does not open enrolment for another', async () => {
+    const first = await createTestAccount(own.kapija);
+    const second = await createTestAccount(own.kapija);
+    await resetByAdmin(first.account.id);
+    await resetByAdmin(second.account.id);
+    const mail = await smtp.waitFor(first.account.email!, (m) => m.text.includes('/enrol-factor'));
+    const link = linkIn(mail, `${own.url}/enrol-factor`);
+    const browser = new Agent();
+    await submitForm(browser, await browser.request(link), /\/enrol-factor$/, { token: link.searchParams.get('token')! });
+    const login = await browser.follow(await browser.request(auth()), isCallback) as Page;
+    const page = await browser.follow(await submitForm(browser, login, /\/login$/, { username: second.username, password: second.password }), isCallback) as Page;
+    expect(page.body).toContain('We have sent a link to your e-mail address');
+    expect(page.body).not.toMatch(/totp\/enrol/);
+    expect(await own.kapija.accounts.factorsResetPending(second.account.id)).toBe(true);
   });
 });
