@@ -31,7 +31,7 @@ describe('nextStep', () => {
     expect(nextStep(facts({ resetPending: true }))).toBe('reset-link');
   });
 
-  test('enrolment is reachable from exactly one combination of facts', () => {
+  test('enrolment is reachable only unsatisfied, without a second factor, outside step-up and without a pending reset', () => {
     const bools = [false, true];
     const enrolling: StepFacts[] = [];
     for (const satisfied of bools)
