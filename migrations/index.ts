@@ -20,6 +20,7 @@ interface Migration {
 import * as jmbg from './20261130000000_jmbg.js';
 import * as logoutDeliveries from './20261201000000_logout_deliveries.js';
 import * as mailQueue from './20261201010000_mail_queue.js';
+import * as factorReset from './20261206010001_factor_reset.js';
 import * as consentRefusals from './20261206030000_consent_refusals.js';
 import * as auditCheckpoints from './20261206050000_audit_checkpoints.js';
 import * as accountLifecycle from './20261206060001_account_lifecycle.js';
@@ -36,6 +37,7 @@ const migrations: readonly Migration[] = [
   { name: '20261130000000_jmbg', ...jmbg },
   { name: '20261201000000_logout_deliveries', ...logoutDeliveries },
   { name: '20261201010000_mail_queue', ...mailQueue },
+  { name: '20261206010001_factor_reset', ...factorReset },
   { name: '20261206030000_consent_refusals', ...consentRefusals },
   { name: '20261206050000_audit_checkpoints', ...auditCheckpoints },
   { name: '20261206060001_account_lifecycle', ...accountLifecycle },

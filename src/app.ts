@@ -360,6 +360,10 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     requireSecondFactor: config.requireSecondFactor,
     events,
     refusals,
+    factorReset: {
+      useLink: (token, accountId) => selfService.service.useReenrolLink(token, accountId),
+      ensureLink: (accountId) => selfService.service.ensureReenrolLink(accountId),
+    },
   });
   app.use(formPages('/interaction', interactions));
 
@@ -419,7 +423,16 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use(formPages('/account', account));
 
   // Administration: the admin API (/admin/api, bearer tokens) and the console (/admin).
-  const administration = await createAdministration({ ...handles, config, provider, sessions: sessionService, render, csrf, secureCookies });
+  const administration = await createAdministration({
+    ...handles,
+    config,
+    provider,
+    sessions: sessionService,
+    render,
+    csrf,
+    secureCookies,
+    sendReenrolLink: (accountId) => selfService.service.sendReenrolLink(accountId),
+  });
   app.use(underPath('/admin', administration.middleware));
 
   // Everything else is the OpenID Connect engine.

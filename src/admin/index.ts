@@ -39,6 +39,8 @@ export interface AdministrationDeps {
   render: Renderer;
   csrf: Csrf;
   secureCookies: boolean;
+  /** Mails a citizen whose factors were reset the link to enrol a new one. */
+  sendReenrolLink: (accountId: string) => Promise<void>;
 }
 
 /** Console sessions end after 15 minutes without use. */
@@ -57,6 +59,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     audit,
     roles,
     production: d.config.env === 'production',
+    sendReenrolLink: d.sendReenrolLink,
   });
   const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer });
   const signIn = createOwnSignIn({

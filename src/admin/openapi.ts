@@ -174,7 +174,7 @@ export function openApiDocument(issuer: string) {
       '/citizens/{accountId}/lock': { post: write('Lock the account and end its sessions', { parameters: [accountId], responses: { 200: ok('Locked'), ...errors } }) },
       '/citizens/{accountId}/unlock': { post: write('Unlock the account', { parameters: [accountId], responses: { 200: ok('Unlocked'), ...errors } }) },
       '/citizens/{accountId}/reset-factors': {
-        post: write('Remove every second factor (TOTP, WebAuthn, recovery codes); the citizen enrols again at the next sign-in', { parameters: [accountId], responses: { 200: ok('Removed, by type'), ...errors } }),
+        post: write('Remove every second factor (TOTP, WebAuthn, recovery codes); the citizen is mailed a single-use link and enrols again only through it', { parameters: [accountId], responses: { 200: ok('Removed, by type'), ...errors } }),
       },
       '/citizens/{accountId}/sign-out': {
         post: write('End every session of the citizen, revoking tokens and delivering back-channel logout', { parameters: [accountId], responses: { 200: ok('Ended sessions'), ...errors } }),

@@ -74,6 +74,11 @@ export interface AdminServiceDeps {
   production: boolean;
   /** Pause between back-channel logout retries, in ms. */
   retryDelayMs?: number;
+  /**
+   * After a factor reset: tells the citizen (in the account's language) and mails the single-use
+   * link through which alone a new factor can be enrolled.
+   */
+  sendReenrolLink?: (accountId: string) => Promise<void>;
 }
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
@@ -359,13 +364,18 @@ export function createAdminService(deps: AdminServiceDeps) {
         await record(actor, locked ? 'admin.citizen.locked' : 'admin.citizen.unlocked', { subjectAccountId: id, details: { sessions_ended: ended.length } });
         return { id, status: locked ? 'locked' : 'active', sessions_ended: ended };
       },
-      /** Removes every second factor: the citizen enrols again at the next sign-in. */
+      /**
+       * Removes every second factor. A sign-in with the password alone does not enrol a new one:
+       * the citizen is mailed a single-use link, and enrols only after following it.
+       */
       async resetFactors(actor: Actor, id: string) {
         requireWrite(actor);
         await getAccount(id);
+        await accounts.setFactorsReset(id, true);
         const removed: Record<string, number> = {};
         for (const type of ['totp', 'webauthn', 'recovery'] as const) removed[type] = await credentials.removeType(id, type);
         await record(actor, 'admin.citizen.factors_reset', { subjectAccountId: id, details: { removed } });
+        await deps.sendReenrolLink?.(id);
         return { id, removed };
       },
       async signOutEverywhere(actor: Actor, id: string) {

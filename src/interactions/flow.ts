@@ -7,9 +7,54 @@ import type Provider from 'oidc-provider';
 import type { Amr, AcrLevel } from '../oidc/acr.js';
 import { requiredLevel } from '../oidc/acr.js';
 
+/**
+ * Cookie holding the re-enrolment link this browser followed (set by `/enrol-factor`, used up by
+ * the next password step of the same account).
+ */
+export const REENROL_COOKIE = 'kapija.reenrol';
+
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
+/**
+ * Where a sign-in stands. Every route of the interaction belongs to one or more steps and is
+ * refused in any other, so the browser cannot reach a step (enrolment above all) out of order.
+ * - `identify`: nobody is known yet (password or passkey);
+ * - `second-factor`: the account is known and proves a factor it already has (also on step-up);
+ * - `enrol`: the account had no second factor when the password step ended and enrols its first;
+ * - `reset-link`: an administrator removed the factors; re-enrolment waits for the mailed link;
+ * - `notice`: the factors are complete, a notice (recovery codes, codes left) is read first;
+ * - `consent`: the engine asks for consent.
+ */
+export type Step = 'identify' | 'second-factor' | 'enrol' | 'reset-link' | 'notice' | 'consent';
+
+/** What decides the next step once a step ends. */
+export interface StepFacts {
+  /** The methods proven reach the level the service needs (with two factors where required). */
+  satisfied: boolean;
+  /** A notice waits to be read before finishing (recovery codes shown once, codes left). */
+  notice: boolean;
+  /** The account has a second factor (TOTP or WebAuthn) of its own. */
+  hasSecondFactor: boolean;
+  /** An existing session is being raised to a higher level. */
+  stepUp: boolean;
+  /** An administrator reset the account's factors and the mailed link has not been followed. */
+  resetPending: boolean;
+}
+
+/**
+ * The step after one ends, or `done` when the login can be handed to the engine. Enrolment is
+ * reachable only for an account without any second factor, outside step-up, and after an
+ * administrator's reset only through the mailed link.
+ */
+export function nextStep(f: StepFacts): Exclude<Step, 'identify' | 'consent'> | 'done' {
+  if (f.satisfied) return f.notice ? 'notice' : 'done';
+  if (f.hasSecondFactor || f.stepUp) return 'second-factor';
+  return f.resetPending ? 'reset-link' : 'enrol';
+}
+
 export interface Flow {
+  /** The step the sign-in is in; set only by the server, from nextStep(). */
+  step: Exclude<Step, 'identify' | 'consent'>;
   /** The account the first factor (or the existing session, on step-up) identified. */
   accountId: string;
   /** Methods proven for this sign-in. */
@@ -24,8 +69,8 @@ export interface Flow {
   codes?: string;
   /** Set after a recovery code was used: how many remain. */
   recoveryRemaining?: number;
-  /** Factors are complete; the citizen is reading a notice before continuing. */
-  ready?: boolean;
+  /** This browser followed the mailed re-enrolment link (used up at the password step) after an administrator's reset. */
+  resetLinkUsed?: boolean;
 }
 
 interface ResultWithFlow {
@@ -40,6 +85,18 @@ export function getFlow(details: Details): Flow | undefined {
 
 export function getPasskeyChallenge(details: Details): string | undefined {
   return (details.result as ResultWithFlow | undefined)?.kapijaPasskeyChallenge;
+}
+
+/**
+ * The step this interaction is in, from the engine's prompt and the flow kept server-side. A flow
+ * without a step (started before steps were recorded) is in none, so every route refuses it.
+ */
+export function stepOf(details: Details): Step | undefined {
+  if (details.prompt.name === 'consent') return 'consent';
+  if (details.prompt.name !== 'login') return undefined;
+  const flow = getFlow(details);
+  if (!flow) return isStepUp(details) ? 'second-factor' : 'identify';
+  return flow.step;
 }
 
 /** Persists the flow (and an optional passkey challenge) into the interaction, keeping its expiry. */

@@ -1,8 +1,10 @@
 /**
  * The sign-in pages behind oidc-provider's interactions (`/interaction/:uid/*`). Like
- * node-oidc-provider's `example/routes/koa.js`, the GET switches on the prompt; each POST checks that
- * its step is the one expected, then records progress in the interaction (flow.ts). The login is
- * handed to the engine only when the factors reach the level the service needs.
+ * node-oidc-provider's `example/routes/koa.js`, the GET switches on the prompt; each POST first
+ * calls `enter(ctx, ...steps)`, which refuses (400 interaction.invalid_step, nothing changed) unless
+ * the interaction is in one of the steps the route belongs to, then records progress in the
+ * interaction (flow.ts), the next step coming from nextStep(). The login is handed to the engine
+ * only when the factors reach the level the service needs.
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
@@ -25,7 +27,7 @@ import { normaliseUsername } from '../store/accounts.js';
 import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import { createConsent } from './consent.js';
-import { essentialAcrs, getFlow, getPasskeyChallenge, isStepUp, levelRequired, saveFlow, type Details, type Flow } from './flow.js';
+import { REENROL_COOKIE, essentialAcrs, getFlow, getPasskeyChallenge, isStepUp, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -43,6 +45,13 @@ export interface InteractionDeps {
   events: EventBus;
   /** Claims citizens refused to services (the consent step, consent.ts). */
   refusals: ConsentRefusalRepository;
+  /** Re-enrolment after an administrator removed the factors: only through the link mailed to the citizen. */
+  factorReset: {
+    /** Uses the link this browser followed, when it was sent to `accountId`. */
+    useLink(token: string, accountId: string): Promise<boolean>;
+    /** Mails a new link when no live one is out. */
+    ensureLink(accountId: string): Promise<void>;
+  };
 }
 
 const loginBody = z.object({
@@ -67,7 +76,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const body = (ctx: Context) => (ctx.request as { body?: unknown }).body;
   const wantsJson = (ctx: Context) => ctx.is('application/json') === 'application/json' || ctx.accepts('html', 'json') === 'json';
 
-  const load = async (ctx: Context, expectedPrompt?: string): Promise<Details> => {
+  const load = async (ctx: Context): Promise<Details> => {
     let details: Details;
     try {
       details = await provider.interactionDetails(ctx.req, ctx.res);
@@ -77,7 +86,6 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     if (details.uid !== ctx.params.uid) throw new KapijaError('interaction.expired', 400);
     applyUiLocales(ctx, details.params.ui_locales as string | undefined, defaultLocale);
-    if (expectedPrompt && details.prompt.name !== expectedPrompt) throw new KapijaError('interaction.invalid_step', 400);
     return details;
   };
 
@@ -122,6 +130,33 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     return flow;
   };
 
+  /** Loads the interaction and refuses the request unless it is in one of `steps`. */
+  const enter = async (ctx: Context, ...steps: Step[]): Promise<Details> => {
+    const details = await load(ctx);
+    const step = stepOf(details);
+    if (!step || !steps.includes(step)) throw new KapijaError('interaction.invalid_step', 400);
+    return details;
+  };
+
+  const hasSecondFactor = async (accountId: string) => {
+    const enrolled = await credentials.enrolledTypes(accountId);
+    return enrolled.has('totp') || enrolled.has('webauthn');
+  };
+
+  /** An administrator removed the factors and this sign-in did not come through the mailed link. */
+  const resetPending = async (flow: Flow) => !flow.resetLinkUsed && (await accounts.factorsResetPending(flow.accountId));
+
+  /**
+   * Enrolment routes: the account must still have no second factor (another tab may have enrolled
+   * one since the password step decided on enrolment).
+   */
+  const enterEnrolment = async (ctx: Context): Promise<Details> => {
+    const details = await enter(ctx, 'enrol');
+    const flow = flowOf(details);
+    if ((await hasSecondFactor(flow.accountId)) || (await resetPending(flow))) throw new KapijaError('interaction.invalid_step', 400);
+    return details;
+  };
+
   /**
    * Completes the sign-in when the methods proven reach the required level with two factors;
    * otherwise keeps the citizen in the flow (or ends it with unmet_authentication_requirements).
@@ -131,12 +166,15 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const reached = levelFor(amr);
     const needed = await required(details);
     const twoFactors = amr.includes('mfa') || !deps.requireSecondFactor;
-    if (twoFactors && rank(reached) >= rank(needed)) {
-      if (flow.codes || flow.recoveryRemaining !== undefined) {
-        // A notice (new recovery codes, codes left) comes first; "continue" finishes.
-        await saveFlow(details, { ...flow, ready: true });
-        return redirect(ctx, self(details));
-      }
+    const step = nextStep({
+      satisfied: twoFactors && rank(reached) >= rank(needed),
+      // A notice (new recovery codes, codes left) comes first; "continue" finishes.
+      notice: Boolean(flow.codes) || flow.recoveryRemaining !== undefined,
+      hasSecondFactor: await hasSecondFactor(flow.accountId),
+      stepUp: Boolean(flow.stepUp),
+      resetPending: await resetPending(flow),
+    });
+    if (step === 'done') {
       const acr = acrToAssert(reached, essentialAcrs(details));
       const deviceId = knownDevice(ctx);
       await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true } });
@@ -151,7 +189,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       });
       return;
     }
-    await saveFlow(details, { ...flow, amr });
+    await saveFlow(details, { ...flow, amr, step });
     return redirect(ctx, self(details));
   };
 
@@ -175,29 +213,58 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     render(ctx, 'interaction/login', { title: t(ctx)('login.title'), uid: details.uid, clientName: await clientName(details), ...extra });
   };
 
+  /** The page of the step the flow is in (after a failed attempt, with its error). */
+  const renderStep = async (ctx: Context, details: Details, flow: Flow, error?: string) => {
+    switch (flow.step) {
+      case 'enrol':
+        return renderEnrol(ctx, details, flow, error);
+      case 'second-factor':
+        return renderSecondFactor(ctx, details, flow, error);
+      case 'reset-link':
+        return render(ctx, 'interaction/reset-link', { title: t(ctx)('reset_link.title'), uid: details.uid });
+      case 'notice':
+        if (flow.codes) {
+          const codes = JSON.parse(box.openString(flow.codes, `codes:${details.uid}`)) as string[];
+          return render(ctx, 'interaction/recovery-codes', { title: t(ctx)('codes.title'), uid: details.uid, codes });
+        }
+        return render(ctx, 'interaction/recovery-used', {
+          title: t(ctx)('mfa.recovery.used.heading'),
+          uid: details.uid,
+          remaining: flow.recoveryRemaining ?? 0,
+        });
+      default:
+        throw new KapijaError('interaction.invalid_step', 400);
+    }
+  };
+
+  /** No second factor yet: enrol one now, then continue to the service. */
+  const renderEnrol = async (ctx: Context, details: Details, flow: Flow, error?: string) => {
+    if (await hasSecondFactor(flow.accountId)) {
+      // Enrolled meanwhile (another tab): prove that factor instead.
+      const proving: Flow = { ...flow, step: 'second-factor', pendingTotp: undefined, challenge: undefined };
+      await saveFlow(details, proving);
+      return renderSecondFactor(ctx, details, proving);
+    }
+    const account = await accounts.findById(flow.accountId);
+    assertThat(account, 'interaction.expired');
+    let shown;
+    if (flow.pendingTotp) {
+      shown = await totp.view(totp.openSecret(flow.pendingTotp, flow.accountId), account.username);
+    } else {
+      shown = await totp.begin(account.username);
+      await saveFlow(details, { ...flow, pendingTotp: totp.sealSecret(shown.secret, flow.accountId) });
+    }
+    render(ctx, 'interaction/enrol', {
+      title: t(ctx)('enrol.title'),
+      uid: details.uid,
+      secret: shown.secret.replace(/(.{4})/g, '$1 ').trim(),
+      qrDataUri: `data:image/svg+xml;base64,${Buffer.from(shown.qrSvg).toString('base64')}`,
+      error,
+    });
+  };
+
   const renderSecondFactor = async (ctx: Context, details: Details, flow: Flow, error?: string) => {
     const methods = await methodsFor(details, flow);
-    const enrolled = await credentials.enrolledTypes(flow.accountId);
-    if (!enrolled.has('totp') && !enrolled.has('webauthn') && !flow.stepUp) {
-      // No second factor yet: enrol one now, then continue to the service.
-      const account = await accounts.findById(flow.accountId);
-      assertThat(account, 'interaction.expired');
-      let shown;
-      if (flow.pendingTotp) {
-        shown = await totp.view(totp.openSecret(flow.pendingTotp, flow.accountId), account.username);
-      } else {
-        shown = await totp.begin(account.username);
-        await saveFlow(details, { ...flow, pendingTotp: totp.sealSecret(shown.secret, flow.accountId) });
-      }
-      render(ctx, 'interaction/enrol', {
-        title: t(ctx)('enrol.title'),
-        uid: details.uid,
-        secret: shown.secret.replace(/(.{4})/g, '$1 ').trim(),
-        qrDataUri: `data:image/svg+xml;base64,${Buffer.from(shown.qrSvg).toString('base64')}`,
-        error,
-      });
-      return;
-    }
     if (methods.length === 0) {
       // Nothing enrolled can reach the level this service requires.
       await finishWith(ctx, {
@@ -216,6 +283,16 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     });
   };
 
+  /**
+   * Recovery codes for a first enrolment, only when the account has none: a sign-in never replaces
+   * codes the citizen already holds.
+   */
+  const firstCodes = async (details: Details, accountId: string): Promise<Pick<Flow, 'codes'>> => {
+    if ((await recovery.remaining(accountId)) > 0) return {};
+    const codes = await recovery.issue(accountId);
+    return { codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) };
+  };
+
   const throttled = (seconds: number) => new KapijaError('login.rate_limited', 429, { details: { retryAfter: seconds } });
 
   // ---------------------------------------------------------------- pages
@@ -226,7 +303,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       case 'login': {
         let flow = getFlow(details);
         if (!flow && isStepUp(details)) {
-          flow = { accountId: details.session!.accountId, amr: (details.session!.amr ?? ['pwd']) as Amr[], stepUp: true };
+          // Step-up proves a factor the account has; it never enrols one.
+          flow = { step: 'second-factor', accountId: details.session!.accountId, amr: (details.session!.amr ?? ['pwd']) as Amr[], stepUp: true };
           await saveFlow(details, flow);
         }
         if (!flow) {
@@ -234,18 +312,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
             username: typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 64) : undefined,
           });
         }
-        if (flow.ready) {
-          if (flow.codes) {
-            const codes = JSON.parse(box.openString(flow.codes, `codes:${details.uid}`)) as string[];
-            return render(ctx, 'interaction/recovery-codes', { title: t(ctx)('codes.title'), uid: details.uid, codes });
-          }
-          return render(ctx, 'interaction/recovery-used', {
-            title: t(ctx)('mfa.recovery.used.heading'),
-            uid: details.uid,
-            remaining: flow.recoveryRemaining ?? 0,
-          });
-        }
-        return renderSecondFactor(ctx, details, flow);
+        return renderStep(ctx, details, flow);
       }
       case 'consent': {
         const tr = t(ctx);
@@ -273,7 +340,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   // ---------------------------------------------------------------- first factor: password
 
   router.post('/:uid/login', async (ctx) => {
-    const details = await load(ctx, 'login');
+    const details = await enter(ctx, 'identify');
     const parsed = loginBody.safeParse(body(ctx));
     const username = parsed.success ? parsed.data.username : undefined;
     const { keys, opts } = throttles.passwordAttempt({ account: username ? normaliseUsername(username) : '', ip: ctx.ip, deviceCookie: ctx.cookies.get(DEVICE_COOKIE) });
@@ -307,17 +374,28 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (found.passwordHash && passwords.needsRehash(found.passwordHash)) {
       await accounts.setPasswordHash(found.account.id, await passwords.hash(parsed.data!.password));
     }
-    await advance(ctx, details, { accountId: found.account.id, amr: ['pwd'] });
+    const accountId = found.account.id;
+    // After an administrator's reset, enrolment comes only through the mailed link, followed in this browser.
+    let resetLinkUsed = false;
+    if ((await accounts.factorsResetPending(accountId)) && !(await hasSecondFactor(accountId))) {
+      const link = ctx.cookies.get(REENROL_COOKIE);
+      resetLinkUsed = link ? await deps.factorReset.useLink(link, accountId) : false;
+      if (resetLinkUsed) ctx.cookies.set(REENROL_COOKIE, null, { path: '/interaction' });
+      else await deps.factorReset.ensureLink(accountId);
+    }
+    // The enrolment decision is taken here, from what the account has now (advance → nextStep).
+    await advance(ctx, details, { step: 'second-factor', accountId, amr: ['pwd'], ...(resetLinkUsed ? { resetLinkUsed } : {}) });
   });
 
   // ---------------------------------------------------------------- second factors
 
   const secondFactorAttempt = async (
     ctx: Context,
+    step: 'second-factor' | 'enrol',
     factor: 'totp' | 'recovery' | 'webauthn',
     attempt: (details: Details, flow: Flow) => Promise<Partial<Flow> & { amr: Amr[] }>,
   ) => {
-    const details = await load(ctx, 'login');
+    const details = step === 'enrol' ? await enterEnrolment(ctx) : await enter(ctx, step);
     const flow = flowOf(details);
     const keys = { account: flow.accountId, ip: ctx.ip };
     const wait = await throttles.secondFactor.retryAfter(keys);
@@ -333,11 +411,14 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       if (wantsJson(ctx)) throw err;
       ctx.status = 401;
       const fresh = getFlow(details) ?? flow;
-      return renderSecondFactor(ctx, details, fresh, t(ctx)(`error.${err.code}` as MessageKey));
+      return renderStep(ctx, details, fresh, t(ctx)(`error.${err.code}` as MessageKey));
     }
     await throttles.secondFactor.succeed(keys);
     const { amr, ...rest } = outcome;
-    if (outcome.codes) await events.emit('factor.enrolled', { accountId: flow.accountId, type: factor, ip: ctx.ip });
+    if (step === 'enrol') {
+      await accounts.setFactorsReset(flow.accountId, false);
+      await events.emit('factor.enrolled', { accountId: flow.accountId, type: factor, ip: ctx.ip });
+    }
     if (outcome.recoveryRemaining !== undefined) {
       await events.emit('factor.recovery_used', { accountId: flow.accountId, remaining: outcome.recoveryRemaining, ip: ctx.ip });
     }
@@ -345,7 +426,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   };
 
   router.post('/:uid/totp', async (ctx) =>
-    secondFactorAttempt(ctx, 'totp', async (_details, flow) => {
+    secondFactorAttempt(ctx, 'second-factor', 'totp', async (_details, flow) => {
       const parsed = codeBody.safeParse(body(ctx));
       if (!parsed.success) throw new KapijaError('factor.totp.invalid_code', 401);
       const ok = await totp.verify(flow.accountId, parsed.data.code);
@@ -354,7 +435,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   );
 
   router.post('/:uid/recovery', async (ctx) =>
-    secondFactorAttempt(ctx, 'recovery', async (_details, flow) => {
+    secondFactorAttempt(ctx, 'second-factor', 'recovery', async (_details, flow) => {
       const parsed = codeBody.safeParse(body(ctx));
       if (!parsed.success) throw new KapijaError('factor.recovery.invalid_code', 401);
       const enrolled = await credentials.enrolledTypes(flow.accountId);
@@ -365,27 +446,26 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   );
 
   router.post('/:uid/totp/enrol', async (ctx) =>
-    secondFactorAttempt(ctx, 'totp', async (details, flow) => {
+    secondFactorAttempt(ctx, 'enrol', 'totp', async (details, flow) => {
       assertThat(flow.pendingTotp, 'interaction.invalid_step');
       const parsed = codeBody.safeParse(body(ctx));
       if (!parsed.success) throw new KapijaError('factor.totp.invalid_code', 401);
       await totp.finish(flow.accountId, totp.openSecret(flow.pendingTotp, flow.accountId), parsed.data.code);
-      const codes = await recovery.issue(flow.accountId);
-      return { amr: ['otp'], pendingTotp: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) };
+      return { amr: ['otp'], pendingTotp: undefined, ...(await firstCodes(details, flow.accountId)) };
     }),
   );
 
   router.post('/:uid/continue', async (ctx) => {
-    const details = await load(ctx, 'login');
+    const details = await enter(ctx, 'notice');
     const flow = flowOf(details);
-    assertThat(flow.ready, 'interaction.invalid_step');
-    await advance(ctx, details, { ...flow, ready: false, codes: undefined, recoveryRemaining: undefined });
+    await advance(ctx, details, { ...flow, codes: undefined, recoveryRemaining: undefined });
   });
 
+  /** After a recovery code was used (and only then), the citizen may replace the remaining codes. */
   router.post('/:uid/recovery/new', async (ctx) => {
-    const details = await load(ctx, 'login');
+    const details = await enter(ctx, 'notice');
     const flow = flowOf(details);
-    assertThat(flow.ready, 'interaction.invalid_step');
+    if (flow.recoveryRemaining === undefined || flow.codes) throw new KapijaError('interaction.invalid_step', 400);
     const codes = await recovery.issue(flow.accountId);
     await saveFlow(details, { ...flow, recoveryRemaining: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) });
     redirect(ctx, self(details));
@@ -394,8 +474,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   // ---------------------------------------------------------------- WebAuthn (JSON, from static/webauthn.js)
 
   router.post('/:uid/webauthn/options', async (ctx) => {
-    const details = await load(ctx, 'login');
     const purpose = (body(ctx) as { purpose?: unknown } | undefined)?.purpose;
+    const details = purpose === 'passkey' ? await enter(ctx, 'identify') : purpose === 'register' ? await enterEnrolment(ctx) : await enter(ctx, 'second-factor');
     if (purpose === 'passkey') {
       const options = await webauthn.authenticationOptions();
       await saveFlow(details, getFlow(details), options.challenge);
@@ -417,7 +497,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   });
 
   router.post('/:uid/webauthn', async (ctx) =>
-    secondFactorAttempt(ctx, 'webauthn', async (details, flow) => {
+    secondFactorAttempt(ctx, 'second-factor', 'webauthn', async (details, flow) => {
       const challenge = flow.challenge;
       // Single use, whatever the outcome.
       await saveFlow(details, { ...flow, challenge: undefined });
@@ -429,21 +509,20 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   );
 
   router.post('/:uid/webauthn/register', async (ctx) =>
-    secondFactorAttempt(ctx, 'webauthn', async (details, flow) => {
+    secondFactorAttempt(ctx, 'enrol', 'webauthn', async (details, flow) => {
       const challenge = flow.challenge;
       await saveFlow(details, { ...flow, challenge: undefined });
       const parsed = webauthnBody.safeParse(body(ctx));
       if (!challenge || !parsed.success) throw new KapijaError('factor.webauthn.failed', 401);
       const credential = await webauthn.register(flow.accountId, challenge, parsed.data.response, parsed.data.name ?? 'Security key');
-      const codes = await recovery.issue(flow.accountId);
       const amr: Amr[] = [credential.assurance === 'hwk' ? 'hwk' : 'swk'];
-      return { amr, pendingTotp: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) };
+      return { amr, pendingTotp: undefined, ...(await firstCodes(details, flow.accountId)) };
     }),
   );
 
   /** Passwordless: a discoverable passkey with user verification is both factors at once. */
   router.post('/:uid/passkey', async (ctx) => {
-    const details = await load(ctx, 'login');
+    const details = await enter(ctx, 'identify');
     const challenge = getPasskeyChallenge(details);
     await saveFlow(details, getFlow(details));
     const parsed = webauthnBody.safeParse(body(ctx));
@@ -462,13 +541,13 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     await throttles.passkey.succeed(keys);
     const account = await accounts.findById(ok.accountId);
     if (!account || account.status !== 'active') throw new KapijaError('login.account_locked', 403);
-    await advance(ctx, details, { accountId: ok.accountId, amr: [...ok.amr] });
+    await advance(ctx, details, { step: 'second-factor', accountId: ok.accountId, amr: [...ok.amr] });
   });
 
   // ---------------------------------------------------------------- consent and abort
 
   router.post('/:uid/confirm', async (ctx) => {
-    const details = await load(ctx, 'consent');
+    const details = await enter(ctx, 'consent');
     const raw = body(ctx) as { claims?: unknown } | undefined;
     const ticked = new Set((Array.isArray(raw?.claims) ? raw.claims : [raw?.claims]).filter((x): x is string => typeof x === 'string'));
     const { grantId, given } = await consent.confirm(ctx, details, ticked);
@@ -477,7 +556,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   });
 
   router.post('/:uid/abort', async (ctx) => {
-    await load(ctx);
+    await enter(ctx, 'identify', 'second-factor', 'enrol', 'reset-link', 'notice', 'consent');
     await finishWith(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
   });
 

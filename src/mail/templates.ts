@@ -18,6 +18,7 @@ export type MailKind =
   | 'password_changed'
   | 'email_changed'
   | 'factor_changed'
+  | 'factors_reset'
   | 'recovery_used'
   | 'account_secured';
 
@@ -41,7 +42,7 @@ export interface RenderedMail {
 }
 
 /** Kinds whose main link has an action label (`mail.<kind>.action`). */
-const WITH_ACTION: ReadonlySet<MailKind> = new Set(['verify_email', 'reset_password', 'change_email', 'already_registered', 'username_taken', 'account_secured']);
+const WITH_ACTION: ReadonlySet<MailKind> = new Set(['verify_email', 'reset_password', 'change_email', 'already_registered', 'username_taken', 'account_secured', 'factors_reset']);
 
 function findViewsDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));

@@ -1,7 +1,7 @@
 /**
  * Registration, recovery and security notices, assembled for the composition root: the service
  * (also used by the account portal: `requestEmailChange`), its notice listeners on the event bus,
- * and the middleware serving `/register`, `/verify-email`, `/recover` and `/not-me` with body
+ * and the middleware serving `/register`, `/verify-email`, `/recover`, `/not-me` and `/enrol-factor` with body
  * parsing and CSRF.
  */
 import type Koa from 'koa';
@@ -36,7 +36,7 @@ import { createSelfServiceRouter } from './router.js';
 
 export type { SelfService };
 
-const PATHS = ['/register', '/verify-email', '/recover', '/not-me'];
+const PATHS = ['/register', '/verify-email', '/recover', '/not-me', '/enrol-factor'];
 
 export function createSelfServiceModule(deps: {
   config: Config;

@@ -1,6 +1,6 @@
 /**
- * The self-service pages: `/register`, `/verify-email`, `/recover` (+ `/recover/reset`) and
- * `/not-me`. Every form carries the CSRF token; every page works without JavaScript; errors are
+ * The self-service pages: `/register`, `/verify-email`, `/recover` (+ `/recover/reset`),
+ * `/not-me` and `/enrol-factor`. Every form carries the CSRF token; every page works without JavaScript; errors are
  * listed at the top (linked to their fields) and tied to each field with aria-describedby.
  * Requests that send mail are throttled per address and per IP, link and code attempts per IP
  * and per account.
@@ -19,6 +19,7 @@ import type { TotpFactor } from '../factors/totp/index.js';
 import type { RecoveryFactor } from '../factors/recovery/index.js';
 import { checkNewPassword, PASSWORD_MAX, PASSWORD_MIN } from '../factors/password/policy.js';
 import { normaliseUsername } from '../store/accounts.js';
+import { REENROL_COOKIE } from '../interactions/flow.js';
 import type { SelfService } from './service.js';
 
 export interface SelfServiceRouterDeps {
@@ -260,6 +261,37 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     const done = await service.resetPassword(token, str(b.password, PASSWORD_MAX), ctx.ip);
     if (!done) return badLink(ctx);
     message(ctx, 'reset.done.title', 'reset.done.heading', ['reset.done.text'], { href: backHref(done.returnUid), label: 'verify.continue' });
+  });
+
+  // ---------------------------------------------------------------- re-enrolment after an administrator's reset
+
+  router.get('/enrol-factor', async (ctx) => {
+    await checkLinkBudget(ctx);
+    const token = tokenOf(ctx.query.token);
+    if (!token || !(await service.reenrolLinkLive(token))) return badLink(ctx);
+    const tr = t(ctx);
+    // A button rather than acting on GET: mail scanners that fetch links must not use them up.
+    render(ctx, 'self-service/confirm', {
+      title: tr('reenrol.title'),
+      heading: tr('reenrol.heading'),
+      intro: tr('reenrol.intro'),
+      submit: tr('reenrol.submit'),
+      action: '/enrol-factor',
+      token,
+      canonicalUrl: `/enrol-factor?token=${token}`,
+    });
+  });
+
+  /**
+   * Keeps the link in this browser (an HttpOnly cookie for the sign-in pages); the next password
+   * step of the account it was sent to uses it up and offers enrolment.
+   */
+  router.post('/enrol-factor', async (ctx) => {
+    await checkLinkBudget(ctx);
+    const token = tokenOf(body(ctx).token);
+    if (!token || !(await service.reenrolLinkLive(token))) return badLink(ctx);
+    ctx.cookies.set(REENROL_COOKIE, token, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/interaction', maxAge: 3600 * 1000, signed: false, overwrite: true });
+    message(ctx, 'reenrol.done.title', 'reenrol.done.heading', ['reenrol.done.text'], { href: '/account', label: 'reenrol.continue' });
   });
 
   // ---------------------------------------------------------------- "this wasn't me"

@@ -29,6 +29,7 @@ export const TTL = {
   changeEmail: 24 * 3600,
   resetPassword: 30 * 60,
   notMe: 7 * 24 * 3600,
+  reenrolFactor: 72 * 3600,
 } as const;
 
 /** A pending (never verified) registration frees its username and address after this long. */
@@ -306,6 +307,39 @@ export function createSelfService(deps: SelfServiceDeps) {
       await endEverything(used.accountId);
       await events.emit('account.password_changed', { accountId: used.accountId, via: 'reset', ip });
       return { returnUid: used.data.returnUid };
+    },
+
+    /**
+     * After an administrator removed the second factors: mails the citizen, in the account's
+     * language, the single-use link to enrol a new one (earlier such links stop working).
+     */
+    async sendReenrolLink(accountId: string): Promise<void> {
+      const account = await accounts.findById(accountId);
+      if (!account?.email || !account.emailVerified) return;
+      await tokens.revokeAll(account.id, 'reenrol_factor');
+      const token = await issue(account.id, 'reenrol_factor', TTL.reenrolFactor);
+      sendLater(account.email, 'factors_reset', localeOf(account), {
+        name: account.givenName,
+        link: link('/enrol-factor', token),
+        values: { username: account.username, hours: String(TTL.reenrolFactor / 3600) },
+      });
+    },
+
+    /** A sign-in waiting for re-enrolment: a new link only when no live one is out (an expired link). */
+    async ensureReenrolLink(accountId: string): Promise<void> {
+      if (!(await tokens.hasLive(accountId, 'reenrol_factor'))) await service.sendReenrolLink(accountId);
+    },
+
+    /** Whether a re-enrolment link is live, without using it. */
+    async reenrolLinkLive(token: string): Promise<boolean> {
+      return Boolean(await tokens.peek(hash(token), 'reenrol_factor'));
+    },
+
+    /** Uses the re-enrolment link this browser followed, for the account that just gave its password. */
+    async useReenrolLink(token: string, accountId: string): Promise<boolean> {
+      const live = await tokens.peek(hash(token), 'reenrol_factor');
+      if (!live || live.accountId !== accountId) return false;
+      return Boolean(await tokens.consume(hash(token), 'reenrol_factor'));
     },
 
     /** The account a live "this wasn't me" link is for, or undefined. */

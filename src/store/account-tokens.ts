@@ -1,12 +1,12 @@
 /**
- * Single-use links sent by mail: e-mail verification, e-mail change, password reset and
- * "this wasn't me". Only a keyed hash of each token is stored (the caller computes it with
+ * Single-use links sent by mail: e-mail verification, e-mail change, password reset, "this
+ * wasn't me" and re-enrolment of a second factor after an administrator's reset. Only a keyed hash of each token is stored (the caller computes it with
  * SecretBox.mac), so a copy of the database does not yield working links.
  */
 import { randomUUID } from 'node:crypto';
 import type { Db } from './db.js';
 
-export type TokenPurpose = 'verify_email' | 'change_email' | 'reset_password' | 'not_me';
+export type TokenPurpose = 'verify_email' | 'change_email' | 'reset_password' | 'not_me' | 'reenrol_factor';
 
 export interface AccountToken {
   readonly id: string;
@@ -23,6 +23,8 @@ export interface AccountTokenRepository {
   peek(tokenHash: string, purpose: TokenPurpose): Promise<AccountToken | undefined>;
   /** Uses the token once: a compare-and-set on `used_at`, so two concurrent uses cannot both win. */
   consume(tokenHash: string, purpose: TokenPurpose): Promise<AccountToken | undefined>;
+  /** Whether the account has a live (unused, unexpired) token for `purpose`. */
+  hasLive(accountId: string, purpose: TokenPurpose): Promise<boolean>;
   /** Marks every live token of an account for `purpose` as used (e.g. older reset links after a reset). */
   revokeAll(accountId: string, purpose: TokenPurpose): Promise<number>;
   /** Marks every live token of an account as used, whatever its purpose (the account is deleted). */
@@ -79,6 +81,10 @@ export function createAccountTokenRepository(db: Db, now: () => number = Date.no
       if (!row) return undefined;
       const updated = await db('account_tokens').where({ id: row.id }).whereNull('used_at').update({ used_at: at });
       return updated === 1 ? toToken(row) : undefined;
+    },
+    async hasLive(accountId, purpose) {
+      const row = await db('account_tokens').where({ account_id: accountId, purpose }).whereNull('used_at').where('expires_at', '>', now()).first('id');
+      return Boolean(row);
     },
     async revokeAll(accountId, purpose) {
       return db('account_tokens').where({ account_id: accountId, purpose }).whereNull('used_at').update({ used_at: now() });

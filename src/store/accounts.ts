@@ -67,6 +67,13 @@ export interface AccountRepository {
   search(query: string, limit?: number): Promise<Account[]>;
   /** False for an unknown account. */
   setStatus(id: string, status: AccountStatus): Promise<boolean>;
+  /**
+   * Marks (`true`) that an administrator removed the account's second factors, so that a new one
+   * is enrolled only through the link mailed to the citizen; cleared (`false`) once one is.
+   */
+  setFactorsReset(id: string, pending: boolean): Promise<void>;
+  /** Whether an administrator's factor reset still waits for the citizen's re-enrolment. */
+  factorsResetPending(id: string): Promise<boolean>;
 }
 
 interface Row {
@@ -240,6 +247,13 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
     },
     async setStatus(id, status) {
       return (await db('accounts').where({ id }).update({ status, updated_at: now() })) > 0;
+    },
+    async setFactorsReset(id, pending) {
+      await db('accounts').where({ id }).update({ factors_reset_at: pending ? now() : null, updated_at: now() });
+    },
+    async factorsResetPending(id) {
+      const row = (await db('accounts').where({ id }).first('factors_reset_at')) as { factors_reset_at: number | string | null } | undefined;
+      return row?.factors_reset_at != null;
     },
     async list(limit = 100) {
       const rows = (await db('accounts').orderBy('username').limit(limit)) as Row[];
