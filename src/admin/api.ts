@@ -10,10 +10,11 @@ import { KapijaError } from '../errors.js';
 import { toKapijaError } from '../http/error-handler.js';
 import { bodyParser } from '../http/middleware.js';
 import type { Translate } from '../i18n/index.js';
+import type { AcrLevel } from '../oidc/acr.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { AuditFilter } from '../store/audit.js';
 import type { RoleRepository } from '../store/roles.js';
-import { bearerAuth } from './auth.js';
+import { bearerAuth, requireFreshSignIn } from './auth.js';
 import { openApiDocument } from './openapi.js';
 import { auditQuery, clientCreateBody, clientUpdateBody, sessionsEndBody, type AuditQuery } from './schemas.js';
 import { auditCsv, auditEntryJson, type Actor, type AdminService } from './service.js';
@@ -64,12 +65,13 @@ async function jsonErrors(ctx: Context, next: Next): Promise<void> {
   }
 }
 
-export function createAdminApi(deps: { provider: Provider; accounts: AccountRepository; roles: RoleRepository; service: AdminService; issuer: string }) {
+export function createAdminApi(deps: { provider: Provider; accounts: AccountRepository; roles: RoleRepository; service: AdminService; issuer: string; minAcr: AcrLevel }) {
   const { service } = deps;
   const router = new Router({ prefix: API_PREFIX });
   const actor = (ctx: Context) => ctx.state.actor as Actor;
   const write = async (ctx: Context, next: Next) => {
     service.requireWrite(actor(ctx));
+    requireFreshSignIn(ctx);
     await next();
   };
   const query = (ctx: Context) => parseWith(auditQuery, ctx.query);

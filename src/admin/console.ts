@@ -15,10 +15,10 @@ import type { AccountRepository } from '../store/accounts.js';
 import type { RoleRepository } from '../store/roles.js';
 import { auditFilter, parseWith } from './api.js';
 import { auditQuery, clientCreateBody, clientUpdateBody } from './schemas.js';
-import { auditCsv, auditEntryJson, type Actor, type AdminService } from './service.js';
+import { ADMIN_REAUTH_SECONDS, auditCsv, auditEntryJson, type Actor, type AdminService } from './service.js';
 
 /** Changes need both factors proven within this many seconds. */
-export const REAUTH_SECONDS = 10 * 60;
+export const REAUTH_SECONDS = ADMIN_REAUTH_SECONDS;
 const LANGS = ['sr-Cyrl', 'sr-Latn', 'en'] as const;
 
 type Form = Record<string, string | string[] | undefined>;

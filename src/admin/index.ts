@@ -58,7 +58,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     roles,
     production: d.config.env === 'production',
   });
-  const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer });
+  const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr });
   const signIn = createOwnSignIn({
     provider: d.provider,
     clients: d.clients,

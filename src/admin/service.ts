@@ -21,6 +21,8 @@ import type { ClientCreateBody, ClientUpdateBody } from './schemas.js';
 export const ADMIN_CLIENT_ID = 'kapija-admin';
 export const ADMIN_SCOPE = 'kapija:admin';
 export const ADMIN_CHAIN = 'admin';
+/** Changes (console and API) need both factors proven within this many seconds. */
+export const ADMIN_REAUTH_SECONDS = 10 * 60;
 
 /** Who is acting, from where. */
 export interface Actor {

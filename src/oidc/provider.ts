@@ -109,6 +109,15 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     } as unknown as Configuration['claims'],
     // kapija:admin: the admin API (src/admin/), granted only to clients that list it and to accounts with a role.
     scopes: ['openid', 'offline_access', 'profile', 'email', 'jmbg', 'kapija:admin'],
+    // An admin API token carries how and when its holder signed in (the grant's acr and auth_time,
+    // RFC 9068 §2.2.1), so the API holds it to the console's level and freshness (admin/auth.ts).
+    extraTokenClaims: (ctx, token) => {
+      if (!String((token as { scope?: string }).scope ?? '').split(' ').includes('kapija:admin')) return undefined;
+      const entities = (ctx as KoaContextWithOIDC | undefined)?.oidc?.entities;
+      if (!entities) return (token as { extra?: Record<string, unknown> }).extra;
+      const source = (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode) as { acr?: string; authTime?: number } | undefined;
+      return { acr: source?.acr ?? null, auth_time: source?.authTime ?? null };
+    },
     acrValues: [ACR.low, ACR.substantial, ACR.high],
     extraClientMetadata: {
       properties: ['kapija_min_acr', 'kapija_resource_server', 'kapija_first_party', 'kapija_sector', ...ADMIN_CLIENT_PROPERTIES],
