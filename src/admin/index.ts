@@ -49,6 +49,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
   const roles = createRoleRepository(d.db);
   const service = createAdminService({
     provider: d.provider,
+    db: d.db,
     accounts: d.accounts,
     clients: d.clients,
     credentials: d.credentials,

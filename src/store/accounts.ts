@@ -61,8 +61,8 @@ export interface AccountRepository {
   deleteStalePending(username: string, createdBefore: number): Promise<boolean>;
   /** Accounts whose username, e-mail or name contains `query` (case-insensitive), by username. */
   search(query: string, limit?: number): Promise<Account[]>;
-  /** False for an unknown account. */
-  setStatus(id: string, status: AccountStatus): Promise<boolean>;
+  /** False for an unknown account; `trx`: inside the caller's transaction. */
+  setStatus(id: string, status: AccountStatus, trx?: Db): Promise<boolean>;
 }
 
 interface Row {
@@ -228,8 +228,8 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
       }
       return ((await q) as Row[]).map(toAccount);
     },
-    async setStatus(id, status) {
-      return (await db('accounts').where({ id }).update({ status, updated_at: now() })) > 0;
+    async setStatus(id, status, trx = db) {
+      return (await trx('accounts').where({ id }).update({ status, updated_at: now() })) > 0;
     },
     async list(limit = 100) {
       const rows = (await db('accounts').orderBy('username').limit(limit)) as Row[];
