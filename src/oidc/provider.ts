@@ -32,7 +32,8 @@ export interface ProviderDeps {
   logger: Logger;
   /**
    * Called for every release of personal data to a service (the citizen's ledger records it);
-   * `recorded` when its ledger entry was already written with the tokens (see releaseRecord).
+   * `recorded` when its ledger entry was already written with the tokens (see releaseRecord). When
+   * it was not, a failure here withholds the response (503): nothing leaves without its entry.
    */
   onRelease?(release: Release & { recorded: boolean }): Promise<void>;
   /**
@@ -303,7 +304,20 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       if (ctx.status !== 200 || !ctx.oidc) return;
       const recorded = (ctx.state as ReleaseState).kapijaRecordedRelease;
       const release = recorded ?? releaseOf(ctx as KoaContextWithOIDC);
-      if (release) await onRelease({ ...release, recorded: Boolean(recorded) }).catch((err: unknown) => logger.error({ err }, 'recording a data release failed'));
+      if (!release) return;
+      try {
+        await onRelease({ ...release, recorded: Boolean(recorded) });
+      } catch (err) {
+        logger.error({ err }, 'recording a data release failed');
+        // Fail closed: personal data whose ledger entry could not be written is not sent.
+        if (recorded) return;
+        ctx.status = 503;
+        ctx.set('retry-after', '5');
+        ctx.set('cache-control', 'no-store');
+        ctx.remove('content-length');
+        ctx.type = 'json';
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
+      }
     });
   }
   const { settle } = adapter as Partial<AdapterWithHeldWrites>;

@@ -8,8 +8,11 @@ import request from 'supertest';
 import * as oidc from 'openid-client';
 import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { stores } from '../support/databases.js';
+import { createTestAccount, createTestClient, startKapija, testService, type RunningKapija } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
+import { isPostgres } from '../../src/store/db.js';
+import { ledgerEntries } from '../../src/account/ledger.js';
 import type { Kapija } from '../../src/app.js';
 
 const HIGH = 'http://eidas.europa.eu/LoA/high';
@@ -79,5 +82,127 @@ describe('the admin API at the console’s level (ADMIN_MIN_ACR high)', () => {
     const fresh = await mint(kapija, admin.account.id, script.clientId, HIGH, 60);
     expect((await api().post(`/admin/api/citizens/${citizen.account.id}/lock`).set('authorization', `Bearer ${fresh}`)).status).toBe(200);
     expect((await kapija.accounts.findById(citizen.account.id))!.status).toBe('locked');
+  });
+});
+
+/** Makes the store refuse audit entries with this action, as a full disk or a failing constraint would. */
+async function refuseAuditEntries(kapija: Kapija, action: string): Promise<() => Promise<void>> {
+  const name = `refuse_${action.replace(/\W/g, '_')}`;
+  if (isPostgres(kapija.db)) {
+    await kapija.db.raw(`create or replace function ${name}() returns trigger language plpgsql as $$ begin raise exception 'audit refused'; end $$`);
+    await kapija.db.raw(`create trigger ${name} before insert on audit_events for each row when (new.action = '${action}') execute function ${name}()`);
+    return async () => {
+      await kapija.db.raw(`drop trigger ${name} on audit_events`);
+    };
+  }
+  await kapija.db.raw(`create trigger ${name} before insert on audit_events when new.action = '${action}' begin select raise(abort, 'audit refused'); end`);
+  return async () => {
+    await kapija.db.raw(`drop trigger ${name}`);
+  };
+}
+
+describe('administrators’ reads in the trail', () => {
+  let server: RunningKapija;
+  beforeAll(async () => {
+    server = await startKapija();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('OWASP ASVS 5.0 V16.2.1 / GDPR Art. 15: a citizen search, a citizen’s session list and a read of their ledger through the audit API are recorded, and show in their ledger', async () => {
+    const { kapija } = server;
+    const admin = await adminOf(kapija);
+    const citizen = await createTestAccount(kapija, { totp: false });
+    const script = await createTestClient(kapija, { scope: 'openid kapija:admin' });
+    const auth = { authorization: `Bearer ${await mint(kapija, admin.account.id, script.clientId)}` };
+    const api = () => request(kapija.app.callback());
+    const search = await api().get('/admin/api/citizens').query({ q: citizen.username }).set(auth);
+    expect(search.body.citizens).toHaveLength(1);
+    expect((await api().get('/admin/api/sessions').query({ account: citizen.account.id }).set(auth)).status).toBe(200);
+    expect((await api().get('/admin/api/audit').query({ chain: `account:${citizen.account.id}` }).set(auth)).status).toBe(200);
+
+    const trail = await kapija.audit.list({ chain: 'admin', actor: admin.account.id });
+    const searched = trail.find((e) => e.action === 'admin.citizen.searched');
+    expect(searched?.details).toMatchObject({ query: citizen.username, results: 1 });
+    const about = trail.filter((e) => e.subjectAccountId === citizen.account.id).map((e) => e.action).sort();
+    expect(about).toEqual(['admin.citizen.ledger_read', 'admin.citizen.sessions_listed']);
+    const ledger = await ledgerEntries(kapija.audit, citizen.account.id, { limit: 50, offset: 0 });
+    expect(ledger.entries.map((e) => e.action)).toEqual(expect.arrayContaining(['admin.citizen.ledger_read', 'admin.citizen.sessions_listed']));
+  });
+});
+
+describe.each(stores())('audited changes and releases on %s', (store) => {
+  let server: RunningKapija;
+  let token: string;
+  beforeAll(async () => {
+    server = await startKapija({ store, env: { TRUST_PROXY: 'true' } });
+    const admin = await adminOf(server.kapija);
+    const script = await createTestClient(server.kapija, { scope: 'openid kapija:admin' });
+    token = await mint(server.kapija, admin.account.id, script.clientId);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const api = () => request(server.kapija.app.callback());
+  const adminTrail = (subject: string) => server.kapija.audit.list({ chain: 'admin', subject });
+
+  test('OWASP ASVS 5.0 V16.2.5 / V16.3.2: an unlock sent with a 100-character X-Forwarded-For is recorded; what is not an address is not stored as one', async () => {
+    const citizen = await createTestAccount(server.kapija, { totp: false });
+    const forwarded = 'x'.repeat(100);
+    const locked = await api().post(`/admin/api/citizens/${citizen.account.id}/lock`).set('authorization', `Bearer ${token}`).set('x-forwarded-for', forwarded);
+    expect(locked.status).toBe(200);
+    const unlocked = await api().post(`/admin/api/citizens/${citizen.account.id}/unlock`).set('authorization', `Bearer ${token}`).set('x-forwarded-for', '203.0.113.7');
+    expect(unlocked.status).toBe(200);
+    const trail = await adminTrail(citizen.account.id);
+    const byAction = Object.fromEntries(trail.map((e) => [e.action, e]));
+    expect(byAction['admin.citizen.locked']?.ip).toBeNull();
+    expect(byAction['admin.citizen.unlocked']?.ip).toBe('203.0.113.7');
+    expect((await server.kapija.audit.verify('admin')).ok).toBe(true);
+  });
+
+  test('OWASP ASVS 5.0 V16.3.2 / NIST 800-53 AU-9: a factor reset whose audit entry cannot be written is not made (change and entry commit together)', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const restore = await refuseAuditEntries(server.kapija, 'admin.citizen.factors_reset');
+    try {
+      const res = await api().post(`/admin/api/citizens/${citizen.account.id}/reset-factors`).set('authorization', `Bearer ${token}`);
+      expect(res.status).toBeGreaterThanOrEqual(500);
+    } finally {
+      await restore();
+    }
+    expect((await server.kapija.credentials.list(citizen.account.id)).map((c) => c.type).sort()).toContain('totp');
+    expect((await adminTrail(citizen.account.id)).map((e) => e.action)).not.toContain('admin.citizen.factors_reset');
+    const again = await api().post(`/admin/api/citizens/${citizen.account.id}/reset-factors`).set('authorization', `Bearer ${token}`);
+    expect(again.status).toBe(200);
+    expect(await server.kapija.credentials.list(citizen.account.id)).toEqual([]);
+    expect((await adminTrail(citizen.account.id)).map((e) => e.action)).toContain('admin.citizen.factors_reset');
+  });
+
+  test('GDPR Art. 30 / OWASP ASVS 5.0 V16.2.1: userinfo and introspection are not sent when their ledger entry cannot be written (503 JSON)', async () => {
+    const svc = await testService(server);
+    const cb = await signIn(new Agent(), svc.authorize({ scope: 'openid profile email' }), svc.redirect, svc.citizen);
+    const tokens = await svc.token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: svc.redirect });
+    expect(tokens.status).toBe(200);
+    const accessToken = tokens.body.access_token!;
+    const userinfo = () => fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+    const restore = await refuseAuditEntries(server.kapija, 'ledger.data_released');
+    try {
+      const refused = await userinfo();
+      expect(refused.status).toBe(503);
+      const body = (await refused.json()) as Record<string, unknown>;
+      expect(body.error).toBe('temporarily_unavailable');
+      expect(JSON.stringify(body)).not.toContain(svc.citizen.account.email!);
+      const introspected = await svc.post('/token/introspection', { token: accessToken });
+      expect(introspected.status).toBe(503);
+      expect(introspected.body.error).toBe('temporarily_unavailable');
+      expect(introspected.body.sub).toBeUndefined();
+    } finally {
+      await restore();
+    }
+    const released = await userinfo();
+    expect(released.status).toBe(200);
+    expect(((await released.json()) as { email?: string }).email).toBe(svc.citizen.account.email);
+    const ledger = await server.kapija.audit.list({ chain: `account:${svc.citizen.account.id}`, action: 'ledger.data_released' });
+    expect(ledger.map((e) => e.details.channel)).toContain('userinfo');
   });
 });
