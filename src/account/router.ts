@@ -28,6 +28,7 @@ import type { AuditLog, AuditEntry } from '../store/audit.js';
 import { ledgerChain, ledgerEntries } from './ledger.js';
 import { SCOPE_CLAIMS } from '../oidc/accounts.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
+import { csvCell } from '../security/csv.js';
 
 export interface AccountPortalDeps {
   provider: Provider;
@@ -442,7 +443,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     }));
     ctx.set('cache-control', 'no-store');
     if (ctx.query.format === 'csv') {
-      const cell = (v: unknown) => `"${String(v ?? '').replace(/"/g, '""')}"`;
+      const cell = (v: unknown) => csvCell(v, { quote: 'always' });
       ctx.type = 'text/csv; charset=utf-8';
       ctx.set('content-disposition', 'attachment; filename="kapija-activity.csv"');
       ctx.body = [
