@@ -10,6 +10,7 @@ import { KapijaError } from '../errors.js';
 import { ACR, levelOfAcr, type AcrLevel } from '../oidc/acr.js';
 import type { SessionService, SessionSummary, LogoutDelivery } from '../oidc/sessions.js';
 import { sendBackchannelLogout } from '../oidc/logout-retries.js';
+import { csvCell } from '../security/csv.js';
 import { accountRecord, type AccountRepository, type Account } from '../store/accounts.js';
 import { withChainRetry, type AuditEntry, type AuditFilter, type AuditLog } from '../store/audit.js';
 import type { ClientMetadata, ClientRepository, ClientSummary } from '../store/clients.js';
@@ -20,6 +21,8 @@ import type { Role, RoleRepository } from '../store/roles.js';
 import type { ClientCreateBody, ClientUpdateBody } from './schemas.js';
 
 export const ADMIN_CLIENT_ID = 'kapija-admin';
+/** The account portal's own client (src/account/). */
+export const ACCOUNT_CLIENT_ID = 'kapija-account';
 export const ADMIN_SCOPE = 'kapija:admin';
 export const ADMIN_CHAIN = 'admin';
 /** Changes (console and API) need both factors proven within this many seconds. */
@@ -175,8 +178,12 @@ export function createAdminService(deps: AdminServiceDeps) {
     if (!c) throw new KapijaError('admin.client.not_found', 404);
     return c;
   };
-  const notInternal = (clientId: string) => {
-    if (clientId === ADMIN_CLIENT_ID) throw new KapijaError('admin.client.protected', 409);
+  /** A client that may be changed: Kapija's own (the console, the account portal) are set up by Kapija alone. */
+  const changeableClient = async (clientId: string) => {
+    if (clientId === ADMIN_CLIENT_ID || clientId === ACCOUNT_CLIENT_ID) throw new KapijaError('admin.client.protected', 409);
+    const current = await getClient(clientId);
+    if (current.metadata.kapija_first_party === true) throw new KapijaError('admin.client.protected', 409);
+    return current;
   };
   const getAccount = async (id: string) => {
     const a = await accounts.findById(id);
@@ -277,8 +284,7 @@ export function createAdminService(deps: AdminServiceDeps) {
       },
       async update(actor: Actor, clientId: string, body: ClientUpdateBody): Promise<{ client: ClientView; client_secret?: string }> {
         requireWrite(actor);
-        notInternal(clientId);
-        const current = await getClient(clientId);
+        const current = await changeableClient(clientId);
         const merged: Record<string, unknown> = { ...current.metadata };
         for (const [k, v] of Object.entries(body)) {
           if (v === null) delete merged[k];
@@ -299,8 +305,7 @@ export function createAdminService(deps: AdminServiceDeps) {
       },
       async rotateSecret(actor: Actor, clientId: string): Promise<{ client_secret: string }> {
         requireWrite(actor);
-        notInternal(clientId);
-        const current = await getClient(clientId);
+        const current = await changeableClient(clientId);
         if (!current.hasSecret) throw new KapijaError('admin.client.no_secret', 409);
         const secret = randomBytes(32).toString('base64url');
         // The fingerprint lets the service confirm which secret is current, without the trail holding it.
@@ -312,8 +317,7 @@ export function createAdminService(deps: AdminServiceDeps) {
       },
       async setEnabled(actor: Actor, clientId: string, enabled: boolean): Promise<ClientView> {
         requireWrite(actor);
-        notInternal(clientId);
-        await getClient(clientId);
+        await changeableClient(clientId);
         await atomically(async (trx) => {
           await clients.setEnabled(clientId, enabled, trx);
           await record(actor, enabled ? 'admin.client.enabled' : 'admin.client.disabled', { clientId }, trx);
@@ -322,8 +326,7 @@ export function createAdminService(deps: AdminServiceDeps) {
       },
       async delete(actor: Actor, clientId: string): Promise<void> {
         requireWrite(actor);
-        notInternal(clientId);
-        await getClient(clientId);
+        await changeableClient(clientId);
         await atomically(async (trx) => {
           await clients.delete(clientId, trx);
           await record(actor, 'admin.client.deleted', { clientId }, trx);
@@ -473,14 +476,9 @@ const CSV_COLUMNS = ['at', 'chain', 'seq', 'actor', 'action', 'subject_account_i
 
 /** RFC 4180 CSV; a cell that a spreadsheet would run as a formula is prefixed with a quote. */
 export function auditCsv(entries: AuditEntry[]): string {
-  const cell = (v: unknown) => {
-    let s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-    if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-  };
   const rows = entries.map((e) => {
     const j = auditEntryJson(e);
-    return CSV_COLUMNS.map((c) => cell(j[c])).join(',');
+    return CSV_COLUMNS.map((c) => csvCell(j[c])).join(',');
   });
   return `${[CSV_COLUMNS.join(','), ...rows].join('\r\n')}\r\n`;
 }
