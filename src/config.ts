@@ -67,7 +67,7 @@ const schema = z.object({
   WEBAUTHN_RP_ID: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a host name').optional(),
   /** Origins accepted in WebAuthn ceremonies, comma-separated; the issuer's origin unless set. */
   WEBAUTHN_ORIGINS: z.string().optional(),
-  /** Lowest level of assurance for the administration console: low, substantial or high (a security key). */
+  /** Lowest level of assurance for the administration console and the admin API: low, substantial or high (a security key). */
   ADMIN_MIN_ACR: z.enum(['low', 'substantial', 'high']).default('high'),
   /** Default language of pages: sr-Cyrl, sr-Latn or en. */
   DEFAULT_LOCALE: z.enum(['sr-Cyrl', 'sr-Latn', 'en']).default('sr-Cyrl'),
