@@ -201,7 +201,12 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
     findRefusals: (accountId, clientId) => refusals.list(accountId, clientId),
     pairwiseSubject,
-    onRelease: (release) => events.emit('data.released', release),
+    // A release not yet in the ledger is written here, not by a listener, so that its failure
+    // reaches the response (a listener's failure is only logged).
+    onRelease: async (release) => {
+      if (!release.recorded) await handles.audit.append(releaseEntry(release));
+      await events.emit('data.released', { ...release, recorded: true });
+    },
     releaseRecord: releaseEntry,
     onSessionSaved: (session, request) => {
       // oidc-provider saves the session on every request that uses it; "last seen" is kept to the

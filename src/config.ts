@@ -69,7 +69,7 @@ const schema = z.object({
   WEBAUTHN_ORIGINS: z.string().optional(),
   /** AAGUIDs of authenticator models counted as hardware keys (eIDAS high) without FIDO metadata, comma-separated. */
   WEBAUTHN_HWK_AAGUIDS: z.string().optional(),
-  /** Lowest level of assurance for the administration console: low, substantial or high (a security key). */
+  /** Lowest level of assurance for the administration console and the admin API: low, substantial or high (a security key). */
   ADMIN_MIN_ACR: z.enum(['low', 'substantial', 'high']).default('high'),
   /** Default language of pages: sr-Cyrl, sr-Latn or en. */
   DEFAULT_LOCALE: z.enum(['sr-Cyrl', 'sr-Latn', 'en']).default('sr-Cyrl'),

@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'admin.forbidden'
   | 'admin.read_only'
   | 'admin.reauthenticate'
+  | 'admin.step_up_required'
   | 'admin.client.not_found'
   | 'admin.client.exists'
   | 'admin.client.invalid_metadata'

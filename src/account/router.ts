@@ -32,6 +32,7 @@ import { LEDGER_CSV_HEADER, ledgerChain, ledgerCsvRows, ledgerEntries, ledgerJso
 import { claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
+import { csvCell } from '../security/csv.js';
 
 export interface AccountPortalDeps {
   provider: Provider;
@@ -504,7 +505,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     ctx.set('cache-control', 'no-store');
     // Written as read, page by page: a ledger of any length downloads whole.
     if (ctx.query.format === 'csv') {
-      const cell = (v: unknown) => `"${String(v ?? '').replace(/"/g, '""')}"`;
+      const cell = (v: unknown) => csvCell(v, { quote: 'always' });
       ctx.type = 'text/csv; charset=utf-8';
       ctx.set('content-disposition', 'attachment; filename="kapija-activity.csv"');
       ctx.body = Readable.from(

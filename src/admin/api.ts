@@ -10,10 +10,11 @@ import { KapijaError } from '../errors.js';
 import { toKapijaError } from '../http/error-handler.js';
 import { bodyParser } from '../http/middleware.js';
 import type { Translate } from '../i18n/index.js';
+import type { AcrLevel } from '../oidc/acr.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { AuditFilter } from '../store/audit.js';
 import type { RoleRepository } from '../store/roles.js';
-import { bearerAuth } from './auth.js';
+import { bearerAuth, requireFreshSignIn } from './auth.js';
 import { openApiDocument } from './openapi.js';
 import { auditQuery, clientCreateBody, clientUpdateBody, sessionsEndBody, type AuditQuery } from './schemas.js';
 import { auditCsv, auditEntryJson, type Actor, type AdminService } from './service.js';
@@ -64,12 +65,13 @@ async function jsonErrors(ctx: Context, next: Next): Promise<void> {
   }
 }
 
-export function createAdminApi(deps: { provider: Provider; accounts: AccountRepository; roles: RoleRepository; service: AdminService; issuer: string }) {
+export function createAdminApi(deps: { provider: Provider; accounts: AccountRepository; roles: RoleRepository; service: AdminService; issuer: string; minAcr: AcrLevel }) {
   const { service } = deps;
   const router = new Router({ prefix: API_PREFIX });
   const actor = (ctx: Context) => ctx.state.actor as Actor;
   const write = async (ctx: Context, next: Next) => {
     service.requireWrite(actor(ctx));
+    requireFreshSignIn(ctx);
     await next();
   };
   const query = (ctx: Context) => parseWith(auditQuery, ctx.query);
@@ -115,7 +117,7 @@ export function createAdminApi(deps: { provider: Provider; accounts: AccountRepo
   // ------------------------------------------------------------------ citizens
   router.get('/citizens', async (ctx) => {
     const q = parseWith(z.object({ q: z.string().max(200).default(''), limit: z.coerce.number().int().min(1).max(200).default(50) }), ctx.query);
-    ctx.body = { citizens: await service.citizens.search(q.q, q.limit) };
+    ctx.body = { citizens: await service.citizens.search(actor(ctx), q.q, q.limit) };
   });
   router.get('/citizens/:accountId', async (ctx) => {
     ctx.body = await service.citizens.view(actor(ctx), ctx.params.accountId!);
@@ -136,7 +138,7 @@ export function createAdminApi(deps: { provider: Provider; accounts: AccountRepo
   // ------------------------------------------------------------------ sessions
   router.get('/sessions', async (ctx) => {
     const q = parseWith(z.object({ account: z.string().max(36).optional(), client: z.string().max(255).optional() }), ctx.query);
-    ctx.body = { sessions: await service.sessions.list({ accountId: q.account || undefined, clientId: q.client || undefined }) };
+    ctx.body = { sessions: await service.sessions.list(actor(ctx), { accountId: q.account || undefined, clientId: q.client || undefined }) };
   });
   router.post('/sessions/end', write, async (ctx) => {
     ctx.body = await service.sessions.end(actor(ctx), parseWith(sessionsEndBody, ctx.request.body).sessions);
@@ -150,7 +152,7 @@ export function createAdminApi(deps: { provider: Provider; accounts: AccountRepo
   // ------------------------------------------------------------------ audit
   router.get('/audit', async (ctx) => {
     const filter = auditFilter(query(ctx));
-    const [entries, total] = await Promise.all([service.audit.list(filter), service.audit.count(filter)]);
+    const [entries, total] = await Promise.all([service.audit.list(actor(ctx), filter), service.audit.count(filter)]);
     ctx.body = { total, entries: entries.map(auditEntryJson) };
   });
   router.get('/audit/export', async (ctx) => {

@@ -15,10 +15,10 @@ import type { AccountRepository } from '../store/accounts.js';
 import type { RoleRepository } from '../store/roles.js';
 import { auditFilter, parseWith } from './api.js';
 import { auditQuery, clientCreateBody, clientUpdateBody } from './schemas.js';
-import { auditCsv, auditEntryJson, type Actor, type AdminService } from './service.js';
+import { ADMIN_REAUTH_SECONDS, auditCsv, auditEntryJson, type Actor, type AdminService } from './service.js';
 
 /** Changes need both factors proven within this many seconds. */
-export const REAUTH_SECONDS = 10 * 60;
+export const REAUTH_SECONDS = ADMIN_REAUTH_SECONDS;
 const LANGS = ['sr-Cyrl', 'sr-Latn', 'en'] as const;
 
 type Form = Record<string, string | string[] | undefined>;
@@ -205,7 +205,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
   // ------------------------------------------------------------------ citizens
   router.get('/citizens', async (ctx) => {
     const q = typeof ctx.query.q === 'string' ? ctx.query.q.slice(0, 200) : '';
-    page(ctx, 'citizens', t(ctx)('admin.citizens.heading'), { q, citizens: q ? await service.citizens.search(q) : undefined });
+    page(ctx, 'citizens', t(ctx)('admin.citizens.heading'), { q, citizens: q ? await service.citizens.search(actor(ctx), q) : undefined });
   });
   router.get('/citizens/:accountId', async (ctx) => {
     const citizen = await service.citizens.view(actor(ctx), ctx.params.accountId!);
@@ -226,7 +226,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
   router.get('/sessions', async (ctx) => {
     const account = typeof ctx.query.account === 'string' ? ctx.query.account.trim().slice(0, 36) : '';
     const client = typeof ctx.query.client === 'string' ? ctx.query.client.trim().slice(0, 255) : '';
-    const sessions = await service.sessions.list({ accountId: account || undefined, clientId: client || undefined });
+    const sessions = await service.sessions.list(actor(ctx), { accountId: account || undefined, clientId: client || undefined });
     page(ctx, 'sessions', t(ctx)('admin.sessions.heading'), { sessions, account, client });
   });
   router.post('/sessions/end', async (ctx) => {
@@ -241,7 +241,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
   router.get('/audit', async (ctx) => {
     const q = parseWith(auditQuery, ctx.query);
     const filter = auditFilter(q);
-    const [entries, total] = await Promise.all([service.audit.list({ ...filter, limit: filter.limit ?? 100 }), service.audit.count(filter)]);
+    const [entries, total] = await Promise.all([service.audit.list(actor(ctx), { ...filter, limit: filter.limit ?? 100 }), service.audit.count(filter)]);
     const verification = ctx.query.verify === '1' ? await service.audit.verify(q.chain || undefined) : undefined;
     const exportQuery = new URLSearchParams(Object.entries(q).filter(([k, v]) => v !== undefined && v !== '' && k !== 'format').map(([k, v]): [string, string] => [k, String(v)])).toString();
     page(ctx, 'audit', t(ctx)('admin.audit.heading'), { entries: entries.map(auditEntryJson), total, q, verification, exportQuery });

@@ -51,6 +51,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
   const roles = createRoleRepository(d.db);
   const service = createAdminService({
     provider: d.provider,
+    db: d.db,
     accounts: d.accounts,
     clients: d.clients,
     credentials: d.credentials,
@@ -61,7 +62,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     production: d.config.env === 'production',
     sendReenrolLink: d.sendReenrolLink,
   });
-  const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer });
+  const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr });
   const signIn = createOwnSignIn({
     provider: d.provider,
     clients: d.clients,

@@ -68,7 +68,7 @@ export function openApiDocument(issuer: string) {
       title: 'Kapija admin API',
       version: '1',
       description:
-        'Relying-party clients, citizens, sessions and the audit trail. Bearer access tokens issued by Kapija with the kapija:admin scope, for an account with the admin role (read and write) or the auditor role (read only). Every change is recorded in the audit trail.',
+        'Relying-party clients, citizens, sessions and the audit trail. Bearer access tokens issued by Kapija with the kapija:admin scope, for an account with the admin role (read and write) or the auditor role (read only), from a sign-in at ADMIN_MIN_ACR; a change needs a sign-in from the last 10 minutes, else the answer is 401 with WWW-Authenticate error="insufficient_user_authentication" (RFC 9470). Every change is recorded in the audit trail.',
     },
     servers: [{ url: `${issuer}/admin/api` }],
     components: {

@@ -10,17 +10,23 @@ import { KapijaError } from '../errors.js';
 import { ACR, levelOfAcr, type AcrLevel } from '../oidc/acr.js';
 import type { SessionService, SessionSummary, LogoutDelivery } from '../oidc/sessions.js';
 import { sendBackchannelLogout } from '../oidc/logout-retries.js';
+import { csvCell } from '../security/csv.js';
 import { accountRecord, type AccountRepository, type Account } from '../store/accounts.js';
-import type { AuditEntry, AuditFilter, AuditLog } from '../store/audit.js';
+import { withChainRetry, type AuditEntry, type AuditFilter, type AuditLog } from '../store/audit.js';
 import type { ClientMetadata, ClientRepository, ClientSummary } from '../store/clients.js';
 import type { CredentialRepository } from '../store/credentials.js';
+import type { Db } from '../store/db.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
 import type { Role, RoleRepository } from '../store/roles.js';
 import type { ClientCreateBody, ClientUpdateBody } from './schemas.js';
 
 export const ADMIN_CLIENT_ID = 'kapija-admin';
+/** The account portal's own client (src/account/). */
+export const ACCOUNT_CLIENT_ID = 'kapija-account';
 export const ADMIN_SCOPE = 'kapija:admin';
 export const ADMIN_CHAIN = 'admin';
+/** Changes (console and API) need both factors proven within this many seconds. */
+export const ADMIN_REAUTH_SECONDS = 10 * 60;
 
 /** Who is acting, from where. */
 export interface Actor {
@@ -64,6 +70,8 @@ export interface EndedSessionView {
 
 export interface AdminServiceDeps {
   provider: Provider;
+  /** For transactions: a change and its audit entry commit together or not at all. */
+  db: Db;
   accounts: AccountRepository;
   clients: ClientRepository;
   credentials: CredentialRepository;
@@ -136,8 +144,14 @@ export function createAdminService(deps: AdminServiceDeps) {
   const { provider, accounts, clients, credentials, payloads, sessions, audit, roles } = deps;
   const retryDelayMs = deps.retryDelayMs ?? 500;
 
-  const record = (actor: Actor, action: string, extra: { subjectAccountId?: string | null; clientId?: string | null; details?: Record<string, unknown> } = {}) =>
-    audit.append({ chain: ADMIN_CHAIN, actor: actor.accountId, action, ip: actor.ip, ...extra });
+  type Trx = Parameters<AuditLog['append']>[1];
+  const record = (actor: Actor, action: string, extra: { subjectAccountId?: string | null; clientId?: string | null; details?: Record<string, unknown> } = {}, trx?: Trx) =>
+    audit.append({ chain: ADMIN_CHAIN, actor: actor.accountId, action, ip: actor.ip, ...extra }, trx);
+  /**
+   * A change and its audit entry in one transaction: both commit, or neither (an entry that cannot
+   * be written undoes the change). Run again on the new head when a concurrent append took its place.
+   */
+  const atomically = <T>(work: (trx: NonNullable<Trx>) => Promise<T>): Promise<T> => withChainRetry(() => deps.db.transaction(work));
 
   const requireWrite = (actor: Actor) => {
     if (actor.role !== 'admin') throw new KapijaError('admin.read_only', 403);
@@ -169,8 +183,12 @@ export function createAdminService(deps: AdminServiceDeps) {
     if (!c) throw new KapijaError('admin.client.not_found', 404);
     return c;
   };
-  const notInternal = (clientId: string) => {
-    if (clientId === ADMIN_CLIENT_ID) throw new KapijaError('admin.client.protected', 409);
+  /** A client that may be changed: Kapija's own (the console, the account portal) are set up by Kapija alone. */
+  const changeableClient = async (clientId: string) => {
+    if (clientId === ADMIN_CLIENT_ID || clientId === ACCOUNT_CLIENT_ID) throw new KapijaError('admin.client.protected', 409);
+    const current = await getClient(clientId);
+    if (current.metadata.kapija_first_party === true) throw new KapijaError('admin.client.protected', 409);
+    return current;
   };
   const getAccount = async (id: string) => {
     const a = await accounts.findById(id);
@@ -257,20 +275,21 @@ export function createAdminService(deps: AdminServiceDeps) {
         const needsSecret = await validate(metadata);
         if (await clients.find(body.client_id)) throw new KapijaError('admin.client.exists', 409);
         const secret = needsSecret ? randomBytes(32).toString('base64url') : undefined;
-        try {
-          await clients.create(metadata, secret);
-        } catch (err) {
-          const code = (err as { code?: string }).code;
-          if (code === '23505' || code?.startsWith('SQLITE_CONSTRAINT')) throw new KapijaError('admin.client.exists', 409);
-          throw err;
-        }
-        await record(actor, 'admin.client.created', { clientId: body.client_id, details: { properties: Object.keys(metadata).sort() } });
+        await atomically(async (trx) => {
+          try {
+            await clients.create(metadata, secret, trx);
+          } catch (err) {
+            const code = (err as { code?: string }).code;
+            if (code === '23505' || code?.startsWith('SQLITE_CONSTRAINT')) throw new KapijaError('admin.client.exists', 409);
+            throw err;
+          }
+          await record(actor, 'admin.client.created', { clientId: body.client_id, details: { properties: Object.keys(metadata).sort() } }, trx);
+        });
         return { client: toClientView(await getClient(body.client_id)), ...(secret ? { client_secret: secret } : {}) };
       },
       async update(actor: Actor, clientId: string, body: ClientUpdateBody): Promise<{ client: ClientView; client_secret?: string }> {
         requireWrite(actor);
-        notInternal(clientId);
-        const current = await getClient(clientId);
+        const current = await changeableClient(clientId);
         const merged: Record<string, unknown> = { ...current.metadata };
         for (const [k, v] of Object.entries(body)) {
           if (v === null) delete merged[k];
@@ -279,49 +298,53 @@ export function createAdminService(deps: AdminServiceDeps) {
         const metadata = normalise(merged);
         checkUris(metadata, deps.production);
         const needsSecret = await validate(metadata);
-        await clients.update(clientId, metadata);
         // A client that switches to a secret-based method needs a secret; one that leaves it drops it.
-        let secret: string | undefined;
-        if (needsSecret && !current.hasSecret) {
-          secret = randomBytes(32).toString('base64url');
-          await clients.rotateSecret(clientId, secret);
-        } else if (!needsSecret && current.hasSecret) {
-          await clients.rotateSecret(clientId, undefined);
-        }
-        await record(actor, 'admin.client.updated', { clientId, details: { changed: changedKeys(current.metadata, metadata) } });
+        const secret = needsSecret && !current.hasSecret ? randomBytes(32).toString('base64url') : undefined;
+        await atomically(async (trx) => {
+          await clients.update(clientId, metadata, trx);
+          if (secret) await clients.rotateSecret(clientId, secret, trx);
+          else if (!needsSecret && current.hasSecret) await clients.rotateSecret(clientId, undefined, trx);
+          await record(actor, 'admin.client.updated', { clientId, details: { changed: changedKeys(current.metadata, metadata) } }, trx);
+        });
         return { client: toClientView(await getClient(clientId)), ...(secret ? { client_secret: secret } : {}) };
       },
       async rotateSecret(actor: Actor, clientId: string): Promise<{ client_secret: string }> {
         requireWrite(actor);
-        notInternal(clientId);
-        const current = await getClient(clientId);
+        const current = await changeableClient(clientId);
         if (!current.hasSecret) throw new KapijaError('admin.client.no_secret', 409);
         const secret = randomBytes(32).toString('base64url');
-        await clients.rotateSecret(clientId, secret);
         // The fingerprint lets the service confirm which secret is current, without the trail holding it.
-        await record(actor, 'admin.client.secret_rotated', { clientId, details: { fingerprint: sha256(secret).slice(0, 12) } });
+        await atomically(async (trx) => {
+          await clients.rotateSecret(clientId, secret, trx);
+          await record(actor, 'admin.client.secret_rotated', { clientId, details: { fingerprint: sha256(secret).slice(0, 12) } }, trx);
+        });
         return { client_secret: secret };
       },
       async setEnabled(actor: Actor, clientId: string, enabled: boolean): Promise<ClientView> {
         requireWrite(actor);
-        notInternal(clientId);
-        await getClient(clientId);
-        await clients.setEnabled(clientId, enabled);
-        await record(actor, enabled ? 'admin.client.enabled' : 'admin.client.disabled', { clientId });
+        await changeableClient(clientId);
+        await atomically(async (trx) => {
+          await clients.setEnabled(clientId, enabled, trx);
+          await record(actor, enabled ? 'admin.client.enabled' : 'admin.client.disabled', { clientId }, trx);
+        });
         return toClientView(await getClient(clientId));
       },
       async delete(actor: Actor, clientId: string): Promise<void> {
         requireWrite(actor);
-        notInternal(clientId);
-        await getClient(clientId);
-        await clients.delete(clientId);
-        await record(actor, 'admin.client.deleted', { clientId });
+        await changeableClient(clientId);
+        await atomically(async (trx) => {
+          await clients.delete(clientId, trx);
+          await record(actor, 'admin.client.deleted', { clientId }, trx);
+        });
       },
     },
 
     citizens: {
-      async search(query: string, limit = 50): Promise<CitizenSummary[]> {
-        return (await accounts.search(query, limit)).map((a) => ({
+      /** Who searched for whom is recorded (the query and how many were found). */
+      async search(actor: Actor, query: string, limit = 50): Promise<CitizenSummary[]> {
+        const found = await accounts.search(query, limit);
+        await record(actor, 'admin.citizen.searched', { details: { query, results: found.length } });
+        return found.map((a) => ({
           id: a.id,
           username: a.username,
           email: a.email,
@@ -358,10 +381,13 @@ export function createAdminService(deps: AdminServiceDeps) {
       async setLocked(actor: Actor, id: string, locked: boolean) {
         requireWrite(actor);
         await getAccount(id);
-        await accounts.setStatus(id, locked ? 'locked' : 'active');
-        // A locked citizen is also signed out everywhere, and the services are told.
+        await atomically(async (trx) => {
+          await accounts.setStatus(id, locked ? 'locked' : 'active', trx);
+          await record(actor, locked ? 'admin.citizen.locked' : 'admin.citizen.unlocked', { subjectAccountId: id }, trx);
+        });
+        // A locked citizen is also signed out everywhere, and the services are told (each session's
+        // end and its back-channel deliveries are an entry of their own).
         const ended = locked ? await endSessions(actor, await sessions.listForAccount(id), 'admin.session.ended') : [];
-        await record(actor, locked ? 'admin.citizen.locked' : 'admin.citizen.unlocked', { subjectAccountId: id, details: { sessions_ended: ended.length } });
         return { id, status: locked ? 'locked' : 'active', sessions_ended: ended };
       },
       /**
@@ -371,10 +397,12 @@ export function createAdminService(deps: AdminServiceDeps) {
       async resetFactors(actor: Actor, id: string) {
         requireWrite(actor);
         await getAccount(id);
-        await accounts.setFactorsReset(id, true);
         const removed: Record<string, number> = {};
-        for (const type of ['totp', 'webauthn', 'recovery'] as const) removed[type] = await credentials.removeType(id, type);
-        await record(actor, 'admin.citizen.factors_reset', { subjectAccountId: id, details: { removed } });
+        await atomically(async (trx) => {
+          await accounts.setFactorsReset(id, true, trx);
+          for (const type of ['totp', 'webauthn', 'recovery'] as const) removed[type] = await credentials.removeType(id, type, trx);
+          await record(actor, 'admin.citizen.factors_reset', { subjectAccountId: id, details: { removed } }, trx);
+        });
         await deps.sendReenrolLink?.(id);
         return { id, removed };
       },
@@ -388,9 +416,11 @@ export function createAdminService(deps: AdminServiceDeps) {
     },
 
     sessions: {
-      async list(filter: { accountId?: string; clientId?: string; limit?: number } = {}): Promise<SessionView[]> {
+      /** The read is recorded (in the citizen's ledger too, when it is one citizen's sessions). */
+      async list(actor: Actor, filter: { accountId?: string; clientId?: string; limit?: number } = {}): Promise<SessionView[]> {
         const names = new Map<string, string | null>();
         const list = await sessions.listAll(filter);
+        await record(actor, filter.accountId ? 'admin.citizen.sessions_listed' : 'admin.session.listed', { subjectAccountId: filter.accountId ?? null, clientId: filter.clientId ?? null, details: { count: list.length } });
         return Promise.all(list.map((s) => sessionView(s, names)));
       },
       /** Ends sessions by their public uid (the session id is the browser's cookie and never shown). */
@@ -409,8 +439,16 @@ export function createAdminService(deps: AdminServiceDeps) {
     },
 
     audit: {
-      list(filter: AuditFilter): Promise<AuditEntry[]> {
-        return audit.list(filter);
+      /** The read is recorded; a read of a citizen's ledger (or entries about them) shows in that ledger. */
+      async list(actor: Actor, filter: AuditFilter): Promise<AuditEntry[]> {
+        const entries = await audit.list(filter);
+        const ledgerOf = filter.chain?.startsWith('account:') ? filter.chain.slice('account:'.length) : undefined;
+        const subject = (ledgerOf ?? filter.subject)?.slice(0, 36);
+        await record(actor, subject ? 'admin.citizen.ledger_read' : 'admin.audit.read', {
+          subjectAccountId: subject ?? null,
+          details: { count: entries.length, filter: { ...filter, from: iso(filter.from), to: iso(filter.to) } },
+        });
+        return entries;
       },
       count(filter: AuditFilter): Promise<number> {
         return audit.count(filter);
@@ -448,14 +486,9 @@ const CSV_COLUMNS = ['at', 'chain', 'seq', 'actor', 'action', 'subject_account_i
 
 /** RFC 4180 CSV; a cell that a spreadsheet would run as a formula is prefixed with a quote. */
 export function auditCsv(entries: AuditEntry[]): string {
-  const cell = (v: unknown) => {
-    let s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-    if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-  };
   const rows = entries.map((e) => {
     const j = auditEntryJson(e);
-    return CSV_COLUMNS.map((c) => cell(j[c])).join(',');
+    return CSV_COLUMNS.map((c) => csvCell(j[c])).join(',');
   });
   return `${[CSV_COLUMNS.join(','), ...rows].join('\r\n')}\r\n`;
 }

@@ -11,7 +11,7 @@ import { normaliseUsername } from '../store/accounts.js';
 import { ACR } from '../oidc/acr.js';
 import { isValidJmbg } from '../oidc/jmbg.js';
 import fs from 'node:fs';
-import { createAuditLog } from '../store/audit.js';
+import { createAuditLog, type AuditEntryInput } from '../store/audit.js';
 import { parseAnchor, type AuditProblem } from '../audit/checkpoints.js';
 import { verifyLedgerFile } from '../audit/ledger-file.js';
 import { createRoleRepository, ROLES, type Role } from '../store/roles.js';
@@ -21,6 +21,11 @@ import { FIDO_MDS_ROOTS } from '../factors/webauthn/fido-mds-roots.js';
 import { MdsError, hardwareCertified, pemCertificates, verifyMdsBlob } from '../factors/webauthn/metadata.js';
 
 export class UsageError extends Error {}
+
+/** Every change made here goes to the administrative audit trail, with the actor `cli`. */
+function recordCli(h: StoreHandles, action: string, extra: Pick<AuditEntryInput, 'subjectAccountId' | 'clientId' | 'details'> = {}) {
+  return h.audit.append({ chain: 'admin', actor: 'cli', action, ...extra });
+}
 
 const USAGE = `usage: kapija <command> [options]
 
@@ -135,6 +140,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         const h = await open();
         await h.keys.ensure();
         const ids = await h.keys.rotateSigning();
+        await recordCli(h, 'admin.keys.rotated', { details: { kids: ids } });
         io.stdout(`new signing keys: ${ids.join(', ')}\nevery running instance signs with them from its next key check (within a minute); retired keys stay in JWKS until their tokens expire\n`);
         return 0;
       }
@@ -233,7 +239,11 @@ async function clientCreate(h: StoreHandles, args: string[], io: CliIo): Promise
   if (minAcr) metadata['kapija_min_acr'] = ACR[minAcr as keyof typeof ACR];
   metadata.subject_type = subjectType;
   if (sector) metadata['kapija_sector'] = sector;
-  await h.clients.create(metadata, secret);
+  // The client and its audit entry commit together, as in the admin API.
+  await h.db.transaction(async (trx) => {
+    await h.clients.create(metadata, secret, trx);
+    await h.audit.append({ chain: 'admin', actor: 'cli', action: 'admin.client.created', clientId, details: { properties: Object.keys(metadata).sort() } }, trx);
+  });
   if (v.json) {
     io.stdout(`${JSON.stringify({ ...metadata, ...(secret ? { client_secret: secret } : {}) })}\n`);
   } else {
@@ -292,6 +302,7 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
     },
     await h.passwords.hash(password),
   );
+  await recordCli(h, 'admin.account.created', { subjectAccountId: account.id });
   io.stdout(`user ${account.username} created (id ${account.id})\n`);
   return 0;
 }
@@ -306,6 +317,7 @@ async function userTotpImport(h: StoreHandles, args: string[], io: CliIo): Promi
   if (!account) throw new UsageError(`no user "${username}"`);
   await h.totp.importSeed(account.id, seed, (v.name as string | undefined) ?? 'Hardware token');
   const codes = (await h.recovery.remaining(account.id)) === 0 ? await h.recovery.issue(account.id) : [];
+  await recordCli(h, 'admin.account.totp_imported', { subjectAccountId: account.id, details: { recovery_codes_issued: codes.length } });
   io.stdout(`TOTP token added for ${account.username}\n`);
   if (codes.length) io.stdout(`recovery codes (give them to the citizen; shown once):\n${codes.join('\n')}\n`);
   return 0;
@@ -325,6 +337,7 @@ async function adminCreate(h: StoreHandles, args: string[], io: CliIo): Promise<
     }
     const password = await readNewPassword(io.stdin, username);
     account = await h.accounts.create({ username }, await h.passwords.hash(password));
+    await recordCli(h, 'admin.account.created', { subjectAccountId: account.id });
     io.stdout(`user ${account.username} created (id ${account.id})\n`);
   }
   if (!account) throw new UsageError(`no user "${username}" (add --create to create it)`);

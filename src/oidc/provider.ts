@@ -33,7 +33,8 @@ export interface ProviderDeps {
   logger: Logger;
   /**
    * Called for every release of personal data to a service (the citizen's ledger records it);
-   * `recorded` when its ledger entry was already written with the tokens (see releaseRecord).
+   * `recorded` when its ledger entry was already written with the tokens (see releaseRecord). When
+   * it was not, a failure here withholds the response (503): nothing leaves without its entry.
    */
   onRelease?(release: Release & { recorded: boolean }): Promise<void>;
   /**
@@ -112,6 +113,15 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     } as unknown as Configuration['claims'],
     // kapija:admin: the admin API (src/admin/), granted only to clients that list it and to accounts with a role.
     scopes: ['openid', 'offline_access', 'profile', 'email', 'jmbg', 'kapija:admin'],
+    // An admin API token carries how and when its holder signed in (the grant's acr and auth_time,
+    // RFC 9068 §2.2.1), so the API holds it to the console's level and freshness (admin/auth.ts).
+    extraTokenClaims: (ctx, token) => {
+      if (!String((token as { scope?: string }).scope ?? '').split(' ').includes('kapija:admin')) return undefined;
+      const entities = (ctx as KoaContextWithOIDC | undefined)?.oidc?.entities;
+      if (!entities) return (token as { extra?: Record<string, unknown> }).extra;
+      const source = (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode) as { acr?: string; authTime?: number } | undefined;
+      return { acr: source?.acr ?? null, auth_time: source?.authTime ?? null };
+    },
     acrValues: [ACR.low, ACR.substantial, ACR.high],
     extraClientMetadata: {
       properties: ['kapija_min_acr', 'kapija_resource_server', 'kapija_first_party', 'kapija_sector', ...ADMIN_CLIENT_PROPERTIES],
@@ -308,7 +318,20 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       if (ctx.status !== 200 || !ctx.oidc) return;
       const recorded = (ctx.state as ReleaseState).kapijaRecordedRelease;
       const release = recorded ?? releaseOf(ctx as KoaContextWithOIDC);
-      if (release) await onRelease({ ...release, recorded: Boolean(recorded) }).catch((err: unknown) => logger.error({ err }, 'recording a data release failed'));
+      if (!release) return;
+      try {
+        await onRelease({ ...release, recorded: Boolean(recorded) });
+      } catch (err) {
+        logger.error({ err }, 'recording a data release failed');
+        // Fail closed: personal data whose ledger entry could not be written is not sent.
+        if (recorded) return;
+        ctx.status = 503;
+        ctx.set('retry-after', '5');
+        ctx.set('cache-control', 'no-store');
+        ctx.remove('content-length');
+        ctx.type = 'json';
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
+      }
     });
   }
   const { settle } = adapter as Partial<AdapterWithHeldWrites>;

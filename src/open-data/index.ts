@@ -8,6 +8,7 @@
 import type { Context, Next } from 'koa';
 import type { EventBus } from '../events.js';
 import type { DailyCount, OpenDataRepository } from '../store/open-data.js';
+import { csvCell } from '../security/csv.js';
 
 const LICENSE = 'https://creativecommons.org/licenses/by/4.0/';
 const DAY_MS = 24 * 3600 * 1000;
@@ -136,7 +137,6 @@ export function createOpenData(deps: {
     })),
   });
 
-  const csvCell = (v: string) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
 
   return {
     async middleware(ctx, next) {

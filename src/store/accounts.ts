@@ -65,13 +65,13 @@ export interface AccountRepository {
   purgeStalePending(createdBefore: number): Promise<number>;
   /** Accounts whose username, e-mail or name contains `query` (case-insensitive), by username. */
   search(query: string, limit?: number): Promise<Account[]>;
-  /** False for an unknown account. */
-  setStatus(id: string, status: AccountStatus): Promise<boolean>;
+  /** False for an unknown account; `trx`: inside the caller's transaction. */
+  setStatus(id: string, status: AccountStatus, trx?: Db): Promise<boolean>;
   /**
    * Marks (`true`) that an administrator removed the account's second factors, so that a new one
    * is enrolled only through the link mailed to the citizen; cleared (`false`) once one is.
    */
-  setFactorsReset(id: string, pending: boolean): Promise<void>;
+  setFactorsReset(id: string, pending: boolean, trx?: Db): Promise<void>;
   /** Whether an administrator's factor reset still waits for the citizen's re-enrolment. */
   factorsResetPending(id: string): Promise<boolean>;
 }
@@ -245,11 +245,11 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
       }
       return ((await q) as Row[]).map(toAccount);
     },
-    async setStatus(id, status) {
-      return (await db('accounts').where({ id }).update({ status, updated_at: now() })) > 0;
+    async setStatus(id, status, trx = db) {
+      return (await trx('accounts').where({ id }).update({ status, updated_at: now() })) > 0;
     },
-    async setFactorsReset(id, pending) {
-      await db('accounts').where({ id }).update({ factors_reset_at: pending ? now() : null, updated_at: now() });
+    async setFactorsReset(id, pending, trx = db) {
+      await trx('accounts').where({ id }).update({ factors_reset_at: pending ? now() : null, updated_at: now() });
     },
     async factorsResetPending(id) {
       const row = (await db('accounts').where({ id }).first('factors_reset_at')) as { factors_reset_at: number | string | null } | undefined;

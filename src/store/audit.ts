@@ -10,6 +10,7 @@
  * elsewhere (`kapija audit anchor`) show them.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { Knex } from 'knex';
 import { isPostgres, statement, type Db } from './db.js';
 
@@ -63,7 +64,11 @@ export interface AuditVerification {
 }
 
 export interface AuditLog {
-  append(entry: AuditEntryInput): Promise<AuditEntry>;
+  /**
+   * Appends an entry; with `trx`, inside the caller's transaction, so the entry commits with the
+   * change it records or not at all (no retry there: run the whole transaction in withChainRetry).
+   */
+  append(entry: AuditEntryInput, trx?: Knex.Transaction): Promise<AuditEntry>;
   /** Newest first. */
   list(filter?: AuditFilter): Promise<AuditEntry[]>;
   count(filter?: AuditFilter): Promise<number>;
@@ -192,6 +197,9 @@ function materialAround(r: Omit<Row, 'hash' | 'seq' | 'prev_hash'>): [string, st
 /** An entry's own fields; the chain fields (seq, prev_hash, hash) come from the head. */
 type EntryFields = Omit<Row, 'seq' | 'prev_hash' | 'hash'>;
 
+/** An address is stored only when it is one (IPv4 or IPv6, at most 45 characters); else null. */
+export const storedIp = (ip: string | null | undefined): string | null => (ip && ip.length <= 45 && isIP(ip) ? ip : null);
+
 function entryFields(input: AuditEntryInput, at: number): EntryFields {
   return {
     id: randomUUID(),
@@ -201,7 +209,7 @@ function entryFields(input: AuditEntryInput, at: number): EntryFields {
     action: input.action,
     subject_account_id: input.subjectAccountId ?? null,
     client_id: input.clientId ?? null,
-    ip: input.ip ?? null,
+    ip: storedIp(input.ip),
     details: JSON.stringify(input.details ?? {}),
   };
 }
@@ -270,7 +278,13 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
   };
 
   return {
-    async append(input) {
+    async append(input, trx) {
+      if (trx) {
+        const fields = entryFields(input, now());
+        if (!pg) return sqliteAppend(trx, fields);
+        const { rows } = (await trx.raw(APPEND_PG, valuesOf(fields) as Knex.RawBinding[])) as { rows: Pick<Row, 'seq' | 'prev_hash' | 'hash'>[] };
+        return toEntry({ ...fields, ...rows[0]! });
+      }
       return withChainRetry(async () => {
         const fields = entryFields(input, now());
         if (!appendPg) return sqliteAppend(db, fields);

@@ -15,21 +15,22 @@ export interface ClientSummary {
   readonly createdAt: Date;
 }
 
+/** The changes take `trx` to be part of the caller's transaction (an audited change and its entry). */
 export interface ClientRepository {
   /** @throws when the client id is taken (unique key). */
-  create(metadata: ClientMetadata, secret: string | undefined): Promise<void>;
+  create(metadata: ClientMetadata, secret: string | undefined, trx?: Db): Promise<void>;
   /** Metadata with `client_secret`, as oidc-provider expects; undefined for unknown or disabled clients. */
   findMetadata(clientId: string): Promise<ClientMetadata | undefined>;
   list(): Promise<ClientSummary[]>;
   /** One client, enabled or not, without its secret. */
   find(clientId: string): Promise<ClientSummary | undefined>;
   /** Replaces the metadata; the secret is kept. False for an unknown client. */
-  update(clientId: string, metadata: ClientMetadata): Promise<boolean>;
+  update(clientId: string, metadata: ClientMetadata, trx?: Db): Promise<boolean>;
   /** A disabled client is unknown to the engine (every instance, from the next request). */
-  setEnabled(clientId: string, enabled: boolean): Promise<boolean>;
+  setEnabled(clientId: string, enabled: boolean, trx?: Db): Promise<boolean>;
   /** Replaces the secret (undefined: none, for a client that authenticates without one). */
-  rotateSecret(clientId: string, secret: string | undefined): Promise<boolean>;
-  delete(clientId: string): Promise<boolean>;
+  rotateSecret(clientId: string, secret: string | undefined, trx?: Db): Promise<boolean>;
+  delete(clientId: string, trx?: Db): Promise<boolean>;
 }
 
 interface Row {
@@ -85,10 +86,10 @@ export function createClientRepository(db: Db, box: SecretBox, now: () => number
     return { json: row.metadata, secret: row.secret_enc ? box.openString(row.secret_enc, context(clientId)) : undefined };
   };
   return {
-    async create(metadata, secret) {
+    async create(metadata, secret, trx = db) {
       const { client_secret: _ignored, ...rest } = metadata;
       const at = now();
-      await afterWrite(metadata.client_id, () => db('clients').insert({
+      await afterWrite(metadata.client_id, () => trx('clients').insert({
         client_id: metadata.client_id,
         metadata: JSON.stringify(rest),
         secret_enc: secret ? box.seal(secret, context(metadata.client_id)) : null,
@@ -121,28 +122,28 @@ export function createClientRepository(db: Db, box: SecretBox, now: () => number
       const row = (await db('clients').where({ client_id: clientId }).first()) as Row | undefined;
       return row ? toSummary(row) : undefined;
     },
-    update(clientId, metadata) {
+    update(clientId, metadata, trx = db) {
       const { client_secret: _ignored, ...rest } = metadata;
       return afterWrite(clientId, async () => {
-        const n = await db('clients')
+        const n = await trx('clients')
           .where({ client_id: clientId })
           .update({ metadata: JSON.stringify({ ...rest, client_id: clientId }), updated_at: now() });
         return n > 0;
       });
     },
-    setEnabled(clientId, enabled) {
-      return afterWrite(clientId, async () => (await db('clients').where({ client_id: clientId }).update({ enabled, updated_at: now() })) > 0);
+    setEnabled(clientId, enabled, trx = db) {
+      return afterWrite(clientId, async () => (await trx('clients').where({ client_id: clientId }).update({ enabled, updated_at: now() })) > 0);
     },
-    rotateSecret(clientId, secret) {
+    rotateSecret(clientId, secret, trx = db) {
       return afterWrite(clientId, async () => {
-        const n = await db('clients')
+        const n = await trx('clients')
           .where({ client_id: clientId })
           .update({ secret_enc: secret ? box.seal(secret, context(clientId)) : null, updated_at: now() });
         return n > 0;
       });
     },
-    delete(clientId) {
-      return afterWrite(clientId, async () => (await db('clients').where({ client_id: clientId }).delete()) > 0);
+    delete(clientId, trx = db) {
+      return afterWrite(clientId, async () => (await trx('clients').where({ client_id: clientId }).delete()) > 0);
     },
   };
 }

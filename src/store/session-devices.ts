@@ -1,6 +1,7 @@
 /**
  * Device and place of each sign-in session (user agent and IP as the request carried them).
  */
+import { storedIp } from './audit.js';
 import { statement, type Db } from './db.js';
 
 export interface SessionDevice {
@@ -38,7 +39,7 @@ export function createSessionDeviceRepository(db: Db, now: () => number = Date.n
   );
   return {
     async touch(input, at = now()) {
-      await upsert([input.sessionUid, input.accountId, input.ip.slice(0, 64), input.userAgent.slice(0, 300), at, at]);
+      await upsert([input.sessionUid, input.accountId, storedIp(input.ip), input.userAgent.slice(0, 300), at, at]);
     },
     async listForAccount(accountId) {
       const rows = (await db('session_devices').where({ account_id: accountId })) as Row[];

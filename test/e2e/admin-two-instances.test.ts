@@ -27,7 +27,7 @@ describePg('admin changes across instances (PostgreSQL)', () => {
     await createRoleRepository(a.kapija.db).grant(admin.account.id, 'admin', 'test');
     const script = await createTestClient(a.kapija, { scope: 'openid kapija:admin' });
     const client = await a.kapija.provider.Client.find(script.clientId);
-    token = await new a.kapija.provider.AccessToken({ accountId: admin.account.id, client, scope: 'openid kapija:admin', grantId: 'g' } as never).save();
+    token = await new a.kapija.provider.AccessToken({ accountId: admin.account.id, client, scope: 'openid kapija:admin', grantId: 'g', extra: { acr: 'http://eidas.europa.eu/LoA/high', auth_time: Math.floor(Date.now() / 1000) } } as never).save();
   });
   afterAll(async () => {
     await a?.stop();

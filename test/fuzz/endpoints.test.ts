@@ -102,7 +102,7 @@ beforeAll(async () => {
   csrf.citizen = await csrfOf(agents.citizen, '/register');
 
   const client = await k.provider.Client.find(clientId);
-  adminToken = await new k.provider.AccessToken({ accountId: admin.account.id, client, scope: 'openid kapija:admin', grantId: 'fuzz' } as never).save();
+  adminToken = await new k.provider.AccessToken({ accountId: admin.account.id, client, scope: 'openid kapija:admin', grantId: 'fuzz', extra: { acr: 'http://eidas.europa.eu/LoA/high', auth_time: Math.floor(Date.now() / 1000) } } as never).save();
 }, 60_000);
 
 afterAll(async () => {
