@@ -281,6 +281,8 @@ interface Model {
   stepUp: boolean;
   /** A TOTP code of the citizen's own key was already spent in this run (one per time-step). */
   totpSpent: number;
+  /** The citizen proved the second factor with one of their own recovery codes in this interaction. */
+  recoveryUsed?: boolean;
 }
 interface Real {
   agent: Agent;
@@ -365,13 +367,15 @@ const commands = [
     const page = await postForm(r.agent, `/interaction/${r.uid}/totp`, r.csrf, { code: '000000' });
     await settle(r, page, page);
   })),
-  fc.constant(command('own recovery code', async (_m, r) => {
+  fc.constant(command('own recovery code', async (m, r) => {
     const code = r.recovery.shift();
     if (!code) return;
     const page = await postForm(r.agent, `/interaction/${r.uid}/recovery`, r.csrf, { code });
     await settle(r, page, page);
     // A used code leaves the list; the remaining ones are what the model expects to stay.
-    r.before.recovery = (await factorsOf(r.accountId)).recovery;
+    const left = (await factorsOf(r.accountId)).recovery;
+    if (left.length < r.before.recovery.length) m.recoveryUsed = true;
+    r.before.recovery = left;
   })),
   fc.constant(command('enrol TOTP from the page', async (_m, r) => {
     const page = await r.agent.request(new URL(`/interaction/${r.uid}`, server.url));
@@ -390,12 +394,19 @@ const commands = [
     if (options.status !== 200 || !r.key) return;
     await settle(r, await postJson(r.agent, `/interaction/${r.uid}/webauthn`, r.csrf, { response: r.key.assert(options.json as { challenge: string }) }));
   })),
-  ...['continue', 'recovery/new', 'confirm'].map((path) =>
+  ...['continue', 'confirm'].map((path) =>
     fc.constant(command(path, async (_m, r) => {
       const page = await postForm(r.agent, `/interaction/${r.uid}/${path}`, r.csrf);
       await settle(r, page, page);
     })),
   ),
+  fc.constant(command('recovery/new', async (m, r) => {
+    const page = await postForm(r.agent, `/interaction/${r.uid}/recovery/new`, r.csrf);
+    await settle(r, page, page);
+    // New codes are the citizen's right only after a sign-in that used one of their own codes
+    // (password + recovery code); in every other state the codes must stay as they were.
+    if (m.recoveryUsed) r.before.recovery = (await factorsOf(r.accountId)).recovery;
+  })),
   fc.constant(command('look at the page', async (_m, r) => {
     const page = await r.agent.request(new URL(`/interaction/${r.uid}`, server.url));
     await settle(r, page, page);
@@ -478,7 +489,7 @@ describe.each(stores())('after an administrator resets the factors (%s)', (store
     const admin = await createTestAccount(own.kapija, { totp: false });
     await createRoleRepository(own.kapija.db).grant(admin.account.id, 'admin', 'test');
     const script = (await createTestClient(own.kapija, { scope: 'openid kapija:admin' })).clientId;
-    const token = await new own.kapija.provider.AccessToken({ accountId: admin.account.id, client: await own.kapija.provider.Client.find(script), scope: 'openid kapija:admin', grantId: 'test-grant' } as never).save();
+    const token = await new own.kapija.provider.AccessToken({ accountId: admin.account.id, client: await own.kapija.provider.Client.find(script), scope: 'openid kapija:admin', grantId: 'test-grant', extra: { acr: HIGH, auth_time: Math.floor(Date.now() / 1000) } } as never).save();
     const res = await fetch(new URL(`/admin/api/citizens/${accountId}/reset-factors`, own.url), { method: 'POST', headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
   }
