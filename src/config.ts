@@ -42,6 +42,8 @@ const schema = z.object({
   ARGON2_PARALLELISM: int(1, 16).default(1),
   /** Trust X-Forwarded-* from a reverse proxy (TLS terminated in front of Kapija). */
   TRUST_PROXY: bool.default(false),
+  /** With TRUST_PROXY: how many proxies append to X-Forwarded-For; the client is the address the outermost appended. */
+  TRUST_PROXY_HOPS: int(1, 10).default(1),
   /** Absolute session lifetime in seconds (NIST 800-63B AAL2: 12 hours). */
   SESSION_TTL_SECONDS: int(60, 30 * 24 * 3600).default(12 * 3600),
   /** Sign-in session ends after this many seconds without use (NIST 800-63B AAL2: 30 minutes). */
@@ -103,6 +105,8 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
   readonly trustProxy: boolean;
+  /** Proxies in front of Kapija that each append to X-Forwarded-For (used only with trustProxy). */
+  readonly trustProxyHops: number;
   readonly ttl: { readonly session: number; readonly sessionIdle: number; readonly accessToken: number; readonly refreshToken: number };
   readonly purgeIntervalSeconds: number;
   readonly allowPrivateNetworkFetch: boolean;
@@ -179,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parallelism: e.ARGON2_PARALLELISM,
     }),
     trustProxy: e.TRUST_PROXY,
+    trustProxyHops: e.TRUST_PROXY_HOPS,
     ttl: Object.freeze({
       session: e.SESSION_TTL_SECONDS,
       sessionIdle: e.SESSION_IDLE_SECONDS,

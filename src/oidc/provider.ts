@@ -140,9 +140,16 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId),
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     pkce: {
-      // S256 only; required for public clients, and for every client that sends a code_challenge.
-      required: (_ctx, client) => client.clientAuthMethod === 'none',
+      // S256 only, and required of every client, confidential ones too (RFC 9700 §2.1.1, OAuth 2.1):
+      // a client secret does not stop a stolen or injected code from being redeemed by its client.
+      required: () => true,
     },
+    // Cross-origin token and userinfo calls: only from an origin of one of the client's redirect URIs,
+    // for public clients (and userinfo); never from the opaque origin "null" (sandboxes, file:, data:).
+    clientBasedCORS: (ctx, origin, client) =>
+      origin !== 'null' &&
+      (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') &&
+      client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin),
     features: {
       devInteractions: { enabled: false },
       introspection: {
@@ -227,7 +234,8 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
         return ttl;
       },
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: createPolicy() },
+    // From ISSUER, like every URL the engine publishes (see http/origin.ts).
+    interactions: { url: (_ctx, interaction) => `${config.issuer}/interaction/${interaction.uid}`, policy: createPolicy() },
     renderError: async (ctx, out, err) => {
       // oidc-provider's shared error handler renders before it emits `server_error`, so the outage
       // flag set by the listener below would come too late for the page: decide here as well.
@@ -267,6 +275,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
+  provider.maxIpsCount = config.trustProxy ? config.trustProxyHops : 0;
 
   // A database outage inside the engine is a 503 "temporarily_unavailable", not a 500.
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
@@ -275,6 +284,26 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       logger.warn({ route: ctx.oidc?.route, err: { message: err.message } }, 'database unavailable');
     } else {
       logger.error({ route: ctx.oidc?.route, err }, 'provider server error');
+    }
+  });
+  // The opaque origin "null" gets no CORS grant anywhere, preflight included (the engine's CORS
+  // middleware echoes whatever Origin it is sent on its open endpoints).
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.get('origin') === 'null' && ctx.response.get('access-control-allow-origin') === 'null') {
+      for (const name of Object.keys(ctx.response.headers)) if (name.toLowerCase().startsWith('access-control-')) ctx.remove(name);
+    }
+  });
+  // RFC 7662 §2.1 / RFC 7009 §2.1 with RFC 6749 §5.2: a call without any client authentication is
+  // 401 invalid_client with a challenge, not 400 invalid_request.
+  provider.use(async (ctx, next) => {
+    await next();
+    const route = (ctx as KoaContextWithOIDC).oidc?.route;
+    const body = ctx.body as { error?: string; error_description?: string } | undefined;
+    if ((route === 'introspection' || route === 'revocation') && ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === 'no client authentication mechanism provided') {
+      ctx.status = 401;
+      ctx.body = { error: 'invalid_client', error_description: 'client authentication is required' };
+      ctx.set('www-authenticate', `Basic realm="${config.issuer}"`);
     }
   });
   provider.use(async (ctx, next) => {
