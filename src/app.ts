@@ -55,6 +55,7 @@ import { bodyParser, csrfProtection, i18n } from './http/middleware.js';
 import { securityHeaders } from './http/headers.js';
 import { pathAndQuery, pinOrigin } from './http/origin.js';
 import { staticAssets } from './http/static.js';
+import { cookiesPage } from './http/cookies-page.js';
 import type { Translate } from './i18n/index.js';
 
 export interface Kapija {
@@ -317,6 +318,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use((ctx, next) => (ENGINE_API_PATHS.has(ctx.path) ? toEngineApi(ctx) : next()));
   app.use(errorHandler({ render, logger }));
   app.use(staticAssets());
+  app.use(cookiesPage({ render, config }));
 
   // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
   app.use(operationsEndpoints({ health, metrics: config.metricsPort ? undefined : metrics }));

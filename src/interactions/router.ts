@@ -51,8 +51,12 @@ const webauthnBody = z.object({ response: z.record(z.string(), z.unknown()), nam
 
 type Method = 'totp' | 'webauthn' | 'recovery';
 
-/** Long-lived random cookie naming this browser, for new-device notices. */
+/**
+ * Random cookie naming this browser, for new-device notices (it authenticates nothing). It lives
+ * DEVICE_COOKIE_DAYS and is renewed at each sign-in, so a browser unused that long is new again.
+ */
 export const DEVICE_COOKIE = 'kapija.device';
+export const DEVICE_COOKIE_DAYS = 90;
 
 export function createInteractionRouter(deps: InteractionDeps): Router {
   const { provider, accounts, credentials, passwords, totp, recovery, webauthn, throttles, box, render, defaultLocale, events } = deps;
@@ -95,15 +99,13 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const self = (details: Details) => `/interaction/${details.uid}`;
 
   /**
-   * The browser's long-lived random device cookie (set on its first sign-in), as a keyed hash: lets
-   * Kapija tell the citizen about sign-ins from a new device without storing the cookie itself.
+   * The browser's random device cookie (set on its first sign-in, renewed on each), as a keyed hash:
+   * lets Kapija tell the citizen about sign-ins from a new device without storing the cookie itself.
    */
   const knownDevice = (ctx: Context): string => {
     let device = ctx.cookies.get(DEVICE_COOKIE);
-    if (!device || !/^[A-Za-z0-9_-]{43}$/.test(device)) {
-      device = randomToken(32);
-      ctx.cookies.set(DEVICE_COOKIE, device, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: 400 * 24 * 3600 * 1000, signed: false, overwrite: true });
-    }
+    if (!device || !/^[A-Za-z0-9_-]{43}$/.test(device)) device = randomToken(32);
+    ctx.cookies.set(DEVICE_COOKIE, device, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: DEVICE_COOKIE_DAYS * 24 * 3600 * 1000, signed: false, overwrite: true });
     return box.mac('device', device);
   };
 

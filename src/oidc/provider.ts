@@ -149,7 +149,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     clientBasedCORS: (ctx, origin, client) =>
       origin !== 'null' &&
       (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') &&
-      client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin),
+      (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
     features: {
       devInteractions: { enabled: false },
       introspection: {
@@ -234,8 +234,8 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
         return ttl;
       },
     },
-    // From ISSUER, like every URL the engine publishes (see http/origin.ts).
-    interactions: { url: (_ctx, interaction) => `${config.issuer}/interaction/${interaction.uid}`, policy: createPolicy() },
+    // A path, never a host: the browser stays on the origin it reached Kapija at (see http/origin.ts).
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: createPolicy() },
     renderError: async (ctx, out, err) => {
       // oidc-provider's shared error handler renders before it emits `server_error`, so the outage
       // flag set by the listener below would come too late for the page: decide here as well.

@@ -78,14 +78,15 @@ describe('published URLs come from ISSUER, never from request headers', () => {
     await expectOwnUrls(server);
   });
 
-  test('OWASP Host header injection: the redirect to the sign-in pages points at ISSUER whatever Host the browser sent', async () => {
+  test('OWASP Host header injection: the redirect to the sign-in pages names no host a request chose', async () => {
     server = await startKapija({ env: { TRUST_PROXY: 'true' } });
     const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
     const { challenge } = pkce();
     const q = new URLSearchParams({ client_id: rp.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256' });
     const res = await raw(server.url, `/auth?${q}`, { host: 'evil.example', 'x-forwarded-host': 'evil.example', accept: 'text/html' });
     expect(res.status).toBe(303);
-    expect(res.headers.location).toMatch(new RegExp(`^${server.url}/interaction/`));
+    expect(res.headers.location).toMatch(/^\/interaction\/[\w-]+$/);
+    expect(new URL(res.headers.location!, server.url).origin).toBe(new URL(server.url).origin);
   });
 });
 
@@ -198,12 +199,13 @@ describe('protocol conformance', () => {
       const { challenge } = pkce();
       await signIn(agent, new URL(`/auth?${new URLSearchParams(params({ code_challenge: challenge, code_challenge_method: 'S256', prompt: 'login' }))}`, server.url), REDIRECT, citizen);
     }
-    expect(deviceCookies).toHaveLength(2);
+    // Set at the first sign-in and set again (same value, a fresh 90 days) at the second.
+    expect(deviceCookies.length).toBeGreaterThanOrEqual(2);
     for (const c of deviceCookies) {
       const days = (Date.parse(/expires=([^;]+)/i.exec(c)?.[1] ?? '') - Date.now()) / (24 * 3600 * 1000);
       expect([c, Math.round(days)]).toEqual([c, 90]);
+      expect(c.split(';')[0]).toBe(deviceCookies[0]!.split(';')[0]);
     }
-    expect(deviceCookies[1]!.split(';')[0]).toBe(deviceCookies[0]!.split(';')[0]);
 
     const names = ['kapija.session', 'kapija.interaction', 'kapija.resume', 'kapija.csrf', 'kapija.lang', 'kapija.device', 'kapija.account', 'kapija.admin'];
     for (const lang of ['sr-Cyrl', 'sr-Latn', 'en']) {
