@@ -77,7 +77,7 @@ const schema = z.object({
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
   /** Sender of Kapija's mail, e.g. "Kapija <no-reply@kapija.gov.rs>"; default no-reply@ the issuer's host. */
   MAIL_FROM: z.string().min(3).max(200).optional(),
-  /** Separate port for /metrics, /healthz and /readyz (then /metrics is not served on PORT). */
+  /** Separate port for /metrics, /healthz and /readyz (then /metrics is not served on PORT); 9100 when unset in production. */
   METRICS_PORT: int(1, 65535).optional(),
   /** Worker processes sharing PORT (node:cluster); one per core in production, 1 otherwise. */
   WEB_CONCURRENCY: int(1, 256).optional(),
@@ -90,6 +90,9 @@ const schema = z.object({
 });
 
 export type Locale = 'sr-Cyrl' | 'sr-Latn' | 'en';
+
+/** METRICS_PORT when it is not set in production. */
+export const PRODUCTION_METRICS_PORT = 9100;
 
 export interface Config {
   readonly env: 'development' | 'test' | 'production';
@@ -118,7 +121,7 @@ export interface Config {
   readonly webauthn: { readonly rpId: string; readonly rpName: string; readonly origins: readonly string[] };
   /** Outgoing mail: SMTP relay, or (no smtpUrl, outside production) .eml files in dataDir/outbox. */
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string };
-  /** Undefined: /metrics is served on the main port. */
+  /** Undefined (development and test only): /metrics is served on the main port. */
   readonly metricsPort: number | undefined;
   readonly webConcurrency: number;
   readonly keyRotation: { readonly everyDays: number; readonly activationDelaySeconds: number };
@@ -199,7 +202,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     portalIdleSeconds: e.PORTAL_IDLE_SECONDS,
     webauthn: Object.freeze({ rpId: e.WEBAUTHN_RP_ID ?? issuerUrl.hostname, rpName: 'Kapija', origins: Object.freeze(origins) }),
     mail: Object.freeze({ smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Kapija <no-reply@${issuerUrl.hostname}>` }),
-    metricsPort: e.METRICS_PORT,
+    // In production the metrics (request counts, sign-in outcomes) are never on the public port.
+    metricsPort: e.METRICS_PORT ?? (e.NODE_ENV === 'production' ? PRODUCTION_METRICS_PORT : undefined),
     webConcurrency: e.WEB_CONCURRENCY ?? (e.NODE_ENV === 'production' ? os.availableParallelism() : 1),
     keyRotation: Object.freeze({ everyDays: e.KEY_ROTATION_DAYS, activationDelaySeconds: e.KEY_ACTIVATION_DELAY_SECONDS }),
     openData: Object.freeze({ minCount: e.OPEN_DATA_MIN_COUNT }),

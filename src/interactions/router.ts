@@ -25,6 +25,7 @@ import { normaliseUsername } from '../store/accounts.js';
 import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.js';
 import { SCOPE_CLAIMS } from '../oidc/accounts.js';
 import { essentialAcrs, essentialClaims, getFlow, getPasskeyChallenge, isStepUp, levelRequired, saveFlow, type Details, type Flow } from './flow.js';
+import { allowFormActionTo } from '../http/headers.js';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -76,6 +77,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       throw err;
     }
     if (details.uid !== ctx.params.uid) throw new KapijaError('interaction.expired', 400);
+    // The step's form may end in the redirect to the service (validated by the engine at /auth).
+    allowFormActionTo(ctx, details.params.redirect_uri);
     applyUiLocales(ctx, details.params.ui_locales as string | undefined, defaultLocale);
     if (expectedPrompt && details.prompt.name !== expectedPrompt) throw new KapijaError('interaction.invalid_step', 400);
     return details;

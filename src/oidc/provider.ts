@@ -12,6 +12,7 @@ import type { AuditEntryInput } from '../store/audit.js';
 import { SCOPE_CLAIMS } from './accounts.js';
 import type { KeySet } from './keys.js';
 import { ACR, levelOfAcr, rank, requiredLevel } from './acr.js';
+import { allowFormActionTo } from '../http/headers.js';
 
 export interface ProviderPages {
   /** Renders Kapija's error page for a protocol error shown to a person. */
@@ -173,7 +174,11 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       claimsParameter: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
-        logoutSource: async (ctx, form) => pages.logout(ctx as unknown as Context, form),
+        logoutSource: async (ctx, form) => {
+          // The confirmation form ends at the service's registered post-logout URI (checked by the engine).
+          allowFormActionTo(ctx as unknown as Context, ctx.oidc.params?.post_logout_redirect_uri);
+          pages.logout(ctx as unknown as Context, form);
+        },
         postLogoutSuccessSource: async (ctx) =>
           pages.logoutDone(ctx as unknown as Context, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId),
       },
@@ -285,6 +290,14 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     } else {
       logger.error({ route: ctx.oidc?.route, err }, 'provider server error');
     }
+  });
+  // A response that returns to the service (form_post's self-submitting form, or a page whose form
+  // ends in a redirect to it) may lead forms to the client's registered redirect URI.
+  provider.use(async (ctx, next) => {
+    await next();
+    const { client, params } = (ctx as KoaContextWithOIDC).oidc ?? {};
+    const uri = params?.redirect_uri;
+    if (client && typeof uri === 'string' && client.redirectUris?.includes(uri)) allowFormActionTo(ctx as unknown as Context, uri);
   });
   // The opaque origin "null" gets no CORS grant anywhere, preflight included (the engine's CORS
   // middleware echoes whatever Origin it is sent on its open endpoints).
