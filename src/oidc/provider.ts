@@ -13,6 +13,7 @@ import { SCOPE_CLAIMS } from './accounts.js';
 import type { KeySet } from './keys.js';
 import { ACR, levelOfAcr, rank, requiredLevel } from './acr.js';
 import { allowFormActionTo } from '../http/headers.js';
+import { hostCookie } from '../http/cookie-names.js';
 
 export interface ProviderPages {
   /** Renders Kapija's error page for a protocol error shown to a person. */
@@ -100,7 +101,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       keys: keys.cookieKeys,
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
-      names: { session: 'kapija.session', interaction: 'kapija.interaction', resume: 'kapija.resume' },
+      names: { session: hostCookie('kapija.session', config.issuer.startsWith('https://')), interaction: 'kapija.interaction', resume: 'kapija.resume' },
     },
     // How the citizen signed in (acr, amr, auth_time) is part of every ID token, not a personal claim.
     claims: {

@@ -256,7 +256,7 @@ production('in production (PostgreSQL)', () => {
     expect(res.body).not.toContain('kapija_');
   });
 
-  test('RFC 6265bis §4.1.3.2: session, CSRF and language cookies carry the __Host- prefix in production', async () => {
+  test('RFC 6265bis §4.1.3.2: the site-wide CSRF and language cookies carry the __Host- prefix in production', async () => {
     const res = await raw(server.url, '/register?lang=en', { 'x-forwarded-proto': 'https', accept: 'text/html' });
     const cookies = (res.headers['set-cookie'] ?? []) as string[];
     expect(cookies.length).toBeGreaterThan(1);
