@@ -11,6 +11,7 @@ import { Agent } from '../test/support/browserless.js';
 import { signIn } from '../test/support/sign-in.js';
 import { createTestAccount, createTestClient, startKapija } from '../test/support/kapija.js';
 import { createPgDatabase } from '../test/support/databases.js';
+import { PKCE_CHALLENGE, withVerifier } from '../test/support/pkce.js';
 
 process.env.KAPIJA_TEST_PG_URL ??= process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -22,13 +23,13 @@ try {
   const citizen = await createTestAccount(kapija);
   const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
   const token = async (params: Record<string, string>) => {
-    const r = await fetch(`${url}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    const r = await fetch(`${url}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(withVerifier(params)) });
     if (!r.ok) throw new Error(`token ${r.status} ${await r.text()}`);
     return (await r.json()) as Record<string, string>;
   };
   const authorize = (extra: Record<string, string> = {}) => {
     const u = new URL(`${url}/auth`);
-    u.search = new URLSearchParams({ client_id: rp.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid offline_access', state: randomBytes(6).toString('hex'), ...extra }).toString();
+    u.search = new URLSearchParams({ client_id: rp.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid offline_access', state: randomBytes(6).toString('hex'), ...PKCE_CHALLENGE, ...extra }).toString();
     return u;
   };
   const agent = new Agent();

@@ -26,6 +26,7 @@ import { Agent, formAction, type Page } from '../test/support/browserless.js';
 import { signIn } from '../test/support/sign-in.js';
 import { createTestAccount, createTestClient } from '../test/support/kapija.js';
 import { freePort } from '../test/support/spawn-kapija.js';
+import { PKCE_CHALLENGE, withVerifier } from '../test/support/pkce.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -150,11 +151,11 @@ function ok(res: Response, what: string) {
 function workloads(issuer: string, client: { id: string; secret: string }, vus: { agent: Agent; refresh: string; access: string }[]) {
   const basic = `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(client.secret)}`).toString('base64')}`;
   const token = async (params: Record<string, string>) =>
-    (await ok(await fetch(`${issuer}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) }), 'token').json()) as Record<string, string>;
+    (await ok(await fetch(`${issuer}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(withVerifier(params)) }), 'token').json()) as Record<string, string>;
   const locks: Promise<void>[] = [];
   const authorize = () => {
     const u = new URL(`${issuer}/auth`);
-    u.search = new URLSearchParams({ client_id: client.id, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', state: randomBytes(6).toString('hex') }).toString();
+    u.search = new URLSearchParams({ client_id: client.id, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', state: randomBytes(6).toString('hex'), ...PKCE_CHALLENGE }).toString();
     return u;
   };
   return {

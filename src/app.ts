@@ -7,6 +7,7 @@ import Koa, { type Context } from 'koa';
 import os from 'node:os';
 import mount from 'koa-mount';
 import compose from 'koa-compose';
+import { koaBody } from 'koa-body';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
@@ -59,7 +60,9 @@ import { createRenderer } from './http/render.js';
 import { errorHandler } from './http/error-handler.js';
 import { bodyParser, csrfProtection, i18n } from './http/middleware.js';
 import { securityHeaders } from './http/headers.js';
+import { pathAndQuery, pinOrigin } from './http/origin.js';
 import { staticAssets } from './http/static.js';
+import { cookiesPage } from './http/cookies-page.js';
 import type { Translate } from './i18n/index.js';
 
 export interface Kapija {
@@ -282,11 +285,14 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   const published = new Map<string, { type: string; body: string }>();
   const health = createHealth({ db, signingKeys: () => keySet.jwks.keys.length });
 
-  const app = new Koa({ proxy: config.trustProxy });
+  // Behind TRUST_PROXY_HOPS proxies, the client's address is the one the outermost of them appended
+  // to X-Forwarded-For; what the client wrote in front of it is its own choice and is ignored.
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.trustProxy ? config.trustProxyHops : 0 });
   app.keys = keySet.cookieKeys;
   app.silent = true;
 
   app.use(observeRequests(logger, metrics));
+  app.use(pinOrigin(config.issuer));
   if (config.env === 'production') {
     // Behind the TLS-terminating proxy (TRUST_PROXY) every request is https; plain http is refused
     // clearly rather than failing later on a Secure cookie.
@@ -294,7 +300,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       if (ctx.secure || ['/healthz', '/readyz', '/metrics'].includes(ctx.path)) return next();
       if (ctx.method === 'GET' || ctx.method === 'HEAD') {
         ctx.status = 308;
-        ctx.redirect(ctx.href.replace(/^http:\/\//i, 'https://'));
+        ctx.redirect(`${config.issuer}${pathAndQuery(ctx.originalUrl)}`);
         return;
       }
       ctx.status = 400;
@@ -332,6 +338,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use((ctx, next) => (ENGINE_API_PATHS.has(ctx.path) ? toEngineApi(ctx) : next()));
   app.use(errorHandler({ render, logger }));
   app.use(staticAssets());
+  app.use(cookiesPage({ render, config }));
 
   // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
   app.use(operationsEndpoints({ health, metrics: config.metricsPort ? undefined : metrics }));
@@ -441,6 +448,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use(underPath('/admin', administration.middleware));
 
   // Everything else is the OpenID Connect engine.
+  app.use(authorizationByPost);
   app.use(toEngine);
   const operations = new Koa();
   operations.use(operationsEndpoints({ health, metrics }));
@@ -511,6 +519,31 @@ const PUBLISHED_PATHS = new Set(['/.well-known/openid-configuration', '/jwks']);
 
 /** oidc-provider's default routes that serve clients and resource servers, not browsers. */
 const ENGINE_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration', '/request']);
+
+const parseAuthorizationForm = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '64kb', patchNode: false });
+
+/**
+ * OIDC Core 3.1.2.1: the authorization endpoint takes a form-encoded POST like a GET. The engine
+ * serves POST only with SameSite=None cookies (a cross-site POST must carry its session), so the
+ * form's parameters are handed to it as the GET request's query instead: the same checks, and a
+ * request from another site simply finds no session and asks the citizen to sign in.
+ */
+async function authorizationByPost(ctx: Context, next: Koa.Next): Promise<void> {
+  if (ctx.method !== 'POST' || ctx.path !== '/auth') return next();
+  if (!ctx.is('application/x-www-form-urlencoded')) throw new KapijaError('request.invalid', 415);
+  try {
+    await parseAuthorizationForm(ctx, () => Promise.resolve());
+  } catch (err) {
+    const status = (err as { status?: number }).status;
+    throw new KapijaError(status === 413 ? 'request.too_large' : 'request.invalid', status === 413 ? 413 : 400, { cause: err });
+  }
+  const form = (ctx.request as { body?: Record<string, string | string[]> }).body ?? {};
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(form)) for (const one of Array.isArray(value) ? value : [value]) query.append(key, one);
+  ctx.method = 'GET';
+  ctx.querystring = query.toString();
+  return next();
+}
 
 /**
  * A Provider-typed handle whose every property is read from the current engine (methods bound to

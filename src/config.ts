@@ -42,6 +42,8 @@ const schema = z.object({
   ARGON2_PARALLELISM: int(1, 16).default(1),
   /** Trust X-Forwarded-* from a reverse proxy (TLS terminated in front of Kapija). */
   TRUST_PROXY: bool.default(false),
+  /** With TRUST_PROXY: how many proxies append to X-Forwarded-For; the client is the address the outermost appended. */
+  TRUST_PROXY_HOPS: int(1, 10).default(1),
   /** Absolute session lifetime in seconds (NIST 800-63B AAL2: 12 hours). */
   SESSION_TTL_SECONDS: int(60, 30 * 24 * 3600).default(12 * 3600),
   /** Sign-in session ends after this many seconds without use (NIST 800-63B AAL2: 30 minutes). */
@@ -77,7 +79,7 @@ const schema = z.object({
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
   /** Sender of Kapija's mail, e.g. "Kapija <no-reply@kapija.gov.rs>"; default no-reply@ the issuer's host. */
   MAIL_FROM: z.string().min(3).max(200).optional(),
-  /** Separate port for /metrics, /healthz and /readyz (then /metrics is not served on PORT). */
+  /** Separate port for /metrics, /healthz and /readyz (then /metrics is not served on PORT); 9100 when unset in production. */
   METRICS_PORT: int(1, 65535).optional(),
   /** Worker processes sharing PORT (node:cluster); one per core in production, 1 otherwise. */
   WEB_CONCURRENCY: int(1, 256).optional(),
@@ -90,6 +92,9 @@ const schema = z.object({
 });
 
 export type Locale = 'sr-Cyrl' | 'sr-Latn' | 'en';
+
+/** METRICS_PORT when it is not set in production. */
+export const PRODUCTION_METRICS_PORT = 9100;
 
 export interface Config {
   readonly env: 'development' | 'test' | 'production';
@@ -105,6 +110,8 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
   readonly trustProxy: boolean;
+  /** Proxies in front of Kapija that each append to X-Forwarded-For (used only with trustProxy). */
+  readonly trustProxyHops: number;
   readonly ttl: { readonly session: number; readonly sessionIdle: number; readonly accessToken: number; readonly refreshToken: number };
   readonly purgeIntervalSeconds: number;
   readonly allowPrivateNetworkFetch: boolean;
@@ -122,7 +129,7 @@ export interface Config {
   };
   /** Outgoing mail: SMTP relay, or (no smtpUrl, outside production) .eml files in dataDir/outbox. */
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string };
-  /** Undefined: /metrics is served on the main port. */
+  /** Undefined (development and test only): /metrics is served on the main port. */
   readonly metricsPort: number | undefined;
   readonly webConcurrency: number;
   readonly keyRotation: { readonly everyDays: number; readonly activationDelaySeconds: number };
@@ -193,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parallelism: e.ARGON2_PARALLELISM,
     }),
     trustProxy: e.TRUST_PROXY,
+    trustProxyHops: e.TRUST_PROXY_HOPS,
     ttl: Object.freeze({
       session: e.SESSION_TTL_SECONDS,
       sessionIdle: e.SESSION_IDLE_SECONDS,
@@ -213,7 +221,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       hwkAaguids: Object.freeze(hwkAaguids),
     }),
     mail: Object.freeze({ smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Kapija <no-reply@${issuerUrl.hostname}>` }),
-    metricsPort: e.METRICS_PORT,
+    // In production the metrics (request counts, sign-in outcomes) are never on the public port.
+    metricsPort: e.METRICS_PORT ?? (e.NODE_ENV === 'production' ? PRODUCTION_METRICS_PORT : undefined),
     webConcurrency: e.WEB_CONCURRENCY ?? (e.NODE_ENV === 'production' ? os.availableParallelism() : 1),
     keyRotation: Object.freeze({ everyDays: e.KEY_ROTATION_DAYS, activationDelaySeconds: e.KEY_ACTIVATION_DELAY_SECONDS }),
     openData: Object.freeze({ minCount: e.OPEN_DATA_MIN_COUNT }),

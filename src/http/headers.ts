@@ -40,6 +40,10 @@ function helmetWith(opts: { production: boolean }) {
         'connect-src': ["'self'"],
         'object-src': ["'none'"],
         'base-uri': ["'none'"],
+        // Forms post to Kapija only; a page whose form ends at a service (sign-in, logout, form_post)
+        // adds that service's redirect origin (allowFormActionTo), since Chromium applies
+        // form-action to every redirect after the submission.
+        'form-action': ["'self'"],
         'frame-ancestors': ["'none'"],
         ...(opts.production ? { 'upgrade-insecure-requests': [] } : {}),
       },
@@ -50,4 +54,19 @@ function helmetWith(opts: { production: boolean }) {
     crossOriginEmbedderPolicy: false,
     crossOriginResourcePolicy: { policy: 'same-origin' },
   });
+}
+
+/**
+ * Lets this response's forms lead to `uri`'s origin (or scheme, for an app's private-use scheme):
+ * the service a sign-in or logout returns to. Only for a URI the client registered.
+ */
+export function allowFormActionTo(ctx: Context, uri: unknown): void {
+  if (typeof uri !== 'string') return;
+  const parsed = URL.parse(uri);
+  if (!parsed) return;
+  const source = parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.origin : parsed.protocol;
+  if (!/^[a-z][a-z0-9+.-]*:(\/\/[^\s;,']+)?$/i.test(source)) return;
+  const csp = ctx.response.get('content-security-policy');
+  if (!csp) return;
+  ctx.set('content-security-policy', csp.replace(/form-action ([^;]*)/, (all, list: string) => (list.split(' ').includes(source) ? all : `form-action ${list} ${source}`)));
 }

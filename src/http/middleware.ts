@@ -6,6 +6,7 @@ import { koaBody } from 'koa-body';
 import { KapijaError } from '../errors.js';
 import { LOCALE_COOKIE, matchLocale, negotiateLocale, translator, type Locale, type Translate } from '../i18n/index.js';
 import { CSRF_COOKIE, CSRF_FIELD, type Csrf } from '../security/csrf.js';
+import { hostCookie } from './cookie-names.js';
 
 /**
  * Picks the page language; `?lang=` switches it and remembers the choice for a year. The language
@@ -13,10 +14,12 @@ import { CSRF_COOKIE, CSRF_FIELD, type Csrf } from '../security/csrf.js';
  * endpoints, which answer in JSON, never pay for it.
  */
 export function i18n(opts: { fallback: Locale; secureCookies: boolean }) {
+  const localeCookie = hostCookie(LOCALE_COOKIE, opts.secureCookies);
   return async (ctx: Context, next: Next): Promise<void> => {
+    ctx.state.localeCookie = localeCookie;
     const chosen = ctx.querystring.includes('lang=') ? matchLocale(typeof ctx.query.lang === 'string' ? ctx.query.lang : undefined) : undefined;
     if (chosen) {
-      ctx.cookies.set(LOCALE_COOKIE, chosen, {
+      ctx.cookies.set(localeCookie, chosen, {
         httpOnly: true,
         sameSite: 'lax',
         secure: opts.secureCookies,
@@ -34,7 +37,7 @@ export function i18n(opts: { fallback: Locale; secureCookies: boolean }) {
         get: () =>
           (locale ??= negotiateLocale({
             uiLocales: typeof ctx.state.uiLocales === 'string' ? ctx.state.uiLocales : undefined,
-            cookie: ctx.cookies.get(LOCALE_COOKIE) ?? undefined,
+            cookie: ctx.cookies.get(localeCookie) ?? undefined,
             acceptLanguage: ctx.get('accept-language'),
             fallback: opts.fallback,
           })),
@@ -60,7 +63,7 @@ export function applyUiLocales(ctx: Context, uiLocales: string | undefined, fall
   if (!uiLocales || matchLocale(typeof ctx.query.lang === 'string' ? ctx.query.lang : undefined)) return;
   const locale = negotiateLocale({
     uiLocales,
-    cookie: ctx.cookies.get(LOCALE_COOKIE) ?? undefined,
+    cookie: ctx.cookies.get(typeof ctx.state.localeCookie === 'string' ? ctx.state.localeCookie : LOCALE_COOKIE) ?? undefined,
     acceptLanguage: ctx.get('accept-language'),
     fallback,
   });
@@ -73,11 +76,12 @@ export function applyUiLocales(ctx: Context, uiLocales: string | undefined, fall
  * form token does not match.
  */
 export function csrfProtection(csrf: Csrf, opts: { secureCookies: boolean }) {
+  const csrfCookie = hostCookie(CSRF_COOKIE, opts.secureCookies);
   return async (ctx: Context, next: Next): Promise<void> => {
-    let secret = ctx.cookies.get(CSRF_COOKIE, { signed: true });
+    let secret = ctx.cookies.get(csrfCookie, { signed: true });
     if (!secret) {
       secret = csrf.newSecret();
-      ctx.cookies.set(CSRF_COOKIE, secret, {
+      ctx.cookies.set(csrfCookie, secret, {
         httpOnly: true,
         sameSite: 'lax',
         secure: opts.secureCookies,
@@ -89,7 +93,7 @@ export function csrfProtection(csrf: Csrf, opts: { secureCookies: boolean }) {
     if (!['GET', 'HEAD', 'OPTIONS'].includes(ctx.method)) {
       const body = (ctx.request as { body?: Record<string, unknown> }).body ?? {};
       const token = body[CSRF_FIELD] ?? ctx.get('x-csrf-token');
-      if (!csrf.verify(ctx.cookies.get(CSRF_COOKIE, { signed: true }) ?? undefined, token)) {
+      if (!csrf.verify(ctx.cookies.get(csrfCookie, { signed: true }) ?? undefined, token)) {
         throw new KapijaError('request.csrf', 403);
       }
     }

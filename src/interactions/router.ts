@@ -28,6 +28,7 @@ import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import { createConsent } from './consent.js';
 import { REENROL_COOKIE, essentialAcrs, getFlow, getPasskeyChallenge, isStepUp, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
+import { allowFormActionTo } from '../http/headers.js';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -63,8 +64,12 @@ const webauthnBody = z.object({ response: z.record(z.string(), z.unknown()), nam
 
 type Method = 'totp' | 'webauthn' | 'recovery';
 
-/** Long-lived random cookie naming this browser, for new-device notices. */
+/**
+ * Random cookie naming this browser, for new-device notices (it authenticates nothing). It lives
+ * DEVICE_COOKIE_DAYS and is renewed at each sign-in, so a browser unused that long is new again.
+ */
 export const DEVICE_COOKIE = 'kapija.device';
+export const DEVICE_COOKIE_DAYS = 90;
 
 export function createInteractionRouter(deps: InteractionDeps): Router {
   const { provider, accounts, credentials, passwords, totp, recovery, webauthn, throttles, box, render, defaultLocale, events } = deps;
@@ -85,6 +90,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       throw err;
     }
     if (details.uid !== ctx.params.uid) throw new KapijaError('interaction.expired', 400);
+    // The step's form may end in the redirect to the service (validated by the engine at /auth).
+    allowFormActionTo(ctx, details.params.redirect_uri);
     applyUiLocales(ctx, details.params.ui_locales as string | undefined, defaultLocale);
     return details;
   };
@@ -107,15 +114,13 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const self = (details: Details) => `/interaction/${details.uid}`;
 
   /**
-   * The browser's long-lived random device cookie (set on its first sign-in), as a keyed hash: lets
-   * Kapija tell the citizen about sign-ins from a new device without storing the cookie itself.
+   * The browser's random device cookie (set on its first sign-in, renewed on each), as a keyed hash:
+   * lets Kapija tell the citizen about sign-ins from a new device without storing the cookie itself.
    */
   const knownDevice = (ctx: Context): string => {
     let device = ctx.cookies.get(DEVICE_COOKIE);
-    if (!device || !/^[A-Za-z0-9_-]{43}$/.test(device)) {
-      device = randomToken(32);
-      ctx.cookies.set(DEVICE_COOKIE, device, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: 400 * 24 * 3600 * 1000, signed: false, overwrite: true });
-    }
+    if (!device || !/^[A-Za-z0-9_-]{43}$/.test(device)) device = randomToken(32);
+    ctx.cookies.set(DEVICE_COOKIE, device, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: DEVICE_COOKIE_DAYS * 24 * 3600 * 1000, signed: false, overwrite: true });
     return box.mac('device', device);
   };
 

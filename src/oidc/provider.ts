@@ -13,6 +13,8 @@ import { SCOPE_CLAIMS } from './accounts.js';
 import { receivableClaims } from './claims-policy.js';
 import type { KeySet } from './keys.js';
 import { ACR, levelOfAcr, rank, requiredLevel } from './acr.js';
+import { allowFormActionTo } from '../http/headers.js';
+import { hostCookie } from '../http/cookie-names.js';
 
 export interface ProviderPages {
   /** Renders Kapija's error page for a protocol error shown to a person. */
@@ -103,7 +105,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       keys: keys.cookieKeys,
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
-      names: { session: 'kapija.session', interaction: 'kapija.interaction', resume: 'kapija.resume' },
+      names: { session: hostCookie('kapija.session', config.issuer.startsWith('https://')), interaction: 'kapija.interaction', resume: 'kapija.resume' },
     },
     // How the citizen signed in (acr, amr, auth_time) is part of every ID token, not a personal claim.
     claims: {
@@ -153,9 +155,16 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId),
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     pkce: {
-      // S256 only; required for public clients, and for every client that sends a code_challenge.
-      required: (_ctx, client) => client.clientAuthMethod === 'none',
+      // S256 only, and required of every client, confidential ones too (RFC 9700 §2.1.1, OAuth 2.1):
+      // a client secret does not stop a stolen or injected code from being redeemed by its client.
+      required: () => true,
     },
+    // Cross-origin token and userinfo calls: only from an origin of one of the client's redirect URIs,
+    // for public clients (and userinfo); never from the opaque origin "null" (sandboxes, file:, data:).
+    clientBasedCORS: (ctx, origin, client) =>
+      origin !== 'null' &&
+      (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') &&
+      (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
     features: {
       devInteractions: { enabled: false },
       introspection: {
@@ -179,7 +188,11 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       claimsParameter: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
-        logoutSource: async (ctx, form) => pages.logout(ctx as unknown as Context, form),
+        logoutSource: async (ctx, form) => {
+          // The confirmation form ends at the service's registered post-logout URI (checked by the engine).
+          allowFormActionTo(ctx as unknown as Context, ctx.oidc.params?.post_logout_redirect_uri);
+          pages.logout(ctx as unknown as Context, form);
+        },
         postLogoutSuccessSource: async (ctx) =>
           pages.logoutDone(ctx as unknown as Context, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId),
       },
@@ -251,6 +264,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
         return ttl;
       },
     },
+    // A path, never a host: the browser stays on the origin it reached Kapija at (see http/origin.ts).
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: createPolicy() },
     renderError: async (ctx, out, err) => {
       // oidc-provider's shared error handler renders before it emits `server_error`, so the outage
@@ -291,6 +305,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
+  provider.maxIpsCount = config.trustProxy ? config.trustProxyHops : 0;
 
   // A database outage inside the engine is a 503 "temporarily_unavailable", not a 500.
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
@@ -299,6 +314,34 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       logger.warn({ route: ctx.oidc?.route, err: { message: err.message } }, 'database unavailable');
     } else {
       logger.error({ route: ctx.oidc?.route, err }, 'provider server error');
+    }
+  });
+  // A response that returns to the service (form_post's self-submitting form, or a page whose form
+  // ends in a redirect to it) may lead forms to the client's registered redirect URI.
+  provider.use(async (ctx, next) => {
+    await next();
+    const { client, params } = (ctx as KoaContextWithOIDC).oidc ?? {};
+    const uri = params?.redirect_uri;
+    if (client && typeof uri === 'string' && client.redirectUris?.includes(uri)) allowFormActionTo(ctx as unknown as Context, uri);
+  });
+  // The opaque origin "null" gets no CORS grant anywhere, preflight included (the engine's CORS
+  // middleware echoes whatever Origin it is sent on its open endpoints).
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.get('origin') === 'null' && ctx.response.get('access-control-allow-origin') === 'null') {
+      for (const name of Object.keys(ctx.response.headers)) if (name.toLowerCase().startsWith('access-control-')) ctx.remove(name);
+    }
+  });
+  // RFC 7662 §2.1 / RFC 7009 §2.1 with RFC 6749 §5.2: a call without any client authentication is
+  // 401 invalid_client with a challenge, not 400 invalid_request.
+  provider.use(async (ctx, next) => {
+    await next();
+    const route = (ctx as KoaContextWithOIDC).oidc?.route;
+    const body = ctx.body as { error?: string; error_description?: string } | undefined;
+    if ((route === 'introspection' || route === 'revocation') && ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === 'no client authentication mechanism provided') {
+      ctx.status = 401;
+      ctx.body = { error: 'invalid_client', error_description: 'client authentication is required' };
+      ctx.set('www-authenticate', `Basic realm="${config.issuer}"`);
     }
   });
   provider.use(async (ctx, next) => {

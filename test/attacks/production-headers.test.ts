@@ -4,6 +4,7 @@
  */
 import { createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
 import { createPgDatabase, pgAvailable } from '../support/databases.js';
+import { PKCE_CHALLENGE } from '../support/pkce.js';
 
 const REDIRECT = 'https://rp.example/cb';
 
@@ -41,7 +42,7 @@ if (!pgAvailable()) {
 
   test('ASVS 3.4.1-3.4.3: every cookie is Secure, HttpOnly and SameSite in production', async () => {
     const auth = new URL('/auth', server.url);
-    auth.search = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT }).toString();
+    auth.search = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...PKCE_CHALLENGE }).toString();
     const cookies = [
       ...(await get(`${auth.pathname}${auth.search}`)).headers.getSetCookie(),
       ...(await get('/register')).headers.getSetCookie(),

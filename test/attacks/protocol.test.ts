@@ -8,6 +8,7 @@ import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
+import { PKCE_CHALLENGE, withVerifier } from '../support/pkce.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 let server: RunningKapija;
@@ -24,14 +25,14 @@ afterAll(async () => {
 const basic = () => `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret}`).toString('base64')}`;
 function authorize(extra: Record<string, string> = {}): URL {
   const u = new URL('/auth', server.url);
-  u.search = new URLSearchParams({ client_id: rp.clientId, response_type: 'code', scope: 'openid offline_access', redirect_uri: REDIRECT, prompt: 'consent', ...extra }).toString();
+  u.search = new URLSearchParams({ client_id: rp.clientId, response_type: 'code', scope: 'openid offline_access', redirect_uri: REDIRECT, prompt: 'consent', ...PKCE_CHALLENGE, ...extra }).toString();
   return u;
 }
 async function post(path: string, params: Record<string, string>, auth = basic()) {
   const res = await fetch(new URL(path, server.url), { method: 'POST', headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
-const redeem = (code: string, extra: Record<string, string> = {}) => post('/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, ...extra });
+const redeem = (code: string, extra: Record<string, string> = {}) => post('/token', withVerifier({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, ...extra }));
 
 describe('authorization codes and PKCE', () => {
   test('RFC 9700 §4.2.4 / OIDC Core 3.1.3.2: a reused authorization code fails and revokes the tokens issued with it', async () => {
@@ -55,7 +56,7 @@ describe('authorization codes and PKCE', () => {
     const challenge = createHash('sha256').update(verifier).digest('base64url');
     const cb = await signIn(new Agent(), authorize({ code_challenge: challenge, code_challenge_method: 'S256' }), REDIRECT, citizen);
     const code = cb.searchParams.get('code')!;
-    const without = await redeem(code);
+    const without = await post('/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT });
     expect(without.status).toBe(400);
     expect(without.json.error).toBe('invalid_grant');
     const wrong = await redeem(code, { code_verifier: randomBytes(32).toString('base64url') });
@@ -188,7 +189,7 @@ describe('session limits (NIST SP 800-63B 4.2.3 AAL2, ASVS 3.3.2)', () => {
       const agent = new Agent();
       const url = (prompt?: string) => {
         const u = new URL('/auth', idle.url);
-        u.search = new URLSearchParams({ client_id: client.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...(prompt ? { prompt } : {}) }).toString();
+        u.search = new URLSearchParams({ client_id: client.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...PKCE_CHALLENGE, ...(prompt ? { prompt } : {}) }).toString();
         return u;
       };
       await signIn(agent, url(), REDIRECT, citizen);
@@ -211,7 +212,7 @@ describe('session limits (NIST SP 800-63B 4.2.3 AAL2, ASVS 3.3.2)', () => {
       const citizen = await createTestAccount(abs.kapija);
       const agent = new Agent();
       const u = new URL('/auth', abs.url);
-      u.search = new URLSearchParams({ client_id: client.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT }).toString();
+      u.search = new URLSearchParams({ client_id: client.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...PKCE_CHALLENGE }).toString();
       const signedInAt = Math.floor(Date.now() / 1000);
       await signIn(agent, u, REDIRECT, citizen);
       const expiry = async () => {

@@ -24,6 +24,7 @@ import {
   type Page,
 } from '../support/browser.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { PKCE_CHALLENGE } from '../support/pkce.js';
 
 /** The relying party's redirect URI: answers 200 "ok" so the browser has somewhere to land. */
 interface Receiver {
@@ -69,7 +70,7 @@ async function newRelyingParty() {
 
 function authorizeUrl(clientId: string, redirectUri: string, extra: Record<string, string> = {}): string {
   const url = new URL(endpoints.authorization_endpoint);
-  const params = { client_id: clientId, response_type: 'code', scope: 'openid profile email', redirect_uri: redirectUri, state: randomBytes(8).toString('hex'), ...extra };
+  const params = { client_id: clientId, response_type: 'code', scope: 'openid profile email', redirect_uri: redirectUri, state: randomBytes(8).toString('hex'), ...PKCE_CHALLENGE, ...extra };
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
   return url.href;
 }
@@ -215,6 +216,11 @@ describeBrowser('accessibility of every page, in every language', () => {
       const badClient = await page.goto(authorizeUrl('no-such-client', rp.redirectUri));
       expect(badClient?.status()).toBe(400);
       await check('error: unknown client', [m['error.heading'], m['error.back']]);
+
+      // The cookie page, linked from every footer.
+      await page.locator('footer a[href="/cookies"]').click();
+      await page.waitForURL(/\/cookies$/);
+      await check('cookies', [m['cookies.title'], m['cookies.device.purpose']]);
 
       // Logout confirmation and done.
       await page.goto(endpoints.end_session_endpoint);

@@ -9,6 +9,7 @@ import { createTestAccount, createTestClient, testConfig } from '../support/kapi
 import { createSqliteDatabase } from '../support/databases.js';
 import fs from 'node:fs';
 import { freePort, spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
+import { PKCE_CHALLENGE } from '../support/pkce.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 // A deliberately slow password hash: the sign-in POST then takes long enough to be caught by SIGTERM.
@@ -79,7 +80,7 @@ test('both workers serve the one port, and SIGTERM finishes the request in fligh
 
   const agent = new Agent();
   const authorize = new URL('/auth', issuer);
-  authorize.search = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid' }).toString();
+  authorize.search = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', ...PKCE_CHALLENGE }).toString();
   const page = await agent.follow(await agent.request(authorize), (u) => u.href.startsWith(REDIRECT));
   if (page instanceof URL) throw new Error('expected the login page');
   const inFlight = submitForm(agent, page, /\/login$/, { username: citizen.username, password: citizen.password });

@@ -12,6 +12,7 @@ import { createTestAccount, createTestClient, testConfig } from '../support/kapi
 import { createPgDatabase, type TestDatabase } from '../support/databases.js';
 import { freePort, spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
 import { createKapija, type Kapija } from '../../src/app.js';
+import { PKCE_CHALLENGE, withVerifier } from '../support/pkce.js';
 
 export const REDIRECT = 'http://127.0.0.1:9/cb';
 
@@ -107,6 +108,7 @@ export function authorizeUrl(base: string, clientId: string, extra: Record<strin
     scope: 'openid offline_access',
     prompt: 'consent',
     state: randomBytes(8).toString('hex'),
+    ...PKCE_CHALLENGE,
     ...extra,
   }).toString();
   return u;
@@ -125,7 +127,7 @@ export async function token(recorder: Recorder | undefined, base: string, fleet:
     const res = await fetch(`${base}/token`, {
       method: 'POST',
       headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams(params).toString(),
+      body: new URLSearchParams(withVerifier(params)).toString(),
     });
     const text = await res.text();
     recorder?.add({ at, what, status: res.status, ...(res.status === 503 ? { clear: clearUnavailable(503, text) } : {}) });

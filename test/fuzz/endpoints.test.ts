@@ -16,6 +16,7 @@ import { createRoleRepository } from '../../src/store/roles.js';
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { PKCE_CHALLENGE, withVerifier } from '../support/pkce.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? (process.env.npm_lifecycle_event === 'fuzz' ? 2000 : 100));
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -79,13 +80,13 @@ beforeAll(async () => {
 
   // A citizen signed in at the service, with tokens to present.
   const auth = new URL('/auth', server.url);
-  auth.search = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid offline_access', redirect_uri: REDIRECT, prompt: 'consent' }).toString();
+  auth.search = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid offline_access', redirect_uri: REDIRECT, prompt: 'consent', ...PKCE_CHALLENGE }).toString();
   const cb = await signIn(agents.citizen, auth, REDIRECT, citizen);
   const tokens = (await (
     await fetch(`${server.url}/token`, {
       method: 'POST',
       headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT }),
+      body: new URLSearchParams(withVerifier({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT })),
     })
   ).json()) as Record<string, string>;
   ({ access_token: accessToken, refresh_token: refreshToken, id_token: idToken } = tokens as { access_token: string; refresh_token: string; id_token: string });

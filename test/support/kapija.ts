@@ -11,6 +11,7 @@ import { generateSecret } from 'otplib/functional';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createKapija, type Kapija } from '../../src/app.js';
 import { createTestDatabase, type StoreName, type TestDatabase } from './databases.js';
+import { PKCE_CHALLENGE, withVerifier } from './pkce.js';
 
 /** Cheapest argon2id parameters the configuration accepts, so tests spend little time hashing. */
 export const TEST_ENV: Record<string, string> = {
@@ -180,10 +181,10 @@ export async function testService(running: RunningKapija, metadata: Partial<Reco
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, string> };
   };
-  const token = (params: Record<string, string>) => post('/token', params);
+  const token = (params: Record<string, string>) => post('/token', withVerifier(params));
   const authorize = (extra: Record<string, string> = {}) => {
     const u = new URL(`${url}/auth`);
-    u.search = new URLSearchParams({ client_id: rp.clientId, redirect_uri: redirect, response_type: 'code', scope: 'openid offline_access', state: randomBytes(4).toString('hex'), ...extra }).toString();
+    u.search = new URLSearchParams({ client_id: rp.clientId, redirect_uri: redirect, response_type: 'code', scope: 'openid offline_access', state: randomBytes(4).toString('hex'), ...PKCE_CHALLENGE, ...extra }).toString();
     return u;
   };
   return { kapija, rp, citizen, redirect, post, token, authorize };

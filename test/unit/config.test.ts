@@ -84,6 +84,7 @@ describe('loadConfig defaults', () => {
     });
     expect(config.port).toBe(8080);
     expect(config.trustProxy).toBe(true);
+    expect(config.trustProxyHops).toBe(1);
     expect(config.requireSecondFactor).toBe(false);
     expect(config.issuer).toBe('https://login.example.rs');
     expect(config.database).toEqual({ client: 'pg', url: 'postgresql://u@h/db', poolMax: 25 });

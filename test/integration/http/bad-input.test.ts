@@ -11,6 +11,7 @@ import { createTestAccount, createTestClient, startKapija, type RunningKapija } 
 import { SignInError, signIn } from '../../support/sign-in.js';
 import { createPgDatabase, pgAvailable } from '../../support/databases.js';
 import { Agent } from '../../support/browserless.js';
+import { PKCE_CHALLENGE } from '../../support/pkce.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const HTML = 'text/html';
@@ -89,7 +90,7 @@ describe('discovery and jwks', () => {
 });
 
 describe('authorization endpoint', () => {
-  const base = () => ({ client_id: client.clientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid' });
+  const base = () => ({ client_id: client.clientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', ...PKCE_CHALLENGE });
 
   test.each([
     ['no parameters', ''],
@@ -477,7 +478,7 @@ describe('with the database down', () => {
     expect((await request(down.url).get('/readyz')).status).toBe(200);
     pending = new Agent();
     const start = await pending.request(
-      `${down.url}/auth?${new URLSearchParams({ client_id: dbClient.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT })}`,
+      `${down.url}/auth?${new URLSearchParams({ client_id: dbClient.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...PKCE_CHALLENGE })}`,
     );
     loginPage = new URL(start.headers.get('location')!, down.url);
     expect(loginPage.pathname).toMatch(/^\/interaction\//);
@@ -492,7 +493,7 @@ describe('with the database down', () => {
 
   test('authorize shows a 503 page that says Kapija is temporarily unavailable', async () => {
     const res = await reqs()
-      .get(`/auth?client_id=${dbClient.clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}`)
+      .get(`/auth?client_id=${dbClient.clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&${new URLSearchParams(PKCE_CHALLENGE)}`)
       .set('accept', HTML)
       .set('accept-language', 'en');
     expectClean(res, 'html', { status: 503 });
