@@ -13,6 +13,7 @@ import { srLatn } from '../../src/i18n/messages/sr-Latn.js';
 import { srCyrl } from '../../src/i18n/messages/sr-Cyrl.js';
 import { browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { PKCE_CHALLENGE } from '../support/pkce.js';
 
 const CATALOGUES: Record<Locale, Messages> = { 'sr-Cyrl': srCyrl, 'sr-Latn': srLatn, en };
 
@@ -43,7 +44,7 @@ describeBrowser('connected services: refused claims', () => {
     const page = await newPage(browser!, { locale: locale === 'en' ? 'en-GB' : locale === 'sr-Latn' ? 'sr-Latn-RS' : 'sr-RS' });
     try {
       const auth = new URL('/auth', server.url);
-      auth.search = new URLSearchParams({ client_id: rp.clientId, response_type: 'code', scope: 'openid profile jmbg', redirect_uri: redirectUri, state: randomBytes(8).toString('hex'), ui_locales: locale }).toString();
+      auth.search = new URLSearchParams({ client_id: rp.clientId, response_type: 'code', scope: 'openid profile jmbg', redirect_uri: redirectUri, state: randomBytes(8).toString('hex'), ui_locales: locale, ...PKCE_CHALLENGE }).toString();
       await page.goto(auth.href);
       // The consent page's JMBG box starts unticked: allowing the rest refuses it.
       const end = await browserSignIn(page, { ...citizen, redirectUri });

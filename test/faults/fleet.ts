@@ -41,12 +41,24 @@ export class Recorder {
 const clearUnavailable = (status: number, body: string) =>
   status !== 503 || /temporarily_unavailable|service\.unavailable|temporarily unavailable|привремено|privremeno/i.test(body);
 
-/** An Agent that records every request it makes. */
+/**
+ * An Agent that records every request it makes. Kapija builds every absolute URL from ISSUER (the
+ * balancer's address in production); `route` sends what names the issuer's origin to the instance
+ * this agent is talking to, as a balancer with stickiness would.
+ */
 export class RecordingAgent extends Agent {
+  route: { issuer: string; base: string } | undefined;
   constructor(private readonly recorder: Recorder, private readonly what: string) {
     super('en');
   }
   override async request(url: string | URL, init: Parameters<Agent['request']>[1] = {}): Promise<Page> {
+    const target = new URL(url);
+    if (this.route && target.origin === new URL(this.route.issuer).origin) {
+      const base = new URL(this.route.base);
+      target.protocol = base.protocol;
+      target.host = base.host;
+    }
+    url = target;
     const at = Date.now();
     try {
       const page = await super.request(url, init);
@@ -147,6 +159,7 @@ export async function token(recorder: Recorder | undefined, base: string, fleet:
 /** A citizen's sign-in at `base` and the code's exchange: the agent (session cookie) and the tokens. */
 export async function signInAndRedeem(recorder: Recorder, base: string, fleet: Fleet, citizen: Fleet['citizens'][number]) {
   const agent = new RecordingAgent(recorder, 'sign-in');
+  agent.route = { issuer: fleet.issuer, base };
   const callback = await signIn(agent, authorizeUrl(base, fleet.client.clientId), REDIRECT, citizen);
   const code = callback.searchParams.get('code');
   if (!code) throw new Error(`no code: ${callback.href}`);
@@ -158,6 +171,7 @@ export async function signInAndRedeem(recorder: Recorder, base: string, fleet: F
 /** Whether the agent's session at Kapija still signs it in silently (prompt=none), at `base`. */
 export async function silentSignIn(agent: Agent, base: string, fleet: Fleet): Promise<{ ok: boolean; detail: string }> {
   const url = authorizeUrl(base, fleet.client.clientId, { prompt: 'none', scope: 'openid' });
+  if (agent instanceof RecordingAgent) agent.route = { issuer: fleet.issuer, base };
   const end = await agent.follow(await agent.request(url), (u) => u.href.startsWith(REDIRECT));
   if (!(end instanceof URL)) return { ok: false, detail: `page ${end.url.pathname} ${end.status}` };
   const code = end.searchParams.get('code');
