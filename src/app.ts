@@ -28,7 +28,7 @@ import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/in
 import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
 import { createSignInThrottles } from './security/sign-in-throttles.js';
 import { createWebAuthnMetadataRepository } from './store/webauthn-metadata.js';
-import { accountReadAlong, createAdapterClass } from './oidc/adapter.js';
+import { accountReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
@@ -200,7 +200,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     logger,
     keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
-    findAccount: createFindAccount(handles.accounts, accountReadAlong, (accountId, clientId) => refusals.list(accountId, clientId)),
+    findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? refusals.list(accountId, clientId)),
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
     findRefusals: (accountId, clientId) => refusals.list(accountId, clientId),
     pairwiseSubject,

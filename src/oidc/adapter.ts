@@ -48,6 +48,8 @@ interface ReadAlong {
   grants: Map<string, OidcPayload | undefined>;
   sessions: Map<string, OidcPayload | undefined>;
   accounts: Map<string, Account | undefined>;
+  /** The claims an account refused to a client, keyed `accountId clientId`, read with a token of theirs. */
+  refusals: Map<string, ReadonlySet<string>>;
   /** A token value's read, and the models it still answers (each once). */
   tokens: Map<string, { models: Set<string>; read: Promise<FoundWithContext> }>;
 }
@@ -64,6 +66,12 @@ function forget(model: string, id: string): void {
   if (model === 'Grant') kept.grants.delete(id);
   else if (model === 'Session') kept.sessions.clear();
   else kept.tokens.delete(id);
+}
+
+/** The claims `accountId` refused to `clientId`, when this request read them with a token of theirs. */
+export function refusalsReadAlong(accountId: string, clientId: string): ReadonlySet<string> | undefined {
+  const ctx = Provider.ctx as object | undefined;
+  return ctx ? readAlong.get(ctx)?.refusals.get(`${accountId} ${clientId}`) : undefined;
 }
 
 /** The account of a token this request read, when it read one: `{ account }` (undefined if gone), else undefined. */
@@ -161,7 +169,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         if (kept?.has(id)) return structuredClone(kept.get(id)) as AdapterPayload | undefined;
       }
       if (READ_WITH_CONTEXT.has(this.name)) {
-        const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map(), accounts: new Map(), tokens: new Map() };
+        const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map(), accounts: new Map(), refusals: new Map(), tokens: new Map() };
         readAlong.set(ctx, kept);
         const pending = kept.tokens.get(id);
         if (pending?.models.delete(this.name)) return structuredClone((await pending.read).payloads.get(this.name)) as AdapterPayload | undefined;
@@ -177,6 +185,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
             if (typeof sessionUid === 'string' && (one || found.session?.uid === sessionUid)) kept.sessions.set(sessionUid, found.session);
             if (typeof accountId === 'string' && (one || found.account?.id === accountId)) kept.accounts.set(accountId, found.account);
           }
+          if (found.refusals) kept.refusals.set(`${found.refusals.accountId} ${found.refusals.clientId}`, found.refusals.claims);
           return found;
         });
         kept.tokens.set(id, { models: new Set(models.filter((m) => m !== this.name)), read });

@@ -27,6 +27,8 @@ export interface FoundWithContext {
   readonly grant?: OidcPayload;
   readonly session?: OidcPayload;
   readonly account?: Account;
+  /** The claims the token's account refused to the token's client (consent_refusals), when the token names both. */
+  readonly refusals?: { readonly accountId: string; readonly clientId: string; readonly claims: ReadonlySet<string> };
 }
 
 export interface StoredPayloadSummary {
@@ -145,7 +147,10 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
         where model = 'Session' and uid ${namedBy(isPostgres(db) ? "payload::json->>'sessionUid'" : "json_extract(payload, '$.sessionUid')")} and ${LIVE}
        union all
        select 'Account', ${isPostgres(db) ? 'json_build_object' : 'json_object'}(${ACCOUNT_COLUMNS.map((c) => `'${c}', ${c}`).join(', ')})${isPostgres(db) ? '::text' : ''}, null
-        from accounts where id ${namedBy('account_id')}`,
+        from accounts where id ${namedBy('account_id')}
+       union all
+       select 'Refusal', claim, null from consent_refusals
+        where (select count(*) from t) = 1 and account_id ${namedBy('account_id')} and client_id ${namedBy(isPostgres(db) ? "payload::json->>'clientId'" : "json_extract(payload, '$.clientId')")}`,
     ),
     findByUid: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_uid', `select payload, consumed_at from oidc_payloads where model = ? and uid = ? and ${LIVE} limit 1`),
     findByUserCode: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_user_code', `select payload, consumed_at from oidc_payloads where model = ? and user_code = ? and ${LIVE} limit 1`),
@@ -220,13 +225,19 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
       let grant: OidcPayload | undefined;
       let session: OidcPayload | undefined;
       let account: Account | undefined;
+      const refused = new Set<string>();
       for (const row of rows) {
-        if (row.model === 'Account') account = toAccount(JSON.parse(row.payload) as AccountRow);
+        if (row.model === 'Refusal') refused.add(row.payload);
+        else if (row.model === 'Account') account = toAccount(JSON.parse(row.payload) as AccountRow);
         else if (models.includes(row.model)) found.set(row.model, toPayload(row));
         else if (row.model === 'Grant') grant = toPayload(row);
         else if (row.model === 'Session') session = toPayload(row);
       }
-      return { payloads: found, grant, session, account };
+      // Refusals are read only when the id named exactly one artefact: then they are its (account, client)'s.
+      const named = rows.find((r) => models.includes(r.model));
+      const { accountId, clientId } = (named ? JSON.parse(named.payload) : {}) as { accountId?: unknown; clientId?: unknown };
+      const refusals = typeof accountId === 'string' && typeof clientId === 'string' && found.size === 1 ? { accountId, clientId, claims: refused } : undefined;
+      return { payloads: found, grant, session, account, ...(refusals ? { refusals } : {}) };
     },
     findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),
     async consume(model, id) {

@@ -9,6 +9,7 @@ import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
 import { kapijaForSuite, testService } from '../../support/kapija.js';
 import { stores } from '../../support/databases.js';
+import { createConsentRefusalRepository } from '../../../src/store/consent-refusals.js';
 
 describe.each(stores())('on %s', (store) => {
   const server = kapijaForSuite({ store });
@@ -72,6 +73,27 @@ describe.each(stores())('on %s', (store) => {
       expect((await token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token! })).body.error).toBe('invalid_grant');
     } finally {
       byId.mockRestore();
+    }
+  });
+
+  test('userinfo and refresh take the claims the citizen refused with the token, and see a refusal made in between', async () => {
+    const { kapija, citizen, rp, token, tokens } = await signedIn('openid email offline_access');
+    const refusals = createConsentRefusalRepository(kapija.db);
+    const lookups = jest.spyOn(kapija.payloads, 'findWithContext');
+    try {
+      expect((await userinfo(tokens.access_token!)).body).toMatchObject({ email: citizen.account.email });
+      // Refused in the account portal between two requests: the next read of the token carries it.
+      await refusals.refuse(citizen.account.id, rp.clientId, ['email']);
+      const after = (await userinfo(tokens.access_token!)).body;
+      expect(after.sub).toEqual(expect.any(String));
+      expect(after.email).toBeUndefined();
+      const refreshed = await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! });
+      expect(refreshed.status).toBe(200);
+      const idToken = JSON.parse(Buffer.from(refreshed.body.id_token!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+      expect(idToken.email).toBeUndefined();
+      expect(lookups).toHaveBeenCalledTimes(3); // one read per request: the token with its grant, account and refusals
+    } finally {
+      lookups.mockRestore();
     }
   });
 
