@@ -24,10 +24,11 @@ ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2
 COPY --from=build --chown=root:root /app/package.json ./package.json
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
-# dist/ holds the compiled sources and migrations; views/ and static/ are found by walking up from dist/src/http.
+# dist/ holds the compiled sources and migrations; views/, static/ and content/ are found by walking up from dist/src/http.
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY --chown=root:root views ./views
 COPY --chown=root:root static ./static
+COPY --chown=root:root content ./content
 COPY --chown=root:root bin ./bin
 # The application files are owned by root and read-only to the process; it runs as the unprivileged "node" user.
 USER node

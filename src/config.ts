@@ -73,6 +73,8 @@ const schema = z.object({
   WEBAUTHN_HWK_AAGUIDS: z.string().optional(),
   /** Lowest level of assurance for the administration console and the admin API: low, substantial or high (a security key). */
   ADMIN_MIN_ACR: z.enum(['low', 'substantial', 'high']).default('high'),
+  /** Folder of the operator's footer pages (privacy, accessibility, help), one Markdown file per page and language; a file missing there falls back to the shipped content/. */
+  CONTENT_DIR: z.string().min(1).optional(),
   /** Default language of pages: sr-Cyrl, sr-Latn or en. */
   DEFAULT_LOCALE: z.enum(['sr-Cyrl', 'sr-Latn', 'en']).default('sr-Cyrl'),
   /** smtp:// or smtps:// URL of the mail relay; unset writes each mail to DATA_DIR/outbox (development and test only). */
@@ -116,6 +118,8 @@ export interface Config {
   readonly purgeIntervalSeconds: number;
   readonly allowPrivateNetworkFetch: boolean;
   readonly defaultLocale: Locale;
+  /** The operator's folder of footer pages (content/*.md overrides); undefined: the shipped ones only. */
+  readonly contentDir: string | undefined;
   readonly adminMinAcr: 'low' | 'substantial' | 'high';
   readonly requireSecondFactor: boolean;
   readonly reauthSeconds: number;
@@ -210,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     purgeIntervalSeconds: e.PURGE_INTERVAL_SECONDS,
     allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH,
     defaultLocale: e.DEFAULT_LOCALE,
+    contentDir: e.CONTENT_DIR === undefined ? undefined : path.resolve(e.CONTENT_DIR),
     adminMinAcr: e.ADMIN_MIN_ACR,
     requireSecondFactor: e.REQUIRE_SECOND_FACTOR,
     reauthSeconds: e.REAUTH_SECONDS,

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { KapijaError } from '../errors.js';
 import { toKapijaError } from '../http/error-handler.js';
 import { bodyParser } from '../http/middleware.js';
-import type { Translate } from '../i18n/index.js';
+import { negotiateLocale, translator, type Translate } from '../i18n/index.js';
 import type { AcrLevel } from '../oidc/acr.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { AuditFilter } from '../store/audit.js';
@@ -46,7 +46,12 @@ export function auditFilter(q: AuditQuery): AuditFilter {
   };
 }
 
-/** Errors as JSON, always (whatever the Accept header), with the field at fault for a 400. */
+/**
+ * Errors as JSON, always (whatever the Accept header), with the field at fault for a 400. The API
+ * is read by scripts and their operators, so error_description is in English unless the request's
+ * Accept-Language asks for Serbian; the deployment's default language and the console's language
+ * cookie do not apply.
+ */
 async function jsonErrors(ctx: Context, next: Next): Promise<void> {
   try {
     await next();
@@ -54,8 +59,10 @@ async function jsonErrors(ctx: Context, next: Next): Promise<void> {
   } catch (raw) {
     const err = toKapijaError(raw);
     if (err.status >= 500) throw raw;
-    const t = ctx.state.t as Translate;
+    const locale = negotiateLocale({ acceptLanguage: ctx.get('accept-language'), fallback: 'en' });
+    const t: Translate = translator(locale);
     ctx.status = err.status;
+    ctx.set('content-language', locale);
     ctx.body = {
       error: err.code,
       error_description: t(`error.${err.code}` as Parameters<Translate>[0]),

@@ -90,7 +90,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
 
   const page = (ctx: Context, view: string, title: string, data: Record<string, unknown> = {}) => {
     const a = ctx.state.actor as Actor | undefined;
-    render(ctx, `admin/${view}`, { title, nav: ctx.path, actorName: ctx.state.actorName, role: a?.role, canWrite: a?.role === 'admin', ...data });
+    render(ctx, `admin/${view}`, { title, wide: true, nav: ctx.path, actorName: ctx.state.actorName, role: a?.role, canWrite: a?.role === 'admin', ...data });
   };
 
   /** Renders the page again with the error; a KapijaError's details (the field at fault) are shown too. */

@@ -27,6 +27,26 @@ function findViewsDir(): string {
   throw new Error('views/ not found');
 }
 
+/** The Intl locale of each page language; English pages use British (day-month) order. */
+const INTL_LOCALES: Record<Locale, string> = { 'sr-Cyrl': 'sr-Cyrl-RS', 'sr-Latn': 'sr-Latn-RS', en: 'en-GB' };
+const dateFormats = new Map<Locale, Intl.DateTimeFormat>();
+
+/**
+ * A moment as the reader of a page in `locale` writes it, in the server's time zone (TZ), with the
+ * zone named; what is not a date is returned as it came.
+ */
+export function formatDateTime(value: string | Date | null | undefined, locale: Locale): string {
+  if (value === null || value === undefined || value === '') return '';
+  const date = value instanceof Date ? value : new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  let format = dateFormats.get(locale);
+  if (!format) {
+    format = new Intl.DateTimeFormat(INTL_LOCALES[locale], { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+    dateFormats.set(locale, format);
+  }
+  return format.format(date);
+}
+
 export type Renderer = (ctx: Context, view: string, data: Record<string, unknown>) => void;
 
 export function createRenderer(opts: { viewsDir?: string; cache?: boolean } = {}): {
@@ -41,7 +61,8 @@ export function createRenderer(opts: { viewsDir?: string; cache?: boolean } = {}
       url.searchParams.set('lang', l);
       return { locale: l, label: state.t(`lang.${l}`), href: url.pathname + url.search, current: l === state.locale };
     });
-    const it = { ...data, t: state.t, locale: state.locale, csrfToken: state.csrfToken, requestId: state.requestId, languages };
+    const date = (value: string | Date | null | undefined) => formatDateTime(value, state.locale);
+    const it = { ...data, t: state.t, locale: state.locale, csrfToken: state.csrfToken, requestId: state.requestId, languages, date };
     const body = eta.render(view, it);
     return eta.render('layout', { ...it, body });
   };

@@ -15,6 +15,9 @@ import { openApiDocument } from '../../../src/admin/openapi.js';
 import { createRoleRepository } from '../../../src/store/roles.js';
 import { createAuditLog } from '../../../src/store/audit.js';
 import type { Kapija } from '../../../src/app.js';
+import { en } from '../../../src/i18n/messages/en.js';
+import { srCyrl } from '../../../src/i18n/messages/sr-Cyrl.js';
+import { srLatn } from '../../../src/i18n/messages/sr-Latn.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../../support/logout-receiver.js';
 
 let server: RunningKapija;
@@ -117,6 +120,28 @@ describe('authorisation on every route', () => {
     expect(admin.status).toBeLessThan(500);
     expect(admin.status).not.toBe(401);
     expect(admin.status).not.toBe(403);
+  });
+});
+
+describe('language of error messages', () => {
+  // The deployment's default language is Serbian Cyrillic; a script's error is still in English.
+  test('English by default, whatever the deployment default or the language cookie', async () => {
+    const anonymous = await api().get('/admin/api/clients').set('cookie', 'kapija.lang=sr-Cyrl');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.error_description).toBe(en['error.admin.unauthenticated']);
+    expect(anonymous.headers['content-language']).toBe('en');
+    const invalid = await api().get('/admin/api/audit?from=not-a-date').set(as('admin'));
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error_description).toBe(en['error.request.invalid']);
+  });
+
+  test('Serbian when Accept-Language asks for it', async () => {
+    const latin = await api().get('/admin/api/clients').set('accept-language', 'sr-Latn');
+    expect(latin.body.error_description).toBe(srLatn['error.admin.unauthenticated']);
+    expect(latin.headers['content-language']).toBe('sr-Latn');
+    const cyrillic = await api().get('/admin/api/citizens/no-such-citizen').set(as('admin')).set('accept-language', 'sr-Cyrl, en;q=0.5');
+    expect(cyrillic.status).toBe(404);
+    expect(cyrillic.body.error_description).toBe(srCyrl['error.admin.citizen.not_found']);
   });
 });
 
