@@ -26,6 +26,11 @@ for (let i = 0; i < args.length; i += 1) {
   else passed.push(a);
 }
 
+// When the machine's PostgreSQL last started, read before any suite: the fault run checks at its end
+// that no suite restarted it (test/faults/postgres-restart.test.ts).
+const started = spawnSync('psql', [process.env.KAPIJA_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test', '-Atc', 'select pg_postmaster_start_time()::text'], { encoding: 'utf8' });
+if (started.status === 0 && started.stdout.trim()) process.env.KAPIJA_MACHINE_PG_STARTED = started.stdout.trim();
+
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-jest-'));
 const runs = [
   { name: 'main', config: 'jest.config.js' },

@@ -5,6 +5,8 @@
  * clear 503, never a 500 or a crash; both processes recover by themselves; and every session, grant
  * and refresh token written before the restart still works after it. The figures are printed.
  */
+import pg from 'pg';
+import { pgAvailable } from '../support/databases.js';
 import { privatePostgresUnavailable, startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.js';
 import {
   Recorder,
@@ -17,6 +19,17 @@ import {
   type Fleet,
 } from './fleet.js';
 
+/** When the machine's PostgreSQL (the one every other suite uses) last started. */
+async function postmasterStart(): Promise<string> {
+  const c = new pg.Client({ connectionString: process.env.KAPIJA_TEST_PG_URL });
+  await c.connect();
+  try {
+    return String((await c.query<{ t: string }>('select pg_postmaster_start_time()::text as t')).rows[0]!.t);
+  } finally {
+    await c.end();
+  }
+}
+
 const unavailable = privatePostgresUnavailable();
 if (unavailable && process.env.CI === 'true') throw new Error(`postgres-restart: ${unavailable} (required under CI=true)`);
 if (unavailable) {
@@ -25,7 +38,9 @@ if (unavailable) {
 } else {
   let fleet: Fleet;
   let server: PrivatePostgres;
+  let machineStartedAt: string | undefined;
   beforeAll(async () => {
+    if (pgAvailable()) machineStartedAt = await postmasterStart();
     server = await startPrivatePostgres();
     fleet = await startFleet(48, server.url);
   }, 120_000);
@@ -157,4 +172,14 @@ if (unavailable) {
     expect(refreshLost).toBe(0);
     expect(figures.loadRefreshChainsLost).toBe(0);
   }, 120_000);
+
+  test("the machine's PostgreSQL is untouched: its postmaster started before the test run and was not restarted", async () => {
+    if (!pgAvailable()) {
+      process.stdout.write('[skip] machine PostgreSQL check: no PostgreSQL at KAPIJA_TEST_PG_URL\n');
+      return;
+    }
+    const now = await postmasterStart();
+    // `npm test` (scripts/test.mjs) reads it before the first suite; a file run alone compares with its own start.
+    expect(now).toBe(process.env.KAPIJA_MACHINE_PG_STARTED ?? machineStartedAt);
+  });
 }
