@@ -63,6 +63,7 @@ import { securityHeaders } from './http/headers.js';
 import { pathAndQuery, pinOrigin } from './http/origin.js';
 import { staticAssets } from './http/static.js';
 import { cookiesPage } from './http/cookies-page.js';
+import { startPage } from './http/start-page.js';
 import type { Translate } from './i18n/index.js';
 
 export interface Kapija {
@@ -339,6 +340,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use(errorHandler({ render, logger }));
   app.use(staticAssets());
   app.use(cookiesPage({ render, config }));
+  app.use(startPage({ render }));
 
   // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
   app.use(operationsEndpoints({ health, metrics: config.metricsPort ? undefined : metrics }));

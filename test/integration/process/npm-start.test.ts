@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../support/spawn-kapija.js';
+import { freePort, spawnKapija } from '../../support/spawn-kapija.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -64,4 +64,23 @@ test('SIGTERM to npm start stops Kapija: no process of the tree survives', async
     for (const pid of [npm.pid!, ...tree].filter(alive)) process.kill(pid, 'SIGKILL');
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
+}, 60_000);
+
+test('in development the start prints the URL and the next three commands: a citizen, a service, an administrator', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-dev-lines-'));
+  const kapija = await spawnKapija({ NODE_ENV: 'development', DATA_DIR: dataDir, ISSUER: 'http://localhost:3999', MASTER_KEY: '' });
+  try {
+    const out = kapija.output();
+    expect(out).toContain('Kapija is running: http://localhost:3999/');
+    expect(out).toMatch(/node bin\/kapija\.js user create --username \S+/);
+    expect(out).toMatch(/node bin\/kapija\.js client create --client-id \S+ --redirect-uri http:\/\/localhost:8080\/callback/);
+    expect(out).toMatch(/node bin\/kapija\.js admin create --username \S+ --create/);
+  } finally {
+    await kapija.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+  // Not in test or production runs.
+  const quiet = await spawnKapija({ DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-dev-lines-')), ISSUER: 'http://localhost:3998', MASTER_KEY: Buffer.alloc(32, 1).toString('base64') });
+  await quiet.stop();
+  expect(quiet.output()).not.toContain('Kapija is running');
 }, 60_000);
