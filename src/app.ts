@@ -64,6 +64,7 @@ import { pathAndQuery, pinOrigin } from './http/origin.js';
 import { staticAssets } from './http/static.js';
 import { cookiesPage } from './http/cookies-page.js';
 import { contentPages } from './http/content-pages.js';
+import { startPage } from './http/start-page.js';
 import type { Translate } from './i18n/index.js';
 
 export interface Kapija {
@@ -341,6 +342,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   app.use(staticAssets());
   app.use(cookiesPage({ render, config }));
   app.use(contentPages({ render, contentDir: config.contentDir }));
+  app.use(startPage({ render }));
 
   // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
   app.use(operationsEndpoints({ health, metrics: config.metricsPort ? undefined : metrics }));

@@ -55,10 +55,10 @@ const schema = z.object({
   /** Seconds between purges of expired protocol rows. */
   PURGE_INTERVAL_SECONDS: int(10, 24 * 3600).default(600),
   /**
-   * Test and development only: let back-channel logout and jwks_uri fetches reach loopback and
-   * private addresses, which oidc-provider refuses by default. Refused in production.
+   * Let back-channel logout and jwks_uri fetches reach loopback and private addresses, which
+   * oidc-provider refuses by default. On in development unless set false (a relying party on localhost); off in test; refused in production.
    */
-  ALLOW_PRIVATE_NETWORK_FETCH: bool.default(false),
+  ALLOW_PRIVATE_NETWORK_FETCH: bool.optional(),
   /** Seconds within which both factors must have been proven for an account change (re-authentication). */
   REAUTH_SECONDS: int(30, 3600).default(300),
   /** Idle timeout of the account portal, seconds (NIST 800-63B AAL2: 30 minutes). */
@@ -212,7 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       refreshToken: e.REFRESH_TOKEN_TTL_SECONDS,
     }),
     purgeIntervalSeconds: e.PURGE_INTERVAL_SECONDS,
-    allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH,
+    allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH ?? e.NODE_ENV === 'development',
     defaultLocale: e.DEFAULT_LOCALE,
     contentDir: e.CONTENT_DIR === undefined ? undefined : path.resolve(e.CONTENT_DIR),
     adminMinAcr: e.ADMIN_MIN_ACR,

@@ -96,6 +96,7 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ issuer: config.issuer, port, store: config.database.client }, cluster.isWorker ? 'worker listening' : 'kapija listening');
   logger.flush();
+  if (!cluster.isWorker) printNextSteps(config);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -136,6 +137,18 @@ function announce(config: Config, logger: Logger): void {
   if (config.allowPrivateNetworkFetch) {
     logger.warn('ALLOW_PRIVATE_NETWORK_FETCH is on: outgoing requests may reach loopback and private addresses');
   }
+}
+
+/** In development: where Kapija answers, and the commands that make it useful (a citizen, a service, an administrator). */
+function printNextSteps(config: Config): void {
+  if (config.env !== 'development') return;
+  process.stderr.write(
+    `\nKapija is running: ${config.issuer}/ (start page; the account portal at ${config.issuer}/account, the console at ${config.issuer}/admin)\n` +
+      `Next, in another terminal (see the README's Quick start):\n` +
+      `  printf '%s\\n' 'a long passphrase' | node bin/kapija.js user create --username ana.jovanovic --email ana@example.rs --email-verified\n` +
+      `  node bin/kapija.js client create --client-id porez --redirect-uri http://localhost:8080/callback --backchannel-logout-uri http://localhost:8080/backchannel-logout\n` +
+      `  printf '%s\\n' 'an administrator passphrase' | node bin/kapija.js admin create --username admin --create\n\n`,
+  );
 }
 
 /**
@@ -185,6 +198,7 @@ async function runPrimary(config: Config, logger: Logger): Promise<void> {
     if (listening === config.webConcurrency) {
       logger.info({ issuer: config.issuer, port: config.port, workers: config.webConcurrency, store: config.database.client }, 'kapija listening');
       logger.flush();
+      printNextSteps(config);
     }
   });
   cluster.on('exit', (worker, code, signal) => {

@@ -341,9 +341,30 @@ function optionsFromEnv(env: NodeJS.ProcessEnv): RelyingPartyOptions & { port: n
   };
 }
 
+/**
+ * The address to open in the browser: the redirect URI's origin, as the session cookie is set for
+ * that host (a browser on 127.0.0.1 would not send the cookie set for localhost, and the callback
+ * would find no pending sign-in). Refuses when the redirect URI names another port than the one
+ * this service listens on.
+ */
+export function publicUrl(redirectUri: string, port: number): string {
+  const url = new URL(redirectUri);
+  const redirectPort = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  if (LOOPBACK.has(url.hostname) && redirectPort !== port) {
+    throw new Error(`REDIRECT_URI ${redirectUri} names port ${redirectPort}, but this service listens on ${port}: set PORT or REDIRECT_URI so that they match`);
+  }
+  return url.origin;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { port, ...options } = optionsFromEnv(process.env);
-  const rp = await createRelyingParty(options);
-  const { url } = await rp.listen(port, process.env.HOST ?? '127.0.0.1');
-  console.log(`relying party on ${url}, signing in with ${options.issuer}`);
+  try {
+    const { port, ...options } = optionsFromEnv(process.env);
+    const url = publicUrl(options.redirectUri, port);
+    const rp = await createRelyingParty(options);
+    await rp.listen(port, process.env.HOST ?? '127.0.0.1');
+    console.log(`relying party on ${url}/ (open this address: the redirect URI's), signing in with ${options.issuer}`);
+  } catch (err) {
+    console.error(`relying party: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
 }

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { openHandles, type StoreHandles } from '../app.js';
-import { migrate } from '../store/db.js';
+import { migrate, openStore } from '../store/db.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { ACR } from '../oidc/acr.js';
 import { isValidJmbg } from '../oidc/jmbg.js';
@@ -21,6 +21,8 @@ import { FIDO_MDS_ROOTS } from '../factors/webauthn/fido-mds-roots.js';
 import { MdsError, hardwareCertified, pemCertificates, verifyMdsBlob } from '../factors/webauthn/metadata.js';
 
 export class UsageError extends Error {}
+/** What the command would create is there already; the message names it. */
+class ExistsError extends Error {}
 
 /** Every change made here goes to the administrative audit trail, with the actor `cli`. */
 function recordCli(h: StoreHandles, action: string, extra: Pick<AuditEntryInput, 'subjectAccountId' | 'clientId' | 'details'> = {}) {
@@ -37,7 +39,8 @@ const USAGE = `usage: kapija <command> [options]
                 [--subject-type pairwise|public] [--sector HOST] [--json]
   client list [--json]
   user create --username U [--email E] [--given-name G] [--family-name F]
-              [--birthdate YYYY-MM-DD] [--locale L] [--jmbg 13-DIGITS]   (password read from stdin)
+              [--birthdate YYYY-MM-DD] [--locale L] [--jmbg 13-DIGITS]
+              [--email-verified]   (password read from stdin)
   user totp-import --username U --seed BASE32 [--name NAME]
                                   provision an OATH hardware token (TOTP, 30 s, 6 digits)
   admin revoke --username U [--role admin|auditor]
@@ -104,15 +107,17 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
     return cmd ? 0 : 1;
   }
   let handles: StoreHandles | undefined;
+  // knex logs a failed connection with its stack trace; the CLI reports it in one line instead.
+  const quiet = { warn() {}, error() {}, deprecate() {}, debug() {} };
   const open = async () => {
-    handles = openHandles(config);
+    handles = openHandles(config, { db: openStore(config.database, quiet) });
     await migrate(handles.db);
     return handles;
   };
   try {
     switch (`${cmd} ${sub ?? ''}`.trim()) {
       case 'migrate': {
-        const h = openHandles(config);
+        const h = openHandles(config, { db: openStore(config.database, quiet) });
         handles = h;
         const applied = await migrate(h.db);
         io.stdout(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
@@ -152,9 +157,16 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
       io.stderr(`kapija: ${err.message}\n`);
       return 64;
     }
-    const code = (err as { code?: string }).code;
-    if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505') {
+    if (err instanceof ExistsError) {
+      io.stderr(`kapija: ${err.message}\n`);
+      return 1;
+    }
+    if (isUniqueViolation(err)) {
       io.stderr('kapija: already exists\n');
+      return 1;
+    }
+    if (isUnreachable(err)) {
+      io.stderr(`kapija: cannot reach the database (${config.database.client === 'pg' ? 'DATABASE_URL' : config.database.filename}): ${describeError(err)}\n`);
       return 1;
     }
     io.stderr(`kapija: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`);
@@ -162,6 +174,26 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
   } finally {
     await handles?.db.destroy();
   }
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505';
+}
+
+/** The database could not be reached or opened: a connection error, not a failed statement. */
+function isUnreachable(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; errors?: unknown[] } | undefined;
+  if (!e) return false;
+  if (e.name === 'KnexTimeoutError') return true;
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET', '3D000', '28P01', '28000', 'SQLITE_CANTOPEN'].includes(e.code ?? '')) return true;
+  return Array.isArray(e.errors) && e.errors.some(isUnreachable);
+}
+
+function describeError(err: unknown): string {
+  const e = err as { message?: string; code?: string; errors?: { message?: string }[] };
+  const message = e.message || e.errors?.[0]?.message || e.code || String(err);
+  return message.split('\n')[0]!;
 }
 
 function parse(args: string[], options: NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>) {
@@ -204,8 +236,9 @@ async function clientCreate(h: StoreHandles, args: string[], io: CliIo): Promise
   const sector = v.sector as string | undefined;
   if (sector !== undefined && !/^[a-z0-9.-]{1,253}(:\d{1,5})?$/i.test(sector)) throw new UsageError('--sector must be a host name');
   const clientId = v['client-id'] as string | undefined;
-  if (!clientId || !/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) {
-    throw new UsageError('--client-id is required (letters, digits, . _ ~ -; at most 128)');
+  if (!clientId) throw new UsageError('--client-id is required');
+  if (!/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) {
+    throw new UsageError(`--client-id "${clientId}" is not valid: use letters, digits, . _ ~ - (at most 128)`);
   }
   const grantTypes = (v['grant-type'] as string[] | undefined) ?? ['authorization_code', 'refresh_token'];
   const redirectUris = ((v['redirect-uri'] as string[] | undefined) ?? []).map((u) => checkUri(u, '--redirect-uri'));
@@ -241,7 +274,12 @@ async function clientCreate(h: StoreHandles, args: string[], io: CliIo): Promise
   if (sector) metadata['kapija_sector'] = sector;
   // The client and its audit entry commit together, as in the admin API.
   await h.db.transaction(async (trx) => {
-    await h.clients.create(metadata, secret, trx);
+    try {
+      await h.clients.create(metadata, secret, trx);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ExistsError(`client "${clientId}" already exists`);
+      throw err;
+    }
     await h.audit.append({ chain: 'admin', actor: 'cli', action: 'admin.client.created', clientId, details: { properties: Object.keys(metadata).sort() } }, trx);
   });
   if (v.json) {
@@ -277,23 +315,28 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
     birthdate: { type: 'string' },
     locale: { type: 'string' },
     jmbg: { type: 'string' },
+    'email-verified': { type: 'boolean' },
   });
   const jmbg = v.jmbg as string | undefined;
   if (jmbg !== undefined && !isValidJmbg(jmbg)) throw new UsageError('--jmbg is not a valid JMBG (13 digits, date of birth and check digit)');
   const username = v.username as string | undefined;
-  if (!username || !/^[\p{L}\p{N}._@-]{3,64}$/u.test(normaliseUsername(username))) {
-    throw new UsageError('--username is required (3 to 64 letters, digits, . _ @ -)');
+  if (!username) throw new UsageError('--username is required');
+  if (!/^[\p{L}\p{N}._@-]{3,64}$/u.test(normaliseUsername(username))) {
+    throw new UsageError(`--username "${username}" is not valid: use 3 to 64 letters, digits, . _ @ -`);
   }
   const email = v.email as string | undefined;
   if (email !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw new UsageError('--email is not an e-mail address');
   const birthdate = v.birthdate as string | undefined;
   if (birthdate !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(birthdate)) throw new UsageError('--birthdate must be YYYY-MM-DD');
+  const emailVerified = Boolean(v['email-verified']);
+  if (emailVerified && email === undefined) throw new UsageError('--email-verified needs --email');
+  if (await h.accounts.findByUsername(username)) throw new ExistsError(`user "${normaliseUsername(username)}" already exists`);
   const password = await readNewPassword(io.stdin, username);
   const account = await h.accounts.create(
     {
       username,
       email: email ?? null,
-      emailVerified: false,
+      emailVerified,
       givenName: (v['given-name'] as string | undefined) ?? null,
       familyName: (v['family-name'] as string | undefined) ?? null,
       birthdate: birthdate ?? null,
@@ -301,7 +344,9 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
       jmbg: jmbg ?? null,
     },
     await h.passwords.hash(password),
-  );
+  ).catch((err: unknown) => {
+    throw isUniqueViolation(err) ? new ExistsError(`user "${normaliseUsername(username)}" already exists`) : err;
+  });
   await recordCli(h, 'admin.account.created', { subjectAccountId: account.id });
   io.stdout(`user ${account.username} created (id ${account.id})\n`);
   return 0;

@@ -38,6 +38,12 @@ export interface LogoutRetries {
 }
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
+/** The message with its causes ("fetch failed: connect ECONNREFUSED …"), as fetch hides the reason in `cause`. */
+const causeOf = (err: unknown): string => {
+  const parts: string[] = [];
+  for (let e: unknown = err, i = 0; e !== undefined && e !== null && i < 4; e = (e as { cause?: unknown }).cause, i += 1) parts.push(messageOf(e));
+  return parts.join(': ');
+};
 
 export function createLogoutRetries(deps: { provider: Provider; store: LogoutDeliveryRepository; events: EventBus; logger: Logger; now?: () => number }): LogoutRetries {
   const { provider, store, events, logger } = deps;
@@ -100,7 +106,8 @@ export function createLogoutRetries(deps: { provider: Provider; store: LogoutDel
         logger.warn({ clientId: target.clientId, err: { message: messageOf(err) } }, 'back-channel logout retry not kept');
         return;
       }
-      logger.info({ clientId: target.clientId, attempts, retryInSeconds: delay / 1000 }, 'back-channel logout failed: will retry');
+      // The cause (refused address, timeout, status) and the service: never the account or the session.
+      logger.warn({ clientId: target.clientId, attempts, retryInSeconds: delay / 1000, reason: causeOf(error) }, 'back-channel logout failed: will retry');
       await events.emit('logout.delivery', { clientId: target.clientId, outcome: 'queued' });
     },
 

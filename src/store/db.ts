@@ -10,10 +10,14 @@ import { migrationSource } from '../../migrations/index.js';
 
 export type Db = Knex;
 
-export function openStore(database: Config['database']): Db {
+/** knex's own logger; the command line silences it, as its warnings carry stack traces. */
+export type StoreLog = Knex.Config['log'];
+
+export function openStore(database: Config['database'], log?: StoreLog): Db {
   if (database.client === 'pg') {
     return knexFactory({
       client: 'pg',
+      ...(log ? { log } : {}),
       connection: { connectionString: database.url, application_name: 'kapija' },
       pool: {
         min: 0,
@@ -34,6 +38,7 @@ export function openStore(database: Config['database']): Db {
   if (database.filename !== ':memory:') fs.mkdirSync(path.dirname(database.filename), { recursive: true });
   return knexFactory({
     client: 'better-sqlite3',
+    ...(log ? { log } : {}),
     connection: { filename: database.filename },
     useNullAsDefault: true,
     // better-sqlite3 is synchronous: one connection serialises access, as SQLite does anyway.

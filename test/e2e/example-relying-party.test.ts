@@ -8,7 +8,10 @@ import { signIn } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
 import { createRelyingParty, type RelyingParty } from '../../examples/relying-party/server.js';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
+import { freePort } from '../support/spawn-kapija.js';
 
 let kapija: RunningKapija;
 let rp: RelyingParty;
@@ -151,4 +154,42 @@ test('RP-initiated logout sends the citizen to Kapija with the ID token hint and
   const back = await agent.follow(confirmed, (u) => u.href.startsWith(rpUrl));
   expect(back).toBeInstanceOf(URL);
   expect((back as URL).href).toBe(`${rpUrl}/`);
+});
+
+describe('run from the command line', () => {
+  const run = (env: Record<string, string>) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/relying-party/server.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { PATH: process.env.PATH ?? '', ISSUER: kapija.url, CLIENT_ID: client.clientId, CLIENT_SECRET: client.clientSecret ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    return { child, output: () => out, exited };
+  };
+
+  test('prints the address of its redirect URI (localhost), the one whose cookie the callback reads', async () => {
+    const port = await freePort();
+    const rpProcess = run({ PORT: String(port) });
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!/relying party on/.test(rpProcess.output()) && rpProcess.child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(rpProcess.output()).toContain(`relying party on http://localhost:${port}/ `);
+      expect(rpProcess.output()).not.toMatch(/relying party on http:\/\/127\.0\.0\.1/);
+    } finally {
+      rpProcess.child.kill('SIGTERM');
+      await rpProcess.exited;
+    }
+  });
+
+  test('refuses to start when REDIRECT_URI names another port than PORT', async () => {
+    const port = await freePort();
+    const rpProcess = run({ PORT: String(port), REDIRECT_URI: `http://localhost:${port + 1}/callback` });
+    const guard = setTimeout(() => rpProcess.child.kill('SIGKILL'), 15_000);
+    expect(await rpProcess.exited).toBe(1);
+    clearTimeout(guard);
+    expect(rpProcess.output()).toMatch(/REDIRECT_URI .* names port \d+, but this service listens on \d+/);
+  });
 });

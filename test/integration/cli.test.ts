@@ -143,8 +143,17 @@ describe.each(stores())('kapija CLI on %s', (store: StoreName) => {
       expectOneErrorLine(
         await kapija(env, ['client', 'create', '--client-id', 'porez', '--redirect-uri', 'https://porez.example.gov.rs/cb']),
         1,
-        /^kapija: already exists$/m,
+        /^kapija: client "porez" already exists$/m,
       );
+    });
+
+    test('an invalid --client-id is reported as invalid, a missing one as required', async () => {
+      expectOneErrorLine(
+        await kapija(env, ['client', 'create', '--client-id', 'porez uprava', '--redirect-uri', 'https://a.example/cb']),
+        64,
+        /^kapija: --client-id "porez uprava" is not valid: use letters, digits/,
+      );
+      expectOneErrorLine(await kapija(env, ['client', 'create', '--redirect-uri', 'https://a.example/cb']), 64, /^kapija: --client-id is required$/m);
     });
 
     test('refuses an unknown flag', async () => {
@@ -185,13 +194,32 @@ describe.each(stores())('kapija CLI on %s', (store: StoreName) => {
     }
   });
 
+  test('user create --email-verified marks the e-mail as verified; without it, it is not', async () => {
+    expect((await kapija(env, ['user', 'create', '--username', 'vesna', '--email', 'vesna@example.rs', '--email-verified'], 'a long passphrase here\n')).code).toBe(0);
+    expect((await kapija(env, ['user', 'create', '--username', 'goran', '--email', 'goran@example.rs'], 'a long passphrase here\n')).code).toBe(0);
+    expectOneErrorLine(await kapija(env, ['user', 'create', '--username', 'zoran', '--email-verified'], 'a long passphrase here\n'), 64, /--email-verified needs --email/);
+    const h = openHandles(loadConfig(env));
+    try {
+      expect((await h.accounts.findByUsername('vesna'))?.emailVerified).toBe(true);
+      expect((await h.accounts.findByUsername('goran'))?.emailVerified).toBe(false);
+    } finally {
+      await h.db.destroy();
+    }
+  });
+
   test('user create refuses a short password, a duplicate username and a bad birthdate', async () => {
     expectOneErrorLine(await kapija(env, ['user', 'create', '--username', 'marko'], 'short\n'), 64, /at least 8 characters/);
     expectOneErrorLine(
       await kapija(env, ['user', 'create', '--username', 'ANA.jovanovic'], 'another good password\n'),
       1,
-      /already exists/,
+      /^kapija: user "ana\.jovanovic" already exists$/m,
     );
+    expectOneErrorLine(
+      await kapija(env, ['user', 'create', '--username', 'a b'], 'another good password\n'),
+      64,
+      /^kapija: --username "a b" is not valid: use 3 to 64 letters/,
+    );
+    expectOneErrorLine(await kapija(env, ['user', 'create'], 'another good password\n'), 64, /^kapija: --username is required$/m);
     expectOneErrorLine(
       await kapija(env, ['user', 'create', '--username', 'marko', '--birthdate', '3.2.1985'], 'long enough password\n'),
       64,
@@ -264,6 +292,19 @@ describe('kapija CLI configuration', () => {
   test('production without MASTER_KEY exits 2 naming MASTER_KEY', async () => {
     const run = await kapija({ NODE_ENV: 'production', ISSUER: 'https://kapija.example.gov.rs', DATABASE_URL: 'postgres://x@127.0.0.1/x' }, ['migrate']);
     expectOneErrorLine(run, 2, /MASTER_KEY/);
+  });
+
+  test('an unreachable database is one line naming it, without a stack trace', async () => {
+    const dir = await import('node:fs').then((fs) => fs.mkdtempSync('/tmp/kapija-cli-'));
+    const bin = fileURLToPath(new URL('../../bin/kapija.js', import.meta.url));
+    const env = { PATH: process.env.PATH ?? '', ...TEST_ENV, DATA_DIR: dir, MASTER_KEY: randomBytes(32).toString('base64'), DATABASE_URL: 'postgres://kapija@127.0.0.1:1/kapija' };
+    const run = await promisify(execFile)(process.execPath, [bin, 'client', 'list'], { env }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(run.code).toBe(1);
+    const lines = run.stderr.split('\n').filter((l) => l && !/^oidc-provider WARNING/.test(l));
+    expect(lines).toEqual([expect.stringMatching(/^kapija: cannot reach the database \(DATABASE_URL\): .*ECONNREFUSED/)]);
   });
 
   test('no command prints the usage and exits 1; help exits 0', async () => {
