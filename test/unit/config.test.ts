@@ -42,7 +42,7 @@ describe('loadConfig defaults', () => {
       trustProxy: false,
       ttl: { session: 12 * 3600, accessToken: 600, refreshToken: 14 * 24 * 3600 },
       purgeIntervalSeconds: 600,
-      allowPrivateNetworkFetch: false,
+      allowPrivateNetworkFetch: true, // development: back-channel logout to services on this machine (the Quick start)
       defaultLocale: 'sr-Cyrl',
       requireSecondFactor: true,
       webauthn: { rpId: 'localhost', rpName: 'Kapija', origins: ['http://localhost:3000'] },
@@ -150,5 +150,9 @@ describe('loadConfig in production', () => {
     expect(configError({ ...PRODUCTION, ALLOW_PRIVATE_NETWORK_FETCH: 'true' }).message).toMatch(/^ALLOW_PRIVATE_NETWORK_FETCH:/);
     expect(loadConfig({ ...PRODUCTION, ALLOW_PRIVATE_NETWORK_FETCH: 'false' }).allowPrivateNetworkFetch).toBe(false);
     expect(loadConfig({ ALLOW_PRIVATE_NETWORK_FETCH: 'true' }).allowPrivateNetworkFetch).toBe(true);
+    // Off unless asked for, except in development (the Quick start's service runs on this machine).
+    expect(loadConfig(PRODUCTION).allowPrivateNetworkFetch).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'test' }).allowPrivateNetworkFetch).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'development', ALLOW_PRIVATE_NETWORK_FETCH: 'false' }).allowPrivateNetworkFetch).toBe(false);
   });
 });
