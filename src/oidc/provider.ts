@@ -403,8 +403,12 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
 /** Claims that describe the token or the sign-in, not the person. */
 const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'auth_time', 'acr', 'amr', 'azp', 'scope', 'client_id', 'token_type', 'active', 'cnf', 'iss', 'gty']);
 
+/** The personal claims a response carries: only those with a value (an absent one was not sent). */
 function personalClaims(obj: Record<string, unknown>): string[] {
-  return Object.keys(obj).filter((k) => !PROTOCOL_CLAIMS.has(k)).sort();
+  return Object.entries(obj)
+    .filter(([k, v]) => !PROTOCOL_CLAIMS.has(k) && v !== undefined && v !== null)
+    .map(([k]) => k)
+    .sort();
 }
 
 function decodeJwtPayload(jwt: string): Record<string, unknown> | undefined {
