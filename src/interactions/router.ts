@@ -26,6 +26,7 @@ import type { EventBus } from '../events.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
+import { serviceName } from '../i18n/service-name.js';
 import { createConsent } from './consent.js';
 import { REENROL_COOKIE, essentialAcrs, getFlow, getPasskeyChallenge, isStepUp, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
 import { allowFormActionTo } from '../http/headers.js';
@@ -97,9 +98,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   };
 
   const client = async (details: Details) => provider.Client.find(String(details.params.client_id));
-  const clientName = async (details: Details) => {
+  const clientName = async (ctx: Context, details: Details) => {
     const c = await client(details);
-    return c?.clientName ?? String(details.params.client_id);
+    return serviceName((c?.metadata() ?? {}) as Record<string, unknown>, ctx.state.locale as Locale, c?.clientName ?? String(details.params.client_id));
   };
   const required = async (details: Details) => levelRequired(details, (await client(details))?.metadata()['kapija_min_acr']);
 
@@ -215,7 +216,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   };
 
   const renderLogin = async (ctx: Context, details: Details, extra: { error?: string; username?: string } = {}) => {
-    render(ctx, 'interaction/login', { title: t(ctx)('login.title'), uid: details.uid, clientName: await clientName(details), ...extra });
+    render(ctx, 'interaction/login', { title: t(ctx)('login.title'), uid: details.uid, clientName: await clientName(ctx, details), ...extra });
   };
 
   /** The page of the step the flow is in (after a failed attempt, with its error). */
@@ -283,7 +284,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       title: t(ctx)('mfa.title'),
       uid: details.uid,
       methods,
-      stepUp: flow.stepUp ? await clientName(details) : undefined,
+      stepUp: flow.stepUp ? await clientName(ctx, details) : undefined,
       error,
     });
   };
@@ -335,6 +336,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
             })(),
           })),
           offline: offer.offline ? tr('consent.scope.offline_access') : undefined,
+          offlineAllowed: offer.offlineAllowed,
         });
       }
       default:
