@@ -112,7 +112,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     ctx.status = 303;
     ctx.redirect(to);
   };
-  const self = (details: Details) => `/interaction/${details.uid}`;
+  /** The interaction's page, in the language of the page the citizen is on. */
+  const self = (ctx: Context, details: Details) => `/interaction/${details.uid}?lang=${String(ctx.state.locale)}`;
 
   /**
    * The browser's random device cookie (set on its first sign-in, renewed on each), as a keyed hash:
@@ -196,7 +197,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       return;
     }
     await saveFlow(details, { ...flow, amr, step });
-    return redirect(ctx, self(details));
+    return redirect(ctx, self(ctx, details));
   };
 
   /** Methods that can still raise this flow to the required level. */
@@ -475,7 +476,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (flow.recoveryRemaining === undefined || flow.codes) throw new KapijaError('interaction.invalid_step', 400);
     const codes = await recovery.issue(flow.accountId);
     await saveFlow(details, { ...flow, recoveryRemaining: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) });
-    redirect(ctx, self(details));
+    redirect(ctx, self(ctx, details));
   });
 
   // ---------------------------------------------------------------- WebAuthn (JSON, from static/webauthn.js)
