@@ -12,7 +12,8 @@
  *   refused claim shown again (no remembered consent) starts unticked.
  * - When the service asks again (`prompt=consent`, as for `offline_access` on every sign-in), the
  *   page lists everything the service receives, the items already allowed marked as such, and the
- *   ledger's consent entry names them all: a consent is never recorded empty.
+ *   ledger's consent entry names them all: a consent is never recorded empty. A claim refused
+ *   before stays refused and unshown, unless the engine asks for it anew (as above).
  */
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
@@ -65,10 +66,12 @@ export function createConsent({ provider, refusals }: ConsentDeps) {
     for (const claim of d.missingOIDCClaims ?? []) asked.add(claim);
     // Personal claims the `claims` parameter asks for again (the engine leaves out what was granted).
     for (const claim of requestedClaims(details)) if (PERSONAL_CLAIMS.has(claim)) asked.add(claim);
-    const claims = [...asked].filter((c) => c === 'sub' || receivable.has(c));
+    const refused = details.session?.accountId && client ? await refusals.list(details.session.accountId, client.clientId) : new Set<string>();
+    // A refusal holds silently: a claim refused before is shown again only when the engine asks for it anew.
+    const askedAnew = new Set([...claimsOfScopes(missingScopes), ...(d.missingOIDCClaims ?? [])]);
+    const claims = [...asked].filter((c) => (c === 'sub' || receivable.has(c)) && (!refused.has(c) || askedAnew.has(c)));
     const withheld = [...asked].filter((c) => c !== 'sub' && !receivable.has(c));
     const essential = essentialClaims(details);
-    const refused = details.session?.accountId && client ? await refusals.list(details.session.accountId, client.clientId) : new Set<string>();
     const purposes = (meta['kapija_claim_purposes'] ?? {}) as Record<string, Record<string, string | undefined> | undefined>;
     return {
       clientName: serviceName(meta, locale, client?.clientName ?? String(details.params.client_id)),

@@ -560,7 +560,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const ticked = new Set((Array.isArray(raw?.claims) ? raw.claims : [raw?.claims]).filter((x): x is string => typeof x === 'string'));
     const { grantId, given } = await consent.confirm(ctx, details, ticked);
     await finishWith(ctx, { consent: { grantId } });
-    await events.emit('consent.given', given);
+    // Never an empty entry in the ledger (the offer lists what the service receives, consent.ts).
+    if (given.scopes.length || given.claims.length) await events.emit('consent.given', given);
   });
 
   router.post('/:uid/abort', async (ctx) => {
