@@ -33,6 +33,7 @@ import { claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
 import { csvCell } from '../security/csv.js';
+import { serviceName } from '../i18n/service-name.js';
 
 export interface AccountPortalDeps {
   provider: Provider;
@@ -78,6 +79,11 @@ export function describeDevice(ua: string | null): string {
 export function createAccountRouter(d: AccountPortalDeps): Router {
   const router = new Router({ prefix: '/account' });
   const t = (ctx: Context) => ctx.state.t as Translate;
+  /** A service's name in the page's language. */
+  const localName = async (ctx: Context, clientId: string) => {
+    const client = await d.provider.Client.find(clientId);
+    return client ? serviceName(client.metadata() as Record<string, unknown>, ctx.state.locale as Locale, client.clientName ?? clientId) : clientId;
+  };
   const body = (ctx: Context) => ((ctx.request as { body?: unknown }).body ?? {}) as Record<string, unknown>;
   const fmt = (ctx: Context, date: Date | undefined) =>
     date ? new Intl.DateTimeFormat(String(ctx.state.locale), { dateStyle: 'medium', timeStyle: 'short' }).format(date) : '—';
@@ -178,7 +184,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     const names = new Map<string, string>();
     for (const s of sessions) {
       for (const c of s.clients) {
-        if (!names.has(c.clientId)) names.set(c.clientId, (await d.provider.Client.find(c.clientId))?.clientName ?? c.clientId);
+        if (!names.has(c.clientId)) names.set(c.clientId, await localName(ctx, c.clientId));
       }
     }
     page(ctx, 'account/sessions', 'account.sessions.title', {
@@ -271,7 +277,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     };
     const services = [...(await servicesOf(me.account.id)).entries()].map(([clientId, e]) => ({
       clientId,
-      name: e.client.clientName ?? clientId,
+      name: serviceName(e.client.metadata() as Record<string, unknown>, ctx.state.locale as Locale, e.client.clientName ?? clientId),
       fixed: [...(e.scopes.has('openid') ? [label('sub')] : []), ...(e.scopes.has('offline_access') ? [tr('consent.scope.offline_access')] : [])],
       claims: [...e.choosable].map((claim) => ({ claim, label: label(claim), allowed: !e.refused.has(claim) })),
       since: fmt(ctx, Number.isFinite(e.since) ? new Date(e.since * 1000) : undefined),
@@ -451,10 +457,10 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
   // ------------------------------------------------------------ activity: the ledger
 
   const PAGE = 20;
-  const clientNames = async (entries: AuditEntry[]) => {
+  const clientNames = async (ctx: Context, entries: AuditEntry[]) => {
     const names = new Map<string, string>();
     for (const e of entries) {
-      if (e.clientId && !names.has(e.clientId)) names.set(e.clientId, (await d.provider.Client.find(e.clientId))?.clientName ?? e.clientId);
+      if (e.clientId && !names.has(e.clientId)) names.set(e.clientId, await localName(ctx, e.clientId));
     }
     return names;
   };
@@ -482,7 +488,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     if (!me) return;
     const pageNo = Math.max(1, Math.min(10_000, Number.parseInt(String(ctx.query.page ?? '1'), 10) || 1));
     const { entries, total } = await ledgerEntries(d.audit, me.account.id, { limit: PAGE, offset: (pageNo - 1) * PAGE });
-    const names = await clientNames(entries);
+    const names = await clientNames(ctx, entries);
     const verified = await d.audit.verify(ledgerChain(me.account.id));
     page(ctx, 'account/activity', 'account.activity.title', {
       entries: entries.map((e) => describe(ctx, e, names)),

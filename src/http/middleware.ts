@@ -4,7 +4,7 @@
 import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
 import { KapijaError } from '../errors.js';
-import { LOCALE_COOKIE, matchLocale, negotiateLocale, translator, type Locale, type Translate } from '../i18n/index.js';
+import { LOCALES, LOCALE_COOKIE, matchLocale, negotiateLocale, translator, type Locale, type Translate } from '../i18n/index.js';
 import { CSRF_COOKIE, CSRF_FIELD, type Csrf } from '../security/csrf.js';
 import { hostCookie } from './cookie-names.js';
 
@@ -58,9 +58,21 @@ export function i18n(opts: { fallback: Locale; secureCookies: boolean }) {
   };
 }
 
-/** Re-negotiates after a handler learned the service's `ui_locales` (kept in the interaction). */
+/**
+ * Re-negotiates after a handler learned the service's `ui_locales` (kept in the interaction). A
+ * form posted from a sign-in page carries that page's language (`lang` field), which wins: the
+ * citizen may have switched away from the language the service asked for.
+ */
 export function applyUiLocales(ctx: Context, uiLocales: string | undefined, fallback: Locale): void {
-  if (!uiLocales || matchLocale(typeof ctx.query.lang === 'string' ? ctx.query.lang : undefined)) return;
+  if (matchLocale(typeof ctx.query.lang === 'string' ? ctx.query.lang : undefined)) return;
+  const posted = ((ctx.request as { body?: Record<string, unknown> }).body ?? {}).lang;
+  const kept = LOCALES.find((l) => l === posted);
+  if (kept) {
+    ctx.state.locale = kept;
+    ctx.state.t = translator(kept);
+    return;
+  }
+  if (!uiLocales) return;
   const locale = negotiateLocale({
     uiLocales,
     cookie: ctx.cookies.get(typeof ctx.state.localeCookie === 'string' ? ctx.state.localeCookie : LOCALE_COOKIE) ?? undefined,

@@ -29,3 +29,16 @@ export function latinToCyrillic(text: string): string {
     })
     .join('');
 }
+
+const CYRILLIC_TO_LATIN: Record<string, string> = { Љ: 'Lj', љ: 'lj', Њ: 'Nj', њ: 'nj', Џ: 'Dž', џ: 'dž' };
+for (const [i, c] of [...CYRILLIC].entries()) CYRILLIC_TO_LATIN[c] ??= LATIN[i]!;
+
+/** Serbian Cyrillic → Latin (Љ→Lj, Њ→Nj, Џ→Dž, one letter each otherwise); anything else is left alone. */
+export function cyrillicToLatin(text: string): string {
+  return [...text].map((c) => CYRILLIC_TO_LATIN[c] ?? c).join('');
+}
+
+/** True when the text has Serbian Cyrillic letters. */
+export function hasCyrillic(text: string): boolean {
+  return [...text].some((c) => c in CYRILLIC_TO_LATIN);
+}

@@ -10,14 +10,20 @@
  *   carried into the grant of every later session (provider.ts loadExistingGrant) and never
  *   released, until the citizen allows it again in the account portal (/account/services). A
  *   refused claim shown again (no remembered consent) starts unticked.
+ * - When the service asks again (`prompt=consent`, as for `offline_access` on every sign-in), the
+ *   page lists everything the service receives, the items already allowed marked as such, and the
+ *   ledger's consent entry names them all: a consent is never recorded empty. A claim refused
+ *   before stays refused and unshown, unless the engine asks for it anew (as above).
  */
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { assertThat } from '../errors.js';
 import type { KapijaEvents } from '../events.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
-import { NATIONAL_ID_CLAIM, claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
-import { essentialClaims, type Details } from './flow.js';
+import { NATIONAL_ID_CLAIM, SCOPE_CLAIMS, claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
+import { serviceName } from '../i18n/service-name.js';
+import type { Locale } from '../i18n/index.js';
+import { essentialClaims, requestedClaims, type Details } from './flow.js';
 
 export interface ConsentDeps {
   provider: Provider;
@@ -28,10 +34,16 @@ export interface ConsentOffer {
   clientName: string;
   policyUri: string | undefined;
   offline: boolean;
-  claims: Array<{ claim: string; required: boolean; checked: boolean; purpose: string | undefined }>;
+  /** Access while signed out was allowed before this request. */
+  offlineAllowed: boolean;
+  /** The scopes the service receives with this consent: those asked for now and those already granted. */
+  scopes: string[];
+  claims: Array<{ claim: string; required: boolean; checked: boolean; allowed: boolean; purpose: string | undefined }>;
   /** Claims asked for that the service may not receive. */
   withheld: string[];
 }
+
+const PERSONAL_CLAIMS = claimsOfScopes(Object.keys(SCOPE_CLAIMS));
 
 type Missing = { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
 
@@ -40,24 +52,39 @@ export function createConsent({ provider, refusals }: ConsentDeps) {
     const d = details.prompt.details as Missing;
     const client = await provider.Client.find(String(details.params.client_id));
     const meta = (client?.metadata() ?? {}) as Record<string, unknown>;
-    const locale = String(ctx.state.locale);
+    const locale = ctx.state.locale as Locale;
     const receivable = receivableClaims(client);
-    const asked = claimsOfScopes(d.missingOIDCScope ?? []);
+    // What the grant already holds (prompt=consent asks again for what was allowed before).
+    const grant = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+    const grantedScopes = new Set((grant?.getOIDCScope() ?? '').split(' ').filter(Boolean));
+    const grantedClaims = new Set([...claimsOfScopes(grantedScopes), ...(grant?.getOIDCClaims() ?? [])]);
+    const missingScopes = new Set(d.missingOIDCScope ?? []);
+    const requested = String(details.params.scope ?? '').split(' ').filter(Boolean);
+    const scopes = requested.filter((s) => missingScopes.has(s) || grantedScopes.has(s));
+    for (const s of missingScopes) if (!scopes.includes(s)) scopes.push(s);
+    const asked = claimsOfScopes(scopes);
     for (const claim of d.missingOIDCClaims ?? []) asked.add(claim);
-    const claims = [...asked].filter((c) => c === 'sub' || receivable.has(c));
+    // Personal claims the `claims` parameter asks for again (the engine leaves out what was granted).
+    for (const claim of requestedClaims(details)) if (PERSONAL_CLAIMS.has(claim)) asked.add(claim);
+    const refused = details.session?.accountId && client ? await refusals.list(details.session.accountId, client.clientId) : new Set<string>();
+    // A refusal holds silently: a claim refused before is shown again only when the engine asks for it anew.
+    const askedAnew = new Set([...claimsOfScopes(missingScopes), ...(d.missingOIDCClaims ?? [])]);
+    const claims = [...asked].filter((c) => (c === 'sub' || receivable.has(c)) && (!refused.has(c) || askedAnew.has(c)));
     const withheld = [...asked].filter((c) => c !== 'sub' && !receivable.has(c));
     const essential = essentialClaims(details);
-    const refused = details.session?.accountId && client ? await refusals.list(details.session.accountId, client.clientId) : new Set<string>();
     const purposes = (meta['kapija_claim_purposes'] ?? {}) as Record<string, Record<string, string | undefined> | undefined>;
-    const localName = meta[`client_name#${locale}`];
     return {
-      clientName: typeof localName === 'string' ? localName : (client?.clientName ?? String(details.params.client_id)),
+      clientName: serviceName(meta, locale, client?.clientName ?? String(details.params.client_id)),
       policyUri: typeof meta['policy_uri'] === 'string' ? meta['policy_uri'] : undefined,
-      offline: (d.missingOIDCScope ?? []).includes('offline_access'),
+      offline: scopes.includes('offline_access'),
+      offlineAllowed: grantedScopes.has('offline_access') && !missingScopes.has('offline_access'),
+      scopes,
       claims: claims.map((claim) => {
         const required = claim === 'sub' || (essential.has(claim) && claim !== NATIONAL_ID_CLAIM);
-        const checked = required || (claim !== NATIONAL_ID_CLAIM && !refused.has(claim));
-        return { claim, required, checked, purpose: purposes[claim]?.[locale] ?? purposes[claim]?.en };
+        const allowed = !refused.has(claim) && (claim === 'sub' ? grantedScopes.has('openid') : grantedClaims.has(claim) && !(d.missingOIDCClaims ?? []).includes(claim));
+        // What was allowed before stays ticked, the national identifier included.
+        const checked = required || allowed || (claim !== NATIONAL_ID_CLAIM && !refused.has(claim));
+        return { claim, required, checked, allowed, purpose: purposes[claim]?.[locale] ?? purposes[claim]?.en };
       }),
       withheld,
     };
@@ -86,7 +113,7 @@ export function createConsent({ provider, refusals }: ConsentDeps) {
     await refusals.refuse(accountId, clientId, refused);
     await refusals.allow(accountId, clientId, allowed.filter((c) => c !== 'sub'));
     const grantId = await grant.save();
-    return { grantId, given: { accountId, clientId, scopes: d.missingOIDCScope ?? [], claims: allowed, refused } };
+    return { grantId, given: { accountId, clientId, scopes: o.scopes, claims: allowed, refused } };
   };
 
   return { offer, confirm };

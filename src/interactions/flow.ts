@@ -134,6 +134,20 @@ export function isStepUp(details: Details): boolean {
   return Boolean(details.session?.accountId) && reasons.length > 0 && reasons.every((r) => r === 'kapija_acr');
 }
 
+/** The claims the request's `claims` parameter names (for the ID token or userinfo). */
+export function requestedClaims(details: Details): Set<string> {
+  const raw = details.params.claims;
+  const out = new Set<string>();
+  if (typeof raw !== 'string') return out;
+  try {
+    const parsed = JSON.parse(raw) as Record<string, Record<string, unknown> | undefined>;
+    for (const target of ['id_token', 'userinfo']) for (const claim of Object.keys(parsed[target] ?? {})) if (claim !== 'acr') out.add(claim);
+  } catch {
+    // a malformed claims parameter is refused by the engine before any consent page
+  }
+  return out;
+}
+
 /** Claims the client marked essential in the `claims` parameter (id_token or userinfo). */
 export function essentialClaims(details: Details): Set<string> {
   const raw = details.params.claims;

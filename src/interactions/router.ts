@@ -26,6 +26,7 @@ import type { EventBus } from '../events.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { acrToAssert, completeAmr, levelFor, rank, type Amr } from '../oidc/acr.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
+import { serviceName } from '../i18n/service-name.js';
 import { createConsent } from './consent.js';
 import { REENROL_COOKIE, essentialAcrs, getFlow, getPasskeyChallenge, isStepUp, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
 import { allowFormActionTo } from '../http/headers.js';
@@ -97,9 +98,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   };
 
   const client = async (details: Details) => provider.Client.find(String(details.params.client_id));
-  const clientName = async (details: Details) => {
+  const clientName = async (ctx: Context, details: Details) => {
     const c = await client(details);
-    return c?.clientName ?? String(details.params.client_id);
+    return serviceName((c?.metadata() ?? {}) as Record<string, unknown>, ctx.state.locale as Locale, c?.clientName ?? String(details.params.client_id));
   };
   const required = async (details: Details) => levelRequired(details, (await client(details))?.metadata()['kapija_min_acr']);
 
@@ -111,7 +112,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     ctx.status = 303;
     ctx.redirect(to);
   };
-  const self = (details: Details) => `/interaction/${details.uid}`;
+  /** The interaction's page, in the language of the page the citizen is on. */
+  const self = (ctx: Context, details: Details) => `/interaction/${details.uid}?lang=${String(ctx.state.locale)}`;
 
   /**
    * The browser's random device cookie (set on its first sign-in, renewed on each), as a keyed hash:
@@ -195,7 +197,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       return;
     }
     await saveFlow(details, { ...flow, amr, step });
-    return redirect(ctx, self(details));
+    return redirect(ctx, self(ctx, details));
   };
 
   /** Methods that can still raise this flow to the required level. */
@@ -215,7 +217,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   };
 
   const renderLogin = async (ctx: Context, details: Details, extra: { error?: string; username?: string } = {}) => {
-    render(ctx, 'interaction/login', { title: t(ctx)('login.title'), uid: details.uid, clientName: await clientName(details), ...extra });
+    render(ctx, 'interaction/login', { title: t(ctx)('login.title'), uid: details.uid, clientName: await clientName(ctx, details), ...extra });
   };
 
   /** The page of the step the flow is in (after a failed attempt, with its error). */
@@ -283,7 +285,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       title: t(ctx)('mfa.title'),
       uid: details.uid,
       methods,
-      stepUp: flow.stepUp ? await clientName(details) : undefined,
+      stepUp: flow.stepUp ? await clientName(ctx, details) : undefined,
       error,
     });
   };
@@ -335,6 +337,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
             })(),
           })),
           offline: offer.offline ? tr('consent.scope.offline_access') : undefined,
+          offlineAllowed: offer.offlineAllowed,
         });
       }
       default:
@@ -473,7 +476,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (flow.recoveryRemaining === undefined || flow.codes) throw new KapijaError('interaction.invalid_step', 400);
     const codes = await recovery.issue(flow.accountId);
     await saveFlow(details, { ...flow, recoveryRemaining: undefined, codes: box.seal(JSON.stringify(codes), `codes:${details.uid}`) });
-    redirect(ctx, self(details));
+    redirect(ctx, self(ctx, details));
   });
 
   // ---------------------------------------------------------------- WebAuthn (JSON, from static/webauthn.js)
@@ -557,7 +560,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const ticked = new Set((Array.isArray(raw?.claims) ? raw.claims : [raw?.claims]).filter((x): x is string => typeof x === 'string'));
     const { grantId, given } = await consent.confirm(ctx, details, ticked);
     await finishWith(ctx, { consent: { grantId } });
-    await events.emit('consent.given', given);
+    // Never an empty entry in the ledger (the offer lists what the service receives, consent.ts).
+    if (given.scopes.length || given.claims.length) await events.emit('consent.given', given);
   });
 
   router.post('/:uid/abort', async (ctx) => {

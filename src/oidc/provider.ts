@@ -5,7 +5,9 @@
 import type { Context } from 'koa';
 import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config, Locale } from '../config.js';
+import { serviceName } from '../i18n/service-name.js';
+import { LOCALES, LOCALE_COOKIE } from '../i18n/index.js';
 import { isUnavailableError } from '../errors.js';
 import type { AdapterConstructor, AdapterWithHeldWrites } from './adapter.js';
 import type { AuditEntryInput } from '../store/audit.js';
@@ -194,7 +196,12 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
           pages.logout(ctx as unknown as Context, form);
         },
         postLogoutSuccessSource: async (ctx) =>
-          pages.logoutDone(ctx as unknown as Context, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId),
+          pages.logoutDone(
+            ctx as unknown as Context,
+            ctx.oidc.client
+              ? serviceName(ctx.oidc.client.metadata() as Record<string, unknown>, (ctx as unknown as Context).state.locale as Locale, ctx.oidc.client.clientName ?? ctx.oidc.client.clientId)
+              : undefined,
+          ),
       },
     },
     // Consent is remembered per citizen and service, not per browser session: what was granted in an
@@ -265,7 +272,15 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       },
     },
     // A path, never a host: the browser stays on the origin it reached Kapija at (see http/origin.ts).
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: createPolicy() },
+    interactions: {
+      // Resumed after a step (the login), the next page (consent) keeps the language of the pages
+      // before it, which every one of them remembered (lang= on Kapija's links and redirects).
+      url: (ctx, interaction) => {
+        const kept = ctx.oidc.result ? LOCALES.find((l) => l === ctx.cookies.get(hostCookie(LOCALE_COOKIE, config.issuer.startsWith('https://')))) : undefined;
+        return `/interaction/${interaction.uid}${kept ? `?lang=${kept}` : ''}`;
+      },
+      policy: createPolicy(),
+    },
     renderError: async (ctx, out, err) => {
       // oidc-provider's shared error handler renders before it emits `server_error`, so the outage
       // flag set by the listener below would come too late for the page: decide here as well.
@@ -403,8 +418,12 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
 /** Claims that describe the token or the sign-in, not the person. */
 const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'auth_time', 'acr', 'amr', 'azp', 'scope', 'client_id', 'token_type', 'active', 'cnf', 'iss', 'gty']);
 
+/** The personal claims a response carries: only those with a value (an absent one was not sent). */
 function personalClaims(obj: Record<string, unknown>): string[] {
-  return Object.keys(obj).filter((k) => !PROTOCOL_CLAIMS.has(k)).sort();
+  return Object.entries(obj)
+    .filter(([k, v]) => !PROTOCOL_CLAIMS.has(k) && v !== undefined && v !== null)
+    .map(([k]) => k)
+    .sort();
 }
 
 function decodeJwtPayload(jwt: string): Record<string, unknown> | undefined {

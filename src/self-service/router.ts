@@ -55,7 +55,8 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
   const locale = (ctx: Context) => ctx.state.locale as Locale;
   const body = (ctx: Context) => ((ctx.request as { body?: unknown }).body ?? {}) as Record<string, unknown>;
   const returnUid = (v: unknown) => (typeof v === 'string' && UID.test(v) ? v : undefined);
-  const backHref = (uid: string | undefined) => (uid ? `/interaction/${uid}` : '/account');
+  /** Back to the sign-in (or the portal), in the language of this page. */
+  const backHref = (ctx: Context, uid: string | undefined) => `${uid ? `/interaction/${uid}` : '/account'}?lang=${locale(ctx)}`;
 
   const requireMail = () => {
     if (!service.mailAvailable()) throw new KapijaError('mail.unavailable', 503);
@@ -106,7 +107,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     render(ctx, 'self-service/register', {
       title: t(ctx)('register.title'),
       returnUid: uid,
-      backHref: backHref(uid),
+      backHref: backHref(ctx, uid),
       values,
       errors,
       passwordMin: PASSWORD_MIN,
@@ -159,7 +160,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
       { username, email: values.email, givenName: values.given_name, familyName: values.family_name, password },
       { locale: locale(ctx), returnUid: uid },
     );
-    message(ctx, 'register.sent.title', 'register.sent.heading', ['register.sent.text'], { href: backHref(uid), label: 'selfservice.back_to_signin' });
+    message(ctx, 'register.sent.title', 'register.sent.heading', ['register.sent.text'], { href: backHref(ctx, uid), label: 'selfservice.back_to_signin' });
   });
 
   // ---------------------------------------------------------------- e-mail verification (registration and change)
@@ -189,7 +190,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     const done = token ? await service.verifyEmail(token, ctx.ip) : undefined;
     if (!done) return badLink(ctx);
     message(ctx, 'verify.done.title', 'verify.done.heading', done.kind === 'registration' ? ['verify.done.text'] : [], {
-      href: backHref(done.returnUid),
+      href: backHref(ctx, done.returnUid),
       label: 'verify.continue',
     });
   });
@@ -200,7 +201,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     render(ctx, 'self-service/recover', {
       title: t(ctx)('recover.title'),
       returnUid: uid,
-      backHref: backHref(uid),
+      backHref: backHref(ctx, uid),
       values,
       errors,
       canonicalUrl: uid ? `/recover?return=${uid}` : '/recover',
@@ -224,7 +225,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     }
     await spendMail(ctx, identifier);
     await service.requestPasswordReset(identifier, { locale: locale(ctx), returnUid: uid });
-    message(ctx, 'recover.sent.title', 'recover.sent.title', ['recover.sent.text'], { href: backHref(uid), label: 'selfservice.back_to_signin' });
+    message(ctx, 'recover.sent.title', 'recover.sent.title', ['recover.sent.text'], { href: backHref(ctx, uid), label: 'selfservice.back_to_signin' });
   });
 
   const renderReset = (ctx: Context, token: string, username: string, errors: Record<string, string> = {}) =>
@@ -260,7 +261,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     }
     const done = await service.resetPassword(token, str(b.password, PASSWORD_MAX), ctx.ip);
     if (!done) return badLink(ctx);
-    message(ctx, 'reset.done.title', 'reset.done.heading', ['reset.done.text'], { href: backHref(done.returnUid), label: 'verify.continue' });
+    message(ctx, 'reset.done.title', 'reset.done.heading', ['reset.done.text'], { href: backHref(ctx, done.returnUid), label: 'verify.continue' });
   });
 
   // ---------------------------------------------------------------- re-enrolment after an administrator's reset

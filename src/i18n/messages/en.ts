@@ -44,7 +44,7 @@ export const en = {
   'lang.en': 'English',
 
   'login.title': 'Sign in',
-  'login.heading': 'Sign in to continue to {client}',
+  'login.heading': 'Sign in to the service: {client}',
   'login.intro': 'Enter your username and password. You will then be asked for your second factor.',
   'login.username': 'Username',
   'login.password': 'Password',
@@ -226,6 +226,7 @@ export const en = {
   'ledger.channel.userinfo': 'on request (userinfo)',
   'ledger.channel.introspection': 'on request (token check)',
   'consent.required': 'required',
+  'consent.already': 'already allowed',
   'consent.purpose': 'Why',
   'consent.optional': 'You may untick the data you do not want to share; the service may then offer less.',
   'consent.policy': 'How {client} handles your data',

@@ -46,7 +46,7 @@ export const srLatn = {
   'lang.en': 'English',
 
   'login.title': 'Prijava',
-  'login.heading': 'Prijavite se da biste nastavili na {client}',
+  'login.heading': 'Prijava za uslugu: {client}',
   'login.intro': 'Unesite korisničko ime i lozinku. Zatim ćete biti upitani za drugi faktor.',
   'login.username': 'Korisničko ime',
   'login.password': 'Lozinka',
@@ -228,6 +228,7 @@ export const srLatn = {
   'ledger.channel.userinfo': 'na zahtev (userinfo)',
   'ledger.channel.introspection': 'na zahtev (provera tokena)',
   'consent.required': 'obavezno',
+  'consent.already': 'već dozvoljeno',
   'consent.purpose': 'Zašto',
   'consent.optional': 'Možete isključiti podatke koje ne želite da podelite; usluga tada može pružiti manje.',
   'consent.policy': 'Kako {client} postupa sa vašim podacima',

@@ -67,13 +67,13 @@ describe('negotiateLocale', () => {
 
 describe('translator', () => {
   it('translates per locale and fills placeholders', () => {
-    expect(translator('en')('login.heading', { client: 'eUprava' })).toBe('Sign in to continue to eUprava');
+    expect(translator('en')('login.heading', { client: 'eUprava' })).toBe('Sign in to the service: eUprava');
     expect(translator('sr-Latn')('login.title')).toBe('Prijava');
     expect(translator('sr-Cyrl')('login.title')).toBe('Пријава');
     expect(LOCALES).toEqual(['sr-Cyrl', 'sr-Latn', 'en']);
   });
 
   it('leaves unknown placeholders as they are', () => {
-    expect(translator('en')('login.heading', { other: 'x' })).toBe('Sign in to continue to {client}');
+    expect(translator('en')('login.heading', { other: 'x' })).toBe('Sign in to the service: {client}');
   });
 });
