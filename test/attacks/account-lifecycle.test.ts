@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
 import { generateSecret } from 'otplib';
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
-import { signIn, submitForm, SignInError } from '../support/sign-in.js';
+import { openPortal, signIn, submitForm, SignInError } from '../support/sign-in.js';
 import { startSmtp, linkIn, type TestSmtp } from '../support/smtp.js';
 import { stores, createTestDatabase, type StoreName } from '../support/databases.js';
 import { createTestAccount, createTestClient, startKapija, TEST_ENV, type RunningKapija } from '../support/kapija.js';
@@ -30,16 +30,7 @@ function authorize(server: RunningKapija, clientId: string): URL {
 }
 
 /** Opens /account in `agent`, signing in through Kapija if needed; returns the portal page. */
-async function portal(server: RunningKapija, agent: Agent, citizen: Citizen, path = '/account'): Promise<Page> {
-  let page = await agent.request(new URL(path, server.url));
-  if (page.status === 303) {
-    const callback = await signIn(agent, new URL(page.headers.get('location')!), `${server.url}/account/callback`, citizen);
-    const back = await agent.request(callback);
-    page = await agent.request(new URL(back.headers.get('location')!, server.url));
-  }
-  expect(page.status).toBe(200);
-  return page;
-}
+const portal = (server: RunningKapija, agent: Agent, citizen: Citizen, path = '/account'): Promise<Page> => openPortal(agent, server.url, citizen, path);
 
 describe('"this wasn\'t me"', () => {
   let smtp: TestSmtp;

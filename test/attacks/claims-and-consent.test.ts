@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent, checkedValues, type Page } from '../support/browserless.js';
-import { signIn, submitForm } from '../support/sign-in.js';
+import { openPortal, signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { stores } from '../support/databases.js';
 import { createTestAccount, createTestClient, kapijaForSuite, type RunningKapija } from '../support/kapija.js';
@@ -77,16 +77,7 @@ function helpers(server: RunningKapija) {
     (await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id), limit: 100 })).filter((e) => e.action === action);
 
   /** Opens an /account page in `agent`, signing in to the portal first when needed. */
-  const portal = async (agent: Agent, citizen: Citizen, path: string): Promise<Page> => {
-    let page = await agent.request(new URL(path, server.url));
-    if (page.status === 303) {
-      const callback = await signIn(agent, new URL(page.headers.get('location')!), `${server.url}/account/callback`, citizen);
-      const back = await agent.request(callback);
-      page = await agent.request(new URL(back.headers.get('location')!, server.url));
-    }
-    expect(page.status).toBe(200);
-    return page;
-  };
+  const portal = (agent: Agent, citizen: Citizen, path: string): Promise<Page> => openPortal(agent, server.url, citizen, path);
 
   return { authorize, received, userinfo, toConsentPage, confirm, ledger, portal };
 }

@@ -10,7 +10,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { simpleParser } from 'mailparser';
 import { startLogoutReceiver } from '../support/logout-receiver.js';
 import { Agent, type Page } from '../support/browserless.js';
-import { signIn, submitForm } from '../support/sign-in.js';
+import { openPortal, signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
 
@@ -26,17 +26,7 @@ afterAll(async () => {
 type Citizen = Awaited<ReturnType<typeof createTestAccount>>;
 
 /** Opens /account in `agent`, signing in through Kapija if needed; returns the portal page. */
-async function portal(agent: Agent, citizen: Citizen, path = '/account'): Promise<Page> {
-  let page = await agent.request(new URL(path, server.url));
-  if (page.status === 303) {
-    const callback = await signIn(agent, new URL(page.headers.get('location')!), `${server.url}/account/callback`, citizen);
-    const back = await agent.request(callback);
-    expect(back.status).toBe(303);
-    page = await agent.request(new URL(back.headers.get('location')!, server.url));
-  }
-  expect(page.status).toBe(200);
-  return page;
-}
+const portal = (agent: Agent, citizen: Citizen, path = '/account'): Promise<Page> => openPortal(agent, server.url, citizen, path);
 
 /** Waits for a mail in the development outbox matching `match` (mail leaves after the answer). */
 async function outboxMail(match: (m: { subject: string; to: string; text: string }) => boolean) {

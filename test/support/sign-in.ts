@@ -65,3 +65,19 @@ export async function confirmLogout(agent: Agent, endSession: URL): Promise<{ co
   const done = await agent.request(new URL(action, confirmation.url), { form: { xsrf, logout: 'yes' } });
   return { confirmation, done };
 }
+
+/**
+ * Opens an account portal page (`/account` by default) at `issuer` in `agent`, signing in through
+ * Kapija first when the portal asks for it; the page must answer 200.
+ */
+export async function openPortal(agent: Agent, issuer: string, citizen: SignInOptions, path = '/account'): Promise<Page> {
+  let page = await agent.request(new URL(path, issuer));
+  if (page.status === 303) {
+    const callback = await signIn(agent, new URL(page.headers.get('location')!), `${issuer}/account/callback`, citizen);
+    const back = await agent.request(callback);
+    if (back.status !== 303) throw new Error(`the portal's callback answered ${back.status}`);
+    page = await agent.request(new URL(back.headers.get('location')!, issuer));
+  }
+  if (page.status !== 200) throw new Error(`${path} answered ${page.status}`);
+  return page;
+}
