@@ -71,8 +71,11 @@ const schema = z.object({
   WEBAUTHN_ORIGINS: z.string().optional(),
   /** AAGUIDs of authenticator models counted as hardware keys (eIDAS high) without FIDO metadata, comma-separated. */
   WEBAUTHN_HWK_AAGUIDS: z.string().optional(),
-  /** Lowest level of assurance for the administration console and the admin API: low, substantial or high (a security key). */
-  ADMIN_MIN_ACR: z.enum(['low', 'substantial', 'high']).default('high'),
+  /**
+   * Lowest level of assurance for the administration console and the admin API: low, substantial or high (a security key).
+   * high unless set, except in development: substantial (any second factor), and the console says so on every page.
+   */
+  ADMIN_MIN_ACR: z.enum(['low', 'substantial', 'high']).optional(),
   /** Folder of the operator's footer pages (privacy, accessibility, help), one Markdown file per page and language; a file missing there falls back to the shipped content/. */
   CONTENT_DIR: z.string().min(1).optional(),
   /** Default language of pages: sr-Cyrl, sr-Latn or en. */
@@ -215,7 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH ?? e.NODE_ENV === 'development',
     defaultLocale: e.DEFAULT_LOCALE,
     contentDir: e.CONTENT_DIR === undefined ? undefined : path.resolve(e.CONTENT_DIR),
-    adminMinAcr: e.ADMIN_MIN_ACR,
+    adminMinAcr: e.ADMIN_MIN_ACR ?? (e.NODE_ENV === 'development' ? 'substantial' : 'high'),
     requireSecondFactor: e.REQUIRE_SECOND_FACTOR,
     reauthSeconds: e.REAUTH_SECONDS,
     portalIdleSeconds: e.PORTAL_IDLE_SECONDS,

@@ -81,16 +81,18 @@ function formFromClient(c: Record<string, unknown>): Record<string, string> {
   return out;
 }
 
-export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn; roles: RoleRepository; accounts: AccountRepository; render: Renderer; minAcr: string }) {
+export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn; roles: RoleRepository; accounts: AccountRepository; render: Renderer; minAcr: string; lowered?: boolean }) {
   const { service, signIn, render } = d;
   const router = new Router({ prefix: '/admin' });
   const t = (ctx: Context) => ctx.state.t as Translate;
   const actor = (ctx: Context) => ctx.state.actor as Actor;
   const minLevel = levelOfAcr(d.minAcr) ?? 'high';
+  /** In development the console may accept less than production's security key; every page says so. */
+  const devBanner = d.lowered ? `admin.acr.${minLevel}` : undefined;
 
   const page = (ctx: Context, view: string, title: string, data: Record<string, unknown> = {}) => {
     const a = ctx.state.actor as Actor | undefined;
-    render(ctx, `admin/${view}`, { title, wide: true, nav: ctx.path, actorName: ctx.state.actorName, role: a?.role, canWrite: a?.role === 'admin', ...data });
+    render(ctx, `admin/${view}`, { title, wide: true, nav: ctx.path, actorName: ctx.state.actorName, role: a?.role, canWrite: a?.role === 'admin', devBanner, ...data });
   };
 
   /** Renders the page again with the error; a KapijaError's details (the field at fault) are shown too. */
@@ -105,7 +107,16 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
     signIn.login(ctx, { returnTo: typeof ctx.query.return_to === 'string' ? ctx.query.return_to : '/admin', reauthenticate: ctx.query.reauth === '1', acrValues: d.minAcr });
   });
   router.get('/callback', async (ctx) => {
-    const to = await signIn.callback(ctx);
+    let to: string;
+    try {
+      to = await signIn.callback(ctx);
+    } catch (err) {
+      // The sign-in could not reach ADMIN_MIN_ACR: say where the administrator adds the factor it needs.
+      if (err instanceof KapijaError && err.code === 'login.acr_unmet') {
+        throw new KapijaError('admin.step_up_required', 403, { details: { help: { href: '/account/security', text: 'error.admin.security_link' } } });
+      }
+      throw err;
+    }
     ctx.status = 303;
     ctx.redirect(to);
   });

@@ -38,7 +38,10 @@ export function errorHandler(opts: { render: Renderer; logger: Logger }) {
       if (ctx.accepts('html', 'json') === 'json') {
         ctx.body = { error: err.code, error_description: message, request_id: ctx.state.requestId };
       } else {
-        opts.render(ctx, 'error', { title: t('error.title'), message, showBack: err.status !== 404 });
+        // A way forward the error names (a path on Kapija itself), e.g. the account's security page.
+        const help = err.details?.help as { href?: unknown; text?: unknown } | undefined;
+        const link = typeof help?.href === 'string' && /^\/(?!\/)/.test(help.href) && typeof help.text === 'string' ? { href: help.href, text: t(help.text as Parameters<Translate>[0]) } : undefined;
+        opts.render(ctx, 'error', { title: t('error.title'), message, link, showBack: err.status !== 404 && !link });
         ctx.status = err.status;
       }
     }

@@ -67,7 +67,8 @@ describeBrowser('administration at eIDAS high', () => {
     expect(await page.locator('form[action$="/totp"]').count()).toBe(0);
     expect(new URL(page.url()).pathname.startsWith('/admin/clients')).toBe(false);
     expect(new URL(page.url()).searchParams.get('error')).toBe('unmet_authentication_requirements');
-    expect(await page.locator('main').innerText()).toContain('requires a stronger sign-in');
+    expect(await page.locator('main').innerText()).toContain('needs a sign-in at a higher level of assurance');
+    expect(await page.locator('main a[href="/account/security"]').count()).toBe(1);
     await page.goto(`${server.url}/admin/clients`);
     // still not signed in to the console: back at Kapija's sign-in
     expect(new URL(page.url()).pathname).toMatch(/^\/interaction\//);

@@ -146,6 +146,11 @@ describe('loadConfig in production', () => {
     expect(configError({ ...PRODUCTION, DATABASE_URL: undefined }).message).toMatch(/^DATABASE_URL:/);
   });
 
+  it('keeps the console at a security key (high) unless ADMIN_MIN_ACR says otherwise', () => {
+    expect(loadConfig(PRODUCTION).adminMinAcr).toBe('high');
+    expect(loadConfig({ ...PRODUCTION, ADMIN_MIN_ACR: 'substantial' }).adminMinAcr).toBe('substantial');
+  });
+
   it('refuses ALLOW_PRIVATE_NETWORK_FETCH', () => {
     expect(configError({ ...PRODUCTION, ALLOW_PRIVATE_NETWORK_FETCH: 'true' }).message).toMatch(/^ALLOW_PRIVATE_NETWORK_FETCH:/);
     expect(loadConfig({ ...PRODUCTION, ALLOW_PRIVATE_NETWORK_FETCH: 'false' }).allowPrivateNetworkFetch).toBe(false);
@@ -154,5 +159,17 @@ describe('loadConfig in production', () => {
     expect(loadConfig(PRODUCTION).allowPrivateNetworkFetch).toBe(false);
     expect(loadConfig({ NODE_ENV: 'test' }).allowPrivateNetworkFetch).toBe(false);
     expect(loadConfig({ NODE_ENV: 'development', ALLOW_PRIVATE_NETWORK_FETCH: 'false' }).allowPrivateNetworkFetch).toBe(false);
+  });
+});
+
+describe('ADMIN_MIN_ACR outside production', () => {
+  it('is substantial in development (NODE_ENV unset or development), so a developer with an authenticator app reaches the console', () => {
+    expect(loadConfig({}).adminMinAcr).toBe('substantial');
+    expect(loadConfig({ NODE_ENV: 'development' }).adminMinAcr).toBe('substantial');
+    expect(loadConfig({ NODE_ENV: 'development', ADMIN_MIN_ACR: 'high' }).adminMinAcr).toBe('high');
+  });
+
+  it('is high in test, as in production', () => {
+    expect(loadConfig({ NODE_ENV: 'test' }).adminMinAcr).toBe('high');
   });
 });
