@@ -173,13 +173,17 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const reached = levelFor(amr);
     const needed = await required(details);
     const twoFactors = amr.includes('mfa') || !deps.requireSecondFactor;
+    const satisfied = twoFactors && rank(reached) >= rank(needed);
+    // nextStep asks about the account's factors only when the flow is not yet satisfied, and about
+    // an administrator's reset only for an account without any: read each only when it decides.
+    const hasFactor = !satisfied && (await hasSecondFactor(flow.accountId));
     const step = nextStep({
-      satisfied: twoFactors && rank(reached) >= rank(needed),
+      satisfied,
       // A notice (new recovery codes, codes left) comes first; "continue" finishes.
       notice: Boolean(flow.codes) || flow.recoveryRemaining !== undefined,
-      hasSecondFactor: await hasSecondFactor(flow.accountId),
+      hasSecondFactor: hasFactor,
       stepUp: Boolean(flow.stepUp),
-      resetPending: await resetPending(flow),
+      resetPending: !satisfied && !hasFactor && !flow.stepUp && (await resetPending(flow)),
     });
     if (step === 'done') {
       const acr = acrToAssert(reached, essentialAcrs(details));
@@ -385,7 +389,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const accountId = found.account.id;
     // After an administrator's reset, enrolment comes only through the mailed link, followed in this browser.
     let resetLinkUsed = false;
-    if ((await accounts.factorsResetPending(accountId)) && !(await hasSecondFactor(accountId))) {
+    if (!(await hasSecondFactor(accountId)) && (await accounts.factorsResetPending(accountId))) {
       const link = ctx.cookies.get(REENROL_COOKIE);
       resetLinkUsed = link ? await deps.factorReset.useLink(link, accountId) : false;
       if (resetLinkUsed) ctx.cookies.set(REENROL_COOKIE, null, { path: '/interaction' });
