@@ -96,8 +96,9 @@ async function tryEnrolment(agent: Agent, uid: string, csrf: string) {
 async function factorsOf(accountId: string) {
   const webauthn = await server.kapija.credentials.list(accountId, 'webauthn');
   const totp = await server.kapija.credentials.list(accountId, 'totp');
-  const recovery = (await server.kapija.credentials.list(accountId, 'recovery')).map((c) => c.id).sort();
-  return { webauthn: webauthn.length, totp: totp.length, recovery };
+  const codes = await server.kapija.credentials.list(accountId, 'recovery');
+  const recovery = codes.map((c) => c.id).sort();
+  return { webauthn: webauthn.length, totp: totp.length, recovery, recoveryUsed: codes.filter((c) => c.usedAt !== null).length };
 }
 
 /** A citizen whose only second factor is a device-bound security key (with recovery codes). */
@@ -370,12 +371,11 @@ const commands = [
   fc.constant(command('own recovery code', async (m, r) => {
     const code = r.recovery.shift();
     if (!code) return;
+    const usedBefore = (await factorsOf(r.accountId)).recoveryUsed;
     const page = await postForm(r.agent, `/interaction/${r.uid}/recovery`, r.csrf, { code });
     await settle(r, page, page);
-    // A used code leaves the list; the remaining ones are what the model expects to stay.
-    const left = (await factorsOf(r.accountId)).recovery;
-    if (left.length < r.before.recovery.length) m.recoveryUsed = true;
-    r.before.recovery = left;
+    // A code Kapija accepted is marked used (its row stays); only then may the citizen renew the codes.
+    if ((await factorsOf(r.accountId)).recoveryUsed > usedBefore) m.recoveryUsed = true;
   })),
   fc.constant(command('enrol TOTP from the page', async (_m, r) => {
     const page = await r.agent.request(new URL(`/interaction/${r.uid}`, server.url));
