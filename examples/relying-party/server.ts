@@ -34,6 +34,8 @@ export interface RelyingPartyOptions {
   idTokenAlg?: string;
   /** Keys for signing this service's cookie; random per process when omitted. */
   cookieKeys?: string[];
+  /** Where the service writes its log lines (stdout when omitted). */
+  log?: (line: string) => void;
 }
 
 interface Session {
@@ -52,6 +54,8 @@ export interface RelyingParty {
   readonly app: Koa;
   /** Number of signed-in sessions (a test can watch back-channel logout remove one). */
   sessionCount(): number;
+  /** Number of verified back-channel logout tokens received. */
+  backchannelLogoutCount(): number;
   /** Listens on `port` (0 = any free port) and `host`; resolves with the base URL. */
   listen(port: number, host?: string): Promise<{ url: string; server: http.Server; close(): Promise<void> }>;
 }
@@ -80,6 +84,9 @@ export async function createRelyingParty(options: RelyingPartyOptions): Promise<
   const jwks = createRemoteJWKSet(new URL(server.jwks_uri));
 
   const sessions = new Map<string, Session>();
+  /** Verified back-channel logout tokens received since start. */
+  let backchannelLogouts = 0;
+  const log = options.log ?? ((line: string) => console.log(line));
   /** jti of logout tokens already accepted: a replayed logout token is rejected (§2.6 step 9, optional). */
   const seenLogoutTokens = new Map<string, number>();
 
@@ -238,13 +245,17 @@ ${session.refreshedAt ? `<p id="refreshed">Tokens refreshed at ${session.refresh
           ctx.body = { error: 'invalid_request', error_description: 'invalid logout_token' };
           return;
         }
+        let ended = 0;
         for (const [id, session] of sessions) {
           const c = session.claims;
           if (!c) continue;
           // A token with a sid ends that one session; one with only a sub ends all of the citizen's sessions.
           const sameSession = claims.sid !== undefined && c.sid !== undefined ? c.sid === claims.sid : c.sub === claims.sub;
-          if (sameSession) sessions.delete(id);
+          if (sameSession && sessions.delete(id)) ended += 1;
         }
+        backchannelLogouts += 1;
+        // The operator sees that the logout arrived and was verified; the sid is Kapija's opaque session id, not personal data.
+        log(`back-channel logout received for ${claims.sid ? `sid ${claims.sid}` : 'a subject (no sid)'}: token verified, ${ended} session(s) ended`);
         ctx.status = 200;
         ctx.body = '';
         return;
@@ -281,6 +292,7 @@ ${session.refreshedAt ? `<p id="refreshed">Tokens refreshed at ${session.refresh
   return {
     app,
     sessionCount: () => [...sessions.values()].filter((s) => s.claims).length,
+    backchannelLogoutCount: () => backchannelLogouts,
     async listen(port, host = '127.0.0.1') {
       const httpServer = http.createServer(app.callback());
       await new Promise<void>((resolve) => httpServer.listen(port, host, resolve));

@@ -18,6 +18,7 @@ let rp: RelyingParty;
 let client: { clientId: string; clientSecret?: string | undefined };
 let rpUrl: string;
 let rpServer: http.Server;
+const rpLog: string[] = [];
 
 beforeAll(async () => {
   kapija = await startKapija();
@@ -38,6 +39,7 @@ beforeAll(async () => {
     clientId: client.clientId,
     clientSecret: client.clientSecret,
     redirectUri: `${rpUrl}/callback`,
+    log: (line) => rpLog.push(line),
   });
   rpServer.on('request', rp.app.callback());
 });
@@ -120,6 +122,7 @@ test('back-channel logout from Kapija ends the RP session; forged logout tokens 
   });
   expect(forged.status).toBe(400);
   expect(rp.sessionCount()).toBe(before);
+  expect(rp.backchannelLogoutCount()).toBe(0);
 
   // The citizen signs out at Kapija itself (e.g. from another service): Kapija notifies this RP.
   const logoutPage = await agent.request(`${kapija.url}/session/end`);
@@ -131,6 +134,8 @@ test('back-channel logout from Kapija ends the RP session; forged logout tokens 
   expect([200, 302, 303]).toContain(confirmed.status);
 
   expect(rp.sessionCount()).toBe(before - 1);
+  expect(rp.backchannelLogoutCount()).toBe(1);
+  expect(rpLog).toEqual([expect.stringMatching(/^back-channel logout received for sid \S+: token verified, 1 session\(s\) ended$/)]);
   const home = await agent.request(`${rpUrl}/`);
   expect(home.body).toContain('not signed in');
 });
