@@ -8,6 +8,7 @@ import type { Renderer } from './render.js';
 import type { Translate } from '../i18n/index.js';
 import { DEVICE_COOKIE_DAYS } from '../interactions/router.js';
 import { hostCookie } from './cookie-names.js';
+import { REENROL_COOKIE } from '../interactions/flow.js';
 
 export function cookiesPage(opts: { render: Renderer; config: Config }) {
   const { ttl, portalIdleSeconds, issuer } = opts.config;
@@ -25,6 +26,7 @@ export function cookiesPage(opts: { render: Renderer; config: Config }) {
       { names: ['kapija.account', 'kapija.account.tx'], purpose: t('cookies.account.purpose'), lifetime: t('cookies.account.lifetime', { minutes: minutes(portalIdleSeconds) }) },
       { names: ['kapija.account.totp', 'kapija.account.webauthn'], purpose: t('cookies.enrolment.purpose'), lifetime: t('cookies.enrolment.lifetime', { minutes: 15 }) },
       { names: ['kapija.admin', 'kapija.admin.tx'], purpose: t('cookies.admin.purpose'), lifetime: t('cookies.browser_session') },
+      { names: [REENROL_COOKIE], purpose: t('cookies.reenrol.purpose'), lifetime: t('cookies.reenrol.lifetime', { minutes: 60 }) },
     ];
     opts.render(ctx, 'cookies', { title: t('cookies.title'), rows });
   };

@@ -39,6 +39,8 @@ export const en = {
   'cookies.enrolment.purpose': 'Holds an authenticator app or security key you are adding, until you confirm it.',
   'cookies.enrolment.lifetime': 'At most {minutes} minutes.',
   'cookies.admin.purpose': 'Keeps an administrator signed in to the administration console.',
+  'cookies.reenrol.purpose': 'Keeps the link you followed to set up a new second factor after an administrator removed yours, for your next sign-in in this browser.',
+  'cookies.reenrol.lifetime': 'At most {minutes} minutes; removed when you sign in.',
   'lang.sr-Cyrl': 'Српски (ћирилица)',
   'lang.sr-Latn': 'Srpski (latinica)',
   'lang.en': 'English',

@@ -41,6 +41,8 @@ export const srCyrl = {
   'cookies.enrolment.purpose': 'Чува апликацију за аутентификацију или безбедносни кључ који додајете, док га не потврдите.',
   'cookies.enrolment.lifetime': 'Највише {minutes} минута.',
   'cookies.admin.purpose': 'Чува пријаву администратора на администраторску конзолу.',
+  'cookies.reenrol.purpose': 'Чува везу коју сте отворили да бисте подесили нови други фактор након што је администратор уклонио ваше, за следећу пријаву у овом прегледачу.',
+  'cookies.reenrol.lifetime': 'Највише {minutes} минута; брише се када се пријавите.',
   'lang.sr-Cyrl': 'Српски (ћирилица)',
   'lang.sr-Latn': 'Srpski (latinica)',
   'lang.en': 'English',

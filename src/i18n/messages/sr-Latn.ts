@@ -41,6 +41,8 @@ export const srLatn = {
   'cookies.enrolment.purpose': 'Čuva aplikaciju za autentifikaciju ili bezbednosni ključ koji dodajete, dok ga ne potvrdite.',
   'cookies.enrolment.lifetime': 'Najviše {minutes} minuta.',
   'cookies.admin.purpose': 'Čuva prijavu administratora na administratorsku konzolu.',
+  'cookies.reenrol.purpose': 'Čuva vezu koju ste otvorili da biste podesili novi drugi faktor nakon što je administrator uklonio vaše, za sledeću prijavu u ovom pregledaču.',
+  'cookies.reenrol.lifetime': 'Najviše {minutes} minuta; briše se kada se prijavite.',
   'lang.sr-Cyrl': 'Српски (ћирилица)',
   'lang.sr-Latn': 'Srpski (latinica)',
   'lang.en': 'English',
