@@ -247,7 +247,7 @@ describe('steps out of order, replayed, or borrowed', () => {
     expect((await postJson(mine, `/interaction/${uid}/webauthn/options`, csrf, { purpose: 'register' })).status).toBe(400);
     expect((await postForm(mine, `/interaction/${uid}/totp/enrol`, csrf, { code: '123456' })).status).toBe(400);
     expect((await postForm(mine, `/interaction/${uid}/login`, csrf, { username: victim.username, password: victim.password })).status).toBe(400);
-    expect(await factorsOf(victim.account.id)).toEqual({ webauthn: 0, totp: 0, recovery: [] });
+    expect(await factorsOf(victim.account.id)).toEqual({ webauthn: 0, totp: 0, recovery: [], recoveryUsed: 0 });
   });
 });
 
