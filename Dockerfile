@@ -1,20 +1,22 @@
 # Kapija container image: build stage compiles TypeScript and native addons (argon2, better-sqlite3);
 # the runtime stage holds only the build output, views, static assets and production dependencies.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # Native addons fall back to compiling from source when no prebuilt binary matches.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
+# npm ci's postinstall builds better-sqlite3 for the Node.js the project pins (the image's own major).
+COPY scripts/native-for-runtime.mjs ./scripts/native-for-runtime.mjs
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 WORKDIR /app
 # Two malloc arenas (glibc's default is eight per core): the primary keeps less memory it no
 # longer uses; the workers get the same setting from the primary.

@@ -145,9 +145,9 @@ function printNextSteps(config: Config): void {
   process.stderr.write(
     `\nKapija is running: ${config.issuer}/ (start page; the account portal at ${config.issuer}/account, the console at ${config.issuer}/admin)\n` +
       `Next, in another terminal (see the README's Quick start):\n` +
-      `  printf '%s\\n' 'a long passphrase' | node bin/kapija.js user create --username ana.jovanovic --email ana@example.rs --email-verified\n` +
-      `  node bin/kapija.js client create --client-id porez --redirect-uri http://localhost:8080/callback --backchannel-logout-uri http://localhost:8080/backchannel-logout\n` +
-      `  printf '%s\\n' 'a passphrase for the console' | node bin/kapija.js admin create --username admin --create\n\n`,
+      `  printf '%s\\n' 'a long passphrase' | npm run -s kapija -- user create --username ana.jovanovic --email ana@example.rs --email-verified\n` +
+      `  npm run -s kapija -- client create --client-id porez --redirect-uri http://localhost:8080/callback --backchannel-logout-uri http://localhost:8080/backchannel-logout\n` +
+      `  printf '%s\\n' 'a passphrase for the console' | npm run -s kapija -- admin create --username admin --create\n\n`,
   );
 }
 

@@ -142,14 +142,14 @@ test('follows the README Quick start word for word: start, CLI, example service,
   expect(setup[0]).toBe('npm install');
   expect(setup[1]).toBe('npm start');
   const cli = setup.slice(2);
-  const citizenLine = cli.find((l) => / node bin\/kapija\.js user create /.test(l));
-  const clientLine = cli.find((l) => /^node bin\/kapija\.js client create /.test(l));
-  const adminLine = cli.find((l) => / node bin\/kapija\.js admin create .*--create\b/.test(l));
-  expect(citizenLine).toMatch(/^printf '%s\\n' '[^']+' \| node bin\/kapija\.js user create --username \S+ /);
+  const citizenLine = cli.find((l) => / npm run -s kapija -- user create /.test(l));
+  const clientLine = cli.find((l) => /^npm run -s kapija -- client create /.test(l));
+  const adminLine = cli.find((l) => / npm run -s kapija -- admin create .*--create\b/.test(l));
+  expect(citizenLine).toMatch(/^printf '%s\\n' '[^']+' \| npm run -s kapija -- user create --username \S+ /);
   expect(clientLine).toContain('--client-id porez');
   expect(clientLine).toContain('--redirect-uri http://localhost:8080/callback');
   expect(clientLine).toContain('--backchannel-logout-uri http://localhost:8080/backchannel-logout');
-  expect(adminLine).toMatch(/^printf '%s\\n' '[^']+' \| node bin\/kapija\.js admin create --username \S+ --create$/);
+  expect(adminLine).toMatch(/^printf '%s\\n' '[^']+' \| npm run -s kapija -- admin create --username \S+ --create$/);
   expect(cli).toHaveLength(3);
   expect(example).toHaveLength(1);
   const rpLine = example[0]!;
@@ -158,7 +158,7 @@ test('follows the README Quick start word for word: start, CLI, example service,
   const rpAssignments = Object.fromEntries(rpCommand![1]!.trim().split(' ').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
   expect(rpAssignments).toEqual({ ISSUER: 'http://localhost:3000', CLIENT_ID: 'porez', CLIENT_SECRET: '…' });
 
-  const [, password, username] = /^printf '%s\\n' '([^']+)' \| node bin\/kapija\.js user create --username (\S+)/.exec(citizenLine!)!;
+  const [, password, username] = /^printf '%s\\n' '([^']+)' \| npm run -s kapija -- user create --username (\S+)/.exec(citizenLine!)!;
   const givenName = /--given-name (\S+)/.exec(citizenLine!)?.[1];
   const familyName = /--family-name (\S+)/.exec(citizenLine!)?.[1];
 

@@ -76,9 +76,9 @@ test('in development the start prints the URL and the next three commands: a cit
   try {
     const out = kapija.output();
     expect(out).toContain('Kapija is running: http://localhost:3999/');
-    expect(out).toMatch(/node bin\/kapija\.js user create --username \S+/);
-    expect(out).toMatch(/node bin\/kapija\.js client create --client-id \S+ --redirect-uri http:\/\/localhost:8080\/callback/);
-    expect(out).toMatch(/node bin\/kapija\.js admin create --username \S+ --create/);
+    expect(out).toMatch(/npm run -s kapija -- user create --username \S+/);
+    expect(out).toMatch(/npm run -s kapija -- client create --client-id \S+ --redirect-uri http:\/\/localhost:8080\/callback/);
+    expect(out).toMatch(/npm run -s kapija -- admin create --username \S+ --create/);
   } finally {
     await kapija.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
