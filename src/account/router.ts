@@ -11,6 +11,7 @@ import type { Client } from 'oidc-provider';
 import { z } from 'zod';
 import { KapijaError, assertThat } from '../errors.js';
 import type { Renderer } from '../http/render.js';
+import { isEmail } from '../http/validators.js';
 import type { OwnSignIn, OwnSession } from '../http/own-sign-in.js';
 import type { Translate, MessageKey, Locale } from '../i18n/index.js';
 import type { PasswordHasher } from '../factors/password/hasher.js';
@@ -165,7 +166,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     if (!me || !recent(ctx, me.session, '/account/profile')) return;
     const email = typeof body(ctx).email === 'string' ? String(body(ctx).email).trim() : '';
     // At most 254 characters (RFC 5321), the length the column holds.
-    if (email.length > 254 || !/^[^\s@]{1,64}@[^\s@]{1,185}\.[^\s@]{2,}$/.test(email)) {
+    if (!isEmail(email)) {
       ctx.status = 400;
       return page(ctx, 'account/profile', 'account.profile', { account: me.account, passwordMin: PASSWORD_MIN, passwordMax: PASSWORD_MAX, emailError: t(ctx)('account.email.invalid') });
     }

@@ -12,6 +12,7 @@ import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { KapijaError } from '../errors.js';
 import type { Renderer } from '../http/render.js';
+import { EMAIL_MAX, USERNAME_MAX, isEmail, isUsername } from '../http/validators.js';
 import type { Locale, Translate, MessageKey } from '../i18n/index.js';
 import type { Throttle } from '../security/rate-limit.js';
 import type { CredentialRepository } from '../store/credentials.js';
@@ -33,14 +34,9 @@ export interface SelfServiceRouterDeps {
   throttles: { mail: Throttle; link: Throttle };
 }
 
-const USERNAME = /^[\p{L}\p{N}._@-]{3,64}$/u;
-const EMAIL = /^[^\s@]{1,64}@[^\s@]+\.[^\s@]{2,}$/;
 const UID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const str = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, max) : '');
-/** Longest accepted identifiers: an e-mail address (RFC 5321) and a username (as stored, after normalisation). */
-const EMAIL_MAX = 254;
-const USERNAME_MAX = 64;
 const NAME_MAX = 100;
 /** The field as typed, or undefined when it is longer than `max` (refused, never cut short). */
 const bounded = (v: unknown, max: number) => {
@@ -142,10 +138,10 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
     const errors: Record<string, string> = {};
     // The username is checked as it will be stored: normalisation (NFKC) can lengthen it.
     const username = normaliseUsername(values.username);
-    if (raw.username === undefined || !USERNAME.test(values.username) || !USERNAME.test(username)) {
+    if (raw.username === undefined || !isUsername(values.username) || !isUsername(username)) {
       errors.username = values.username ? tr('error.field.username') : tr('error.field.required');
     }
-    if (raw.email === undefined || !EMAIL.test(values.email)) errors.email = values.email ? tr('error.field.email') : tr('error.field.required');
+    if (raw.email === undefined || !isEmail(values.email)) errors.email = values.email ? tr('error.field.email') : tr('error.field.required');
     if (raw.given_name === undefined) errors.given_name = tr('error.field.name');
     else if (!values.given_name) errors.given_name = tr('error.field.required');
     if (raw.family_name === undefined) errors.family_name = tr('error.field.name');
