@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import { KapijaError } from '../errors.js';
 import { ACR, levelOfAcr, type AcrLevel } from '../oidc/acr.js';
+import { clientUriProblem } from '../oidc/client-metadata.js';
 import type { SessionService, SessionSummary, LogoutDelivery } from '../oidc/sessions.js';
 import { sendBackchannelLogout } from '../oidc/logout-retries.js';
 import { csvCell } from '../security/csv.js';
@@ -109,23 +110,10 @@ export function toClientView(c: ClientSummary): ClientView {
   };
 }
 
-/** Redirect URIs are compared exactly; in production only https, or loopback http for native apps. */
+/** Kapija's URI rules (oidc/client-metadata.ts) as the admin API's error. */
 function checkUris(metadata: ClientMetadata, production: boolean): void {
-  const native = metadata.application_type === 'native';
-  const check = (value: unknown, label: string, allowNativeLoopback: boolean) => {
-    if (value === undefined) return;
-    const u = new URL(String(value));
-    if (u.hash) throw invalid(`${label}: must not contain a fragment`);
-    if (u.username || u.password) throw invalid(`${label}: must not contain credentials`);
-    const loopback = u.protocol === 'http:' && ['127.0.0.1', '[::1]', 'localhost'].includes(u.hostname);
-    if (production && u.protocol !== 'https:' && !(allowNativeLoopback && native && loopback)) {
-      throw invalid(`${label}: must use https${allowNativeLoopback ? ' (native apps may use http on a loopback address)' : ''}`);
-    }
-  };
-  for (const u of (metadata.redirect_uris as string[] | undefined) ?? []) check(u, 'redirect_uris', true);
-  for (const u of (metadata.post_logout_redirect_uris as string[] | undefined) ?? []) check(u, 'post_logout_redirect_uris', true);
-  check(metadata.backchannel_logout_uri, 'backchannel_logout_uri', false);
-  for (const key of ['logo_uri', 'policy_uri', 'jwks_uri', 'kapija_sector_identifier_uri']) check(metadata[key], key, false);
+  const problem = clientUriProblem(metadata, production);
+  if (problem) throw invalid(problem);
 }
 
 /** Turns an API body into stored metadata: acr names become eIDAS URIs, derived fields filled in. */

@@ -9,6 +9,8 @@ import { openHandles, type StoreHandles } from '../app.js';
 import { migrate, openStore } from '../store/db.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { ACR } from '../oidc/acr.js';
+import { isAcrLevel, isClientId, isSector, uriProblem } from '../oidc/client-metadata.js';
+import { isEmail, isUsername } from '../http/validators.js';
 import { isValidJmbg } from '../oidc/jmbg.js';
 import fs from 'node:fs';
 import { createAuditLog, type AuditEntryInput } from '../store/audit.js';
@@ -204,14 +206,12 @@ function parse(args: string[], options: NonNullable<NonNullable<Parameters<typeo
   }
 }
 
+/** Kapija's URI rules for client metadata (oidc/client-metadata.ts), as a usage error. */
 function checkUri(uri: string, label: string): string {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    throw new UsageError(`${label}: "${uri}" is not an absolute URL`);
-  }
-  if (url.hash) throw new UsageError(`${label}: "${uri}" must not contain a fragment`);
+  const problem = uriProblem(uri, { production: false, nativeLoopback: false });
+  if (problem === 'not_absolute') throw new UsageError(`${label}: "${uri}" is not an absolute URL`);
+  if (problem === 'fragment') throw new UsageError(`${label}: "${uri}" must not contain a fragment`);
+  if (problem === 'credentials') throw new UsageError(`${label}: "${uri}" must not contain credentials`);
   return uri;
 }
 
@@ -234,10 +234,10 @@ async function clientCreate(h: StoreHandles, args: string[], io: CliIo): Promise
   const subjectType = (v['subject-type'] as string | undefined) ?? 'pairwise';
   if (subjectType !== 'pairwise' && subjectType !== 'public') throw new UsageError('--subject-type must be pairwise or public');
   const sector = v.sector as string | undefined;
-  if (sector !== undefined && !/^[a-z0-9.-]{1,253}(:\d{1,5})?$/i.test(sector)) throw new UsageError('--sector must be a host name');
+  if (sector !== undefined && !isSector(sector)) throw new UsageError('--sector must be a host name');
   const clientId = v['client-id'] as string | undefined;
   if (!clientId) throw new UsageError('--client-id is required');
-  if (!/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) {
+  if (!isClientId(clientId)) {
     throw new UsageError(`--client-id "${clientId}" is not valid: use letters, digits, . _ ~ - (at most 128)`);
   }
   const grantTypes = (v['grant-type'] as string[] | undefined) ?? ['authorization_code', 'refresh_token'];
@@ -249,7 +249,7 @@ async function clientCreate(h: StoreHandles, args: string[], io: CliIo): Promise
   if (isPublic && v.secret) throw new UsageError('--public clients have no secret');
   if (isPublic && grantTypes.includes('client_credentials')) throw new UsageError('--public clients cannot use client_credentials');
   const minAcr = v['min-acr'] as string | undefined;
-  if (minAcr !== undefined && !(minAcr in ACR)) throw new UsageError('--min-acr must be low, substantial or high');
+  if (minAcr !== undefined && !isAcrLevel(minAcr)) throw new UsageError('--min-acr must be low, substantial or high');
   const secret = isPublic ? undefined : ((v.secret as string | undefined) ?? randomBytes(32).toString('base64url'));
   if (secret !== undefined && secret.length < 32) throw new UsageError('--secret must be at least 32 characters');
 
@@ -269,7 +269,7 @@ async function clientCreate(h: StoreHandles, args: string[], io: CliIo): Promise
     metadata.backchannel_logout_uri = checkUri(v['backchannel-logout-uri'] as string, '--backchannel-logout-uri');
     metadata.backchannel_logout_session_required = true;
   }
-  if (minAcr) metadata['kapija_min_acr'] = ACR[minAcr as keyof typeof ACR];
+  if (minAcr) metadata['kapija_min_acr'] = ACR[minAcr];
   metadata.subject_type = subjectType;
   if (sector) metadata['kapija_sector'] = sector;
   // The client and its audit entry commit together, as in the admin API.
@@ -321,11 +321,11 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
   if (jmbg !== undefined && !isValidJmbg(jmbg)) throw new UsageError('--jmbg is not a valid JMBG (13 digits, date of birth and check digit)');
   const username = v.username as string | undefined;
   if (!username) throw new UsageError('--username is required');
-  if (!/^[\p{L}\p{N}._@-]{3,64}$/u.test(normaliseUsername(username))) {
+  if (!isUsername(normaliseUsername(username))) {
     throw new UsageError(`--username "${username}" is not valid: use 3 to 64 letters, digits, . _ @ -`);
   }
   const email = v.email as string | undefined;
-  if (email !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw new UsageError('--email is not an e-mail address');
+  if (email !== undefined && !isEmail(email)) throw new UsageError('--email is not an e-mail address');
   const birthdate = v.birthdate as string | undefined;
   if (birthdate !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(birthdate)) throw new UsageError('--birthdate must be YYYY-MM-DD');
   const emailVerified = Boolean(v['email-verified']);
@@ -377,7 +377,7 @@ async function adminCreate(h: StoreHandles, args: string[], io: CliIo): Promise<
   let account = await h.accounts.findByUsername(username);
   if (v.create) {
     if (account) throw new UsageError(`user "${username}" already exists; leave out --create to grant the role`);
-    if (!/^[\p{L}\p{N}._@-]{3,64}$/u.test(normaliseUsername(username))) {
+    if (!isUsername(normaliseUsername(username))) {
       throw new UsageError('--username must be 3 to 64 letters, digits, . _ @ -');
     }
     const password = await readNewPassword(io.stdin, username);

@@ -15,6 +15,7 @@ import { SCOPE_CLAIMS } from './accounts.js';
 import { receivableClaims } from './claims-policy.js';
 import type { KeySet } from './keys.js';
 import { ACR, levelOfAcr, rank, requiredLevel } from './acr.js';
+import { EXTRA_CLIENT_PROPERTIES, validateExtraClientProperty } from './client-metadata.js';
 import { allowFormActionTo } from '../http/headers.js';
 import { hostCookie } from '../http/cookie-names.js';
 
@@ -79,19 +80,6 @@ export function createPolicy(): interactionPolicy.Prompt[] {
   return policy;
 }
 
-/** Client properties the administrators set (src/admin/schemas.ts); the engine keeps them in metadata(). */
-const ADMIN_CLIENT_PROPERTIES = ['client_name#sr-Cyrl', 'client_name#sr-Latn', 'client_name#en', 'kapija_claim_purposes', 'kapija_sector_identifier_uri', 'kapija_access_token_ttl', 'kapija_refresh_token_ttl'];
-
-function validateAdminClientProperty(key: string, value: unknown): void {
-  if (value === undefined) return;
-  if ((key === 'kapija_access_token_ttl' || key === 'kapija_refresh_token_ttl') && !(Number.isInteger(value) && (value as number) > 0)) {
-    throw new TypeError(`${key} must be a positive integer`);
-  }
-  if (key === 'kapija_claim_purposes' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
-    throw new TypeError('kapija_claim_purposes must be an object');
-  }
-}
-
 /** A client's own token lifetime, when the administrators set one. */
 function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, key: string): number | undefined {
   const v = client?.metadata()[key];
@@ -128,18 +116,9 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     },
     acrValues: [ACR.low, ACR.substantial, ACR.high],
     extraClientMetadata: {
-      properties: ['kapija_min_acr', 'kapija_resource_server', 'kapija_first_party', 'kapija_sector', ...ADMIN_CLIENT_PROPERTIES],
+      properties: EXTRA_CLIENT_PROPERTIES,
       validator(_ctx, key, value) {
-        validateAdminClientProperty(key, value);
-        if (key === 'kapija_min_acr' && value !== undefined && !Object.values(ACR).includes(value as never)) {
-          throw new TypeError('kapija_min_acr must be one of the configured acr values');
-        }
-        if (key === 'kapija_sector' && value !== undefined && (typeof value !== 'string' || !/^[a-z0-9.-]{1,253}(:\d{1,5})?$/i.test(value))) {
-          throw new TypeError('kapija_sector must be a host name');
-        }
-        if ((key === 'kapija_resource_server' || key === 'kapija_first_party') && value !== undefined && typeof value !== 'boolean') {
-          throw new TypeError(`${key} must be a boolean`);
-        }
+        validateExtraClientProperty(key, value);
       },
     },
     responseTypes: ['code'],

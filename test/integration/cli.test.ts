@@ -126,6 +126,24 @@ describe.each(stores())('kapija CLI on %s', (store: StoreName) => {
       );
     });
 
+    test('refuses a redirect URI with credentials in it, as the admin API does', async () => {
+      expectOneErrorLine(
+        await kapija(env, ['client', 'create', '--client-id', 'x7', '--redirect-uri', 'https://user:pass@a.example/cb']),
+        64,
+        /^kapija: --redirect-uri: "https:\/\/user:pass@a\.example\/cb" must not contain credentials$/m,
+      );
+    });
+
+    test('--min-acr takes only the names of the assurance levels', async () => {
+      for (const name of ['toString', 'constructor', 'http://eidas.europa.eu/LoA/high']) {
+        expectOneErrorLine(
+          await kapija(env, ['client', 'create', '--client-id', 'x8', '--min-acr', name, '--redirect-uri', 'https://a.example/cb']),
+          64,
+          /^kapija: --min-acr must be low, substantial or high$/m,
+        );
+      }
+    });
+
     test('refuses a short --secret and a --public client with a secret', async () => {
       expectOneErrorLine(
         await kapija(env, ['client', 'create', '--client-id', 'x4', '--secret', 'short', '--redirect-uri', 'https://a.example/cb']),
@@ -204,6 +222,16 @@ describe.each(stores())('kapija CLI on %s', (store: StoreName) => {
       expect((await h.accounts.findByUsername('goran'))?.emailVerified).toBe(false);
     } finally {
       await h.db.destroy();
+    }
+  });
+
+  test('user create refuses the e-mail addresses the registration and profile pages refuse', async () => {
+    for (const email of ['ana@example.r', `${'a'.repeat(65)}@example.rs`, `ana@${'d'.repeat(250)}.rs`, 'ana @example.rs']) {
+      expectOneErrorLine(
+        await kapija(env, ['user', 'create', '--username', 'milica', '--email', email], 'a long passphrase here\n'),
+        64,
+        /^kapija: --email is not an e-mail address$/m,
+      );
     }
   });
 
