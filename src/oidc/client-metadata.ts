@@ -131,7 +131,7 @@ export const EXTRA_CLIENT_PROPERTIES = [
 
 /**
  * The engine's check of a stored client's extra property (its acr as an eIDAS URI, as stored). It
- * throws a TypeError, which oidc-provider reports as invalid client metadata.
+ * throws a TypeError, and oidc-provider then refuses to load the client.
  */
 export function validateExtraClientProperty(key: string, value: unknown): void {
   if (value === undefined) return;
