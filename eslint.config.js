@@ -1,4 +1,5 @@
-// ESLint flat config: typescript-eslint's recommended rules over the TypeScript sources and tests.
+// ESLint flat config: typescript-eslint's recommended rules over the TypeScript sources and tests,
+// and the design guide's "who may import whom" as import boundaries per folder.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -14,6 +15,32 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
+  // Import boundaries. One block per folder (a file matches one of them only, since a later block's
+  // no-restricted-imports would replace an earlier one's). Each pattern is matched against the import
+  // source as written.
+  boundaries('src/store/**/*.ts', [
+    { regex: '^(koa|koa-.*|@koa/.*|oidc-provider)(/.*)?$', message: 'store/ holds SQL only: no HTTP and no engine.' },
+    { regex: '^(\\.\\./)+factors/', message: 'store/ must not import factors/: repositories are passed to the factors, not the other way round.' },
+  ]),
+  boundaries('src/security/**/*.ts', [
+    { regex: '^\\.\\./(?!(config|errors)\\.js$|i18n/)', message: 'security/ imports nothing of Kapija beyond config, errors and i18n/: storage arrives as an interface it declares.' },
+    { regex: '^\\.\\./\\.\\./', message: 'security/ imports nothing outside src/.' },
+  ]),
+  boundaries('src/i18n/*.ts', [
+    { regex: '^\\.\\./(?!(config|errors)\\.js$|security/)', message: 'i18n/ imports nothing of Kapija beyond config, errors and security/.' },
+    { regex: '^\\.\\./\\.\\./', message: 'i18n/ imports nothing outside src/.' },
+  ]),
+  boundaries('src/i18n/messages/*.ts', [
+    { regex: '^\\.\\./\\.\\./(?!(config|errors)\\.js$|security/)', message: 'i18n/ imports nothing of Kapija beyond config, errors and security/.' },
+    { regex: '^\\.\\./\\.\\./\\.\\./', message: 'i18n/ imports nothing outside src/.' },
+  ]),
+  boundaries(['src/config.ts', 'src/errors.ts'], [
+    { regex: '^\\./(?!(config|errors)\\.js$|security/|i18n/)', message: 'config and errors import nothing of Kapija beyond each other, security/ and i18n/.' },
+    { regex: '^\\.\\./', message: 'config and errors import nothing outside src/.' },
+  ]),
+  boundaries('src/oidc/**/*.ts', [
+    { regex: '^(\\.\\./)+interactions/', message: 'oidc/ knows the interaction pages only by URL: it must not import interactions/.' },
+  ]),
   {
     files: ['static/**/*.js'],
     languageOptions: { globals: { ...globals.browser }, sourceType: 'script' },
@@ -24,3 +51,11 @@ export default tseslint.config(
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },
 );
+
+/** A block forbidding, in `files`, the imports whose source matches one of `patterns`. */
+function boundaries(files, patterns) {
+  return {
+    files: Array.isArray(files) ? files : [files],
+    rules: { 'no-restricted-imports': ['error', { patterns: patterns.map((p) => ({ ...p, caseSensitive: true })) }] },
+  };
+}

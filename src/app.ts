@@ -53,6 +53,8 @@ import { createConsentRefusalRepository } from './store/consent-refusals.js';
 import { createLogoutDeliveryRepository } from './store/logout-deliveries.js';
 import { createKnownDeviceRepository } from './store/known-devices.js';
 import { createRateLimitRepository } from './store/rate-limits.js';
+import { createDatabaseHealth } from './store/health.js';
+import { createStoreMetrics } from './store/metrics.js';
 import { createLogoutRetries } from './oidc/logout-retries.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createAdministration } from './admin/index.js';
@@ -247,7 +249,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     p.on('backchannel.error', (_ctx: unknown, err: unknown, client: { clientId: string }, accountId: string, sid: string) => {
       void logoutRetries.later({ clientId: client.clientId, accountId, sid: sid ?? '' }, 1, err);
     });
-  const metrics = createMetrics({ events, db });
+  const metrics = createMetrics({ events, store: createStoreMetrics(db) });
   let engine = createEngine(keySet);
   metrics.observeProvider(engine);
   let mountedEngine = mount(engine);
@@ -285,7 +287,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     }
   };
   const published = new Map<string, { type: string; body: string }>();
-  const health = createHealth({ db, signingKeys: () => keySet.jwks.keys.length });
+  const health = createHealth({ database: createDatabaseHealth(db), signingKeys: () => keySet.jwks.keys.length });
 
   // Behind TRUST_PROXY_HOPS proxies, the client's address is the one the outermost of them appended
   // to X-Forwarded-For; what the client wrote in front of it is its own choice and is ignored.
@@ -360,7 +362,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   // Kapija's own pages: parsed bodies and CSRF on every form.
   const knownDevices = createKnownDeviceRepository(db);
   const rateLimitCounters = createRateLimitRepository(db);
-  const throttles = createSignInThrottles({ db, box: handles.box, isKnownDevice: (username, device) => knownDevices.isKnownFor(username, device) });
+  const throttles = createSignInThrottles({ storage: rateLimitCounters, box: handles.box, isKnownDevice: (username, device) => knownDevices.isKnownFor(username, device) });
   const interactions = createInteractionRouter({
     provider,
     accounts: handles.accounts,
@@ -406,6 +408,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     logger,
     provider,
     sessions: sessionService,
+    throttleStorage: rateLimitCounters,
     events,
     render,
     csrf,

@@ -5,7 +5,7 @@
  * unless it has a port of its own (METRICS_PORT).
  */
 import type { Context, Next } from 'koa';
-import { migrationsCurrent, type Db } from '../store/db.js';
+import type { DatabaseHealth } from '../store/health.js';
 import type { Metrics } from './metrics.js';
 
 export interface Readiness {
@@ -17,14 +17,14 @@ export interface Health {
   ready(): Promise<Readiness>;
 }
 
-export function createHealth(deps: { db: Db; signingKeys: () => number }): Health {
+export function createHealth(deps: { database: DatabaseHealth; signingKeys: () => number }): Health {
   return {
     async ready() {
       const checks = { database: false, migrations: false, keys: deps.signingKeys() > 0 };
       try {
-        await deps.db.raw('select 1');
+        await deps.database.ping();
         checks.database = true;
-        checks.migrations = await migrationsCurrent(deps.db);
+        checks.migrations = await deps.database.migrationsCurrent();
       } catch {
         // Unreachable or failing: the checks say which step did not pass.
       }

@@ -9,7 +9,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventBus } from '../events.js';
-import type { Db } from '../store/db.js';
+import type { StoreMetrics } from '../store/metrics.js';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -41,7 +41,7 @@ export function routeOf(ctx: Context): string {
   return 'other';
 }
 
-export function createMetrics(deps: { events: EventBus; db: Db; process?: boolean }): Metrics {
+export function createMetrics(deps: { events: EventBus; store: StoreMetrics; process?: boolean }): Metrics {
   const registry = new Registry();
   if (deps.process !== false) collectDefaultMetrics({ register: registry, prefix: 'kapija_' });
 
@@ -64,18 +64,17 @@ export function createMetrics(deps: { events: EventBus; db: Db; process?: boolea
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  const pool = (deps.db.client as { pool?: PoolLike }).pool;
   new Gauge({
     name: 'kapija_db_pool_connections',
     help: 'Database pool connections by state (used, free, pending acquisitions).',
     labelNames: ['state'] as const,
     registers: [registry],
     collect() {
-      const p = (deps.db.client as { pool?: PoolLike }).pool ?? pool;
+      const p = deps.store.pool();
       if (!p) return;
-      this.set({ state: 'used' }, p.numUsed());
-      this.set({ state: 'free' }, p.numFree());
-      this.set({ state: 'pending' }, p.numPendingAcquires());
+      this.set({ state: 'used' }, p.used);
+      this.set({ state: 'free' }, p.free);
+      this.set({ state: 'pending' }, p.pending);
     },
   });
 
@@ -87,11 +86,10 @@ export function createMetrics(deps: { events: EventBus; db: Db; process?: boolea
     // Every worker reads the same tables: the cluster's sum would count them once per worker.
     aggregator: 'max',
     async collect() {
-      const count = async (table: string) => Number(((await deps.db(table).count({ n: '*' }).first()) as { n: number | string } | undefined)?.n ?? 0);
       try {
-        const [mail, logouts] = await Promise.all([count('mail_queue'), count('logout_deliveries')]);
+        const { mail, backchannelLogout } = await deps.store.retryQueues();
         this.set({ queue: 'mail' }, mail);
-        this.set({ queue: 'backchannel_logout' }, logouts);
+        this.set({ queue: 'backchannel_logout' }, backchannelLogout);
       } catch {
         // The database is away: /readyz says so; the gauge keeps its last value.
       }
@@ -133,12 +131,6 @@ export function createMetrics(deps: { events: EventBus; db: Db; process?: boolea
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };
-}
-
-interface PoolLike {
-  numUsed(): number;
-  numFree(): number;
-  numPendingAcquires(): number;
 }
 
 /** The eIDAS level name of an acr (its last path segment), bounded to known words. */

@@ -7,9 +7,7 @@
  * Delays grow in tiers, then a temporary lock; see {@link TIERS}, {@link PASSWORD_TIERS} and
  * {@link PASSKEY_TIERS}.
  */
-import { RateLimiterPostgres, RateLimiterSQLite, type RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
-import type { Db } from '../store/db.js';
-import { isPostgres } from '../store/db.js';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { SecretBox } from './crypto.js';
 
 export type KeyPart = 'account' | 'ip' | 'credential' | 'device';
@@ -40,6 +38,19 @@ export interface Tier {
 export interface AttemptOptions {
   /** Asked only when a ceiling tier would hold the attempt back: whether the browser is known to the account. */
   trusted?: () => Promise<boolean>;
+}
+
+/** One tier's counters, in rate-limiter-flexible's terms: a consumed budget per key that blocks once exceeded. */
+export interface ThrottleCounter {
+  get(key: string): Promise<RateLimiterRes | null>;
+  /** Counts one point; rejects with a {@link RateLimiterRes} once the budget is exceeded. */
+  consume(key: string): Promise<RateLimiterRes>;
+  delete(key: string): Promise<boolean>;
+}
+
+/** Where the counters are kept (store/rate-limits.ts keeps them in the database, shared by every instance). */
+export interface ThrottleStorage {
+  counter(options: { keyPrefix: string; points: number; duration: number; blockDuration: number }): ThrottleCounter;
 }
 
 export interface Throttle {
@@ -88,27 +99,11 @@ export const PASSKEY_TIERS: readonly Tier[] = [
   { by: ['credential'], points: 100, duration: 3600, blockDuration: 3600, ceiling: true },
 ];
 
-export function createThrottle(db: Db, opts: { scope: string; box: Pick<SecretBox, 'mac'>; tiers?: readonly Tier[] }): Throttle {
-  const pg = isPostgres(db);
-  // The `rate_limits` table is created by a migration (the library's own "create table if not
-  // exists" races between instances starting together on an empty PostgreSQL database).
-  const limiters = (opts.tiers ?? TIERS).map((tier, i) => {
-    const options = {
-      storeClient: db,
-      storeType: 'knex',
-      tableName: 'rate_limits',
-      tableCreated: true,
-      keyPrefix: `${opts.scope}:${i}`,
-      points: tier.points,
-      duration: tier.duration,
-      blockDuration: tier.blockDuration,
-      clearExpiredByTimeout: false,
-    };
-    const limiter: RateLimiterAbstract = pg
-      ? new RateLimiterPostgres(options)
-      : new RateLimiterSQLite(options as ConstructorParameters<typeof RateLimiterSQLite>[0]);
-    return { tier, limiter };
-  });
+export function createThrottle(storage: ThrottleStorage, opts: { scope: string; box: Pick<SecretBox, 'mac'>; tiers?: readonly Tier[] }): Throttle {
+  const limiters = (opts.tiers ?? TIERS).map((tier, i) => ({
+    tier,
+    limiter: storage.counter({ keyPrefix: `${opts.scope}:${i}`, points: tier.points, duration: tier.duration, blockDuration: tier.blockDuration }),
+  }));
   /** The stored key: a keyed hash of the parts, or undefined when a part is missing. */
   const keyFor = (tier: Tier, keys: ThrottleKeys): string | undefined => {
     const parts = tier.by.map((part) => keys[part]);

@@ -4,9 +4,8 @@
  * second factors per account (they already need the password), passwordless passkeys per credential
  * id and address.
  */
-import type { Db } from '../store/db.js';
 import type { SecretBox } from './crypto.js';
-import { createThrottle, PASSKEY_TIERS, PASSWORD_TIERS, TIERS, type AttemptOptions, type Throttle, type ThrottleKeys } from './rate-limit.js';
+import { createThrottle, PASSKEY_TIERS, PASSWORD_TIERS, TIERS, type AttemptOptions, type Throttle, type ThrottleKeys, type ThrottleStorage } from './rate-limit.js';
 
 export interface SignInThrottles {
   password: Throttle;
@@ -22,7 +21,8 @@ export interface SignInThrottles {
 }
 
 export interface SignInThrottleDeps {
-  db: Db;
+  /** Where the throttles keep their counters. */
+  storage: ThrottleStorage;
   box: Pick<SecretBox, 'mac'>;
   /** Whether the account named `username` has completed a sign-in from the device with this hash. */
   isKnownDevice(username: string, deviceHash: string): Promise<boolean>;
@@ -36,11 +36,11 @@ export function deviceCookieHash(box: Pick<SecretBox, 'mac'>, cookie: string | u
 }
 
 export function createSignInThrottles(deps: SignInThrottleDeps): SignInThrottles {
-  const { db, box } = deps;
+  const { storage, box } = deps;
   return {
-    password: createThrottle(db, { scope: 'password', box, tiers: PASSWORD_TIERS }),
-    secondFactor: createThrottle(db, { scope: 'second-factor', box, tiers: TIERS }),
-    passkey: createThrottle(db, { scope: 'passkey', box, tiers: PASSKEY_TIERS }),
+    password: createThrottle(storage, { scope: 'password', box, tiers: PASSWORD_TIERS }),
+    secondFactor: createThrottle(storage, { scope: 'second-factor', box, tiers: TIERS }),
+    passkey: createThrottle(storage, { scope: 'passkey', box, tiers: PASSKEY_TIERS }),
     passwordAttempt({ account, ip, deviceCookie }) {
       const device = deviceCookieHash(box, deviceCookie);
       return {

@@ -23,7 +23,7 @@ import type { RecoveryFactor } from '../factors/recovery/index.js';
 import type { SessionService } from '../oidc/sessions.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { Csrf } from '../security/csrf.js';
-import { createThrottle } from '../security/rate-limit.js';
+import { createThrottle, type ThrottleStorage } from '../security/rate-limit.js';
 import type { EventBus } from '../events.js';
 import type { Renderer } from '../http/render.js';
 import { bodyParser, csrfProtection } from '../http/middleware.js';
@@ -51,6 +51,8 @@ export function createSelfServiceModule(deps: {
   recovery: RecoveryFactor;
   sessions: SessionService;
   box: SecretBox;
+  /** Where the mail and link throttles keep their counters. */
+  throttleStorage: ThrottleStorage;
   events: EventBus;
   render: Renderer;
   csrf: Csrf;
@@ -81,8 +83,8 @@ export function createSelfServiceModule(deps: {
     totp: deps.totp,
     recovery: deps.recovery,
     throttles: {
-      mail: createThrottle(deps.db, { scope: 'self-service-mail', box: deps.box }),
-      link: createThrottle(deps.db, { scope: 'self-service-link', box: deps.box }),
+      mail: createThrottle(deps.throttleStorage, { scope: 'self-service-mail', box: deps.box }),
+      link: createThrottle(deps.throttleStorage, { scope: 'self-service-link', box: deps.box }),
     },
   });
   const chain = compose<Context>([
