@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startKapija, type RunningKapija } from '../../support/kapija.js';
+import { kapijaForSuite, startKapija, type RunningKapija } from '../../support/kapija.js';
 import { en } from '../../../src/i18n/messages/en.js';
 import { srCyrl } from '../../../src/i18n/messages/sr-Cyrl.js';
 import { srLatn } from '../../../src/i18n/messages/sr-Latn.js';
@@ -26,13 +26,7 @@ const footerHrefs = (html: string) => {
 };
 
 describe('shipped pages', () => {
-  let server: RunningKapija;
-  beforeAll(async () => {
-    server = await startKapija();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite();
 
   test.each(Object.keys(TITLES))('%s: every footer links the four pages, each answers in the language', async (locale) => {
     const m = CATALOGUES[locale as keyof typeof CATALOGUES];
