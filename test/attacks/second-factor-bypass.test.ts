@@ -5,7 +5,7 @@
  */
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, kapijaForSuite, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 import { nextTotpCode } from '../support/totp.js';
 import { SoftAuthenticator } from '../support/soft-authenticator.js';
 import { createHash } from 'node:crypto';
@@ -465,15 +465,15 @@ describe('model-based', () => {
 
 describe.each(stores())('after an administrator resets the factors (%s)', (store) => {
   let smtp: TestSmtp;
-  let own: RunningKapija;
   let client: string;
   beforeAll(async () => {
     smtp = await startSmtp();
-    own = await startKapija({ store, env: { SMTP_URL: smtp.url } });
+  });
+  const own = kapijaForSuite(() => ({ store, env: { SMTP_URL: smtp.url } }));
+  beforeAll(async () => {
     client = (await createTestClient(own.kapija, { redirect_uris: [REDIRECT] })).clientId;
   });
   afterAll(async () => {
-    await own?.stop();
     await smtp?.close();
   });
   const auth = () => {
