@@ -13,7 +13,7 @@ import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { openPortal, signIn, submitForm, SignInError } from '../support/sign-in.js';
 import { startSmtp, linkIn, type TestSmtp } from '../support/smtp.js';
 import { stores, createTestDatabase, type StoreName } from '../support/databases.js';
-import { createTestAccount, createTestClient, startKapija, TEST_ENV, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, TEST_ENV, type RunningKapija } from '../support/kapija.js';
 import { runCli } from '../../src/cli/index.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { createPasswordHasher } from '../../src/factors/password/hasher.js';
@@ -34,13 +34,11 @@ const portal = (server: RunningKapija, agent: Agent, citizen: Citizen, path = '/
 
 describe('"this wasn\'t me"', () => {
   let smtp: TestSmtp;
-  let server: RunningKapija;
   beforeAll(async () => {
     smtp = await startSmtp();
-    server = await startKapija({ env: { SMTP_URL: smtp.url } });
   });
+  const server = kapijaForSuite(() => ({ env: { SMTP_URL: smtp.url } }));
   afterAll(async () => {
-    await server?.stop();
     await smtp?.close();
   });
 
@@ -97,13 +95,11 @@ describe('"this wasn\'t me"', () => {
 
 describe.each(stores())('links and mail of a deleted or locked account (%s)', (store: StoreName) => {
   let smtp: TestSmtp;
-  let server: RunningKapija;
   beforeAll(async () => {
     smtp = await startSmtp();
-    server = await startKapija({ store, env: { SMTP_URL: smtp.url } });
   });
+  const server = kapijaForSuite(() => ({ store, env: { SMTP_URL: smtp.url } }));
   afterAll(async () => {
-    await server?.stop();
     await smtp?.close();
   });
 
@@ -210,13 +206,11 @@ describe.each(stores())('links and mail of a deleted or locked account (%s)', (s
 
 describe('registration with someone else\'s address', () => {
   let smtp: TestSmtp;
-  let server: RunningKapija;
   beforeAll(async () => {
     smtp = await startSmtp();
-    server = await startKapija({ env: { SMTP_URL: smtp.url } });
   });
+  const server = kapijaForSuite(() => ({ env: { SMTP_URL: smtp.url } }));
   afterAll(async () => {
-    await server?.stop();
     await smtp?.close();
   });
 

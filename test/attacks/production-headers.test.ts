@@ -2,8 +2,8 @@
  * Kapija as configured for production (NODE_ENV=production, https issuer behind a TLS-terminating
  * proxy, MASTER_KEY, PostgreSQL): the security headers and cookie attributes a browser gets.
  */
-import { createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
-import { createPgDatabase, pgAvailable } from '../support/databases.js';
+import { createTestClient, kapijaForSuite } from '../support/kapija.js';
+import { pgAvailable } from '../support/databases.js';
 import { PKCE_CHALLENGE } from '../support/pkce.js';
 
 const REDIRECT = 'https://rp.example/cb';
@@ -12,16 +12,10 @@ if (!pgAvailable()) {
   process.stdout.write('[skip] production-headers: production needs PostgreSQL\n');
   test.skip('production headers and cookies (PostgreSQL not reachable)', () => undefined);
 } else {
-  let server: RunningKapija;
+  const server = kapijaForSuite({ store: 'postgres', env: { NODE_ENV: 'production', ISSUER: 'https://kapija.example', TRUST_PROXY: 'true', ALLOW_PRIVATE_NETWORK_FETCH: 'false', SMTP_URL: 'smtp://127.0.0.1:9' } });
   let clientId: string;
   beforeAll(async () => {
-    const testDb = await createPgDatabase();
-    server = await startKapija({ testDb, env: { NODE_ENV: 'production', ISSUER: 'https://kapija.example', TRUST_PROXY: 'true', ALLOW_PRIVATE_NETWORK_FETCH: 'false', SMTP_URL: 'smtp://127.0.0.1:9' } });
     ({ clientId } = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] }));
-  }, 30_000);
-  afterAll(async () => {
-    await server?.stop();
-    await server?.testDb.drop();
   });
 
   const get = (path: string) => fetch(new URL(path, server.url), { redirect: 'manual', headers: { 'x-forwarded-proto': 'https', accept: 'text/html' } });

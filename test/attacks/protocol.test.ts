@@ -6,20 +6,16 @@ import { randomBytes } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
 import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, startKapija } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
 import { PKCE_CHALLENGE, withVerifier } from '../support/pkce.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
-let server: RunningKapija;
 let rp: { clientId: string; clientSecret?: string | undefined };
 
+const server = kapijaForSuite({ env: { ADMIN_MIN_ACR: 'substantial' } });
 beforeAll(async () => {
-  server = await startKapija({ env: { ADMIN_MIN_ACR: 'substantial' } });
   rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
-});
-afterAll(async () => {
-  await server?.stop();
 });
 
 const basic = () => `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret}`).toString('base64')}`;

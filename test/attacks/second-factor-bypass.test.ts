@@ -5,7 +5,7 @@
  */
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 import { nextTotpCode } from '../support/totp.js';
 import { SoftAuthenticator } from '../support/soft-authenticator.js';
 import { createHash } from 'node:crypto';
@@ -22,17 +22,13 @@ const HIGH = 'http://eidas.europa.eu/LoA/high';
 /** The model the test keys claim; allow-listed below, so a key of it counts as hwk (eIDAS high). */
 const KEY_AAGUID = '6b617069-6a61-4b00-8000-000000000001';
 const softKey = (origin: string) => new SoftAuthenticator({ aaguid: KEY_AAGUID, attestation: { format: 'none' } }, origin, new URL(origin).hostname);
-let server: RunningKapija;
 let rp: { clientId: string; clientSecret?: string | undefined };
 const VERIFIER = 'a-fixed-pkce-verifier-for-these-tests-0123456789abcdef';
 const PKCE = { code_challenge: createHash('sha256').update(VERIFIER).digest('base64url'), code_challenge_method: 'S256' };
 
+const server = kapijaForSuite({ env: { WEBAUTHN_HWK_AAGUIDS: KEY_AAGUID } });
 beforeAll(async () => {
-  server = await startKapija({ env: { WEBAUTHN_HWK_AAGUIDS: KEY_AAGUID } });
   rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
-});
-afterAll(async () => {
-  await server?.stop();
 });
 
 function authorize(extra: Record<string, string> = {}): URL {
@@ -469,15 +465,15 @@ describe('model-based', () => {
 
 describe.each(stores())('after an administrator resets the factors (%s)', (store) => {
   let smtp: TestSmtp;
-  let own: RunningKapija;
   let client: string;
   beforeAll(async () => {
     smtp = await startSmtp();
-    own = await startKapija({ store, env: { SMTP_URL: smtp.url } });
+  });
+  const own = kapijaForSuite(() => ({ store, env: { SMTP_URL: smtp.url } }));
+  beforeAll(async () => {
     client = (await createTestClient(own.kapija, { redirect_uris: [REDIRECT] })).clientId;
   });
   afterAll(async () => {
-    await own?.stop();
     await smtp?.close();
   });
   const auth = () => {

@@ -12,16 +12,10 @@ import { startLogoutReceiver } from '../support/logout-receiver.js';
 import { Agent, type Page } from '../support/browserless.js';
 import { openPortal, signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
-let server: RunningKapija;
-beforeAll(async () => {
-  server = await startKapija();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite();
 
 type Citizen = Awaited<ReturnType<typeof createTestAccount>>;
 

@@ -4,20 +4,18 @@
  * has only an authenticator app is kept out.
  */
 import { VIRTUAL_AUTHENTICATOR_AAGUID, addVirtualAuthenticator, describeBrowser, launchBrowser, newPage, tabTo, type Browser, type Page } from '../support/browser.js';
-import { createTestAccount, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, kapijaForSuite } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
 
 describeBrowser('administration at eIDAS high', () => {
-  let server: RunningKapija;
+  // Chromium's virtual authenticator stands in for a security key model the operator accepts as hardware.
+  const server = kapijaForSuite({ host: 'localhost', env: { WEBAUTHN_HWK_AAGUIDS: VIRTUAL_AUTHENTICATOR_AAGUID } });
   let browser: Browser;
   beforeAll(async () => {
-    // Chromium's virtual authenticator stands in for a security key model the operator accepts as hardware.
-    server = await startKapija({ host: 'localhost', env: { WEBAUTHN_HWK_AAGUIDS: VIRTUAL_AUTHENTICATOR_AAGUID } });
     browser = await launchBrowser();
   }, 30_000);
   afterAll(async () => {
     await browser?.close();
-    await server?.stop();
   });
 
   async function keyboard(page: Page, selector: string) {

@@ -6,16 +6,10 @@
 import * as oidc from 'openid-client';
 import { Agent, checkedValues, type Page } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
-let server: RunningKapija;
-beforeAll(async () => {
-  server = await startKapija();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite();
 
 async function flow(citizen: Awaited<ReturnType<typeof createTestAccount>>, rp: { clientId: string; clientSecret?: string | undefined }, scope: string, claims?: string[]) {
   const config = await oidc.discovery(new URL(server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });

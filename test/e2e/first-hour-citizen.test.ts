@@ -18,7 +18,7 @@ import { signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
 import { describeBrowser, formatViolations, launchBrowser, newPage, runAxe, browserSignIn, type Browser } from '../support/browser.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 
 const LOCALES: Locale[] = ['sr-Cyrl', 'sr-Latn', 'en'];
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -36,13 +36,11 @@ const linkTo = (html: string, text: string) => {
 };
 
 let smtp: TestSmtp;
-let server: RunningKapija;
 beforeAll(async () => {
   smtp = await startSmtp();
-  server = await startKapija({ env: { SMTP_URL: smtp.url, MAIL_FROM: 'Kapija <no-reply@kapija.test>' } });
 });
+const server = kapijaForSuite(() => ({ env: { SMTP_URL: smtp.url, MAIL_FROM: 'Kapija <no-reply@kapija.test>' } }));
 afterAll(async () => {
-  await server?.stop();
   await smtp?.close();
 });
 

@@ -7,17 +7,11 @@ import * as oidc from 'openid-client';
 import { exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
-let server: RunningKapija;
 
-beforeAll(async () => {
-  server = await startKapija();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite();
 
 function discover(clientId: string, secret?: string, auth?: oidc.ClientAuth) {
   return oidc.discovery(new URL(server.url), clientId, secret, auth, { execute: [oidc.allowInsecureRequests] });

@@ -9,7 +9,7 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { Agent } from '../support/browserless.js';
 import { confirmLogout, signIn } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, testConfig, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, testConfig, type RunningKapija } from '../support/kapija.js';
 import { createSqliteDatabase } from '../support/databases.js';
 import { freePort, spawnKapija } from '../support/spawn-kapija.js';
 import { createKapija } from '../../src/app.js';
@@ -48,16 +48,14 @@ async function signedIn(server: Target, receiver: LogoutReceiver) {
 }
 
 describe('with private network fetch allowed (test configuration)', () => {
-  let server: RunningKapija;
   let receiver: LogoutReceiver;
 
+  const server = kapijaForSuite();
   beforeAll(async () => {
-    server = await startKapija();
     receiver = await startLogoutReceiver();
   });
   afterAll(async () => {
     await receiver?.close();
-    await server?.stop();
   });
 
   test('RP-initiated logout confirms on a Kapija page, redirects back with state and ends the session', async () => {
@@ -150,16 +148,14 @@ describe('with private network fetch allowed (test configuration)', () => {
 });
 
 describe('with private network fetch refused (ALLOW_PRIVATE_NETWORK_FETCH=false)', () => {
-  let server: RunningKapija;
   let receiver: LogoutReceiver;
 
+  const server = kapijaForSuite({ env: { ALLOW_PRIVATE_NETWORK_FETCH: 'false', NODE_ENV: 'test' } });
   beforeAll(async () => {
-    server = await startKapija({ env: { ALLOW_PRIVATE_NETWORK_FETCH: 'false', NODE_ENV: 'test' } });
     receiver = await startLogoutReceiver();
   });
   afterAll(async () => {
     await receiver?.close();
-    await server?.stop();
   });
 
   test('a back-channel logout to 127.0.0.1 is not delivered, and the citizen is still signed out', async () => {

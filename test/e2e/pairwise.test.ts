@@ -6,15 +6,9 @@
 import * as oidc from 'openid-client';
 import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 
-let server: RunningKapija;
-beforeAll(async () => {
-  server = await startKapija();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite();
 
 const agents = new Map<string, Agent>();
 

@@ -11,18 +11,16 @@ import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { startSmtp, linkIn, type TestSmtp } from '../support/smtp.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 let smtp: TestSmtp;
-let server: RunningKapija;
 
 beforeAll(async () => {
   smtp = await startSmtp();
-  server = await startKapija({ env: { SMTP_URL: smtp.url, MAIL_FROM: 'Kapija <no-reply@kapija.test>' } });
 });
+const server = kapijaForSuite(() => ({ env: { SMTP_URL: smtp.url, MAIL_FROM: 'Kapija <no-reply@kapija.test>' } }));
 afterAll(async () => {
-  await server?.stop();
   await smtp?.close();
 });
 

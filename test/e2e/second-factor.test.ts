@@ -8,18 +8,12 @@ import { generate } from 'otplib/functional';
 import { Agent, type Page } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode, markTotpStepUsed } from '../support/totp.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, startKapija } from '../support/kapija.js';
 import { createPgDatabase, pgAvailable } from '../support/databases.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
-let server: RunningKapija;
 
-beforeAll(async () => {
-  server = await startKapija();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite();
 
 async function authorize(base: string, clientId: string, secret: string | undefined, extra: Record<string, string> = {}) {
   const config = await oidc.discovery(new URL(base), clientId, secret, undefined, { execute: [oidc.allowInsecureRequests] });

@@ -8,17 +8,11 @@ import { en } from '../../src/i18n/messages/en.js';
 import { srLatn } from '../../src/i18n/messages/sr-Latn.js';
 import { srCyrl } from '../../src/i18n/messages/sr-Cyrl.js';
 import { cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, type Browser } from '../support/browser.js';
-import { startKapija, type RunningKapija } from '../support/kapija.js';
+import { kapijaForSuite } from '../support/kapija.js';
 
 const CATALOGUES: Record<Locale, Messages> = { en, 'sr-Latn': srLatn, 'sr-Cyrl': srCyrl };
-let server: RunningKapija;
 
-beforeAll(async () => {
-  server = await startKapija();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite();
 
 test('GET / answers 200 with the start page and its links, not 404; HEAD too; POST is not served', async () => {
   const res = await fetch(`${server.url}/?lang=en`);

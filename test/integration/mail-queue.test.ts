@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
-import { createTestAccount, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, kapijaForSuite } from '../support/kapija.js';
 import { stores } from '../support/databases.js';
 import { createQueuedMailer, MAIL_RETRY_DELAYS_MS } from '../../src/mail/queue.js';
 import { createMailQueueRepository } from '../../src/store/mail-queue.js';
@@ -18,15 +18,15 @@ const SUBJECT_SR = 'Лозинка вашег налога на Капији ј�
 
 describe.each(stores())('on %s', (store) => {
   let smtp: TestSmtp;
-  let server: RunningKapija;
   const logLines: string[] = [];
   beforeAll(async () => {
     smtp = await startSmtp();
+  });
+  const server = kapijaForSuite(() => {
     const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
-    server = await startKapija({ store, env: { SMTP_URL: smtp.url }, options: { logger } });
+    return { store, env: { SMTP_URL: smtp.url }, options: { logger } };
   });
   afterAll(async () => {
-    await server?.stop();
     await smtp?.close();
   });
   beforeEach(async () => {

@@ -6,21 +6,15 @@ import * as oidc from 'openid-client';
 import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
 import { stores } from '../support/databases.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const SUBSTANTIAL = 'http://eidas.europa.eu/LoA/substantial';
 
 describe.each(stores())('open data on %s', (store) => {
   let clock = Date.now();
-  let server: RunningKapija;
 
-  beforeAll(async () => {
-    server = await startKapija({ store, env: { OPEN_DATA_MIN_COUNT: '3' }, options: { now: () => clock } });
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite({ store, env: { OPEN_DATA_MIN_COUNT: '3' }, options: { now: () => clock } });
 
   const get = async (path: string) => {
     const res = await fetch(`${server.url}${path}`);

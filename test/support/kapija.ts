@@ -41,12 +41,16 @@ export interface RunningKapija {
 
 /**
  * Starts Kapija before a suite's tests and stops it after them (beforeAll/afterAll of the calling
- * suite); the returned handle reaches the running instance once the suite has started.
+ * suite); the returned handle reaches the running instance once the suite has started. Options that
+ * depend on something an earlier beforeAll starts (an SMTP server's address) are given as a function,
+ * read when Kapija starts.
  */
-export function kapijaForSuite(opts: Parameters<typeof startKapija>[0] = {}): RunningKapija {
+export function kapijaForSuite(
+  opts: Parameters<typeof startKapija>[0] | (() => Parameters<typeof startKapija>[0]) = {},
+): RunningKapija {
   let running: RunningKapija | undefined;
   beforeAll(async () => {
-    running = await startKapija(opts);
+    running = await startKapija(typeof opts === 'function' ? opts() : opts);
   });
   afterAll(async () => {
     await running?.stop();

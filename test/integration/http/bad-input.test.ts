@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import type { Response } from 'supertest';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, startKapija, type RunningKapija } from '../../support/kapija.js';
 import { SignInError, signIn } from '../../support/sign-in.js';
 import { createPgDatabase, pgAvailable } from '../../support/databases.js';
 import { Agent } from '../../support/browserless.js';
@@ -19,15 +19,11 @@ const JSON_ = 'application/json';
 const BIG = 'x'.repeat(100 * 1024);
 const UNICODE = 'Ђорђе Петровић 😀 \u202e\u0000 العربية';
 
-let server: RunningKapija;
 let client: { clientId: string; clientSecret?: string | undefined };
 
+const server = kapijaForSuite();
 beforeAll(async () => {
-  server = await startKapija();
   client = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
-});
-afterAll(async () => {
-  await server?.stop();
 });
 
 const http = () => request(server.url);

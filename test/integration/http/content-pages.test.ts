@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startKapija, type RunningKapija } from '../../support/kapija.js';
+import { kapijaForSuite } from '../../support/kapija.js';
 import { en } from '../../../src/i18n/messages/en.js';
 import { srCyrl } from '../../../src/i18n/messages/sr-Cyrl.js';
 import { srLatn } from '../../../src/i18n/messages/sr-Latn.js';
@@ -26,13 +26,7 @@ const footerHrefs = (html: string) => {
 };
 
 describe('shipped pages', () => {
-  let server: RunningKapija;
-  beforeAll(async () => {
-    server = await startKapija();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = kapijaForSuite();
 
   test.each(Object.keys(TITLES))('%s: every footer links the four pages, each answers in the language', async (locale) => {
     const m = CATALOGUES[locale as keyof typeof CATALOGUES];
@@ -74,7 +68,6 @@ describe('shipped pages', () => {
 });
 
 describe('CONTENT_DIR', () => {
-  let server: RunningKapija;
   let dir: string;
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-content-'));
@@ -89,10 +82,9 @@ describe('CONTENT_DIR', () => {
         '- <img src=x onerror=alert(1)> **bold**',
       ].join('\n'),
     );
-    server = await startKapija({ env: { CONTENT_DIR: dir } });
   });
-  afterAll(async () => {
-    await server?.stop();
+  const server = kapijaForSuite(() => ({ env: { CONTENT_DIR: dir } }));
+  afterAll(() => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -2,15 +2,9 @@
  * Discovery and JWKS are kept per engine: the kept answer must be the engine's own (body, type,
  * CORS), and a browser's cross-origin request still gets the engine's answer for its origin.
  */
-import { startKapija, type RunningKapija } from '../../support/kapija.js';
+import { kapijaForSuite } from '../../support/kapija.js';
 
-let server: RunningKapija;
-beforeAll(async () => {
-  server = await startKapija();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite();
 
 test.each([
   ['/.well-known/openid-configuration', 'application/json; charset=utf-8'],

@@ -8,24 +8,17 @@ import { generate } from 'otplib/functional';
 import { createLogger } from '../../../src/security/redact.js';
 import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../../support/kapija.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
-let server: RunningKapija;
 let output = '';
-
-beforeAll(async () => {
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      output += chunk.toString('utf8');
-      done();
-    },
-  });
-  server = await startKapija({ env: { LOG_LEVEL: 'debug' }, options: { logger: createLogger('debug', sink) } });
+const sink = new Writable({
+  write(chunk: Buffer, _enc, done) {
+    output += chunk.toString('utf8');
+    done();
+  },
 });
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite({ env: { LOG_LEVEL: 'debug' }, options: { logger: createLogger('debug', sink) } });
 
 test('a sign-in, token exchange, userinfo and refresh leave no secret or personal data in the log', async () => {
   const citizen = await createTestAccount(server.kapija, {

@@ -4,17 +4,11 @@
 import * as oidc from 'openid-client';
 import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, startKapija } from '../../support/kapija.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
-let server: RunningKapija;
 
-beforeAll(async () => {
-  server = await startKapija();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite();
 
 const get = (path: string, base = server.url) => fetch(new URL(path, base));
 

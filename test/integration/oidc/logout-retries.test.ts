@@ -7,7 +7,7 @@
 import { createRemoteJWKSet, jwtVerify, decodeJwt } from 'jose';
 import { Agent } from '../../support/browserless.js';
 import { confirmLogout, signIn } from '../../support/sign-in.js';
-import { startKapija, testService, type RunningKapija } from '../../support/kapija.js';
+import { kapijaForSuite, testService } from '../../support/kapija.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../../support/logout-receiver.js';
 import { stores } from '../../support/databases.js';
 import { createLogoutDeliveryRepository } from '../../../src/store/logout-deliveries.js';
@@ -15,15 +15,13 @@ import pino from 'pino';
 import { createLogoutRetries, LOGOUT_RETRY_DELAYS_MS } from '../../../src/oidc/logout-retries.js';
 
 describe.each(stores())('on %s', (store) => {
-  let server: RunningKapija;
   let receiver: LogoutReceiver;
+  const server = kapijaForSuite({ store });
   beforeAll(async () => {
-    server = await startKapija({ store });
     receiver = await startLogoutReceiver();
   });
   afterAll(async () => {
     await receiver?.close();
-    await server?.stop();
   });
   beforeEach(async () => {
     receiver.status = 200;

@@ -5,19 +5,13 @@
 import * as oidc from 'openid-client';
 import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../../support/kapija.js';
 import type { KapijaEvents } from '../../../src/events.js';
 import { ledgerChain } from '../../../src/account/ledger.js';
 import { createSessionDeviceRepository } from '../../../src/store/session-devices.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
-let server: RunningKapija;
-beforeAll(async () => {
-  server = await startKapija();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = kapijaForSuite();
 
 test('ID token, userinfo and introspection releases name the service and exactly the claims that left', async () => {
   const releases: KapijaEvents['data.released'][] = [];

@@ -7,20 +7,18 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { Agent } from '../../support/browserless.js';
 import { signIn } from '../../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../../support/kapija.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../../support/logout-receiver.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
-let server: RunningKapija;
 let receiver: LogoutReceiver;
 
+const server = kapijaForSuite();
 beforeAll(async () => {
-  server = await startKapija();
   receiver = await startLogoutReceiver();
 });
 afterAll(async () => {
   await receiver?.close();
-  await server?.stop();
 });
 
 test('ending one session revokes its tokens, tells the service, and leaves the other session alone', async () => {

@@ -9,7 +9,10 @@ import { srLatn } from '../../../src/i18n/messages/sr-Latn.js';
 const catalogues: Record<string, Record<string, string>> = { en, 'sr-Latn': srLatn, 'sr-Cyrl': srCyrl };
 const placeholders = (text: string) => [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
 
-describe.each(Object.keys(catalogues))('catalogue %s', (name) => {
+/** The Serbian catalogues, each compared with en (comparing en with itself would prove nothing). */
+const translations = Object.keys(catalogues).filter((name) => name !== 'en');
+
+describe.each(translations)('catalogue %s', (name) => {
   const messages = catalogues[name]!;
 
   it('has exactly the keys of en', () => {
@@ -21,16 +24,18 @@ describe.each(Object.keys(catalogues))('catalogue %s', (name) => {
     });
   });
 
-  it('has no empty message', () => {
-    const empty = Object.entries(messages).filter(([, v]) => typeof v !== 'string' || v.trim() === '').map(([k]) => k);
-    expect(empty).toEqual([]);
-  });
-
   it('uses the same placeholders as en', () => {
     const differing = Object.keys(en).filter(
       (k) => k in messages && placeholders(messages[k]!).join() !== placeholders((en as Record<string, string>)[k]!).join(),
     );
     expect(differing).toEqual([]);
+  });
+});
+
+describe.each(Object.keys(catalogues))('catalogue %s', (name) => {
+  it('has no empty message', () => {
+    const empty = Object.entries(catalogues[name]!).filter(([, v]) => typeof v !== 'string' || v.trim() === '').map(([k]) => k);
+    expect(empty).toEqual([]);
   });
 });
 
