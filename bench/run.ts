@@ -18,7 +18,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createKapija } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
@@ -26,175 +25,13 @@ import { Agent, formAction, type Page } from '../test/support/browserless.js';
 import { signIn } from '../test/support/sign-in.js';
 import { createTestAccount, createTestClient } from '../test/support/kapija.js';
 import { freePort } from '../test/support/spawn-kapija.js';
-import { PKCE_CHALLENGE, withVerifier } from '../test/support/pkce.js';
+import { CONCURRENCY, CORES, measured, PG_URL, REDIRECT, ROOT, SECONDS, closed, machineName, median, open, startProcess, versionsUsed, workloads, type CpuShare, type Result } from './lib.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const CORES = os.availableParallelism();
-const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIRECT = 'http://127.0.0.1:9/cb';
-const CONCURRENCY = 8;
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
 const wanted = (name: string) => !ONLY || ONLY.has(/^\((\w)\)/.exec(name)?.[1] ?? name);
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const FLOWS = Number(process.env.BENCH_FLOWS ?? 0);
-
-interface Result { name: string; target: 'kapija' | 'bare' | 'argon2'; concurrency: number | string; ops: number; rate: number; p50: number; p99: number; errors: number; cpuMsPerOp?: CpuShare }
-
-/** CPU milliseconds per operation spent by the server under test, PostgreSQL and the load generator. */
-interface CpuShare { server: number; postgres: number; generator: number }
-
-const TICK_MS = 1000 / 100; // USER_HZ on Linux
-/** utime + stime in ms of a process and its children threads (from /proc), 0 when it is gone. */
-function cpuMsOf(pid: number): number {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-  } catch {
-    return 0;
-  }
-}
-const childrenOf = (pid: number) => {
-  try {
-    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-};
-const postgresPids = () =>
-  fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres');
-    } catch {
-      return false;
-    }
-  });
-/** The process (tree) the current measurement is aimed at. */
-let serverPid = 0;
-/** Starts a CPU meter for the server process tree `serverPid`, PostgreSQL and this process. */
-function cpuMeter() {
-  const tree = () => [serverPid, ...childrenOf(serverPid)];
-  const pgBefore = new Map(postgresPids().map((p) => [p, cpuMsOf(p)]));
-  const serverBefore = new Map(tree().map((p) => [p, cpuMsOf(p)]));
-  const self = process.cpuUsage();
-  return (ops: number): CpuShare => {
-    const delta = (before: Map<number, number>, pids: number[]) => pids.reduce((a, p) => a + cpuMsOf(p) - (before.get(p) ?? 0), 0);
-    const gen = process.cpuUsage(self);
-    const per = (ms: number) => Math.round((ms / Math.max(1, ops)) * 1000) / 1000;
-    return { server: per(delta(serverBefore, tree())), postgres: per(delta(pgBefore, postgresPids())), generator: per((gen.user + gen.system) / 1000) };
-  };
-}
-
-const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
-
-/** Closed loop: `concurrency` virtual users repeat `op` for SECONDS. */
-async function closed(name: string, target: Result['target'], concurrency: number, op: (vu: number) => Promise<void>): Promise<Result> {
-  const lat: number[] = [];
-  let errors = 0;
-  const meter = cpuMeter();
-  const start = performance.now();
-  const end = start + SECONDS * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, vu) => {
-      while (performance.now() < end) {
-        const t = performance.now();
-        try {
-          await op(vu);
-          lat.push(performance.now() - t);
-        } catch (err) {
-          if (errors === 0 && process.env.BENCH_DEBUG) process.stderr.write(`${name}: ${String(err)}\n`);
-          errors += 1;
-        }
-      }
-    }),
-  );
-  const elapsed = (performance.now() - start) / 1000;
-  lat.sort((a, b) => a - b);
-  return { name, target, concurrency, ops: lat.length, rate: lat.length / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), errors, cpuMsPerOp: meter(lat.length) };
-}
-
-/** Open loop at a fixed rate (for p99 at half the peak rate). */
-async function open(name: string, target: Result['target'], rate: number, op: (vu: number) => Promise<void>): Promise<Result> {
-  const lat: number[] = [];
-  let errors = 0;
-  const n = Math.max(1, Math.floor(rate * SECONDS));
-  const start = performance.now();
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < n; i += 1) {
-    const due = start + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    pending.push(
-      (async () => {
-        const t = performance.now();
-        try {
-          await op(i % CONCURRENCY);
-          lat.push(performance.now() - t);
-        } catch {
-          errors += 1;
-        }
-      })(),
-    );
-  }
-  await Promise.all(pending);
-  lat.sort((a, b) => a - b);
-  return { name, target, concurrency: `${Math.round(rate)}/s`, ops: lat.length, rate, p50: pct(lat, 50), p99: pct(lat, 99), errors };
-}
-
-function ok(res: Response, what: string) {
-  if (!res.ok) throw new Error(`${what}: ${res.status}`);
-  return res;
-}
-
-/** The operations (b)–(g) against one issuer. */
-function workloads(issuer: string, client: { id: string; secret: string }, vus: { agent: Agent; refresh: string; access: string }[]) {
-  const basic = `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(client.secret)}`).toString('base64')}`;
-  const token = async (params: Record<string, string>) =>
-    (await ok(await fetch(`${issuer}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(withVerifier(params)) }), 'token').json()) as Record<string, string>;
-  const locks: Promise<void>[] = [];
-  const authorize = () => {
-    const u = new URL(`${issuer}/auth`);
-    u.search = new URLSearchParams({ client_id: client.id, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', state: randomBytes(6).toString('hex'), ...PKCE_CHALLENGE }).toString();
-    return u;
-  };
-  return {
-    authorize,
-    token,
-    '(b) SSO flow': async (vu: number) => {
-      const agent = vus[vu]!.agent;
-      const cb = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(REDIRECT));
-      if (!(cb instanceof URL)) throw new Error('no callback');
-      await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT });
-    },
-    // A refresh token is single-use: one virtual user's exchanges never overlap (reuse would revoke the grant).
-    '(c) refresh rotation': (vu: number) => {
-      const run = (locks[vu] ?? Promise.resolve()).then(async () => {
-        const t = await token({ grant_type: 'refresh_token', refresh_token: vus[vu]!.refresh });
-        if (!t.refresh_token) throw new Error('no rotation');
-        vus[vu]!.refresh = t.refresh_token;
-      });
-      locks[vu] = run.catch(() => undefined);
-      return run;
-    },
-    '(d) client credentials': async () => {
-      await token({ grant_type: 'client_credentials' });
-    },
-    '(e) userinfo': async (vu: number) => {
-      const r = await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${vus[vu]!.access}` } });
-      if (!r.ok) throw new Error(`userinfo ${r.status} ${await r.text()}`);
-      await r.arrayBuffer();
-    },
-    '(f) introspection': async (vu: number) => {
-      const r = await ok(await fetch(`${issuer}/token/introspection`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: vus[vu]!.access }) }), 'introspection');
-      if (!((await r.json()) as { active: boolean }).active) throw new Error('inactive');
-    },
-    '(g) discovery + JWKS': async () => {
-      await (await ok(await fetch(`${issuer}/.well-known/openid-configuration`), 'discovery')).arrayBuffer();
-      await (await ok(await fetch(`${issuer}/jwks`), 'jwks')).arrayBuffer();
-    },
-  };
-}
 
 /** Follows bare oidc-provider's development login and consent pages to the callback. */
 async function bareSignIn(agent: Agent, url: URL): Promise<URL> {
@@ -207,37 +44,6 @@ async function bareSignIn(agent: Agent, url: URL): Promise<URL> {
   }
   if (!(step instanceof URL)) throw new Error('bare sign-in did not finish');
   return step;
-}
-
-/**
- * Starts a server with its stdout and stderr going to a file, as a log driver would take them: a
- * pipe into this process would make the load generator the log shipper, and a pipe it drains late
- * blocks the server's synchronous log writes.
- */
-function startProcess(args: string[], env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
-  const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-bench-log-')), 'out.log');
-  const fd = fs.openSync(logFile, 'w');
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', fd, fd] });
-  fs.closeSync(fd);
-  const out = () => fs.readFileSync(logFile, 'utf8').slice(0, 100_000);
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => {
-      clearInterval(poll);
-      reject(new Error(`exited ${code}:\n${out()}`));
-    };
-    const poll = setInterval(() => {
-      if (!ready.test(out())) return;
-      clearInterval(poll);
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      resolve(child);
-    }, 100);
-    const timer = setTimeout(() => {
-      clearInterval(poll);
-      reject(new Error(`timeout starting ${args.join(' ')}:\n${out()}`));
-    }, 60_000);
-    child.once('exit', onExit);
-  });
 }
 
 /** Peak RSS (VmHWM) in MB of a process and its children. */
@@ -465,17 +271,17 @@ async function main() {
       };
       const kapijaPid = children[0]!.pid!;
       const barePid = children[1]!.pid!;
-      serverPid = kapijaPid;
+      measured.pids = [kapijaPid];
       if (wanted('(a)')) for (const c of [1, 8, 64]) log(await closed('(a) full sign-in', 'kapija', c, fullSignIn));
       for (const n of names.filter(wanted)) {
-        serverPid = kapijaPid;
+        measured.pids = [kapijaPid];
         const k = await closed(n, 'kapija', CONCURRENCY, kOps[n]);
         log(k);
         log({ ...(await open(n, 'kapija', k.rate / 2, kOps[n])), name: `${n} @ half peak` });
         // The in-memory adapter is an LRU of 1000 entries: earlier workloads evict the sessions and
         // tokens of the virtual users, so the bare side gets fresh ones before each workload.
         for (let i = 0; i < CONCURRENCY; i += 1) bVus[i] = await bareVu();
-        serverPid = barePid;
+        measured.pids = [barePid];
         const b = await closed(n, 'bare', CONCURRENCY, bOps[n]);
         log(b);
         for (let i = 0; i < CONCURRENCY; i += 1) bVus[i] = await bareVu();
@@ -495,19 +301,6 @@ async function main() {
     await drop.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
     await drop.end();
   }
-}
-
-function median(xs: number[]): number {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
-const machineName = () => `${os.cpus()[0]?.model ?? 'cpu'} × ${CORES}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}`;
-const versionsUsed = () => ({ node: process.version, 'oidc-provider': versionOf('oidc-provider'), knex: versionOf('knex'), pg: versionOf('pg'), argon2: versionOf('argon2') });
-
-function versionOf(pkg: string): string {
-  return (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function report(runs: { run: number; results: Result[]; rssMb: { kapija: number[]; bare: number[] } }[], opts: { date?: string; append?: boolean } = {}) {
