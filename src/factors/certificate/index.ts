@@ -1,0 +1,66 @@
+/**
+ * Sign-in with the eID card's qualified certificate (TLS client certificate), the layer below the
+ * sign-in route: what the proxy forwarded (proxy.ts: the header and the shared secret that vouches
+ * for it), whether Kapija accepts it (validate.ts: chain to the operator's trust anchors, validity,
+ * key usage, revocation by stored CRLs, JMBG from the subject), and the CRLs themselves (crl.ts,
+ * crl-source.ts, store/certificate-crls.ts, refreshed by `kapija certs refresh`).
+ *
+ * A certificate sign-in counts as possession of the card and knowledge of its PIN: amr `sc` and
+ * `pin` (RFC 8176), which is `CERTIFICATE_AMR` below.
+ */
+import type { Config } from '../../config.js';
+import type { Amr } from '../../oidc/acr.js';
+import type { Db } from '../../store/db.js';
+import { createCertificateCrlRepository, type CertificateCrlRepository } from '../../store/certificate-crls.js';
+import { loadTrustAnchors, type TrustAnchors } from './anchors.js';
+import { createStoredCrlSource } from './crl-source.js';
+import { clientCertificateMiddleware } from './proxy.js';
+import { createCertificateValidator, type CertificateValidator } from './validate.js';
+import type Koa from 'koa';
+
+export { TrustAnchorError, fingerprintOf, loadTrustAnchors, parseTrustAnchors, type TrustAnchor, type TrustAnchors } from './anchors.js';
+export { CrlError, normaliseSerial, verifyCrl, verifyCrlSignature, type VerifiedCrl } from './crl.js';
+export { createStoredCrlSource } from './crl-source.js';
+export {
+  CLIENT_CERT_HEADER,
+  PROXY_SECRET_HEADER,
+  PROXY_SECRET_MIN,
+  clientCertificateMiddleware,
+  readForwardedCertificate,
+  stripForwardedHeaders,
+  type ClientCertificateState,
+  type ForwardedCertificate,
+} from './proxy.js';
+export {
+  CERTIFICATE_REFUSALS,
+  createCertificateValidator,
+  type CertificateCheck,
+  type CertificateIdentity,
+  type CertificateRefusal,
+  type CertificateValidator,
+  type CrlSource,
+} from './validate.js';
+
+/** The authentication methods a certificate sign-in proves: the smart card and its PIN. */
+export const CERTIFICATE_AMR: readonly Amr[] = Object.freeze(['sc', 'pin'] as Amr[]);
+
+export interface CertificateSignIn {
+  readonly anchors: TrustAnchors;
+  readonly crls: CertificateCrlRepository;
+  readonly validator: CertificateValidator;
+  /** Mount on the certificate sign-in route(s): sets `ctx.state.clientCertificate` (ClientCertificateState). */
+  readonly middleware: Koa.Middleware;
+}
+
+/**
+ * Everything certificate sign-in needs, from the configuration and the store; undefined when it is
+ * not configured (CERT_TRUST_ANCHORS unset).
+ * @throws TrustAnchorError when the bundle cannot be read or is not a set of CA certificates
+ */
+export function createCertificateSignIn(config: Pick<Config, 'certificate'>, db: Db, now?: () => Date): CertificateSignIn | undefined {
+  if (!config.certificate) return undefined;
+  const anchors = loadTrustAnchors(config.certificate.trustAnchorsFile);
+  const crls = createCertificateCrlRepository(db);
+  const validator = createCertificateValidator({ anchors, crls: createStoredCrlSource(crls, anchors), ...(now ? { now } : {}) });
+  return { anchors, crls, validator, middleware: clientCertificateMiddleware({ proxySecret: config.certificate.proxySecret, validator }) };
+}
