@@ -45,6 +45,8 @@ export interface TestEidPki {
   readonly crls: { readonly intermediate: Buffer; readonly root: Buffer; readonly foreign: Buffer };
   /** The TLS server certificate of the proxy (localhost, 127.0.0.1) and the CA that issued it. */
   readonly server: LeafFiles & { readonly caFile: string };
+  /** A new CRL of the root or the intermediate (the next CRL number), as the CA publishes the next day. */
+  nextCrl(which: 'root' | 'intermediate'): Buffer;
 }
 
 const openssl = (args: string[], cwd: string) => execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -203,5 +205,6 @@ export function makeTestEidPki(): TestEidPki {
     foreign,
     crls: { intermediate: crl(inter, 'intermediate'), root: crl(root, 'root'), foreign: crl(foreignRoot, 'foreign') },
     server,
+    nextCrl: (which) => crl(which === 'root' ? root : inter, `${which}-next`),
   };
 }
