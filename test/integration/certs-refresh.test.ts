@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { runCli } from '../../src/cli/index.js';
 import { loadConfig } from '../../src/config.js';
 import { createCertificateSignIn } from '../../src/factors/certificate/index.js';
+import { createCertificateCrlRepository } from '../../src/store/certificate-crls.js';
 import { migrate, openStore, type Db } from '../../src/store/db.js';
 import { createTestDatabase, stores, type StoreName, type TestDatabase } from '../support/databases.js';
 import { TEST_ENV } from '../support/kapija.js';
@@ -102,7 +103,7 @@ describe.each(stores())('kapija certs refresh on %s', (store: StoreName) => {
     const conn = openStore(loadConfig({ ...env }).database);
     try {
       await migrate(conn);
-      const signIn = createCertificateSignIn(loadConfig(env), conn)!;
+      const signIn = createCertificateSignIn(loadConfig(env), createCertificateCrlRepository(conn))!;
       expect(await signIn.validator.validate(pki.citizen.pem)).toEqual({ ok: false, reason: 'crl_unavailable' });
     } finally {
       await conn.destroy();
@@ -119,7 +120,7 @@ describe.each(stores())('kapija certs refresh on %s', (store: StoreName) => {
 
     const conn: Db = openStore(loadConfig(env).database);
     try {
-      const signIn = createCertificateSignIn(loadConfig(env), conn)!;
+      const signIn = createCertificateSignIn(loadConfig(env), createCertificateCrlRepository(conn))!;
       expect(await signIn.validator.validate(pki.citizen.pem)).toMatchObject({ ok: true, identity: { jmbg: pki.citizen.jmbg } });
       expect(await signIn.validator.validate(pki.revoked.pem)).toEqual({ ok: false, reason: 'revoked' });
       const audit = (await conn('audit_events').where({ action: 'certs.crl.stored' })) as unknown[];

@@ -10,13 +10,10 @@
  */
 import type { Config } from '../../config.js';
 import type { Amr } from '../../oidc/acr.js';
-import type { Db } from '../../store/db.js';
-import { createCertificateCrlRepository, type CertificateCrlRepository } from '../../store/certificate-crls.js';
+import type { CertificateCrlRepository } from '../../store/certificate-crls.js';
 import { loadTrustAnchors, type TrustAnchors } from './anchors.js';
 import { createStoredCrlSource } from './crl-source.js';
-import { clientCertificateMiddleware } from './proxy.js';
-import { createCertificateValidator, type CertificateValidator } from './validate.js';
-import type Koa from 'koa';
+import { createCertificateValidator, type CertificateRefusal, type CertificateValidator } from './validate.js';
 
 export { TrustAnchorError, fingerprintOf, loadTrustAnchors, parseTrustAnchors, type TrustAnchor, type TrustAnchors } from './anchors.js';
 export { CrlError, normaliseSerial, verifyCrl, verifyCrlSignature, type VerifiedCrl } from './crl.js';
@@ -25,10 +22,8 @@ export {
   CLIENT_CERT_HEADER,
   PROXY_SECRET_HEADER,
   PROXY_SECRET_MIN,
-  clientCertificateMiddleware,
   readForwardedCertificate,
   stripForwardedHeaders,
-  type ClientCertificateState,
   type ForwardedCertificate,
 } from './proxy.js';
 export {
@@ -46,21 +41,28 @@ export const CERTIFICATE_AMR: readonly Amr[] = Object.freeze(['sc', 'pin'] as Am
 
 export interface CertificateSignIn {
   readonly anchors: TrustAnchors;
-  readonly crls: CertificateCrlRepository;
   readonly validator: CertificateValidator;
-  /** Mount on the certificate sign-in route(s): sets `ctx.state.clientCertificate` (ClientCertificateState). */
-  readonly middleware: Koa.Middleware;
+  /** CERT_PROXY_SECRET, for http/client-certificate.ts's middleware. */
+  readonly proxySecret: string;
 }
 
 /**
- * Everything certificate sign-in needs, from the configuration and the store; undefined when it is
- * not configured (CERT_TRUST_ANCHORS unset).
+ * Everything certificate sign-in needs, from the configuration and the CRL repository
+ * (store/certificate-crls.ts); undefined when it is not configured (CERT_TRUST_ANCHORS unset).
  * @throws TrustAnchorError when the bundle cannot be read or is not a set of CA certificates
  */
-export function createCertificateSignIn(config: Pick<Config, 'certificate'>, db: Db, now?: () => Date): CertificateSignIn | undefined {
+export function createCertificateSignIn(
+  config: Pick<Config, 'certificate'>,
+  crls: CertificateCrlRepository,
+  now?: () => Date,
+): CertificateSignIn | undefined {
   if (!config.certificate) return undefined;
   const anchors = loadTrustAnchors(config.certificate.trustAnchorsFile);
-  const crls = createCertificateCrlRepository(db);
   const validator = createCertificateValidator({ anchors, crls: createStoredCrlSource(crls, anchors), ...(now ? { now } : {}) });
-  return { anchors, crls, validator, middleware: clientCertificateMiddleware({ proxySecret: config.certificate.proxySecret, validator }) };
+  return { anchors, validator, proxySecret: config.certificate.proxySecret };
+}
+
+/** The catalogue key explaining a refusal to the citizen (all three languages); 'none' when no certificate arrived. */
+export function refusalMessageKey(reason: CertificateRefusal | 'none'): `certificate.refused.${CertificateRefusal | 'none'}` {
+  return `certificate.refused.${reason}`;
 }

@@ -17,9 +17,7 @@
  * remains the first line (docs in README: "Signing in with the ID card").
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type Koa from 'koa';
 import { constantTimeEqual } from '../../security/crypto.js';
-import type { CertificateCheck, CertificateValidator } from './validate.js';
 
 export const CLIENT_CERT_HEADER = 'x-kapija-client-cert';
 export const PROXY_SECRET_HEADER = 'x-kapija-proxy-secret';
@@ -66,28 +64,4 @@ export function readForwardedCertificate(headers: IncomingHttpHeaders, proxySecr
 export function stripForwardedHeaders(headers: IncomingHttpHeaders): void {
   delete headers[CLIENT_CERT_HEADER];
   delete headers[PROXY_SECRET_HEADER];
-}
-
-/** What the middleware leaves in `ctx.state.clientCertificate`. */
-export type ClientCertificateState =
-  /** No certificate came through the proxy (none presented, or headers without the proxy's secret). */
-  | { readonly presented: false; readonly forged: boolean }
-  | { readonly presented: true; readonly check: CertificateCheck };
-
-/**
- * Koa middleware for the routes of certificate sign-in: reads and removes the proxy's headers,
- * validates a forwarded certificate, and leaves the outcome in `ctx.state.clientCertificate`.
- */
-export function clientCertificateMiddleware(opts: { proxySecret: string; validator: CertificateValidator }): Koa.Middleware {
-  if (opts.proxySecret.length < PROXY_SECRET_MIN) throw new Error(`the proxy secret must be at least ${PROXY_SECRET_MIN} characters`);
-  return async (ctx, next) => {
-    const forwarded = readForwardedCertificate(ctx.req.headers, opts.proxySecret);
-    stripForwardedHeaders(ctx.req.headers);
-    const state: ClientCertificateState =
-      forwarded.kind === 'certificate'
-        ? { presented: true, check: await opts.validator.validate(forwarded.pem) }
-        : { presented: false, forged: forwarded.kind === 'unauthenticated' };
-    ctx.state.clientCertificate = state;
-    await next();
-  };
 }

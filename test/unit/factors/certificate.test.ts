@@ -3,8 +3,11 @@
  * refusal reason; the CRL checks; the proxy's header and its shared secret.
  */
 import { X509Certificate } from 'node:crypto';
+import { en } from '../../../src/i18n/messages/en.js';
 import {
+  CERTIFICATE_REFUSALS,
   CLIENT_CERT_HEADER,
+  refusalMessageKey,
   CrlError,
   PROXY_SECRET_HEADER,
   createCertificateValidator,
@@ -196,4 +199,10 @@ describe('the proxy’s header', () => {
   test('a value that does not URL-decode is passed on as malformed (empty)', () => {
     expect(readForwardedCertificate({ [PROXY_SECRET_HEADER]: secret, [CLIENT_CERT_HEADER]: '%E0%A4%A' }, secret)).toEqual({ kind: 'certificate', pem: '' });
   });
+});
+
+test('every refusal, and no certificate at all, has the citizen’s explanation in the catalogue', () => {
+  const keys = [...CERTIFICATE_REFUSALS, 'none' as const].map(refusalMessageKey);
+  expect(keys.filter((k) => !(k in en))).toEqual([]);
+  expect(new Set(keys.map((k) => (en as Record<string, string>)[k])).size).toBe(keys.length);
 });
