@@ -32,7 +32,7 @@ async function kapija(env: Record<string, string>, argv: string[]): Promise<Run>
 const SECRET = 'proxy-secret-for-the-certificate-tests';
 let pki: TestEidPki;
 let anchorsFile: string;
-let files: Record<'intermediate' | 'root' | 'foreign' | 'tampered' | 'notCrl', string>;
+let files: Record<'intermediate' | 'root' | 'withdrawn' | 'foreign' | 'tampered' | 'notCrl', string>;
 let server: http.Server;
 let base: string;
 
@@ -50,6 +50,7 @@ beforeAll(async () => {
   files = {
     intermediate: write('intermediate.crl', pki.crls.intermediate),
     root: write('root.crl', pki.crls.root),
+    withdrawn: write('withdrawn.crl', pki.crls.revokedIntermediate),
     foreign: write('foreign.crl', pki.crls.foreign),
     tampered: write('tampered.crl', tampered),
     notCrl: write('not.crl', Buffer.from('hello')),
@@ -96,7 +97,7 @@ describe.each(stores())('kapija certs refresh on %s', (store: StoreName) => {
       `kapija: CRL from ${path.join(pki.dir, 'missing.crl')} refused: cannot be read`,
     ]);
     // Nothing was stored: both CAs still lack a CRL.
-    expect(run.stdout.match(/^warning: no current CRL/gm)).toHaveLength(2);
+    expect(run.stdout.match(/^warning: no current CRL/gm)).toHaveLength(3);
   });
 
   test('before any CRL is stored, the validator fails closed', async () => {
@@ -112,8 +113,11 @@ describe.each(stores())('kapija certs refresh on %s', (store: StoreName) => {
 
   test('files: verified and stored, then unchanged; the stored CRLs decide revocation', async () => {
     const first = await kapija(env, ['certs', 'refresh', '--file', files.intermediate, '--file', files.root]);
+    const withdrawn = await kapija(env, ['certs', 'refresh', '--file', files.withdrawn]);
     expect(first).toMatchObject({ code: 0, stderr: '' });
-    expect(first.stdout).toMatch(/^stored: CRL of "C=RS, O=Kapija Test, CN=Kapija Test eID Citizens CA" no\. 1, 1 revoked, next update \S+\nstored: CRL of "C=RS, O=Kapija Test, CN=Kapija Test eID Root" no\. 1, 0 revoked, next update \S+\n$/);
+    expect(first.stdout).toMatch(/^stored: CRL of "C=RS, O=Kapija Test, CN=Kapija Test eID Citizens CA" no\. 1, 1 revoked, next update \S+\nstored: CRL of "C=RS, O=Kapija Test, CN=Kapija Test eID Root" no\. 1, 1 revoked, next update \S+\nwarning: no current CRL of "C=RS, O=Kapija Test, CN=Kapija Test eID Withdrawn CA": certificates it issued are refused until one is stored\n$/);
+    expect(withdrawn).toMatchObject({ code: 0, stderr: '' });
+    expect(withdrawn.stdout).toMatch(/^stored: CRL of "C=RS, O=Kapija Test, CN=Kapija Test eID Withdrawn CA" no\. 1, 0 revoked, next update \S+\n$/);
     const again = await kapija(env, ['certs', 'refresh', '--file', files.intermediate]);
     expect(again).toMatchObject({ code: 0, stderr: '' });
     expect(again.stdout).toMatch(/^unchanged: CRL of "C=RS, O=Kapija Test, CN=Kapija Test eID Citizens CA"/);
@@ -123,8 +127,9 @@ describe.each(stores())('kapija certs refresh on %s', (store: StoreName) => {
       const signIn = createCertificateSignIn(loadConfig(env), createCertificateCrlRepository(conn))!;
       expect(await signIn.validator.validate(pki.citizen.pem)).toMatchObject({ ok: true, identity: { jmbg: pki.citizen.jmbg } });
       expect(await signIn.validator.validate(pki.revoked.pem)).toEqual({ ok: false, reason: 'revoked' });
+      expect(await signIn.validator.validate(pki.underRevokedIntermediate.pem)).toEqual({ ok: false, reason: 'revoked' });
       const audit = (await conn('audit_events').where({ action: 'certs.crl.stored' })) as unknown[];
-      expect(audit).toHaveLength(2);
+      expect(audit).toHaveLength(3);
     } finally {
       await conn.destroy();
     }

@@ -41,8 +41,12 @@ export interface TestEidPki {
   readonly noJmbg: LeafFiles;
   readonly badJmbg: LeafFiles;
   readonly foreign: LeafFiles;
-  /** DER CRLs: the intermediate's (lists `revoked`), the root's (empty), the foreign root's. */
-  readonly crls: { readonly intermediate: Buffer; readonly root: Buffer; readonly foreign: Buffer };
+  /** A citizen's certificate under a second intermediate, which the root has revoked. */
+  readonly underRevokedIntermediate: LeafFiles;
+  /** The revoked intermediate (its certificate is in `anchorsPem` too, as an operator's stale bundle would have it). */
+  readonly revokedIntermediate: CaFiles;
+  /** DER CRLs: the intermediate's (lists `revoked`), the root's (lists `revokedIntermediate`), the revoked intermediate's (empty), the foreign root's. */
+  readonly crls: { readonly intermediate: Buffer; readonly root: Buffer; readonly revokedIntermediate: Buffer; readonly foreign: Buffer };
   /** The TLS server certificate of the proxy (localhost, 127.0.0.1) and the CA that issued it. */
   readonly server: LeafFiles & { readonly caFile: string };
   /** A new CRL of the root or the intermediate (the next CRL number), as the CA publishes the next day. */
@@ -166,6 +170,11 @@ export function makeTestEidPki(): TestEidPki {
   const interCsr = request(interDir, 'ca', '/C=RS/O=Kapija Test/CN=Kapija Test eID Citizens CA');
   sign(root, interCsr, path.join(interDir, 'ca.pem'), 'ca_ext', new Date(Date.now() - 2 * DAY), new Date(Date.now() + 50 * DAY));
   const inter = caFiles(interDir);
+  const otherDir = newCaDir(dir, 'revoked-intermediate');
+  const otherCsr = request(otherDir, 'ca', '/C=RS/O=Kapija Test/CN=Kapija Test eID Withdrawn CA');
+  sign(root, otherCsr, path.join(otherDir, 'ca.pem'), 'ca_ext', new Date(Date.now() - 2 * DAY), new Date(Date.now() + 50 * DAY));
+  const revokedIntermediate = caFiles(otherDir);
+  openssl(['ca', '-batch', '-config', path.join(root.dir, 'ca.cnf'), '-revoke', revokedIntermediate.certFile, '-crl_reason', 'cACompromise'], root.dir);
   const foreignRoot = makeRoot(dir, 'foreign', 'Some Other Root');
   const leaves = path.join(dir, 'leaves');
   fs.mkdirSync(leaves);
@@ -187,6 +196,7 @@ export function makeTestEidPki(): TestEidPki {
   const noJmbg = leaf(inter, leaves, 'no-jmbg', '/C=RS/GN=Nikola/SN=Nikolić/CN=Nikola Nikolić');
   const badJmbg = leaf(inter, leaves, 'bad-jmbg', '/C=RS/serialNumber=PNORS-0101990710009/GN=Zoran/SN=Zorić/CN=Zoran Zorić');
   const foreign = leaf(foreignRoot, leaves, 'foreign', citizenSubject(makeJmbg('0606985', '71005'), 'Mila', 'Milić'));
+  const underRevokedIntermediate = leaf(revokedIntermediate, leaves, 'under-revoked-ca', citizenSubject(makeJmbg('0707988', '71006'), 'Vesna', 'Vesić'));
   const server = { ...leaf(foreignRoot, leaves, 'server', '/C=RS/O=Kapija Test/CN=localhost', { ext: 'server_ext' }), caFile: foreignRoot.certFile };
 
   return {
@@ -194,7 +204,7 @@ export function makeTestEidPki(): TestEidPki {
     root,
     intermediate: inter,
     foreignRoot,
-    anchorsPem: `${root.pem}${inter.pem}`,
+    anchorsPem: `${root.pem}${inter.pem}${revokedIntermediate.pem}`,
     citizen,
     revoked,
     expired,
@@ -203,7 +213,14 @@ export function makeTestEidPki(): TestEidPki {
     noJmbg,
     badJmbg,
     foreign,
-    crls: { intermediate: crl(inter, 'intermediate'), root: crl(root, 'root'), foreign: crl(foreignRoot, 'foreign') },
+    underRevokedIntermediate,
+    revokedIntermediate,
+    crls: {
+      intermediate: crl(inter, 'intermediate'),
+      root: crl(root, 'root'),
+      revokedIntermediate: crl(revokedIntermediate, 'revoked-intermediate'),
+      foreign: crl(foreignRoot, 'foreign'),
+    },
     server,
     nextCrl: (which) => crl(which === 'root' ? root : inter, `${which}-next`),
   };

@@ -100,14 +100,25 @@ function parse(input: string | Buffer): Parsed | undefined {
   }
 }
 
-/** The path from the leaf up to a self-signed root of the bundle, leaf excluded; undefined when none. */
-function buildPath(leaf: X509Certificate, anchors: TrustAnchors): TrustAnchor[] | undefined {
+/** Whether `issuer` issued and signed `cert` (OpenSSL's name and key-identifier matching, then the signature). */
+function signedBy(cert: X509Certificate, issuer: TrustAnchor): boolean {
+  try {
+    return issuer.cert.ca && caMay(issuer, x509.KeyUsageFlags.keyCertSign) && cert.checkIssued(issuer.cert) && cert.verify(issuer.cert.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The path from the leaf up to a self-signed root of the bundle, leaf excluded; undefined when none.
+ * Where a CA was re-issued with the same key, the certificate valid at `at` is preferred.
+ */
+function buildPath(leaf: X509Certificate, anchors: TrustAnchors, at: Date): TrustAnchor[] | undefined {
   const path: TrustAnchor[] = [];
   let current = leaf;
   while (path.length < MAX_PATH) {
-    const issuer = anchors.all.find(
-      (a) => !path.includes(a) && a.cert.ca && caMay(a, x509.KeyUsageFlags.keyCertSign) && current.checkIssued(a.cert) && current.verify(a.cert.publicKey),
-    );
+    const candidates = anchors.all.filter((a) => !path.includes(a) && signedBy(current, a));
+    const issuer = candidates.find((a) => !validityProblem(a.cert, at)) ?? candidates[0];
     if (!issuer) return undefined;
     // basicConstraints pathLenConstraint: how many intermediates may follow this CA towards the leaf.
     const pathLength = issuer.parsed.getExtension(x509.BasicConstraintsExtension)?.pathLength;
@@ -146,46 +157,55 @@ export function createCertificateValidator(opts: { anchors: TrustAnchors; crls: 
   const now = opts.now ?? (() => new Date());
   return {
     async validate(input, at = now()) {
-      const leaf = parse(input);
-      if (!leaf) return refuse('malformed');
-      const path = buildPath(leaf.cert, opts.anchors);
-      if (!path) return refuse('untrusted');
-      for (const cert of [leaf.cert, ...path.map((a) => a.cert)]) {
-        const problem = validityProblem(cert, at);
-        if (problem) return refuse(problem);
+      try {
+        return await check(input, at);
+      } catch {
+        // An extension or name that @peculiar/x509 or OpenSSL cannot read.
+        return refuse('malformed');
       }
-      if (!keyUsageAllowsSignIn(leaf)) return refuse('wrong_key_usage');
-      // Revocation of the leaf and of every intermediate, each by its issuer's CRL; the root is trusted as configured.
-      const subjects = [leaf.cert, ...path.slice(0, -1).map((a) => a.cert)];
-      for (const [i, subject] of subjects.entries()) {
-        let crl: VerifiedCrl | undefined;
-        try {
-          crl = await opts.crls.crlFor(path[i]!);
-        } catch {
-          crl = undefined;
-        }
-        if (!crl || crl.nextUpdate.getTime() <= at.getTime()) return refuse('crl_unavailable');
-        if (crl.revoked.has(normaliseSerial(subject.serialNumber))) return refuse('revoked');
-      }
-      const jmbg = jmbgOf(leaf);
-      if (!jmbg) return refuse('no_jmbg');
-      const subject = leaf.parsed.subjectName;
-      return {
-        ok: true,
-        identity: Object.freeze({
-          jmbg,
-          givenName: field(subject, '2.5.4.42'),
-          surname: field(subject, '2.5.4.4'),
-          commonName: field(subject, '2.5.4.3'),
-          issuer: leaf.parsed.issuer,
-          serial: normaliseSerial(leaf.cert.serialNumber),
-          notBefore: new Date(leaf.cert.validFrom),
-          notAfter: new Date(leaf.cert.validTo),
-          fingerprint: createHash('sha256').update(leaf.cert.raw).digest('hex'),
-        }),
-      };
     },
   };
+
+  async function check(input: string | Buffer, at: Date): Promise<CertificateCheck> {
+    const leaf = parse(input);
+    if (!leaf) return refuse('malformed');
+    const path = buildPath(leaf.cert, opts.anchors, at);
+    if (!path) return refuse('untrusted');
+    for (const cert of [leaf.cert, ...path.map((a) => a.cert)]) {
+      const problem = validityProblem(cert, at);
+      if (problem) return refuse(problem);
+    }
+    if (!keyUsageAllowsSignIn(leaf)) return refuse('wrong_key_usage');
+    // Revocation of the leaf and of every intermediate, each by its issuer's CRL; the root is trusted as configured.
+    const subjects = [leaf.cert, ...path.slice(0, -1).map((a) => a.cert)];
+    for (const [i, subject] of subjects.entries()) {
+      let crl: VerifiedCrl | undefined;
+      try {
+        crl = await opts.crls.crlFor(path[i]!);
+      } catch {
+        crl = undefined;
+      }
+      if (!crl || crl.nextUpdate.getTime() <= at.getTime()) return refuse('crl_unavailable');
+      if (crl.revoked.has(normaliseSerial(subject.serialNumber))) return refuse('revoked');
+    }
+    const jmbg = jmbgOf(leaf);
+    if (!jmbg) return refuse('no_jmbg');
+    const subject = leaf.parsed.subjectName;
+    return {
+      ok: true,
+      identity: Object.freeze({
+        jmbg,
+        givenName: field(subject, '2.5.4.42'),
+        surname: field(subject, '2.5.4.4'),
+        commonName: field(subject, '2.5.4.3'),
+        issuer: leaf.parsed.issuer,
+        serial: normaliseSerial(leaf.cert.serialNumber),
+        notBefore: new Date(leaf.cert.validFrom),
+        notAfter: new Date(leaf.cert.validTo),
+        fingerprint: createHash('sha256').update(leaf.cert.raw).digest('hex'),
+      }),
+    };
+  }
 }
 
 export { fingerprintOf };

@@ -3,6 +3,7 @@
  * refusal reason; the CRL checks; the proxy's header and its shared secret.
  */
 import { X509Certificate } from 'node:crypto';
+import fc from 'fast-check';
 import { en } from '../../../src/i18n/messages/en.js';
 import {
   CERTIFICATE_REFUSALS,
@@ -34,7 +35,7 @@ const source = (list: readonly VerifiedCrl[]): CrlSource => ({
 beforeAll(async () => {
   pki = makeTestEidPki();
   anchors = parseTrustAnchors(pki.anchorsPem);
-  crls = [await verifyCrl(pki.crls.intermediate, anchors, new Date()), await verifyCrl(pki.crls.root, anchors, new Date())];
+  crls = await Promise.all([pki.crls.intermediate, pki.crls.root, pki.crls.revokedIntermediate].map((der) => verifyCrl(der, anchors, new Date())));
 });
 
 const validator = (list: readonly VerifiedCrl[] = crls) => createCertificateValidator({ anchors, crls: source(list) });
@@ -76,12 +77,31 @@ describe('certificate validation', () => {
     expect(await validator().validate(pki[which].pem)).toEqual({ ok: false, reason });
   });
 
+  test('a certificate under an intermediate the root has revoked is revoked', async () => {
+    expect(await validator().validate(pki.underRevokedIntermediate.pem)).toEqual({ ok: false, reason: 'revoked' });
+  });
+
   test.each([
     ['garbage', 'not a certificate'],
     ['empty', ''],
     ['truncated PEM', () => pki.citizen.pem.slice(0, 300)],
   ] as const)('%s → malformed', async (_, input) => {
     expect(await validator().validate(typeof input === 'function' ? input() : input)).toEqual({ ok: false, reason: 'malformed' });
+  });
+
+  test('a certificate with any byte changed never throws and never names another citizen', async () => {
+    const der = Buffer.from(new X509Certificate(pki.citizen.pem).raw);
+    const v = validator();
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: der.length - 1 }), fc.integer({ min: 1, max: 255 }), async (at, xor) => {
+        const mutated = Buffer.from(der);
+        mutated[at]! ^= xor;
+        const result = await v.validate(mutated);
+        // Only a change outside the signed part could still pass, and then it names the same citizen.
+        if (result.ok) expect([result.identity.jmbg, result.identity.givenName, result.identity.surname]).toEqual([pki.citizen.jmbg, 'Петар', 'Петровић']);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   test('a CA certificate presented as a citizen’s is refused for its key usage', async () => {
@@ -136,7 +156,7 @@ describe('CRL verification', () => {
 
   test('PEM is accepted as well as DER', async () => {
     const pem = `-----BEGIN X509 CRL-----\n${pki.crls.root.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END X509 CRL-----\n`;
-    expect((await verifyCrl(Buffer.from(pem), anchors, new Date())).revoked.size).toBe(0);
+    expect((await verifyCrl(Buffer.from(pem), anchors, new Date())).revoked.size).toBe(1);
   });
 
   test('a CRL of a CA outside the trust anchors is refused', async () => {
