@@ -68,30 +68,38 @@ function older(a: { crlNumber: string | undefined; thisUpdate: Date }, b: { crlN
 export function createCertificateCrlRepository(db: Db): CertificateCrlRepository {
   return {
     async put(crl, at = new Date()) {
-      return db.transaction(async (trx) => {
-        const query = trx('certificate_crls').select(HEAD_COLUMNS).where({ issuer_fingerprint: crl.issuerFingerprint });
-        // Two refreshes at once on PostgreSQL: the second waits and compares with what the first stored.
-        const existing = (await (isPostgres(db) ? query.forUpdate() : query).first()) as Row | undefined;
-        const row = {
-          issuer: crl.issuer,
-          this_update: crl.thisUpdate.getTime(),
-          next_update: crl.nextUpdate.getTime(),
-          crl_number: crl.crlNumber ?? null,
-          revoked_count: crl.revokedCount,
-          der: crl.der.toString('base64'),
-          source: crl.source,
-          stored_at: at.getTime(),
-        };
-        if (!existing) {
-          await trx('certificate_crls').insert({ issuer_fingerprint: crl.issuerFingerprint, ...row });
+      const row = {
+        issuer: crl.issuer,
+        this_update: crl.thisUpdate.getTime(),
+        next_update: crl.nextUpdate.getTime(),
+        crl_number: crl.crlNumber ?? null,
+        revoked_count: crl.revokedCount,
+        der: crl.der.toString('base64'),
+        source: crl.source,
+        stored_at: at.getTime(),
+      };
+      // Two refreshes at once: on PostgreSQL the second waits on the row lock and compares with what
+      // the first stored; the first CRL of a CA is inserted at most once (a loser compares instead).
+      for (;;) {
+        const outcome = await db.transaction(async (trx): Promise<CrlPutResult | 'retry'> => {
+          const query = trx('certificate_crls').select(HEAD_COLUMNS).where({ issuer_fingerprint: crl.issuerFingerprint });
+          const existing = (await (isPostgres(db) ? query.forUpdate() : query).first()) as Row | undefined;
+          if (!existing) {
+            const inserted = (await trx('certificate_crls')
+              .insert({ issuer_fingerprint: crl.issuerFingerprint, ...row })
+              .onConflict('issuer_fingerprint')
+              .ignore()
+              .returning('issuer_fingerprint')) as unknown[];
+            return inserted.length ? 'stored' : 'retry';
+          }
+          const current = head(existing);
+          if (older(crl, current)) return 'older';
+          if (!older(current, crl) && current.nextUpdate.getTime() === crl.nextUpdate.getTime()) return 'unchanged';
+          await trx('certificate_crls').where({ issuer_fingerprint: crl.issuerFingerprint }).update(row);
           return 'stored';
-        }
-        const current = head(existing);
-        if (older(crl, current)) return 'older';
-        if (!older(current, crl) && current.nextUpdate.getTime() === crl.nextUpdate.getTime()) return 'unchanged';
-        await trx('certificate_crls').where({ issuer_fingerprint: crl.issuerFingerprint }).update(row);
-        return 'stored';
-      });
+        });
+        if (outcome !== 'retry') return outcome;
+      }
     },
     async head(issuerFingerprint) {
       const row = (await db('certificate_crls').select(HEAD_COLUMNS).where({ issuer_fingerprint: issuerFingerprint }).first()) as Row | undefined;

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { runCli } from '../../src/cli/index.js';
 import { loadConfig } from '../../src/config.js';
-import { createCertificateSignIn } from '../../src/factors/certificate/index.js';
+import { createCertificateSignIn, parseTrustAnchors, verifyCrl } from '../../src/factors/certificate/index.js';
 import { createCertificateCrlRepository } from '../../src/store/certificate-crls.js';
 import { migrate, openStore, type Db } from '../../src/store/db.js';
 import { createTestDatabase, stores, type StoreName, type TestDatabase } from '../support/databases.js';
@@ -152,5 +152,20 @@ describe.each(stores())('kapija certs refresh on %s', (store: StoreName) => {
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/^unchanged: CRL of "C=RS, O=Kapija Test, CN=Kapija Test eID Root"/);
     expect(run.stderr).toBe(`kapija: CRL from ${base}/gone.crl refused: cannot be fetched: HTTP 404\n`);
+  });
+
+  test('the first CRL of a CA stored by two refreshes at once: one stores it, the other finds it unchanged', async () => {
+    const conn = openStore(loadConfig(env).database);
+    try {
+      await conn('certificate_crls').del();
+      const repo = createCertificateCrlRepository(conn);
+      const crl = await verifyCrl(pki.crls.root, parseTrustAnchors(pki.anchorsPem), new Date());
+      const input = { ...crl, revokedCount: crl.revoked.size, source: 'test' };
+      const outcomes = await Promise.all([repo.put(input), repo.put(input), repo.put(input)]);
+      expect(outcomes.sort()).toEqual(['stored', 'unchanged', 'unchanged']);
+      expect(await repo.list()).toEqual([expect.objectContaining({ issuer: crl.issuer, revokedCount: 1, crlNumber: '1', source: 'test' })]);
+    } finally {
+      await conn.destroy();
+    }
   });
 });
