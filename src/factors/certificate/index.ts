@@ -37,7 +37,7 @@ export {
 } from './validate.js';
 
 /** The authentication methods a certificate sign-in proves: the smart card and its PIN. */
-export const CERTIFICATE_AMR: readonly Amr[] = Object.freeze(['sc', 'pin'] as Amr[]);
+export const CERTIFICATE_AMR: readonly Amr[] = Object.freeze<Amr[]>(['sc', 'pin']);
 
 export interface CertificateSignIn {
   readonly anchors: TrustAnchors;

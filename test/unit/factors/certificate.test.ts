@@ -5,7 +5,9 @@
 import { X509Certificate } from 'node:crypto';
 import fc from 'fast-check';
 import { en } from '../../../src/i18n/messages/en.js';
+import { levelFor } from '../../../src/oidc/acr.js';
 import {
+  CERTIFICATE_AMR,
   CERTIFICATE_REFUSALS,
   CLIENT_CERT_HEADER,
   refusalMessageKey,
@@ -225,4 +227,9 @@ test('every refusal, and no certificate at all, has the citizen’s explanation 
   const keys = [...CERTIFICATE_REFUSALS, 'none' as const].map(refusalMessageKey);
   expect(keys.filter((k) => !(k in en))).toEqual([]);
   expect(new Set(keys.map((k) => (en as Record<string, string>)[k])).size).toBe(keys.length);
+});
+
+test('a certificate sign-in proves the card and its PIN, which is eIDAS high', () => {
+  expect(CERTIFICATE_AMR).toEqual(['sc', 'pin']);
+  expect(levelFor(CERTIFICATE_AMR)).toBe('high');
 });
