@@ -94,6 +94,12 @@ const schema = z.object({
   KEY_ACTIVATION_DELAY_SECONDS: int(0, 7 * 24 * 3600).default(3600),
   /** Open data: daily counts below this are published as suppressed, never as their value. */
   OPEN_DATA_MIN_COUNT: int(1, 1_000_000).default(10),
+  /** PEM bundle file of the eID certificate roots and intermediates; set, it turns on ID-card (TLS client certificate) sign-in and needs CERT_PROXY_SECRET. */
+  CERT_TRUST_ANCHORS: z.string().min(1).optional(),
+  /** URLs of the eID CAs' certificate revocation lists, comma-separated, fetched by `kapija certs refresh`. */
+  CERT_CRL_URLS: z.string().optional(),
+  /** Secret (32+ characters) the TLS proxy sends in X-Kapija-Proxy-Secret with the client certificate; without it the certificate header is ignored. */
+  CERT_PROXY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 
 export type Locale = 'sr-Cyrl' | 'sr-Latn' | 'en';
@@ -141,6 +147,10 @@ export interface Config {
   readonly webConcurrency: number;
   readonly keyRotation: { readonly everyDays: number; readonly activationDelaySeconds: number };
   readonly openData: { readonly minCount: number };
+  /** ID-card sign-in (TLS client certificates through the proxy); undefined when CERT_TRUST_ANCHORS is unset. */
+  readonly certificate:
+    | { readonly trustAnchorsFile: string; readonly crlUrls: readonly string[]; readonly proxySecret: string }
+    | undefined;
 }
 
 /** A configuration problem, reported as one line naming the variable. */
@@ -188,6 +198,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(a)) throw new ConfigError(`WEBAUTHN_HWK_AAGUIDS: "${a}" is not an AAGUID`);
     if (/^[0-]+$/.test(a)) throw new ConfigError('WEBAUTHN_HWK_AAGUIDS: the all-zero AAGUID names no authenticator model');
   }
+  const crlUrls = (e.CERT_CRL_URLS ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+  for (const u of crlUrls) {
+    if (!/^https?:\/\/[^\s]+$/.test(u) || !URL.canParse(u)) throw new ConfigError(`CERT_CRL_URLS: "${u}" is not an http(s) URL`);
+  }
+  if (e.CERT_TRUST_ANCHORS !== undefined && e.CERT_PROXY_SECRET === undefined) {
+    throw new ConfigError('CERT_PROXY_SECRET: required with CERT_TRUST_ANCHORS (the TLS proxy proves with it that it forwarded the certificate)');
+  }
   return Object.freeze({
     env: e.NODE_ENV,
     port: e.PORT,
@@ -234,5 +251,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webConcurrency: e.WEB_CONCURRENCY ?? (e.NODE_ENV === 'production' ? os.availableParallelism() : 1),
     keyRotation: Object.freeze({ everyDays: e.KEY_ROTATION_DAYS, activationDelaySeconds: e.KEY_ACTIVATION_DELAY_SECONDS }),
     openData: Object.freeze({ minCount: e.OPEN_DATA_MIN_COUNT }),
+    certificate:
+      e.CERT_TRUST_ANCHORS === undefined
+        ? undefined
+        : Object.freeze({ trustAnchorsFile: path.resolve(e.CERT_TRUST_ANCHORS), crlUrls: Object.freeze(crlUrls), proxySecret: e.CERT_PROXY_SECRET! }),
   });
 }

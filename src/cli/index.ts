@@ -21,6 +21,8 @@ import { checkNewPassword, PASSWORD_MAX, PASSWORD_MIN } from '../factors/passwor
 import { createWebAuthnMetadataRepository } from '../store/webauthn-metadata.js';
 import { FIDO_MDS_ROOTS } from '../factors/webauthn/fido-mds-roots.js';
 import { MdsError, hardwareCertified, pemCertificates, verifyMdsBlob } from '../factors/webauthn/metadata.js';
+import { CrlError, TrustAnchorError, loadTrustAnchors, verifyCrl, type TrustAnchors } from '../factors/certificate/index.js';
+import { createCertificateCrlRepository } from '../store/certificate-crls.js';
 
 export class UsageError extends Error {}
 /** What the command would create is there already; the message names it. */
@@ -64,6 +66,9 @@ const USAGE = `usage: kapija <command> [options]
                                   against the FIDO root certificate; it decides which security
                                   keys count as hardware keys (eIDAS high)
                 [--root-certificate PEM]   another root (development and test only)
+  certs refresh [--file F …]      fetch the eID CAs' revocation lists from CERT_CRL_URLS (or read
+                                  them from files), verify each against CERT_TRUST_ANCHORS and
+                                  store it for every instance; exit 1 if one is refused
 `;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
@@ -143,6 +148,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         return await auditAnchor(await open(), rest, io);
       case 'webauthn mds':
         return await webauthnMds(config, open, rest, io);
+      case 'certs refresh':
+        return await certsRefresh(config, open, rest, io);
       case 'keys rotate': {
         const h = await open();
         await h.keys.ensure();
@@ -533,4 +540,97 @@ async function webauthnMds(config: Config, open: () => Promise<StoreHandles>, ar
     io.stdout(`warning: the BLOB's next update was due on ${blob.nextUpdate}; import a newer one soon\n`);
   }
   return 0;
+}
+
+/** Largest CRL `certs refresh` downloads or reads (national eID CRLs are a few MB at most). */
+const CRL_MAX_BYTES = 64 * 1024 * 1024;
+const CRL_FETCH_TIMEOUT_MS = 30_000;
+
+async function fetchCrl(url: string): Promise<Buffer> {
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(CRL_FETCH_TIMEOUT_MS), redirect: 'follow' });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new CrlError(`cannot be fetched: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+  }
+  if (!response.ok) throw new CrlError(`cannot be fetched: HTTP ${response.status}`);
+  const length = Number(response.headers.get('content-length') ?? 0);
+  if (length > CRL_MAX_BYTES) throw new CrlError(`is larger than ${CRL_MAX_BYTES} bytes`);
+  const body = Buffer.from(await response.arrayBuffer());
+  if (body.length > CRL_MAX_BYTES) throw new CrlError(`is larger than ${CRL_MAX_BYTES} bytes`);
+  return body;
+}
+
+function readCrlFile(file: string): Buffer {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    throw new CrlError('cannot be read');
+  }
+  if (!stat.isFile()) throw new CrlError('is not a file');
+  if (stat.size > CRL_MAX_BYTES) throw new CrlError(`is larger than ${CRL_MAX_BYTES} bytes`);
+  return fs.readFileSync(file);
+}
+
+async function certsRefresh(config: Config, open: () => Promise<StoreHandles>, args: string[], io: CliIo): Promise<number> {
+  const v = parse(args, { file: { type: 'string', multiple: true } });
+  if (!config.certificate) throw new UsageError('CERT_TRUST_ANCHORS is not set: certificate sign-in is off');
+  const files = (v.file as string[] | undefined) ?? [];
+  const sources = files.length ? files.map((f) => ({ kind: 'file' as const, name: f })) : config.certificate.crlUrls.map((u) => ({ kind: 'url' as const, name: u }));
+  if (sources.length === 0) throw new UsageError('no CRL to refresh: set CERT_CRL_URLS or give --file');
+  let anchors: TrustAnchors;
+  try {
+    anchors = loadTrustAnchors(config.certificate.trustAnchorsFile);
+  } catch (err) {
+    if (err instanceof TrustAnchorError) throw new UsageError(`CERT_TRUST_ANCHORS: ${err.message}`);
+    throw err;
+  }
+  const h = await open();
+  const repo = createCertificateCrlRepository(h.db);
+  let failed = 0;
+  for (const source of sources) {
+    try {
+      const data = source.kind === 'url' ? await fetchCrl(source.name) : readCrlFile(source.name);
+      const crl = await verifyCrl(data, anchors, new Date());
+      const outcome = await repo.put({
+        issuerFingerprint: crl.issuerFingerprint,
+        issuer: crl.issuer,
+        thisUpdate: crl.thisUpdate,
+        nextUpdate: crl.nextUpdate,
+        crlNumber: crl.crlNumber,
+        revokedCount: crl.revoked.size,
+        der: crl.der,
+        source: source.name,
+      });
+      if (outcome === 'older') {
+        failed += 1;
+        io.stderr(`kapija: CRL from ${source.name} refused: older than the one stored for "${crl.issuer}"\n`);
+        continue;
+      }
+      if (outcome === 'stored') {
+        await h.audit.append({
+          chain: 'admin',
+          actor: 'cli',
+          action: 'certs.crl.stored',
+          details: { issuer: crl.issuer, crl_number: crl.crlNumber ?? null, revoked: crl.revoked.size, next_update: crl.nextUpdate.toISOString() },
+        });
+      }
+      io.stdout(`${outcome === 'stored' ? 'stored' : 'unchanged'}: CRL of "${crl.issuer}"${crl.crlNumber ? ` no. ${crl.crlNumber}` : ''}, ${crl.revoked.size} revoked, next update ${crl.nextUpdate.toISOString()}\n`);
+    } catch (err) {
+      if (!(err instanceof CrlError)) throw err;
+      failed += 1;
+      io.stderr(`kapija: CRL from ${source.name} refused: ${err.message}\n`);
+    }
+  }
+  // Every CA of the bundle issues certificates (roots their intermediates): each needs a current CRL.
+  const now = Date.now();
+  for (const anchor of anchors.all) {
+    const head = await repo.head(anchor.fingerprint);
+    if (!head || head.nextUpdate.getTime() <= now) {
+      io.stdout(`warning: no current CRL of "${anchor.parsed.subject}": certificates it issued are refused until one is stored\n`);
+    }
+  }
+  return failed ? 1 : 0;
 }

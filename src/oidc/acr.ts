@@ -8,7 +8,8 @@
  *   substantial  password + TOTP (or a recovery code), password + synced passkey,
  *                or a synced passkey with user verification alone
  *   high         password + device-bound authenticator (security key),
- *                or a device-bound passkey with user verification alone
+ *                or a device-bound passkey with user verification alone,
+ *                or the eID card's qualified certificate (smart card `sc` unlocked by its PIN)
  */
 export const ACR = {
   low: 'http://eidas.europa.eu/LoA/low',
@@ -17,7 +18,7 @@ export const ACR = {
 } as const;
 
 export type AcrLevel = keyof typeof ACR;
-export type Amr = 'pwd' | 'otp' | 'hwk' | 'swk' | 'user' | 'pin' | 'mfa';
+export type Amr = 'pwd' | 'otp' | 'hwk' | 'swk' | 'sc' | 'user' | 'pin' | 'mfa';
 
 export const LEVELS: readonly AcrLevel[] = ['low', 'substantial', 'high'];
 export const rank = (level: AcrLevel) => LEVELS.indexOf(level);
@@ -25,7 +26,7 @@ export const rank = (level: AcrLevel) => LEVELS.indexOf(level);
 /** The level reached by a set of methods. */
 export function levelFor(amr: readonly string[]): AcrLevel {
   const has = (m: Amr) => amr.includes(m);
-  if ((has('pwd') && has('hwk')) || (has('hwk') && has('pin'))) return 'high';
+  if ((has('pwd') && has('hwk')) || (has('hwk') && has('pin')) || (has('sc') && has('pin'))) return 'high';
   if ((has('pwd') && (has('otp') || has('swk') || has('hwk'))) || (has('swk') && has('pin'))) return 'substantial';
   return 'low';
 }
@@ -38,7 +39,7 @@ export function acrFor(amr: readonly string[]): string {
 export function completeAmr(amr: readonly string[]): Amr[] {
   const set = new Set(amr.filter((m) => m !== 'mfa') as Amr[]);
   const knows = set.has('pwd') || set.has('pin');
-  const holds = set.has('otp') || set.has('hwk') || set.has('swk');
+  const holds = set.has('otp') || set.has('hwk') || set.has('swk') || set.has('sc');
   const out = [...set];
   if (knows && holds) out.push('mfa');
   return out;

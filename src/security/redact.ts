@@ -13,6 +13,10 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
   'email', '*.email', 'username', '*.username',
   'given_name', '*.given_name', 'family_name', '*.family_name', 'birthdate', '*.birthdate',
+  // Certificate sign-in: the citizen's number and names from the eID certificate, and the TLS proxy's secret.
+  'jmbg', '*.jmbg', 'givenName', '*.givenName', 'surname', '*.surname', 'commonName', '*.commonName',
+  'headers["x-kapija-proxy-secret"]', 'req.headers["x-kapija-proxy-secret"]',
+  'headers["x-kapija-client-cert"]', 'req.headers["x-kapija-client-cert"]',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

@@ -173,3 +173,21 @@ describe('ADMIN_MIN_ACR outside production', () => {
     expect(loadConfig({ NODE_ENV: 'test' }).adminMinAcr).toBe('high');
   });
 });
+
+describe('certificate sign-in (CERT_*)', () => {
+  const secret = 'x'.repeat(32);
+  it('is off unless CERT_TRUST_ANCHORS is set', () => {
+    expect(loadConfig({}).certificate).toBeUndefined();
+  });
+
+  it('reads the bundle path, the CRL URLs and the proxy secret', () => {
+    const config = loadConfig({ CERT_TRUST_ANCHORS: 'eid/anchors.pem', CERT_PROXY_SECRET: secret, CERT_CRL_URLS: 'http://ca.example/a.crl, https://ca.example/b.crl' });
+    expect(config.certificate).toEqual({ trustAnchorsFile: path.resolve('eid/anchors.pem'), crlUrls: ['http://ca.example/a.crl', 'https://ca.example/b.crl'], proxySecret: secret });
+  });
+
+  it('needs the proxy secret, of at least 32 characters, and http(s) CRL URLs', () => {
+    expect(configError({ CERT_TRUST_ANCHORS: 'a.pem' }).message).toMatch(/^CERT_PROXY_SECRET: required with CERT_TRUST_ANCHORS/);
+    expect(configError({ CERT_TRUST_ANCHORS: 'a.pem', CERT_PROXY_SECRET: 'short' }).message).toBe('CERT_PROXY_SECRET: must be at least 32 characters');
+    expect(configError({ CERT_TRUST_ANCHORS: 'a.pem', CERT_PROXY_SECRET: secret, CERT_CRL_URLS: 'ldap://ca.example/crl' }).message).toBe('CERT_CRL_URLS: "ldap://ca.example/crl" is not an http(s) URL');
+  });
+});

@@ -542,6 +542,18 @@ export const en = {
   'admin.col.client': 'Service',
   'admin.col.ip': 'From',
   'admin.col.details': 'Details',
+  'certificate.refused.title': 'Signing in with your ID card did not work',
+  'certificate.refused.none': 'Kapija received no certificate from your ID card. Check that the card is in the reader and that the card reader software is installed, then try again. When your browser asks for a certificate, choose the one from your ID card.',
+  'certificate.refused.untrusted': 'The certificate you chose was not issued for a Serbian ID card. When your browser asks for a certificate, choose the one from your ID card, then try again.',
+  'certificate.refused.expired': 'The certificate on your ID card has expired. You can get a new one at a police administration (MUP) office that issues ID cards. Until then, sign in another way.',
+  'certificate.refused.not_yet_valid': 'The certificate on your ID card is not valid yet. It may have been issued only recently: try again later, or sign in another way.',
+  'certificate.refused.revoked': 'The certificate on your ID card has been revoked and can no longer be used to sign in. If you did not ask for this, contact the police administration (MUP) office where you got your card. Sign in another way.',
+  'certificate.refused.crl_unavailable': 'Kapija cannot check right now whether your certificate is still valid. This is not a problem with your card. Try again later, or sign in another way.',
+  'certificate.refused.wrong_key_usage': 'The certificate you chose cannot be used to sign in. Your ID card carries more than one certificate: when your browser asks, choose the one for signing in (authentication), then try again.',
+  'certificate.refused.no_jmbg': 'The certificate you chose does not contain your unique master citizen number (JMBG), so Kapija cannot tell who you are. Choose the certificate from your ID card, then try again.',
+  'certificate.refused.malformed': 'The certificate your browser sent could not be read. Take the card out, put it back in the reader and try again; if this happens again, sign in another way.',
+  'certificate.retry': 'Try again',
+  'certificate.other_method': 'Sign in another way',
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -30,6 +30,8 @@ describe('levelFor / acrFor', () => {
     [['pwd', 'hwk', 'mfa'], 'high'],
     [['hwk', 'pin'], 'high'],
     [['pwd', 'otp', 'hwk'], 'high'],
+    [['sc'], 'low'],
+    [['sc', 'pin'], 'high'],
     [['unknown-method'], 'low'],
   ] as const)('%j → %s', (amr, level) => {
     expect(levelFor(amr)).toBe(level);
@@ -45,6 +47,7 @@ describe('completeAmr', () => {
     [['pwd', 'otp', 'mfa'], ['pwd', 'otp', 'mfa']],
     [['hwk', 'pin'], ['hwk', 'pin', 'mfa']],
     [['otp', 'hwk'], ['otp', 'hwk']],
+    [['sc', 'pin'], ['sc', 'pin', 'mfa']],
   ])('%j → %j', (amr, expected) => {
     expect(completeAmr(amr)).toEqual(expected);
   });

@@ -71,6 +71,19 @@ describe('createLogger redaction', () => {
     });
   });
 
+  it('masks what certificate sign-in handles: the JMBG and names from the certificate, the proxy’s headers', () => {
+    const { logger, lines, records } = capture();
+    logger.info(
+      {
+        identity: { jmbg: '0101990710008', givenName: 'Петар', surname: 'Петровић', commonName: 'Петар Петровић', serial: 'ABC1' },
+        req: { headers: { 'x-kapija-proxy-secret': 'the-proxy-secret', 'x-kapija-client-cert': '-----BEGIN%20CERTIFICATE-----' } },
+      },
+      'certificate',
+    );
+    for (const secret of ['0101990710008', 'Петар', 'Петровић', 'the-proxy-secret', 'BEGIN%20CERTIFICATE']) expect(lines[0]).not.toContain(secret);
+    expect(records()[0]).toMatchObject({ identity: { jmbg: '[redacted]', serial: 'ABC1' }, req: { headers: { 'x-kapija-proxy-secret': '[redacted]' } } });
+  });
+
   it('keeps fields that are not sensitive', () => {
     const { logger, records } = capture();
     logger.warn({ route: 'token', status: 400, error: 'invalid_grant' }, 'refused');
