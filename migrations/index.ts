@@ -26,7 +26,7 @@ import * as auditCheckpoints from './20261206050000_audit_checkpoints.js';
 import * as accountLifecycle from './20261206060001_account_lifecycle.js';
 import * as rateLimitsKeyed from './20261206070001_rate_limits_keyed.js';
 import * as webauthnAttestation from './20261206080001_webauthn_attestation.js';
-import * as certificateCrls from './20261206041300_certificate_crls.js';
+import * as certificateCrls from './20261206090001_certificate_crls.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -44,7 +44,7 @@ const migrations: readonly Migration[] = [
   { name: '20261206060001_account_lifecycle', ...accountLifecycle },
   { name: '20261206070001_rate_limits_keyed', ...rateLimitsKeyed },
   { name: '20261206080001_webauthn_attestation', ...webauthnAttestation },
-  { name: '20261206041300_certificate_crls', ...certificateCrls },
+  { name: '20261206090001_certificate_crls', ...certificateCrls },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
