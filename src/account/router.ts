@@ -21,8 +21,8 @@ import type { CredentialRepository } from '../store/credentials.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
 import type { SessionDeviceRepository } from '../store/session-devices.js';
 import type { SessionService } from '../oidc/sessions.js';
-import type { TotpFactor } from '../factors/totp/index.js';
-import type { RecoveryFactor } from '../factors/recovery/index.js';
+import { displayEnrolment, type TotpFactor } from '../factors/totp/index.js';
+import type { FactorRegistry } from '../factors/registry.js';
 import type { WebAuthnFactor } from '../factors/webauthn/index.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
@@ -32,7 +32,7 @@ import { Readable } from 'node:stream';
 import { LEDGER_CSV_HEADER, ledgerChain, ledgerCsvRows, ledgerEntries, ledgerJson } from './ledger.js';
 import { claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
-import { levelOfAcr, rank } from '../oidc/acr.js';
+import { levelOfAcr, rank } from '../assurance/levels.js';
 import { csvCell } from '../security/csv.js';
 import { serviceName } from '../i18n/service-name.js';
 
@@ -46,8 +46,9 @@ export interface AccountPortalDeps {
   refusals: ConsentRefusalRepository;
   devices: SessionDeviceRepository;
   sessions: SessionService;
+  /** The registered factors: which credentials are second factors, what they are called, which may stand alone. */
+  factors: FactorRegistry;
   totp: TotpFactor;
-  recovery: RecoveryFactor;
   webauthn: WebAuthnFactor;
   box: SecretBox;
   events: EventBus;
@@ -337,9 +338,9 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     const creds = await d.credentials.list(me.account.id);
     page(ctx, 'account/security', 'account.security.title', {
       factors: creds
-        .filter((c) => c.type !== 'recovery')
-        .map((c) => ({ id: c.id, type: c.type, name: c.name ?? c.type, added: fmt(ctx, c.createdAt), lastUsed: fmt(ctx, c.lastUsedAt ?? undefined) })),
-      recoveryRemaining: await d.recovery.remaining(me.account.id),
+        .filter((c) => d.factors.listed(c.type))
+        .map((c) => ({ id: c.id, type: c.type, typeLabel: d.factors.label(c.type), name: c.name ?? c.type, added: fmt(ctx, c.createdAt), lastUsed: fmt(ctx, c.lastUsedAt ?? undefined) })),
+      recoveryRemaining: (await d.factors.backup?.remaining(me.account.id)) ?? 0,
       ...extra,
     });
   };
@@ -355,9 +356,10 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     if (!me || !recent(ctx, me.session, '/account/security')) return;
     const id = String(body(ctx).id ?? '');
     const creds = await d.credentials.list(me.account.id);
-    const target = creds.find((c) => c.id === id && c.type !== 'recovery');
+    const target = creds.find((c) => c.id === id && d.factors.listed(c.type));
     assertThat(target, 'request.not_found', 404);
-    const others = creds.filter((c) => c.id !== id && (c.type === 'totp' || c.type === 'webauthn'));
+    // Never the last second factor that may stand alone (recovery codes may not).
+    const others = creds.filter((c) => c.id !== id && d.factors.standsAlone(c.type));
     if (others.length === 0) {
       ctx.status = 409;
       return securityPage(ctx, me, { error: t(ctx)('error.factor.last_one') });
@@ -371,7 +373,8 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
   router.post('/security/recovery-codes', async (ctx) => {
     const me = await who(ctx);
     if (!me || !recent(ctx, me.session, '/account/security')) return;
-    const codes = await d.recovery.issue(me.account.id);
+    assertThat(d.factors.backup, 'request.not_found', 404);
+    const codes = await d.factors.backup.issue(me.account.id);
     await d.events.emit('factor.enrolled', { accountId: me.account.id, type: 'recovery', ip: ctx.ip });
     page(ctx, 'account/recovery-codes', 'codes.title', { codes });
   });
@@ -424,10 +427,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
       maxAge: 15 * 60 * 1000,
       overwrite: true,
     });
-    page(ctx, 'account/totp', 'enrol.title', {
-      secret: enrolment.secret.replace(/(.{4})/g, '$1 ').trim(),
-      qrDataUri: `data:image/svg+xml;base64,${Buffer.from(enrolment.qrSvg).toString('base64')}`,
-    });
+    page(ctx, 'account/totp', 'enrol.title', displayEnrolment(enrolment));
   });
 
   router.post('/security/totp', async (ctx) => {
@@ -443,11 +443,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
       if (!(err instanceof KapijaError)) throw err;
       ctx.status = 401;
       const enrolment = await d.totp.view(secret, me.account.username);
-      return page(ctx, 'account/totp', 'enrol.title', {
-        secret: enrolment.secret.replace(/(.{4})/g, '$1 ').trim(),
-        qrDataUri: `data:image/svg+xml;base64,${Buffer.from(enrolment.qrSvg).toString('base64')}`,
-        error: t(ctx)('error.factor.totp.invalid_code'),
-      });
+      return page(ctx, 'account/totp', 'enrol.title', { ...displayEnrolment(enrolment), error: t(ctx)('error.factor.totp.invalid_code') });
     }
     ctx.cookies.set(PENDING_TOTP, null, { path: '/account/security' });
     await d.events.emit('factor.enrolled', { accountId: me.account.id, type: 'totp', ip: ctx.ip });
@@ -572,7 +568,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
     await d.forgetLinks(id);
     await d.sessions.endAllForAccount(id);
     await d.payloads.revokeGrants(id);
-    for (const type of ['totp', 'webauthn', 'recovery'] as const) await d.credentials.removeType(id, type);
+    for (const type of d.factors.credentialTypes()) await d.credentials.removeType(id, type);
     await d.devices.deleteForAccount(id);
     await d.refusals.forget(id);
     await d.accounts.erase(id);
