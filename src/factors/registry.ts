@@ -138,7 +138,7 @@ export function registryOf(factors: readonly Factor[], credentials: Pick<Credent
     standsAlone,
     listed: (type) => byId.get(type)?.listed ?? false,
     label: (type) => byId.get(type)?.labels.name ?? type,
-    credentialTypes: () => factors.filter((f) => f.step !== 'first').map((f) => f.id),
+    credentialTypes: () => factors.filter((f) => f.storesCredentials !== false).map((f) => f.id),
   };
   return registry;
 }

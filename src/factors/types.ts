@@ -124,6 +124,11 @@ export interface Factor {
   readonly standsAlone: boolean;
   /** Whether it counts among an account's second factors in the portal and the console (recovery codes are counted apart). */
   readonly listed: boolean;
+  /**
+   * Whether it keeps credentials of its own in the store (type = its id), removed when the account is
+   * deleted or an administrator resets its factors. Default true; the password lives on the account.
+   */
+  readonly storesCredentials?: boolean;
   readonly labels: FactorLabels;
   readonly first?: FirstFactor;
   readonly second?: SecondFactor;

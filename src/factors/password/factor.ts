@@ -27,6 +27,7 @@ export function createPasswordFactor(deps: { accounts: Pick<AccountRepository, '
     step: 'first',
     standsAlone: false,
     listed: false,
+    storesCredentials: false,
     labels: { name: 'login.password', heading: 'login.title' },
     first: {
       path: 'login',
