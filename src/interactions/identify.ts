@@ -81,9 +81,12 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
     const keys = throttles.passkeyAttempt(raw?.response, ctx.ip);
     const wait = await throttles.passkey.retryAfter(keys);
     if (wait > 0) throw kit.throttled(wait);
+    const challenge = stored?.factor === factor.id ? stored.state : undefined;
+    // A ceremony answered without its challenge proves nothing and is not counted as an attempt.
+    if (factor.first!.challenge && !challenge) throw new KapijaError('factor.webauthn.failed', 401);
     let proof;
     try {
-      proof = await factor.first!.identify({ body: raw, challenge: stored?.factor === factor.id ? stored.state : undefined });
+      proof = await factor.first!.identify({ body: raw, challenge });
     } catch (err) {
       if (err instanceof KapijaError && err.status === 401) {
         await events.emit('signin.failure', { clientId: kit.clientIdOf(details), factor: factor.first!.path ?? factor.id, reason: err.code, ip: ctx.ip });
