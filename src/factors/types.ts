@@ -29,6 +29,12 @@ export interface FactorAttempt {
   readonly challenge?: string;
   /** The state the factor's enrolment `begin()` returned for this sign-in. */
   readonly pending?: string;
+  /**
+   * The client certificate the browser presented (PEM), when an HTTP middleware in front of the
+   * sign-in pages put one in `ctx.state.clientCertificate` (a smart card through a TLS-terminating
+   * proxy); undefined otherwise.
+   */
+  readonly clientCertificate?: string;
 }
 
 export interface FactorProof extends FactorSuccess {

@@ -86,7 +86,8 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
     if (factor.first!.challenge && !challenge) throw new KapijaError('factor.webauthn.failed', 401);
     let proof;
     try {
-      proof = await factor.first!.identify({ body: raw, challenge });
+      const clientCertificate = typeof ctx.state.clientCertificate === 'string' ? ctx.state.clientCertificate : undefined;
+      proof = await factor.first!.identify({ body: raw, challenge, clientCertificate });
     } catch (err) {
       if (err instanceof KapijaError && err.status === 401) {
         await events.emit('signin.failure', { clientId: kit.clientIdOf(details), factor: factor.first!.path ?? factor.id, reason: err.code, ip: ctx.ip });
