@@ -38,6 +38,17 @@ export default tseslint.config(
     { regex: '^\\./(?!(config|errors)\\.js$|security/|i18n/)', message: 'config and errors import nothing of Kapija beyond each other, security/ and i18n/.' },
     { regex: '^\\.\\./', message: 'config and errors import nothing outside src/.' },
   ]),
+  boundaries('src/assurance/**/*.ts', [
+    { regex: '^\\.\\./', message: 'assurance/ is the leaf vocabulary (amr, acr, levels) the factors and the engine share: it imports nothing of Kapija.' },
+  ]),
+  boundaries('src/factors/**/*.ts', [
+    { regex: '^(\\.\\./)+oidc/', message: 'factors/ must not import oidc/: the amr/acr vocabulary is in assurance/, and the engine asks the factors, not the other way round.' },
+    { regex: '^(\\.\\./)+(interactions|account|admin|http)/', message: 'factors/ knows no pages: the pages ask the registry.' },
+    { regex: '^(koa|koa-.*|@koa/.*|oidc-provider)(/.*)?$', message: 'factors/ holds no HTTP and no engine.' },
+  ]),
+  boundaries('src/interactions/**/*.ts', [
+    { regex: '^\\.\\./factors/(?!registry\\.js$)', message: 'interactions/ knows factors only through factors/registry.js, never a concrete factor.' },
+  ]),
   boundaries('src/oidc/**/*.ts', [
     { regex: '^(\\.\\./)+interactions/', message: 'oidc/ knows the interaction pages only by URL: it must not import interactions/.' },
   ]),

@@ -26,6 +26,7 @@ import { createCredentialRepository, type CredentialRepository } from './store/c
 import { createTotpFactor, type TotpFactor } from './factors/totp/index.js';
 import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/index.js';
 import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
+import { createFactorRegistry, type Factor, type FactorDeps, type FactorRegistry } from './factors/registry.js';
 import { createSignInThrottles } from './security/sign-in-throttles.js';
 import { createWebAuthnMetadataRepository } from './store/webauthn-metadata.js';
 import { accountReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
@@ -83,6 +84,8 @@ export interface Kapija {
   readonly totp: TotpFactor;
   readonly recovery: RecoveryFactor;
   readonly webauthn: WebAuthnFactor;
+  /** The registered factors (factors/registry.ts). */
+  readonly factors: FactorRegistry;
   readonly keys: KeyManager;
   /** The `sub` a service sees for an account: pairwise per sector unless it is registered as public. */
   subjectFor(accountId: string, clientId: string): Promise<string>;
@@ -128,14 +131,18 @@ export interface StoreHandles {
   totp: TotpFactor;
   recovery: RecoveryFactor;
   webauthn: WebAuthnFactor;
+  factors: FactorRegistry;
   /** Hash-chained audit log: the administrative trail and every citizen's ledger. */
   audit: AuditLog;
   /** Signed checkpoints and anchors of the audit log's chain heads. */
   checkpoints: AuditCheckpoints;
 }
 
+/** Factors registered after the built-in ones (factors/registry.ts), built from the same handles. */
+export type ExtraFactors = (deps: FactorDeps & { box: ReturnType<typeof createSecretBox> }) => readonly Factor[];
+
 /** Opens the database and the repositories, without any HTTP. The CLI uses this too. */
-export function openHandles(config: Config, opts: { db?: Db; now?: () => number } = {}): StoreHandles {
+export function openHandles(config: Config, opts: { db?: Db; now?: () => number; extraFactors?: ExtraFactors } = {}): StoreHandles {
   const master = resolveMasterKey(config);
   const box = createSecretBox(master.key);
   const db = opts.db ?? openStore(config.database);
@@ -143,6 +150,15 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number 
   const accounts = createAccountRepository(db);
   const credentials = createCredentialRepository(db);
   const audit = createAuditLog(db);
+  const factorDeps: FactorDeps = {
+    accounts,
+    credentials,
+    // Each process hashes on its share of the cores (WEB_CONCURRENCY processes share them).
+    passwords: createPasswordHasher(config.argon2, Math.ceil(os.availableParallelism() / Math.max(1, config.webConcurrency))),
+    totp: createTotpFactor({ credentials, box, issuerName: 'Kapija' }),
+    recovery: createRecoveryFactor({ credentials, box }),
+    webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts, metadata: createWebAuthnMetadataRepository(db) }),
+  };
   return {
     db,
     box,
@@ -154,21 +170,16 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number 
       rotateEveryDays: config.keyRotation.everyDays,
       ...(opts.now ? { now: opts.now } : {}),
     }),
-    accounts,
     clients: createClientRepository(db, box),
     payloads: createOidcPayloadRepository(db),
-    // Each process hashes on its share of the cores (WEB_CONCURRENCY processes share them).
-    passwords: createPasswordHasher(config.argon2, Math.ceil(os.availableParallelism() / Math.max(1, config.webConcurrency))),
-    credentials,
-    totp: createTotpFactor({ credentials, box, issuerName: 'Kapija' }),
-    recovery: createRecoveryFactor({ credentials, box }),
-    webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts, metadata: createWebAuthnMetadataRepository(db) }),
+    ...factorDeps,
+    factors: createFactorRegistry(factorDeps, opts.extraFactors?.({ ...factorDeps, box }) ?? []),
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: createAuditCheckpointRepository(db), box, ...(opts.now ? { now: opts.now } : {}) }),
   };
 }
 
-export async function createKapija(config: Config, opts: { db?: Db; logger?: Logger; migrate?: boolean; now?: () => number } = {}): Promise<Kapija> {
+export async function createKapija(config: Config, opts: { db?: Db; logger?: Logger; migrate?: boolean; now?: () => number; extraFactors?: ExtraFactors } = {}): Promise<Kapija> {
   const logger = opts.logger ?? createLogger(config.logLevel);
   const handles = openHandles(config, opts);
   const { db } = handles;
@@ -366,11 +377,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   const interactions = createInteractionRouter({
     provider,
     accounts: handles.accounts,
-    credentials: handles.credentials,
-    passwords: handles.passwords,
-    totp: handles.totp,
-    recovery: handles.recovery,
-    webauthn: handles.webauthn,
+    factors: handles.factors,
     throttles,
     box: handles.box,
     render,
@@ -424,8 +431,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     refusals,
     devices: sessionDevices,
     sessions: sessionService,
+    factors: handles.factors,
     totp: handles.totp,
-    recovery: handles.recovery,
     webauthn: handles.webauthn,
     box: handles.box,
     events,
@@ -474,6 +481,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     totp: handles.totp,
     recovery: handles.recovery,
     webauthn: handles.webauthn,
+    factors: handles.factors,
     keys: handles.keys,
     sessions: sessionService,
     selfService: selfService.service,

@@ -20,10 +20,13 @@ export interface KapijaEvents {
   'account.registered': { accountId: string; ip: string };
   /** "This wasn't me": every session, grant and token of the account was ended. */
   'account.secured': { accountId: string; sessions: number; grants: number; ip: string };
-  /** A sign-in step failed. `factor` is the step; no secret is ever carried. */
-  'signin.failure': { accountId?: string; clientId: string; factor: 'password' | 'totp' | 'recovery' | 'webauthn' | 'passkey'; reason: string; ip: string };
-  /** A second factor was added to an account. */
-  'factor.enrolled': { accountId: string; type: 'totp' | 'webauthn' | 'recovery'; ip: string };
+  /**
+   * A sign-in step failed. `factor` is the step: a registered factor's id (factors/registry.ts), or
+   * `passkey` for a passkey offered on the sign-in page; no secret is ever carried.
+   */
+  'signin.failure': { accountId?: string; clientId: string; factor: string; reason: string; ip: string };
+  /** A second factor (its registered id: totp, webauthn, recovery, …) was added to an account. */
+  'factor.enrolled': { accountId: string; type: string; ip: string };
   /** A recovery code was used. */
   'factor.recovery_used': { accountId: string; remaining: number; ip: string };
   /** Personal data left Kapija for a service: which claims, through which channel. */
@@ -33,7 +36,7 @@ export interface KapijaEvents {
     recorded?: boolean;
   };
   /** A second factor was removed from an account. */
-  'factor.removed': { accountId: string; type: 'totp' | 'webauthn' | 'recovery'; ip: string };
+  'factor.removed': { accountId: string; type: string; ip: string };
   /** The citizen withdrew a service's consent (its grants and tokens are gone). */
   'consent.revoked': { accountId: string; clientId: string };
   /** A back-channel logout that failed was kept for later (`queued`), tried again and failed (`retry`), got through (`delivered`) or was given up (`abandoned`). */

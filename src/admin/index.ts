@@ -19,6 +19,7 @@ import type { AccountRepository } from '../store/accounts.js';
 import { createAuditLog } from '../store/audit.js';
 import type { ClientRepository } from '../store/clients.js';
 import type { CredentialRepository } from '../store/credentials.js';
+import type { FactorRegistry } from '../factors/registry.js';
 import type { Db } from '../store/db.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
 import { createRoleRepository } from '../store/roles.js';
@@ -34,6 +35,7 @@ export interface AdministrationDeps {
   accounts: AccountRepository;
   clients: ClientRepository;
   credentials: CredentialRepository;
+  factors: FactorRegistry;
   payloads: OidcPayloadRepository;
   sessions: SessionService;
   render: Renderer;
@@ -55,6 +57,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     accounts: d.accounts,
     clients: d.clients,
     credentials: d.credentials,
+    factors: d.factors,
     payloads: d.payloads,
     sessions: d.sessions,
     audit,

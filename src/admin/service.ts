@@ -16,6 +16,7 @@ import { accountRecord, type AccountRepository, type Account } from '../store/ac
 import { withChainRetry, type AuditEntry, type AuditFilter, type AuditLog } from '../store/audit.js';
 import type { ClientMetadata, ClientRepository, ClientSummary } from '../store/clients.js';
 import type { CredentialRepository } from '../store/credentials.js';
+import type { FactorRegistry } from '../factors/registry.js';
 import type { Db } from '../store/db.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
 import type { Role, RoleRepository } from '../store/roles.js';
@@ -80,6 +81,8 @@ export interface AdminServiceDeps {
   sessions: SessionService;
   audit: AuditLog;
   roles: RoleRepository;
+  /** Which credential types are second factors, and every type a reset removes. */
+  factors: Pick<FactorRegistry, 'listed' | 'credentialTypes'>;
   production: boolean;
   /** Pause between back-channel logout retries, in ms. */
   retryDelayMs?: number;
@@ -349,15 +352,14 @@ export function createAdminService(deps: AdminServiceDeps) {
           payloads.listByAccount(id, 'Grant'),
           roles.rolesOf(id),
         ]);
+        const listed = creds.filter((c) => deps.factors.listed(c.type));
         const recovery = creds.filter((c) => c.type === 'recovery');
         await record(actor, 'admin.citizen.viewed', { subjectAccountId: id });
         const names = new Map([[id, a.username]]);
         return {
           ...accountRecord(a),
           roles: accountRoles,
-          factors: creds
-            .filter((c) => c.type !== 'recovery')
-            .map((c) => ({ id: c.id, type: c.type, name: c.name, created_at: iso(c.createdAt), last_used_at: iso(c.lastUsedAt) })),
+          factors: listed.map((c) => ({ id: c.id, type: c.type, name: c.name, created_at: iso(c.createdAt), last_used_at: iso(c.lastUsedAt) })),
           recovery_codes: { total: recovery.length, unused: recovery.filter((c) => !c.usedAt).length },
           sessions: await Promise.all(list.map((s) => sessionView(s, names))),
           consents: grants.map((g) => {
@@ -388,7 +390,7 @@ export function createAdminService(deps: AdminServiceDeps) {
         const removed: Record<string, number> = {};
         await atomically(async (trx) => {
           await accounts.setFactorsReset(id, true, trx);
-          for (const type of ['totp', 'webauthn', 'recovery'] as const) removed[type] = await credentials.removeType(id, type, trx);
+          for (const type of deps.factors.credentialTypes()) removed[type] = await credentials.removeType(id, type, trx);
           await record(actor, 'admin.citizen.factors_reset', { subjectAccountId: id, details: { removed } }, trx);
         });
         await deps.sendReenrolLink?.(id);

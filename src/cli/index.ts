@@ -11,7 +11,7 @@ import { normaliseUsername } from '../store/accounts.js';
 import { ACR } from '../oidc/acr.js';
 import { isAcrLevel, isClientId, isSector, uriProblem } from '../oidc/client-metadata.js';
 import { isEmail, isUsername } from '../http/validators.js';
-import { isValidJmbg } from '../oidc/jmbg.js';
+import { isValidJmbg } from '../assurance/jmbg.js';
 import fs from 'node:fs';
 import { createAuditLog, type AuditEntryInput } from '../store/audit.js';
 import { parseAnchor, type AuditProblem } from '../audit/checkpoints.js';

@@ -15,6 +15,7 @@
  *   ledger's consent entry names them all: a consent is never recorded empty. A claim refused
  *   before stays refused and unshown, unless the engine asks for it anew (as above).
  */
+import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { assertThat } from '../errors.js';
@@ -22,8 +23,9 @@ import type { KapijaEvents } from '../events.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import { NATIONAL_ID_CLAIM, SCOPE_CLAIMS, claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
 import { serviceName } from '../i18n/service-name.js';
-import type { Locale } from '../i18n/index.js';
+import type { Locale, MessageKey } from '../i18n/index.js';
 import { essentialClaims, requestedClaims, type Details } from './flow.js';
+import type { InteractionKit } from './kit.js';
 
 export interface ConsentDeps {
   provider: Provider;
@@ -117,4 +119,37 @@ export function createConsent({ provider, refusals }: ConsentDeps) {
   };
 
   return { offer, confirm };
+}
+
+/** The consent step's page (`GET /:uid` when the engine asks for consent) and its answer (`POST /:uid/confirm`). */
+export function consentRoutes(router: Router, kit: InteractionKit): (ctx: Context, details: Details) => Promise<void> {
+  const consent = createConsent({ provider: kit.deps.provider, refusals: kit.deps.refusals });
+
+  router.post('/:uid/confirm', async (ctx) => {
+    const details = await kit.enter(ctx, 'consent');
+    const raw = kit.body(ctx) as { claims?: unknown } | undefined;
+    const ticked = new Set((Array.isArray(raw?.claims) ? raw.claims : [raw?.claims]).filter((x): x is string => typeof x === 'string'));
+    const { grantId, given } = await consent.confirm(ctx, details, ticked);
+    await kit.finishWith(ctx, { consent: { grantId } });
+    // Never an empty entry in the ledger (the offer lists what the service receives).
+    if (given.scopes.length || given.claims.length) await kit.deps.events.emit('consent.given', given);
+  });
+
+  return async (ctx, details) => {
+    const tr = kit.t(ctx);
+    const offer = await consent.offer(ctx, details);
+    const label = (claim: string) => {
+      const key = `consent.claim.${claim}` as MessageKey;
+      return tr(key) === key ? tr('consent.claim.other', { claim }) : tr(key);
+    };
+    kit.deps.render(ctx, 'interaction/consent', {
+      title: tr('consent.title'),
+      uid: details.uid,
+      clientName: offer.clientName,
+      policyUri: offer.policyUri,
+      items: offer.claims.map((c) => ({ ...c, label: label(c.claim) })),
+      offline: offer.offline ? tr('consent.scope.offline_access') : undefined,
+      offlineAllowed: offer.offlineAllowed,
+    });
+  };
 }

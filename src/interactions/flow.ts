@@ -4,8 +4,8 @@
  * `login` is resolved only once the factors are complete (panva/node-oidc-provider#661).
  */
 import type Provider from 'oidc-provider';
-import type { Amr, AcrLevel } from '../oidc/acr.js';
-import { requiredLevel } from '../oidc/acr.js';
+import type { Amr, AcrLevel } from '../assurance/levels.js';
+import { requiredLevel } from '../assurance/levels.js';
 
 /**
  * Cookie holding the re-enrolment link this browser followed (set by `/enrol-factor`, used up by
@@ -33,7 +33,7 @@ export interface StepFacts {
   satisfied: boolean;
   /** A notice waits to be read before finishing (recovery codes shown once, codes left). */
   notice: boolean;
-  /** The account has a second factor (TOTP or WebAuthn) of its own. */
+  /** The account has a second factor of its own that may stand alone (registry.hasSecondFactor). */
   hasSecondFactor: boolean;
   /** An existing session is being raised to a higher level. */
   stepUp: boolean;
@@ -61,10 +61,10 @@ export interface Flow {
   amr: Amr[];
   /** True when an existing session is being raised to a higher level. */
   stepUp?: boolean;
-  /** TOTP key being enrolled, sealed. */
-  pendingTotp?: string;
-  /** Outstanding WebAuthn challenge; deleted on every verification attempt. */
-  challenge?: string;
+  /** Enrolments begun on the enrolment page, by factor id (a TOTP key, sealed); dropped once one succeeds. */
+  pending?: Record<string, string>;
+  /** Outstanding ceremony challenges, by factor id; each deleted on every attempt of its factor. */
+  challenges?: Record<string, string>;
   /** Recovery codes to show once, sealed. */
   codes?: string;
   /** Set after a recovery code was used: how many remain. */
@@ -73,18 +73,23 @@ export interface Flow {
   resetLinkUsed?: boolean;
 }
 
+/** A first factor's ceremony started on the sign-in page, before any account is known (a passkey). */
+export interface FirstChallenge {
+  factor: string;
+  state: string;
+}
+
 interface ResultWithFlow {
   kapija?: Flow;
-  /** Challenge for a passwordless passkey started on the sign-in page, before any account is known. */
-  kapijaPasskeyChallenge?: string;
+  kapijaFirstChallenge?: FirstChallenge;
 }
 
 export function getFlow(details: Details): Flow | undefined {
   return (details.result as ResultWithFlow | undefined)?.kapija;
 }
 
-export function getPasskeyChallenge(details: Details): string | undefined {
-  return (details.result as ResultWithFlow | undefined)?.kapijaPasskeyChallenge;
+export function getFirstChallenge(details: Details): FirstChallenge | undefined {
+  return (details.result as ResultWithFlow | undefined)?.kapijaFirstChallenge;
 }
 
 /**
@@ -99,13 +104,16 @@ export function stepOf(details: Details): Step | undefined {
   return flow.step;
 }
 
-/** Persists the flow (and an optional passkey challenge) into the interaction, keeping its expiry. */
-export async function saveFlow(details: Details, flow: Flow | undefined, passkeyChallenge?: string): Promise<void> {
+/**
+ * Persists the flow (and an optional first factor's challenge) into the interaction, keeping its
+ * expiry. Without `firstChallenge` any earlier one is deleted: it is used once.
+ */
+export async function saveFlow(details: Details, flow: Flow | undefined, firstChallenge?: FirstChallenge): Promise<void> {
   const result = { ...(details.result as ResultWithFlow | undefined) } as ResultWithFlow & Record<string, unknown>;
   if (flow) result.kapija = flow;
   else delete result.kapija;
-  if (passkeyChallenge) result.kapijaPasskeyChallenge = passkeyChallenge;
-  else delete result.kapijaPasskeyChallenge;
+  if (firstChallenge) result.kapijaFirstChallenge = firstChallenge;
+  else delete result.kapijaFirstChallenge;
   (details as unknown as { result: unknown }).result = result;
   await details.persist();
 }

@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './db.js';
 
-export type CredentialType = 'totp' | 'webauthn' | 'recovery';
+/** A credential's type: the id of the factor it belongs to (factors/registry.ts). */
+export type CredentialType = 'totp' | 'webauthn' | 'recovery' | (string & {});
 /** How a WebAuthn credential's attestation was verified at registration (see factors/webauthn). */
 export type AttestationKind = 'none' | 'self' | 'unverified' | 'mds' | 'legacy';
 /** RFC 8176: a hardware-protected key, or a key that may be in software. */

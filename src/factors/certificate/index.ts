@@ -9,7 +9,7 @@
  * `pin` (RFC 8176), which is `CERTIFICATE_AMR` below.
  */
 import type { Config } from '../../config.js';
-import type { Amr } from '../../oidc/acr.js';
+import type { Amr } from '../../assurance/levels.js';
 import type { CertificateCrlRepository } from '../../store/certificate-crls.js';
 import { loadTrustAnchors, type TrustAnchors } from './anchors.js';
 import { createStoredCrlSource } from './crl-source.js';

@@ -19,7 +19,7 @@
 import 'reflect-metadata';
 import { X509Certificate, createHash } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { isValidJmbg } from '../../oidc/jmbg.js';
+import { isValidJmbg } from '../../assurance/jmbg.js';
 import { caMay, fingerprintOf, type TrustAnchor, type TrustAnchors } from './anchors.js';
 import { normaliseSerial, type VerifiedCrl } from './crl.js';
 

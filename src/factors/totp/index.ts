@@ -95,3 +95,11 @@ export function createTotpFactor(deps: {
   };
   return factor;
 }
+
+/** What an enrolment page shows: the key in groups of four and the QR code as a data URI. */
+export function displayEnrolment(enrolment: TotpEnrolment): { secret: string; qrDataUri: string } {
+  return {
+    secret: enrolment.secret.replace(/(.{4})/g, '$1 ').trim(),
+    qrDataUri: `data:image/svg+xml;base64,${Buffer.from(enrolment.qrSvg).toString('base64')}`,
+  };
+}

@@ -30,7 +30,7 @@ import {
 } from '@simplewebauthn/server';
 import { decodeAttestationObject } from '@simplewebauthn/server/helpers';
 import { KapijaError } from '../../errors.js';
-import type { Amr } from '../../oidc/acr.js';
+import type { Amr } from '../../assurance/levels.js';
 import type { AccountRepository } from '../../store/accounts.js';
 import type { AttestationKind, CredentialRepository, Credential, KeyAssurance } from '../../store/credentials.js';
 import type { MdsEntry, WebAuthnMetadataRepository } from '../../store/webauthn-metadata.js';

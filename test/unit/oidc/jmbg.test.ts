@@ -1,4 +1,4 @@
-import { isValidJmbg } from '../../../src/oidc/jmbg.js';
+import { isValidJmbg } from '../../../src/assurance/jmbg.js';
 
 describe('JMBG checksum and date', () => {
   test.each(['0101990710008', '1705990712341', '3112999800126'])('accepts %s', (v) => {

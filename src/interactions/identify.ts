@@ -1,0 +1,120 @@
+/**
+ * The identify step: the password form (`POST /:uid/login`) and the registered first factors that
+ * identify the account by themselves (a passkey at `POST /:uid/passkey`; any factor with
+ * `first.identify`). The enrolment decision is taken at the end of this step, from what the account
+ * has now (advance → nextStep).
+ */
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { KapijaError } from '../errors.js';
+import { normaliseUsername } from '../store/accounts.js';
+import { typedUsername, type Factor } from '../factors/registry.js';
+import { REENROL_COOKIE, getFirstChallenge, getFlow, saveFlow, type Details } from './flow.js';
+import { DEVICE_COOKIE, type InteractionKit } from './kit.js';
+
+export function identifyRoutes(router: Router, kit: InteractionKit): void {
+  const { deps, t, body } = kit;
+  const { accounts, throttles, events, factors } = deps;
+
+  const renderLogin = (ctx: Context, details: Details, extra: { error?: string; username?: string }) => renderLoginPage(kit, ctx, details, extra);
+
+  /** After an administrator's reset, enrolment comes only through the mailed link, followed in this browser. */
+  const reenrolLinkUsed = async (ctx: Context, accountId: string): Promise<boolean> => {
+    if ((await factors.hasSecondFactor(accountId)) || !(await accounts.factorsResetPending(accountId))) return false;
+    const link = ctx.cookies.get(REENROL_COOKIE);
+    const used = link ? await deps.factorReset.useLink(link, accountId) : false;
+    if (used) ctx.cookies.set(REENROL_COOKIE, null, { path: '/interaction' });
+    else await deps.factorReset.ensureLink(accountId);
+    return used;
+  };
+
+  router.post('/:uid/login', async (ctx) => {
+    const details = await kit.enter(ctx, 'identify');
+    const password = factors.require('password');
+    const username = typedUsername(body(ctx));
+    const { keys, opts } = throttles.passwordAttempt({ account: username ? normaliseUsername(username) : '', ip: ctx.ip, deviceCookie: ctx.cookies.get(DEVICE_COOKIE) });
+    const wait = await throttles.password.retryAfter(keys, opts);
+    if (wait > 0) {
+      ctx.status = 429;
+      ctx.set('retry-after', String(wait));
+      return renderLogin(ctx, details, { error: t(ctx)('error.login.rate_limited', { seconds: wait }), username });
+    }
+    let proof;
+    try {
+      // Unknown user, wrong password and malformed input get the same answer; a hash is verified either way.
+      proof = await password.first!.identify({ body: body(ctx) });
+    } catch (err) {
+      if (!(err instanceof KapijaError) || err.status !== 401) throw err;
+      const accountId = err.details?.accountId as string | undefined;
+      await events.emit('signin.failure', { accountId, clientId: kit.clientIdOf(details), factor: 'password', reason: 'invalid_credentials', ip: ctx.ip });
+      const after = await throttles.password.fail(keys, opts);
+      ctx.status = after > 0 ? 429 : 401;
+      if (after > 0) ctx.set('retry-after', String(after));
+      const error = after > 0 ? t(ctx)('error.login.rate_limited', { seconds: after }) : t(ctx)('error.login.invalid_credentials');
+      return renderLogin(ctx, details, { error, username });
+    }
+    await throttles.password.succeed(keys);
+    const account = await accounts.findById(proof.accountId);
+    if (account?.status === 'pending') {
+      // Self-registered, e-mail not yet verified (said only to someone who knows the password).
+      ctx.status = 403;
+      return renderLogin(ctx, details, { error: t(ctx)('error.login.email_unverified'), username });
+    }
+    if (account?.status !== 'active') {
+      ctx.status = 403;
+      return renderLogin(ctx, details, { error: t(ctx)('error.login.account_locked'), username });
+    }
+    const resetLinkUsed = await reenrolLinkUsed(ctx, proof.accountId);
+    await kit.advance(ctx, details, { step: 'second-factor', accountId: proof.accountId, amr: [...proof.amr], ...(resetLinkUsed ? { resetLinkUsed } : {}) });
+  });
+
+  /**
+   * A first factor other than the password: it identifies the account and proves it (a passkey with
+   * user verification; one that proves two factors at once finishes the sign-in here).
+   */
+  const identifyWith = (factor: Factor) => async (ctx: Context) => {
+    const details = await kit.enter(ctx, 'identify');
+    const stored = getFirstChallenge(details);
+    // Single use, whatever the outcome.
+    await saveFlow(details, getFlow(details));
+    const raw = body(ctx) as { response?: unknown } | undefined;
+    const keys = throttles.passkeyAttempt(raw?.response, ctx.ip);
+    const wait = await throttles.passkey.retryAfter(keys);
+    if (wait > 0) throw kit.throttled(wait);
+    const challenge = stored?.factor === factor.id ? stored.state : undefined;
+    // A ceremony answered without its challenge proves nothing and is not counted as an attempt.
+    if (factor.first!.challenge && !challenge) throw new KapijaError('factor.webauthn.failed', 401);
+    let proof;
+    try {
+      const clientCertificate = typeof ctx.state.clientCertificate === 'string' ? ctx.state.clientCertificate : undefined;
+      proof = await factor.first!.identify({ body: raw, challenge, clientCertificate });
+    } catch (err) {
+      if (err instanceof KapijaError && err.status === 401) {
+        await events.emit('signin.failure', { clientId: kit.clientIdOf(details), factor: factor.first!.path ?? factor.id, reason: err.code, ip: ctx.ip });
+        await throttles.passkey.fail(keys);
+      }
+      throw err;
+    }
+    await throttles.passkey.succeed(keys);
+    const account = await accounts.findById(proof.accountId);
+    if (!account || account.status !== 'active') throw new KapijaError('login.account_locked', 403);
+    await kit.advance(ctx, details, { step: 'second-factor', accountId: proof.accountId, amr: [...proof.amr] });
+  };
+  for (const factor of factors.firstFactors()) {
+    if (factor.id !== 'password') router.post(`/:uid/${factor.first!.path ?? `${factor.id}/identify`}`, identifyWith(factor));
+  }
+}
+
+/** Starts a first factor's ceremony on the sign-in page (`purpose: passkey` of the options route). */
+export async function firstFactorChallenge(ctx: Context, kit: InteractionKit, factor: Factor): Promise<void> {
+  const details = await kit.enter(ctx, 'identify');
+  if (!factor.first?.challenge) throw new KapijaError('request.not_found', 404);
+  const { options, state } = await factor.first.challenge();
+  await saveFlow(details, getFlow(details), { factor: factor.id, state });
+  ctx.body = options;
+}
+
+/** The sign-in form (at first with the request's login hint, after a failed attempt with its error). */
+export async function renderLoginPage(kit: InteractionKit, ctx: Context, details: Details, extra: { error?: string; username?: string }): Promise<void> {
+  kit.deps.render(ctx, 'interaction/login', { title: kit.t(ctx)('login.title'), uid: details.uid, clientName: await kit.clientName(ctx, details), ...extra });
+}

@@ -1,0 +1,202 @@
+/**
+ * What every interaction route shares: loading the interaction (and refusing a request that does
+ * not belong to its step), answering with a redirect or JSON, and `advance()`, the one place that
+ * decides the next step (flow.ts nextStep) and hands the login to the engine once the factors
+ * reach the level the service needs. The step pages (identify, second factor, enrolment, notices,
+ * consent) each add their routes with this kit.
+ */
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import { KapijaError, assertThat } from '../errors.js';
+import type { Renderer } from '../http/render.js';
+import { applyUiLocales } from '../http/middleware.js';
+import { allowFormActionTo } from '../http/headers.js';
+import type { Translate, Locale } from '../i18n/index.js';
+import { serviceName } from '../i18n/service-name.js';
+import type { AccountRepository } from '../store/accounts.js';
+import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
+import type { FactorRegistry } from '../factors/registry.js';
+import type { SignInThrottles } from '../security/sign-in-throttles.js';
+import { randomToken, type SecretBox } from '../security/crypto.js';
+import type { EventBus } from '../events.js';
+import { acrToAssert, completeAmr, levelFor, rank, type AcrLevel } from '../assurance/levels.js';
+import { essentialAcrs, getFlow, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
+
+export interface InteractionDeps {
+  provider: Provider;
+  accounts: AccountRepository;
+  /** The registered factors: the pages know them only through it. */
+  factors: FactorRegistry;
+  throttles: SignInThrottles;
+  box: SecretBox;
+  render: Renderer;
+  defaultLocale: Locale;
+  requireSecondFactor: boolean;
+  events: EventBus;
+  /** Claims citizens refused to services (the consent step, consent.ts). */
+  refusals: ConsentRefusalRepository;
+  /** Re-enrolment after an administrator removed the factors: only through the link mailed to the citizen. */
+  factorReset: {
+    /** Uses the link this browser followed, when it was sent to `accountId`. */
+    useLink(token: string, accountId: string): Promise<boolean>;
+    /** Mails a new link when no live one is out. */
+    ensureLink(accountId: string): Promise<void>;
+  };
+}
+
+/**
+ * Random cookie naming this browser, for new-device notices (it authenticates nothing). It lives
+ * DEVICE_COOKIE_DAYS and is renewed at each sign-in, so a browser unused that long is new again.
+ */
+export const DEVICE_COOKIE = 'kapija.device';
+export const DEVICE_COOKIE_DAYS = 90;
+
+/** Renders the page of the step a flow is in (after a failed attempt, with its error). */
+export type StepRenderer = (ctx: Context, details: Details, flow: Flow, error?: string) => Promise<void>;
+
+export type InteractionKit = ReturnType<typeof createInteractionKit>;
+
+export function createInteractionKit(deps: InteractionDeps) {
+  const { provider, accounts, factors, box, events } = deps;
+  const stepPages = new Map<Step, StepRenderer>();
+
+  const t = (ctx: Context) => ctx.state.t as Translate;
+  const body = (ctx: Context) => (ctx.request as { body?: unknown }).body;
+  const wantsJson = (ctx: Context) => ctx.is('application/json') === 'application/json' || ctx.accepts('html', 'json') === 'json';
+  const clientIdOf = (details: Details) => String(details.params.client_id);
+
+  const load = async (ctx: Context): Promise<Details> => {
+    let details: Details;
+    try {
+      details = await provider.interactionDetails(ctx.req, ctx.res);
+    } catch (err) {
+      if ((err as { name?: string }).name === 'SessionNotFound') throw new KapijaError('interaction.expired', 400);
+      throw err;
+    }
+    if (details.uid !== ctx.params.uid) throw new KapijaError('interaction.expired', 400);
+    // The step's form may end in the redirect to the service (validated by the engine at /auth).
+    allowFormActionTo(ctx, details.params.redirect_uri);
+    applyUiLocales(ctx, details.params.ui_locales as string | undefined, deps.defaultLocale);
+    return details;
+  };
+
+  const client = async (details: Details) => provider.Client.find(clientIdOf(details));
+  const clientName = async (ctx: Context, details: Details) => {
+    const c = await client(details);
+    return serviceName((c?.metadata() ?? {}) as Record<string, unknown>, ctx.state.locale as Locale, c?.clientName ?? clientIdOf(details));
+  };
+  const required = async (details: Details): Promise<AcrLevel> => levelRequired(details, (await client(details))?.metadata()['kapija_min_acr']);
+
+  const redirect = (ctx: Context, to: string) => {
+    if (wantsJson(ctx)) {
+      ctx.body = { location: to };
+      return;
+    }
+    ctx.status = 303;
+    ctx.redirect(to);
+  };
+  /** The interaction's page, in the language of the page the citizen is on. */
+  const self = (ctx: Context, details: Details) => `/interaction/${details.uid}?lang=${String(ctx.state.locale)}`;
+
+  /**
+   * The browser's random device cookie (set on its first sign-in, renewed on each), as a keyed hash:
+   * lets Kapija tell the citizen about sign-ins from a new device without storing the cookie itself.
+   */
+  const knownDevice = (ctx: Context): string => {
+    let device = ctx.cookies.get(DEVICE_COOKIE);
+    if (!device || !/^[A-Za-z0-9_-]{43}$/.test(device)) device = randomToken(32);
+    ctx.cookies.set(DEVICE_COOKIE, device, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: DEVICE_COOKIE_DAYS * 24 * 3600 * 1000, signed: false, overwrite: true });
+    return box.mac('device', device);
+  };
+
+  const finishWith = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => {
+    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    redirect(ctx, to);
+  };
+
+  const flowOf = (details: Details): Flow => {
+    const flow = getFlow(details);
+    assertThat(flow, 'interaction.invalid_step');
+    return flow;
+  };
+
+  /** Loads the interaction and refuses the request unless it is in one of `steps`. */
+  const enter = async (ctx: Context, ...steps: Step[]): Promise<Details> => {
+    const details = await load(ctx);
+    const step = stepOf(details);
+    if (!step || !steps.includes(step)) throw new KapijaError('interaction.invalid_step', 400);
+    return details;
+  };
+
+  /** An administrator removed the factors and this sign-in did not come through the mailed link. */
+  const resetPending = async (flow: Flow) => !flow.resetLinkUsed && (await accounts.factorsResetPending(flow.accountId));
+
+  /**
+   * Completes the sign-in when the methods proven reach the required level with two factors;
+   * otherwise keeps the citizen in the flow, at the step nextStep() names.
+   */
+  const advance = async (ctx: Context, details: Details, flow: Flow) => {
+    const amr = completeAmr(flow.amr);
+    const reached = levelFor(amr);
+    const needed = await required(details);
+    const twoFactors = amr.includes('mfa') || !deps.requireSecondFactor;
+    const satisfied = twoFactors && rank(reached) >= rank(needed);
+    // nextStep asks about the account's factors only when the flow is not yet satisfied, and about
+    // an administrator's reset only for an account without any: read each only when it decides.
+    const hasFactor = !satisfied && (await factors.hasSecondFactor(flow.accountId));
+    const step = nextStep({
+      satisfied,
+      // A notice (new recovery codes, codes left) comes first; "continue" finishes.
+      notice: Boolean(flow.codes) || flow.recoveryRemaining !== undefined,
+      hasSecondFactor: hasFactor,
+      stepUp: Boolean(flow.stepUp),
+      resetPending: !satisfied && !hasFactor && !flow.stepUp && (await resetPending(flow)),
+    });
+    if (step === 'done') {
+      const acr = acrToAssert(reached, essentialAcrs(details));
+      const deviceId = knownDevice(ctx);
+      await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true } });
+      await events.emit('signin.success', { deviceId, accountId: flow.accountId, clientId: clientIdOf(details), acr, amr, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 300) });
+      return;
+    }
+    await saveFlow(details, { ...flow, amr, step });
+    return redirect(ctx, self(ctx, details));
+  };
+
+  /** The page of the step the flow is in; each step's module registers its own. */
+  const renderStep: StepRenderer = async (ctx, details, flow, error) => {
+    const page = stepPages.get(flow.step);
+    if (!page) throw new KapijaError('interaction.invalid_step', 400);
+    return page(ctx, details, flow, error);
+  };
+
+  const throttled = (seconds: number) => new KapijaError('login.rate_limited', 429, { details: { retryAfter: seconds } });
+
+  return {
+    deps,
+    t,
+    body,
+    wantsJson,
+    clientIdOf,
+    load,
+    clientName,
+    required,
+    redirect,
+    self,
+    finishWith,
+    flowOf,
+    enter,
+    resetPending,
+    advance,
+    renderStep,
+    throttled,
+    /** Registers the page of a step (what GET /interaction/:uid shows in it). */
+    stepPage(step: Step, page: StepRenderer) {
+      stepPages.set(step, page);
+    },
+  };
+}
+
+/** A module of interaction routes: adds its routes (and step pages) to the router. */
+export type InteractionRoutes = (router: Router, kit: InteractionKit) => void;
