@@ -26,6 +26,7 @@ import * as auditCheckpoints from './20261206050000_audit_checkpoints.js';
 import * as accountLifecycle from './20261206060001_account_lifecycle.js';
 import * as rateLimitsKeyed from './20261206070001_rate_limits_keyed.js';
 import * as webauthnAttestation from './20261206080001_webauthn_attestation.js';
+import * as identityProofing from './20261206041500_identity_proofing.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -43,6 +44,7 @@ const migrations: readonly Migration[] = [
   { name: '20261206060001_account_lifecycle', ...accountLifecycle },
   { name: '20261206070001_rate_limits_keyed', ...rateLimitsKeyed },
   { name: '20261206080001_webauthn_attestation', ...webauthnAttestation },
+  { name: '20261206041500_identity_proofing', ...identityProofing },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -68,6 +68,8 @@ import { cookiesPage } from './http/cookies-page.js';
 import { contentPages } from './http/content-pages.js';
 import { startPage } from './http/start-page.js';
 import type { Translate } from './i18n/index.js';
+import { createIdentityService, type IdentityService } from './identity/service.js';
+import { endSessionsAbove } from './identity/sessions.js';
 
 export interface Kapija {
   readonly app: Koa;
@@ -87,6 +89,8 @@ export interface Kapija {
   /** The `sub` a service sees for an account: pairwise per sector unless it is registered as public. */
   subjectFor(accountId: string, clientId: string): Promise<string>;
   readonly audit: AuditLog;
+  /** Identity proofing: verified identities, levels, activation codes (identity/service.ts). */
+  readonly identity: IdentityService;
   /** Domain events (sign-ins, factor changes, consents) for the ledger, audit, metrics and statistics. */
   readonly events: EventBus;
   /** Prometheus registry and HTTP timing of this instance. */
@@ -132,6 +136,8 @@ export interface StoreHandles {
   audit: AuditLog;
   /** Signed checkpoints and anchors of the audit log's chain heads. */
   checkpoints: AuditCheckpoints;
+  /** Identity proofing: verified identities, their levels, activation codes (identity/service.ts). */
+  identity: IdentityService;
 }
 
 /** Opens the database and the repositories, without any HTTP. The CLI uses this too. */
@@ -165,6 +171,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number 
     webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts, metadata: createWebAuthnMetadataRepository(db) }),
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: createAuditCheckpointRepository(db), box, ...(opts.now ? { now: opts.now } : {}) }),
+    identity: createIdentityService({ db, box, accounts, audit, ...(opts.now ? { now: opts.now } : {}) }),
   };
 }
 
@@ -204,7 +211,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     logger,
     keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
-    findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? refusals.list(accountId, clientId)),
+    findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
     findRefusals: (accountId, clientId) => refusals.list(accountId, clientId),
     pairwiseSubject,
@@ -378,6 +385,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     requireSecondFactor: config.requireSecondFactor,
     events,
     refusals,
+    identity: handles.identity,
     factorReset: {
       useLink: (token, accountId) => selfService.service.useReenrolLink(token, accountId),
       ensureLink: (accountId) => selfService.service.ensureReenrolLink(accountId),
@@ -401,6 +409,10 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   });
   await portalSignIn.ensureClient();
   const sessionService = createSessionService({ provider, payloads: handles.payloads, retries: logoutRetries });
+  // A revoked (or lowered) identity ends at once every session signed in above what it now supports.
+  handles.identity.onLevelDropped(async (accountId, level) => {
+    await endSessionsAbove(sessionService, accountId, level);
+  });
   // Registration, recovery, e-mail verification and "this wasn't me" (their own paths, CSRF on every form).
   const selfService = createSelfServiceModule({
     ...handles,
@@ -478,6 +490,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     sessions: sessionService,
     selfService: selfService.service,
     audit: handles.audit,
+    identity: handles.identity,
     async subjectFor(accountId, clientId) {
       const client = await provider.Client.find(clientId);
       if (!client || client.subjectType !== 'pairwise') return accountId;

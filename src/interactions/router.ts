@@ -30,6 +30,7 @@ import { serviceName } from '../i18n/service-name.js';
 import { createConsent } from './consent.js';
 import { REENROL_COOKIE, essentialAcrs, getFlow, getPasskeyChallenge, isStepUp, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
 import { allowFormActionTo } from '../http/headers.js';
+import { identityOutcome, renderIdentityStep, type IdentityLevelSource } from '../identity/step.js';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -47,6 +48,8 @@ export interface InteractionDeps {
   events: EventBus;
   /** Claims citizens refused to services (the consent step, consent.ts). */
   refusals: ConsentRefusalRepository;
+  /** The citizen's verified identity level: the acr asserted is never above it (identity/levels.ts). */
+  identity: IdentityLevelSource;
   /** Re-enrolment after an administrator removed the factors: only through the link mailed to the citizen. */
   factorReset: {
     /** Uses the link this browser followed, when it was sent to `accountId`. */
@@ -186,7 +189,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       resetPending: !satisfied && !hasFactor && !flow.stepUp && (await resetPending(flow)),
     });
     if (step === 'done') {
-      const acr = acrToAssert(reached, essentialAcrs(details));
+      const outcome = await identityOutcome(deps.identity, flow.accountId, reached, needed);
+      if (outcome.short) {
+        await saveFlow(details, { ...flow, amr, step: 'identity' });
+        return redirect(ctx, self(ctx, details));
+      }
+      const acr = acrToAssert(outcome.reached, essentialAcrs(details));
       const deviceId = knownDevice(ctx);
       await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true } });
       await events.emit('signin.success', {
@@ -233,6 +241,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         return renderSecondFactor(ctx, details, flow, error);
       case 'reset-link':
         return render(ctx, 'interaction/reset-link', { title: t(ctx)('reset_link.title'), uid: details.uid });
+      case 'identity':
+        return renderIdentityStep(ctx, render, { uid: details.uid, service: await clientName(ctx, details) });
       case 'notice':
         if (flow.codes) {
           const codes = JSON.parse(box.openString(flow.codes, `codes:${details.uid}`)) as string[];
@@ -556,6 +566,18 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     await advance(ctx, details, { step: 'second-factor', accountId: ok.accountId, amr: [...ok.amr] });
   });
 
+  /** "I have verified my identity": checks again, and ends with unmet_authentication_requirements if it still falls short. */
+  router.post('/:uid/identity', async (ctx) => {
+    const details = await enter(ctx, 'identity');
+    const flow = flowOf(details);
+    const outcome = await identityOutcome(deps.identity, flow.accountId, levelFor(completeAmr(flow.amr)), await required(details));
+    if (outcome.short) {
+      await finishWith(ctx, { error: 'unmet_authentication_requirements', error_description: 'the identity has not been verified at the requested level of assurance' });
+      return;
+    }
+    await advance(ctx, details, flow);
+  });
+
   // ---------------------------------------------------------------- consent and abort
 
   router.post('/:uid/confirm', async (ctx) => {
@@ -569,7 +591,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   });
 
   router.post('/:uid/abort', async (ctx) => {
-    await enter(ctx, 'identify', 'second-factor', 'enrol', 'reset-link', 'notice', 'consent');
+    await enter(ctx, 'identify', 'second-factor', 'enrol', 'reset-link', 'notice', 'identity', 'consent');
     await finishWith(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
   });
 
