@@ -25,6 +25,8 @@ import { createRoleRepository } from '../store/roles.js';
 import { API_PREFIX, createAdminApi } from './api.js';
 import { createAdminConsole } from './console.js';
 import { ADMIN_CLIENT_ID, createAdminService } from './service.js';
+import type { IdentityService } from '../identity/service.js';
+import { createRegistrarRoles } from '../identity/registrar.js';
 
 export interface AdministrationDeps {
   provider: Provider;
@@ -41,6 +43,8 @@ export interface AdministrationDeps {
   secureCookies: boolean;
   /** Mails a citizen whose factors were reset the link to enrol a new one. */
   sendReenrolLink: (accountId: string) => Promise<void>;
+  /** Identity proofing, for the registrars' routes (registrar-api.ts). */
+  identity?: IdentityService;
 }
 
 /** Console sessions end after 15 minutes without use. */
@@ -62,7 +66,8 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     production: d.config.env === 'production',
     sendReenrolLink: d.sendReenrolLink,
   });
-  const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr });
+  const registrar = d.identity ? { provider: d.provider, accounts: d.accounts, identity: d.identity, registrars: createRegistrarRoles(d.db, audit) } : undefined;
+  const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr, registrar });
   const signIn = createOwnSignIn({
     provider: d.provider,
     clients: d.clients,
