@@ -70,6 +70,7 @@ import { startPage } from './http/start-page.js';
 import type { Translate } from './i18n/index.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
 import { endSessionsAbove } from './identity/sessions.js';
+import { createActivationRouter } from './identity/activation-router.js';
 
 export interface Kapija {
   readonly app: Koa;
@@ -427,6 +428,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     secureCookies,
   });
   app.use(selfService.middleware);
+  // Activation codes from a registration counter or a letter (identity/activation-router.ts).
+  app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, render, box: handles.box, throttleStorage: rateLimitCounters })));
   const account = createAccountRouter({
     provider,
     signIn: portalSignIn,
@@ -450,6 +453,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     forgetLinks: (accountId) => selfService.service.forget(accountId),
     reauthSeconds: config.reauthSeconds,
     secureCookies,
+    identity: handles.identity,
   });
   app.use(formPages('/account', account));
 

@@ -36,6 +36,7 @@ import { levelOfAcr, rank } from '../oidc/acr.js';
 import { csvCell } from '../security/csv.js';
 import { serviceName } from '../i18n/service-name.js';
 
+import type { VerifiedIdentity } from '../identity/store.js';
 export interface AccountPortalDeps {
   provider: Provider;
   signIn: OwnSignIn;
@@ -64,6 +65,8 @@ export interface AccountPortalDeps {
   forgetLinks(accountId: string): Promise<void>;
   /** How recent the last proof of both factors must be for a change (seconds). */
   reauthSeconds: number;
+  /** The citizen's verified identity, shown on the overview (identity/service.ts). */
+  identity?: { find(accountId: string): Promise<VerifiedIdentity | undefined> };
   secureCookies: boolean;
 }
 
@@ -121,7 +124,8 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
   router.get('/', async (ctx) => {
     const me = await who(ctx);
     if (!me) return;
-    page(ctx, 'account/overview', 'account.title', { account: me.account, since: fmt(ctx, me.account.createdAt) });
+    const identity = await d.identity?.find(me.account.id);
+    page(ctx, 'account/overview', 'account.title', { account: me.account, since: fmt(ctx, me.account.createdAt), identity: identity && identity.level !== 'none' ? { ...identity, when: fmt(ctx, identity.verifiedAt) } : undefined });
   });
 
   // ------------------------------------------------------------ profile: password and e-mail

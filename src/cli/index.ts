@@ -21,6 +21,7 @@ import { checkNewPassword, PASSWORD_MAX, PASSWORD_MIN } from '../factors/passwor
 import { createWebAuthnMetadataRepository } from '../store/webauthn-metadata.js';
 import { FIDO_MDS_ROOTS } from '../factors/webauthn/fido-mds-roots.js';
 import { MdsError, hardwareCertified, pemCertificates, verifyMdsBlob } from '../factors/webauthn/metadata.js';
+import { IDENTITY_USAGE, IdentityUsageError, identityProof, identityRevoke, registrarRole } from './identity.js';
 
 export class UsageError extends Error {}
 /** What the command would create is there already; the message names it. */
@@ -41,7 +42,7 @@ const USAGE = `usage: kapija <command> [options]
                 [--subject-type pairwise|public] [--sector HOST] [--json]
   client list [--json]
   user create --username U [--email E] [--given-name G] [--family-name F]
-              [--birthdate YYYY-MM-DD] [--locale L] [--jmbg 13-DIGITS]
+              [--birthdate YYYY-MM-DD] [--locale L]
               [--email-verified]   (password read from stdin)
   user totp-import --username U --seed BASE32 [--name NAME]
                                   provision an OATH hardware token (TOTP, 30 s, 6 digits)
@@ -64,7 +65,7 @@ const USAGE = `usage: kapija <command> [options]
                                   against the FIDO root certificate; it decides which security
                                   keys count as hardware keys (eIDAS high)
                 [--root-certificate PEM]   another root (development and test only)
-`;
+${IDENTITY_USAGE}`;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   let data = '';
@@ -143,6 +144,14 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         return await auditAnchor(await open(), rest, io);
       case 'webauthn mds':
         return await webauthnMds(config, open, rest, io);
+      case 'identity proof':
+        return await identityProof(await open(), rest, io.stdout);
+      case 'identity revoke':
+        return await identityRevoke(await open(), rest, io.stdout);
+      case 'registrar grant':
+        return await registrarRole(await open(), true, rest, io.stdout);
+      case 'registrar revoke':
+        return await registrarRole(await open(), false, rest, io.stdout);
       case 'keys rotate': {
         const h = await open();
         await h.keys.ensure();
@@ -155,7 +164,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         throw new UsageError(`unknown command "${[cmd, sub].filter(Boolean).join(' ')}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof IdentityUsageError) {
       io.stderr(`kapija: ${err.message}\n`);
       return 64;
     }
@@ -319,6 +328,8 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
   });
   const jmbg = v.jmbg as string | undefined;
   if (jmbg !== undefined && !isValidJmbg(jmbg)) throw new UsageError('--jmbg is not a valid JMBG (13 digits, date of birth and check digit)');
+  // A JMBG is part of a verified identity only: recorded by `identity proof` after a document check.
+  if (jmbg !== undefined) throw new UsageError('--jmbg is recorded only with a document check: kapija identity proof --username U --jmbg … (see kapija help)');
   const username = v.username as string | undefined;
   if (!username) throw new UsageError('--username is required');
   if (!isUsername(normaliseUsername(username))) {
@@ -341,7 +352,6 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
       familyName: (v['family-name'] as string | undefined) ?? null,
       birthdate: birthdate ?? null,
       locale: (v.locale as string | undefined) ?? null,
-      jmbg: jmbg ?? null,
     },
     await h.passwords.hash(password),
   ).catch((err: unknown) => {

@@ -585,6 +585,13 @@ export const en = {
   'identity.method.certificate': 'ID card certificate',
   'identity.method.letter': 'activation letter',
   'identity.method.remote_document': 'remote document check',
+  'ledger.identity_proofed': 'Identity verified',
+  'ledger.identity_corrected': 'Verified data corrected',
+  'ledger.identity_revoked': 'Identity verification revoked',
+  'consent.claim.verified_claims.given_name': 'Verified given name',
+  'consent.claim.verified_claims.family_name': 'Verified family name',
+  'consent.claim.verified_claims.birthdate': 'Verified date of birth',
+  'consent.claim.verified_claims.jmbg': 'Verified JMBG',
 } as const;
 
 export type MessageKey = keyof typeof en;

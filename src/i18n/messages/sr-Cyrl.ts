@@ -579,4 +579,11 @@ export const srCyrl = {
   'identity.method.certificate': 'сертификат личне карте',
   'identity.method.letter': 'активационо писмо',
   'identity.method.remote_document': 'провера документа на даљину',
+  'ledger.identity_proofed': 'Идентитет проверен',
+  'ledger.identity_corrected': 'Проверени подаци исправљени',
+  'ledger.identity_revoked': 'Провера идентитета опозвана',
+  'consent.claim.verified_claims.given_name': 'Проверено име',
+  'consent.claim.verified_claims.family_name': 'Проверено презиме',
+  'consent.claim.verified_claims.birthdate': 'Проверен датум рођења',
+  'consent.claim.verified_claims.jmbg': 'Проверен ЈМБГ',
 } as const satisfies Messages;

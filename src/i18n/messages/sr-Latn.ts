@@ -587,4 +587,11 @@ export const srLatn = {
   'identity.method.certificate': 'sertifikat lične karte',
   'identity.method.letter': 'aktivaciono pismo',
   'identity.method.remote_document': 'provera dokumenta na daljinu',
+  'ledger.identity_proofed': 'Identitet proveren',
+  'ledger.identity_corrected': 'Provereni podaci ispravljeni',
+  'ledger.identity_revoked': 'Provera identiteta opozvana',
+  'consent.claim.verified_claims.given_name': 'Provereno ime',
+  'consent.claim.verified_claims.family_name': 'Provereno prezime',
+  'consent.claim.verified_claims.birthdate': 'Proveren datum rođenja',
+  'consent.claim.verified_claims.jmbg': 'Proveren JMBG',
 } as const satisfies Messages;
