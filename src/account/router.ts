@@ -32,7 +32,7 @@ import { Readable } from 'node:stream';
 import { LEDGER_CSV_HEADER, ledgerChain, ledgerCsvRows, ledgerEntries, ledgerJson } from './ledger.js';
 import { claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
-import { levelOfAcr, rank } from '../oidc/acr.js';
+import { completeAmr, levelFor, levelOfAcr, rank } from '../oidc/acr.js';
 import { csvCell } from '../security/csv.js';
 import { serviceName } from '../i18n/service-name.js';
 
@@ -106,7 +106,8 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
   /** Changes need both factors proven recently; otherwise the citizen signs in again first. */
   const recent = (ctx: Context, session: OwnSession, returnTo: string): boolean => {
     const fresh = Math.floor(Date.now() / 1000) - session.authTime <= d.reauthSeconds;
-    const strong = rank(levelOfAcr(session.acr) ?? 'low') >= rank('substantial');
+    // The factors proven (amr) decide, not the asserted acr, which an unverified identity holds at low.
+    const strong = rank(levelOfAcr(session.acr) ?? 'low') >= rank('substantial') || rank(levelFor(completeAmr(session.amr))) >= rank('substantial');
     if (fresh && strong) return true;
     d.signIn.login(ctx, { returnTo, reauthenticate: true });
     return false;

@@ -9,7 +9,7 @@ import request from 'supertest';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
-import { signIn, submitForm } from '../support/sign-in.js';
+import { openPortal, signIn, submitForm } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg } from '../support/kapija.js';
 import { SoftAuthenticator } from '../support/soft-authenticator.js';
 import type { ProofingInput } from '../../src/identity/service.js';
@@ -160,6 +160,32 @@ describe('honest levels', () => {
     if (!(step instanceof URL)) step = await agent.follow(await submitForm(agent, step, /\/confirm$/, {}), isCallback);
     const { idToken } = await tokens(step as URL);
     expect(idToken.acr).toBe(ACR.substantial);
+  });
+});
+
+describe('Kapija’s own pages', () => {
+  test('an unverified citizen still changes their password in the account portal: both factors, proven recently, are what a change needs', async () => {
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    const agent = new Agent('en');
+    const profile = await openPortal(agent, server.url, citizen, '/account/profile');
+    const overview = await agent.request(new URL('/account', server.url));
+    expect(overview.body).toContain(en['account.identity.none']);
+    const changed = await submitForm(agent, profile, /\/account\/password$/, { current_password: citizen.password, new_password: 'a new long passphrase', new_password_confirm: 'a new long passphrase' });
+    expect(changed.status).toBe(303);
+    expect(changed.headers.get('location')).toBe('/account/profile?done=password');
+  });
+
+  test('/account shows what was verified, by which office and when, never the officer', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    await server.kapija.identity.recordProofing(citizen.account.id, check(officer.account.id), { actor: officer.account.id });
+    const page = await openPortal(new Agent('en'), server.url, citizen);
+    expect(page.body).toContain(en['account.identity.heading']);
+    expect(page.body).toContain('Policijska uprava Novi Sad');
+    expect(page.body).toContain(en['identity.method.in_person']);
+    expect(page.body).toContain('Јелена Јовић');
+    expect(page.body).not.toContain(officer.account.id);
+    expect(page.body).not.toContain(officer.username);
   });
 });
 
