@@ -27,6 +27,7 @@ import { createAdminConsole } from './console.js';
 import { ADMIN_CLIENT_ID, createAdminService } from './service.js';
 import type { IdentityService } from '../identity/service.js';
 import { createRegistrarRoles } from '../identity/registrar.js';
+import { createRegistrarDesk } from './registrar-desk.js';
 
 export interface AdministrationDeps {
   provider: Provider;
@@ -85,9 +86,12 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
   const consoleRouter = createAdminConsole({ service, signIn, roles, accounts: d.accounts, render: d.render, minAcr: ACR[d.config.adminMinAcr], lowered: d.config.env === 'development' && d.config.adminMinAcr !== 'high' });
 
   const apiMiddleware = compose<Context>([api.routes() as Koa.Middleware, api.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware]);
+  // The registration desk (/admin/desk) has its own check: the registrar role, signed in at high.
+  const desk = registrar ? createRegistrarDesk({ signIn, accounts: d.accounts, identity: registrar.identity, registrars: registrar.registrars, render: d.render }) : undefined;
   const consoleMiddleware = compose<Context>([
     bodyParser(),
     csrfProtection(d.csrf, { secureCookies: d.secureCookies }),
+    ...(desk ? [desk.routes() as Koa.Middleware] : []),
     consoleRouter.routes() as Koa.Middleware,
     consoleRouter.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
   ]);
