@@ -411,6 +411,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   await portalSignIn.ensureClient();
   const sessionService = createSessionService({ provider, payloads: handles.payloads, retries: logoutRetries });
   // A revoked (or lowered) identity ends at once every session signed in above what it now supports.
+  // A deleted account's verified identity is erased with the rest of its personal data.
+  events.on('account.deleted', (e) => handles.identity.forget(e.accountId));
   handles.identity.onLevelDropped(async (accountId, level) => {
     await endSessionsAbove(sessionService, accountId, level);
   });

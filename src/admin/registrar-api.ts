@@ -130,6 +130,7 @@ export function registerRegistrarRoutes(router: Router, deps: () => RegistrarApi
   router.get('/registrar/identities/:accountId', auth, async (ctx) => {
     const identity = await d().identity.find(ctx.params.accountId!);
     if (!identity) throw new KapijaError('identity.not_found', 404);
+    await d().identity.recordView(identity.accountId, by(ctx));
     ctx.body = identityJson(identity);
   });
 

@@ -116,6 +116,7 @@ export function createRegistrarDesk(d: RegistrarDeskDeps): Router {
     const account = await d.accounts.findById(id);
     if (!account) throw new KapijaError('identity.not_found', 404);
     const identity = await d.identity.find(id);
+    if (identity) await d.identity.recordView(id, { actor: me(ctx).accountId, ip: ctx.ip || null });
     page(ctx, 'desk-identity', t(ctx)('desk.identity.heading', { user: account.username }), { account, identity, error, own: id === me(ctx).accountId });
   };
   router.get('/identity/:id', async (ctx) => identityPage(ctx, ctx.params.id!));

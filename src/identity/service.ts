@@ -337,6 +337,14 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       return (await store.find(accountId))!;
     },
 
+    /** Erases the verified identity of a deleted account (its JMBG becomes free again). */
+    forget: (accountId: string) => store.forget(accountId),
+
+    /** Records that a registrar read a citizen's verified identity (it appears in the citizen's ledger as an administrator's read). */
+    async recordView(accountId: string, by: ProofingActor): Promise<void> {
+      await withChainRetry(() => audit.append({ chain: 'admin', actor: by.actor, action: 'admin.citizen.identity_viewed', subjectAccountId: accountId, ip: by.ip ?? null, details: {} }));
+    },
+
     /** Proofings per officer over the last `days` days, for auditors (separation of duties). */
     async proofingRates(days = 30) {
       return store.countsByVerifier(now() - days * 24 * 3600 * 1000);

@@ -203,6 +203,11 @@ export function createIdentityStore(db: Db, box: SecretBox, now: () => number = 
     async useActivation(codeHash: string, accountId: string, trx: Db | Knex.Transaction = db): Promise<boolean> {
       return (await trx('activation_codes').where({ code_hash: codeHash }).whereNull('used_at').update({ used_at: now(), used_by: accountId })) > 0;
     },
+    /** Deletes the account's identity and the activation codes bound to it (the account was deleted). */
+    async forget(accountId: string): Promise<void> {
+      await db('verified_identities').where({ account_id: accountId }).delete();
+      await db('activation_codes').where({ account_id: accountId }).delete();
+    },
     async purgeActivations(before: number): Promise<number> {
       return db('activation_codes').where('expires_at', '<', before).delete();
     },

@@ -189,6 +189,40 @@ describe('Kapija’s own pages', () => {
   });
 });
 
+describe('the citizen’s rights', () => {
+  test('GDPR Art. 15 / 17: the export carries the verified identity; deleting the account erases it and frees the JMBG', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    const jmbg = uniqueJmbg();
+    await server.kapija.identity.recordProofing(citizen.account.id, check(officer.account.id, { jmbg }), { actor: officer.account.id });
+    const agent = new Agent('en');
+    const data = await openPortal(agent, server.url, citizen, '/account/data');
+    const exported = await agent.request(new URL('/account/data/export.json', server.url));
+    const body = JSON.parse(exported.body) as { verified_identity: { level: string; office: string; attributes: { jmbg: string } } };
+    expect(body.verified_identity).toMatchObject({ level: 'high', office: 'Policijska uprava Novi Sad', attributes: { jmbg } });
+    expect(exported.body).not.toContain(officer.account.id);
+    const deleted = await submitForm(agent, data, /\/account\/delete$/, { confirm: citizen.username });
+    expect(deleted.status).toBeLessThan(400);
+    expect(await server.kapija.db('verified_identities').where({ account_id: citizen.account.id }).first()).toBeUndefined();
+    expect(await server.kapija.identity.findAccountByVerifiedJmbg(jmbg)).toBeUndefined();
+  });
+
+  test('a registrar reading a verified identity through the API is in the citizen’s ledger as an administrator’s read', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    await server.kapija.identity.recordProofing(citizen.account.id, check(officer.account.id), { actor: officer.account.id });
+    const script = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid kapija:admin' });
+    const client = await server.kapija.provider.Client.find(script.clientId);
+    const token = await new server.kapija.provider.AccessToken({ accountId: officer.account.id, client, scope: 'openid kapija:admin', grantId: 'test-grant', extra: { acr: ACR.high, auth_time: Math.floor(Date.now() / 1000) } } as never).save();
+    const read = await request(server.kapija.app.callback()).get(`/admin/api/registrar/identities/${citizen.account.id}`).set('authorization', `Bearer ${token}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ level: 'high', method: 'in_person' });
+    expect(JSON.stringify(read.body)).not.toContain('document_number');
+    const reads = await server.kapija.audit.list({ chain: 'admin', action: 'admin.citizen.identity_viewed', subject: citizen.account.id });
+    expect(reads.map((e) => e.actor)).toEqual([officer.account.id]);
+  });
+});
+
 describe('the national identifier', () => {
   test('GDPR Art. 5(1)(d): a self-asserted jmbg (the old profile column) is never released; only a verified one is', async () => {
     const jmbg = uniqueJmbg();
