@@ -69,6 +69,9 @@ import { cookiesPage } from './http/cookies-page.js';
 import { contentPages } from './http/content-pages.js';
 import { startPage } from './http/start-page.js';
 import type { Translate } from './i18n/index.js';
+import { createIdentityService, type IdentityService } from './identity/service.js';
+import { endSessionsAbove } from './identity/sessions.js';
+import { createActivationRouter } from './identity/activation-router.js';
 
 export interface Kapija {
   readonly app: Koa;
@@ -90,6 +93,8 @@ export interface Kapija {
   /** The `sub` a service sees for an account: pairwise per sector unless it is registered as public. */
   subjectFor(accountId: string, clientId: string): Promise<string>;
   readonly audit: AuditLog;
+  /** Identity proofing: verified identities, levels, activation codes (identity/service.ts). */
+  readonly identity: IdentityService;
   /** Domain events (sign-ins, factor changes, consents) for the ledger, audit, metrics and statistics. */
   readonly events: EventBus;
   /** Prometheus registry and HTTP timing of this instance. */
@@ -136,6 +141,8 @@ export interface StoreHandles {
   audit: AuditLog;
   /** Signed checkpoints and anchors of the audit log's chain heads. */
   checkpoints: AuditCheckpoints;
+  /** Identity proofing: verified identities, their levels, activation codes (identity/service.ts). */
+  identity: IdentityService;
 }
 
 /** Factors registered after the built-in ones (factors/registry.ts), built from the same handles. */
@@ -176,6 +183,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
     factors: createFactorRegistry(factorDeps, opts.extraFactors?.({ ...factorDeps, box }) ?? []),
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: createAuditCheckpointRepository(db), box, ...(opts.now ? { now: opts.now } : {}) }),
+    identity: createIdentityService({ db, box, accounts, audit, ...(opts.now ? { now: opts.now } : {}) }),
   };
 }
 
@@ -215,7 +223,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     logger,
     keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
-    findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? refusals.list(accountId, clientId)),
+    findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
     findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
     findRefusals: (accountId, clientId) => refusals.list(accountId, clientId),
     pairwiseSubject,
@@ -385,6 +393,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     requireSecondFactor: config.requireSecondFactor,
     events,
     refusals,
+    identity: handles.identity,
     factorReset: {
       useLink: (token, accountId) => selfService.service.useReenrolLink(token, accountId),
       ensureLink: (accountId) => selfService.service.ensureReenrolLink(accountId),
@@ -408,6 +417,12 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   });
   await portalSignIn.ensureClient();
   const sessionService = createSessionService({ provider, payloads: handles.payloads, retries: logoutRetries });
+  // A revoked (or lowered) identity ends at once every session signed in above what it now supports.
+  // A deleted account's verified identity is erased with the rest of its personal data.
+  events.on('account.deleted', (e) => handles.identity.forget(e.accountId));
+  handles.identity.onLevelDropped(async (accountId, level) => {
+    await endSessionsAbove(sessionService, accountId, level);
+  });
   // Registration, recovery, e-mail verification and "this wasn't me" (their own paths, CSRF on every form).
   const selfService = createSelfServiceModule({
     ...handles,
@@ -422,6 +437,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     secureCookies,
   });
   app.use(selfService.middleware);
+  // Activation codes from a registration counter or a letter (identity/activation-router.ts).
+  app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, render, box: handles.box, throttleStorage: rateLimitCounters })));
   const account = createAccountRouter({
     provider,
     signIn: portalSignIn,
@@ -445,6 +462,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     forgetLinks: (accountId) => selfService.service.forget(accountId),
     reauthSeconds: config.reauthSeconds,
     secureCookies,
+    identity: handles.identity,
   });
   app.use(formPages('/account', account));
 
@@ -486,6 +504,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     sessions: sessionService,
     selfService: selfService.service,
     audit: handles.audit,
+    identity: handles.identity,
     async subjectFor(accountId, clientId) {
       const client = await provider.Client.find(clientId);
       if (!client || client.subjectType !== 'pairwise') return accountId;

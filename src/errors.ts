@@ -34,7 +34,14 @@ export type ErrorCode =
   | 'link.invalid'
   | 'mail.unavailable'
   | 'service.unavailable'
-  | 'server.internal';
+  | 'server.internal'
+  | 'identity.invalid'
+  | 'identity.invalid_jmbg'
+  | 'identity.duplicate_jmbg'
+  | 'identity.own_account'
+  | 'identity.not_found'
+  | 'identity.activation_invalid'
+  | 'identity.registrar_required';
 
 export class KapijaError extends Error {
   constructor(

@@ -23,7 +23,8 @@ import type { SessionService } from '../oidc/sessions.js';
 import type { AuditCheckpoints } from '../audit/checkpoints.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
-import { levelOfAcr, rank } from '../assurance/levels.js';
+import { completeAmr, levelFor, levelOfAcr, rank } from '../assurance/levels.js';
+import type { VerifiedIdentity } from '../identity/store.js';
 import { serviceName } from '../i18n/service-name.js';
 
 export interface AccountPortalDeps {
@@ -55,6 +56,8 @@ export interface AccountPortalDeps {
   forgetLinks(accountId: string): Promise<void>;
   /** How recent the last proof of both factors must be for a change (seconds). */
   reauthSeconds: number;
+  /** The citizen's verified identity, shown on the overview and in the export (identity/service.ts). */
+  identity?: { find(accountId: string): Promise<VerifiedIdentity | undefined> };
   secureCookies: boolean;
 }
 
@@ -92,7 +95,8 @@ export function createPortalKit(d: AccountPortalDeps) {
   /** Changes need both factors proven recently; otherwise the citizen signs in again first. */
   const recent = (ctx: Context, session: OwnSession, returnTo: string): boolean => {
     const fresh = Math.floor(Date.now() / 1000) - session.authTime <= d.reauthSeconds;
-    const strong = rank(levelOfAcr(session.acr) ?? 'low') >= rank('substantial');
+    // The factors proven (amr) decide, not the asserted acr, which an unverified identity holds at low.
+    const strong = rank(levelOfAcr(session.acr) ?? 'low') >= rank('substantial') || rank(levelFor(completeAmr(session.amr))) >= rank('substantial');
     if (fresh && strong) return true;
     d.signIn.login(ctx, { returnTo, reauthenticate: true });
     return false;

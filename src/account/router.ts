@@ -32,7 +32,8 @@ export function createAccountRouter(deps: AccountPortalDeps): Router {
 
   router.get('/', requireCitizen, async (ctx) => {
     const me = citizen(ctx);
-    page(ctx, 'account/overview', 'account.title', { account: me.account, since: fmt(ctx, me.account.createdAt) });
+    const identity = await d.identity?.find(me.account.id);
+    page(ctx, 'account/overview', 'account.title', { account: me.account, since: fmt(ctx, me.account.createdAt), identity: identity && identity.level !== 'none' ? { ...identity, when: fmt(ctx, identity.verifiedAt) } : undefined });
   });
 
   for (const add of PAGES) add(router, p);

@@ -18,6 +18,7 @@ import { bearerAuth, requireFreshSignIn } from './auth.js';
 import { openApiDocument } from './openapi.js';
 import { auditQuery, clientCreateBody, clientUpdateBody, sessionsEndBody, type AuditQuery } from './schemas.js';
 import { auditCsv, auditEntryJson, type Actor, type AdminService } from './service.js';
+import { registerIdentityOversightRoutes, registerRegistrarRoutes, type RegistrarApiDeps } from './registrar-api.js';
 
 export const API_PREFIX = '/admin/api';
 
@@ -72,7 +73,7 @@ async function jsonErrors(ctx: Context, next: Next): Promise<void> {
   }
 }
 
-export function createAdminApi(deps: { provider: Provider; accounts: AccountRepository; roles: RoleRepository; service: AdminService; issuer: string; minAcr: AcrLevel }) {
+export function createAdminApi(deps: { provider: Provider; accounts: AccountRepository; roles: RoleRepository; service: AdminService; issuer: string; minAcr: AcrLevel; registrar?: RegistrarApiDeps }) {
   const { service } = deps;
   const router = new Router({ prefix: API_PREFIX });
   const actor = (ctx: Context) => ctx.state.actor as Actor;
@@ -87,7 +88,10 @@ export function createAdminApi(deps: { provider: Provider; accounts: AccountRepo
   router.get('/openapi.json', (ctx) => {
     ctx.body = openApiDocument(deps.issuer);
   });
+  // Registrars have their own check (signed in at high, the registrar role), before the administrators'.
+  registerRegistrarRoutes(router, () => deps.registrar);
   router.use(bearerAuth(deps), bodyParser());
+  registerIdentityOversightRoutes(router, () => deps.registrar);
 
   router.get('/me', (ctx) => {
     ctx.body = { account_id: actor(ctx).accountId, role: actor(ctx).role };

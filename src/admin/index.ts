@@ -26,6 +26,9 @@ import { createRoleRepository } from '../store/roles.js';
 import { API_PREFIX, createAdminApi } from './api.js';
 import { createAdminConsole } from './console.js';
 import { ADMIN_CLIENT_ID, createAdminService } from './service.js';
+import type { IdentityService } from '../identity/service.js';
+import { createRegistrarRoles } from '../identity/registrar.js';
+import { createRegistrarDesk } from './registrar-desk.js';
 
 export interface AdministrationDeps {
   provider: Provider;
@@ -43,6 +46,8 @@ export interface AdministrationDeps {
   secureCookies: boolean;
   /** Mails a citizen whose factors were reset the link to enrol a new one. */
   sendReenrolLink: (accountId: string) => Promise<void>;
+  /** Identity proofing, for the registrars' routes (registrar-api.ts). */
+  identity?: IdentityService;
 }
 
 /** Console sessions end after 15 minutes without use. */
@@ -65,7 +70,8 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     production: d.config.env === 'production',
     sendReenrolLink: d.sendReenrolLink,
   });
-  const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr });
+  const registrar = d.identity ? { provider: d.provider, accounts: d.accounts, identity: d.identity, registrars: createRegistrarRoles(d.db, audit) } : undefined;
+  const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr, registrar });
   const signIn = createOwnSignIn({
     provider: d.provider,
     clients: d.clients,
@@ -83,9 +89,12 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
   const consoleRouter = createAdminConsole({ service, signIn, roles, accounts: d.accounts, render: d.render, minAcr: ACR[d.config.adminMinAcr], lowered: d.config.env === 'development' && d.config.adminMinAcr !== 'high' });
 
   const apiMiddleware = compose<Context>([api.routes() as Koa.Middleware, api.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware]);
+  // The registration desk (/admin/desk) has its own check: the registrar role, signed in at high.
+  const desk = registrar ? createRegistrarDesk({ signIn, accounts: d.accounts, identity: registrar.identity, registrars: registrar.registrars, render: d.render }) : undefined;
   const consoleMiddleware = compose<Context>([
     bodyParser(),
     csrfProtection(d.csrf, { secureCookies: d.secureCookies }),
+    ...(desk ? [desk.routes() as Koa.Middleware] : []),
     consoleRouter.routes() as Koa.Middleware,
     consoleRouter.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
   ]);

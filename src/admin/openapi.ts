@@ -2,6 +2,8 @@
  * The OpenAPI 3.1 description of the admin API, served at /admin/api/openapi.json. Written by hand;
  * test/integration/admin/api.test.ts fails when a registered route is missing from it.
  */
+import { registrarPaths } from './registrar-openapi.js';
+
 const json = (schema: Record<string, unknown>) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const ok = (description: string, schema: Record<string, unknown> = { type: 'object' }) => ({ description, ...json(schema) });
@@ -136,6 +138,7 @@ export function openApiDocument(issuer: string) {
       },
     },
     paths: {
+      ...registrarPaths,
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI 3.1 document') } } },
       '/me': { get: read('Who the token belongs to, and the role', { responses: { 200: ok('Account and role'), ...readErrors } }) },
       '/clients': {

@@ -23,6 +23,7 @@ import { FIDO_MDS_ROOTS } from '../factors/webauthn/fido-mds-roots.js';
 import { MdsError, hardwareCertified, pemCertificates, verifyMdsBlob } from '../factors/webauthn/metadata.js';
 import { CrlError, TrustAnchorError, loadTrustAnchors, verifyCrl, type TrustAnchors } from '../factors/certificate/index.js';
 import { createCertificateCrlRepository } from '../store/certificate-crls.js';
+import { IDENTITY_USAGE, IdentityUsageError, identityProof, identityRevoke, registrarRole } from './identity.js';
 
 export class UsageError extends Error {}
 /** What the command would create is there already; the message names it. */
@@ -43,7 +44,7 @@ const USAGE = `usage: kapija <command> [options]
                 [--subject-type pairwise|public] [--sector HOST] [--json]
   client list [--json]
   user create --username U [--email E] [--given-name G] [--family-name F]
-              [--birthdate YYYY-MM-DD] [--locale L] [--jmbg 13-DIGITS]
+              [--birthdate YYYY-MM-DD] [--locale L]
               [--email-verified]   (password read from stdin)
   user totp-import --username U --seed BASE32 [--name NAME]
                                   provision an OATH hardware token (TOTP, 30 s, 6 digits)
@@ -69,7 +70,7 @@ const USAGE = `usage: kapija <command> [options]
   certs refresh [--file F …]      fetch the eID CAs' revocation lists from CERT_CRL_URLS (or read
                                   them from files), verify each against CERT_TRUST_ANCHORS and
                                   store it for every instance; exit 1 if one is refused
-`;
+${IDENTITY_USAGE}`;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   let data = '';
@@ -150,6 +151,14 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         return await webauthnMds(config, open, rest, io);
       case 'certs refresh':
         return await certsRefresh(config, open, rest, io);
+      case 'identity proof':
+        return await identityProof(await open(), rest, io.stdout);
+      case 'identity revoke':
+        return await identityRevoke(await open(), rest, io.stdout);
+      case 'registrar grant':
+        return await registrarRole(await open(), true, rest, io.stdout);
+      case 'registrar revoke':
+        return await registrarRole(await open(), false, rest, io.stdout);
       case 'keys rotate': {
         const h = await open();
         await h.keys.ensure();
@@ -162,7 +171,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo):
         throw new UsageError(`unknown command "${[cmd, sub].filter(Boolean).join(' ')}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof IdentityUsageError) {
       io.stderr(`kapija: ${err.message}\n`);
       return 64;
     }
@@ -326,6 +335,8 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
   });
   const jmbg = v.jmbg as string | undefined;
   if (jmbg !== undefined && !isValidJmbg(jmbg)) throw new UsageError('--jmbg is not a valid JMBG (13 digits, date of birth and check digit)');
+  // A JMBG is part of a verified identity only: recorded by `identity proof` after a document check.
+  if (jmbg !== undefined) throw new UsageError('--jmbg is recorded only with a document check: kapija identity proof --username U --jmbg … (see kapija help)');
   const username = v.username as string | undefined;
   if (!username) throw new UsageError('--username is required');
   if (!isUsername(normaliseUsername(username))) {
@@ -348,7 +359,6 @@ async function userCreate(h: StoreHandles, args: string[], io: CliIo): Promise<n
       familyName: (v['family-name'] as string | undefined) ?? null,
       birthdate: birthdate ?? null,
       locale: (v.locale as string | undefined) ?? null,
-      jmbg: jmbg ?? null,
     },
     await h.passwords.hash(password),
   ).catch((err: unknown) => {

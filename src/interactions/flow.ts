@@ -23,9 +23,11 @@ export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
  * - `enrol`: the account had no second factor when the password step ended and enrols its first;
  * - `reset-link`: an administrator removed the factors; re-enrolment waits for the mailed link;
  * - `notice`: the factors are complete, a notice (recovery codes, codes left) is read first;
+ * - `identity`: the factors are complete but the citizen's verified identity is below the level the
+ *   service needs: a page explains how to verify it (identity/step.ts);
  * - `consent`: the engine asks for consent.
  */
-export type Step = 'identify' | 'second-factor' | 'enrol' | 'reset-link' | 'notice' | 'consent';
+export type Step = 'identify' | 'second-factor' | 'enrol' | 'reset-link' | 'notice' | 'identity' | 'consent';
 
 /** What decides the next step once a step ends. */
 export interface StepFacts {

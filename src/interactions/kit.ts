@@ -20,6 +20,7 @@ import type { FactorRegistry } from '../factors/registry.js';
 import type { SignInThrottles } from '../security/sign-in-throttles.js';
 import { randomToken, type SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
+import { identityOutcome, type IdentityLevelSource } from '../identity/step.js';
 import { acrToAssert, completeAmr, levelFor, rank, type AcrLevel } from '../assurance/levels.js';
 import { essentialAcrs, getFlow, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
 
@@ -36,6 +37,8 @@ export interface InteractionDeps {
   events: EventBus;
   /** Claims citizens refused to services (the consent step, consent.ts). */
   refusals: ConsentRefusalRepository;
+  /** The citizen's verified identity level: the acr asserted is never above it (identity/levels.ts). */
+  identity: IdentityLevelSource;
   /** Re-enrolment after an administrator removed the factors: only through the link mailed to the citizen. */
   factorReset: {
     /** Uses the link this browser followed, when it was sent to `accountId`. */
@@ -154,7 +157,12 @@ export function createInteractionKit(deps: InteractionDeps) {
       resetPending: !satisfied && !hasFactor && !flow.stepUp && (await resetPending(flow)),
     });
     if (step === 'done') {
-      const acr = acrToAssert(reached, essentialAcrs(details));
+      const outcome = await identityOutcome(deps.identity, flow.accountId, reached, needed);
+      if (outcome.short) {
+        await saveFlow(details, { ...flow, amr, step: 'identity' });
+        return redirect(ctx, self(ctx, details));
+      }
+      const acr = acrToAssert(outcome.reached, essentialAcrs(details));
       const deviceId = knownDevice(ctx);
       await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true } });
       await events.emit('signin.success', { deviceId, accountId: flow.accountId, clientId: clientIdOf(details), acr, amr, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 300) });

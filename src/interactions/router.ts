@@ -7,7 +7,8 @@
  * handed to the engine only when the factors reach the level the service needs.
  *
  * The routes live with their step: identify.ts (password, first factors such as passkeys),
- * second-factor.ts (generic over the factor registry), enrolment.ts, notices.ts and consent.ts.
+ * second-factor.ts (generic over the factor registry), enrolment.ts, notices.ts, identity.ts (the
+ * verified identity falls short of the service's level) and consent.ts.
  */
 import Router from '@koa/router';
 import { KapijaError } from '../errors.js';
@@ -17,6 +18,7 @@ import { enrolmentChallenge, enrolmentRoutes } from './enrolment.js';
 import { getFlow, isStepUp, saveFlow } from './flow.js';
 import { firstFactorChallenge, identifyRoutes, renderLoginPage } from './identify.js';
 import { createInteractionKit, type InteractionDeps } from './kit.js';
+import { identityRoutes } from './identity.js';
 import { noticeRoutes } from './notices.js';
 import { secondFactorChallenge, secondFactorRoutes } from './second-factor.js';
 
@@ -65,11 +67,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   noticeRoutes(router, kit);
   enrolmentRoutes(router, kit);
   secondFactorRoutes(router, kit);
+  identityRoutes(router, kit);
   const consentPage = consentRoutes(router, kit);
   kit.stepPage('reset-link', async (ctx, details) => deps.render(ctx, 'interaction/reset-link', { title: kit.t(ctx)('reset_link.title'), uid: details.uid }));
 
   router.post('/:uid/abort', async (ctx) => {
-    await kit.enter(ctx, 'identify', 'second-factor', 'enrol', 'reset-link', 'notice', 'consent');
+    await kit.enter(ctx, 'identify', 'second-factor', 'enrol', 'reset-link', 'notice', 'identity', 'consent');
     await kit.finishWith(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
   });
 

@@ -7,10 +7,16 @@
 import type { FindAccount } from 'oidc-provider';
 import type { AccountRepository, Account } from '../store/accounts.js';
 import { releasableClaims } from './claims-policy.js';
+import type { VerifiedIdentity } from '../identity/store.js';
+import { buildVerifiedClaims } from '../identity/verified-claims.js';
 
 export { SCOPE_CLAIMS } from './claims-policy.js';
 
-export function accountClaims(account: Account): Record<string, unknown> {
+/**
+ * The claims of an account: its self-asserted profile, and the JMBG only from a verified identity
+ * in force (a national identifier typed at registration proves nothing and is never released).
+ */
+export function accountClaims(account: Account, identity?: VerifiedIdentity): Record<string, unknown> {
   const name = [account.givenName, account.familyName].filter(Boolean).join(' ');
   return {
     sub: account.id,
@@ -23,7 +29,7 @@ export function accountClaims(account: Account): Record<string, unknown> {
     updated_at: Math.floor(account.updatedAt.getTime() / 1000),
     email: account.email ?? undefined,
     email_verified: account.email ? account.emailVerified : undefined,
-    jmbg: account.jmbg ?? undefined,
+    jmbg: identity && identity.level !== 'none' ? identity.attributes.jmbg : undefined,
   };
 }
 
@@ -36,6 +42,7 @@ export function createFindAccount(
   accounts: AccountRepository,
   readAlong?: (id: string) => { account: Account | undefined } | undefined,
   refusals?: (accountId: string, clientId: string) => Promise<ReadonlySet<string>>,
+  identity?: (accountId: string) => Promise<VerifiedIdentity | undefined>,
 ): FindAccount {
   return async (ctx, id) => {
     const kept = readAlong?.(id);
@@ -43,12 +50,24 @@ export function createFindAccount(
     if (!account || account.status !== 'active') return undefined;
     return {
       accountId: account.id,
-      claims: async () => {
+      claims: async (_use, scope, requested, rejected) => {
         const client = ctx?.oidc?.client;
-        const receivable = releasableClaims(accountClaims(account), client, new Set());
+        const verifiedRequest = (requested as Record<string, unknown> | undefined)?.['verified_claims'];
+        // The verified identity is read only when the service may receive something of it.
+        const verified = identity && client && (verifiedRequest !== undefined || releasableClaims({ jmbg: true }, client, new Set()).jmbg) ? await identity(account.id) : undefined;
+        const receivable = releasableClaims(accountClaims(account, verified), client, new Set());
+        const needsRefusals = client && refusals && (verifiedRequest !== undefined || !Object.keys(receivable).every((c) => c === 'sub'));
         // Only `sub` (or nothing the service may have): no refusal to look up.
-        if (!client || !refusals || Object.keys(receivable).every((c) => c === 'sub')) return { ...receivable, sub: account.id };
-        return { ...releasableClaims(receivable, client, await refusals(account.id, client.clientId)), sub: account.id };
+        const refused = needsRefusals ? await refusals(account.id, client.clientId) : new Set<string>();
+        const released = { ...releasableClaims(receivable, client, refused), sub: account.id };
+        const verifiedClaims = buildVerifiedClaims({
+          identity: verified,
+          request: verifiedRequest,
+          grantedScope: scope,
+          allowed: (claim) => claim in releasableClaims({ [claim]: true }, client, refused),
+          rejected: rejected ?? [],
+        });
+        return verifiedClaims ? { ...released, verified_claims: verifiedClaims } : released;
       },
     };
   };

@@ -38,9 +38,17 @@ export function claimsOfScopes(scopes: Iterable<string>): Set<string> {
   return out;
 }
 
-/** The claims a service may ever receive: those its registered scopes cover. */
+/** Claims that may be released inside `verified_claims` (identity/verified-claims.ts). */
+const VERIFIABLE_CLAIMS = ['given_name', 'family_name', 'birthdate', 'jmbg'];
+
+/**
+ * The claims a service may ever receive: those its registered scopes cover, and `verified_claims`
+ * when they cover a claim that can be verified (what goes inside is cut down claim by claim).
+ */
 export function receivableClaims(client: ClientLike | undefined): Set<string> {
-  return claimsOfScopes(registeredScopes(client));
+  const out = claimsOfScopes(registeredScopes(client));
+  if (VERIFIABLE_CLAIMS.some((c) => out.has(c))) out.add('verified_claims');
+  return out;
 }
 
 /**

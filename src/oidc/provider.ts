@@ -18,6 +18,7 @@ import { ACR, levelOfAcr, rank, requiredLevel } from './acr.js';
 import { EXTRA_CLIENT_PROPERTIES, validateExtraClientProperty } from './client-metadata.js';
 import { allowFormActionTo } from '../http/headers.js';
 import { hostCookie } from '../http/cookie-names.js';
+import { IDENTITY_ASSURANCE_DISCOVERY } from '../identity/verified-claims.js';
 
 export interface ProviderPages {
   /** Renders Kapija's error page for a protocol error shown to a person. */
@@ -102,6 +103,8 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       ...SCOPE_CLAIMS,
       openid: [...SCOPE_CLAIMS.openid, 'acr', 'amr', 'auth_time'],
       sid: null,
+      // OpenID Connect for Identity Assurance: asked for in the claims parameter only (identity/verified-claims.ts).
+      verified_claims: null,
     } as unknown as Configuration['claims'],
     // kapija:admin: the admin API (src/admin/), granted only to clients that list it and to accounts with a role.
     scopes: ['openid', 'offline_access', 'profile', 'email', 'jmbg', 'kapija:admin'],
@@ -115,6 +118,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       return { acr: source?.acr ?? null, auth_time: source?.authTime ?? null };
     },
     acrValues: [ACR.low, ACR.substantial, ACR.high],
+    discovery: { claim_types_supported: ['normal'], ...IDENTITY_ASSURANCE_DISCOVERY },
     extraClientMetadata: {
       properties: EXTRA_CLIENT_PROPERTIES,
       validator(_ctx, key, value) {
@@ -401,8 +405,15 @@ const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonc
 function personalClaims(obj: Record<string, unknown>): string[] {
   return Object.entries(obj)
     .filter(([k, v]) => !PROTOCOL_CLAIMS.has(k) && v !== undefined && v !== null)
-    .map(([k]) => k)
+    .flatMap(([k, v]) => (k === 'verified_claims' ? verifiedClaimNames(v) : [k]))
     .sort();
+}
+
+/** `verified_claims` in the ledger: the name of each verified claim released (`verified_claims.given_name`). */
+function verifiedClaimNames(v: unknown): string[] {
+  const inner = (v as { claims?: Record<string, unknown> } | undefined)?.claims;
+  const names = Object.keys(inner ?? {}).map((c) => `verified_claims.${c}`);
+  return names.length ? names : ['verified_claims'];
 }
 
 function decodeJwtPayload(jwt: string): Record<string, unknown> | undefined {

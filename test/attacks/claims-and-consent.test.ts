@@ -9,7 +9,7 @@ import { Agent, checkedValues, type Page } from '../support/browserless.js';
 import { openPortal, signIn, submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { stores } from '../support/databases.js';
-import { createTestAccount, createTestClient, kapijaForSuite, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg, type RunningKapija } from '../support/kapija.js';
 import { ledgerChain } from '../../src/account/ledger.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -131,7 +131,9 @@ describe.each(stores())('refusals remembered (%s)', (store) => {
   /** A service registered for jmbg and a citizen who refused it on the consent page (first browser). */
   const refusedOnce = async () => {
     const h = helpers(server);
-    const citizen = await createTestAccount(server.kapija, { jmbg: '3112999800126' });
+    // Each citizen has a JMBG of their own: verified identities never share one.
+    const jmbg = uniqueJmbg();
+    const citizen = await createTestAccount(server.kapija, { jmbg });
     const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid profile email jmbg offline_access' });
     const first = h.authorize(rp, { scope: 'openid profile jmbg' });
     const agent = new Agent('en');
@@ -139,7 +141,7 @@ describe.each(stores())('refusals remembered (%s)', (store) => {
     const ticked = checkedValues(page.body, 'claims').filter((c) => c !== 'jmbg');
     const got = await h.received(rp, await h.confirm(agent, page, ticked), first.verifier);
     expect(got.userinfo.jmbg).toBeUndefined();
-    return { h, citizen, rp };
+    return { h, citizen, rp, jmbg };
   };
 
   test('OIDC Core 3.1.2.4 / GDPR Art. 7(3): a refused claim stays refused in a later browser session, without a consent page, even when the service asks for it as essential', async () => {
@@ -158,7 +160,7 @@ describe.each(stores())('refusals remembered (%s)', (store) => {
   });
 
   test('GDPR Art. 7(3) / ASVS 5.0 V3.5.1 (CSRF): the citizen sees a refused claim in /account/services and changes it; a refusal made there holds at once', async () => {
-    const { h, citizen, rp } = await refusedOnce();
+    const { h, citizen, rp, jmbg } = await refusedOnce();
     const browser = new Agent('en');
     let services = await h.portal(browser, citizen, '/account/services');
     expect(services.body).toMatch(/<input type="checkbox"[^>]*value="jmbg"/);
@@ -176,7 +178,7 @@ describe.each(stores())('refusals remembered (%s)', (store) => {
     const later = h.authorize(rp, { scope: 'openid profile jmbg' });
     // signed in to the portal in this browser: a session that never signed in to the service
     const got = await h.received(rp, await signIn(browser, later.url, REDIRECT, { ...citizen, consent: false }), later.verifier);
-    expect(got.userinfo.jmbg).toBe('3112999800126');
+    expect(got.userinfo.jmbg).toBe(jmbg);
 
     // refused again in the portal: not released any more, not even with the token already issued
     const refused = await submitForm(browser, services, /\/account\/services\/claims$/, { client_id: rp.clientId, claims: checkedValues(services.body, 'claims').filter((c) => c !== 'jmbg') });

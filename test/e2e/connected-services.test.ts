@@ -12,7 +12,7 @@ import { en } from '../../src/i18n/messages/en.js';
 import { srLatn } from '../../src/i18n/messages/sr-Latn.js';
 import { srCyrl } from '../../src/i18n/messages/sr-Cyrl.js';
 import { browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, startKapija, uniqueJmbg, type RunningKapija } from '../support/kapija.js';
 import { PKCE_CHALLENGE } from '../support/pkce.js';
 
 const CATALOGUES: Record<Locale, Messages> = { 'sr-Cyrl': srCyrl, 'sr-Latn': srLatn, en };
@@ -39,7 +39,7 @@ afterAll(async () => {
 describeBrowser('connected services: refused claims', () => {
   test.each(['sr-Cyrl', 'sr-Latn', 'en'] as Locale[])('WCAG 2.1 AA / GDPR Art. 7(3) (%s): a refused claim is shown and allowed again with the keyboard; no axe or CSP violations', async (locale) => {
     const m = CATALOGUES[locale];
-    const citizen = await createTestAccount(server.kapija, { jmbg: '0101990710008' });
+    const citizen = await createTestAccount(server.kapija, { jmbg: uniqueJmbg() });
     const rp = await createTestClient(server.kapija, { redirect_uris: [redirectUri], scope: 'openid profile jmbg' });
     const page = await newPage(browser!, { locale: locale === 'en' ? 'en-GB' : locale === 'sr-Latn' ? 'sr-Latn-RS' : 'sr-RS' });
     try {

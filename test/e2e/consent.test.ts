@@ -6,7 +6,7 @@
 import * as oidc from 'openid-client';
 import { Agent, checkedValues, type Page } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg } from '../support/kapija.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const server = kapijaForSuite();
@@ -28,7 +28,7 @@ async function flow(citizen: Awaited<ReturnType<typeof createTestAccount>>, rp: 
 }
 
 test('the consent page explains each claim and why; the JMBG box starts unticked', async () => {
-  const citizen = await createTestAccount(server.kapija, { jmbg: '0101990710008' });
+  const citizen = await createTestAccount(server.kapija, { jmbg: uniqueJmbg() });
   const rp = await createTestClient(server.kapija, {
     redirect_uris: [REDIRECT],
     scope: 'openid profile email jmbg',
@@ -76,7 +76,7 @@ test('an unticked claim is not released; a ticked JMBG is', async () => {
 });
 
 test('a service not allowed the jmbg scope never receives it', async () => {
-  const citizen = await createTestAccount(server.kapija, { jmbg: '0101990710008' });
+  const citizen = await createTestAccount(server.kapija, { jmbg: uniqueJmbg() });
   const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid profile' });
   // asking for a scope the service is not registered for is refused outright
   await expect(flow(citizen, rp, 'openid profile jmbg', ['jmbg', 'given_name'])).rejects.toMatchObject({ error: 'invalid_scope' });

@@ -13,6 +13,7 @@ import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { createLogger } from '../../src/security/redact.js';
 import { createRoleRepository } from '../../src/store/roles.js';
+import { createRegistrarRoles } from '../../src/identity/registrar.js';
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
@@ -35,6 +36,8 @@ let refreshToken: string;
 let idToken: string;
 let interactionUid: string;
 let adminToken: string;
+let registrarToken: string;
+let citizenAccountId: string;
 const agents: Record<'citizen' | 'portal' | 'console' | 'anonymous', Agent> = { citizen: new Agent(), portal: new Agent(), console: new Agent(), anonymous: new Agent() };
 const csrf: Partial<Record<keyof typeof agents, string>> = {};
 
@@ -104,6 +107,10 @@ beforeAll(async () => {
 
   const client = await k.provider.Client.find(clientId);
   adminToken = await new k.provider.AccessToken({ accountId: admin.account.id, client, scope: 'openid kapija:admin', grantId: 'fuzz', extra: { acr: 'http://eidas.europa.eu/LoA/high', auth_time: Math.floor(Date.now() / 1000) } } as never).save();
+  const registrar = await createTestAccount(k);
+  await createRegistrarRoles(k.db, k.audit).grant(registrar.account.id, 'test');
+  registrarToken = await new k.provider.AccessToken({ accountId: registrar.account.id, client, scope: 'openid kapija:admin', grantId: 'fuzz', extra: { acr: 'http://eidas.europa.eu/LoA/high', auth_time: Math.floor(Date.now() / 1000) } } as never).save();
+  citizenAccountId = citizen.account.id;
 }, 60_000);
 
 afterAll(async () => {
@@ -299,8 +306,8 @@ describe('the engine\'s endpoints', () => {
 
 const STEPS = ['', '/login', '/totp', '/recovery', '/totp/enrol', '/continue', '/recovery/new', '/webauthn/options', '/webauthn', '/webauthn/register', '/passkey', '/confirm', '/abort'];
 const PORTAL = ['/account', '/account/profile', '/account/password', '/account/email', '/account/sessions', '/account/sessions/end', '/account/services', '/account/services/revoke', '/account/security', '/account/security/remove', '/account/security/recovery-codes', '/account/security/totp', '/account/activity', '/account/activity/export', '/account/data', '/account/data/export.json', '/account/callback', '/account/login'];
-const CONSOLE = ['/admin', '/admin/clients', '/admin/clients/new', '/admin/clients/nope', '/admin/clients/nope/secret', '/admin/clients/nope/disable', '/admin/clients/nope/delete', '/admin/citizens', '/admin/citizens/nope', '/admin/citizens/nope/lock', '/admin/sessions', '/admin/sessions/end', '/admin/audit', '/admin/audit/export', '/admin/callback'];
-const SELF = ['/register', '/verify-email', '/recover', '/recover/reset', '/not-me'];
+const CONSOLE = ['/admin', '/admin/clients', '/admin/clients/new', '/admin/clients/nope', '/admin/clients/nope/secret', '/admin/clients/nope/disable', '/admin/clients/nope/delete', '/admin/citizens', '/admin/citizens/nope', '/admin/citizens/nope/lock', '/admin/sessions', '/admin/sessions/end', '/admin/audit', '/admin/audit/export', '/admin/callback', '/admin/desk', '/admin/desk/check', '/admin/desk/identity/nope', '/admin/desk/identity/nope/revoke'];
+const SELF = ['/register', '/verify-email', '/recover', '/recover/reset', '/not-me', '/activate'];
 
 /** A form post or page view with the agent's CSRF token kept, dropped or fuzzed. */
 function form(paths: string[], agentName: keyof typeof agents, known: Record<string, string>): fc.Arbitrary<Shot> {
@@ -369,6 +376,40 @@ describe('Kapija\'s own pages', () => {
             method: s.method,
             path: `${s.path}?${encode(s.query)}`,
             params: s.body as Record<string, string>,
+            enc: s.raw ? 'garbage' : 'json',
+            accept: 'application/json',
+            headers: s.auth ? { authorization: s.auth } : {},
+          }),
+        ),
+    ));
+});
+
+describe('identity proofing', () => {
+  const check = fc.record(
+    {
+      level: fc.oneof(fc.constantFrom('low', 'substantial', 'high', 'none'), jsonValue),
+      office: fc.oneof(fc.constant('Office'), jsonValue),
+      evidence: fc.oneof(fc.record({ document_type: fc.constantFrom('idcard', 'passport', 'x'), issuing_country: fc.constantFrom('RS', 'rs', ''), document_number: fc.string({ maxLength: 50 }), expiry: fc.constantFrom('2030-01-01', '2030-13-40', '') }, { requiredKeys: [] }), jsonValue),
+      attributes: fc.oneof(fc.record({ given_name_cyrl: fc.string({ maxLength: 120 }), family_name_cyrl: fc.string(), given_name_latn: fc.string(), family_name_latn: fc.string(), birthdate: fc.constantFrom('1990-01-01', '1999-12-31', 'x'), jmbg: fc.constantFrom('0101990710008', '3112999800126', '0101990710009', '1234567890123', 'x') }, { requiredKeys: [] }), jsonValue),
+    },
+    { requiredKeys: [] },
+  );
+  test('the registrar routes of the admin API with a registrar\'s token: every route, random JSON bodies', () =>
+    fuzz(
+      fc
+        .record({
+          method: fc.constantFrom('GET', 'POST', 'PATCH', 'DELETE'),
+          path: fc.constantFrom('/admin/api/registrar/accounts', '/admin/api/registrar/activation-codes', `/admin/api/registrar/identities/${citizenAccountId}`, `/admin/api/registrar/identities/${citizenAccountId}/revoke`, '/admin/api/registrar/identities/nope', '/admin/api/identity/registrar-rates'),
+          body: fc.record({ account_id: fc.oneof(fc.constant(citizenAccountId), jsonValue), username: fc.oneof(fc.string({ maxLength: 70 }), jsonValue), check, attributes: jsonValue, reason: fc.oneof(fc.string({ maxLength: 250 }), jsonValue) }, { requiredKeys: [] }),
+          query: params({ q: 'ana', days: '30' }),
+          auth: fc.constantFrom(`Bearer ${registrarToken}`, `Bearer ${adminToken}`, 'Bearer nope', ''),
+          raw: fc.boolean(),
+        })
+        .map(
+          (s): Shot => ({
+            method: s.method,
+            path: `${s.path}?${encode(s.query)}`,
+            params: s.body as unknown as Record<string, string>,
             enc: s.raw ? 'garbage' : 'json',
             accept: 'application/json',
             headers: s.auth ? { authorization: s.auth } : {},

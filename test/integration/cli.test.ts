@@ -305,6 +305,29 @@ describe.each(stores())('kapija CLI on %s', (store: StoreName) => {
     });
   });
 
+  test('identity proof records a verified identity (audit and ledger), refuses a bad or duplicate JMBG; registrar grant; user create takes no --jmbg', async () => {
+    for (const u of ['proofed.one', 'proofed.two']) expect((await kapija(env, ['user', 'create', '--username', u], 'a long passphrase here\n')).code).toBe(0);
+    const args = ['identity', 'proof', '--username', 'proofed.one', '--level', 'high', '--verifier', 'operator', '--office', 'IT', '--given-name', 'Ана', '--birthdate', '1990-01-01', '--jmbg', '0101990710008', '--document-number', 'X123'];
+    const ok = await kapija(env, args);
+    expect(ok).toEqual({ code: 0, stdout: 'identity of proofed.one verified at high (in_person)\n', stderr: '' });
+    const h = openHandles(loadConfig(env));
+    try {
+      const account = (await h.accounts.findByUsername('proofed.one'))!;
+      expect(await h.identity.levelOf(account.id)).toBe('high');
+      expect((await h.audit.list({ chain: 'admin', action: 'identity.proofed', subject: account.id }))[0]!.actor).toBe('cli');
+      expect((await h.audit.list({ chain: `account:${account.id}`, action: 'ledger.identity_proofed' })).length).toBe(1);
+      // The document number and the JMBG are not stored in clear.
+      expect(JSON.stringify(await h.db('verified_identities'))).not.toMatch(/X123|0101990710008/);
+    } finally {
+      await h.db.destroy();
+    }
+    expectOneErrorLine(await kapija(env, [...args.slice(0, 3), 'proofed.two', ...args.slice(4)]), 64, /another account already has a verified identity with this JMBG/);
+    expectOneErrorLine(await kapija(env, ['identity', 'proof', '--username', 'proofed.two', '--level', 'high', '--verifier', 'operator', '--jmbg', '0101990710009']), 64, /--jmbg is not a valid JMBG/);
+    expectOneErrorLine(await kapija(env, ['identity', 'proof', '--username', 'proofed.two', '--level', 'top', '--verifier', 'operator']), 64, /--level must be/);
+    expect(await kapija(env, ['registrar', 'grant', '--username', 'proofed.two'])).toEqual({ code: 0, stdout: 'proofed.two is now a registrar\n', stderr: '' });
+    expectOneErrorLine(await kapija(env, ['user', 'create', '--username', 'selfjmbg', '--jmbg', '0101990710008'], 'a long passphrase here\n'), 64, /--jmbg is recorded only with a document check/);
+  });
+
   test('an unknown command exits 64 naming it', async () => {
     expectOneErrorLine(await kapija(env, ['frobnicate']), 64, /^kapija: unknown command "frobnicate"$/m);
     expectOneErrorLine(await kapija(env, ['client', 'delete']), 64, /unknown command "client delete"/);

@@ -111,13 +111,41 @@ export async function startKapija(
 }
 
 let counter = 0;
+let jmbgSerial = 0;
+/**
+ * A valid JMBG not used before in this test process (born 31 December 1999, region 80, a serial of
+ * its own): verified identities must have unique JMBGs.
+ */
+export function uniqueJmbg(): string {
+  for (;;) {
+    jmbgSerial += 1;
+    const serial = (process.pid * 7 + jmbgSerial) % 1000;
+    const body = `3112999${'80'}${String(serial).padStart(3, '0')}`;
+    const a = [...body].map(Number);
+    const sum = 7 * (a[0]! + a[6]!) + 6 * (a[1]! + a[7]!) + 5 * (a[2]! + a[8]!) + 4 * (a[3]! + a[9]!) + 3 * (a[4]! + a[10]!) + 2 * (a[5]! + a[11]!);
+    const check = 11 - (sum % 11);
+    if (check === 10) continue; // no valid check digit for this serial
+    return `${body}${check === 11 ? 0 : check}`;
+  }
+}
+
+/** The date of birth a JMBG begins with (DDMMYYY), as YYYY-MM-DD. */
+function birthdateOfJmbg(jmbg: string): string {
+  const yyy = Number(jmbg.slice(4, 7));
+  return `${yyy >= 800 ? 1000 + yyy : 2000 + yyy}-${jmbg.slice(2, 4)}-${jmbg.slice(0, 2)}`;
+}
+
 /**
  * A citizen with a password and, unless `totp: false`, an enrolled TOTP key (returned as
  * `totpSecret`, for test/support/totp.ts) and ten recovery codes.
+ *
+ * `identity` (default `high`): the citizen's identity was proofed at a counter at that level (names,
+ * date of birth and, when given, `jmbg` verified), so that the acr a sign-in reaches is decided by
+ * the factors alone; `none` leaves the citizen unverified (acr low whatever the factors).
  */
 export async function createTestAccount(
   kapija: Kapija,
-  input: { username?: string; password?: string; email?: string; givenName?: string; familyName?: string; totp?: boolean; jmbg?: string } = {},
+  input: { username?: string; password?: string; email?: string; givenName?: string; familyName?: string; totp?: boolean; jmbg?: string; identity?: 'high' | 'substantial' | 'low' | 'none' } = {},
 ) {
   counter += 1;
   const username = input.username ?? `citizen${counter}${randomBytes(3).toString('hex')}`;
@@ -131,10 +159,31 @@ export async function createTestAccount(
       familyName: input.familyName ?? 'Petrović',
       birthdate: '1990-05-17',
       locale: 'sr-Cyrl',
-      jmbg: input.jmbg ?? null,
     },
     await kapija.passwords.hash(password),
   );
+  const identity = input.identity ?? 'high';
+  if (identity !== 'none') {
+    await kapija.identity.recordProofing(
+      account.id,
+      {
+        method: 'in_person',
+        level: identity,
+        verifier: 'test-registrar',
+        office: 'Test registration office',
+        evidence: { type: 'document', documentType: 'idcard', issuingCountry: 'RS', documentNumber: randomBytes(5).toString('hex'), expiry: '2031-01-01' },
+        attributes: {
+          givenNameCyrl: input.givenName ?? 'Петар',
+          familyNameCyrl: input.familyName ?? 'Петровић',
+          givenNameLatn: input.givenName ?? 'Petar',
+          familyNameLatn: input.familyName ?? 'Petrović',
+          birthdate: input.jmbg ? birthdateOfJmbg(input.jmbg) : '1990-05-17',
+          ...(input.jmbg ? { jmbg: input.jmbg } : {}),
+        },
+      },
+      { actor: 'test-registrar' },
+    );
+  }
   let totpSecret: string | undefined;
   let recoveryCodes: string[] = [];
   if (input.totp !== false) {

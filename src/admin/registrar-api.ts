@@ -1,0 +1,189 @@
+/**
+ * The registrar routes of the admin API, for a front-office system that checks documents itself:
+ * find an account, create one for a citizen without e-mail or phone, record a document check
+ * (which gives an activation code), correct and revoke a verified identity. They are registered on
+ * the admin API's router before its administrator check, with their own: a bearer token with the
+ * kapija:admin scope, an account holding the registrar role, signed in at high; a change needs a
+ * sign-in from the last 10 minutes, as for administrators. The proofing rates are read by
+ * administrators and auditors (registered after the administrator check).
+ */
+import type Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import { z } from 'zod';
+import { KapijaError } from '../errors.js';
+import { bodyParser } from '../http/middleware.js';
+import { isUsername } from '../http/validators.js';
+import { ACR, levelOfAcr } from '../oidc/acr.js';
+import type { AccountRepository } from '../store/accounts.js';
+import { normaliseUsername } from '../store/accounts.js';
+import type { IdentityService } from '../identity/service.js';
+import type { RegistrarRoles } from '../identity/registrar.js';
+import { requireFreshSignIn } from './auth.js';
+import { activationBody, attributesOf, correctionBody, counterAccountBody, proofingOf, revocationBody } from './registrar-schemas.js';
+import { ADMIN_SCOPE } from './service.js';
+
+export interface RegistrarApiDeps {
+  provider: Provider;
+  accounts: AccountRepository;
+  identity: IdentityService;
+  registrars: RegistrarRoles;
+}
+
+interface RegistrarActor {
+  accountId: string;
+  ip: string | null;
+}
+
+const REALM = 'Bearer realm="kapija-admin"';
+
+function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new KapijaError('request.invalid', 400, { details: { field: issue.path.join('.'), message: issue.message } });
+  }
+  return result.data;
+}
+
+/** A registrar's bearer token, signed in at high. */
+export function registrarAuth(deps: () => RegistrarApiDeps | undefined) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    const d = deps();
+    if (!d) throw new KapijaError('request.not_found', 404);
+    const m = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(ctx.get('authorization'));
+    const token = m ? await d.provider.AccessToken.find(m[1]!) : undefined;
+    if (!token || token.isExpired || token.isSenderConstrained()) {
+      ctx.set('www-authenticate', m ? `${REALM}, error="invalid_token"` : REALM);
+      throw new KapijaError('admin.unauthenticated', 401);
+    }
+    const client = token.clientId ? await d.provider.Client.find(token.clientId) : undefined;
+    if (!String(token.scope ?? '').split(' ').includes(ADMIN_SCOPE) || !String(client?.scope ?? '').split(' ').includes(ADMIN_SCOPE)) {
+      ctx.set('www-authenticate', `${REALM}, error="insufficient_scope", scope="${ADMIN_SCOPE}"`);
+      throw new KapijaError('admin.forbidden', 403);
+    }
+    const account = token.accountId ? await d.accounts.findById(token.accountId) : undefined;
+    if (!account || account.status !== 'active' || !(await d.registrars.isRegistrar(account.id))) throw new KapijaError('identity.registrar_required', 403);
+    const extra = (token.extra ?? {}) as { acr?: unknown; auth_time?: unknown };
+    if (levelOfAcr(extra.acr) !== 'high') {
+      ctx.set('www-authenticate', `${REALM}, error="insufficient_user_authentication", error_description="a higher level of assurance is required", acr_values="${ACR.high}"`);
+      throw new KapijaError('identity.registrar_required', 401);
+    }
+    ctx.state.adminSignIn = { authTime: typeof extra.auth_time === 'number' ? extra.auth_time : undefined };
+    ctx.state.registrar = { accountId: account.id, ip: ctx.ip || null } satisfies RegistrarActor;
+    await next();
+  };
+}
+
+/** Registers the registrar routes (call before the administrators' check). `deps` is read per request. */
+export function registerRegistrarRoutes(router: Router, deps: () => RegistrarApiDeps | undefined): void {
+  const auth = registrarAuth(deps);
+  const fresh = async (ctx: Context, next: Next) => {
+    requireFreshSignIn(ctx);
+    await next();
+  };
+  const registrar = (ctx: Context) => ctx.state.registrar as RegistrarActor;
+  const by = (ctx: Context) => ({ actor: registrar(ctx).accountId, ip: registrar(ctx).ip });
+  const d = () => deps()!;
+
+  router.get('/registrar/accounts', auth, async (ctx) => {
+    const q = parse(z.object({ q: z.string().trim().min(2).max(200) }), ctx.query);
+    const found = await d().accounts.search(q.q, 20);
+    ctx.body = {
+      accounts: await Promise.all(
+        found.filter((a) => a.status !== ('deleted' as string)).map(async (a) => ({
+          id: a.id,
+          username: a.username,
+          email: a.email,
+          status: a.status,
+          identity_level: await d().identity.levelOf(a.id),
+        })),
+      ),
+    };
+  });
+
+  router.post('/registrar/accounts', auth, fresh, bodyParser(), async (ctx) => {
+    const body = parse(counterAccountBody, ctx.request.body);
+    const username = normaliseUsername(body.username);
+    if (!isUsername(username)) throw new KapijaError('request.invalid', 400, { details: { field: 'username' } });
+    if (await d().accounts.findByUsername(username)) throw new KapijaError('request.invalid', 409, { details: { field: 'username', message: 'taken' } });
+    const proofing = proofingOf(body.check, registrar(ctx).accountId);
+    // Refuse a JMBG already verified elsewhere before the account exists.
+    if (proofing.attributes.jmbg && (await d().identity.findAccountByVerifiedJmbg(proofing.attributes.jmbg))) {
+      await d().identity.issueActivationCode(proofing, by(ctx)); // records and refuses the duplicate
+    }
+    // No password until the citizen activates the account with the code (/activate).
+    const account = await d().accounts.create({ username, emailVerified: false }, null);
+    const { code, expiresAt } = await d().identity.issueActivationCode(proofing, by(ctx), { accountId: account.id });
+    ctx.status = 201;
+    ctx.body = { account_id: account.id, username: account.username, activation_code: code, expires_at: expiresAt.toISOString() };
+  });
+
+  router.post('/registrar/activation-codes', auth, fresh, bodyParser(), async (ctx) => {
+    const body = parse(activationBody, ctx.request.body);
+    if (body.account_id && !(await d().accounts.findById(body.account_id))) throw new KapijaError('identity.not_found', 404);
+    const { code, expiresAt } = await d().identity.issueActivationCode(proofingOf(body.check, registrar(ctx).accountId), by(ctx), { accountId: body.account_id });
+    ctx.status = 201;
+    ctx.body = { activation_code: code, expires_at: expiresAt.toISOString(), account_id: body.account_id ?? null };
+  });
+
+  router.get('/registrar/identities/:accountId', auth, async (ctx) => {
+    const identity = await d().identity.find(ctx.params.accountId!);
+    if (!identity) throw new KapijaError('identity.not_found', 404);
+    await d().identity.recordView(identity.accountId, by(ctx));
+    ctx.body = identityJson(identity);
+  });
+
+  router.patch('/registrar/identities/:accountId', auth, fresh, bodyParser(), async (ctx) => {
+    const body = parse(correctionBody, ctx.request.body);
+    ctx.body = identityJson(await d().identity.correct(ctx.params.accountId!, attributesOf(body.attributes), by(ctx), body.reason));
+  });
+
+  router.post('/registrar/identities/:accountId/revoke', auth, fresh, bodyParser(), async (ctx) => {
+    const body = parse(revocationBody, ctx.request.body);
+    if (ctx.params.accountId === registrar(ctx).accountId) throw new KapijaError('identity.own_account', 403);
+    if (!(await d().identity.revoke(ctx.params.accountId!, by(ctx), body.reason))) throw new KapijaError('identity.not_found', 404);
+    ctx.body = identityJson((await d().identity.find(ctx.params.accountId!))!);
+  });
+}
+
+/** Proofing rates per registrar, for administrators and auditors (register after their check). */
+export function registerIdentityOversightRoutes(router: Router, deps: () => RegistrarApiDeps | undefined): void {
+  router.get('/identity/registrar-rates', async (ctx) => {
+    const d = deps();
+    if (!d) throw new KapijaError('request.not_found', 404);
+    const q = parse(z.object({ days: z.coerce.number().int().min(1).max(366).default(30) }), ctx.query);
+    ctx.body = { days: q.days, registrars: await d.identity.proofingRates(q.days) };
+  });
+}
+
+function identityJson(i: NonNullable<Awaited<ReturnType<IdentityService['find']>>>) {
+  return {
+    account_id: i.accountId,
+    level: i.level,
+    proofed_level: i.proofedLevel,
+    method: i.method,
+    verifier: i.verifier,
+    office: i.office,
+    evidence: {
+      type: i.evidence.type,
+      document_type: i.evidence.documentType ?? null,
+      issuing_country: i.evidence.issuingCountry ?? null,
+      expiry: i.evidence.expiry ?? null,
+      certificate_issuer: i.evidence.certificateIssuer ?? null,
+      certificate_serial: i.evidence.certificateSerial ?? null,
+      time: new Date(i.evidence.time).toISOString(),
+    },
+    attributes: {
+      given_name_cyrl: i.attributes.givenNameCyrl ?? null,
+      family_name_cyrl: i.attributes.familyNameCyrl ?? null,
+      given_name_latn: i.attributes.givenNameLatn ?? null,
+      family_name_latn: i.attributes.familyNameLatn ?? null,
+      birthdate: i.attributes.birthdate ?? null,
+      jmbg: i.attributes.jmbg ?? null,
+    },
+    verified_at: i.verifiedAt.toISOString(),
+    expires_at: i.expiresAt?.toISOString() ?? null,
+    revoked_at: i.revokedAt?.toISOString() ?? null,
+  };
+}

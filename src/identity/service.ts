@@ -1,0 +1,358 @@
+/**
+ * Identity proofing: who the citizen is and how that was verified.
+ *
+ * - `recordProofing` records a verified identity (level, evidence, verifier, verified attributes)
+ *   on an account: from a registrar's document check at a counter, an activation code, or the ID
+ *   card's qualified certificate. The JMBG must be valid and is unique among the identities in
+ *   force: a second account for the same JMBG is refused and reported in the audit trail.
+ * - Separation of duties: nobody proofs their own account.
+ * - `revoke` drops the level at once; listeners end the sessions above the new level.
+ * - Every proofing, correction and revocation is in the audit trail and in the citizen's ledger
+ *   (without personal values: the level, the method, the office, the document type).
+ *
+ * Personal data (attributes, evidence) is sealed at rest; the JMBG, document numbers and activation
+ * codes are looked up only through keyed hashes.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Knex } from 'knex';
+import { KapijaError } from '../errors.js';
+import { isValidJmbg } from '../assurance/jmbg.js';
+import type { SecretBox } from '../security/crypto.js';
+import type { AccountRepository } from '../store/accounts.js';
+import { withChainRetry, type AuditLog } from '../store/audit.js';
+import type { Db } from '../store/db.js';
+import { ledgerChain } from '../account/ledger.js';
+import { isIdentityLevel, type IdentityLevel } from './levels.js';
+import { createIdentityStore, PROOFING_METHODS, type ProofingMethod, type StoredEvidence, type VerifiedAttributes, type VerifiedIdentity } from './store.js';
+
+export type { ProofingMethod, VerifiedAttributes, VerifiedIdentity, StoredEvidence } from './store.js';
+
+/** The evidence as presented (the document number in clear; only its keyed hash is stored). */
+export interface EvidenceInput {
+  type: 'document' | 'certificate' | 'letter';
+  documentType?: string | undefined;
+  /** ISO 3166-1 alpha-2. */
+  issuingCountry?: string | undefined;
+  documentNumber?: string | undefined;
+  /** When it was checked (ms); now when left out. */
+  time?: number | undefined;
+  /** Expiry of the document or certificate, YYYY-MM-DD. */
+  expiry?: string | undefined;
+  certificateIssuer?: string | undefined;
+  certificateSerial?: string | undefined;
+}
+
+export interface ProofingInput {
+  method: ProofingMethod;
+  level: Exclude<IdentityLevel, 'none'>;
+  /** The officer's account id, 'cli', or the certificate's issuer. */
+  verifier: string;
+  /** The office the citizen is told about (never the officer's name). */
+  office?: string | undefined;
+  evidence: EvidenceInput;
+  attributes: VerifiedAttributes;
+  /** When the identity stops counting (ms), e.g. the document's expiry; none when left out. */
+  expiresAt?: number | undefined;
+}
+
+/** Who records or changes a proofing: an officer (account id), 'cli' or 'certificate'. */
+export interface ProofingActor {
+  actor: string;
+  ip?: string | null | undefined;
+}
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const ACTIVATION_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32: no I, L, O, U
+/** Activation codes live 30 days (a letter takes its time). */
+export const ACTIVATION_TTL_MS = 30 * 24 * 3600 * 1000;
+
+/** Normalises a typed activation code: upper case, no spaces or dashes, O→0 and I/L→1 as Crockford reads them. */
+export function normaliseActivationCode(code: string): string {
+  return code.toUpperCase().replace(/[\s-]/g, '').replace(/O/g, '0').replace(/[IL]/g, '1');
+}
+
+function newActivationCode(): string {
+  const bytes = randomBytes(20);
+  let out = '';
+  for (let i = 0; i < 20; i += 1) out += ACTIVATION_ALPHABET[bytes[i]! & 31];
+  return out.match(/.{5}/g)!.join('-');
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505';
+}
+
+/** What the ledger and audit say about a proofing: no personal value, the office not the officer. */
+function proofingSummary(identity: { level: IdentityLevel; method: ProofingMethod; office: string | null; evidence: StoredEvidence }) {
+  return {
+    level: identity.level,
+    method: identity.method,
+    office: identity.office,
+    evidence: identity.evidence.type,
+    ...(identity.evidence.documentType ? { document_type: identity.evidence.documentType } : {}),
+    ...(identity.evidence.issuingCountry ? { issuing_country: identity.evidence.issuingCountry } : {}),
+  };
+}
+
+export type LevelDropListener = (accountId: string, level: IdentityLevel) => Promise<void>;
+
+export interface IdentityServiceDeps {
+  db: Db;
+  box: SecretBox;
+  accounts: AccountRepository;
+  audit: AuditLog;
+  now?: () => number;
+}
+
+export function createIdentityService(deps: IdentityServiceDeps) {
+  const now = deps.now ?? Date.now;
+  const store = createIdentityStore(deps.db, deps.box, now);
+  const { audit, box } = deps;
+  const dropListeners: LevelDropListener[] = [];
+  const jmbgHash = (jmbg: string) => box.mac('jmbg', jmbg);
+  const codeHash = (code: string) => box.mac('activation-code', normaliseActivationCode(code));
+
+  const validate = (input: ProofingInput) => {
+    if (!PROOFING_METHODS.includes(input.method)) throw new KapijaError('identity.invalid', 400, { details: { field: 'method' } });
+    if (!isIdentityLevel(input.level) || (input.level as IdentityLevel) === 'none') throw new KapijaError('identity.invalid', 400, { details: { field: 'level' } });
+    if (!input.verifier || input.verifier.length > 200) throw new KapijaError('identity.invalid', 400, { details: { field: 'verifier' } });
+    validateAttributes(input.attributes);
+    if (input.evidence.expiry !== undefined && !DATE.test(input.evidence.expiry)) throw new KapijaError('identity.invalid', 400, { details: { field: 'evidence.expiry' } });
+  };
+  const validateAttributes = (a: VerifiedAttributes) => {
+    if (a.jmbg !== undefined && !isValidJmbg(a.jmbg)) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
+    if (a.birthdate !== undefined && !DATE.test(a.birthdate)) throw new KapijaError('identity.invalid', 400, { details: { field: 'attributes.birthdate' } });
+    if (a.jmbg && a.birthdate) {
+      // The JMBG begins with the date of birth (DDMMYYY).
+      const [y, m, d] = a.birthdate.split('-');
+      if (a.jmbg.slice(0, 7) !== `${d}${m}${y!.slice(1)}`) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
+    }
+    for (const [k, v] of Object.entries(a)) if (v !== undefined && (typeof v !== 'string' || v.length > 200)) throw new KapijaError('identity.invalid', 400, { details: { field: `attributes.${k}` } });
+  };
+
+  const storedEvidence = (e: EvidenceInput): StoredEvidence => ({
+    type: e.type,
+    documentType: e.documentType,
+    issuingCountry: e.issuingCountry,
+    documentNumberHash: e.documentNumber ? box.mac('document-number', `${e.issuingCountry ?? ''}|${e.documentType ?? ''}|${e.documentNumber.trim().toUpperCase()}`) : undefined,
+    time: e.time ?? now(),
+    expiry: e.expiry,
+    certificateIssuer: e.certificateIssuer,
+    certificateSerial: e.certificateSerial,
+  });
+
+  /** Refuses a JMBG already in force on another account, and reports the attempt. */
+  const refuseDuplicate = async (accountId: string, hash: string, by: ProofingActor, trx: Db | Knex.Transaction = deps.db) => {
+    const holder = await store.accountByJmbgHash(hash, trx);
+    if (holder && holder !== accountId) {
+      await withChainRetry(() =>
+        audit.append({ chain: 'admin', actor: by.actor, action: 'identity.duplicate_refused', subjectAccountId: accountId, ip: by.ip ?? null, details: { existing_account: holder } }),
+      );
+      throw new KapijaError('identity.duplicate_jmbg', 409);
+    }
+  };
+
+  const levelDropped = async (accountId: string, level: IdentityLevel) => {
+    for (const l of dropListeners) await l(accountId, level);
+  };
+
+  const service = {
+    store,
+
+    /** The identity level in force for an account (`none` when never proofed, revoked or expired). */
+    async levelOf(accountId: string): Promise<IdentityLevel> {
+      return (await store.find(accountId))?.level ?? 'none';
+    },
+
+    /** The account's verified identity, when one is recorded (revoked ones too, with level `none`). */
+    find: (accountId: string) => store.find(accountId),
+
+    /** The account whose identity in force has this JMBG. */
+    async findAccountByVerifiedJmbg(jmbg: string): Promise<string | undefined> {
+      if (!isValidJmbg(jmbg)) return undefined;
+      return store.accountByJmbgHash(jmbgHash(jmbg));
+    },
+
+    /**
+     * Records a proofing on an account, replacing any earlier identity. Refuses (403) an officer
+     * proofing their own account, (409) a JMBG in force on another account, (400) invalid input.
+     */
+    async recordProofing(accountId: string, input: ProofingInput, by: ProofingActor = { actor: input.verifier }): Promise<VerifiedIdentity> {
+      validate(input);
+      if (by.actor === accountId || input.verifier === accountId) throw new KapijaError('identity.own_account', 403);
+      const account = await deps.accounts.findById(accountId);
+      if (!account || account.status === ('deleted' as string)) throw new KapijaError('identity.not_found', 404);
+      const hash = input.attributes.jmbg ? jmbgHash(input.attributes.jmbg) : null;
+      if (hash) await refuseDuplicate(accountId, hash, by);
+      const evidence = storedEvidence(input.evidence);
+      const before = await store.find(accountId);
+      try {
+        await withChainRetry(() =>
+          deps.db.transaction(async (trx) => {
+            await store.put({
+              accountId,
+              level: input.level,
+              method: input.method,
+              verifier: input.verifier,
+              office: input.office ?? null,
+              evidence,
+              attributes: input.attributes,
+              jmbgHash: hash,
+              verifiedAt: now(),
+              expiresAt: input.expiresAt ?? null,
+            }, trx);
+            const summary = proofingSummary({ level: input.level, method: input.method, office: input.office ?? null, evidence });
+            await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.proofed', subjectAccountId: accountId, ip: by.ip ?? null, details: { ...summary, verifier: input.verifier } }, trx);
+            await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_proofed', subjectAccountId: accountId, details: summary }, trx);
+          }),
+        );
+      } catch (err) {
+        if (isUniqueViolation(err)) {
+          await refuseDuplicate(accountId, hash!, by);
+          throw new KapijaError('identity.duplicate_jmbg', 409);
+        }
+        throw err;
+      }
+      const after = (await store.find(accountId))!;
+      if (before && before.level !== 'none' && after.level !== 'none' && rankOf(after.level) < rankOf(before.level)) await levelDropped(accountId, after.level);
+      return after;
+    },
+
+    /** Corrects verified attributes (a typo at the counter); the level and evidence stay. */
+    async correct(accountId: string, attributes: VerifiedAttributes, by: ProofingActor, reason: string): Promise<VerifiedIdentity> {
+      if (by.actor === accountId) throw new KapijaError('identity.own_account', 403);
+      const current = await store.find(accountId);
+      if (!current || current.level === 'none') throw new KapijaError('identity.not_found', 404);
+      const merged: VerifiedAttributes = { ...current.attributes, ...Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined)) };
+      validateAttributes(merged);
+      const hash = merged.jmbg ? jmbgHash(merged.jmbg) : null;
+      if (hash) await refuseDuplicate(accountId, hash, by);
+      const changed = Object.keys(attributes).filter((k) => (attributes as Record<string, unknown>)[k] !== undefined).sort();
+      await withChainRetry(() =>
+        deps.db.transaction(async (trx) => {
+          await store.put({
+            accountId,
+            level: current.proofedLevel,
+            method: current.method,
+            verifier: current.verifier,
+            office: current.office,
+            evidence: current.evidence,
+            attributes: merged,
+            jmbgHash: hash,
+            verifiedAt: current.verifiedAt.getTime(),
+            expiresAt: current.expiresAt?.getTime() ?? null,
+          }, trx);
+          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.corrected', subjectAccountId: accountId, ip: by.ip ?? null, details: { attributes: changed, reason: reason.slice(0, 200) } }, trx);
+          await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_corrected', subjectAccountId: accountId, details: { attributes: changed } }, trx);
+        }),
+      );
+      return (await store.find(accountId))!;
+    },
+
+    /** Revokes the identity in force (e.g. fraud): the level drops at once, sessions above it end. */
+    async revoke(accountId: string, by: ProofingActor, reason: string): Promise<boolean> {
+      let revoked = false;
+      await withChainRetry(() =>
+        deps.db.transaction(async (trx) => {
+          revoked = await store.revoke(accountId, reason.slice(0, 200), trx);
+          if (!revoked) return;
+          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.revoked', subjectAccountId: accountId, ip: by.ip ?? null, details: { reason: reason.slice(0, 200) } }, trx);
+          await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_revoked', subjectAccountId: accountId, details: {} }, trx);
+        }),
+      );
+      if (revoked) await levelDropped(accountId, 'none');
+      return revoked;
+    },
+
+    /** Called after an account's identity level dropped (revocation): ends the sessions above it. */
+    onLevelDropped(listener: LevelDropListener) {
+      dropListeners.push(listener);
+    },
+
+    /**
+     * A single-use activation code carrying a proofing, for the online account the citizen creates
+     * or already has (`accountId`: only that account may use it). Only its keyed hash is stored.
+     */
+    async issueActivationCode(input: ProofingInput, by: ProofingActor, opts: { accountId?: string | undefined; ttlMs?: number } = {}): Promise<{ code: string; expiresAt: Date }> {
+      validate(input);
+      if (opts.accountId && (opts.accountId === by.actor || opts.accountId === input.verifier)) throw new KapijaError('identity.own_account', 403);
+      if (!input.attributes.jmbg) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
+      const hash = jmbgHash(input.attributes.jmbg);
+      const holder = await store.accountByJmbgHash(hash);
+      if (holder && holder !== opts.accountId) {
+        await withChainRetry(() => audit.append({ chain: 'admin', actor: by.actor, action: 'identity.duplicate_refused', subjectAccountId: opts.accountId ?? null, ip: by.ip ?? null, details: { existing_account: holder } }));
+        throw new KapijaError('identity.duplicate_jmbg', 409);
+      }
+      const code = newActivationCode();
+      const hashOfCode = codeHash(code);
+      const expiresAt = now() + (opts.ttlMs ?? ACTIVATION_TTL_MS);
+      const sealed = box.seal(JSON.stringify({ ...input, evidence: { ...storedEvidence(input.evidence) } }), `activation:${hashOfCode}`);
+      await withChainRetry(() =>
+        deps.db.transaction(async (trx) => {
+          await store.insertActivation({ codeHash: hashOfCode, accountId: opts.accountId ?? null, proofing: sealed, jmbgHash: hash, createdBy: by.actor, createdAt: now(), expiresAt, usedAt: null, usedBy: null }, trx);
+          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.activation_issued', subjectAccountId: opts.accountId ?? null, ip: by.ip ?? null, details: { level: input.level, method: input.method, office: input.office ?? null, expires_at: expiresAt } }, trx);
+        }),
+      );
+      return { code, expiresAt: new Date(expiresAt) };
+    },
+
+    /**
+     * Uses an activation code for `accountId`: records its proofing on the account. Refused
+     * (`identity.activation_invalid`, one answer for every reason) when the code is unknown, used,
+     * expired, meant for another account, or issued by the account's holder.
+     */
+    async redeemActivationCode(accountId: string, code: string, ip: string | null = null): Promise<VerifiedIdentity> {
+      const hashOfCode = codeHash(code);
+      const row = await store.findActivation(hashOfCode);
+      const invalid = () => new KapijaError('identity.activation_invalid', 400);
+      if (!row || row.usedAt !== null || row.expiresAt <= now() || (row.accountId && row.accountId !== accountId) || row.createdBy === accountId) {
+        await withChainRetry(() => audit.append({ chain: 'admin', actor: accountId, action: 'identity.activation_refused', subjectAccountId: accountId, ip, details: { known: Boolean(row), used: Boolean(row?.usedAt), expired: Boolean(row && row.expiresAt <= now()) } }));
+        throw invalid();
+      }
+      if (!(await store.useActivation(hashOfCode, accountId))) throw invalid();
+      const sealed = JSON.parse(box.openString(row.proofing, `activation:${hashOfCode}`)) as ProofingInput & { evidence: StoredEvidence };
+      const { documentNumberHash, ...evidence } = sealed.evidence;
+      const identity = await service.recordProofingStored(accountId, { ...sealed, evidence }, documentNumberHash, { actor: row.createdBy, ip });
+      await withChainRetry(() => audit.append({ chain: 'admin', actor: accountId, action: 'identity.activation_used', subjectAccountId: accountId, ip, details: { issued_by: row.createdBy } }));
+      return identity;
+    },
+
+    /** recordProofing with the document number already hashed (an activation code's sealed proofing). */
+    async recordProofingStored(accountId: string, input: ProofingInput, documentNumberHash: string | undefined, by: ProofingActor): Promise<VerifiedIdentity> {
+      const identity = await service.recordProofing(accountId, input, by);
+      if (!documentNumberHash) return identity;
+      await store.put({
+        accountId,
+        level: identity.proofedLevel,
+        method: identity.method,
+        verifier: identity.verifier,
+        office: identity.office,
+        evidence: { ...identity.evidence, documentNumberHash },
+        attributes: identity.attributes,
+        jmbgHash: identity.attributes.jmbg ? jmbgHash(identity.attributes.jmbg) : null,
+        verifiedAt: identity.verifiedAt.getTime(),
+        expiresAt: identity.expiresAt?.getTime() ?? null,
+      });
+      return (await store.find(accountId))!;
+    },
+
+    /** Erases the verified identity of a deleted account (its JMBG becomes free again). */
+    forget: (accountId: string) => store.forget(accountId),
+
+    /** Records that a registrar read a citizen's verified identity (it appears in the citizen's ledger as an administrator's read). */
+    async recordView(accountId: string, by: ProofingActor): Promise<void> {
+      await withChainRetry(() => audit.append({ chain: 'admin', actor: by.actor, action: 'admin.citizen.identity_viewed', subjectAccountId: accountId, ip: by.ip ?? null, details: {} }));
+    },
+
+    /** Proofings per officer over the last `days` days, for auditors (separation of duties). */
+    async proofingRates(days = 30) {
+      return store.countsByVerifier(now() - days * 24 * 3600 * 1000);
+    },
+  };
+  return service;
+}
+
+const rankOf = (l: IdentityLevel) => ['none', 'low', 'substantial', 'high'].indexOf(l);
+
+export type IdentityService = ReturnType<typeof createIdentityService>;
