@@ -59,7 +59,7 @@ import { createLogoutRetries } from './oidc/logout-retries.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createAdministration } from './admin/index.js';
 import { createRenderer } from './http/render.js';
-import { errorHandler } from './http/error-handler.js';
+import { createErrorResponder, prefersHtml } from './http/error-handler.js';
 import { bodyParser, csrfProtection, i18n } from './http/middleware.js';
 import { securityHeaders } from './http/headers.js';
 import { pathAndQuery, pinOrigin } from './http/origin.js';
@@ -178,6 +178,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
 
   const secureCookies = config.issuer.startsWith('https://');
   const { render } = createRenderer();
+  const errors = createErrorResponder({ render, logger });
   const csrf = createCsrf(keySet.cookieKeys);
 
   const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
@@ -226,16 +227,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
       return sessionDevices.touch({ sessionUid: session.uid, accountId: session.accountId, ...request });
     },
     pages: {
-      error(ctx, out) {
-        const { t } = pageState(ctx);
-        const unavailable = Boolean(ctx.state.kapijaUnavailable);
-        const message = unavailable
-          ? t('error.service.unavailable')
-          : out.error === 'server_error'
-            ? t('error.server.internal')
-            : t('error.oidc', { error: out.error_description ?? out.error });
-        render(ctx, 'error', { title: t('error.title'), message, showBack: true });
-      },
+      error: (ctx, out, err) => errors.renderEngineError(ctx, out, err),
       logout(ctx, form) {
         render(ctx, 'logout', { title: pageState(ctx).t('logout.title'), form });
       },
@@ -262,11 +254,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     try {
       await mountedEngine(ctx, next);
     } catch (err) {
-      if (!isUnavailableError(err) || ctx.accepts('html', 'json') !== 'json') throw err;
-      logger.warn({ requestId: ctx.state.requestId, route: ctx.path, err: { message: (err as Error).message } }, 'database unavailable');
-      ctx.status = 503;
-      ctx.set('retry-after', '5');
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
+      if (!isUnavailableError(err) || prefersHtml(ctx)) throw err;
+      errors.respond(ctx, err, 'engine');
     }
   };
   /**
@@ -277,13 +266,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     try {
       await toEngine(ctx, () => Promise.resolve());
     } catch (err) {
-      const unavailable = isUnavailableError(err);
-      if (!unavailable) logger.error({ err, requestId: ctx.state.requestId, route: ctx.path }, 'request failed');
-      ctx.status = unavailable ? 503 : 500;
-      if (unavailable) ctx.set('retry-after', '5');
-      ctx.body = unavailable
-        ? { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' }
-        : { error: 'server_error', error_description: 'an unexpected error occurred', request_id: ctx.state.requestId };
+      errors.respond(ctx, err, 'engine');
     }
   };
   const published = new Map<string, { type: string; body: string }>();
@@ -340,7 +323,7 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   // that asks an API endpoint for HTML).
   app.use(i18n({ fallback: config.defaultLocale, secureCookies }));
   app.use((ctx, next) => (ENGINE_API_PATHS.has(ctx.path) ? toEngineApi(ctx) : next()));
-  app.use(errorHandler({ render, logger }));
+  app.use(errors.middleware('page'));
   app.use(staticAssets());
   app.use(cookiesPage({ render, config }));
   app.use(contentPages({ render, contentDir: config.contentDir }));

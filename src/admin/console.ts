@@ -13,7 +13,9 @@ import type { Translate } from '../i18n/index.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { RoleRepository } from '../store/roles.js';
-import { auditFilter, parseWith } from './api.js';
+import { auditFilter } from './api.js';
+import { z } from 'zod';
+import { parseBody, parseWith } from '../http/guard.js';
 import { auditQuery, clientCreateBody, clientUpdateBody } from './schemas.js';
 import { ADMIN_REAUTH_SECONDS, auditCsv, auditEntryJson, type Actor, type AdminService } from './service.js';
 
@@ -21,7 +23,9 @@ import { ADMIN_REAUTH_SECONDS, auditCsv, auditEntryJson, type Actor, type AdminS
 export const REAUTH_SECONDS = ADMIN_REAUTH_SECONDS;
 const LANGS = ['sr-Cyrl', 'sr-Latn', 'en'] as const;
 
-type Form = Record<string, string | string[] | undefined>;
+/** A console form as the browser sends it: each field one string or, repeated, several. */
+const consoleForm = z.record(z.string(), z.union([z.string(), z.array(z.string())]).optional());
+type Form = z.infer<typeof consoleForm>;
 const str = (f: Form, k: string) => {
   const v = f[k];
   return (Array.isArray(v) ? v[0] : v)?.trim() ?? '';
@@ -166,7 +170,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
     });
   router.get('/clients/new', (ctx) => clientForm(ctx, { scope: 'openid profile email offline_access' }));
   router.post('/clients', async (ctx) => {
-    const form = ctx.request.body as Form;
+    const form = parseBody(ctx, consoleForm);
     try {
       const body = parseWith(clientCreateBody, clientBodyFromForm(form, false));
       const { client, client_secret } = await service.clients.create(actor(ctx), body);
@@ -184,7 +188,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
     clientForm(ctx, formFromClient(client), undefined, client.client_id);
   });
   router.post('/clients/:clientId', async (ctx) => {
-    const form = ctx.request.body as Form;
+    const form = parseBody(ctx, consoleForm);
     const clientId = ctx.params.clientId!;
     try {
       const { client_secret } = await service.clients.update(actor(ctx), clientId, parseWith(clientUpdateBody, clientBodyFromForm(form, true)));
@@ -241,7 +245,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
     page(ctx, 'sessions', t(ctx)('admin.sessions.heading'), { sessions, account, client });
   });
   router.post('/sessions/end', async (ctx) => {
-    const raw = (ctx.request.body as Form).sessions;
+    const raw = parseBody(ctx, consoleForm).sessions;
     const uids = (Array.isArray(raw) ? raw : raw ? [raw] : []).filter((s) => typeof s === 'string' && s.length <= 255);
     if (uids.length === 0) throw new KapijaError('request.invalid', 400);
     const result = await service.sessions.end(actor(ctx), uids);

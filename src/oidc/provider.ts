@@ -20,8 +20,8 @@ import { allowFormActionTo } from '../http/headers.js';
 import { hostCookie } from '../http/cookie-names.js';
 
 export interface ProviderPages {
-  /** Renders Kapija's error page for a protocol error shown to a person. */
-  error(ctx: Context, message: { error: string; error_description?: string | undefined }): void;
+  /** Answers a protocol error the engine renders: Kapija's error page, or its JSON for a program. */
+  error(ctx: Context, message: { error: string; error_description?: string | undefined }, err: unknown): void;
   logout(ctx: Context, form: string): void;
   logoutDone(ctx: Context, clientName: string | undefined): void;
 }
@@ -264,13 +264,9 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       // oidc-provider's shared error handler renders before it emits `server_error`, so the outage
       // flag set by the listener below would come too late for the page: decide here as well.
       if (isUnavailableError(err)) ctx.state.kapijaUnavailable = true;
-      // The authorization endpoint renders even for a client that asked for JSON; answer in kind.
-      if (ctx.accepts('html', 'json') === 'json') {
-        ctx.type = 'json';
-        ctx.body = out;
-        return;
-      }
-      pages.error(ctx as unknown as Context, out);
+      // The authorization endpoint renders even for a client that asked for JSON: the page answers
+      // by the same Accept rule as every other error (http/error-handler.ts).
+      pages.error(ctx as unknown as Context, out, err);
     },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],

@@ -11,6 +11,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { KapijaError } from '../errors.js';
+import { formString as field, parseBody } from '../http/guard.js';
 import type { Renderer } from '../http/render.js';
 import { EMAIL_MAX, USERNAME_MAX, isEmail, isUsername } from '../http/validators.js';
 import type { Locale, Translate, MessageKey } from '../i18n/index.js';
@@ -36,11 +37,17 @@ export interface SelfServiceRouterDeps {
 
 const UID = /^[A-Za-z0-9_-]{1,64}$/;
 
-const str = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, max) : '');
+const str = (v: string, max: number) => v.slice(0, max);
+/** The forms these pages read, each field a string ('' when absent or repeated). */
+const registerForm = z.object({ return: field, username: field, email: field, given_name: field, family_name: field, password: field, password_confirm: field });
+const recoverForm = z.object({ return: field, identifier: field });
+const tokenForm = z.object({ token: field });
+const resetForm = tokenForm.extend({ password: field, password_confirm: field });
+const notMeForm = tokenForm.extend({ code: z.unknown().optional() });
 const NAME_MAX = 100;
 /** The field as typed, or undefined when it is longer than `max` (refused, never cut short). */
-const bounded = (v: unknown, max: number) => {
-  const s = typeof v === 'string' ? v.trim() : '';
+const bounded = (v: string, max: number) => {
+  const s = v.trim();
   return [...s].length > max ? undefined : s;
 };
 
@@ -49,7 +56,6 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
   const router = new Router();
   const t = (ctx: Context) => ctx.state.t as Translate;
   const locale = (ctx: Context) => ctx.state.locale as Locale;
-  const body = (ctx: Context) => ((ctx.request as { body?: unknown }).body ?? {}) as Record<string, unknown>;
   const returnUid = (v: unknown) => (typeof v === 'string' && UID.test(v) ? v : undefined);
   /** Back to the sign-in (or the portal), in the language of this page. */
   const backHref = (ctx: Context, uid: string | undefined) => `${uid ? `/interaction/${uid}` : '/account'}?lang=${locale(ctx)}`;
@@ -118,7 +124,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
 
   router.post('/register', async (ctx) => {
     requireMail();
-    const b = body(ctx);
+    const b = parseBody(ctx, registerForm);
     const uid = returnUid(b.return);
     const raw = {
       username: bounded(b.username, USERNAME_MAX),
@@ -182,7 +188,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
 
   router.post('/verify-email', async (ctx) => {
     await checkLinkBudget(ctx);
-    const token = tokenOf(body(ctx).token);
+    const token = tokenOf(parseBody(ctx, tokenForm).token);
     const done = token ? await service.verifyEmail(token, ctx.ip) : undefined;
     if (!done) return badLink(ctx);
     message(ctx, 'verify.done.title', 'verify.done.heading', done.kind === 'registration' ? ['verify.done.text'] : [], {
@@ -210,7 +216,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
 
   router.post('/recover', async (ctx) => {
     requireMail();
-    const b = body(ctx);
+    const b = parseBody(ctx, recoverForm);
     const uid = returnUid(b.return);
     // A username or an e-mail address: nothing longer than an address is looked up (or throttled by).
     const identifier = bounded(b.identifier, EMAIL_MAX);
@@ -245,7 +251,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
 
   router.post('/recover/reset', async (ctx) => {
     await checkLinkBudget(ctx);
-    const b = body(ctx);
+    const b = parseBody(ctx, resetForm);
     const token = tokenOf(b.token);
     const account = token ? await service.resetTarget(token) : undefined;
     if (!token || !account) return badLink(ctx);
@@ -285,7 +291,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
    */
   router.post('/enrol-factor', async (ctx) => {
     await checkLinkBudget(ctx);
-    const token = tokenOf(body(ctx).token);
+    const token = tokenOf(parseBody(ctx, tokenForm).token);
     if (!token || !(await service.reenrolLinkLive(token))) return badLink(ctx);
     ctx.cookies.set(REENROL_COOKIE, token, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/interaction', maxAge: 3600 * 1000, signed: false, overwrite: true });
     message(ctx, 'reenrol.done.title', 'reenrol.done.heading', ['reenrol.done.text'], { href: '/account', label: 'reenrol.continue' });
@@ -325,7 +331,7 @@ export function createSelfServiceRouter(deps: SelfServiceRouterDeps): Router {
 
   router.post('/not-me', async (ctx) => {
     await checkLinkBudget(ctx);
-    const b = body(ctx);
+    const b = parseBody(ctx, notMeForm);
     const token = tokenOf(b.token);
     const target = token ? await service.notMeTarget(token) : undefined;
     if (!token || !target) return badLink(ctx);
