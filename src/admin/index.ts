@@ -16,12 +16,10 @@ import type { SessionService } from '../oidc/sessions.js';
 import type { Csrf } from '../security/csrf.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { AccountRepository } from '../store/accounts.js';
-import { createAuditLog } from '../store/audit.js';
 import type { ClientRepository } from '../store/clients.js';
 import type { CredentialRepository } from '../store/credentials.js';
-import type { Db } from '../store/db.js';
+import type { Repositories } from '../store/index.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
-import { createRoleRepository } from '../store/roles.js';
 import { API_PREFIX, createAdminApi } from './api.js';
 import { createAdminConsole } from './console.js';
 import { ADMIN_CLIENT_ID, createAdminService } from './service.js';
@@ -29,7 +27,7 @@ import { ADMIN_CLIENT_ID, createAdminService } from './service.js';
 export interface AdministrationDeps {
   provider: Provider;
   config: Config;
-  db: Db;
+  repos: Repositories;
   box: SecretBox;
   accounts: AccountRepository;
   clients: ClientRepository;
@@ -47,11 +45,10 @@ export interface AdministrationDeps {
 const CONSOLE_IDLE_SECONDS = 15 * 60;
 
 export async function createAdministration(d: AdministrationDeps): Promise<{ middleware: Koa.Middleware }> {
-  const audit = createAuditLog(d.db);
-  const roles = createRoleRepository(d.db);
+  const { audit, roles } = d.repos;
   const service = createAdminService({
     provider: d.provider,
-    db: d.db,
+    atomically: d.repos.atomically,
     accounts: d.accounts,
     clients: d.clients,
     credentials: d.credentials,

@@ -13,10 +13,10 @@ import type { SessionService, SessionSummary, LogoutDelivery } from '../oidc/ses
 import { sendBackchannelLogout } from '../oidc/logout-retries.js';
 import { csvCell } from '../security/csv.js';
 import { accountRecord, type AccountRepository, type Account } from '../store/accounts.js';
-import { withChainRetry, type AuditEntry, type AuditFilter, type AuditLog } from '../store/audit.js';
+import { type AuditEntry, type AuditFilter, type AuditLog } from '../store/audit.js';
 import type { ClientMetadata, ClientRepository, ClientSummary } from '../store/clients.js';
 import type { CredentialRepository } from '../store/credentials.js';
-import type { Db } from '../store/db.js';
+import type { Repositories } from '../store/index.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
 import type { Role, RoleRepository } from '../store/roles.js';
 import type { ClientCreateBody, ClientUpdateBody } from './schemas.js';
@@ -71,8 +71,8 @@ export interface EndedSessionView {
 
 export interface AdminServiceDeps {
   provider: Provider;
-  /** For transactions: a change and its audit entry commit together or not at all. */
-  db: Db;
+  /** A change and its audit entry commit together or not at all (store/index.ts). */
+  atomically: Repositories['atomically'];
   accounts: AccountRepository;
   clients: ClientRepository;
   credentials: CredentialRepository;
@@ -139,7 +139,7 @@ export function createAdminService(deps: AdminServiceDeps) {
    * A change and its audit entry in one transaction: both commit, or neither (an entry that cannot
    * be written undoes the change). Run again on the new head when a concurrent append took its place.
    */
-  const atomically = <T>(work: (trx: NonNullable<Trx>) => Promise<T>): Promise<T> => withChainRetry(() => deps.db.transaction(work));
+  const { atomically } = deps;
 
   const requireWrite = (actor: Actor) => {
     if (actor.role !== 'admin') throw new KapijaError('admin.read_only', 403);

@@ -11,12 +11,10 @@ import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { KapijaError } from '../errors.js';
-import type { Db } from '../store/db.js';
+import type { Repositories } from '../store/index.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { CredentialRepository } from '../store/credentials.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
-import { createAccountTokenRepository } from '../store/account-tokens.js';
-import { createKnownDeviceRepository } from '../store/known-devices.js';
 import type { PasswordHasher } from '../factors/password/hasher.js';
 import type { TotpFactor } from '../factors/totp/index.js';
 import type { RecoveryFactor } from '../factors/recovery/index.js';
@@ -29,7 +27,6 @@ import type { Renderer } from '../http/render.js';
 import { bodyParser, csrfProtection } from '../http/middleware.js';
 import { createMailer } from '../mail/mailer.js';
 import { createQueuedMailer, type QueuedMailer } from '../mail/queue.js';
-import { createMailQueueRepository } from '../store/mail-queue.js';
 import { createMailTemplates } from '../mail/templates.js';
 import { createSelfService, type SelfService } from './service.js';
 import { createSelfServiceRouter } from './router.js';
@@ -40,7 +37,7 @@ const PATHS = ['/register', '/verify-email', '/recover', '/not-me', '/enrol-fact
 
 export function createSelfServiceModule(deps: {
   config: Config;
-  db: Db;
+  repos: Repositories;
   logger: Logger;
   provider: Provider;
   accounts: AccountRepository;
@@ -58,13 +55,13 @@ export function createSelfServiceModule(deps: {
   csrf: Csrf;
   secureCookies: boolean;
 }): { service: SelfService; mailer: QueuedMailer; middleware: Koa.Middleware } {
-  const mailer = createQueuedMailer({ mailer: createMailer({ config: deps.config, logger: deps.logger }), store: createMailQueueRepository(deps.db), box: deps.box, logger: deps.logger });
+  const mailer = createQueuedMailer({ mailer: createMailer({ config: deps.config, logger: deps.logger }), store: deps.repos.mailQueue, box: deps.box, logger: deps.logger });
   const service = createSelfService({
     config: deps.config,
     accounts: deps.accounts,
-    tokens: createAccountTokenRepository(deps.db),
+    tokens: deps.repos.accountTokens,
     credentials: deps.credentials,
-    devices: createKnownDeviceRepository(deps.db),
+    devices: deps.repos.knownDevices,
     payloads: deps.payloads,
     passwords: deps.passwords,
     sessions: deps.sessions,

@@ -256,7 +256,7 @@ describe('clients', () => {
   });
 
   test('in production, redirect URIs must be https, except loopback http for native apps', async () => {
-    const service = createAdminService({ ...kapija, sessions: kapija.sessions, audit: createAuditLog(kapija.db), roles: createRoleRepository(kapija.db), production: true });
+    const service = createAdminService({ ...kapija, sessions: kapija.sessions, audit: kapija.repos.audit, roles: kapija.repos.roles, atomically: kapija.repos.atomically, production: true });
     const actor = { accountId: adminId, role: 'admin' as const, ip: null };
     await expect(service.clients.create(actor, { client_id: 'prod-web', redirect_uris: ['http://web.example/cb'] })).rejects.toMatchObject({ code: 'admin.client.invalid_metadata' });
     await expect(service.clients.create(actor, { client_id: 'prod-web2', redirect_uris: ['http://127.0.0.1/cb'] })).rejects.toMatchObject({ code: 'admin.client.invalid_metadata' });
