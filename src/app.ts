@@ -35,9 +35,10 @@ import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createOwnSignIn } from './http/own-sign-in.js';
 import { createAccountRouter } from './account/router.js';
 import { recordLedger, releaseEntry } from './account/ledger.js';
+import { createAccountDeletion } from './account/deletion.js';
 import { AUDIT_KEYS_PATH, createAuditCheckpoints, type AuditCheckpoints } from './audit/checkpoints.js';
 import { auditKeysEndpoint } from './audit/keys-endpoint.js';
-import { createSelfServiceModule, type SelfService } from './self-service/index.js';
+import { createSelfServiceModule, type SelfService } from './registration/index.js';
 import { createEventBus, type EventBus } from './events.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createHealth, operationsEndpoints, type Health } from './observability/health.js';
@@ -405,6 +406,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     secureCookies,
   });
   app.use(selfService.middleware);
+  const deletion = createAccountDeletion({ repos, sessions: w.sessions, payloads: handles.payloads, events: w.events });
   const account = createAccountRouter({
     provider,
     signIn: portalSignIn,
@@ -425,7 +427,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     render,
     passwords: handles.passwords,
     requestEmailChange: (accountId, email, locale) => selfService.service.requestEmailChange(accountId, email, locale),
-    forgetLinks: (accountId) => selfService.service.forget(accountId),
+    deletion,
     reauthSeconds: config.reauthSeconds,
     secureCookies,
   });

@@ -34,6 +34,8 @@ import { claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
 import { csvCell } from '../security/csv.js';
+import type { AccountDeletion } from './deletion.js';
+import { describeDevice } from '../notices/device.js';
 import { serviceName } from '../i18n/service-name.js';
 
 export interface AccountPortalDeps {
@@ -60,22 +62,14 @@ export interface AccountPortalDeps {
   passwords: PasswordHasher;
   /** Starts a verified e-mail change (a link to the new address). */
   requestEmailChange(accountId: string, newEmail: string, locale: Locale): Promise<void>;
-  /** Makes every mailed link of the account useless and drops its queued mail (before it is erased). */
-  forgetLinks(accountId: string): Promise<void>;
+  /** Deletes the account (account/deletion.ts, shared with the administration). */
+  deletion: AccountDeletion;
   /** How recent the last proof of both factors must be for a change (seconds). */
   reauthSeconds: number;
   secureCookies: boolean;
 }
 
 const PENDING_TOTP = 'kapija.account.totp';
-
-/** A short, readable description of a browser from its user agent. */
-export function describeDevice(ua: string | null): string {
-  if (!ua) return '—';
-  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : undefined;
-  const os = /Windows/.test(ua) ? 'Windows' : /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : undefined;
-  return browser || os ? [browser, os].filter(Boolean).join(' · ') : ua.slice(0, 60);
-}
 
 export function createAccountRouter(d: AccountPortalDeps): Router {
   const router = new Router({ prefix: '/account' });
@@ -568,15 +562,7 @@ export function createAccountRouter(d: AccountPortalDeps): Router {
       ctx.status = 400;
       return page(ctx, 'account/data', 'account.data.title', { username: me.account.username, error: t(ctx)('account.delete.mismatch') });
     }
-    const id = me.account.id;
-    await d.forgetLinks(id);
-    await d.sessions.endAllForAccount(id);
-    await d.payloads.revokeGrants(id);
-    for (const type of ['totp', 'webauthn', 'recovery'] as const) await d.credentials.removeType(id, type);
-    await d.devices.deleteForAccount(id);
-    await d.refusals.forget(id);
-    await d.accounts.erase(id);
-    await d.events.emit('account.deleted', { accountId: id });
+    await d.deletion.delete(me.account.id);
     d.signIn.clear(ctx);
     ctx.status = 303;
     ctx.redirect('/account/deleted');

@@ -1,8 +1,8 @@
 /**
  * Registration, recovery and security notices, assembled for the composition root: the service
- * (also used by the account portal: `requestEmailChange`), its notice listeners on the event bus,
- * and the middleware serving `/register`, `/verify-email`, `/recover`, `/not-me` and `/enrol-factor` with body
- * parsing and CSRF.
+ * (also used by the account portal: `requestEmailChange`), its notice listeners on the event bus
+ * (notices/), and the middleware serving `/register` and `/verify-email` (registration/) and
+ * `/recover`, `/not-me` and `/enrol-factor` (recovery/) with body parsing and CSRF.
  */
 import type Koa from 'koa';
 import type { Context } from 'koa';
@@ -29,7 +29,9 @@ import { createMailer } from '../mail/mailer.js';
 import { createQueuedMailer, type QueuedMailer } from '../mail/queue.js';
 import { createMailTemplates } from '../mail/templates.js';
 import { createSelfService, type SelfService } from './service.js';
-import { createSelfServiceRouter } from './router.js';
+import { createRegistrationRouter } from './router.js';
+import { createPageKit } from './pages.js';
+import { createRecoveryRouter } from '../recovery/router.js';
 
 export type { SelfService };
 
@@ -72,7 +74,7 @@ export function createSelfServiceModule(deps: {
     logger: deps.logger,
   });
   service.listen();
-  const router = createSelfServiceRouter({
+  const pageDeps = {
     service,
     provider: deps.provider,
     render: deps.render,
@@ -83,12 +85,16 @@ export function createSelfServiceModule(deps: {
       mail: createThrottle(deps.throttleStorage, { scope: 'self-service-mail', box: deps.box }),
       link: createThrottle(deps.throttleStorage, { scope: 'self-service-link', box: deps.box }),
     },
-  });
+  };
+  const kit = createPageKit(pageDeps);
+  const routers = [createRegistrationRouter(pageDeps, kit), createRecoveryRouter(pageDeps, kit)];
   const chain = compose<Context>([
     bodyParser(),
     csrfProtection(deps.csrf, { secureCookies: deps.secureCookies }),
-    router.routes() as Koa.Middleware,
-    router.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
+    ...routers.flatMap((router) => [
+      router.routes() as Koa.Middleware,
+      router.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
+    ]),
   ]) as Koa.Middleware;
   const middleware: Koa.Middleware = (ctx, next) =>
     PATHS.some((p) => ctx.path === p || ctx.path.startsWith(`${p}/`)) ? chain(ctx, next) : next();
