@@ -443,6 +443,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     csrf: w.csrf,
     secureCookies,
     sendReenrolLink: (accountId) => selfService.service.sendReenrolLink(accountId),
+    deletion,
   });
   app.use(underPath('/admin', administration.middleware));
   return selfService;

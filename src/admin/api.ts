@@ -93,6 +93,9 @@ export function createAdminApi(deps: { provider: Provider; accounts: AccountRepo
   router.get('/citizens/:accountId', async (ctx) => {
     ctx.body = await service.citizens.view(actor(ctx), ctx.params.accountId!);
   });
+  router.delete('/citizens/:accountId', write, async (ctx) => {
+    ctx.body = await service.citizens.delete(actor(ctx), ctx.params.accountId!);
+  });
   router.post('/citizens/:accountId/lock', write, async (ctx) => {
     ctx.body = await service.citizens.setLocked(actor(ctx), ctx.params.accountId!, true);
   });

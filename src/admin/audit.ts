@@ -10,43 +10,43 @@ export function createAuditAdmin(c: AdminContext) {
   const { audit } = c.deps;
   const { record } = c;
   return {
-  /** The read is recorded; a read of a citizen's ledger (or entries about them) shows in that ledger. */
-  async list(actor: Actor, filter: AuditFilter): Promise<AuditEntry[]> {
-    const entries = await audit.list(filter);
-    const ledgerOf = filter.chain?.startsWith('account:') ? filter.chain.slice('account:'.length) : undefined;
-    const subject = (ledgerOf ?? filter.subject)?.slice(0, 36);
-    await record(actor, subject ? 'admin.citizen.ledger_read' : 'admin.audit.read', {
-      subjectAccountId: subject ?? null,
-      details: { count: entries.length, filter: { ...filter, from: iso(filter.from), to: iso(filter.to) } },
-    });
-    return entries;
-  },
-  count(filter: AuditFilter): Promise<number> {
-    return audit.count(filter);
-  },
-  async export(actor: Actor, filter: AuditFilter, format: 'csv' | 'json') {
-    const entries = await audit.list({ ...filter, limit: filter.limit ?? 10_000 });
-    await record(actor, 'admin.audit.exported', { details: { format, count: entries.length, filter: { ...filter, from: iso(filter.from), to: iso(filter.to) } } });
-    return entries;
-  },
-  verify: (chain?: string) => audit.verify(chain),
+    /** The read is recorded; a read of a citizen's ledger (or entries about them) shows in that ledger. */
+    async list(actor: Actor, filter: AuditFilter): Promise<AuditEntry[]> {
+      const entries = await audit.list(filter);
+      const ledgerOf = filter.chain?.startsWith('account:') ? filter.chain.slice('account:'.length) : undefined;
+      const subject = (ledgerOf ?? filter.subject)?.slice(0, 36);
+      await record(actor, subject ? 'admin.citizen.ledger_read' : 'admin.audit.read', {
+        subjectAccountId: subject ?? null,
+        details: { count: entries.length, filter: { ...filter, from: iso(filter.from), to: iso(filter.to) } },
+      });
+      return entries;
+    },
+    count(filter: AuditFilter): Promise<number> {
+      return audit.count(filter);
+    },
+    async export(actor: Actor, filter: AuditFilter, format: 'csv' | 'json') {
+      const entries = await audit.list({ ...filter, limit: filter.limit ?? 10_000 });
+      await record(actor, 'admin.audit.exported', { details: { format, count: entries.length, filter: { ...filter, from: iso(filter.from), to: iso(filter.to) } } });
+      return entries;
+    },
+    verify: (chain?: string) => audit.verify(chain),
   };
 }
 
 export function auditEntryJson(e: AuditEntry) {
   return {
-    id: e.id,
-    chain: e.chain,
-    seq: e.seq,
-    at: e.at.toISOString(),
-    actor: e.actor,
-    action: e.action,
-    subject_account_id: e.subjectAccountId,
-    client_id: e.clientId,
-    ip: e.ip,
-    details: e.details,
-    prev_hash: e.prevHash,
-    hash: e.hash,
+      id: e.id,
+      chain: e.chain,
+      seq: e.seq,
+      at: e.at.toISOString(),
+      actor: e.actor,
+      action: e.action,
+      subject_account_id: e.subjectAccountId,
+      client_id: e.clientId,
+      ip: e.ip,
+      details: e.details,
+      prev_hash: e.prevHash,
+      hash: e.hash,
   };
 }
 

@@ -3,6 +3,7 @@
  * each action appends to the 'admin' chain, and the transaction a change and its entry share.
  */
 import type Provider from 'oidc-provider';
+import type { AccountDeletion } from '../account/deletion.js';
 import { KapijaError } from '../errors.js';
 import type { SessionService } from '../oidc/sessions.js';
 import type { Account, AccountRepository } from '../store/accounts.js';
@@ -47,6 +48,8 @@ export interface AdminServiceDeps {
    * link through which alone a new factor can be enrolled.
    */
   sendReenrolLink?: (accountId: string) => Promise<void>;
+  /** Deletes a citizen's account, as the account portal does (account/deletion.ts). */
+  deletion: AccountDeletion;
 }
 
 export const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);

@@ -6,6 +6,7 @@ import compose from 'koa-compose';
 import type Koa from 'koa';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { AccountDeletion } from '../account/deletion.js';
 import type { Config } from '../config.js';
 import { KapijaError } from '../errors.js';
 import { createOwnSignIn } from '../http/own-sign-in.js';
@@ -39,6 +40,8 @@ export interface AdministrationDeps {
   secureCookies: boolean;
   /** Mails a citizen whose factors were reset the link to enrol a new one. */
   sendReenrolLink: (accountId: string) => Promise<void>;
+  /** Deletes a citizen's account (account/deletion.ts, shared with the portal). */
+  deletion: AccountDeletion;
 }
 
 /** Console sessions end after 15 minutes without use. */
@@ -58,6 +61,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     roles,
     production: d.config.env === 'production',
     sendReenrolLink: d.sendReenrolLink,
+    deletion: d.deletion,
   });
   const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr });
   const signIn = createOwnSignIn({

@@ -170,6 +170,10 @@ export function openApiDocument(issuer: string) {
           parameters: [accountId],
           responses: { 200: ok('Citizen'), ...readErrors, 404: errors[404] },
         }),
+        delete: write('Delete the account as the citizen can from the portal: links, queued mail, factors, devices and refusals go with the account row in one transaction (with its audit entry), then its sessions and grants end', {
+          parameters: [accountId],
+          responses: { 200: ok('Deleted'), ...errors },
+        }),
       },
       '/citizens/{accountId}/lock': { post: write('Lock the account and end its sessions', { parameters: [accountId], responses: { 200: ok('Locked'), ...errors } }) },
       '/citizens/{accountId}/unlock': { post: write('Unlock the account', { parameters: [accountId], responses: { 200: ok('Unlocked'), ...errors } }) },
