@@ -157,65 +157,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
     ctx.redirect('/admin/clients');
   });
 
-  // ------------------------------------------------------------------ clients
-  router.get('/clients', async (ctx) => page(ctx, 'clients', t(ctx)('admin.clients.heading'), { clients: await service.clients.list() }));
-  const clientForm = (ctx: Context, values: Record<string, string>, error?: string, clientId?: string) =>
-    page(ctx, 'client-form', clientId ? t(ctx)('admin.client.edit.heading', { client: clientId }) : t(ctx)('admin.client.new.heading'), {
-      values,
-      error,
-      clientId,
-      saved: ctx.method === 'GET' && ctx.query.saved === '1',
-      langs: LANGS,
-      canonicalUrl: clientId ? `/admin/clients/${encodeURIComponent(clientId)}` : '/admin/clients/new',
-    });
-  router.get('/clients/new', (ctx) => clientForm(ctx, { scope: 'openid profile email offline_access' }));
-  router.post('/clients', async (ctx) => {
-    const form = parseBody(ctx, consoleForm);
-    try {
-      const body = parseWith(clientCreateBody, clientBodyFromForm(form, false));
-      const { client, client_secret } = await service.clients.create(actor(ctx), body);
-      if (!client_secret) {
-        ctx.status = 303;
-        return ctx.redirect(`/admin/clients/${encodeURIComponent(client.client_id)}`);
-      }
-      page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: client.client_id }), { clientId: client.client_id, secret: client_secret, canonicalUrl: '/admin/clients' });
-    } catch (err) {
-      await withError(ctx, err, (error) => clientForm(ctx, Object.fromEntries(Object.entries(form).map(([k, v]) => [k, String(v ?? '')])), error));
-    }
-  });
-  router.get('/clients/:clientId', async (ctx) => {
-    const client = await service.clients.get(ctx.params.clientId!);
-    clientForm(ctx, formFromClient(client), undefined, client.client_id);
-  });
-  router.post('/clients/:clientId', async (ctx) => {
-    const form = parseBody(ctx, consoleForm);
-    const clientId = ctx.params.clientId!;
-    try {
-      const { client_secret } = await service.clients.update(actor(ctx), clientId, parseWith(clientUpdateBody, clientBodyFromForm(form, true)));
-      if (client_secret) return page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: clientId }), { clientId, secret: client_secret });
-      ctx.status = 303;
-      ctx.redirect(`/admin/clients/${encodeURIComponent(clientId)}?saved=1`);
-    } catch (err) {
-      await withError(ctx, err, (error) => clientForm(ctx, Object.fromEntries(Object.entries(form).map(([k, v]) => [k, String(v ?? '')])), error, clientId));
-    }
-  });
-  router.post('/clients/:clientId/secret', async (ctx) => {
-    const clientId = ctx.params.clientId!;
-    const { client_secret } = await service.clients.rotateSecret(actor(ctx), clientId);
-    page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: clientId }), { clientId, secret: client_secret, canonicalUrl: `/admin/clients/${encodeURIComponent(clientId)}` });
-  });
-  for (const [path, enabled] of [['disable', false], ['enable', true]] as const) {
-    router.post(`/clients/:clientId/${path}`, async (ctx) => {
-      await service.clients.setEnabled(actor(ctx), ctx.params.clientId!, enabled);
-      ctx.status = 303;
-      ctx.redirect(`/admin/clients/${encodeURIComponent(ctx.params.clientId!)}?saved=1`);
-    });
-  }
-  router.post('/clients/:clientId/delete', async (ctx) => {
-    await service.clients.delete(actor(ctx), ctx.params.clientId!);
-    ctx.status = 303;
-    ctx.redirect('/admin/clients');
-  });
+  clientPages(router, { service, t, actor, page, withError });
 
   // ------------------------------------------------------------------ citizens
   router.get('/citizens', async (ctx) => {
@@ -276,4 +218,77 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
   });
 
   return router;
+}
+
+/** The console's pages for one resource: what they share with the rest of the console. */
+interface ConsoleKit {
+  service: AdminService;
+  t(ctx: Context): Translate;
+  actor(ctx: Context): Actor;
+  page(ctx: Context, view: string, title: string, data?: Record<string, unknown>): void;
+  withError(ctx: Context, err: unknown, again: (error: string) => Promise<void> | void): Promise<void>;
+}
+
+/** Services (clients): list, create, change, rotate the secret, delete. */
+function clientPages(router: Router, kit: ConsoleKit): void {
+  const { service, t, actor, page, withError } = kit;
+  // ------------------------------------------------------------------ clients
+  router.get('/clients', async (ctx) => page(ctx, 'clients', t(ctx)('admin.clients.heading'), { clients: await service.clients.list() }));
+  const clientForm = (ctx: Context, values: Record<string, string>, error?: string, clientId?: string) =>
+    page(ctx, 'client-form', clientId ? t(ctx)('admin.client.edit.heading', { client: clientId }) : t(ctx)('admin.client.new.heading'), {
+      values,
+      error,
+      clientId,
+      saved: ctx.method === 'GET' && ctx.query.saved === '1',
+      langs: LANGS,
+      canonicalUrl: clientId ? `/admin/clients/${encodeURIComponent(clientId)}` : '/admin/clients/new',
+    });
+  router.get('/clients/new', (ctx) => clientForm(ctx, { scope: 'openid profile email offline_access' }));
+  router.post('/clients', async (ctx) => {
+    const form = parseBody(ctx, consoleForm);
+    try {
+      const body = parseWith(clientCreateBody, clientBodyFromForm(form, false));
+      const { client, client_secret } = await service.clients.create(actor(ctx), body);
+      if (!client_secret) {
+        ctx.status = 303;
+        return ctx.redirect(`/admin/clients/${encodeURIComponent(client.client_id)}`);
+      }
+      page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: client.client_id }), { clientId: client.client_id, secret: client_secret, canonicalUrl: '/admin/clients' });
+    } catch (err) {
+      await withError(ctx, err, (error) => clientForm(ctx, Object.fromEntries(Object.entries(form).map(([k, v]) => [k, String(v ?? '')])), error));
+    }
+  });
+  router.get('/clients/:clientId', async (ctx) => {
+    const client = await service.clients.get(ctx.params.clientId!);
+    clientForm(ctx, formFromClient(client), undefined, client.client_id);
+  });
+  router.post('/clients/:clientId', async (ctx) => {
+    const form = parseBody(ctx, consoleForm);
+    const clientId = ctx.params.clientId!;
+    try {
+      const { client_secret } = await service.clients.update(actor(ctx), clientId, parseWith(clientUpdateBody, clientBodyFromForm(form, true)));
+      if (client_secret) return page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: clientId }), { clientId, secret: client_secret });
+      ctx.status = 303;
+      ctx.redirect(`/admin/clients/${encodeURIComponent(clientId)}?saved=1`);
+    } catch (err) {
+      await withError(ctx, err, (error) => clientForm(ctx, Object.fromEntries(Object.entries(form).map(([k, v]) => [k, String(v ?? '')])), error, clientId));
+    }
+  });
+  router.post('/clients/:clientId/secret', async (ctx) => {
+    const clientId = ctx.params.clientId!;
+    const { client_secret } = await service.clients.rotateSecret(actor(ctx), clientId);
+    page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: clientId }), { clientId, secret: client_secret, canonicalUrl: `/admin/clients/${encodeURIComponent(clientId)}` });
+  });
+  for (const [path, enabled] of [['disable', false], ['enable', true]] as const) {
+    router.post(`/clients/:clientId/${path}`, async (ctx) => {
+      await service.clients.setEnabled(actor(ctx), ctx.params.clientId!, enabled);
+      ctx.status = 303;
+      ctx.redirect(`/admin/clients/${encodeURIComponent(ctx.params.clientId!)}?saved=1`);
+    });
+  }
+  router.post('/clients/:clientId/delete', async (ctx) => {
+    await service.clients.delete(actor(ctx), ctx.params.clientId!);
+    ctx.status = 303;
+    ctx.redirect('/admin/clients');
+  });
 }

@@ -100,7 +100,21 @@ export function createPageKit(deps: SelfServiceRouterDeps) {
 
   const tokenOf = (v: unknown) => (typeof v === 'string' && /^[A-Za-z0-9_-]{20,100}$/.test(v) ? v : undefined);
 
-  return { t, locale, returnUid, backHref, requireMail, rateLimited, spendMail, linkKeys, checkLinkBudget, badLink, message, passwordErrors, tokenOf };
+  /** A mailed link's page: one button that uses it (mail scanners that fetch links must not use them up). */
+  const confirmLink = (ctx: Context, keys: 'verify' | 'reenrol', action: string, token: string) => {
+    const tr = t(ctx);
+    render(ctx, 'self-service/confirm', {
+      title: tr(`${keys}.title`),
+      heading: tr(`${keys}.heading`),
+      intro: tr(`${keys}.intro`),
+      submit: tr(`${keys}.submit`),
+      action,
+      token,
+      canonicalUrl: `${action}?token=${token}`,
+    });
+  };
+
+  return { t, locale, returnUid, backHref, requireMail, rateLimited, spendMail, linkKeys, checkLinkBudget, badLink, message, passwordErrors, tokenOf, confirmLink };
 }
 
 export type PageKit = ReturnType<typeof createPageKit>;

@@ -12,7 +12,7 @@ import { NAME_MAX, bounded, registerForm, str, tokenForm, type PageKit, type Sel
 
 export function createRegistrationRouter(deps: SelfServiceRouterDeps, kit: PageKit): Router {
   const { service, render } = deps;
-  const { t, locale, returnUid, backHref, requireMail, spendMail, checkLinkBudget, badLink, message, passwordErrors, tokenOf } = kit;
+  const { t, locale, returnUid, backHref, requireMail, spendMail, checkLinkBudget, badLink, message, passwordErrors, tokenOf, confirmLink } = kit;
   const router = new Router();
 
   // ---------------------------------------------------------------- registration
@@ -83,17 +83,7 @@ export function createRegistrationRouter(deps: SelfServiceRouterDeps, kit: PageK
     await checkLinkBudget(ctx);
     const token = tokenOf(ctx.query.token);
     if (!token || !(await service.verificationPending(token))) return badLink(ctx);
-    const tr = t(ctx);
-    // A button rather than acting on GET: mail scanners that fetch links must not use them up.
-    render(ctx, 'self-service/confirm', {
-      title: tr('verify.title'),
-      heading: tr('verify.heading'),
-      intro: tr('verify.intro'),
-      submit: tr('verify.submit'),
-      action: '/verify-email',
-      token,
-      canonicalUrl: `/verify-email?token=${token}`,
-    });
+    confirmLink(ctx, 'verify', '/verify-email', token);
   });
 
   router.post('/verify-email', async (ctx) => {
