@@ -4,6 +4,12 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
+/**
+ * The raw database handle stays in store/ and the entry points that open it (app.ts, main.ts,
+ * cli/): everything else is given repositories (store/index.ts createRepositories).
+ */
+const RAW_DATABASE = { regex: '^(\\.\\./)+store/db\\.js$', message: 'Only store/ and the entry points hold the database handle: take repositories from store/index.ts instead.' };
+
 export default tseslint.config(
   { ignores: ['dist/**', 'data/**', 'node_modules/**', 'coverage/**', 'bench/results/**'] },
   js.configs.recommended,
@@ -51,7 +57,27 @@ export default tseslint.config(
   ]),
   boundaries('src/oidc/**/*.ts', [
     { regex: '^(\\.\\./)+interactions/', message: 'oidc/ knows the interaction pages only by URL: it must not import interactions/.' },
+    RAW_DATABASE,
   ]),
+  boundaries(['src/registration/**/*.ts', 'src/recovery/**/*.ts'], [
+    RAW_DATABASE,
+    { regex: '^(\\.\\./)+(account|admin)/', message: 'registration/ and recovery/ do not import the account portal or the administration: what they need arrives through the composition root.' },
+  ]),
+  boundaries('src/notices/**/*.ts', [
+    RAW_DATABASE,
+    { regex: '^(\\.\\./)+(account|admin|http|interactions)/', message: 'notices/ is mail about account events: no pages, no HTTP.' },
+    { regex: '^(koa|koa-.*|@koa/.*)(/.*)?$', message: 'notices/ is mail about account events: no pages, no HTTP.' },
+  ]),
+  boundaries('src/account/**/*.ts', [
+    RAW_DATABASE,
+    { regex: '^(\\.\\./)+(admin|registration|recovery)/', message: 'account/ does not import admin/, registration/ or recovery/: what it needs from them arrives through the composition root.' },
+  ]),
+  boundaries('src/admin/**/*.ts', [
+    RAW_DATABASE,
+    { regex: '^(\\.\\./)+(registration|recovery|interactions)/', message: 'admin/ does not import another part\'s pages: what it needs arrives through the composition root.' },
+    { regex: '^(\\.\\./)+account/(?!deletion\\.js$)', message: 'admin/ takes only the account deletion service from account/.' },
+  ]),
+  boundaries(['src/http/**/*.ts', 'src/observability/**/*.ts', 'src/open-data/**/*.ts', 'src/mail/**/*.ts', 'src/audit/**/*.ts'], [RAW_DATABASE]),
   {
     files: ['static/**/*.js'],
     languageOptions: { globals: { ...globals.browser }, sourceType: 'script' },

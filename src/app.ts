@@ -1,77 +1,69 @@
 /**
- * The composition root: builds every repository, the engine and the routers from one Config and
- * one database handle, and mounts them on a Koa application. Nothing here is a module-level
- * singleton, so a test can build a second Kapija with another configuration.
+ * The composition root: builds the repositories (store/index.ts), the engine (oidc/engine.ts) and
+ * the routers from one Config and one database handle, and mounts them on a Koa application in
+ * order. Nothing here is a module-level singleton, so a test can build a second Kapija with
+ * another configuration.
  */
 import Koa, { type Context } from 'koa';
 import os from 'node:os';
-import mount from 'koa-mount';
 import compose from 'koa-compose';
-import { koaBody } from 'koa-body';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { KapijaError, isUnavailableError } from './errors.js';
+import { KapijaError } from './errors.js';
 import { openStore, migrate, type Db } from './store/db.js';
-import { createAccountRepository, type AccountRepository } from './store/accounts.js';
-import { createClientRepository, type ClientRepository } from './store/clients.js';
-import { createKeyRepository } from './store/keys.js';
-import { createOidcPayloadRepository, type OidcPayloadRepository } from './store/oidc-payloads.js';
+import { createRepositories, type Repositories } from './store/index.js';
+import type { AccountRepository } from './store/accounts.js';
+import type { ClientRepository } from './store/clients.js';
+import type { OidcPayloadRepository } from './store/oidc-payloads.js';
+import type { CredentialRepository } from './store/credentials.js';
+import type { AuditLog } from './store/audit.js';
 import { createSecretBox } from './security/crypto.js';
-import { createCsrf } from './security/csrf.js';
+import { createCsrf, type Csrf } from './security/csrf.js';
 import { resolveMasterKey } from './security/master-key.js';
 import { createLogger } from './security/redact.js';
 import { createPasswordHasher, type PasswordHasher } from './factors/password/hasher.js';
-import { createCredentialRepository, type CredentialRepository } from './store/credentials.js';
 import { createTotpFactor, type TotpFactor } from './factors/totp/index.js';
 import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/index.js';
 import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
 import { createFactorRegistry, type Factor, type FactorDeps, type FactorRegistry } from './factors/registry.js';
 import { createSignInThrottles } from './security/sign-in-throttles.js';
-import { createWebAuthnMetadataRepository } from './store/webauthn-metadata.js';
 import { accountReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
-import { createProvider } from './oidc/provider.js';
+import { createEngine, touchSessionDevices, type Engine } from './oidc/engine.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createOwnSignIn } from './http/own-sign-in.js';
 import { createAccountRouter } from './account/router.js';
 import { recordLedger, releaseEntry } from './account/ledger.js';
-import { createAuditLog, type AuditLog } from './store/audit.js';
-import { createAuditCheckpointRepository } from './store/audit-checkpoints.js';
+import { createAccountDeletion } from './account/deletion.js';
 import { AUDIT_KEYS_PATH, createAuditCheckpoints, type AuditCheckpoints } from './audit/checkpoints.js';
 import { auditKeysEndpoint } from './audit/keys-endpoint.js';
-import { createSelfServiceModule, type SelfService } from './self-service/index.js';
+import { createSelfServiceModule, type SelfService } from './registration/index.js';
 import { createEventBus, type EventBus } from './events.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createHealth, operationsEndpoints, type Health } from './observability/health.js';
 import { observeRequests } from './observability/request-log.js';
 import { createOpenData } from './open-data/index.js';
-import { createOpenDataRepository } from './store/open-data.js';
 import type { RequestListener } from 'node:http';
-import { createSessionDeviceRepository } from './store/session-devices.js';
-import { createConsentRefusalRepository } from './store/consent-refusals.js';
-import { createLogoutDeliveryRepository } from './store/logout-deliveries.js';
-import { createKnownDeviceRepository } from './store/known-devices.js';
-import { createRateLimitRepository } from './store/rate-limits.js';
-import { createDatabaseHealth } from './store/health.js';
-import { createStoreMetrics } from './store/metrics.js';
 import { createLogoutRetries } from './oidc/logout-retries.js';
 import { createInteractionRouter } from './interactions/router.js';
 import { createAdministration } from './admin/index.js';
-import { createRenderer } from './http/render.js';
-import { errorHandler } from './http/error-handler.js';
+import { createRenderer, type Renderer } from './http/render.js';
+import { createErrorResponder } from './http/error-handler.js';
+import { authorizationByPost, createEngineRoutes, enginePages } from './http/engine-routes.js';
+import { httpsOnly } from './http/https-only.js';
 import { bodyParser, csrfProtection, i18n } from './http/middleware.js';
 import { securityHeaders } from './http/headers.js';
-import { pathAndQuery, pinOrigin } from './http/origin.js';
+import { pinOrigin } from './http/origin.js';
 import { staticAssets } from './http/static.js';
 import { cookiesPage } from './http/cookies-page.js';
 import { contentPages } from './http/content-pages.js';
 import { startPage } from './http/start-page.js';
-import type { Translate } from './i18n/index.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
 import { endSessionsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
+import { createRegistrarRoles } from './identity/registrar.js';
 
 export interface Kapija {
   readonly app: Koa;
@@ -79,6 +71,8 @@ export interface Kapija {
   readonly db: Db;
   readonly config: Config;
   readonly logger: Logger;
+  /** Every repository on `db` (store/index.ts). */
+  readonly repos: Repositories;
   readonly accounts: AccountRepository;
   readonly clients: ClientRepository;
   readonly payloads: OidcPayloadRepository;
@@ -127,6 +121,8 @@ export interface Kapija {
 export interface StoreHandles {
   db: Db;
   box: ReturnType<typeof createSecretBox>;
+  /** Every repository on `db` (store/index.ts). */
+  repos: Repositories;
   keys: KeyManager;
   accounts: AccountRepository;
   clients: ClientRepository;
@@ -153,10 +149,9 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
   const master = resolveMasterKey(config);
   const box = createSecretBox(master.key);
   const db = opts.db ?? openStore(config.database);
+  const repos = createRepositories(db, box, opts.now ? { now: opts.now } : {});
   const retentionSeconds = Math.max(config.ttl.session, config.ttl.accessToken) + 3600;
-  const accounts = createAccountRepository(db);
-  const credentials = createCredentialRepository(db);
-  const audit = createAuditLog(db);
+  const { accounts, credentials, audit } = repos;
   const factorDeps: FactorDeps = {
     accounts,
     credentials,
@@ -164,149 +159,67 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
     passwords: createPasswordHasher(config.argon2, Math.ceil(os.availableParallelism() / Math.max(1, config.webConcurrency))),
     totp: createTotpFactor({ credentials, box, issuerName: 'Kapija' }),
     recovery: createRecoveryFactor({ credentials, box }),
-    webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts, metadata: createWebAuthnMetadataRepository(db) }),
+    webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts, metadata: repos.webauthnMetadata }),
   };
   return {
     db,
     box,
+    repos,
     keys: createKeyManager({
-      keys: createKeyRepository(db),
+      keys: repos.keys,
       box,
       retentionSeconds,
       activationDelaySeconds: config.keyRotation.activationDelaySeconds,
       rotateEveryDays: config.keyRotation.everyDays,
       ...(opts.now ? { now: opts.now } : {}),
     }),
-    clients: createClientRepository(db, box),
-    payloads: createOidcPayloadRepository(db),
+    clients: repos.clients,
+    payloads: repos.payloads,
     ...factorDeps,
     factors: createFactorRegistry(factorDeps, opts.extraFactors?.({ ...factorDeps, box }) ?? []),
     audit,
-    checkpoints: createAuditCheckpoints({ audit, repo: createAuditCheckpointRepository(db), box, ...(opts.now ? { now: opts.now } : {}) }),
+    checkpoints: createAuditCheckpoints({ audit, repo: repos.auditCheckpoints, box, ...(opts.now ? { now: opts.now } : {}) }),
     identity: createIdentityService({ db, box, accounts, audit, ...(opts.now ? { now: opts.now } : {}) }),
   };
 }
 
-export async function createKapija(config: Config, opts: { db?: Db; logger?: Logger; migrate?: boolean; now?: () => number; extraFactors?: ExtraFactors } = {}): Promise<Kapija> {
+type KapijaOptions = { db?: Db; logger?: Logger; migrate?: boolean; now?: () => number; extraFactors?: ExtraFactors };
+
+/** What the routers share: built once in createKapija, handed to each mount step. */
+interface Wiring {
+  config: Config;
+  logger: Logger;
+  handles: StoreHandles;
+  events: EventBus;
+  render: Renderer;
+  csrf: Csrf;
+  secureCookies: boolean;
+  provider: Provider;
+  sessions: SessionService;
+}
+
+export async function createKapija(config: Config, opts: KapijaOptions = {}): Promise<Kapija> {
   const logger = opts.logger ?? createLogger(config.logLevel);
   const handles = openHandles(config, opts);
-  const { db } = handles;
+  const { db, repos } = handles;
   if (opts.migrate !== false) await migrate(db);
   await handles.keys.ensure();
   let keySet = await handles.keys.load();
 
   const secureCookies = config.issuer.startsWith('https://');
   const { render } = createRenderer();
+  const errors = createErrorResponder({ render, logger });
   const csrf = createCsrf(keySet.cookieKeys);
-
-  const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
-  /** Kapija's own form pages under `prefix`: small parsed bodies, CSRF on every change, the router. */
-  const formPages = (prefix: string, router: { routes(): unknown; allowedMethods(o: object): unknown }) =>
-    underPath(
-      prefix,
-      compose<Context>([
-        bodyParser(),
-        csrfProtection(csrf, { secureCookies }),
-        router.routes() as Koa.Middleware,
-        router.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
-      ]) as Koa.Middleware,
-    );
   const events = createEventBus(logger);
   recordLedger(events, handles.audit);
-  const sessionDevices = createSessionDeviceRepository(db);
-  const refusals = createConsentRefusalRepository(db);
-  const recentlySeen = new Map<string, { ip: string; userAgent: string; at: number }>();
-  const pageState = (ctx: Context) => ctx.state as { t: Translate; requestId: string };
-  // oidc-provider takes its keys at construction: a new key set means a new engine (refreshKeys).
-  const createEngine = (keys: KeySet) => withLogoutRetries(createProvider({
-    config,
-    logger,
-    keys,
-    adapter: createAdapterClass(handles.payloads, handles.clients),
-    findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
-    findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
-    findRefusals: (accountId, clientId) => refusals.list(accountId, clientId),
-    pairwiseSubject,
-    // A release not yet in the ledger is written here, not by a listener, so that its failure
-    // reaches the response (a listener's failure is only logged).
-    onRelease: async (release) => {
-      if (!release.recorded) await handles.audit.append(releaseEntry(release));
-      await events.emit('data.released', { ...release, recorded: true });
-    },
-    releaseRecord: releaseEntry,
-    onSessionSaved: (session, request) => {
-      // oidc-provider saves the session on every request that uses it; "last seen" is kept to the
-      // minute, so a session seen again from the same device within a minute costs no write.
-      const at = Date.now();
-      const seen = recentlySeen.get(session.uid);
-      if (seen && seen.ip === request.ip && seen.userAgent === request.userAgent && at - seen.at < 60_000) return Promise.resolve();
-      if (recentlySeen.size >= 10_000) recentlySeen.clear();
-      recentlySeen.set(session.uid, { ...request, at });
-      return sessionDevices.touch({ sessionUid: session.uid, accountId: session.accountId, ...request });
-    },
-    pages: {
-      error(ctx, out) {
-        const { t } = pageState(ctx);
-        const unavailable = Boolean(ctx.state.kapijaUnavailable);
-        const message = unavailable
-          ? t('error.service.unavailable')
-          : out.error === 'server_error'
-            ? t('error.server.internal')
-            : t('error.oidc', { error: out.error_description ?? out.error });
-        render(ctx, 'error', { title: t('error.title'), message, showBack: true });
-      },
-      logout(ctx, form) {
-        render(ctx, 'logout', { title: pageState(ctx).t('logout.title'), form });
-      },
-      logoutDone(ctx, clientName) {
-        render(ctx, 'logout-done', { title: pageState(ctx).t('logout.done.title'), clientName });
-      },
-    },
-  }));
-  // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
-  const withLogoutRetries = (p: Provider) =>
-    p.on('backchannel.error', (_ctx: unknown, err: unknown, client: { clientId: string }, accountId: string, sid: string) => {
-      void logoutRetries.later({ clientId: client.clientId, accountId, sid: sid ?? '' }, 1, err);
-    });
-  const metrics = createMetrics({ events, store: createStoreMetrics(db) });
-  let engine = createEngine(keySet);
-  metrics.observeProvider(engine);
-  let mountedEngine = mount(engine);
-  /** A stable handle that always reaches the current engine; everything but the mount uses it. */
-  const provider = delegateTo(() => engine);
-  const logoutRetries = createLogoutRetries({ provider, store: createLogoutDeliveryRepository(db, opts.now), events, logger, ...(opts.now ? { now: opts.now } : {}) });
-  // The engine answers its own errors, except a database failure while it saves the session after
-  // the route (e.g. the sign-out form): a program gets the engine's JSON shape for it too.
-  const toEngine = async (ctx: Context, next: Koa.Next) => {
-    try {
-      await mountedEngine(ctx, next);
-    } catch (err) {
-      if (!isUnavailableError(err) || ctx.accepts('html', 'json') !== 'json') throw err;
-      logger.warn({ requestId: ctx.state.requestId, route: ctx.path, err: { message: (err as Error).message } }, 'database unavailable');
-      ctx.status = 503;
-      ctx.set('retry-after', '5');
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
-    }
-  };
-  /**
-   * The engine's machine-to-machine endpoints answer their own errors; what escapes the engine
-   * (a database outage, a bug) is answered in JSON here, without Kapija's page middleware.
-   */
-  const toEngineApi = async (ctx: Context) => {
-    try {
-      await toEngine(ctx, () => Promise.resolve());
-    } catch (err) {
-      const unavailable = isUnavailableError(err);
-      if (!unavailable) logger.error({ err, requestId: ctx.state.requestId, route: ctx.path }, 'request failed');
-      ctx.status = unavailable ? 503 : 500;
-      if (unavailable) ctx.set('retry-after', '5');
-      ctx.body = unavailable
-        ? { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' }
-        : { error: 'server_error', error_description: 'an unexpected error occurred', request_id: ctx.state.requestId };
-    }
-  };
-  const published = new Map<string, { type: string; body: string }>();
-  const health = createHealth({ database: createDatabaseHealth(db), signingKeys: () => keySet.jwks.keys.length });
+  const metrics = createMetrics({ events, store: repos.metrics });
+  const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
+  const engine = createEngineFor(config, handles, { logger, events, render, errors, pairwiseSubject, keys: keySet, observe: (p) => metrics.observeProvider(p), logoutLater: (d, err) => void logoutRetries.later(d, 1, err) });
+  const { provider } = engine;
+  // Declared after the engine it retries for; the engine reports failures only once requests run.
+  const logoutRetries = createLogoutRetries({ provider, store: repos.logoutDeliveries, events, logger, ...(opts.now ? { now: opts.now } : {}) });
+  const routes = createEngineRoutes(engine, errors);
+  const health = createHealth({ database: repos.health, signingKeys: () => keySet.jwks.keys.length });
 
   // Behind TRUST_PROXY_HOPS proxies, the client's address is the one the outermost of them appended
   // to X-Forwarded-For; what the client wrote in front of it is its own choice and is ignored.
@@ -316,50 +229,14 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
 
   app.use(observeRequests(logger, metrics));
   app.use(pinOrigin(config.issuer));
-  if (config.env === 'production') {
-    // Behind the TLS-terminating proxy (TRUST_PROXY) every request is https; plain http is refused
-    // clearly rather than failing later on a Secure cookie.
-    app.use(async (ctx, next) => {
-      if (ctx.secure || ['/healthz', '/readyz', '/metrics'].includes(ctx.path)) return next();
-      if (ctx.method === 'GET' || ctx.method === 'HEAD') {
-        ctx.status = 308;
-        ctx.redirect(`${config.issuer}${pathAndQuery(ctx.originalUrl)}`);
-        return;
-      }
-      ctx.status = 400;
-      ctx.body = { error: 'invalid_request', error_description: 'Kapija is only served over https' };
-    });
-  }
+  if (config.env === 'production') app.use(httpsOnly(config.issuer));
   app.use(securityHeaders({ production: config.env === 'production' }));
-  // The engine's machine-to-machine endpoints go straight to it: none of Kapija's pages, assets,
-  // open data or administration lives under these paths, and they answer in JSON on their own.
-  // Discovery and JWKS change only with the engine (its keys): its answer is kept until the next
-  // one, for the plain GETs services make (a browser's cross-origin request still reaches the engine).
-  app.use(async (ctx, next) => {
-    if (ctx.method !== 'GET' || !PUBLISHED_PATHS.has(ctx.path) || ctx.querystring || ctx.get('origin')) return next();
-    const kept = published.get(ctx.path);
-    if (kept) {
-      // The engine's own headers for these documents; nothing before this middleware sets Vary.
-      ctx.set('vary', 'Origin');
-      ctx.set('access-control-allow-origin', '*');
-      ctx.set('content-type', kept.type);
-      ctx.body = kept.body;
-      return;
-    }
-    const servedBy = engine;
-    await next();
-    if (ctx.status === 200 && servedBy === engine && ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) {
-      const type = ctx.response.get('content-type');
-      ctx.body = JSON.stringify(ctx.body);
-      ctx.type = type;
-      published.set(ctx.path, { type, body: ctx.body as string });
-    }
-  });
+  app.use(routes.publishedDocuments);
   // The language is negotiated only when a page is rendered (the engine renders one for a browser
   // that asks an API endpoint for HTML).
   app.use(i18n({ fallback: config.defaultLocale, secureCookies }));
-  app.use((ctx, next) => (ENGINE_API_PATHS.has(ctx.path) ? toEngineApi(ctx) : next()));
-  app.use(errorHandler({ render, logger }));
+  app.use(routes.engineApi);
+  app.use(errors.middleware('page'));
   app.use(staticAssets());
   app.use(cookiesPage({ render, config }));
   app.use(contentPages({ render, contentDir: config.contentDir }));
@@ -368,20 +245,144 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
   // With METRICS_PORT, /metrics is served only there (main.ts), not to the public.
   app.use(operationsEndpoints({ health, metrics: config.metricsPort ? undefined : metrics }));
   // Anonymous daily statistics for the public (open data, CC BY 4.0).
-  const openData = createOpenData({
-    events,
-    store: createOpenDataRepository(db),
-    issuer: config.issuer,
-    minCount: config.openData.minCount,
-    ...(opts.now ? { now: opts.now } : {}),
-  });
+  const openData = createOpenData({ events, store: repos.openData, issuer: config.issuer, minCount: config.openData.minCount, ...(opts.now ? { now: opts.now } : {}) });
   app.use(openData.middleware);
   app.use(auditKeysEndpoint(handles.checkpoints));
 
-  // Kapija's own pages: parsed bodies and CSRF on every form.
-  const knownDevices = createKnownDeviceRepository(db);
-  const rateLimitCounters = createRateLimitRepository(db);
-  const throttles = createSignInThrottles({ storage: rateLimitCounters, box: handles.box, isKnownDevice: (username, device) => knownDevices.isKnownFor(username, device) });
+  const sessions = createSessionService({ provider, payloads: handles.payloads, retries: logoutRetries });
+  // A revoked (or lowered) identity ends at once every session signed in above what it now supports.
+  // A deleted account's verified identity is erased with the rest of its personal data.
+  events.on('account.deleted', (e) => handles.identity.forget(e.accountId));
+  handles.identity.onLevelDropped(async (accountId, level) => {
+    await endSessionsAbove(sessions, accountId, level);
+  });
+  const selfService = await mountPages(app, { config, logger, handles, events, render, csrf, secureCookies, provider, sessions });
+
+  // Everything else is the OpenID Connect engine.
+  app.use(authorizationByPost);
+  app.use(routes.toEngine);
+  const operations = new Koa();
+  operations.use(operationsEndpoints({ health, metrics }));
+
+  return {
+    app,
+    provider,
+    db,
+    config,
+    logger,
+    repos,
+    accounts: handles.accounts,
+    clients: handles.clients,
+    payloads: handles.payloads,
+    passwords: handles.passwords,
+    credentials: handles.credentials,
+    totp: handles.totp,
+    recovery: handles.recovery,
+    webauthn: handles.webauthn,
+    factors: handles.factors,
+    keys: handles.keys,
+    sessions,
+    selfService: selfService.service,
+    audit: handles.audit,
+    identity: handles.identity,
+    async subjectFor(accountId, clientId) {
+      const client = await provider.Client.find(clientId);
+      if (!client || client.subjectType !== 'pairwise') return accountId;
+      return pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId);
+    },
+    events,
+    metrics,
+    health,
+    operations: operations.callback(),
+    async refreshKeys() {
+      await handles.keys.rotateIfDue();
+      const next = await handles.keys.load();
+      if (next.version === keySet.version) return false;
+      // One synchronous step: a request is served wholly with the old keys and engine or the new ones.
+      engine.swap(next);
+      keySet = next;
+      app.keys = next.cookieKeys;
+      return true;
+    },
+    async purge() {
+      const [payloads, keys, links, rateLimits] = await Promise.all([
+        handles.payloads.purgeExpired(),
+        handles.keys.purge(),
+        selfService.service.purgeExpired(),
+        repos.rateLimits.purgeExpired(),
+      ]);
+      return { payloads, keys, links, rateLimits };
+    },
+    checkpointAudit: () => handles.checkpoints.checkpointChanged(),
+    deliverLogouts: () => logoutRetries.deliverDue(),
+    deliverMail: () => selfService.mailer.deliverDue(),
+    async close() {
+      selfService.mailer.close();
+      if (!opts.db) await db.destroy();
+    },
+  };
+}
+
+/** The engine, configured with Kapija's storage, accounts, ledger and pages. */
+function createEngineFor(
+  config: Config,
+  handles: StoreHandles,
+  d: {
+    logger: Logger;
+    events: EventBus;
+    render: Renderer;
+    errors: ReturnType<typeof createErrorResponder>;
+    pairwiseSubject: (sector: string, accountId: string) => string;
+    keys: KeySet;
+    observe: (engine: Provider) => void;
+    logoutLater: (delivery: { clientId: string; accountId: string; sid: string }, err: unknown) => void;
+  },
+): Engine {
+  const { repos } = handles;
+  return createEngine({
+    config,
+    logger: d.logger,
+    keys: d.keys,
+    adapter: createAdapterClass(handles.payloads, handles.clients),
+    findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
+    findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
+    findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
+    pairwiseSubject: d.pairwiseSubject,
+    // A release not yet in the ledger is written here, not by a listener, so that its failure
+    // reaches the response (a listener's failure is only logged).
+    onRelease: async (release) => {
+      if (!release.recorded) await handles.audit.append(releaseEntry(release));
+      await d.events.emit('data.released', { ...release, recorded: true });
+    },
+    releaseRecord: releaseEntry,
+    onSessionSaved: touchSessionDevices(repos.sessionDevices),
+    pages: enginePages(d.render, d.errors),
+    onBuilt: d.observe,
+    // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
+    onBackchannelError: d.logoutLater,
+  });
+}
+
+/**
+ * Kapija's own pages, in mount order: the sign-in interaction, registration and recovery, the
+ * account portal and the administration. Each takes parsed bodies and CSRF on every form.
+ */
+async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof createSelfServiceModule>> {
+  const { config, handles, provider, render, secureCookies } = w;
+  const { repos } = handles;
+  /** Kapija's own form pages under `prefix`: small parsed bodies, CSRF on every change, the router. */
+  const formPages = (prefix: string, router: { routes(): unknown; allowedMethods(o: object): unknown }) =>
+    underPath(
+      prefix,
+      compose<Context>([
+        bodyParser(),
+        csrfProtection(w.csrf, { secureCookies }),
+        router.routes() as Koa.Middleware,
+        router.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
+      ]) as Koa.Middleware,
+    );
+
+  const throttles = createSignInThrottles({ storage: repos.rateLimits, box: handles.box, isKnownDevice: (username, device) => repos.knownDevices.isKnownFor(username, device) });
   const interactions = createInteractionRouter({
     provider,
     accounts: handles.accounts,
@@ -391,8 +392,8 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     render,
     defaultLocale: config.defaultLocale,
     requireSecondFactor: config.requireSecondFactor,
-    events,
-    refusals,
+    events: w.events,
+    refusals: repos.refusals,
     identity: handles.identity,
     factorReset: {
       useLink: (token, accountId) => selfService.service.useReenrolLink(token, accountId),
@@ -416,50 +417,44 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     secureCookies,
   });
   await portalSignIn.ensureClient();
-  const sessionService = createSessionService({ provider, payloads: handles.payloads, retries: logoutRetries });
-  // A revoked (or lowered) identity ends at once every session signed in above what it now supports.
-  // A deleted account's verified identity is erased with the rest of its personal data.
-  events.on('account.deleted', (e) => handles.identity.forget(e.accountId));
-  handles.identity.onLevelDropped(async (accountId, level) => {
-    await endSessionsAbove(sessionService, accountId, level);
-  });
   // Registration, recovery, e-mail verification and "this wasn't me" (their own paths, CSRF on every form).
   const selfService = createSelfServiceModule({
     ...handles,
     config,
-    logger,
+    logger: w.logger,
     provider,
-    sessions: sessionService,
-    throttleStorage: rateLimitCounters,
-    events,
+    sessions: w.sessions,
+    throttleStorage: repos.rateLimits,
+    events: w.events,
     render,
-    csrf,
+    csrf: w.csrf,
     secureCookies,
   });
   app.use(selfService.middleware);
   // Activation codes from a registration counter or a letter (identity/activation-router.ts).
-  app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, render, box: handles.box, throttleStorage: rateLimitCounters })));
+  app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, render, box: handles.box, throttleStorage: repos.rateLimits })));
+  const deletion = createAccountDeletion({ repos, sessions: w.sessions, payloads: handles.payloads, events: w.events, factors: handles.factors });
   const account = createAccountRouter({
     provider,
     signIn: portalSignIn,
     accounts: handles.accounts,
     credentials: handles.credentials,
     payloads: handles.payloads,
-    refusals,
-    devices: sessionDevices,
-    sessions: sessionService,
+    refusals: repos.refusals,
+    devices: repos.sessionDevices,
+    sessions: w.sessions,
     factors: handles.factors,
     totp: handles.totp,
     webauthn: handles.webauthn,
     box: handles.box,
-    events,
+    events: w.events,
     audit: handles.audit,
     checkpoints: handles.checkpoints,
     auditKeysUrl: `${config.issuer}${AUDIT_KEYS_PATH}`,
     render,
     passwords: handles.passwords,
     requestEmailChange: (accountId, email, locale) => selfService.service.requestEmailChange(accountId, email, locale),
-    forgetLinks: (accountId) => selfService.service.forget(accountId),
+    deletion,
     reauthSeconds: config.reauthSeconds,
     secureCookies,
     identity: handles.identity,
@@ -471,129 +466,16 @@ export async function createKapija(config: Config, opts: { db?: Db; logger?: Log
     ...handles,
     config,
     provider,
-    sessions: sessionService,
+    sessions: w.sessions,
     render,
-    csrf,
+    csrf: w.csrf,
     secureCookies,
     sendReenrolLink: (accountId) => selfService.service.sendReenrolLink(accountId),
+    deletion,
+    registrars: createRegistrarRoles(handles.db, handles.audit),
   });
   app.use(underPath('/admin', administration.middleware));
-
-  // Everything else is the OpenID Connect engine.
-  app.use(authorizationByPost);
-  app.use(toEngine);
-  const operations = new Koa();
-  operations.use(operationsEndpoints({ health, metrics }));
-
-  const kapija: Kapija = {
-    app,
-    provider,
-    db,
-    config,
-    logger,
-    accounts: handles.accounts,
-    clients: handles.clients,
-    payloads: handles.payloads,
-    passwords: handles.passwords,
-    credentials: handles.credentials,
-    totp: handles.totp,
-    recovery: handles.recovery,
-    webauthn: handles.webauthn,
-    factors: handles.factors,
-    keys: handles.keys,
-    sessions: sessionService,
-    selfService: selfService.service,
-    audit: handles.audit,
-    identity: handles.identity,
-    async subjectFor(accountId, clientId) {
-      const client = await provider.Client.find(clientId);
-      if (!client || client.subjectType !== 'pairwise') return accountId;
-      return pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId);
-    },
-    events,
-    metrics,
-    health,
-    operations: operations.callback(),
-    async refreshKeys() {
-      await handles.keys.rotateIfDue();
-      const next = await handles.keys.load();
-      if (next.version === keySet.version) return false;
-      const rebuilt = createEngine(next);
-      metrics.observeProvider(rebuilt);
-      // One synchronous step: a request is served wholly by the old engine or by the new one.
-      keySet = next;
-      engine = rebuilt;
-      published.clear();
-      mountedEngine = mount(rebuilt);
-      app.keys = next.cookieKeys;
-      return true;
-    },
-    async purge() {
-      const [payloads, keys, links, rateLimits] = await Promise.all([
-        handles.payloads.purgeExpired(),
-        handles.keys.purge(),
-        selfService.service.purgeExpired(),
-        rateLimitCounters.purgeExpired(),
-      ]);
-      return { payloads, keys, links, rateLimits };
-    },
-    checkpointAudit: () => handles.checkpoints.checkpointChanged(),
-    deliverLogouts: () => logoutRetries.deliverDue(),
-    deliverMail: () => selfService.mailer.deliverDue(),
-    async close() {
-      selfService.mailer.close();
-      if (!opts.db) await db.destroy();
-    },
-  };
-  return kapija;
-}
-
-/** The engine's published documents, the same for every request until the keys change. */
-const PUBLISHED_PATHS = new Set(['/.well-known/openid-configuration', '/jwks']);
-
-/** oidc-provider's default routes that serve clients and resource servers, not browsers. */
-const ENGINE_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration', '/request']);
-
-const parseAuthorizationForm = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '64kb', patchNode: false });
-
-/**
- * OIDC Core 3.1.2.1: the authorization endpoint takes a form-encoded POST like a GET. The engine
- * serves POST only with SameSite=None cookies (a cross-site POST must carry its session), so the
- * form's parameters are handed to it as the GET request's query instead: the same checks, and a
- * request from another site simply finds no session and asks the citizen to sign in.
- */
-async function authorizationByPost(ctx: Context, next: Koa.Next): Promise<void> {
-  if (ctx.method !== 'POST' || ctx.path !== '/auth') return next();
-  if (!ctx.is('application/x-www-form-urlencoded')) throw new KapijaError('request.invalid', 415);
-  try {
-    await parseAuthorizationForm(ctx, () => Promise.resolve());
-  } catch (err) {
-    const status = (err as { status?: number }).status;
-    throw new KapijaError(status === 413 ? 'request.too_large' : 'request.invalid', status === 413 ? 413 : 400, { cause: err });
-  }
-  const form = (ctx.request as { body?: Record<string, string | string[]> }).body ?? {};
-  const query = new URLSearchParams();
-  for (const [key, value] of Object.entries(form)) for (const one of Array.isArray(value) ? value : [value]) query.append(key, one);
-  ctx.method = 'GET';
-  ctx.querystring = query.toString();
-  return next();
-}
-
-/**
- * A Provider-typed handle whose every property is read from the current engine (methods bound to
- * it; model classes such as `Grant` and `Client` returned as they are).
- */
-function delegateTo(current: () => Provider): Provider {
-  const isClass = (v: unknown) => typeof v === 'function' && /^class\b/.test(Function.prototype.toString.call(v));
-  return new Proxy({} as Provider, {
-    get(_target, key) {
-      const target = current();
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === 'function' && !isClass(value) ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-    set: (_target, key, value) => Reflect.set(current(), key, value),
-    has: (_target, key) => Reflect.has(current(), key),
-  });
+  return selfService;
 }
 
 /** Runs `middleware` for requests under `prefix` only. */

@@ -49,15 +49,7 @@ export function dataRoutes(router: Router, p: PortalKit): void {
       ctx.status = 400;
       return page(ctx, 'account/data', 'account.data.title', { username: me.account.username, error: t(ctx)('account.delete.mismatch') });
     }
-    const id = me.account.id;
-    await d.forgetLinks(id);
-    await d.sessions.endAllForAccount(id);
-    await d.payloads.revokeGrants(id);
-    for (const type of d.factors.credentialTypes()) await d.credentials.removeType(id, type);
-    await d.devices.deleteForAccount(id);
-    await d.refusals.forget(id);
-    await d.accounts.erase(id);
-    await d.events.emit('account.deleted', { accountId: id });
+    await d.deletion.delete(me.account.id);
     d.signIn.clear(ctx);
     ctx.status = 303;
     ctx.redirect('/account/deleted');

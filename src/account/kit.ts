@@ -25,6 +25,7 @@ import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import { completeAmr, levelFor, levelOfAcr, rank } from '../assurance/levels.js';
 import type { VerifiedIdentity } from '../identity/store.js';
+import type { AccountDeletion } from './deletion.js';
 import { serviceName } from '../i18n/service-name.js';
 
 export interface AccountPortalDeps {
@@ -52,8 +53,8 @@ export interface AccountPortalDeps {
   passwords: PasswordHasher;
   /** Starts a verified e-mail change (a link to the new address). */
   requestEmailChange(accountId: string, newEmail: string, locale: Locale): Promise<void>;
-  /** Makes every mailed link of the account useless and drops its queued mail (before it is erased). */
-  forgetLinks(accountId: string): Promise<void>;
+  /** Deletes the account (account/deletion.ts, shared with the administration). */
+  deletion: AccountDeletion;
   /** How recent the last proof of both factors must be for a change (seconds). */
   reauthSeconds: number;
   /** The citizen's verified identity, shown on the overview and in the export (identity/service.ts). */
@@ -61,14 +62,6 @@ export interface AccountPortalDeps {
   secureCookies: boolean;
 }
 
-
-/** A short, readable description of a browser from its user agent. */
-export function describeDevice(ua: string | null): string {
-  if (!ua) return '—';
-  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : undefined;
-  const os = /Windows/.test(ua) ? 'Windows' : /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : undefined;
-  return browser || os ? [browser, os].filter(Boolean).join(' · ') : ua.slice(0, 60);
-}
 
 /** The citizen a page is for: set by {@link PortalKit.requireCitizen}. */
 export interface Citizen {

@@ -15,7 +15,7 @@ import { securityRoutes } from './security.js';
 import { servicesRoutes } from './services.js';
 import { sessionsRoutes } from './sessions.js';
 
-export { describeDevice, type AccountPortalDeps } from './kit.js';
+export type { AccountPortalDeps } from './kit.js';
 
 const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes];
 

@@ -4,7 +4,8 @@
  */
 import type Router from '@koa/router';
 import { assertThat } from '../errors.js';
-import { describeDevice, type PortalKit } from './kit.js';
+import { describeDevice } from '../notices/device.js';
+import type { PortalKit } from './kit.js';
 
 export function sessionsRoutes(router: Router, p: PortalKit): void {
   const { d, localName, body, fmt, citizen, requireCitizen, page } = p;

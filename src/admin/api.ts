@@ -7,9 +7,9 @@ import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { KapijaError } from '../errors.js';
-import { toKapijaError } from '../http/error-handler.js';
+import { apiErrors } from '../http/error-handler.js';
+import { parseWith } from '../http/guard.js';
 import { bodyParser } from '../http/middleware.js';
-import { negotiateLocale, translator, type Translate } from '../i18n/index.js';
 import type { AcrLevel } from '../oidc/acr.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { AuditFilter } from '../store/audit.js';
@@ -21,16 +21,6 @@ import { auditCsv, auditEntryJson, type Actor, type AdminService } from './servi
 import { registerIdentityOversightRoutes, registerRegistrarRoutes, type RegistrarApiDeps } from './registrar-api.js';
 
 export const API_PREFIX = '/admin/api';
-
-/** Parses with a zod schema; a failure is a 400 naming the first wrong field. */
-export function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
-  const result = schema.safeParse(input);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new KapijaError('request.invalid', 400, { details: { field: issue.path.join('.'), message: issue.message } });
-  }
-  return result.data;
-}
 
 export function auditFilter(q: AuditQuery): AuditFilter {
   const date = (v: string | undefined, end: boolean) => (v === undefined ? undefined : new Date(v.length === 10 ? `${v}T${end ? '23:59:59.999' : '00:00:00.000'}Z` : v));
@@ -47,32 +37,6 @@ export function auditFilter(q: AuditQuery): AuditFilter {
   };
 }
 
-/**
- * Errors as JSON, always (whatever the Accept header), with the field at fault for a 400. The API
- * is read by scripts and their operators, so error_description is in English unless the request's
- * Accept-Language asks for Serbian; the deployment's default language and the console's language
- * cookie do not apply.
- */
-async function jsonErrors(ctx: Context, next: Next): Promise<void> {
-  try {
-    await next();
-    if (ctx.status === 404 && ctx.body === undefined) throw new KapijaError('request.not_found', 404);
-  } catch (raw) {
-    const err = toKapijaError(raw);
-    if (err.status >= 500) throw raw;
-    const locale = negotiateLocale({ acceptLanguage: ctx.get('accept-language'), fallback: 'en' });
-    const t: Translate = translator(locale);
-    ctx.status = err.status;
-    ctx.set('content-language', locale);
-    ctx.body = {
-      error: err.code,
-      error_description: t(`error.${err.code}` as Parameters<Translate>[0]),
-      ...(err.details && err.status === 400 ? { details: err.details } : {}),
-      request_id: ctx.state.requestId,
-    };
-  }
-}
-
 export function createAdminApi(deps: { provider: Provider; accounts: AccountRepository; roles: RoleRepository; service: AdminService; issuer: string; minAcr: AcrLevel; registrar?: RegistrarApiDeps }) {
   const { service } = deps;
   const router = new Router({ prefix: API_PREFIX });
@@ -84,7 +48,7 @@ export function createAdminApi(deps: { provider: Provider; accounts: AccountRepo
   };
   const query = (ctx: Context) => parseWith(auditQuery, ctx.query);
 
-  router.use(jsonErrors);
+  router.use(apiErrors);
   router.get('/openapi.json', (ctx) => {
     ctx.body = openApiDocument(deps.issuer);
   });
@@ -132,6 +96,9 @@ export function createAdminApi(deps: { provider: Provider; accounts: AccountRepo
   });
   router.get('/citizens/:accountId', async (ctx) => {
     ctx.body = await service.citizens.view(actor(ctx), ctx.params.accountId!);
+  });
+  router.delete('/citizens/:accountId', write, async (ctx) => {
+    ctx.body = await service.citizens.delete(actor(ctx), ctx.params.accountId!);
   });
   router.post('/citizens/:accountId/lock', write, async (ctx) => {
     ctx.body = await service.citizens.setLocked(actor(ctx), ctx.params.accountId!, true);

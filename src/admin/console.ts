@@ -13,7 +13,9 @@ import type { Translate } from '../i18n/index.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { RoleRepository } from '../store/roles.js';
-import { auditFilter, parseWith } from './api.js';
+import { auditFilter } from './api.js';
+import { z } from 'zod';
+import { parseBody, parseWith } from '../http/guard.js';
 import { auditQuery, clientCreateBody, clientUpdateBody } from './schemas.js';
 import { ADMIN_REAUTH_SECONDS, auditCsv, auditEntryJson, type Actor, type AdminService } from './service.js';
 
@@ -21,7 +23,9 @@ import { ADMIN_REAUTH_SECONDS, auditCsv, auditEntryJson, type Actor, type AdminS
 export const REAUTH_SECONDS = ADMIN_REAUTH_SECONDS;
 const LANGS = ['sr-Cyrl', 'sr-Latn', 'en'] as const;
 
-type Form = Record<string, string | string[] | undefined>;
+/** A console form as the browser sends it: each field one string or, repeated, several. */
+const consoleForm = z.record(z.string(), z.union([z.string(), z.array(z.string())]).optional());
+type Form = z.infer<typeof consoleForm>;
 const str = (f: Form, k: string) => {
   const v = f[k];
   return (Array.isArray(v) ? v[0] : v)?.trim() ?? '';
@@ -153,65 +157,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
     ctx.redirect('/admin/clients');
   });
 
-  // ------------------------------------------------------------------ clients
-  router.get('/clients', async (ctx) => page(ctx, 'clients', t(ctx)('admin.clients.heading'), { clients: await service.clients.list() }));
-  const clientForm = (ctx: Context, values: Record<string, string>, error?: string, clientId?: string) =>
-    page(ctx, 'client-form', clientId ? t(ctx)('admin.client.edit.heading', { client: clientId }) : t(ctx)('admin.client.new.heading'), {
-      values,
-      error,
-      clientId,
-      saved: ctx.method === 'GET' && ctx.query.saved === '1',
-      langs: LANGS,
-      canonicalUrl: clientId ? `/admin/clients/${encodeURIComponent(clientId)}` : '/admin/clients/new',
-    });
-  router.get('/clients/new', (ctx) => clientForm(ctx, { scope: 'openid profile email offline_access' }));
-  router.post('/clients', async (ctx) => {
-    const form = ctx.request.body as Form;
-    try {
-      const body = parseWith(clientCreateBody, clientBodyFromForm(form, false));
-      const { client, client_secret } = await service.clients.create(actor(ctx), body);
-      if (!client_secret) {
-        ctx.status = 303;
-        return ctx.redirect(`/admin/clients/${encodeURIComponent(client.client_id)}`);
-      }
-      page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: client.client_id }), { clientId: client.client_id, secret: client_secret, canonicalUrl: '/admin/clients' });
-    } catch (err) {
-      await withError(ctx, err, (error) => clientForm(ctx, Object.fromEntries(Object.entries(form).map(([k, v]) => [k, String(v ?? '')])), error));
-    }
-  });
-  router.get('/clients/:clientId', async (ctx) => {
-    const client = await service.clients.get(ctx.params.clientId!);
-    clientForm(ctx, formFromClient(client), undefined, client.client_id);
-  });
-  router.post('/clients/:clientId', async (ctx) => {
-    const form = ctx.request.body as Form;
-    const clientId = ctx.params.clientId!;
-    try {
-      const { client_secret } = await service.clients.update(actor(ctx), clientId, parseWith(clientUpdateBody, clientBodyFromForm(form, true)));
-      if (client_secret) return page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: clientId }), { clientId, secret: client_secret });
-      ctx.status = 303;
-      ctx.redirect(`/admin/clients/${encodeURIComponent(clientId)}?saved=1`);
-    } catch (err) {
-      await withError(ctx, err, (error) => clientForm(ctx, Object.fromEntries(Object.entries(form).map(([k, v]) => [k, String(v ?? '')])), error, clientId));
-    }
-  });
-  router.post('/clients/:clientId/secret', async (ctx) => {
-    const clientId = ctx.params.clientId!;
-    const { client_secret } = await service.clients.rotateSecret(actor(ctx), clientId);
-    page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: clientId }), { clientId, secret: client_secret, canonicalUrl: `/admin/clients/${encodeURIComponent(clientId)}` });
-  });
-  for (const [path, enabled] of [['disable', false], ['enable', true]] as const) {
-    router.post(`/clients/:clientId/${path}`, async (ctx) => {
-      await service.clients.setEnabled(actor(ctx), ctx.params.clientId!, enabled);
-      ctx.status = 303;
-      ctx.redirect(`/admin/clients/${encodeURIComponent(ctx.params.clientId!)}?saved=1`);
-    });
-  }
-  router.post('/clients/:clientId/delete', async (ctx) => {
-    await service.clients.delete(actor(ctx), ctx.params.clientId!);
-    ctx.status = 303;
-    ctx.redirect('/admin/clients');
-  });
+  clientPages(router, { service, t, actor, page, withError });
 
   // ------------------------------------------------------------------ citizens
   router.get('/citizens', async (ctx) => {
@@ -241,7 +187,7 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
     page(ctx, 'sessions', t(ctx)('admin.sessions.heading'), { sessions, account, client });
   });
   router.post('/sessions/end', async (ctx) => {
-    const raw = (ctx.request.body as Form).sessions;
+    const raw = parseBody(ctx, consoleForm).sessions;
     const uids = (Array.isArray(raw) ? raw : raw ? [raw] : []).filter((s) => typeof s === 'string' && s.length <= 255);
     if (uids.length === 0) throw new KapijaError('request.invalid', 400);
     const result = await service.sessions.end(actor(ctx), uids);
@@ -272,4 +218,77 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
   });
 
   return router;
+}
+
+/** The console's pages for one resource: what they share with the rest of the console. */
+interface ConsoleKit {
+  service: AdminService;
+  t(ctx: Context): Translate;
+  actor(ctx: Context): Actor;
+  page(ctx: Context, view: string, title: string, data?: Record<string, unknown>): void;
+  withError(ctx: Context, err: unknown, again: (error: string) => Promise<void> | void): Promise<void>;
+}
+
+/** Services (clients): list, create, change, rotate the secret, delete. */
+function clientPages(router: Router, kit: ConsoleKit): void {
+  const { service, t, actor, page, withError } = kit;
+  // ------------------------------------------------------------------ clients
+  router.get('/clients', async (ctx) => page(ctx, 'clients', t(ctx)('admin.clients.heading'), { clients: await service.clients.list() }));
+  const clientForm = (ctx: Context, values: Record<string, string>, error?: string, clientId?: string) =>
+    page(ctx, 'client-form', clientId ? t(ctx)('admin.client.edit.heading', { client: clientId }) : t(ctx)('admin.client.new.heading'), {
+      values,
+      error,
+      clientId,
+      saved: ctx.method === 'GET' && ctx.query.saved === '1',
+      langs: LANGS,
+      canonicalUrl: clientId ? `/admin/clients/${encodeURIComponent(clientId)}` : '/admin/clients/new',
+    });
+  router.get('/clients/new', (ctx) => clientForm(ctx, { scope: 'openid profile email offline_access' }));
+  router.post('/clients', async (ctx) => {
+    const form = parseBody(ctx, consoleForm);
+    try {
+      const body = parseWith(clientCreateBody, clientBodyFromForm(form, false));
+      const { client, client_secret } = await service.clients.create(actor(ctx), body);
+      if (!client_secret) {
+        ctx.status = 303;
+        return ctx.redirect(`/admin/clients/${encodeURIComponent(client.client_id)}`);
+      }
+      page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: client.client_id }), { clientId: client.client_id, secret: client_secret, canonicalUrl: '/admin/clients' });
+    } catch (err) {
+      await withError(ctx, err, (error) => clientForm(ctx, Object.fromEntries(Object.entries(form).map(([k, v]) => [k, String(v ?? '')])), error));
+    }
+  });
+  router.get('/clients/:clientId', async (ctx) => {
+    const client = await service.clients.get(ctx.params.clientId!);
+    clientForm(ctx, formFromClient(client), undefined, client.client_id);
+  });
+  router.post('/clients/:clientId', async (ctx) => {
+    const form = parseBody(ctx, consoleForm);
+    const clientId = ctx.params.clientId!;
+    try {
+      const { client_secret } = await service.clients.update(actor(ctx), clientId, parseWith(clientUpdateBody, clientBodyFromForm(form, true)));
+      if (client_secret) return page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: clientId }), { clientId, secret: client_secret });
+      ctx.status = 303;
+      ctx.redirect(`/admin/clients/${encodeURIComponent(clientId)}?saved=1`);
+    } catch (err) {
+      await withError(ctx, err, (error) => clientForm(ctx, Object.fromEntries(Object.entries(form).map(([k, v]) => [k, String(v ?? '')])), error, clientId));
+    }
+  });
+  router.post('/clients/:clientId/secret', async (ctx) => {
+    const clientId = ctx.params.clientId!;
+    const { client_secret } = await service.clients.rotateSecret(actor(ctx), clientId);
+    page(ctx, 'client-secret', t(ctx)('admin.client.secret.heading', { client: clientId }), { clientId, secret: client_secret, canonicalUrl: `/admin/clients/${encodeURIComponent(clientId)}` });
+  });
+  for (const [path, enabled] of [['disable', false], ['enable', true]] as const) {
+    router.post(`/clients/:clientId/${path}`, async (ctx) => {
+      await service.clients.setEnabled(actor(ctx), ctx.params.clientId!, enabled);
+      ctx.status = 303;
+      ctx.redirect(`/admin/clients/${encodeURIComponent(ctx.params.clientId!)}?saved=1`);
+    });
+  }
+  router.post('/clients/:clientId/delete', async (ctx) => {
+    await service.clients.delete(actor(ctx), ctx.params.clientId!);
+    ctx.status = 303;
+    ctx.redirect('/admin/clients');
+  });
 }

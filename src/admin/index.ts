@@ -6,6 +6,7 @@ import compose from 'koa-compose';
 import type Koa from 'koa';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { AccountDeletion } from '../account/deletion.js';
 import type { Config } from '../config.js';
 import { KapijaError } from '../errors.js';
 import { createOwnSignIn } from '../http/own-sign-in.js';
@@ -16,29 +17,26 @@ import type { SessionService } from '../oidc/sessions.js';
 import type { Csrf } from '../security/csrf.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { AccountRepository } from '../store/accounts.js';
-import { createAuditLog } from '../store/audit.js';
 import type { ClientRepository } from '../store/clients.js';
 import type { CredentialRepository } from '../store/credentials.js';
-import type { FactorRegistry } from '../factors/registry.js';
-import type { Db } from '../store/db.js';
+import type { Repositories } from '../store/index.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
-import { createRoleRepository } from '../store/roles.js';
 import { API_PREFIX, createAdminApi } from './api.js';
 import { createAdminConsole } from './console.js';
-import { ADMIN_CLIENT_ID, createAdminService } from './service.js';
+import type { FactorRegistry } from '../factors/registry.js';
 import type { IdentityService } from '../identity/service.js';
-import { createRegistrarRoles } from '../identity/registrar.js';
+import type { RegistrarRoles } from '../identity/registrar.js';
 import { createRegistrarDesk } from './registrar-desk.js';
+import { ADMIN_CLIENT_ID, createAdminService } from './service.js';
 
 export interface AdministrationDeps {
   provider: Provider;
   config: Config;
-  db: Db;
+  repos: Repositories;
   box: SecretBox;
   accounts: AccountRepository;
   clients: ClientRepository;
   credentials: CredentialRepository;
-  factors: FactorRegistry;
   payloads: OidcPayloadRepository;
   sessions: SessionService;
   render: Renderer;
@@ -46,19 +44,22 @@ export interface AdministrationDeps {
   secureCookies: boolean;
   /** Mails a citizen whose factors were reset the link to enrol a new one. */
   sendReenrolLink: (accountId: string) => Promise<void>;
-  /** Identity proofing, for the registrars' routes (registrar-api.ts). */
+  /** Deletes a citizen's account (account/deletion.ts, shared with the portal). */
+  deletion: AccountDeletion;
+  factors: FactorRegistry;
+  /** Identity proofing and the registrar role, for the registrars' routes and desk. */
   identity?: IdentityService;
+  registrars?: RegistrarRoles;
 }
 
 /** Console sessions end after 15 minutes without use. */
 const CONSOLE_IDLE_SECONDS = 15 * 60;
 
 export async function createAdministration(d: AdministrationDeps): Promise<{ middleware: Koa.Middleware }> {
-  const audit = createAuditLog(d.db);
-  const roles = createRoleRepository(d.db);
+  const { audit, roles } = d.repos;
   const service = createAdminService({
     provider: d.provider,
-    db: d.db,
+    atomically: d.repos.atomically,
     accounts: d.accounts,
     clients: d.clients,
     credentials: d.credentials,
@@ -69,8 +70,9 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     roles,
     production: d.config.env === 'production',
     sendReenrolLink: d.sendReenrolLink,
+    deletion: d.deletion,
   });
-  const registrar = d.identity ? { provider: d.provider, accounts: d.accounts, identity: d.identity, registrars: createRegistrarRoles(d.db, audit) } : undefined;
+  const registrar = d.identity && d.registrars ? { provider: d.provider, accounts: d.accounts, identity: d.identity, registrars: d.registrars } : undefined;
   const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr, registrar });
   const signIn = createOwnSignIn({
     provider: d.provider,

@@ -137,82 +137,90 @@ export function openApiDocument(issuer: string) {
         },
       },
     },
-    paths: {
-      ...registrarPaths,
-      '/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI 3.1 document') } } },
-      '/me': { get: read('Who the token belongs to, and the role', { responses: { 200: ok('Account and role'), ...readErrors } }) },
-      '/clients': {
-        get: read('List clients (never their secrets)', { responses: { 200: ok('Clients', { type: 'object', properties: { clients: { type: 'array', items: ref('Client') } } }), ...readErrors } }),
-        post: write('Register a client; a confidential client’s secret is in the response, once', {
-          requestBody: { required: true, ...json(ref('ClientInput')) },
-          responses: { 201: ok('Created', { type: 'object', properties: { client: ref('Client'), client_secret: { type: 'string' } } }), 409: { description: 'Client ID taken', ...json(ref('Error')) }, ...errors },
-        }),
-      },
-      '/clients/{clientId}': {
-        get: read('One client', { parameters: [clientId], responses: { 200: ok('Client', ref('Client')), ...readErrors, 404: errors[404] } }),
-        patch: write('Change a client; takes effect on every instance at the next request', {
-          parameters: [clientId],
-          requestBody: { required: true, ...json(ref('ClientUpdate')) },
-          responses: { 200: ok('Updated', { type: 'object', properties: { client: ref('Client'), client_secret: { type: 'string' } } }), ...errors },
-        }),
-        delete: write('Delete a client', { parameters: [clientId], responses: { 204: { description: 'Deleted' }, ...errors } }),
-      },
-      '/clients/{clientId}/secret': {
-        post: write('Issue a new client secret (shown once); the old one stops working', { parameters: [clientId], responses: { 200: ok('The new secret'), ...errors } }),
-      },
-      '/clients/{clientId}/disable': { post: write('Disable a client: it is unknown to Kapija until enabled', { parameters: [clientId], responses: { 200: ok('Client', ref('Client')), ...errors } }) },
-      '/clients/{clientId}/enable': { post: write('Enable a disabled client', { parameters: [clientId], responses: { 200: ok('Client', ref('Client')), ...errors } }) },
-      '/citizens': {
-        get: read('Search citizens by username, e-mail or name', {
-          parameters: [queryParam('q', 'Search text'), queryParam('limit', 'At most this many (default 50)', { type: 'integer' })],
-          responses: { 200: ok('Citizens'), ...readErrors },
-        }),
-      },
-      '/citizens/{accountId}': {
-        get: read('A citizen’s record: profile, factors (never secrets), sessions, consents. The read is recorded in the audit trail and the citizen’s ledger.', {
-          parameters: [accountId],
-          responses: { 200: ok('Citizen'), ...readErrors, 404: errors[404] },
-        }),
-      },
-      '/citizens/{accountId}/lock': { post: write('Lock the account and end its sessions', { parameters: [accountId], responses: { 200: ok('Locked'), ...errors } }) },
-      '/citizens/{accountId}/unlock': { post: write('Unlock the account', { parameters: [accountId], responses: { 200: ok('Unlocked'), ...errors } }) },
-      '/citizens/{accountId}/reset-factors': {
-        post: write('Remove every second factor (TOTP, WebAuthn, recovery codes); the citizen is mailed a single-use link and enrols again only through it', { parameters: [accountId], responses: { 200: ok('Removed, by type'), ...errors } }),
-      },
-      '/citizens/{accountId}/sign-out': {
-        post: write('End every session of the citizen, revoking tokens and delivering back-channel logout', { parameters: [accountId], responses: { 200: ok('Ended sessions'), ...errors } }),
-      },
-      '/sessions': {
-        get: read('Active sessions, optionally of one citizen or one client', {
-          parameters: [queryParam('account', 'Account ID'), queryParam('client', 'Client ID')],
-          responses: { 200: ok('Sessions', { type: 'object', properties: { sessions: { type: 'array', items: ref('Session') } } }), ...readErrors },
-        }),
-      },
-      '/sessions/end': {
-        post: write('End sessions by uid: each ends at Kapija, its grants’ tokens are revoked and back-channel logout tokens are delivered (retried twice); the results are recorded', {
-          requestBody: { required: true, ...json({ type: 'object', required: ['sessions'], properties: { sessions: { type: 'array', items: { type: 'string' } } } }) },
-          responses: { 200: ok('Results', { type: 'object', properties: { ended: { type: 'array', items: ref('EndedSession') }, not_found: { type: 'array', items: { type: 'string' } } } }), ...errors },
-        }),
-      },
-      '/sessions/{uid}': { delete: write('End one session', { parameters: [pathParam('uid', 'Session uid')], responses: { 200: ok('Result', ref('EndedSession')), ...errors } }) },
-      '/audit': {
-        get: read('Audit entries, newest first', {
-          parameters: auditParams,
-          responses: { 200: ok('Entries', { type: 'object', properties: { total: { type: 'integer' }, entries: { type: 'array', items: ref('AuditEntry') } } }), ...readErrors, 400: errors[400] },
-        }),
-      },
-      '/audit/export': {
-        get: read('Export audit entries as CSV or JSON (the export is itself recorded)', {
-          parameters: [...auditParams, queryParam('format', 'csv or json (default)', { enum: ['csv', 'json'] })],
-          responses: { 200: { description: 'The entries', content: { 'text/csv': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'array', items: ref('AuditEntry') } } } }, ...readErrors },
-        }),
-      },
-      '/audit/verify': {
-        get: read('Verify the hash chains', {
-          parameters: [queryParam('chain', 'Only this chain')],
-          responses: { 200: ok('Result', { type: 'object', properties: { ok: { type: 'boolean' }, checked: { type: 'integer' }, firstBad: { type: 'object' } } }), ...readErrors },
-        }),
-      },
+    paths: { ...registrarPaths, ...apiPaths() },
+  };
+}
+
+/** Every route of the admin API, by path (a test checks that each registered route is here). */
+function apiPaths() {
+  return {
+    '/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI 3.1 document') } } },
+    '/me': { get: read('Who the token belongs to, and the role', { responses: { 200: ok('Account and role'), ...readErrors } }) },
+    '/clients': {
+      get: read('List clients (never their secrets)', { responses: { 200: ok('Clients', { type: 'object', properties: { clients: { type: 'array', items: ref('Client') } } }), ...readErrors } }),
+      post: write('Register a client; a confidential client’s secret is in the response, once', {
+        requestBody: { required: true, ...json(ref('ClientInput')) },
+        responses: { 201: ok('Created', { type: 'object', properties: { client: ref('Client'), client_secret: { type: 'string' } } }), 409: { description: 'Client ID taken', ...json(ref('Error')) }, ...errors },
+      }),
+    },
+    '/clients/{clientId}': {
+      get: read('One client', { parameters: [clientId], responses: { 200: ok('Client', ref('Client')), ...readErrors, 404: errors[404] } }),
+      patch: write('Change a client; takes effect on every instance at the next request', {
+        parameters: [clientId],
+        requestBody: { required: true, ...json(ref('ClientUpdate')) },
+        responses: { 200: ok('Updated', { type: 'object', properties: { client: ref('Client'), client_secret: { type: 'string' } } }), ...errors },
+      }),
+      delete: write('Delete a client', { parameters: [clientId], responses: { 204: { description: 'Deleted' }, ...errors } }),
+    },
+    '/clients/{clientId}/secret': {
+      post: write('Issue a new client secret (shown once); the old one stops working', { parameters: [clientId], responses: { 200: ok('The new secret'), ...errors } }),
+    },
+    '/clients/{clientId}/disable': { post: write('Disable a client: it is unknown to Kapija until enabled', { parameters: [clientId], responses: { 200: ok('Client', ref('Client')), ...errors } }) },
+    '/clients/{clientId}/enable': { post: write('Enable a disabled client', { parameters: [clientId], responses: { 200: ok('Client', ref('Client')), ...errors } }) },
+    '/citizens': {
+      get: read('Search citizens by username, e-mail or name', {
+        parameters: [queryParam('q', 'Search text'), queryParam('limit', 'At most this many (default 50)', { type: 'integer' })],
+        responses: { 200: ok('Citizens'), ...readErrors },
+      }),
+    },
+    '/citizens/{accountId}': {
+      get: read('A citizen’s record: profile, factors (never secrets), sessions, consents. The read is recorded in the audit trail and the citizen’s ledger.', {
+        parameters: [accountId],
+        responses: { 200: ok('Citizen'), ...readErrors, 404: errors[404] },
+      }),
+      delete: write('Delete the account as the citizen can from the portal: links, queued mail, factors, devices and refusals go with the account row in one transaction (with its audit entry), then its sessions and grants end', {
+        parameters: [accountId],
+        responses: { 200: ok('Deleted'), ...errors },
+      }),
+    },
+    '/citizens/{accountId}/lock': { post: write('Lock the account and end its sessions', { parameters: [accountId], responses: { 200: ok('Locked'), ...errors } }) },
+    '/citizens/{accountId}/unlock': { post: write('Unlock the account', { parameters: [accountId], responses: { 200: ok('Unlocked'), ...errors } }) },
+    '/citizens/{accountId}/reset-factors': {
+      post: write('Remove every second factor (TOTP, WebAuthn, recovery codes); the citizen is mailed a single-use link and enrols again only through it', { parameters: [accountId], responses: { 200: ok('Removed, by type'), ...errors } }),
+    },
+    '/citizens/{accountId}/sign-out': {
+      post: write('End every session of the citizen, revoking tokens and delivering back-channel logout', { parameters: [accountId], responses: { 200: ok('Ended sessions'), ...errors } }),
+    },
+    '/sessions': {
+      get: read('Active sessions, optionally of one citizen or one client', {
+        parameters: [queryParam('account', 'Account ID'), queryParam('client', 'Client ID')],
+        responses: { 200: ok('Sessions', { type: 'object', properties: { sessions: { type: 'array', items: ref('Session') } } }), ...readErrors },
+      }),
+    },
+    '/sessions/end': {
+      post: write('End sessions by uid: each ends at Kapija, its grants’ tokens are revoked and back-channel logout tokens are delivered (retried twice); the results are recorded', {
+        requestBody: { required: true, ...json({ type: 'object', required: ['sessions'], properties: { sessions: { type: 'array', items: { type: 'string' } } } }) },
+        responses: { 200: ok('Results', { type: 'object', properties: { ended: { type: 'array', items: ref('EndedSession') }, not_found: { type: 'array', items: { type: 'string' } } } }), ...errors },
+      }),
+    },
+    '/sessions/{uid}': { delete: write('End one session', { parameters: [pathParam('uid', 'Session uid')], responses: { 200: ok('Result', ref('EndedSession')), ...errors } }) },
+    '/audit': {
+      get: read('Audit entries, newest first', {
+        parameters: auditParams,
+        responses: { 200: ok('Entries', { type: 'object', properties: { total: { type: 'integer' }, entries: { type: 'array', items: ref('AuditEntry') } } }), ...readErrors, 400: errors[400] },
+      }),
+    },
+    '/audit/export': {
+      get: read('Export audit entries as CSV or JSON (the export is itself recorded)', {
+        parameters: [...auditParams, queryParam('format', 'csv or json (default)', { enum: ['csv', 'json'] })],
+        responses: { 200: { description: 'The entries', content: { 'text/csv': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'array', items: ref('AuditEntry') } } } }, ...readErrors },
+      }),
+    },
+    '/audit/verify': {
+      get: read('Verify the hash chains', {
+        parameters: [queryParam('chain', 'Only this chain')],
+        responses: { 200: ok('Result', { type: 'object', properties: { ok: { type: 'boolean' }, checked: { type: 'integer' }, firstBad: { type: 'object' } } }), ...readErrors },
+      }),
     },
   };
 }

@@ -13,12 +13,11 @@ import { isAcrLevel, isClientId, isSector, uriProblem } from '../oidc/client-met
 import { isEmail, isUsername } from '../http/validators.js';
 import { isValidJmbg } from '../assurance/jmbg.js';
 import fs from 'node:fs';
-import { createAuditLog, type AuditEntryInput } from '../store/audit.js';
+import type { AuditEntryInput } from '../store/audit.js';
 import { parseAnchor, type AuditProblem } from '../audit/checkpoints.js';
 import { verifyLedgerFile } from '../audit/ledger-file.js';
-import { createRoleRepository, ROLES, type Role } from '../store/roles.js';
+import { ROLES, type Role } from '../store/roles.js';
 import { checkNewPassword, PASSWORD_MAX, PASSWORD_MIN } from '../factors/password/policy.js';
-import { createWebAuthnMetadataRepository } from '../store/webauthn-metadata.js';
 import { FIDO_MDS_ROOTS } from '../factors/webauthn/fido-mds-roots.js';
 import { MdsError, hardwareCertified, pemCertificates, verifyMdsBlob } from '../factors/webauthn/metadata.js';
 import { CrlError, TrustAnchorError, loadTrustAnchors, verifyCrl, type TrustAnchors } from '../factors/certificate/index.js';
@@ -403,9 +402,9 @@ async function adminCreate(h: StoreHandles, args: string[], io: CliIo): Promise<
     io.stdout(`user ${account.username} created (id ${account.id})\n`);
   }
   if (!account) throw new UsageError(`no user "${username}" (add --create to create it)`);
-  const granted = await createRoleRepository(h.db).grant(account.id, role, 'cli');
+  const granted = await h.repos.roles.grant(account.id, role, 'cli');
   if (granted) {
-    await createAuditLog(h.db).append({
+    await h.audit.append({
       chain: 'admin',
       actor: 'cli',
       action: 'admin.role.granted',
@@ -425,7 +424,7 @@ async function adminRevoke(h: StoreHandles, args: string[], io: CliIo): Promise<
   if (!ROLES.includes(role)) throw new UsageError('--role must be admin or auditor');
   const account = await h.accounts.findByUsername(username);
   if (!account) throw new UsageError(`no user "${username}"`);
-  const revoked = await createRoleRepository(h.db).revoke(account.id, role);
+  const revoked = await h.repos.roles.revoke(account.id, role);
   if (revoked) {
     await h.audit.append({ chain: 'admin', actor: 'cli', action: 'admin.role.revoked', subjectAccountId: account.id, details: { role } });
   }
@@ -539,7 +538,7 @@ async function webauthnMds(config: Config, open: () => Promise<StoreHandles>, ar
     throw err;
   }
   const h = await open();
-  if (!(await createWebAuthnMetadataRepository(h.db).add(blob))) {
+  if (!(await h.repos.webauthnMetadata.add(blob))) {
     io.stderr(`kapija: BLOB refused: its serial number ${blob.no} is not greater than the one already imported\n`);
     return 1;
   }

@@ -21,8 +21,8 @@ import { hostCookie } from '../http/cookie-names.js';
 import { IDENTITY_ASSURANCE_DISCOVERY } from '../identity/verified-claims.js';
 
 export interface ProviderPages {
-  /** Renders Kapija's error page for a protocol error shown to a person. */
-  error(ctx: Context, message: { error: string; error_description?: string | undefined }): void;
+  /** Answers a protocol error the engine renders: Kapija's error page, or its JSON for a program. */
+  error(ctx: Context, message: { error: string; error_description?: string | undefined }, err: unknown): void;
   logout(ctx: Context, form: string): void;
   logoutDone(ctx: Context, clientName: string | undefined): void;
 }
@@ -150,110 +150,19 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       origin !== 'null' &&
       (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') &&
       (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
-    features: {
-      devInteractions: { enabled: false },
-      introspection: {
-        enabled: true,
-        // A client learns about its own tokens only; a registered resource server may ask about any.
-        allowedPolicy: async (_ctx, client, token) =>
-          token.clientId === client.clientId ||
-          (client.clientAuthMethod !== 'none' && client.metadata()['kapija_resource_server'] === true),
-      },
-      revocation: {
-        enabled: true,
-        // RFC 7009 §2.1: a client may revoke only tokens issued to it.
-        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
-      },
-      userinfo: { enabled: true },
-      clientCredentials: { enabled: true },
-      backchannelLogout: { enabled: true },
-      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
-      requestObjects: { enabled: true, requireSignedRequestObject: false },
-      dPoP: { enabled: true },
-      claimsParameter: { enabled: true },
-      rpInitiatedLogout: {
-        enabled: true,
-        logoutSource: async (ctx, form) => {
-          // The confirmation form ends at the service's registered post-logout URI (checked by the engine).
-          allowFormActionTo(ctx as unknown as Context, ctx.oidc.params?.post_logout_redirect_uri);
-          pages.logout(ctx as unknown as Context, form);
-        },
-        postLogoutSuccessSource: async (ctx) =>
-          pages.logoutDone(
-            ctx as unknown as Context,
-            ctx.oidc.client
-              ? serviceName(ctx.oidc.client.metadata() as Record<string, unknown>, (ctx as unknown as Context).state.locale as Locale, ctx.oidc.client.clientName ?? ctx.oidc.client.clientId)
-              : undefined,
-          ),
-      },
-    },
+    features: engineFeatures(pages),
     // Consent is remembered per citizen and service, not per browser session: what was granted in an
     // earlier session is copied into a grant of this session's own, so ending one session (which
     // revokes its grants and their tokens) never reaches into another. So are the claims the citizen
     // refused to the service: they stay refused, and are not asked again, in every later session.
     // Claims the service asks for (`claims` parameter) outside its registered scopes are marked not
     // granted, so no consent page asks for them; they are never released (claims-policy.ts).
-    loadExistingGrant: async (ctx) => {
-      const { Grant } = ctx.oidc.provider;
-      const clientId = ctx.oidc.client!.clientId;
-      const withholdUnregistered = <G extends InstanceType<typeof Grant> | undefined>(grant: G): G => {
-        const receivable = receivableClaims(ctx.oidc.client);
-        const outside = [...ctx.oidc.requestParamClaims].filter((c) => !receivable.has(c) && !PROTOCOL_CLAIMS.has(c));
-        if (grant && outside.length) grant.rejectOIDCClaims(outside);
-        return grant;
-      };
-      const current = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(clientId);
-      if (current) return withholdUnregistered(await Grant.find(current));
-      const accountId = ctx.oidc.session!.accountId;
-      // Kapija's own pages (account portal, administration) need no consent to know who signed in.
-      if (accountId && ctx.oidc.client!.metadata()['kapija_first_party'] === true) {
-        const own = new Grant({ accountId, clientId });
-        own.addOIDCScope('openid');
-        await own.save();
-        return own;
-      }
-      const earlierId = accountId ? await findGrantId(accountId, clientId) : undefined;
-      const earlier = earlierId ? await Grant.find(earlierId) : undefined;
-      if (!earlier || !accountId) return undefined;
-      const grant = new Grant({ accountId, clientId });
-      const scope = earlier.getOIDCScope();
-      if (scope) grant.addOIDCScope(scope);
-      const claims = earlier.getOIDCClaims();
-      if (claims.length) grant.addOIDCClaims(claims);
-      const refused = findRefusals ? await findRefusals(accountId, clientId) : new Set<string>();
-      if (refused.size) grant.rejectOIDCClaims([...refused]);
-      for (const [indicator, value] of Object.entries((earlier as unknown as { resources?: Record<string, string> }).resources ?? {})) {
-        grant.addResourceScope(indicator, value);
-      }
-      await grant.save();
-      return withholdUnregistered(grant);
-    },
+    loadExistingGrant: existingGrantLoader(findGrantId, findRefusals),
     // A used refresh token is always exchanged for a new one; presenting the old one again revokes the grant.
     rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client, code) =>
       client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
-    ttl: {
-      AccessToken: (_ctx, _token, client) => clientTtl(client, 'kapija_access_token_ttl') ?? config.ttl.accessToken,
-      AuthorizationCode: 60,
-      ClientCredentials: config.ttl.accessToken,
-      IdToken: config.ttl.accessToken,
-      Interaction: 30 * 60,
-      // NIST 800-63B AAL2: idle and absolute limits. oidc-provider saves a loaded session again with a
-      // fresh ttl on every request that uses it (lib/shared/session.js), so a fixed ttl would be an idle
-      // limit only; the ttl is the idle limit, capped by what remains of the absolute one since sign-in.
-      Session: (_ctx, session) => {
-        const now = Math.floor(Date.now() / 1000);
-        const left = (session.loginTs ?? now) + config.ttl.session - now;
-        return Math.max(1, Math.min(config.ttl.sessionIdle, left));
-      },
-      Grant: config.ttl.refreshToken,
-      RefreshToken: (_ctx, _token, client) => {
-        // Public clients' refresh tokens live no longer than the session; confidential ones get the configured TTL.
-        const ttl = clientTtl(client, 'kapija_refresh_token_ttl') ?? config.ttl.refreshToken;
-        if (client.clientAuthMethod === 'none') return Math.min(ttl, config.ttl.session);
-        return ttl;
-      },
-    },
+    ttl: ttlPolicy(config),
     // A path, never a host: the browser stays on the origin it reached Kapija at (see http/origin.ts).
     interactions: {
       // Resumed after a step (the login), the next page (consent) keeps the language of the pages
@@ -268,13 +177,9 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       // oidc-provider's shared error handler renders before it emits `server_error`, so the outage
       // flag set by the listener below would come too late for the page: decide here as well.
       if (isUnavailableError(err)) ctx.state.kapijaUnavailable = true;
-      // The authorization endpoint renders even for a client that asked for JSON; answer in kind.
-      if (ctx.accepts('html', 'json') === 'json') {
-        ctx.type = 'json';
-        ctx.body = out;
-        return;
-      }
-      pages.error(ctx as unknown as Context, out);
+      // The authorization endpoint renders even for a client that asked for JSON: the page answers
+      // by the same Accept rule as every other error (http/error-handler.ts).
+      pages.error(ctx as unknown as Context, out, err);
     },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
@@ -304,6 +209,125 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
   provider.maxIpsCount = config.trustProxy ? config.trustProxyHops : 0;
+  hookEngine(provider, { config, logger, adapter, onRelease, releaseRecord, onSessionSaved });
+  return provider;
+}
+
+/** oidc-provider's loadExistingGrant: consent carried over from an earlier session (see the comment at its use). */
+function existingGrantLoader(findGrantId: ProviderDeps['findGrantId'], findRefusals: ProviderDeps['findRefusals']): NonNullable<Configuration['loadExistingGrant']> {
+  return async (ctx) => {
+    const { Grant } = ctx.oidc.provider;
+    const clientId = ctx.oidc.client!.clientId;
+    const withholdUnregistered = <G extends InstanceType<typeof Grant> | undefined>(grant: G): G => {
+      const receivable = receivableClaims(ctx.oidc.client);
+      const outside = [...ctx.oidc.requestParamClaims].filter((c) => !receivable.has(c) && !PROTOCOL_CLAIMS.has(c));
+      if (grant && outside.length) grant.rejectOIDCClaims(outside);
+      return grant;
+    };
+    const current = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(clientId);
+    if (current) return withholdUnregistered(await Grant.find(current));
+    const accountId = ctx.oidc.session!.accountId;
+    // Kapija's own pages (account portal, administration) need no consent to know who signed in.
+    if (accountId && ctx.oidc.client!.metadata()['kapija_first_party'] === true) {
+      const own = new Grant({ accountId, clientId });
+      own.addOIDCScope('openid');
+      await own.save();
+      return own;
+    }
+    const earlierId = accountId ? await findGrantId(accountId, clientId) : undefined;
+    const earlier = earlierId ? await Grant.find(earlierId) : undefined;
+    if (!earlier || !accountId) return undefined;
+    const grant = new Grant({ accountId, clientId });
+    const scope = earlier.getOIDCScope();
+    if (scope) grant.addOIDCScope(scope);
+    const claims = earlier.getOIDCClaims();
+    if (claims.length) grant.addOIDCClaims(claims);
+    const refused = findRefusals ? await findRefusals(accountId, clientId) : new Set<string>();
+    if (refused.size) grant.rejectOIDCClaims([...refused]);
+    for (const [indicator, value] of Object.entries((earlier as unknown as { resources?: Record<string, string> }).resources ?? {})) {
+      grant.addResourceScope(indicator, value);
+    }
+    await grant.save();
+    return withholdUnregistered(grant);
+  };
+}
+
+
+/** The engine's optional features, as Kapija runs them; the sign-out pages are Kapija's. */
+function engineFeatures(pages: ProviderPages): Configuration['features'] {
+  return {
+    devInteractions: { enabled: false },
+    introspection: {
+      enabled: true,
+      // A client learns about its own tokens only; a registered resource server may ask about any.
+      allowedPolicy: async (_ctx, client, token) =>
+        token.clientId === client.clientId ||
+        (client.clientAuthMethod !== 'none' && client.metadata()['kapija_resource_server'] === true),
+    },
+    revocation: {
+      enabled: true,
+      // RFC 7009 §2.1: a client may revoke only tokens issued to it.
+      allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+    },
+    userinfo: { enabled: true },
+    clientCredentials: { enabled: true },
+    backchannelLogout: { enabled: true },
+    pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+    requestObjects: { enabled: true, requireSignedRequestObject: false },
+    dPoP: { enabled: true },
+    claimsParameter: { enabled: true },
+    rpInitiatedLogout: {
+      enabled: true,
+      logoutSource: async (ctx, form) => {
+        // The confirmation form ends at the service's registered post-logout URI (checked by the engine).
+        allowFormActionTo(ctx as unknown as Context, ctx.oidc.params?.post_logout_redirect_uri);
+        pages.logout(ctx as unknown as Context, form);
+      },
+      postLogoutSuccessSource: async (ctx) =>
+        pages.logoutDone(
+          ctx as unknown as Context,
+          ctx.oidc.client
+            ? serviceName(ctx.oidc.client.metadata() as Record<string, unknown>, (ctx as unknown as Context).state.locale as Locale, ctx.oidc.client.clientName ?? ctx.oidc.client.clientId)
+            : undefined,
+        ),
+    },
+  };
+}
+
+/** How long each engine artefact lives (config.ts has the deployment's values). */
+function ttlPolicy(config: Config): Configuration['ttl'] {
+  return {
+    AccessToken: (_ctx, _token, client) => clientTtl(client, 'kapija_access_token_ttl') ?? config.ttl.accessToken,
+    AuthorizationCode: 60,
+    ClientCredentials: config.ttl.accessToken,
+    IdToken: config.ttl.accessToken,
+    Interaction: 30 * 60,
+    // NIST 800-63B AAL2: idle and absolute limits. oidc-provider saves a loaded session again with a
+    // fresh ttl on every request that uses it (lib/shared/session.js), so a fixed ttl would be an idle
+    // limit only; the ttl is the idle limit, capped by what remains of the absolute one since sign-in.
+    Session: (_ctx, session) => {
+      const now = Math.floor(Date.now() / 1000);
+      const left = (session.loginTs ?? now) + config.ttl.session - now;
+      return Math.max(1, Math.min(config.ttl.sessionIdle, left));
+    },
+    Grant: config.ttl.refreshToken,
+    RefreshToken: (_ctx, _token, client) => {
+      // Public clients' refresh tokens live no longer than the session; confidential ones get the configured TTL.
+      const ttl = clientTtl(client, 'kapija_refresh_token_ttl') ?? config.ttl.refreshToken;
+      if (client.clientAuthMethod === 'none') return Math.min(ttl, config.ttl.session);
+      return ttl;
+    },
+  };
+}
+
+/**
+ * What Kapija adds around a built engine: outage and error reporting, response hardening, the
+ * ledger of data releases, the adapter's held writes and the session-device record.
+ */
+function hookEngine(
+  provider: Provider,
+  { config, logger, adapter, onRelease, releaseRecord, onSessionSaved }: Pick<ProviderDeps, 'config' | 'logger' | 'adapter' | 'onRelease' | 'releaseRecord' | 'onSessionSaved'>,
+): void {
 
   // A database outage inside the engine is a 503 "temporarily_unavailable", not a 500.
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
@@ -395,8 +419,8 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       ).catch((err: unknown) => logger.error({ err }, 'recording a session device failed'));
     });
   }
-  return provider;
 }
+
 
 /** Claims that describe the token or the sign-in, not the person. */
 const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'auth_time', 'acr', 'amr', 'azp', 'scope', 'client_id', 'token_type', 'active', 'cnf', 'iss', 'gty']);

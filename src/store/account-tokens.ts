@@ -28,7 +28,7 @@ export interface AccountTokenRepository {
   /** Marks every live token of an account for `purpose` as used (e.g. older reset links after a reset). */
   revokeAll(accountId: string, purpose: TokenPurpose): Promise<number>;
   /** Marks every live token of an account as used, whatever its purpose (the account is deleted). */
-  revokeAllOfAccount(accountId: string): Promise<number>;
+  revokeAllOfAccount(accountId: string, trx?: Db): Promise<number>;
   /** Deletes tokens expired before `before`. */
   purgeExpired(before?: number): Promise<number>;
 }
@@ -89,8 +89,8 @@ export function createAccountTokenRepository(db: Db, now: () => number = Date.no
     async revokeAll(accountId, purpose) {
       return db('account_tokens').where({ account_id: accountId, purpose }).whereNull('used_at').update({ used_at: now() });
     },
-    async revokeAllOfAccount(accountId) {
-      return db('account_tokens').where({ account_id: accountId }).whereNull('used_at').update({ used_at: now() });
+    async revokeAllOfAccount(accountId, trx = db) {
+      return trx('account_tokens').where({ account_id: accountId }).whereNull('used_at').update({ used_at: now() });
     },
     async purgeExpired(before = now()) {
       return db('account_tokens').where('expires_at', '<', before).delete();

@@ -51,7 +51,7 @@ export interface AccountRepository {
    * Erases the personal data of a deleted account; the id stays (pseudonymous) so that ledger and
    * audit entries remain verifiable without naming anyone.
    */
-  erase(id: string): Promise<void>;
+  erase(id: string, trx?: Db): Promise<void>;
   /** The account's random WebAuthn user handle, created on first use. */
   webauthnUserId(id: string): Promise<string>;
   findByWebAuthnUserId(handle: string): Promise<Account | undefined>;
@@ -183,8 +183,8 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
     async clearPassword(id) {
       await db('accounts').where({ id }).update({ password_hash: null, updated_at: now() });
     },
-    async erase(id) {
-      await db('accounts').where({ id }).update({
+    async erase(id, trx = db) {
+      await trx('accounts').where({ id }).update({
         username: `deleted-${id}`,
         email: null,
         email_verified: false,

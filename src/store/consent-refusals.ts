@@ -14,7 +14,7 @@ export interface ConsentRefusalRepository {
   /** Withdraws refusals: the claims may be released again (within the consent given). */
   allow(accountId: string, clientId: string, claims: Iterable<string>): Promise<void>;
   /** Forgets an account's refusals (all, or one service's). */
-  forget(accountId: string, clientId?: string): Promise<number>;
+  forget(accountId: string, clientId?: string, trx?: Db): Promise<number>;
 }
 
 export function createConsentRefusalRepository(db: Db, now: () => number = Date.now): ConsentRefusalRepository {
@@ -38,8 +38,8 @@ export function createConsentRefusalRepository(db: Db, now: () => number = Date.
       const list = [...new Set(claims)];
       if (list.length) await db('consent_refusals').where({ account_id: accountId, client_id: clientId }).whereIn('claim', list).delete();
     },
-    async forget(accountId, clientId) {
-      const q = db('consent_refusals').where({ account_id: accountId });
+    async forget(accountId, clientId, trx = db) {
+      const q = trx('consent_refusals').where({ account_id: accountId });
       return (clientId === undefined ? q : q.andWhere({ client_id: clientId })).delete();
     },
   };

@@ -21,7 +21,7 @@ export interface MailQueueRepository {
   retryAt(id: string, attempts: number, nextAt: number, error: string): Promise<void>;
   remove(id: string): Promise<void>;
   /** Deletes every waiting message about an account; how many. */
-  removeForAccount(accountId: string): Promise<number>;
+  removeForAccount(accountId: string, trx?: Db): Promise<number>;
 }
 
 const COLUMNS = ['id', 'kind', 'message', 'attempts'];
@@ -41,8 +41,8 @@ export function createMailQueueRepository(db: Db, now: () => number = Date.now):
     async remove(id) {
       await db('mail_queue').where({ id }).delete();
     },
-    async removeForAccount(accountId) {
-      return db('mail_queue').where({ account_id: accountId }).delete();
+    async removeForAccount(accountId, trx = db) {
+      return trx('mail_queue').where({ account_id: accountId }).delete();
     },
   };
 }

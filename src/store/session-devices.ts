@@ -17,7 +17,7 @@ export interface SessionDeviceRepository {
   /** Records a use of the session; the first use fixes where it started. */
   touch(input: { sessionUid: string; accountId: string; ip: string; userAgent: string }, at?: number): Promise<void>;
   listForAccount(accountId: string): Promise<SessionDevice[]>;
-  deleteForAccount(accountId: string): Promise<number>;
+  deleteForAccount(accountId: string, trx?: Db): Promise<number>;
 }
 
 interface Row {
@@ -52,8 +52,8 @@ export function createSessionDeviceRepository(db: Db, now: () => number = Date.n
         lastSeenAt: new Date(Number(r.last_seen_at)),
       }));
     },
-    async deleteForAccount(accountId) {
-      return db('session_devices').where({ account_id: accountId }).delete();
+    async deleteForAccount(accountId, trx = db) {
+      return trx('session_devices').where({ account_id: accountId }).delete();
     },
   };
 }

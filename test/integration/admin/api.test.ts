@@ -12,6 +12,7 @@ import { createTestAccount, createTestClient, startKapija, type RunningKapija } 
 import { createAdminApi } from '../../../src/admin/api.js';
 import { createAdminService, type AdminService } from '../../../src/admin/service.js';
 import { openApiDocument } from '../../../src/admin/openapi.js';
+import { createAccountDeletion } from '../../../src/account/deletion.js';
 import { createRoleRepository } from '../../../src/store/roles.js';
 import { createAuditLog } from '../../../src/store/audit.js';
 import type { Kapija } from '../../../src/app.js';
@@ -81,6 +82,7 @@ const ROUTES: { method: 'get' | 'post' | 'patch' | 'delete'; path: string; write
   { method: 'delete', path: '/clients/nope', write: true },
   { method: 'get', path: '/citizens?q=a', write: false },
   { method: 'get', path: '/citizens/CITIZEN', write: false },
+  { method: 'delete', path: '/citizens/nope', write: true },
   { method: 'post', path: '/citizens/nope/lock', write: true },
   { method: 'post', path: '/citizens/nope/unlock', write: true },
   { method: 'post', path: '/citizens/nope/reset-factors', write: true },
@@ -256,7 +258,8 @@ describe('clients', () => {
   });
 
   test('in production, redirect URIs must be https, except loopback http for native apps', async () => {
-    const service = createAdminService({ ...kapija, sessions: kapija.sessions, audit: createAuditLog(kapija.db), roles: createRoleRepository(kapija.db), production: true });
+    const deletion = createAccountDeletion({ repos: kapija.repos, sessions: kapija.sessions, payloads: kapija.payloads, events: kapija.events, factors: kapija.factors });
+    const service = createAdminService({ ...kapija, sessions: kapija.sessions, audit: kapija.repos.audit, roles: kapija.repos.roles, atomically: kapija.repos.atomically, deletion, production: true });
     const actor = { accountId: adminId, role: 'admin' as const, ip: null };
     await expect(service.clients.create(actor, { client_id: 'prod-web', redirect_uris: ['http://web.example/cb'] })).rejects.toMatchObject({ code: 'admin.client.invalid_metadata' });
     await expect(service.clients.create(actor, { client_id: 'prod-web2', redirect_uris: ['http://127.0.0.1/cb'] })).rejects.toMatchObject({ code: 'admin.client.invalid_metadata' });
@@ -327,6 +330,31 @@ describe('citizens and sessions', () => {
     expect((await api().post(`/admin/api/citizens/${citizen.account.id}/unlock`).set(as('admin'))).body.status).toBe('active');
     const actions = (await createAuditLog(kapija.db).list({ chain: 'admin', subject: citizen.account.id })).map((e) => e.action).reverse();
     expect(actions).toEqual(['admin.citizen.viewed', 'admin.session.ended', 'admin.session.ended', 'admin.citizen.signed_out', 'admin.citizen.factors_reset', 'admin.citizen.locked', 'admin.citizen.unlocked']);
+  });
+
+  test('delete erases the account as the portal does, with its audit entry; a second delete is 404', async () => {
+    const citizen = await createTestAccount(kapija);
+    const id = citizen.account.id;
+    expect((await kapija.credentials.list(id)).length).toBeGreaterThan(0);
+    expect((await api().delete(`/admin/api/citizens/${id}`).set(as('auditor'))).status).toBe(403);
+    expect(await kapija.accounts.findById(id)).toBeDefined();
+    const deleted = await api().delete(`/admin/api/citizens/${id}`).set(as('admin'));
+    expect([deleted.status, deleted.body]).toEqual([200, { id, status: 'deleted' }]);
+    expect(await kapija.accounts.findById(id)).toMatchObject({ status: 'deleted', username: `deleted-${id}`, email: null });
+    expect(await kapija.accounts.findByUsername(citizen.username)).toBeUndefined();
+    expect(await kapija.credentials.list(id)).toEqual([]);
+    const entries = await kapija.repos.audit.list({ chain: 'admin', action: 'admin.citizen.deleted', subject: id });
+    expect(entries).toHaveLength(1);
+    expect((await api().delete(`/admin/api/citizens/${id}`).set(as('admin'))).status).toBe(404);
+  });
+
+  test('a deletion whose audit entry cannot be written deletes nothing', async () => {
+    const citizen = await createTestAccount(kapija);
+    const id = citizen.account.id;
+    const deletion = createAccountDeletion({ repos: kapija.repos, sessions: kapija.sessions, payloads: kapija.payloads, events: kapija.events, factors: kapija.factors });
+    await expect(deletion.delete(id, { alongside: () => Promise.reject(new Error('audit unavailable')) })).rejects.toThrow('audit unavailable');
+    expect((await kapija.accounts.findById(id))?.username).toBe(citizen.username);
+    expect((await kapija.credentials.list(id)).length).toBeGreaterThan(0);
   });
 });
 

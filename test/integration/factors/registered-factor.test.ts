@@ -12,8 +12,7 @@ import { createTestAccount, createTestClient, kapijaForSuite } from '../../suppo
 import { createSmsFactor, type SmsOutbox } from '../../support/sms-factor.js';
 import { createCardFactor } from '../../support/card-factor.js';
 import { createAdminService } from '../../../src/admin/service.js';
-import { createAuditLog } from '../../../src/store/audit.js';
-import { createRoleRepository } from '../../../src/store/roles.js';
+import { createAccountDeletion } from '../../../src/account/deletion.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const VERIFIER = 'a-fixed-pkce-verifier-for-the-registered-factor-0123456789';
@@ -129,7 +128,9 @@ describe('a factor registered only in the tests', () => {
     const refused = await submitForm(agent, security, /\/security\/remove$/, { id: credential!.id });
     expect(refused.status).toBe(409);
 
-    const service = createAdminService({ ...server.kapija, sessions: server.kapija.sessions, audit: createAuditLog(server.kapija.db), roles: createRoleRepository(server.kapija.db), production: false });
+    const k = server.kapija;
+    const deletion = createAccountDeletion({ repos: k.repos, sessions: k.sessions, payloads: k.payloads, events: k.events, factors: k.factors });
+    const service = createAdminService({ ...k, sessions: k.sessions, audit: k.repos.audit, roles: k.repos.roles, atomically: k.repos.atomically, deletion, production: false });
     const admin = await createTestAccount(server.kapija);
     const actor = { accountId: admin.account.id, role: 'admin' as const, ip: null };
     const view = await service.citizens.view(actor, citizen.account.id);

@@ -31,7 +31,8 @@ describe('shipped pages', () => {
   test.each(Object.keys(TITLES))('%s: every footer links the four pages, each answers in the language', async (locale) => {
     const m = CATALOGUES[locale as keyof typeof CATALOGUES];
     for (const start of ['/interaction/nope', '/cookies', '/recover']) {
-      const html = await (await fetch(`${server.url}${start}?lang=${locale}`)).text();
+      // A browser asks for HTML; /interaction/nope is an error page, which a program gets as JSON.
+      const html = await (await fetch(`${server.url}${start}?lang=${locale}`, { headers: { accept: 'text/html' } })).text();
       expect({ start, links: footerHrefs(html) }).toEqual({ start, links: FOOTER_LINKS });
       for (const key of ['layout.privacy', 'layout.accessibility', 'layout.cookies', 'layout.help'] as const) expect(html).toContain(`>${m[key]}</a>`);
     }

@@ -1,8 +1,8 @@
 /**
  * Registration, recovery and security notices, assembled for the composition root: the service
- * (also used by the account portal: `requestEmailChange`), its notice listeners on the event bus,
- * and the middleware serving `/register`, `/verify-email`, `/recover`, `/not-me` and `/enrol-factor` with body
- * parsing and CSRF.
+ * (also used by the account portal: `requestEmailChange`), its notice listeners on the event bus
+ * (notices/), and the middleware serving `/register` and `/verify-email` (registration/) and
+ * `/recover`, `/not-me` and `/enrol-factor` (recovery/) with body parsing and CSRF.
  */
 import type Koa from 'koa';
 import type { Context } from 'koa';
@@ -11,12 +11,10 @@ import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { KapijaError } from '../errors.js';
-import type { Db } from '../store/db.js';
+import type { Repositories } from '../store/index.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { CredentialRepository } from '../store/credentials.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
-import { createAccountTokenRepository } from '../store/account-tokens.js';
-import { createKnownDeviceRepository } from '../store/known-devices.js';
 import type { PasswordHasher } from '../factors/password/hasher.js';
 import type { TotpFactor } from '../factors/totp/index.js';
 import type { RecoveryFactor } from '../factors/recovery/index.js';
@@ -29,10 +27,11 @@ import type { Renderer } from '../http/render.js';
 import { bodyParser, csrfProtection } from '../http/middleware.js';
 import { createMailer } from '../mail/mailer.js';
 import { createQueuedMailer, type QueuedMailer } from '../mail/queue.js';
-import { createMailQueueRepository } from '../store/mail-queue.js';
 import { createMailTemplates } from '../mail/templates.js';
 import { createSelfService, type SelfService } from './service.js';
-import { createSelfServiceRouter } from './router.js';
+import { createRegistrationRouter } from './router.js';
+import { createPageKit } from './pages.js';
+import { createRecoveryRouter } from '../recovery/router.js';
 
 export type { SelfService };
 
@@ -40,7 +39,7 @@ const PATHS = ['/register', '/verify-email', '/recover', '/not-me', '/enrol-fact
 
 export function createSelfServiceModule(deps: {
   config: Config;
-  db: Db;
+  repos: Repositories;
   logger: Logger;
   provider: Provider;
   accounts: AccountRepository;
@@ -58,13 +57,13 @@ export function createSelfServiceModule(deps: {
   csrf: Csrf;
   secureCookies: boolean;
 }): { service: SelfService; mailer: QueuedMailer; middleware: Koa.Middleware } {
-  const mailer = createQueuedMailer({ mailer: createMailer({ config: deps.config, logger: deps.logger }), store: createMailQueueRepository(deps.db), box: deps.box, logger: deps.logger });
+  const mailer = createQueuedMailer({ mailer: createMailer({ config: deps.config, logger: deps.logger }), store: deps.repos.mailQueue, box: deps.box, logger: deps.logger });
   const service = createSelfService({
     config: deps.config,
     accounts: deps.accounts,
-    tokens: createAccountTokenRepository(deps.db),
+    tokens: deps.repos.accountTokens,
     credentials: deps.credentials,
-    devices: createKnownDeviceRepository(deps.db),
+    devices: deps.repos.knownDevices,
     payloads: deps.payloads,
     passwords: deps.passwords,
     sessions: deps.sessions,
@@ -75,7 +74,7 @@ export function createSelfServiceModule(deps: {
     logger: deps.logger,
   });
   service.listen();
-  const router = createSelfServiceRouter({
+  const pageDeps = {
     service,
     provider: deps.provider,
     render: deps.render,
@@ -86,12 +85,16 @@ export function createSelfServiceModule(deps: {
       mail: createThrottle(deps.throttleStorage, { scope: 'self-service-mail', box: deps.box }),
       link: createThrottle(deps.throttleStorage, { scope: 'self-service-link', box: deps.box }),
     },
-  });
+  };
+  const kit = createPageKit(pageDeps);
+  const routers = [createRegistrationRouter(pageDeps, kit), createRecoveryRouter(pageDeps, kit)];
   const chain = compose<Context>([
     bodyParser(),
     csrfProtection(deps.csrf, { secureCookies: deps.secureCookies }),
-    router.routes() as Koa.Middleware,
-    router.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
+    ...routers.flatMap((router) => [
+      router.routes() as Koa.Middleware,
+      router.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware,
+    ]),
   ]) as Koa.Middleware;
   const middleware: Koa.Middleware = (ctx, next) =>
     PATHS.some((p) => ctx.path === p || ctx.path.startsWith(`${p}/`)) ? chain(ctx, next) : next();

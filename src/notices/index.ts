@@ -1,0 +1,38 @@
+/**
+ * Security notices: a mail to the citizen's verified address when something about the account
+ * changes (a new device, the password, a factor added or removed, a recovery code used), each with
+ * a "this wasn't me" link (recovery/).
+ */
+import { translator, type MessageKey } from '../i18n/index.js';
+import type { AccountLinks, SelfServiceDeps } from '../registration/links.js';
+import { describeDevice } from './device.js';
+
+/** Subscribes the security notices to the event bus. */
+export function listenForNotices(links: AccountLinks, deps: Pick<SelfServiceDeps, 'events' | 'devices'>): void {
+  const { events, devices } = deps;
+  const { notify, when } = links;
+  events.on('signin.success', async (e) => {
+    if (!e.deviceId) return;
+    const seen = await devices.remember(e.accountId, e.deviceId);
+    // The very first sign-in of an account is not news to its owner.
+    if (!seen.isNew || !seen.hadOthers) return;
+    await notify(e.accountId, 'new_device', (l) => ({ when: when(l, e.at), device: describeDevice(e.userAgent, '?'), ip: e.ip }), e.at);
+  });
+  events.on('account.password_changed', async (e) => {
+    await notify(e.accountId, 'password_changed', (l) => ({ when: when(l, e.at), sessions: translator(l)(`notice.password.${e.via}`) }), e.at);
+  });
+  const factorNotice = (change: 'added' | 'removed') => async (e: { accountId: string; type: string; at: Date }) => {
+    // Enrolment during the first sign-in (before any device is known) is part of registering.
+    if (change === 'added' && (await devices.count(e.accountId)) === 0) return;
+    await notify(e.accountId, 'factor_changed', (l) => {
+      const t = translator(l);
+      return { when: when(l, e.at), factor: t(`notice.factor.${e.type}` as MessageKey), change: t(`notice.factor.${change}`) };
+    }, e.at);
+  };
+  // A recovery code stands in for the second factor: its owner hears of every use.
+  events.on('factor.recovery_used', async (e) => {
+    await notify(e.accountId, 'recovery_used', (l) => ({ when: when(l, e.at), ip: e.ip, count: String(e.remaining) }), e.at);
+  });
+  events.on('factor.enrolled', factorNotice('added'));
+  events.on('factor.removed', factorNotice('removed'));
+}

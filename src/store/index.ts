@@ -1,0 +1,87 @@
+/**
+ * Every repository, built from one database handle and the secret box: the composition root, the
+ * CLI and the tests take them from here instead of building their own from the raw handle.
+ */
+import type { Knex } from 'knex';
+import type { SecretBox } from '../security/crypto.js';
+import { createAccountTokenRepository, type AccountTokenRepository } from './account-tokens.js';
+import { createAccountRepository, type AccountRepository } from './accounts.js';
+import { createAuditCheckpointRepository, type AuditCheckpointRepository } from './audit-checkpoints.js';
+import { createAuditLog, withChainRetry, type AuditLog } from './audit.js';
+import { createClientRepository, type ClientRepository } from './clients.js';
+import { createConsentRefusalRepository, type ConsentRefusalRepository } from './consent-refusals.js';
+import { createCredentialRepository, type CredentialRepository } from './credentials.js';
+import type { Db } from './db.js';
+import { createDatabaseHealth, type DatabaseHealth } from './health.js';
+import { createKeyRepository, type KeyRepository } from './keys.js';
+import { createKnownDeviceRepository, type KnownDeviceRepository } from './known-devices.js';
+import { createLogoutDeliveryRepository, type LogoutDeliveryRepository } from './logout-deliveries.js';
+import { createMailQueueRepository, type MailQueueRepository } from './mail-queue.js';
+import { createStoreMetrics, type StoreMetrics } from './metrics.js';
+import { createOidcPayloadRepository, type OidcPayloadRepository } from './oidc-payloads.js';
+import { createOpenDataRepository, type OpenDataRepository } from './open-data.js';
+import { createRateLimitRepository, type RateLimitRepository } from './rate-limits.js';
+import { createRoleRepository, type RoleRepository } from './roles.js';
+import { createSessionDeviceRepository, type SessionDeviceRepository } from './session-devices.js';
+import { createWebAuthnMetadataRepository, type WebAuthnMetadataRepository } from './webauthn-metadata.js';
+
+/** A unit of work: repositories' writes given it commit together or not at all. */
+export type Transaction = Knex.Transaction;
+
+export interface Repositories {
+  accounts: AccountRepository;
+  accountTokens: AccountTokenRepository;
+  audit: AuditLog;
+  auditCheckpoints: AuditCheckpointRepository;
+  clients: ClientRepository;
+  credentials: CredentialRepository;
+  keys: KeyRepository;
+  knownDevices: KnownDeviceRepository;
+  logoutDeliveries: LogoutDeliveryRepository;
+  mailQueue: MailQueueRepository;
+  openData: OpenDataRepository;
+  payloads: OidcPayloadRepository;
+  rateLimits: RateLimitRepository;
+  refusals: ConsentRefusalRepository;
+  roles: RoleRepository;
+  sessionDevices: SessionDeviceRepository;
+  webauthnMetadata: WebAuthnMetadataRepository;
+  /** Readiness of the database: reachable, migrations current. */
+  health: DatabaseHealth;
+  /** Pool and queue gauges for /metrics. */
+  metrics: StoreMetrics;
+  /**
+   * Runs `work` in one transaction; writes that append to an audit chain are run again on the
+   * chain's new head when a concurrent append took their place.
+   */
+  atomically<T>(work: (trx: Transaction) => Promise<T>): Promise<T>;
+}
+
+/**
+ * Builds every repository on `db`. `now` is the clock of the repositories whose timing tests move
+ * (the back-channel logout retries); the others read the wall clock.
+ */
+export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => number } = {}): Repositories {
+  return {
+    accounts: createAccountRepository(db),
+    accountTokens: createAccountTokenRepository(db),
+    audit: createAuditLog(db),
+    auditCheckpoints: createAuditCheckpointRepository(db),
+    clients: createClientRepository(db, box),
+    credentials: createCredentialRepository(db),
+    keys: createKeyRepository(db),
+    knownDevices: createKnownDeviceRepository(db),
+    logoutDeliveries: createLogoutDeliveryRepository(db, opts.now),
+    mailQueue: createMailQueueRepository(db),
+    openData: createOpenDataRepository(db),
+    payloads: createOidcPayloadRepository(db),
+    rateLimits: createRateLimitRepository(db),
+    refusals: createConsentRefusalRepository(db),
+    roles: createRoleRepository(db),
+    sessionDevices: createSessionDeviceRepository(db),
+    webauthnMetadata: createWebAuthnMetadataRepository(db),
+    health: createDatabaseHealth(db),
+    metrics: createStoreMetrics(db),
+    atomically: (work) => withChainRetry(() => db.transaction(work)),
+  };
+}
