@@ -61,7 +61,7 @@ import { cookiesPage } from './http/cookies-page.js';
 import { contentPages } from './http/content-pages.js';
 import { startPage } from './http/start-page.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
-import { endSessionsAbove } from './identity/sessions.js';
+import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
 import { createRegistrarRoles } from './identity/registrar.js';
 
@@ -255,6 +255,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   events.on('account.deleted', (e) => handles.identity.forget(e.accountId));
   handles.identity.onLevelDropped(async (accountId, level) => {
     await endSessionsAbove(sessions, accountId, level);
+    await revokeGrantsAbove(handles.payloads, accountId, level);
   });
   const selfService = await mountPages(app, { config, logger, handles, events, render, csrf, secureCookies, provider, sessions });
 

@@ -4,6 +4,7 @@
  * administrator needs a verified identity to reach the console at ADMIN_MIN_ACR, since the acr is
  * never above the identity level). Recorded in the audit trail and the citizen's ledger (actor `cli`).
  */
+import { dropStoredSessionsAbove } from '../identity/sessions.js';
 import { parseArgs } from 'node:util';
 import type { StoreHandles } from '../app.js';
 import { KapijaError } from '../errors.js';
@@ -102,7 +103,9 @@ export async function identityRevoke(h: StoreHandles, args: string[], out: (s: s
   const reason = str(v.reason);
   if (!reason) throw new IdentityUsageError('--reason is required');
   const revoked = await h.identity.revoke(account.id, { actor: 'cli' }, reason);
-  out(revoked ? `identity of ${account.username} revoked\n` : `${account.username} has no verified identity in force\n`);
+  // Sessions and offline grants above the new level end here too (services are told only through the API or desk).
+  const dropped = revoked ? await dropStoredSessionsAbove(h.payloads, account.id, await h.identity.levelOf(account.id)) : 0;
+  out(revoked ? `identity of ${account.username} revoked; ${dropped} session(s) above the new level ended\n` : `${account.username} has no verified identity in force\n`);
   return revoked ? 0 : 1;
 }
 

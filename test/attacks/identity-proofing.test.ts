@@ -9,11 +9,13 @@ import request from 'supertest';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
-import { openPortal, signIn, submitForm } from '../support/sign-in.js';
+import { confirmLogout, openPortal, signIn, submitForm } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg } from '../support/kapija.js';
 import { SoftAuthenticator } from '../support/soft-authenticator.js';
 import type { ProofingInput } from '../../src/identity/service.js';
 import { createRegistrarRoles } from '../../src/identity/registrar.js';
+import { identityRevoke } from '../../src/cli/identity.js';
+import { openHandles } from '../../src/app.js';
 import { createRoleRepository } from '../../src/store/roles.js';
 import { en } from '../../src/i18n/messages/en.js';
 import { srCyrl } from '../../src/i18n/messages/sr-Cyrl.js';
@@ -375,6 +377,58 @@ describe('activation codes', () => {
 });
 
 describe('revocation', () => {
+  test('revocation also ends offline access granted above the new level: a refresh token kept after the session ended is refused', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    await server.kapija.identity.recordProofing(citizen.account.id, check(officer.account.id), { actor: officer.account.id });
+    const agent = new Agent();
+    const cb = await signIn(agent, authorize({ scope: 'openid offline_access', prompt: 'consent' }), REDIRECT, citizen);
+    const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
+    const token = (params: Record<string, string>) =>
+      fetch(new URL('/token', server.url), { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    const first = (await (await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: VERIFIER })).json()) as { id_token: string; refresh_token: string };
+    expect(first.refresh_token).toBeTruthy();
+    // The citizen signs out at Kapija: the session ends, the offline grant stays (that is what offline access is).
+    const endSession = new URL('/session/end', server.url);
+    endSession.search = new URLSearchParams({ id_token_hint: first.id_token, client_id: rp.clientId }).toString();
+    await confirmLogout(agent, endSession);
+    expect(await server.kapija.sessions.listForAccount(citizen.account.id)).toEqual([]);
+    const kept = await token({ grant_type: 'refresh_token', refresh_token: first.refresh_token });
+    expect(kept.status).toBe(200);
+    const rotated = (await kept.json()) as { id_token: string; refresh_token: string };
+    expect(decodeJwt(rotated.id_token).acr).toBe(ACR.substantial);
+    // The identity is revoked: no token asserting more than the identity now supports may come out of that grant.
+    expect(await server.kapija.identity.revoke(citizen.account.id, { actor: officer.account.id }, 'document reported stolen')).toBe(true);
+    const after = await token({ grant_type: 'refresh_token', refresh_token: rotated.refresh_token });
+    expect(after.status).toBe(400);
+    expect(((await after.json()) as { error: string }).error).toBe('invalid_grant');
+  });
+
+  test('revoking from the CLI, where no engine runs, also ends the stored sessions and the offline grants above the new level', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    await server.kapija.identity.recordProofing(citizen.account.id, check(officer.account.id), { actor: officer.account.id });
+    const agent = new Agent();
+    const cb = await signIn(agent, authorize({ scope: 'openid offline_access', prompt: 'consent' }), REDIRECT, citizen);
+    const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
+    const token = (params: Record<string, string>) =>
+      fetch(new URL('/token', server.url), { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    const first = (await (await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: VERIFIER })).json()) as { refresh_token: string };
+    expect((await server.kapija.sessions.listForAccount(citizen.account.id)).length).toBe(1);
+    let out = '';
+    // The CLI's own handles on the same database: no engine, no listener of the running instance.
+    const cli = openHandles(server.kapija.config, { db: server.kapija.db });
+    const code = await identityRevoke(cli, ['--username', citizen.username, '--reason', 'document reported stolen'], (x) => (out += x));
+    expect(code).toBe(0);
+    expect(out).toContain('1 session(s) above the new level ended');
+    expect(await server.kapija.sessions.listForAccount(citizen.account.id)).toEqual([]);
+    const refused = await token({ grant_type: 'refresh_token', refresh_token: first.refresh_token });
+    expect(refused.status).toBe(400);
+    // The browser's single sign-on is gone as well: a silent request now needs a new sign-in.
+    const silent = await agent.follow(await agent.request(authorize({ prompt: 'none' })), isCallback);
+    expect(silent instanceof URL ? silent.searchParams.get('error') : 'page').toBe('login_required');
+  });
+
   test('revocation drops the level at once: sessions above it end, the next sign-in is asserted low', async () => {
     const officer = await registrar();
     const citizen = await createTestAccount(server.kapija, { identity: 'none' });
