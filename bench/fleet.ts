@@ -19,13 +19,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createKapija } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { Agent } from '../test/support/browserless.js';
 import { signIn } from '../test/support/sign-in.js';
-import { createTestAccount, createTestClient } from '../test/support/kapija.js';
 import { freePort } from '../test/support/spawn-kapija.js';
-import { CONCURRENCY, CORES, PG_URL, REDIRECT, ROOT, SECONDS, closed, cpuMeter, machineName, measured, startProcess, versionsUsed, workloads, type Result } from './lib.js';
+import { setUpCitizens, CONCURRENCY, CORES, PG_URL, REDIRECT, ROOT, SECONDS, closed, cpuMeter, machineName, measured, startProcess, versionsUsed, workloads, type Result } from './lib.js';
 
 const INSTANCES = Number(process.env.FLEET_INSTANCES ?? 3);
 const KILL_SECONDS = Number(process.env.FLEET_KILL_SECONDS ?? 20);
@@ -84,19 +82,7 @@ async function main() {
   const base = { NODE_ENV: 'development', ISSUER: issuer, HOST: '127.0.0.1', DATABASE_URL: dbUrl.toString(), MASTER_KEY: randomBytes(32).toString('base64'), DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-fleet-')), WEB_CONCURRENCY: '1', LOG_LEVEL: 'warn' };
   const children: ChildProcess[] = [];
   try {
-    process.stdout.write('setting up citizens and the service…\n');
-    const setup = await createKapija(loadConfig({ ...base, PORT: String(ports[0]) }));
-    const rp = await createTestClient(setup, { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] });
-    const citizens: Awaited<ReturnType<typeof createTestAccount>>[] = [];
-    for (let i = 0; i < 400; i += 1) {
-      const c = await createTestAccount(setup);
-      const grant = new setup.provider.Grant({ accountId: c.account.id, clientId: rp.clientId });
-      grant.addOIDCScope('openid offline_access');
-      await grant.save();
-      citizens.push(c);
-    }
-    await setup.close();
-    const client = { id: rp.clientId, secret: rp.clientSecret! };
+    const { citizens, client } = await setUpCitizens(loadConfig({ ...base, PORT: String(ports[0]) }));
 
     for (const port of ports) children.push(await startProcess(['dist/src/main.js'], { ...base, PORT: String(port), LOG_LEVEL: 'info' }, /"msg":"kapija listening"/));
     const cfg = path.join(base.DATA_DIR, 'haproxy.cfg');

@@ -9,6 +9,9 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Agent } from '../test/support/browserless.js';
+import { createKapija } from '../src/app.js';
+import type { Config } from '../src/config.js';
+import { createTestAccount, createTestClient } from '../test/support/kapija.js';
 import { PKCE_CHALLENGE, withVerifier } from '../test/support/pkce.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -221,3 +224,20 @@ export function versionOf(pkg: string): string {
   return (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+
+/** 400 citizens (password + TOTP) who already consented to one service, and the service. */
+export async function setUpCitizens(config: Config) {
+  process.stdout.write('setting up citizens and the service…\n');
+  const setup = await createKapija(config);
+  const rp = await createTestClient(setup, { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] });
+  const citizens: Awaited<ReturnType<typeof createTestAccount>>[] = [];
+  for (let i = 0; i < 400; i += 1) {
+    const c = await createTestAccount(setup);
+    const grant = new setup.provider.Grant({ accountId: c.account.id, clientId: rp.clientId });
+    grant.addOIDCScope('openid offline_access');
+    await grant.save();
+    citizens.push(c);
+  }
+  await setup.close();
+  return { citizens, client: { id: rp.clientId, secret: rp.clientSecret! } };
+}

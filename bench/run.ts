@@ -19,13 +19,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createKapija } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { Agent, formAction, type Page } from '../test/support/browserless.js';
 import { signIn } from '../test/support/sign-in.js';
-import { createTestAccount, createTestClient } from '../test/support/kapija.js';
 import { freePort } from '../test/support/spawn-kapija.js';
-import { CONCURRENCY, CORES, measured, PG_URL, REDIRECT, ROOT, SECONDS, closed, machineName, median, open, startProcess, versionsUsed, workloads, type CpuShare, type Result } from './lib.js';
+import { setUpCitizens, CONCURRENCY, CORES, measured, PG_URL, REDIRECT, ROOT, SECONDS, closed, machineName, median, open, startProcess, versionsUsed, workloads, type CpuShare, type Result } from './lib.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
@@ -201,20 +199,7 @@ async function main() {
   const config = loadConfig(env);
   const children: ChildProcess[] = [];
   try {
-    // Citizens (password + TOTP) with consent already given to the service, and the service.
-    process.stdout.write('setting up citizens and the service…\n');
-    const setup = await createKapija(config);
-    const rp = await createTestClient(setup, { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] });
-    const citizens: Awaited<ReturnType<typeof createTestAccount>>[] = [];
-    for (let i = 0; i < 400; i += 1) {
-      const c = await createTestAccount(setup);
-      const grant = new setup.provider.Grant({ accountId: c.account.id, clientId: rp.clientId });
-      grant.addOIDCScope('openid offline_access');
-      await grant.save();
-      citizens.push(c);
-    }
-    await setup.close();
-    const client = { id: rp.clientId, secret: rp.clientSecret! };
+    const { citizens, client } = await setUpCitizens(config);
 
     if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'main.js'))) throw new Error('run `npm run build` first: Kapija is benchmarked as compiled, as in production');
     // For bench:memory the workers' inspectors (loopback) let it collect garbage before measuring.

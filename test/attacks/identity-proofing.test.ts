@@ -376,17 +376,23 @@ describe('activation codes', () => {
   });
 });
 
+/** A citizen proofed at high at a counter, signed in with offline access: the browser, the token endpoint and the first tokens. */
+async function proofedWithOfflineAccess() {
+  const officer = await registrar();
+  const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+  await server.kapija.identity.recordProofing(citizen.account.id, check(officer.account.id), { actor: officer.account.id });
+  const agent = new Agent();
+  const cb = await signIn(agent, authorize({ scope: 'openid offline_access', prompt: 'consent' }), REDIRECT, citizen);
+  const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
+  const token = (params: Record<string, string>) =>
+    fetch(new URL('/token', server.url), { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+  const first = (await (await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: VERIFIER })).json()) as { id_token: string; refresh_token: string };
+  return { officer, citizen, agent, token, first };
+}
+
 describe('revocation', () => {
   test('revocation also ends offline access granted above the new level: a refresh token kept after the session ended is refused', async () => {
-    const officer = await registrar();
-    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
-    await server.kapija.identity.recordProofing(citizen.account.id, check(officer.account.id), { actor: officer.account.id });
-    const agent = new Agent();
-    const cb = await signIn(agent, authorize({ scope: 'openid offline_access', prompt: 'consent' }), REDIRECT, citizen);
-    const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
-    const token = (params: Record<string, string>) =>
-      fetch(new URL('/token', server.url), { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
-    const first = (await (await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: VERIFIER })).json()) as { id_token: string; refresh_token: string };
+    const { officer, citizen, agent, token, first } = await proofedWithOfflineAccess();
     expect(first.refresh_token).toBeTruthy();
     // The citizen signs out at Kapija: the session ends, the offline grant stays (that is what offline access is).
     const endSession = new URL('/session/end', server.url);
@@ -405,15 +411,7 @@ describe('revocation', () => {
   });
 
   test('revoking from the CLI, where no engine runs, also ends the stored sessions and the offline grants above the new level', async () => {
-    const officer = await registrar();
-    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
-    await server.kapija.identity.recordProofing(citizen.account.id, check(officer.account.id), { actor: officer.account.id });
-    const agent = new Agent();
-    const cb = await signIn(agent, authorize({ scope: 'openid offline_access', prompt: 'consent' }), REDIRECT, citizen);
-    const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
-    const token = (params: Record<string, string>) =>
-      fetch(new URL('/token', server.url), { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
-    const first = (await (await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: VERIFIER })).json()) as { refresh_token: string };
+    const { citizen, agent, token, first } = await proofedWithOfflineAccess();
     expect((await server.kapija.sessions.listForAccount(citizen.account.id)).length).toBe(1);
     let out = '';
     // The CLI's own handles on the same database: no engine, no listener of the running instance.
