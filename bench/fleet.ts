@@ -18,12 +18,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { Agent } from '../test/support/browserless.js';
 import { signIn } from '../test/support/sign-in.js';
 import { freePort } from '../test/support/spawn-kapija.js';
-import { setUpCitizens, CONCURRENCY, CORES, PG_URL, REDIRECT, ROOT, SECONDS, closed, cpuMeter, machineName, measured, startProcess, versionsUsed, workloads, type Result } from './lib.js';
+import { benchDatabase, setUpCitizens, CONCURRENCY, CORES, REDIRECT, ROOT, SECONDS, closed, cpuMeter, machineName, measured, startProcess, versionsUsed, workloads, type Result } from './lib.js';
 
 const INSTANCES = Number(process.env.FLEET_INSTANCES ?? 3);
 const KILL_SECONDS = Number(process.env.FLEET_KILL_SECONDS ?? 20);
@@ -69,13 +68,8 @@ function haproxyConfig(port: number, backends: number[]): string {
 async function main() {
   const haproxy = ensureHaproxy();
   if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'main.js'))) throw new Error('run `npm run build` first: Kapija is benchmarked as compiled, as in production');
-  const dbName = `kapija_fleet_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  await admin.end();
-  const dbUrl = new URL(PG_URL);
-  dbUrl.pathname = `/${dbName}`;
+  const bench = await benchDatabase('kapija_fleet');
+  const dbUrl = bench.url;
   const lbPort = await freePort();
   const issuer = `http://127.0.0.1:${lbPort}`;
   const ports = await Promise.all(Array.from({ length: INSTANCES }, () => freePort()));
@@ -168,10 +162,7 @@ async function main() {
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 1500));
-    const drop = new pg.Client({ connectionString: PG_URL });
-    await drop.connect();
-    await drop.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
-    await drop.end();
+    await bench.drop();
   }
 }
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Agent } from '../test/support/browserless.js';
+import pg from 'pg';
 import { createKapija } from '../src/app.js';
 import type { Config } from '../src/config.js';
 import { createTestAccount, createTestClient } from '../test/support/kapija.js';
@@ -240,4 +241,22 @@ export async function setUpCitizens(config: Config) {
   }
   await setup.close();
   return { citizens, client: { id: rp.clientId, secret: rp.clientSecret! } };
+}
+
+/** A fresh PostgreSQL database for one benchmark run, and how to drop it. */
+export async function benchDatabase(prefix: string) {
+  const name = `${prefix}_${Date.now().toString(36)}`;
+  const run = async (sql: string) => {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      await admin.query(sql);
+    } finally {
+      await admin.end();
+    }
+  };
+  await run(`create database ${name}`);
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return { url, drop: () => run(`drop database if exists ${name} with (force)`).catch(() => undefined) };
 }

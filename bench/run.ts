@@ -18,12 +18,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { Agent, formAction, type Page } from '../test/support/browserless.js';
 import { signIn } from '../test/support/sign-in.js';
 import { freePort } from '../test/support/spawn-kapija.js';
-import { setUpCitizens, CONCURRENCY, CORES, measured, PG_URL, REDIRECT, ROOT, SECONDS, closed, machineName, median, open, startProcess, versionsUsed, workloads, type CpuShare, type Result } from './lib.js';
+import { benchDatabase, setUpCitizens, CONCURRENCY, CORES, measured, REDIRECT, ROOT, SECONDS, closed, machineName, median, open, startProcess, versionsUsed, workloads, type CpuShare, type Result } from './lib.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
@@ -184,13 +183,8 @@ function reportFromJsonl() {
 
 async function main() {
   if (process.env.BENCH_REPORT) return reportFromJsonl();
-  const dbName = `kapija_bench_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  await admin.end();
-  const dbUrl = new URL(PG_URL);
-  dbUrl.pathname = `/${dbName}`;
+  const bench = await benchDatabase('kapija_bench');
+  const dbUrl = bench.url;
   const kPort = await freePort();
   const bPort = await freePort();
   const issuer = `http://127.0.0.1:${kPort}`;
@@ -281,10 +275,7 @@ async function main() {
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, NODE_ARGS.length ? 5000 : 1500));
-    const drop = new pg.Client({ connectionString: PG_URL });
-    await drop.connect();
-    await drop.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
-    await drop.end();
+    await bench.drop();
   }
 }
 
