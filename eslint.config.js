@@ -77,7 +77,7 @@ export default tseslint.config(
     { regex: '^(\\.\\./)+(registration|recovery|interactions)/', message: 'admin/ does not import another part\'s pages: what it needs arrives through the composition root.' },
     { regex: '^(\\.\\./)+account/(?!deletion\\.js$)', message: 'admin/ takes only the account deletion service from account/.' },
   ]),
-  boundaries(['src/http/**/*.ts', 'src/observability/**/*.ts', 'src/open-data/**/*.ts', 'src/mail/**/*.ts', 'src/audit/**/*.ts'], [RAW_DATABASE]),
+  boundaries(['src/http/**/*.ts', 'src/observability/**/*.ts', 'src/open-data/**/*.ts', 'src/mail/**/*.ts', 'src/audit/**/*.ts', 'src/identity/**/*.ts'], [RAW_DATABASE]),
   {
     files: ['static/**/*.js'],
     languageOptions: { globals: { ...globals.browser }, sourceType: 'script' },

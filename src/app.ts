@@ -179,7 +179,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
     factors: createFactorRegistry(factorDeps, opts.extraFactors?.({ ...factorDeps, box }) ?? []),
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: repos.auditCheckpoints, box, ...(opts.now ? { now: opts.now } : {}) }),
-    identity: createIdentityService({ db, box, accounts, audit, ...(opts.now ? { now: opts.now } : {}) }),
+    identity: createIdentityService({ repos, box, ...(opts.now ? { now: opts.now } : {}) }),
   };
 }
 
@@ -472,7 +472,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     secureCookies,
     sendReenrolLink: (accountId) => selfService.service.sendReenrolLink(accountId),
     deletion,
-    registrars: createRegistrarRoles(handles.db, handles.audit),
+    registrars: createRegistrarRoles(handles.repos),
   });
   app.use(underPath('/admin', administration.middleware));
   return selfService;

@@ -14,18 +14,16 @@
  * codes are looked up only through keyed hashes.
  */
 import { randomBytes } from 'node:crypto';
-import type { Knex } from 'knex';
 import { KapijaError } from '../errors.js';
 import { isValidJmbg } from '../assurance/jmbg.js';
 import type { SecretBox } from '../security/crypto.js';
-import type { AccountRepository } from '../store/accounts.js';
-import { withChainRetry, type AuditLog } from '../store/audit.js';
-import type { Db } from '../store/db.js';
+import { withChainRetry } from '../store/audit.js';
+import type { Repositories } from '../store/index.js';
+import { PROOFING_METHODS, type ProofingMethod, type StoredEvidence, type VerifiedAttributes, type VerifiedIdentity } from '../store/identities.js';
 import { ledgerChain } from '../account/ledger.js';
 import { isIdentityLevel, type IdentityLevel } from './levels.js';
-import { createIdentityStore, PROOFING_METHODS, type ProofingMethod, type StoredEvidence, type VerifiedAttributes, type VerifiedIdentity } from './store.js';
 
-export type { ProofingMethod, VerifiedAttributes, VerifiedIdentity, StoredEvidence } from './store.js';
+export { PROOFING_METHODS, type ProofingMethod, type VerifiedAttributes, type VerifiedIdentity, type StoredEvidence } from '../store/identities.js';
 
 /** The evidence as presented (the document number in clear; only its keyed hash is stored). */
 export interface EvidenceInput {
@@ -98,17 +96,16 @@ function proofingSummary(identity: { level: IdentityLevel; method: ProofingMetho
 export type LevelDropListener = (accountId: string, level: IdentityLevel) => Promise<void>;
 
 export interface IdentityServiceDeps {
-  db: Db;
+  /** The repositories it reads and writes; proofings and their audit entries commit together. */
+  repos: Pick<Repositories, 'identities' | 'activationCodes' | 'accounts' | 'audit' | 'atomically'>;
   box: SecretBox;
-  accounts: AccountRepository;
-  audit: AuditLog;
   now?: () => number;
 }
 
 export function createIdentityService(deps: IdentityServiceDeps) {
   const now = deps.now ?? Date.now;
-  const store = createIdentityStore(deps.db, deps.box, now);
-  const { audit, box } = deps;
+  const { identities, activationCodes, accounts, audit, atomically } = deps.repos;
+  const { box } = deps;
   const dropListeners: LevelDropListener[] = [];
   const jmbgHash = (jmbg: string) => box.mac('jmbg', jmbg);
   const codeHash = (code: string) => box.mac('activation-code', normaliseActivationCode(code));
@@ -143,8 +140,8 @@ export function createIdentityService(deps: IdentityServiceDeps) {
   });
 
   /** Refuses a JMBG already in force on another account, and reports the attempt. */
-  const refuseDuplicate = async (accountId: string, hash: string, by: ProofingActor, trx: Db | Knex.Transaction = deps.db) => {
-    const holder = await store.accountByJmbgHash(hash, trx);
+  const refuseDuplicate = async (accountId: string, hash: string, by: ProofingActor) => {
+    const holder = await identities.accountByJmbgHash(hash);
     if (holder && holder !== accountId) {
       await withChainRetry(() =>
         audit.append({ chain: 'admin', actor: by.actor, action: 'identity.duplicate_refused', subjectAccountId: accountId, ip: by.ip ?? null, details: { existing_account: holder } }),
@@ -158,20 +155,18 @@ export function createIdentityService(deps: IdentityServiceDeps) {
   };
 
   const service = {
-    store,
-
     /** The identity level in force for an account (`none` when never proofed, revoked or expired). */
     async levelOf(accountId: string): Promise<IdentityLevel> {
-      return (await store.find(accountId))?.level ?? 'none';
+      return (await identities.find(accountId))?.level ?? 'none';
     },
 
     /** The account's verified identity, when one is recorded (revoked ones too, with level `none`). */
-    find: (accountId: string) => store.find(accountId),
+    find: (accountId: string) => identities.find(accountId),
 
     /** The account whose identity in force has this JMBG. */
     async findAccountByVerifiedJmbg(jmbg: string): Promise<string | undefined> {
       if (!isValidJmbg(jmbg)) return undefined;
-      return store.accountByJmbgHash(jmbgHash(jmbg));
+      return identities.accountByJmbgHash(jmbgHash(jmbg));
     },
 
     /**
@@ -181,32 +176,30 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     async recordProofing(accountId: string, input: ProofingInput, by: ProofingActor = { actor: input.verifier }): Promise<VerifiedIdentity> {
       validate(input);
       if (by.actor === accountId || input.verifier === accountId) throw new KapijaError('identity.own_account', 403);
-      const account = await deps.accounts.findById(accountId);
+      const account = await accounts.findById(accountId);
       if (!account || account.status === ('deleted' as string)) throw new KapijaError('identity.not_found', 404);
       const hash = input.attributes.jmbg ? jmbgHash(input.attributes.jmbg) : null;
       if (hash) await refuseDuplicate(accountId, hash, by);
       const evidence = storedEvidence(input.evidence);
-      const before = await store.find(accountId);
+      const before = await identities.find(accountId);
       try {
-        await withChainRetry(() =>
-          deps.db.transaction(async (trx) => {
-            await store.put({
-              accountId,
-              level: input.level,
-              method: input.method,
-              verifier: input.verifier,
-              office: input.office ?? null,
-              evidence,
-              attributes: input.attributes,
-              jmbgHash: hash,
-              verifiedAt: now(),
-              expiresAt: input.expiresAt ?? null,
-            }, trx);
-            const summary = proofingSummary({ level: input.level, method: input.method, office: input.office ?? null, evidence });
-            await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.proofed', subjectAccountId: accountId, ip: by.ip ?? null, details: { ...summary, verifier: input.verifier } }, trx);
-            await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_proofed', subjectAccountId: accountId, details: summary }, trx);
-          }),
-        );
+        await atomically(async (trx) => {
+          await identities.put({
+            accountId,
+            level: input.level,
+            method: input.method,
+            verifier: input.verifier,
+            office: input.office ?? null,
+            evidence,
+            attributes: input.attributes,
+            jmbgHash: hash,
+            verifiedAt: now(),
+            expiresAt: input.expiresAt ?? null,
+          }, trx);
+          const summary = proofingSummary({ level: input.level, method: input.method, office: input.office ?? null, evidence });
+          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.proofed', subjectAccountId: accountId, ip: by.ip ?? null, details: { ...summary, verifier: input.verifier } }, trx);
+          await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_proofed', subjectAccountId: accountId, details: summary }, trx);
+        });
       } catch (err) {
         if (isUniqueViolation(err)) {
           await refuseDuplicate(accountId, hash!, by);
@@ -214,7 +207,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
         }
         throw err;
       }
-      const after = (await store.find(accountId))!;
+      const after = (await identities.find(accountId))!;
       if (before && before.level !== 'none' && after.level !== 'none' && rankOf(after.level) < rankOf(before.level)) await levelDropped(accountId, after.level);
       return after;
     },
@@ -222,45 +215,41 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     /** Corrects verified attributes (a typo at the counter); the level and evidence stay. */
     async correct(accountId: string, attributes: VerifiedAttributes, by: ProofingActor, reason: string): Promise<VerifiedIdentity> {
       if (by.actor === accountId) throw new KapijaError('identity.own_account', 403);
-      const current = await store.find(accountId);
+      const current = await identities.find(accountId);
       if (!current || current.level === 'none') throw new KapijaError('identity.not_found', 404);
       const merged: VerifiedAttributes = { ...current.attributes, ...Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined)) };
       validateAttributes(merged);
       const hash = merged.jmbg ? jmbgHash(merged.jmbg) : null;
       if (hash) await refuseDuplicate(accountId, hash, by);
       const changed = Object.keys(attributes).filter((k) => (attributes as Record<string, unknown>)[k] !== undefined).sort();
-      await withChainRetry(() =>
-        deps.db.transaction(async (trx) => {
-          await store.put({
-            accountId,
-            level: current.proofedLevel,
-            method: current.method,
-            verifier: current.verifier,
-            office: current.office,
-            evidence: current.evidence,
-            attributes: merged,
-            jmbgHash: hash,
-            verifiedAt: current.verifiedAt.getTime(),
-            expiresAt: current.expiresAt?.getTime() ?? null,
-          }, trx);
-          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.corrected', subjectAccountId: accountId, ip: by.ip ?? null, details: { attributes: changed, reason: reason.slice(0, 200) } }, trx);
-          await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_corrected', subjectAccountId: accountId, details: { attributes: changed } }, trx);
-        }),
-      );
-      return (await store.find(accountId))!;
+      await atomically(async (trx) => {
+        await identities.put({
+          accountId,
+          level: current.proofedLevel,
+          method: current.method,
+          verifier: current.verifier,
+          office: current.office,
+          evidence: current.evidence,
+          attributes: merged,
+          jmbgHash: hash,
+          verifiedAt: current.verifiedAt.getTime(),
+          expiresAt: current.expiresAt?.getTime() ?? null,
+        }, trx);
+        await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.corrected', subjectAccountId: accountId, ip: by.ip ?? null, details: { attributes: changed, reason: reason.slice(0, 200) } }, trx);
+        await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_corrected', subjectAccountId: accountId, details: { attributes: changed } }, trx);
+      });
+      return (await identities.find(accountId))!;
     },
 
     /** Revokes the identity in force (e.g. fraud): the level drops at once, sessions above it end. */
     async revoke(accountId: string, by: ProofingActor, reason: string): Promise<boolean> {
       let revoked = false;
-      await withChainRetry(() =>
-        deps.db.transaction(async (trx) => {
-          revoked = await store.revoke(accountId, reason.slice(0, 200), trx);
-          if (!revoked) return;
-          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.revoked', subjectAccountId: accountId, ip: by.ip ?? null, details: { reason: reason.slice(0, 200) } }, trx);
-          await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_revoked', subjectAccountId: accountId, details: {} }, trx);
-        }),
-      );
+      await atomically(async (trx) => {
+        revoked = await identities.revoke(accountId, reason.slice(0, 200), trx);
+        if (!revoked) return;
+        await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.revoked', subjectAccountId: accountId, ip: by.ip ?? null, details: { reason: reason.slice(0, 200) } }, trx);
+        await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_revoked', subjectAccountId: accountId, details: {} }, trx);
+      });
       if (revoked) await levelDropped(accountId, 'none');
       return revoked;
     },
@@ -279,7 +268,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       if (opts.accountId && (opts.accountId === by.actor || opts.accountId === input.verifier)) throw new KapijaError('identity.own_account', 403);
       if (!input.attributes.jmbg) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
       const hash = jmbgHash(input.attributes.jmbg);
-      const holder = await store.accountByJmbgHash(hash);
+      const holder = await identities.accountByJmbgHash(hash);
       if (holder && holder !== opts.accountId) {
         await withChainRetry(() => audit.append({ chain: 'admin', actor: by.actor, action: 'identity.duplicate_refused', subjectAccountId: opts.accountId ?? null, ip: by.ip ?? null, details: { existing_account: holder } }));
         throw new KapijaError('identity.duplicate_jmbg', 409);
@@ -288,12 +277,10 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       const hashOfCode = codeHash(code);
       const expiresAt = now() + (opts.ttlMs ?? ACTIVATION_TTL_MS);
       const sealed = box.seal(JSON.stringify({ ...input, evidence: { ...storedEvidence(input.evidence) } }), `activation:${hashOfCode}`);
-      await withChainRetry(() =>
-        deps.db.transaction(async (trx) => {
-          await store.insertActivation({ codeHash: hashOfCode, accountId: opts.accountId ?? null, proofing: sealed, jmbgHash: hash, createdBy: by.actor, createdAt: now(), expiresAt, usedAt: null, usedBy: null }, trx);
-          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.activation_issued', subjectAccountId: opts.accountId ?? null, ip: by.ip ?? null, details: { level: input.level, method: input.method, office: input.office ?? null, expires_at: expiresAt } }, trx);
-        }),
-      );
+      await atomically(async (trx) => {
+        await activationCodes.insert({ codeHash: hashOfCode, accountId: opts.accountId ?? null, proofing: sealed, jmbgHash: hash, createdBy: by.actor, createdAt: now(), expiresAt, usedAt: null, usedBy: null }, trx);
+        await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.activation_issued', subjectAccountId: opts.accountId ?? null, ip: by.ip ?? null, details: { level: input.level, method: input.method, office: input.office ?? null, expires_at: expiresAt } }, trx);
+      });
       return { code, expiresAt: new Date(expiresAt) };
     },
 
@@ -304,13 +291,13 @@ export function createIdentityService(deps: IdentityServiceDeps) {
      */
     async redeemActivationCode(accountId: string, code: string, ip: string | null = null): Promise<VerifiedIdentity> {
       const hashOfCode = codeHash(code);
-      const row = await store.findActivation(hashOfCode);
+      const row = await activationCodes.find(hashOfCode);
       const invalid = () => new KapijaError('identity.activation_invalid', 400);
       if (!row || row.usedAt !== null || row.expiresAt <= now() || (row.accountId && row.accountId !== accountId) || row.createdBy === accountId) {
         await withChainRetry(() => audit.append({ chain: 'admin', actor: accountId, action: 'identity.activation_refused', subjectAccountId: accountId, ip, details: { known: Boolean(row), used: Boolean(row?.usedAt), expired: Boolean(row && row.expiresAt <= now()) } }));
         throw invalid();
       }
-      if (!(await store.useActivation(hashOfCode, accountId))) throw invalid();
+      if (!(await activationCodes.use(hashOfCode, accountId))) throw invalid();
       const sealed = JSON.parse(box.openString(row.proofing, `activation:${hashOfCode}`)) as ProofingInput & { evidence: StoredEvidence };
       const { documentNumberHash, ...evidence } = sealed.evidence;
       const identity = await service.recordProofingStored(accountId, { ...sealed, evidence }, documentNumberHash, { actor: row.createdBy, ip });
@@ -322,7 +309,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     async recordProofingStored(accountId: string, input: ProofingInput, documentNumberHash: string | undefined, by: ProofingActor): Promise<VerifiedIdentity> {
       const identity = await service.recordProofing(accountId, input, by);
       if (!documentNumberHash) return identity;
-      await store.put({
+      await identities.put({
         accountId,
         level: identity.proofedLevel,
         method: identity.method,
@@ -334,11 +321,14 @@ export function createIdentityService(deps: IdentityServiceDeps) {
         verifiedAt: identity.verifiedAt.getTime(),
         expiresAt: identity.expiresAt?.getTime() ?? null,
       });
-      return (await store.find(accountId))!;
+      return (await identities.find(accountId))!;
     },
 
     /** Erases the verified identity of a deleted account (its JMBG becomes free again). */
-    forget: (accountId: string) => store.forget(accountId),
+    async forget(accountId: string): Promise<void> {
+      await identities.forget(accountId);
+      await activationCodes.forgetAccount(accountId);
+    },
 
     /** Records that a registrar read a citizen's verified identity (it appears in the citizen's ledger as an administrator's read). */
     async recordView(accountId: string, by: ProofingActor): Promise<void> {
@@ -347,7 +337,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
 
     /** Proofings per officer over the last `days` days, for auditors (separation of duties). */
     async proofingRates(days = 30) {
-      return store.countsByVerifier(now() - days * 24 * 3600 * 1000);
+      return identities.countsByVerifier(now() - days * 24 * 3600 * 1000);
     },
   };
   return service;
