@@ -93,6 +93,26 @@ function proofingSummary(identity: { level: IdentityLevel; method: ProofingMetho
   };
 }
 
+/** Refuses (400) a proofing with an unknown method or level, no verifier, or invalid attributes. */
+function validateProofing(input: ProofingInput) {
+  if (!PROOFING_METHODS.includes(input.method)) throw new KapijaError('identity.invalid', 400, { details: { field: 'method' } });
+  if (!isIdentityLevel(input.level) || (input.level as IdentityLevel) === 'none') throw new KapijaError('identity.invalid', 400, { details: { field: 'level' } });
+  if (!input.verifier || input.verifier.length > 200) throw new KapijaError('identity.invalid', 400, { details: { field: 'verifier' } });
+  validateAttributes(input.attributes);
+  if (input.evidence.expiry !== undefined && !DATE.test(input.evidence.expiry)) throw new KapijaError('identity.invalid', 400, { details: { field: 'evidence.expiry' } });
+}
+
+function validateAttributes(a: VerifiedAttributes) {
+  if (a.jmbg !== undefined && !isValidJmbg(a.jmbg)) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
+  if (a.birthdate !== undefined && !DATE.test(a.birthdate)) throw new KapijaError('identity.invalid', 400, { details: { field: 'attributes.birthdate' } });
+  if (a.jmbg && a.birthdate) {
+    // The JMBG begins with the date of birth (DDMMYYY).
+    const [y, m, d] = a.birthdate.split('-');
+    if (a.jmbg.slice(0, 7) !== `${d}${m}${y!.slice(1)}`) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
+  }
+  for (const [k, v] of Object.entries(a)) if (v !== undefined && (typeof v !== 'string' || v.length > 200)) throw new KapijaError('identity.invalid', 400, { details: { field: `attributes.${k}` } });
+}
+
 export type LevelDropListener = (accountId: string, level: IdentityLevel) => Promise<void>;
 
 export interface IdentityServiceDeps {
@@ -102,59 +122,55 @@ export interface IdentityServiceDeps {
   now?: () => number;
 }
 
+/** What the proofing and the activation operations share: repositories, keys, the clock. */
+interface IdentityContext extends IdentityServiceDeps {
+  now: () => number;
+  /** Keyed hash of a JMBG (the only form in which it is looked up). */
+  jmbgHash(jmbg: string): string;
+  /** The evidence as stored: the document number only as a keyed hash. */
+  evidenceOf(e: EvidenceInput): StoredEvidence;
+  /** Refuses a JMBG already in force on another account, and reports the attempt. */
+  refuseDuplicate(accountId: string, hash: string, by: ProofingActor): Promise<void>;
+  /** Tells the listeners that an account's identity level dropped. */
+  levelDropped(accountId: string, level: IdentityLevel): Promise<void>;
+}
+
 export function createIdentityService(deps: IdentityServiceDeps) {
   const now = deps.now ?? Date.now;
-  const { identities, activationCodes, accounts, audit, atomically } = deps.repos;
+  const { identities, audit } = deps.repos;
   const { box } = deps;
   const dropListeners: LevelDropListener[] = [];
   const jmbgHash = (jmbg: string) => box.mac('jmbg', jmbg);
-  const codeHash = (code: string) => box.mac('activation-code', normaliseActivationCode(code));
-
-  const validate = (input: ProofingInput) => {
-    if (!PROOFING_METHODS.includes(input.method)) throw new KapijaError('identity.invalid', 400, { details: { field: 'method' } });
-    if (!isIdentityLevel(input.level) || (input.level as IdentityLevel) === 'none') throw new KapijaError('identity.invalid', 400, { details: { field: 'level' } });
-    if (!input.verifier || input.verifier.length > 200) throw new KapijaError('identity.invalid', 400, { details: { field: 'verifier' } });
-    validateAttributes(input.attributes);
-    if (input.evidence.expiry !== undefined && !DATE.test(input.evidence.expiry)) throw new KapijaError('identity.invalid', 400, { details: { field: 'evidence.expiry' } });
+  const ctx: IdentityContext = {
+    ...deps,
+    now,
+    jmbgHash,
+    evidenceOf: (e) => ({
+      type: e.type,
+      documentType: e.documentType,
+      issuingCountry: e.issuingCountry,
+      documentNumberHash: e.documentNumber ? box.mac('document-number', `${e.issuingCountry ?? ''}|${e.documentType ?? ''}|${e.documentNumber.trim().toUpperCase()}`) : undefined,
+      time: e.time ?? now(),
+      expiry: e.expiry,
+      certificateIssuer: e.certificateIssuer,
+      certificateSerial: e.certificateSerial,
+    }),
+    async refuseDuplicate(accountId, hash, by) {
+      const holder = await identities.accountByJmbgHash(hash);
+      if (holder && holder !== accountId) {
+        await withChainRetry(() =>
+          audit.append({ chain: 'admin', actor: by.actor, action: 'identity.duplicate_refused', subjectAccountId: accountId, ip: by.ip ?? null, details: { existing_account: holder } }),
+        );
+        throw new KapijaError('identity.duplicate_jmbg', 409);
+      }
+    },
+    async levelDropped(accountId, level) {
+      for (const l of dropListeners) await l(accountId, level);
+    },
   };
-  const validateAttributes = (a: VerifiedAttributes) => {
-    if (a.jmbg !== undefined && !isValidJmbg(a.jmbg)) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
-    if (a.birthdate !== undefined && !DATE.test(a.birthdate)) throw new KapijaError('identity.invalid', 400, { details: { field: 'attributes.birthdate' } });
-    if (a.jmbg && a.birthdate) {
-      // The JMBG begins with the date of birth (DDMMYYY).
-      const [y, m, d] = a.birthdate.split('-');
-      if (a.jmbg.slice(0, 7) !== `${d}${m}${y!.slice(1)}`) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
-    }
-    for (const [k, v] of Object.entries(a)) if (v !== undefined && (typeof v !== 'string' || v.length > 200)) throw new KapijaError('identity.invalid', 400, { details: { field: `attributes.${k}` } });
-  };
+  const proofing = proofingOperations(ctx);
 
-  const storedEvidence = (e: EvidenceInput): StoredEvidence => ({
-    type: e.type,
-    documentType: e.documentType,
-    issuingCountry: e.issuingCountry,
-    documentNumberHash: e.documentNumber ? box.mac('document-number', `${e.issuingCountry ?? ''}|${e.documentType ?? ''}|${e.documentNumber.trim().toUpperCase()}`) : undefined,
-    time: e.time ?? now(),
-    expiry: e.expiry,
-    certificateIssuer: e.certificateIssuer,
-    certificateSerial: e.certificateSerial,
-  });
-
-  /** Refuses a JMBG already in force on another account, and reports the attempt. */
-  const refuseDuplicate = async (accountId: string, hash: string, by: ProofingActor) => {
-    const holder = await identities.accountByJmbgHash(hash);
-    if (holder && holder !== accountId) {
-      await withChainRetry(() =>
-        audit.append({ chain: 'admin', actor: by.actor, action: 'identity.duplicate_refused', subjectAccountId: accountId, ip: by.ip ?? null, details: { existing_account: holder } }),
-      );
-      throw new KapijaError('identity.duplicate_jmbg', 409);
-    }
-  };
-
-  const levelDropped = async (accountId: string, level: IdentityLevel) => {
-    for (const l of dropListeners) await l(accountId, level);
-  };
-
-  const service = {
+  return {
     /** The identity level in force for an account (`none` when never proofed, revoked or expired). */
     async levelOf(accountId: string): Promise<IdentityLevel> {
       return (await identities.find(accountId))?.level ?? 'none';
@@ -169,18 +185,49 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       return identities.accountByJmbgHash(jmbgHash(jmbg));
     },
 
+    ...proofing,
+    ...activationOperations(ctx, proofing.recordProofingStored),
+
+    /** Called after an account's identity level dropped (revocation): ends the sessions above it. */
+    onLevelDropped(listener: LevelDropListener) {
+      dropListeners.push(listener);
+    },
+
+    /** Erases the verified identity of a deleted account (its JMBG becomes free again). */
+    async forget(accountId: string): Promise<void> {
+      await identities.forget(accountId);
+      await deps.repos.activationCodes.forgetAccount(accountId);
+    },
+
+    /** Records that a registrar read a citizen's verified identity (it appears in the citizen's ledger as an administrator's read). */
+    async recordView(accountId: string, by: ProofingActor): Promise<void> {
+      await withChainRetry(() => audit.append({ chain: 'admin', actor: by.actor, action: 'admin.citizen.identity_viewed', subjectAccountId: accountId, ip: by.ip ?? null, details: {} }));
+    },
+
+    /** Proofings per officer over the last `days` days, for auditors (separation of duties). */
+    async proofingRates(days = 30) {
+      return identities.countsByVerifier(now() - days * 24 * 3600 * 1000);
+    },
+  };
+}
+
+/** Recording, correcting and revoking a verified identity. */
+function proofingOperations(ctx: IdentityContext) {
+  const { identities, accounts, audit, atomically } = ctx.repos;
+  const { now, jmbgHash, refuseDuplicate, levelDropped } = ctx;
+  const ops = {
     /**
      * Records a proofing on an account, replacing any earlier identity. Refuses (403) an officer
      * proofing their own account, (409) a JMBG in force on another account, (400) invalid input.
      */
     async recordProofing(accountId: string, input: ProofingInput, by: ProofingActor = { actor: input.verifier }): Promise<VerifiedIdentity> {
-      validate(input);
+      validateProofing(input);
       if (by.actor === accountId || input.verifier === accountId) throw new KapijaError('identity.own_account', 403);
       const account = await accounts.findById(accountId);
       if (!account || account.status === ('deleted' as string)) throw new KapijaError('identity.not_found', 404);
       const hash = input.attributes.jmbg ? jmbgHash(input.attributes.jmbg) : null;
       if (hash) await refuseDuplicate(accountId, hash, by);
-      const evidence = storedEvidence(input.evidence);
+      const evidence = ctx.evidenceOf(input.evidence);
       const before = await identities.find(accountId);
       try {
         await atomically(async (trx) => {
@@ -254,17 +301,40 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       return revoked;
     },
 
-    /** Called after an account's identity level dropped (revocation): ends the sessions above it. */
-    onLevelDropped(listener: LevelDropListener) {
-      dropListeners.push(listener);
+    /** recordProofing with the document number already hashed (an activation code's sealed proofing). */
+    async recordProofingStored(accountId: string, input: ProofingInput, documentNumberHash: string | undefined, by: ProofingActor): Promise<VerifiedIdentity> {
+      const identity = await ops.recordProofing(accountId, input, by);
+      if (!documentNumberHash) return identity;
+      await identities.put({
+        accountId,
+        level: identity.proofedLevel,
+        method: identity.method,
+        verifier: identity.verifier,
+        office: identity.office,
+        evidence: { ...identity.evidence, documentNumberHash },
+        attributes: identity.attributes,
+        jmbgHash: identity.attributes.jmbg ? jmbgHash(identity.attributes.jmbg) : null,
+        verifiedAt: identity.verifiedAt.getTime(),
+        expiresAt: identity.expiresAt?.getTime() ?? null,
+      });
+      return (await identities.find(accountId))!;
     },
+  };
+  return ops;
+}
 
+/** Single-use activation codes that carry a proofing to the account that redeems them. */
+function activationOperations(ctx: IdentityContext, recordProofingStored: ReturnType<typeof proofingOperations>['recordProofingStored']) {
+  const { identities, activationCodes, audit, atomically } = ctx.repos;
+  const { box, now, jmbgHash } = ctx;
+  const codeHash = (code: string) => box.mac('activation-code', normaliseActivationCode(code));
+  return {
     /**
      * A single-use activation code carrying a proofing, for the online account the citizen creates
      * or already has (`accountId`: only that account may use it). Only its keyed hash is stored.
      */
     async issueActivationCode(input: ProofingInput, by: ProofingActor, opts: { accountId?: string | undefined; ttlMs?: number } = {}): Promise<{ code: string; expiresAt: Date }> {
-      validate(input);
+      validateProofing(input);
       if (opts.accountId && (opts.accountId === by.actor || opts.accountId === input.verifier)) throw new KapijaError('identity.own_account', 403);
       if (!input.attributes.jmbg) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
       const hash = jmbgHash(input.attributes.jmbg);
@@ -276,7 +346,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       const code = newActivationCode();
       const hashOfCode = codeHash(code);
       const expiresAt = now() + (opts.ttlMs ?? ACTIVATION_TTL_MS);
-      const sealed = box.seal(JSON.stringify({ ...input, evidence: { ...storedEvidence(input.evidence) } }), `activation:${hashOfCode}`);
+      const sealed = box.seal(JSON.stringify({ ...input, evidence: { ...ctx.evidenceOf(input.evidence) } }), `activation:${hashOfCode}`);
       await atomically(async (trx) => {
         await activationCodes.insert({ codeHash: hashOfCode, accountId: opts.accountId ?? null, proofing: sealed, jmbgHash: hash, createdBy: by.actor, createdAt: now(), expiresAt, usedAt: null, usedBy: null }, trx);
         await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.activation_issued', subjectAccountId: opts.accountId ?? null, ip: by.ip ?? null, details: { level: input.level, method: input.method, office: input.office ?? null, expires_at: expiresAt } }, trx);
@@ -300,47 +370,11 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       if (!(await activationCodes.use(hashOfCode, accountId))) throw invalid();
       const sealed = JSON.parse(box.openString(row.proofing, `activation:${hashOfCode}`)) as ProofingInput & { evidence: StoredEvidence };
       const { documentNumberHash, ...evidence } = sealed.evidence;
-      const identity = await service.recordProofingStored(accountId, { ...sealed, evidence }, documentNumberHash, { actor: row.createdBy, ip });
+      const identity = await recordProofingStored(accountId, { ...sealed, evidence }, documentNumberHash, { actor: row.createdBy, ip });
       await withChainRetry(() => audit.append({ chain: 'admin', actor: accountId, action: 'identity.activation_used', subjectAccountId: accountId, ip, details: { issued_by: row.createdBy } }));
       return identity;
     },
-
-    /** recordProofing with the document number already hashed (an activation code's sealed proofing). */
-    async recordProofingStored(accountId: string, input: ProofingInput, documentNumberHash: string | undefined, by: ProofingActor): Promise<VerifiedIdentity> {
-      const identity = await service.recordProofing(accountId, input, by);
-      if (!documentNumberHash) return identity;
-      await identities.put({
-        accountId,
-        level: identity.proofedLevel,
-        method: identity.method,
-        verifier: identity.verifier,
-        office: identity.office,
-        evidence: { ...identity.evidence, documentNumberHash },
-        attributes: identity.attributes,
-        jmbgHash: identity.attributes.jmbg ? jmbgHash(identity.attributes.jmbg) : null,
-        verifiedAt: identity.verifiedAt.getTime(),
-        expiresAt: identity.expiresAt?.getTime() ?? null,
-      });
-      return (await identities.find(accountId))!;
-    },
-
-    /** Erases the verified identity of a deleted account (its JMBG becomes free again). */
-    async forget(accountId: string): Promise<void> {
-      await identities.forget(accountId);
-      await activationCodes.forgetAccount(accountId);
-    },
-
-    /** Records that a registrar read a citizen's verified identity (it appears in the citizen's ledger as an administrator's read). */
-    async recordView(accountId: string, by: ProofingActor): Promise<void> {
-      await withChainRetry(() => audit.append({ chain: 'admin', actor: by.actor, action: 'admin.citizen.identity_viewed', subjectAccountId: accountId, ip: by.ip ?? null, details: {} }));
-    },
-
-    /** Proofings per officer over the last `days` days, for auditors (separation of duties). */
-    async proofingRates(days = 30) {
-      return identities.countsByVerifier(now() - days * 24 * 3600 * 1000);
-    },
   };
-  return service;
 }
 
 const rankOf = (l: IdentityLevel) => ['none', 'low', 'substantial', 'high'].indexOf(l);
