@@ -212,7 +212,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   const csrf = createCsrf(keySet.cookieKeys);
   const events = createEventBus(logger);
   recordLedger(events, handles.audit);
-  const metrics = createMetrics({ events, store: repos.metrics });
+  const metrics = createMetrics({ events, store: repos.metrics, factors: handles.factors });
   const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
   const engine = createEngineFor(config, handles, { logger, events, render, errors, pairwiseSubject, keys: keySet, observe: (p) => metrics.observeProvider(p), logoutLater: (d, err) => void logoutRetries.later(d, 1, err) });
   const { provider } = engine;
