@@ -19,7 +19,7 @@ import { isValidJmbg } from '../assurance/jmbg.js';
 import type { SecretBox } from '../security/crypto.js';
 import { withChainRetry } from '../store/audit.js';
 import type { Repositories } from '../store/index.js';
-import { PROOFING_METHODS, type ProofingMethod, type StoredEvidence, type VerifiedAttributes, type VerifiedIdentity } from '../store/identities.js';
+import { PROOFING_METHODS, type NewIdentityRow, type ProofingMethod, type StoredEvidence, type VerifiedAttributes, type VerifiedIdentity } from '../store/identities.js';
 import { ledgerChain } from '../account/ledger.js';
 import { isIdentityLevel, type IdentityLevel } from './levels.js';
 
@@ -111,6 +111,22 @@ function validateAttributes(a: VerifiedAttributes) {
     if (a.jmbg.slice(0, 7) !== `${d}${m}${y!.slice(1)}`) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
   }
   for (const [k, v] of Object.entries(a)) if (v !== undefined && (typeof v !== 'string' || v.length > 200)) throw new KapijaError('identity.invalid', 400, { details: { field: `attributes.${k}` } });
+}
+
+/** The row that writes a recorded identity again as it was proofed (level, dates, evidence). */
+function rowOf(identity: VerifiedIdentity, jmbgHash: string | null): NewIdentityRow {
+  return {
+    accountId: identity.accountId,
+    level: identity.proofedLevel,
+    method: identity.method,
+    verifier: identity.verifier,
+    office: identity.office,
+    evidence: identity.evidence,
+    attributes: identity.attributes,
+    jmbgHash,
+    verifiedAt: identity.verifiedAt.getTime(),
+    expiresAt: identity.expiresAt?.getTime() ?? null,
+  };
 }
 
 export type LevelDropListener = (accountId: string, level: IdentityLevel) => Promise<void>;
@@ -270,18 +286,7 @@ function proofingOperations(ctx: IdentityContext) {
       if (hash) await refuseDuplicate(accountId, hash, by);
       const changed = Object.keys(attributes).filter((k) => (attributes as Record<string, unknown>)[k] !== undefined).sort();
       await atomically(async (trx) => {
-        await identities.put({
-          accountId,
-          level: current.proofedLevel,
-          method: current.method,
-          verifier: current.verifier,
-          office: current.office,
-          evidence: current.evidence,
-          attributes: merged,
-          jmbgHash: hash,
-          verifiedAt: current.verifiedAt.getTime(),
-          expiresAt: current.expiresAt?.getTime() ?? null,
-        }, trx);
+        await identities.put({ ...rowOf(current, hash), attributes: merged }, trx);
         await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.corrected', subjectAccountId: accountId, ip: by.ip ?? null, details: { attributes: changed, reason: reason.slice(0, 200) } }, trx);
         await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_corrected', subjectAccountId: accountId, details: { attributes: changed } }, trx);
       });
@@ -305,18 +310,8 @@ function proofingOperations(ctx: IdentityContext) {
     async recordProofingStored(accountId: string, input: ProofingInput, documentNumberHash: string | undefined, by: ProofingActor): Promise<VerifiedIdentity> {
       const identity = await ops.recordProofing(accountId, input, by);
       if (!documentNumberHash) return identity;
-      await identities.put({
-        accountId,
-        level: identity.proofedLevel,
-        method: identity.method,
-        verifier: identity.verifier,
-        office: identity.office,
-        evidence: { ...identity.evidence, documentNumberHash },
-        attributes: identity.attributes,
-        jmbgHash: identity.attributes.jmbg ? jmbgHash(identity.attributes.jmbg) : null,
-        verifiedAt: identity.verifiedAt.getTime(),
-        expiresAt: identity.expiresAt?.getTime() ?? null,
-      });
+      const hash = identity.attributes.jmbg ? jmbgHash(identity.attributes.jmbg) : null;
+      await identities.put({ ...rowOf(identity, hash), evidence: { ...identity.evidence, documentNumberHash } });
       return (await identities.find(accountId))!;
     },
   };
