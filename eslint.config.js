@@ -51,9 +51,11 @@ export default tseslint.config(
     { regex: '^(\\.\\./)+oidc/', message: 'factors/ must not import oidc/: the amr/acr vocabulary is in assurance/, and the engine asks the factors, not the other way round.' },
     { regex: '^(\\.\\./)+(interactions|account|admin|http)/', message: 'factors/ knows no pages: the pages ask the registry.' },
     { regex: '^(koa|koa-.*|@koa/.*|oidc-provider)(/.*)?$', message: 'factors/ holds no HTTP and no engine.' },
+    RAW_DATABASE,
   ]),
   boundaries('src/interactions/**/*.ts', [
     { regex: '^\\.\\./factors/(?!registry\\.js$)', message: 'interactions/ knows factors only through factors/registry.js, never a concrete factor.' },
+    RAW_DATABASE,
   ]),
   boundaries('src/oidc/**/*.ts', [
     { regex: '^(\\.\\./)+interactions/', message: 'oidc/ knows the interaction pages only by URL: it must not import interactions/.' },
@@ -77,7 +79,7 @@ export default tseslint.config(
     { regex: '^(\\.\\./)+(registration|recovery|interactions)/', message: 'admin/ does not import another part\'s pages: what it needs arrives through the composition root.' },
     { regex: '^(\\.\\./)+account/(?!deletion\\.js$)', message: 'admin/ takes only the account deletion service from account/.' },
   ]),
-  boundaries(['src/http/**/*.ts', 'src/observability/**/*.ts', 'src/open-data/**/*.ts', 'src/mail/**/*.ts', 'src/audit/**/*.ts'], [RAW_DATABASE]),
+  boundaries(['src/http/**/*.ts', 'src/observability/**/*.ts', 'src/open-data/**/*.ts', 'src/mail/**/*.ts', 'src/audit/**/*.ts', 'src/identity/**/*.ts'], [RAW_DATABASE]),
   {
     files: ['static/**/*.js'],
     languageOptions: { globals: { ...globals.browser }, sourceType: 'script' },

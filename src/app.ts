@@ -39,7 +39,7 @@ import { recordLedger, releaseEntry } from './account/ledger.js';
 import { createAccountDeletion } from './account/deletion.js';
 import { AUDIT_KEYS_PATH, createAuditCheckpoints, type AuditCheckpoints } from './audit/checkpoints.js';
 import { auditKeysEndpoint } from './audit/keys-endpoint.js';
-import { createSelfServiceModule, type SelfService } from './registration/index.js';
+import { createRegistrationAndRecoveryModule, type RegistrationAndRecovery } from './registration/index.js';
 import { createEventBus, type EventBus } from './events.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createHealth, operationsEndpoints, type Health } from './observability/health.js';
@@ -106,7 +106,7 @@ export interface Kapija {
   /** A citizen's sessions: list and end them (with token revocation and back-channel logout). */
   readonly sessions: SessionService;
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
-  readonly selfService: SelfService;
+  readonly registrationAndRecovery: RegistrationAndRecovery;
   /** Deletes expired protocol rows, keys, links and throttle counters. */
   purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number }>;
   /** Signs the head of every audit chain that grew since the last checkpoints (every instance, every minute). */
@@ -179,7 +179,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
     factors: createFactorRegistry(factorDeps, opts.extraFactors?.({ ...factorDeps, box }) ?? []),
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: repos.auditCheckpoints, box, ...(opts.now ? { now: opts.now } : {}) }),
-    identity: createIdentityService({ db, box, accounts, audit, ...(opts.now ? { now: opts.now } : {}) }),
+    identity: createIdentityService({ repos, box, ...(opts.now ? { now: opts.now } : {}) }),
   };
 }
 
@@ -212,7 +212,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   const csrf = createCsrf(keySet.cookieKeys);
   const events = createEventBus(logger);
   recordLedger(events, handles.audit);
-  const metrics = createMetrics({ events, store: repos.metrics });
+  const metrics = createMetrics({ events, store: repos.metrics, factors: handles.factors });
   const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
   const engine = createEngineFor(config, handles, { logger, events, render, errors, pairwiseSubject, keys: keySet, observe: (p) => metrics.observeProvider(p), logoutLater: (d, err) => void logoutRetries.later(d, 1, err) });
   const { provider } = engine;
@@ -257,7 +257,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
     await endSessionsAbove(sessions, accountId, level);
     await revokeGrantsAbove(handles.payloads, accountId, level);
   });
-  const selfService = await mountPages(app, { config, logger, handles, events, render, csrf, secureCookies, provider, sessions });
+  const registrationAndRecovery = await mountPages(app, { config, logger, handles, events, render, csrf, secureCookies, provider, sessions });
 
   // Everything else is the OpenID Connect engine.
   app.use(authorizationByPost);
@@ -283,7 +283,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
     factors: handles.factors,
     keys: handles.keys,
     sessions,
-    selfService: selfService.service,
+    registrationAndRecovery: registrationAndRecovery.service,
     audit: handles.audit,
     identity: handles.identity,
     async subjectFor(accountId, clientId) {
@@ -309,16 +309,16 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       const [payloads, keys, links, rateLimits] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
-        selfService.service.purgeExpired(),
+        registrationAndRecovery.service.purgeExpired(),
         repos.rateLimits.purgeExpired(),
       ]);
       return { payloads, keys, links, rateLimits };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
-    deliverMail: () => selfService.mailer.deliverDue(),
+    deliverMail: () => registrationAndRecovery.mailer.deliverDue(),
     async close() {
-      selfService.mailer.close();
+      registrationAndRecovery.mailer.close();
       if (!opts.db) await db.destroy();
     },
   };
@@ -368,7 +368,7 @@ function createEngineFor(
  * Kapija's own pages, in mount order: the sign-in interaction, registration and recovery, the
  * account portal and the administration. Each takes parsed bodies and CSRF on every form.
  */
-async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof createSelfServiceModule>> {
+async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof createRegistrationAndRecoveryModule>> {
   const { config, handles, provider, render, secureCookies } = w;
   const { repos } = handles;
   /** Kapija's own form pages under `prefix`: small parsed bodies, CSRF on every change, the router. */
@@ -397,8 +397,8 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     refusals: repos.refusals,
     identity: handles.identity,
     factorReset: {
-      useLink: (token, accountId) => selfService.service.useReenrolLink(token, accountId),
-      ensureLink: (accountId) => selfService.service.ensureReenrolLink(accountId),
+      useLink: (token, accountId) => registrationAndRecovery.service.useReenrolLink(token, accountId),
+      ensureLink: (accountId) => registrationAndRecovery.service.ensureReenrolLink(accountId),
     },
   });
   app.use(formPages('/interaction', interactions));
@@ -419,7 +419,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
   });
   await portalSignIn.ensureClient();
   // Registration, recovery, e-mail verification and "this wasn't me" (their own paths, CSRF on every form).
-  const selfService = createSelfServiceModule({
+  const registrationAndRecovery = createRegistrationAndRecoveryModule({
     ...handles,
     config,
     logger: w.logger,
@@ -431,7 +431,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     csrf: w.csrf,
     secureCookies,
   });
-  app.use(selfService.middleware);
+  app.use(registrationAndRecovery.middleware);
   // Activation codes from a registration counter or a letter (identity/activation-router.ts).
   app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, render, box: handles.box, throttleStorage: repos.rateLimits })));
   const deletion = createAccountDeletion({ repos, sessions: w.sessions, payloads: handles.payloads, events: w.events, factors: handles.factors });
@@ -454,7 +454,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     auditKeysUrl: `${config.issuer}${AUDIT_KEYS_PATH}`,
     render,
     passwords: handles.passwords,
-    requestEmailChange: (accountId, email, locale) => selfService.service.requestEmailChange(accountId, email, locale),
+    requestEmailChange: (accountId, email, locale) => registrationAndRecovery.service.requestEmailChange(accountId, email, locale),
     deletion,
     reauthSeconds: config.reauthSeconds,
     secureCookies,
@@ -471,12 +471,12 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     render,
     csrf: w.csrf,
     secureCookies,
-    sendReenrolLink: (accountId) => selfService.service.sendReenrolLink(accountId),
+    sendReenrolLink: (accountId) => registrationAndRecovery.service.sendReenrolLink(accountId),
     deletion,
-    registrars: createRegistrarRoles(handles.db, handles.audit),
+    registrars: createRegistrarRoles(handles.repos),
   });
   app.use(underPath('/admin', administration.middleware));
-  return selfService;
+  return registrationAndRecovery;
 }
 
 /** Runs `middleware` for requests under `prefix` only. */

@@ -24,7 +24,7 @@ import type { AuditCheckpoints } from '../audit/checkpoints.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import { completeAmr, levelFor, levelOfAcr, rank } from '../assurance/levels.js';
-import type { VerifiedIdentity } from '../identity/store.js';
+import type { VerifiedIdentity } from '../store/identities.js';
 import type { AccountDeletion } from './deletion.js';
 import { serviceName } from '../i18n/service-name.js';
 

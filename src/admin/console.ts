@@ -12,6 +12,7 @@ import type { Renderer } from '../http/render.js';
 import type { Translate } from '../i18n/index.js';
 import { levelOfAcr, rank } from '../oidc/acr.js';
 import type { AccountRepository } from '../store/accounts.js';
+import type { FactorRegistry } from '../factors/registry.js';
 import type { RoleRepository } from '../store/roles.js';
 import { auditFilter } from './api.js';
 import { z } from 'zod';
@@ -85,7 +86,7 @@ function formFromClient(c: Record<string, unknown>): Record<string, string> {
   return out;
 }
 
-export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn; roles: RoleRepository; accounts: AccountRepository; render: Renderer; minAcr: string; lowered?: boolean }) {
+export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn; roles: RoleRepository; accounts: AccountRepository; factors: Pick<FactorRegistry, 'label'>; render: Renderer; minAcr: string; lowered?: boolean }) {
   const { service, signIn, render } = d;
   const router = new Router({ prefix: '/admin' });
   const t = (ctx: Context) => ctx.state.t as Translate;
@@ -166,7 +167,9 @@ export function createAdminConsole(d: { service: AdminService; signIn: OwnSignIn
   });
   router.get('/citizens/:accountId', async (ctx) => {
     const citizen = await service.citizens.view(actor(ctx), ctx.params.accountId!);
-    page(ctx, 'citizen', t(ctx)('admin.citizen.heading', { user: citizen.username }), { citizen, saved: ctx.query.saved === '1' });
+    // Each factor as the registry names it ("Authenticator app"), not its credential type.
+    const factors = citizen.factors.map((f) => ({ ...f, typeLabel: d.factors.label(f.type) }));
+    page(ctx, 'citizen', t(ctx)('admin.citizen.heading', { user: citizen.username }), { citizen: { ...citizen, factors }, saved: ctx.query.saved === '1' });
   });
   const citizenAction = (path: string, run: (a: Actor, id: string) => Promise<unknown>) =>
     router.post(`/citizens/:accountId/${path}`, async (ctx) => {

@@ -88,7 +88,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     secureCookies: d.secureCookies,
   });
   await signIn.ensureClient();
-  const consoleRouter = createAdminConsole({ service, signIn, roles, accounts: d.accounts, render: d.render, minAcr: ACR[d.config.adminMinAcr], lowered: d.config.env === 'development' && d.config.adminMinAcr !== 'high' });
+  const consoleRouter = createAdminConsole({ service, signIn, roles, accounts: d.accounts, factors: d.factors, render: d.render, minAcr: ACR[d.config.adminMinAcr], lowered: d.config.env === 'development' && d.config.adminMinAcr !== 'high' });
 
   const apiMiddleware = compose<Context>([api.routes() as Koa.Middleware, api.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware]);
   // The registration desk (/admin/desk) has its own check: the registrar role, signed in at high.

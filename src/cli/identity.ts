@@ -10,7 +10,7 @@ import type { StoreHandles } from '../app.js';
 import { KapijaError } from '../errors.js';
 import { isIdentityLevel } from '../identity/levels.js';
 import { createRegistrarRoles } from '../identity/registrar.js';
-import { PROOFING_METHODS, type ProofingMethod } from '../identity/store.js';
+import { PROOFING_METHODS, type ProofingMethod } from '../store/identities.js';
 
 export class IdentityUsageError extends Error {}
 
@@ -112,7 +112,7 @@ export async function identityRevoke(h: StoreHandles, args: string[], out: (s: s
 export async function registrarRole(h: StoreHandles, grant: boolean, args: string[], out: (s: string) => void): Promise<number> {
   const v = parse(args, { username: { type: 'string' } });
   const account = await accountOf(h, str(v.username));
-  const roles = createRegistrarRoles(h.db, h.audit);
+  const roles = createRegistrarRoles(h.repos);
   const changed = grant ? await roles.grant(account.id, 'cli') : await roles.revoke(account.id, 'cli');
   out(grant ? (changed ? `${account.username} is now a registrar\n` : `${account.username} already is a registrar\n`) : changed ? `${account.username} is no longer a registrar\n` : `${account.username} was not a registrar\n`);
   return 0;

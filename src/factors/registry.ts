@@ -58,6 +58,12 @@ export interface FactorRegistry {
   standsAlone(type: string): boolean;
   /** Whether the portal and the console list a credential of this type as a second factor. */
   listed(type: string): boolean;
+  /**
+   * The factor a sign-in with these amr was finished with: a second factor that may stand alone
+   * (the one that decided the level), else any other, in registration order; undefined when no
+   * factor declares one of them.
+   */
+  factorOf(amr: readonly string[]): Factor | undefined;
   /** The catalogue key naming a credential's type ("Authenticator app"). */
   label(type: string): string;
   /** Every credential type the factors keep (an account deleted, an administrator's reset). */
@@ -137,6 +143,10 @@ export function registryOf(factors: readonly Factor[], credentials: Pick<Credent
     },
     standsAlone,
     listed: (type) => byId.get(type)?.listed ?? false,
+    factorOf(amr) {
+      const yields = (f: Factor) => f.amr?.some((a) => amr.includes(a)) ?? false;
+      return factors.find((f) => isSecond(f) && f.standsAlone && yields(f)) ?? factors.find(yields);
+    },
     label: (type) => byId.get(type)?.labels.name ?? type,
     credentialTypes: () => factors.filter((f) => f.storesCredentials !== false).map((f) => f.id),
   };

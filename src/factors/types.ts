@@ -136,6 +136,12 @@ export interface Factor {
    */
   readonly storesCredentials?: boolean;
   readonly labels: FactorLabels;
+  /**
+   * The amr values (RFC 8176) that tell a success of this factor apart (`otp`, not the `user` and
+   * `pin` other factors add too), so that a finished sign-in can be named by its factor (the
+   * metrics' `factor` label); a factor that leaves it out is named `other` there.
+   */
+  readonly amr?: readonly Amr[];
   readonly first?: FirstFactor;
   readonly second?: SecondFactor;
   readonly enrolment?: FactorEnrolment;

@@ -71,7 +71,7 @@ export function createActivationRouter(deps: { accounts: AccountRepository; pass
     }
     if (settingPassword) await deps.accounts.setPasswordHash(found.account.id, await deps.passwords.hash(parsed.data.password));
     await throttle.succeed(keys);
-    deps.render(ctx, 'self-service/message', { title: t(ctx)('activate.title'), heading: t(ctx)('activate.title'), paragraphs: [t(ctx)('activate.done')], link: { href: `/account?lang=${String(ctx.state.locale)}`, label: t(ctx)('account.identity.heading') } });
+    deps.render(ctx, 'registration/message', { title: t(ctx)('activate.title'), heading: t(ctx)('activate.title'), paragraphs: [t(ctx)('activate.done')], link: { href: `/account?lang=${String(ctx.state.locale)}`, label: t(ctx)('account.identity.heading') } });
   });
 
   return router;

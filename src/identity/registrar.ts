@@ -6,31 +6,28 @@
  * and changes no client. A registrar works only when signed in at high (hardware key and a verified
  * identity), and never on their own account (identity/service.ts).
  */
-import type { Db } from '../store/db.js';
-import type { AuditLog } from '../store/audit.js';
-import { withChainRetry } from '../store/audit.js';
+import type { Repositories } from '../store/index.js';
+import { REGISTRAR_ROLE } from '../store/registrar-roles.js';
 
-export const REGISTRAR_ROLE = 'registrar';
-
-export function createRegistrarRoles(db: Db, audit: AuditLog, now: () => number = Date.now) {
+/** Granting and revoking the role, each with its audit entry in the same transaction. */
+export function createRegistrarRoles(repos: Pick<Repositories, 'registrarRoles' | 'audit' | 'atomically'>) {
+  const { registrarRoles, audit, atomically } = repos;
   return {
-    async isRegistrar(accountId: string): Promise<boolean> {
-      return Boolean(await db('account_roles').where({ account_id: accountId, role: REGISTRAR_ROLE }).first('role'));
-    },
+    isRegistrar: (accountId: string) => registrarRoles.isRegistrar(accountId),
     /** Grants the role; false when the account had it already. */
     async grant(accountId: string, grantedBy: string): Promise<boolean> {
-      const inserted = (await db('account_roles')
-        .insert({ account_id: accountId, role: REGISTRAR_ROLE, granted_at: now(), granted_by: grantedBy })
-        .onConflict(['account_id', 'role'])
-        .ignore()
-        .returning('role')) as unknown[];
-      if (inserted.length) await withChainRetry(() => audit.append({ chain: 'admin', actor: grantedBy, action: 'admin.role.granted', subjectAccountId: accountId, details: { role: REGISTRAR_ROLE } }));
-      return inserted.length > 0;
+      return atomically(async (trx) => {
+        const granted = await registrarRoles.grant(accountId, grantedBy, trx);
+        if (granted) await audit.append({ chain: 'admin', actor: grantedBy, action: 'admin.role.granted', subjectAccountId: accountId, details: { role: REGISTRAR_ROLE } }, trx);
+        return granted;
+      });
     },
     async revoke(accountId: string, by: string): Promise<boolean> {
-      const removed = (await db('account_roles').where({ account_id: accountId, role: REGISTRAR_ROLE }).delete()) > 0;
-      if (removed) await withChainRetry(() => audit.append({ chain: 'admin', actor: by, action: 'admin.role.revoked', subjectAccountId: accountId, details: { role: REGISTRAR_ROLE } }));
-      return removed;
+      return atomically(async (trx) => {
+        const removed = await registrarRoles.revoke(accountId, trx);
+        if (removed) await audit.append({ chain: 'admin', actor: by, action: 'admin.role.revoked', subjectAccountId: accountId, details: { role: REGISTRAR_ROLE } }, trx);
+        return removed;
+      });
     },
   };
 }

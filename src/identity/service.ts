@@ -14,18 +14,16 @@
  * codes are looked up only through keyed hashes.
  */
 import { randomBytes } from 'node:crypto';
-import type { Knex } from 'knex';
 import { KapijaError } from '../errors.js';
 import { isValidJmbg } from '../assurance/jmbg.js';
 import type { SecretBox } from '../security/crypto.js';
-import type { AccountRepository } from '../store/accounts.js';
-import { withChainRetry, type AuditLog } from '../store/audit.js';
-import type { Db } from '../store/db.js';
+import { withChainRetry } from '../store/audit.js';
+import type { Repositories } from '../store/index.js';
+import { PROOFING_METHODS, type NewIdentityRow, type ProofingMethod, type StoredEvidence, type VerifiedAttributes, type VerifiedIdentity } from '../store/identities.js';
 import { ledgerChain } from '../account/ledger.js';
 import { isIdentityLevel, type IdentityLevel } from './levels.js';
-import { createIdentityStore, PROOFING_METHODS, type ProofingMethod, type StoredEvidence, type VerifiedAttributes, type VerifiedIdentity } from './store.js';
 
-export type { ProofingMethod, VerifiedAttributes, VerifiedIdentity, StoredEvidence } from './store.js';
+export { PROOFING_METHODS, type ProofingMethod, type VerifiedAttributes, type VerifiedIdentity, type StoredEvidence } from '../store/identities.js';
 
 /** The evidence as presented (the document number in clear; only its keyed hash is stored). */
 export interface EvidenceInput {
@@ -95,118 +93,176 @@ function proofingSummary(identity: { level: IdentityLevel; method: ProofingMetho
   };
 }
 
+/** Refuses (400) a proofing with an unknown method or level, no verifier, or invalid attributes. */
+function validateProofing(input: ProofingInput) {
+  if (!PROOFING_METHODS.includes(input.method)) throw new KapijaError('identity.invalid', 400, { details: { field: 'method' } });
+  if (!isIdentityLevel(input.level) || (input.level as IdentityLevel) === 'none') throw new KapijaError('identity.invalid', 400, { details: { field: 'level' } });
+  if (!input.verifier || input.verifier.length > 200) throw new KapijaError('identity.invalid', 400, { details: { field: 'verifier' } });
+  validateAttributes(input.attributes);
+  if (input.evidence.expiry !== undefined && !DATE.test(input.evidence.expiry)) throw new KapijaError('identity.invalid', 400, { details: { field: 'evidence.expiry' } });
+}
+
+function validateAttributes(a: VerifiedAttributes) {
+  if (a.jmbg !== undefined && !isValidJmbg(a.jmbg)) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
+  if (a.birthdate !== undefined && !DATE.test(a.birthdate)) throw new KapijaError('identity.invalid', 400, { details: { field: 'attributes.birthdate' } });
+  if (a.jmbg && a.birthdate) {
+    // The JMBG begins with the date of birth (DDMMYYY).
+    const [y, m, d] = a.birthdate.split('-');
+    if (a.jmbg.slice(0, 7) !== `${d}${m}${y!.slice(1)}`) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
+  }
+  for (const [k, v] of Object.entries(a)) if (v !== undefined && (typeof v !== 'string' || v.length > 200)) throw new KapijaError('identity.invalid', 400, { details: { field: `attributes.${k}` } });
+}
+
+/** The row that writes a recorded identity again as it was proofed (level, dates, evidence). */
+function rowOf(identity: VerifiedIdentity, jmbgHash: string | null): NewIdentityRow {
+  return {
+    accountId: identity.accountId,
+    level: identity.proofedLevel,
+    method: identity.method,
+    verifier: identity.verifier,
+    office: identity.office,
+    evidence: identity.evidence,
+    attributes: identity.attributes,
+    jmbgHash,
+    verifiedAt: identity.verifiedAt.getTime(),
+    expiresAt: identity.expiresAt?.getTime() ?? null,
+  };
+}
+
 export type LevelDropListener = (accountId: string, level: IdentityLevel) => Promise<void>;
 
 export interface IdentityServiceDeps {
-  db: Db;
+  /** The repositories it reads and writes; proofings and their audit entries commit together. */
+  repos: Pick<Repositories, 'identities' | 'activationCodes' | 'accounts' | 'audit' | 'atomically'>;
   box: SecretBox;
-  accounts: AccountRepository;
-  audit: AuditLog;
   now?: () => number;
+}
+
+/** What the proofing and the activation operations share: repositories, keys, the clock. */
+interface IdentityContext extends IdentityServiceDeps {
+  now: () => number;
+  /** Keyed hash of a JMBG (the only form in which it is looked up). */
+  jmbgHash(jmbg: string): string;
+  /** The evidence as stored: the document number only as a keyed hash. */
+  evidenceOf(e: EvidenceInput): StoredEvidence;
+  /** Refuses a JMBG already in force on another account, and reports the attempt. */
+  refuseDuplicate(accountId: string, hash: string, by: ProofingActor): Promise<void>;
+  /** Tells the listeners that an account's identity level dropped. */
+  levelDropped(accountId: string, level: IdentityLevel): Promise<void>;
 }
 
 export function createIdentityService(deps: IdentityServiceDeps) {
   const now = deps.now ?? Date.now;
-  const store = createIdentityStore(deps.db, deps.box, now);
-  const { audit, box } = deps;
+  const { identities, audit } = deps.repos;
+  const { box } = deps;
   const dropListeners: LevelDropListener[] = [];
   const jmbgHash = (jmbg: string) => box.mac('jmbg', jmbg);
-  const codeHash = (code: string) => box.mac('activation-code', normaliseActivationCode(code));
-
-  const validate = (input: ProofingInput) => {
-    if (!PROOFING_METHODS.includes(input.method)) throw new KapijaError('identity.invalid', 400, { details: { field: 'method' } });
-    if (!isIdentityLevel(input.level) || (input.level as IdentityLevel) === 'none') throw new KapijaError('identity.invalid', 400, { details: { field: 'level' } });
-    if (!input.verifier || input.verifier.length > 200) throw new KapijaError('identity.invalid', 400, { details: { field: 'verifier' } });
-    validateAttributes(input.attributes);
-    if (input.evidence.expiry !== undefined && !DATE.test(input.evidence.expiry)) throw new KapijaError('identity.invalid', 400, { details: { field: 'evidence.expiry' } });
+  const ctx: IdentityContext = {
+    ...deps,
+    now,
+    jmbgHash,
+    evidenceOf: (e) => ({
+      type: e.type,
+      documentType: e.documentType,
+      issuingCountry: e.issuingCountry,
+      documentNumberHash: e.documentNumber ? box.mac('document-number', `${e.issuingCountry ?? ''}|${e.documentType ?? ''}|${e.documentNumber.trim().toUpperCase()}`) : undefined,
+      time: e.time ?? now(),
+      expiry: e.expiry,
+      certificateIssuer: e.certificateIssuer,
+      certificateSerial: e.certificateSerial,
+    }),
+    async refuseDuplicate(accountId, hash, by) {
+      const holder = await identities.accountByJmbgHash(hash);
+      if (holder && holder !== accountId) {
+        await withChainRetry(() =>
+          audit.append({ chain: 'admin', actor: by.actor, action: 'identity.duplicate_refused', subjectAccountId: accountId, ip: by.ip ?? null, details: { existing_account: holder } }),
+        );
+        throw new KapijaError('identity.duplicate_jmbg', 409);
+      }
+    },
+    async levelDropped(accountId, level) {
+      for (const l of dropListeners) await l(accountId, level);
+    },
   };
-  const validateAttributes = (a: VerifiedAttributes) => {
-    if (a.jmbg !== undefined && !isValidJmbg(a.jmbg)) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
-    if (a.birthdate !== undefined && !DATE.test(a.birthdate)) throw new KapijaError('identity.invalid', 400, { details: { field: 'attributes.birthdate' } });
-    if (a.jmbg && a.birthdate) {
-      // The JMBG begins with the date of birth (DDMMYYY).
-      const [y, m, d] = a.birthdate.split('-');
-      if (a.jmbg.slice(0, 7) !== `${d}${m}${y!.slice(1)}`) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
-    }
-    for (const [k, v] of Object.entries(a)) if (v !== undefined && (typeof v !== 'string' || v.length > 200)) throw new KapijaError('identity.invalid', 400, { details: { field: `attributes.${k}` } });
-  };
+  const proofing = proofingOperations(ctx);
 
-  const storedEvidence = (e: EvidenceInput): StoredEvidence => ({
-    type: e.type,
-    documentType: e.documentType,
-    issuingCountry: e.issuingCountry,
-    documentNumberHash: e.documentNumber ? box.mac('document-number', `${e.issuingCountry ?? ''}|${e.documentType ?? ''}|${e.documentNumber.trim().toUpperCase()}`) : undefined,
-    time: e.time ?? now(),
-    expiry: e.expiry,
-    certificateIssuer: e.certificateIssuer,
-    certificateSerial: e.certificateSerial,
-  });
-
-  /** Refuses a JMBG already in force on another account, and reports the attempt. */
-  const refuseDuplicate = async (accountId: string, hash: string, by: ProofingActor, trx: Db | Knex.Transaction = deps.db) => {
-    const holder = await store.accountByJmbgHash(hash, trx);
-    if (holder && holder !== accountId) {
-      await withChainRetry(() =>
-        audit.append({ chain: 'admin', actor: by.actor, action: 'identity.duplicate_refused', subjectAccountId: accountId, ip: by.ip ?? null, details: { existing_account: holder } }),
-      );
-      throw new KapijaError('identity.duplicate_jmbg', 409);
-    }
-  };
-
-  const levelDropped = async (accountId: string, level: IdentityLevel) => {
-    for (const l of dropListeners) await l(accountId, level);
-  };
-
-  const service = {
-    store,
-
+  return {
     /** The identity level in force for an account (`none` when never proofed, revoked or expired). */
     async levelOf(accountId: string): Promise<IdentityLevel> {
-      return (await store.find(accountId))?.level ?? 'none';
+      return (await identities.find(accountId))?.level ?? 'none';
     },
 
     /** The account's verified identity, when one is recorded (revoked ones too, with level `none`). */
-    find: (accountId: string) => store.find(accountId),
+    find: (accountId: string) => identities.find(accountId),
 
     /** The account whose identity in force has this JMBG. */
     async findAccountByVerifiedJmbg(jmbg: string): Promise<string | undefined> {
       if (!isValidJmbg(jmbg)) return undefined;
-      return store.accountByJmbgHash(jmbgHash(jmbg));
+      return identities.accountByJmbgHash(jmbgHash(jmbg));
     },
 
+    ...proofing,
+    ...activationOperations(ctx, proofing.recordProofingStored),
+
+    /** Called after an account's identity level dropped (revocation): ends the sessions above it. */
+    onLevelDropped(listener: LevelDropListener) {
+      dropListeners.push(listener);
+    },
+
+    /** Erases the verified identity of a deleted account (its JMBG becomes free again). */
+    async forget(accountId: string): Promise<void> {
+      await identities.forget(accountId);
+      await deps.repos.activationCodes.forgetAccount(accountId);
+    },
+
+    /** Records that a registrar read a citizen's verified identity (it appears in the citizen's ledger as an administrator's read). */
+    async recordView(accountId: string, by: ProofingActor): Promise<void> {
+      await withChainRetry(() => audit.append({ chain: 'admin', actor: by.actor, action: 'admin.citizen.identity_viewed', subjectAccountId: accountId, ip: by.ip ?? null, details: {} }));
+    },
+
+    /** Proofings per officer over the last `days` days, for auditors (separation of duties). */
+    async proofingRates(days = 30) {
+      return identities.countsByVerifier(now() - days * 24 * 3600 * 1000);
+    },
+  };
+}
+
+/** Recording, correcting and revoking a verified identity. */
+function proofingOperations(ctx: IdentityContext) {
+  const { identities, accounts, audit, atomically } = ctx.repos;
+  const { now, jmbgHash, refuseDuplicate, levelDropped } = ctx;
+  const ops = {
     /**
      * Records a proofing on an account, replacing any earlier identity. Refuses (403) an officer
      * proofing their own account, (409) a JMBG in force on another account, (400) invalid input.
      */
     async recordProofing(accountId: string, input: ProofingInput, by: ProofingActor = { actor: input.verifier }): Promise<VerifiedIdentity> {
-      validate(input);
+      validateProofing(input);
       if (by.actor === accountId || input.verifier === accountId) throw new KapijaError('identity.own_account', 403);
-      const account = await deps.accounts.findById(accountId);
+      const account = await accounts.findById(accountId);
       if (!account || account.status === ('deleted' as string)) throw new KapijaError('identity.not_found', 404);
       const hash = input.attributes.jmbg ? jmbgHash(input.attributes.jmbg) : null;
       if (hash) await refuseDuplicate(accountId, hash, by);
-      const evidence = storedEvidence(input.evidence);
-      const before = await store.find(accountId);
+      const evidence = ctx.evidenceOf(input.evidence);
+      const before = await identities.find(accountId);
       try {
-        await withChainRetry(() =>
-          deps.db.transaction(async (trx) => {
-            await store.put({
-              accountId,
-              level: input.level,
-              method: input.method,
-              verifier: input.verifier,
-              office: input.office ?? null,
-              evidence,
-              attributes: input.attributes,
-              jmbgHash: hash,
-              verifiedAt: now(),
-              expiresAt: input.expiresAt ?? null,
-            }, trx);
-            const summary = proofingSummary({ level: input.level, method: input.method, office: input.office ?? null, evidence });
-            await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.proofed', subjectAccountId: accountId, ip: by.ip ?? null, details: { ...summary, verifier: input.verifier } }, trx);
-            await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_proofed', subjectAccountId: accountId, details: summary }, trx);
-          }),
-        );
+        await atomically(async (trx) => {
+          await identities.put({
+            accountId,
+            level: input.level,
+            method: input.method,
+            verifier: input.verifier,
+            office: input.office ?? null,
+            evidence,
+            attributes: input.attributes,
+            jmbgHash: hash,
+            verifiedAt: now(),
+            expiresAt: input.expiresAt ?? null,
+          }, trx);
+          const summary = proofingSummary({ level: input.level, method: input.method, office: input.office ?? null, evidence });
+          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.proofed', subjectAccountId: accountId, ip: by.ip ?? null, details: { ...summary, verifier: input.verifier } }, trx);
+          await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_proofed', subjectAccountId: accountId, details: summary }, trx);
+        });
       } catch (err) {
         if (isUniqueViolation(err)) {
           await refuseDuplicate(accountId, hash!, by);
@@ -214,7 +270,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
         }
         throw err;
       }
-      const after = (await store.find(accountId))!;
+      const after = (await identities.find(accountId))!;
       if (before && before.level !== 'none' && after.level !== 'none' && rankOf(after.level) < rankOf(before.level)) await levelDropped(accountId, after.level);
       return after;
     },
@@ -222,64 +278,62 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     /** Corrects verified attributes (a typo at the counter); the level and evidence stay. */
     async correct(accountId: string, attributes: VerifiedAttributes, by: ProofingActor, reason: string): Promise<VerifiedIdentity> {
       if (by.actor === accountId) throw new KapijaError('identity.own_account', 403);
-      const current = await store.find(accountId);
+      const current = await identities.find(accountId);
       if (!current || current.level === 'none') throw new KapijaError('identity.not_found', 404);
       const merged: VerifiedAttributes = { ...current.attributes, ...Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined)) };
       validateAttributes(merged);
       const hash = merged.jmbg ? jmbgHash(merged.jmbg) : null;
       if (hash) await refuseDuplicate(accountId, hash, by);
       const changed = Object.keys(attributes).filter((k) => (attributes as Record<string, unknown>)[k] !== undefined).sort();
-      await withChainRetry(() =>
-        deps.db.transaction(async (trx) => {
-          await store.put({
-            accountId,
-            level: current.proofedLevel,
-            method: current.method,
-            verifier: current.verifier,
-            office: current.office,
-            evidence: current.evidence,
-            attributes: merged,
-            jmbgHash: hash,
-            verifiedAt: current.verifiedAt.getTime(),
-            expiresAt: current.expiresAt?.getTime() ?? null,
-          }, trx);
-          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.corrected', subjectAccountId: accountId, ip: by.ip ?? null, details: { attributes: changed, reason: reason.slice(0, 200) } }, trx);
-          await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_corrected', subjectAccountId: accountId, details: { attributes: changed } }, trx);
-        }),
-      );
-      return (await store.find(accountId))!;
+      await atomically(async (trx) => {
+        await identities.put({ ...rowOf(current, hash), attributes: merged }, trx);
+        await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.corrected', subjectAccountId: accountId, ip: by.ip ?? null, details: { attributes: changed, reason: reason.slice(0, 200) } }, trx);
+        await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_corrected', subjectAccountId: accountId, details: { attributes: changed } }, trx);
+      });
+      return (await identities.find(accountId))!;
     },
 
     /** Revokes the identity in force (e.g. fraud): the level drops at once, sessions above it end. */
     async revoke(accountId: string, by: ProofingActor, reason: string): Promise<boolean> {
       let revoked = false;
-      await withChainRetry(() =>
-        deps.db.transaction(async (trx) => {
-          revoked = await store.revoke(accountId, reason.slice(0, 200), trx);
-          if (!revoked) return;
-          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.revoked', subjectAccountId: accountId, ip: by.ip ?? null, details: { reason: reason.slice(0, 200) } }, trx);
-          await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_revoked', subjectAccountId: accountId, details: {} }, trx);
-        }),
-      );
+      await atomically(async (trx) => {
+        revoked = await identities.revoke(accountId, reason.slice(0, 200), trx);
+        if (!revoked) return;
+        await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.revoked', subjectAccountId: accountId, ip: by.ip ?? null, details: { reason: reason.slice(0, 200) } }, trx);
+        await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_revoked', subjectAccountId: accountId, details: {} }, trx);
+      });
       if (revoked) await levelDropped(accountId, 'none');
       return revoked;
     },
 
-    /** Called after an account's identity level dropped (revocation): ends the sessions above it. */
-    onLevelDropped(listener: LevelDropListener) {
-      dropListeners.push(listener);
+    /** recordProofing with the document number already hashed (an activation code's sealed proofing). */
+    async recordProofingStored(accountId: string, input: ProofingInput, documentNumberHash: string | undefined, by: ProofingActor): Promise<VerifiedIdentity> {
+      const identity = await ops.recordProofing(accountId, input, by);
+      if (!documentNumberHash) return identity;
+      const hash = identity.attributes.jmbg ? jmbgHash(identity.attributes.jmbg) : null;
+      await identities.put({ ...rowOf(identity, hash), evidence: { ...identity.evidence, documentNumberHash } });
+      return (await identities.find(accountId))!;
     },
+  };
+  return ops;
+}
 
+/** Single-use activation codes that carry a proofing to the account that redeems them. */
+function activationOperations(ctx: IdentityContext, recordProofingStored: ReturnType<typeof proofingOperations>['recordProofingStored']) {
+  const { identities, activationCodes, audit, atomically } = ctx.repos;
+  const { box, now, jmbgHash } = ctx;
+  const codeHash = (code: string) => box.mac('activation-code', normaliseActivationCode(code));
+  return {
     /**
      * A single-use activation code carrying a proofing, for the online account the citizen creates
      * or already has (`accountId`: only that account may use it). Only its keyed hash is stored.
      */
     async issueActivationCode(input: ProofingInput, by: ProofingActor, opts: { accountId?: string | undefined; ttlMs?: number } = {}): Promise<{ code: string; expiresAt: Date }> {
-      validate(input);
+      validateProofing(input);
       if (opts.accountId && (opts.accountId === by.actor || opts.accountId === input.verifier)) throw new KapijaError('identity.own_account', 403);
       if (!input.attributes.jmbg) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
       const hash = jmbgHash(input.attributes.jmbg);
-      const holder = await store.accountByJmbgHash(hash);
+      const holder = await identities.accountByJmbgHash(hash);
       if (holder && holder !== opts.accountId) {
         await withChainRetry(() => audit.append({ chain: 'admin', actor: by.actor, action: 'identity.duplicate_refused', subjectAccountId: opts.accountId ?? null, ip: by.ip ?? null, details: { existing_account: holder } }));
         throw new KapijaError('identity.duplicate_jmbg', 409);
@@ -287,13 +341,11 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       const code = newActivationCode();
       const hashOfCode = codeHash(code);
       const expiresAt = now() + (opts.ttlMs ?? ACTIVATION_TTL_MS);
-      const sealed = box.seal(JSON.stringify({ ...input, evidence: { ...storedEvidence(input.evidence) } }), `activation:${hashOfCode}`);
-      await withChainRetry(() =>
-        deps.db.transaction(async (trx) => {
-          await store.insertActivation({ codeHash: hashOfCode, accountId: opts.accountId ?? null, proofing: sealed, jmbgHash: hash, createdBy: by.actor, createdAt: now(), expiresAt, usedAt: null, usedBy: null }, trx);
-          await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.activation_issued', subjectAccountId: opts.accountId ?? null, ip: by.ip ?? null, details: { level: input.level, method: input.method, office: input.office ?? null, expires_at: expiresAt } }, trx);
-        }),
-      );
+      const sealed = box.seal(JSON.stringify({ ...input, evidence: { ...ctx.evidenceOf(input.evidence) } }), `activation:${hashOfCode}`);
+      await atomically(async (trx) => {
+        await activationCodes.insert({ codeHash: hashOfCode, accountId: opts.accountId ?? null, proofing: sealed, jmbgHash: hash, createdBy: by.actor, createdAt: now(), expiresAt, usedAt: null, usedBy: null }, trx);
+        await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.activation_issued', subjectAccountId: opts.accountId ?? null, ip: by.ip ?? null, details: { level: input.level, method: input.method, office: input.office ?? null, expires_at: expiresAt } }, trx);
+      });
       return { code, expiresAt: new Date(expiresAt) };
     },
 
@@ -304,53 +356,20 @@ export function createIdentityService(deps: IdentityServiceDeps) {
      */
     async redeemActivationCode(accountId: string, code: string, ip: string | null = null): Promise<VerifiedIdentity> {
       const hashOfCode = codeHash(code);
-      const row = await store.findActivation(hashOfCode);
+      const row = await activationCodes.find(hashOfCode);
       const invalid = () => new KapijaError('identity.activation_invalid', 400);
       if (!row || row.usedAt !== null || row.expiresAt <= now() || (row.accountId && row.accountId !== accountId) || row.createdBy === accountId) {
         await withChainRetry(() => audit.append({ chain: 'admin', actor: accountId, action: 'identity.activation_refused', subjectAccountId: accountId, ip, details: { known: Boolean(row), used: Boolean(row?.usedAt), expired: Boolean(row && row.expiresAt <= now()) } }));
         throw invalid();
       }
-      if (!(await store.useActivation(hashOfCode, accountId))) throw invalid();
+      if (!(await activationCodes.use(hashOfCode, accountId))) throw invalid();
       const sealed = JSON.parse(box.openString(row.proofing, `activation:${hashOfCode}`)) as ProofingInput & { evidence: StoredEvidence };
       const { documentNumberHash, ...evidence } = sealed.evidence;
-      const identity = await service.recordProofingStored(accountId, { ...sealed, evidence }, documentNumberHash, { actor: row.createdBy, ip });
+      const identity = await recordProofingStored(accountId, { ...sealed, evidence }, documentNumberHash, { actor: row.createdBy, ip });
       await withChainRetry(() => audit.append({ chain: 'admin', actor: accountId, action: 'identity.activation_used', subjectAccountId: accountId, ip, details: { issued_by: row.createdBy } }));
       return identity;
     },
-
-    /** recordProofing with the document number already hashed (an activation code's sealed proofing). */
-    async recordProofingStored(accountId: string, input: ProofingInput, documentNumberHash: string | undefined, by: ProofingActor): Promise<VerifiedIdentity> {
-      const identity = await service.recordProofing(accountId, input, by);
-      if (!documentNumberHash) return identity;
-      await store.put({
-        accountId,
-        level: identity.proofedLevel,
-        method: identity.method,
-        verifier: identity.verifier,
-        office: identity.office,
-        evidence: { ...identity.evidence, documentNumberHash },
-        attributes: identity.attributes,
-        jmbgHash: identity.attributes.jmbg ? jmbgHash(identity.attributes.jmbg) : null,
-        verifiedAt: identity.verifiedAt.getTime(),
-        expiresAt: identity.expiresAt?.getTime() ?? null,
-      });
-      return (await store.find(accountId))!;
-    },
-
-    /** Erases the verified identity of a deleted account (its JMBG becomes free again). */
-    forget: (accountId: string) => store.forget(accountId),
-
-    /** Records that a registrar read a citizen's verified identity (it appears in the citizen's ledger as an administrator's read). */
-    async recordView(accountId: string, by: ProofingActor): Promise<void> {
-      await withChainRetry(() => audit.append({ chain: 'admin', actor: by.actor, action: 'admin.citizen.identity_viewed', subjectAccountId: accountId, ip: by.ip ?? null, details: {} }));
-    },
-
-    /** Proofings per officer over the last `days` days, for auditors (separation of duties). */
-    async proofingRates(days = 30) {
-      return store.countsByVerifier(now() - days * 24 * 3600 * 1000);
-    },
   };
-  return service;
 }
 
 const rankOf = (l: IdentityLevel) => ['none', 'low', 'substantial', 'high'].indexOf(l);

@@ -10,7 +10,7 @@
  * level, the time and the evidence (never a document number).
  */
 import { claimsOfScopes } from '../oidc/claims-policy.js';
-import type { VerifiedIdentity } from './store.js';
+import type { VerifiedIdentity } from '../store/identities.js';
 
 export const TRUST_FRAMEWORK = 'rs_eid';
 export const CLAIMS_IN_VERIFIED_CLAIMS = ['given_name', 'family_name', 'birthdate', 'jmbg'] as const;

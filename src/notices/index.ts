@@ -4,11 +4,11 @@
  * a "this wasn't me" link (recovery/).
  */
 import { translator, type MessageKey } from '../i18n/index.js';
-import type { AccountLinks, SelfServiceDeps } from '../registration/links.js';
+import type { AccountLinks, RegistrationAndRecoveryDeps } from '../registration/links.js';
 import { describeDevice } from './device.js';
 
 /** Subscribes the security notices to the event bus. */
-export function listenForNotices(links: AccountLinks, deps: Pick<SelfServiceDeps, 'events' | 'devices'>): void {
+export function listenForNotices(links: AccountLinks, deps: Pick<RegistrationAndRecoveryDeps, 'events' | 'devices'>): void {
   const { events, devices } = deps;
   const { notify, when } = links;
   events.on('signin.success', async (e) => {

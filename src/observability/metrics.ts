@@ -9,6 +9,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventBus } from '../events.js';
+import type { FactorRegistry } from '../factors/registry.js';
 import type { StoreMetrics } from '../store/metrics.js';
 
 export interface Metrics {
@@ -41,7 +42,11 @@ export function routeOf(ctx: Context): string {
   return 'other';
 }
 
-export function createMetrics(deps: { events: EventBus; store: StoreMetrics; process?: boolean }): Metrics {
+/**
+ * `factors` names a finished sign-in by the factor its amr point to (the `factor` label of
+ * kapija_signins_total, the same ids as a failed step's).
+ */
+export function createMetrics(deps: { events: EventBus; store: StoreMetrics; factors: Pick<FactorRegistry, 'factorOf'>; process?: boolean }): Metrics {
   const registry = new Registry();
   if (deps.process !== false) collectDefaultMetrics({ register: registry, prefix: 'kapija_' });
 
@@ -106,8 +111,7 @@ export function createMetrics(deps: { events: EventBus; store: StoreMetrics; pro
   });
 
   deps.events.on('signin.success', ({ amr, acr }) => {
-    const factor = amr.includes('hwk') || amr.includes('swk') ? 'webauthn' : amr.includes('otp') ? 'otp' : amr.includes('pwd') ? 'password' : 'other';
-    signins.inc({ result: 'success', factor, level: levelLabel(acr) });
+    signins.inc({ result: 'success', factor: deps.factors.factorOf(amr)?.id ?? 'other', level: levelLabel(acr) });
   });
   deps.events.on('signin.failure', ({ factor }) => {
     signins.inc({ result: 'failure', factor, level: 'none' });

@@ -7,7 +7,7 @@
 import type { FindAccount } from 'oidc-provider';
 import type { AccountRepository, Account } from '../store/accounts.js';
 import { releasableClaims } from './claims-policy.js';
-import type { VerifiedIdentity } from '../identity/store.js';
+import type { VerifiedIdentity } from '../store/identities.js';
 import { buildVerifiedClaims } from '../identity/verified-claims.js';
 
 export { SCOPE_CLAIMS } from './claims-policy.js';

@@ -8,10 +8,10 @@ import { z } from 'zod';
 import { KapijaError } from '../errors.js';
 import { parseBody } from '../http/guard.js';
 import type { MessageKey } from '../i18n/index.js';
-import { notMeForm, type PageKit, type SelfServiceRouterDeps } from '../registration/pages.js';
-import type { SelfService } from '../registration/service.js';
+import { notMeForm, type PageKit, type PageDeps } from '../registration/pages.js';
+import type { RegistrationAndRecovery } from '../registration/service.js';
 
-export function notMeRoutes(router: Router, deps: SelfServiceRouterDeps, kit: PageKit): void {
+export function notMeRoutes(router: Router, deps: PageDeps, kit: PageKit): void {
   const { service, render, throttles } = deps;
   const { t, locale, rateLimited, linkKeys, checkLinkBudget, badLink, tokenOf } = kit;
 
@@ -26,9 +26,9 @@ export function notMeRoutes(router: Router, deps: SelfServiceRouterDeps, kit: Pa
     return [...counts].map(([type, n]) => ({ type, count: n, label: t(ctx)(`notice.factor.${type}` as MessageKey) }));
   };
 
-  const renderNotMe = async (ctx: Context, token: string, target: NonNullable<Awaited<ReturnType<SelfService['notMeTarget']>>>, error?: string) => {
+  const renderNotMe = async (ctx: Context, token: string, target: NonNullable<Awaited<ReturnType<RegistrationAndRecovery['notMeTarget']>>>, error?: string) => {
     const enrolled = await deps.credentials.enrolledTypes(target.account.id);
-    render(ctx, 'self-service/not-me', {
+    render(ctx, 'recovery/not-me', {
       title: t(ctx)('notme.title'),
       token,
       error,
@@ -83,7 +83,7 @@ export function notMeRoutes(router: Router, deps: SelfServiceRouterDeps, kit: Pa
         return { clientId: d.clientId, name: client?.clientName ?? d.clientId, backchannel: d.backchannel };
       }),
     );
-    render(ctx, 'self-service/not-me-done', {
+    render(ctx, 'recovery/not-me-done', {
       title: t(ctx)('notme.done.title'),
       sessions: receipt.sessions,
       grants: receipt.grants,

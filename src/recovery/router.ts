@@ -10,9 +10,9 @@ import { EMAIL_MAX } from '../http/validators.js';
 import { PASSWORD_MAX, PASSWORD_MIN } from '../factors/password/policy.js';
 import { REENROL_COOKIE } from '../interactions/flow.js';
 import { notMeRoutes } from './not-me.js';
-import { bounded, recoverForm, resetForm, str, tokenForm, type PageKit, type SelfServiceRouterDeps } from '../registration/pages.js';
+import { bounded, recoverForm, resetForm, str, tokenForm, type PageKit, type PageDeps } from '../registration/pages.js';
 
-export function createRecoveryRouter(deps: SelfServiceRouterDeps, kit: PageKit): Router {
+export function createRecoveryRouter(deps: PageDeps, kit: PageKit): Router {
   const { service, render } = deps;
   const { t, locale, returnUid, backHref, requireMail, spendMail, checkLinkBudget, badLink, message, passwordErrors, tokenOf, confirmLink } = kit;
   const router = new Router();
@@ -20,7 +20,7 @@ export function createRecoveryRouter(deps: SelfServiceRouterDeps, kit: PageKit):
   // ---------------------------------------------------------------- password reset
 
   const renderRecover = (ctx: Context, uid: string | undefined, values: Record<string, string> = {}, errors: Record<string, string> = {}) =>
-    render(ctx, 'self-service/recover', {
+    render(ctx, 'recovery/recover', {
       title: t(ctx)('recover.title'),
       returnUid: uid,
       backHref: backHref(ctx, uid),
@@ -51,7 +51,7 @@ export function createRecoveryRouter(deps: SelfServiceRouterDeps, kit: PageKit):
   });
 
   const renderReset = (ctx: Context, token: string, username: string, errors: Record<string, string> = {}) =>
-    render(ctx, 'self-service/reset', {
+    render(ctx, 'recovery/reset', {
       title: t(ctx)('reset.title'),
       token,
       username,

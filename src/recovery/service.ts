@@ -11,7 +11,7 @@ import type { CredentialType } from '../store/credentials.js';
 import type { LogoutDelivery } from '../oidc/sessions.js';
 import type { Locale } from '../config.js';
 import { translator, type MessageKey } from '../i18n/index.js';
-import { TTL, type AccountLinks, type SelfServiceDeps } from '../registration/links.js';
+import { TTL, type AccountLinks, type RegistrationAndRecoveryDeps } from '../registration/links.js';
 
 export interface SecureReceipt {
   readonly sessions: number;
@@ -25,7 +25,7 @@ export interface SecureReceipt {
   readonly resetSent: boolean;
 }
 
-export function createRecoveryService(links: AccountLinks, deps: SelfServiceDeps) {
+export function createRecoveryService(links: AccountLinks, deps: RegistrationAndRecoveryDeps) {
   const { accounts, tokens, credentials, passwords, events } = deps;
   const { hash, link, localeOf, when, issue, sendLater, endEverything, holders, usable, suspectFactors } = links;
   const recovery = {

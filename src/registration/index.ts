@@ -28,16 +28,16 @@ import { bodyParser, csrfProtection } from '../http/middleware.js';
 import { createMailer } from '../mail/mailer.js';
 import { createQueuedMailer, type QueuedMailer } from '../mail/queue.js';
 import { createMailTemplates } from '../mail/templates.js';
-import { createSelfService, type SelfService } from './service.js';
+import { createRegistrationAndRecovery, type RegistrationAndRecovery } from './service.js';
 import { createRegistrationRouter } from './router.js';
 import { createPageKit } from './pages.js';
 import { createRecoveryRouter } from '../recovery/router.js';
 
-export type { SelfService };
+export type { RegistrationAndRecovery };
 
 const PATHS = ['/register', '/verify-email', '/recover', '/not-me', '/enrol-factor'];
 
-export function createSelfServiceModule(deps: {
+export function createRegistrationAndRecoveryModule(deps: {
   config: Config;
   repos: Repositories;
   logger: Logger;
@@ -56,9 +56,9 @@ export function createSelfServiceModule(deps: {
   render: Renderer;
   csrf: Csrf;
   secureCookies: boolean;
-}): { service: SelfService; mailer: QueuedMailer; middleware: Koa.Middleware } {
+}): { service: RegistrationAndRecovery; mailer: QueuedMailer; middleware: Koa.Middleware } {
   const mailer = createQueuedMailer({ mailer: createMailer({ config: deps.config, logger: deps.logger }), store: deps.repos.mailQueue, box: deps.box, logger: deps.logger });
-  const service = createSelfService({
+  const service = createRegistrationAndRecovery({
     config: deps.config,
     accounts: deps.accounts,
     tokens: deps.repos.accountTokens,

@@ -42,7 +42,7 @@ export interface ForgettingMailer extends Mailer {
   forget(accountId: string): Promise<number>;
 }
 
-export interface SelfServiceDeps {
+export interface RegistrationAndRecoveryDeps {
   config: Pick<Config, 'issuer' | 'defaultLocale'>;
   accounts: AccountRepository;
   tokens: AccountTokenRepository;
@@ -68,7 +68,7 @@ export interface EndedEverything {
   readonly deliveries: LogoutDelivery[];
 }
 
-export function createAccountLinks(deps: SelfServiceDeps) {
+export function createAccountLinks(deps: RegistrationAndRecoveryDeps) {
   const { config, accounts, tokens, credentials, payloads, sessions, box, mailer, templates, logger } = deps;
   const hash = (token: string) => box.mac('account-token', token);
   const link = (path: string, token?: string) => `${config.issuer}${path}${token ? `?token=${encodeURIComponent(token)}` : ''}`;

@@ -18,10 +18,10 @@ import type { CredentialRepository } from '../store/credentials.js';
 import type { TotpFactor } from '../factors/totp/index.js';
 import type { RecoveryFactor } from '../factors/recovery/index.js';
 import { checkNewPassword, PASSWORD_MAX, PASSWORD_MIN } from '../factors/password/policy.js';
-import type { SelfService } from './service.js';
+import type { RegistrationAndRecovery } from './service.js';
 
-export interface SelfServiceRouterDeps {
-  service: SelfService;
+export interface PageDeps {
+  service: RegistrationAndRecovery;
   provider: Provider;
   render: Renderer;
   credentials: CredentialRepository;
@@ -47,7 +47,7 @@ export const bounded = (v: string, max: number) => {
   return [...s].length > max ? undefined : s;
 };
 
-export function createPageKit(deps: SelfServiceRouterDeps) {
+export function createPageKit(deps: PageDeps) {
   const { service, render, throttles } = deps;
   const t = (ctx: Context) => ctx.state.t as Translate;
   const locale = (ctx: Context) => ctx.state.locale as Locale;
@@ -82,7 +82,7 @@ export function createPageKit(deps: SelfServiceRouterDeps) {
 
   const message = (ctx: Context, title: MessageKey, heading: MessageKey, paragraphs: MessageKey[], link?: { href: string; label: MessageKey }) => {
     const tr = t(ctx);
-    render(ctx, 'self-service/message', {
+    render(ctx, 'registration/message', {
       title: tr(title),
       heading: tr(heading),
       paragraphs: paragraphs.map((p) => tr(p)),
@@ -103,7 +103,7 @@ export function createPageKit(deps: SelfServiceRouterDeps) {
   /** A mailed link's page: one button that uses it (mail scanners that fetch links must not use them up). */
   const confirmLink = (ctx: Context, keys: 'verify' | 'reenrol', action: string, token: string) => {
     const tr = t(ctx);
-    render(ctx, 'self-service/confirm', {
+    render(ctx, 'registration/confirm', {
       title: tr(`${keys}.title`),
       heading: tr(`${keys}.heading`),
       intro: tr(`${keys}.intro`),

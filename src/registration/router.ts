@@ -8,9 +8,9 @@ import { parseBody } from '../http/guard.js';
 import { EMAIL_MAX, USERNAME_MAX, isEmail, isUsername } from '../http/validators.js';
 import { PASSWORD_MAX, PASSWORD_MIN } from '../factors/password/policy.js';
 import { normaliseUsername } from '../store/accounts.js';
-import { NAME_MAX, bounded, registerForm, str, tokenForm, type PageKit, type SelfServiceRouterDeps } from './pages.js';
+import { NAME_MAX, bounded, registerForm, str, tokenForm, type PageKit, type PageDeps } from './pages.js';
 
-export function createRegistrationRouter(deps: SelfServiceRouterDeps, kit: PageKit): Router {
+export function createRegistrationRouter(deps: PageDeps, kit: PageKit): Router {
   const { service, render } = deps;
   const { t, locale, returnUid, backHref, requireMail, spendMail, checkLinkBudget, badLink, message, passwordErrors, tokenOf, confirmLink } = kit;
   const router = new Router();
@@ -18,7 +18,7 @@ export function createRegistrationRouter(deps: SelfServiceRouterDeps, kit: PageK
   // ---------------------------------------------------------------- registration
 
   const renderRegister = (ctx: Context, uid: string | undefined, values: Record<string, string> = {}, errors: Record<string, string> = {}) =>
-    render(ctx, 'self-service/register', {
+    render(ctx, 'registration/register', {
       title: t(ctx)('register.title'),
       returnUid: uid,
       backHref: backHref(ctx, uid),

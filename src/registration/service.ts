@@ -11,9 +11,9 @@ import type { Locale } from '../config.js';
 import type { Account } from '../store/accounts.js';
 import { listenForNotices } from '../notices/index.js';
 import { createRecoveryService } from '../recovery/service.js';
-import { STALE_PENDING_MS, TTL, createAccountLinks, type AccountLinks, type SelfServiceDeps } from './links.js';
+import { STALE_PENDING_MS, TTL, createAccountLinks, type AccountLinks, type RegistrationAndRecoveryDeps } from './links.js';
 
-export { SUSPECT_MARGIN_MS, TTL, type ForgettingMailer, type SelfServiceDeps } from './links.js';
+export { SUSPECT_MARGIN_MS, TTL, type ForgettingMailer, type RegistrationAndRecoveryDeps } from './links.js';
 export type { SecureReceipt } from '../recovery/service.js';
 
 export interface RegistrationInput {
@@ -24,7 +24,7 @@ export interface RegistrationInput {
   password: string;
 }
 
-export function createRegistrationService(links: AccountLinks, deps: SelfServiceDeps) {
+export function createRegistrationService(links: AccountLinks, deps: RegistrationAndRecoveryDeps) {
   const { accounts, tokens, passwords, events } = deps;
   const { hash, link, when, issue, sendLater, notify, holders, usable } = links;
   return {
@@ -118,7 +118,7 @@ export function createRegistrationService(links: AccountLinks, deps: SelfService
   };
 }
 
-export function createSelfService(deps: SelfServiceDeps) {
+export function createRegistrationAndRecovery(deps: RegistrationAndRecoveryDeps) {
   const { accounts, tokens, mailer } = deps;
   const links = createAccountLinks(deps);
   return {
@@ -147,4 +147,4 @@ export function createSelfService(deps: SelfServiceDeps) {
   };
 }
 
-export type SelfService = ReturnType<typeof createSelfService>;
+export type RegistrationAndRecovery = ReturnType<typeof createRegistrationAndRecovery>;

@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import type { SecretBox } from '../security/crypto.js';
 import { createAccountTokenRepository, type AccountTokenRepository } from './account-tokens.js';
 import { createAccountRepository, type AccountRepository } from './accounts.js';
+import { createActivationCodeRepository, type ActivationCodeRepository } from './activation-codes.js';
 import { createAuditCheckpointRepository, type AuditCheckpointRepository } from './audit-checkpoints.js';
 import { createAuditLog, withChainRetry, type AuditLog } from './audit.js';
 import { createClientRepository, type ClientRepository } from './clients.js';
@@ -13,6 +14,7 @@ import { createConsentRefusalRepository, type ConsentRefusalRepository } from '.
 import { createCredentialRepository, type CredentialRepository } from './credentials.js';
 import type { Db } from './db.js';
 import { createDatabaseHealth, type DatabaseHealth } from './health.js';
+import { createIdentityRepository, type IdentityRepository } from './identities.js';
 import { createKeyRepository, type KeyRepository } from './keys.js';
 import { createKnownDeviceRepository, type KnownDeviceRepository } from './known-devices.js';
 import { createLogoutDeliveryRepository, type LogoutDeliveryRepository } from './logout-deliveries.js';
@@ -21,6 +23,7 @@ import { createStoreMetrics, type StoreMetrics } from './metrics.js';
 import { createOidcPayloadRepository, type OidcPayloadRepository } from './oidc-payloads.js';
 import { createOpenDataRepository, type OpenDataRepository } from './open-data.js';
 import { createRateLimitRepository, type RateLimitRepository } from './rate-limits.js';
+import { createRegistrarRoleRepository, type RegistrarRoleRepository } from './registrar-roles.js';
 import { createRoleRepository, type RoleRepository } from './roles.js';
 import { createSessionDeviceRepository, type SessionDeviceRepository } from './session-devices.js';
 import { createWebAuthnMetadataRepository, type WebAuthnMetadataRepository } from './webauthn-metadata.js';
@@ -31,10 +34,13 @@ export type Transaction = Knex.Transaction;
 export interface Repositories {
   accounts: AccountRepository;
   accountTokens: AccountTokenRepository;
+  activationCodes: ActivationCodeRepository;
   audit: AuditLog;
   auditCheckpoints: AuditCheckpointRepository;
   clients: ClientRepository;
   credentials: CredentialRepository;
+  /** Verified identities (identity proofing). */
+  identities: IdentityRepository;
   keys: KeyRepository;
   knownDevices: KnownDeviceRepository;
   logoutDeliveries: LogoutDeliveryRepository;
@@ -43,6 +49,8 @@ export interface Repositories {
   payloads: OidcPayloadRepository;
   rateLimits: RateLimitRepository;
   refusals: ConsentRefusalRepository;
+  /** The registration desk's role, apart from the administration roles. */
+  registrarRoles: RegistrarRoleRepository;
   roles: RoleRepository;
   sessionDevices: SessionDeviceRepository;
   webauthnMetadata: WebAuthnMetadataRepository;
@@ -59,16 +67,19 @@ export interface Repositories {
 
 /**
  * Builds every repository on `db`. `now` is the clock of the repositories whose timing tests move
- * (the back-channel logout retries); the others read the wall clock.
+ * (the back-channel logout retries, verified identities' and activation codes' expiry); the others
+ * read the wall clock.
  */
 export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => number } = {}): Repositories {
   return {
     accounts: createAccountRepository(db),
     accountTokens: createAccountTokenRepository(db),
+    activationCodes: createActivationCodeRepository(db, opts.now),
     audit: createAuditLog(db),
     auditCheckpoints: createAuditCheckpointRepository(db),
     clients: createClientRepository(db, box),
     credentials: createCredentialRepository(db),
+    identities: createIdentityRepository(db, box, opts.now),
     keys: createKeyRepository(db),
     knownDevices: createKnownDeviceRepository(db),
     logoutDeliveries: createLogoutDeliveryRepository(db, opts.now),
@@ -77,6 +88,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     payloads: createOidcPayloadRepository(db),
     rateLimits: createRateLimitRepository(db),
     refusals: createConsentRefusalRepository(db),
+    registrarRoles: createRegistrarRoleRepository(db),
     roles: createRoleRepository(db),
     sessionDevices: createSessionDeviceRepository(db),
     webauthnMetadata: createWebAuthnMetadataRepository(db),

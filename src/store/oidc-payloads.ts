@@ -112,13 +112,31 @@ function toSummary(r: Row): StoredPayloadSummary {
 
 const SUMMARY_COLUMNS = ['model', 'id', 'payload', 'grant_id', 'account_id', 'expires_at', 'consumed_at'];
 
-export function createOidcPayloadRepository(db: Db, now: () => number = Date.now): OidcPayloadRepository {
-  const live = (q: ReturnType<Db>) =>
-    q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now()));
+/** The artefacts, grant, session, account and refusals one findWithContext statement returned. */
+function contextOf(rows: Pick<Row, 'model' | 'payload' | 'consumed_at'>[], models: readonly string[]): FoundWithContext {
+  const found = new Map<string, OidcPayload>();
+  let grant: OidcPayload | undefined;
+  let session: OidcPayload | undefined;
+  let account: Account | undefined;
+  const refused = new Set<string>();
+  for (const row of rows) {
+    if (row.model === 'Refusal') refused.add(row.payload);
+    else if (row.model === 'Account') account = toAccount(JSON.parse(row.payload) as AccountRow);
+    else if (models.includes(row.model)) found.set(row.model, toPayload(row));
+    else if (row.model === 'Grant') grant = toPayload(row);
+    else if (row.model === 'Session') session = toPayload(row);
+  }
+  // Refusals are read only when the id named exactly one artefact: then they are its (account, client)'s.
+  const named = rows.find((r) => models.includes(r.model));
+  const { accountId, clientId } = (named ? JSON.parse(named.payload) : {}) as { accountId?: unknown; clientId?: unknown };
+  const refusals = typeof accountId === 'string' && typeof clientId === 'string' && found.size === 1 ? { accountId, clientId, claims: refused } : undefined;
+  return { payloads: found, grant, session, account, ...(refusals ? { refusals } : {}) };
+}
 
+/** The statements of every protocol request, prepared once per connection (store/db.ts). */
+function preparedStatements(db: Db) {
   /** What the artefact's row names, for a lookup by key (see findWithContext). */
   const namedBy = (column: string) => `= (select ${column} from t limit 1)`;
-  // The statements of every protocol request, prepared once per connection (store/db.ts).
   const LIVE = '(expires_at is null or expires_at > ?)';
   // A re-saved artefact replaces its payload and moves its indexes (grant, uid, user code) with it.
   const RESAVE = `on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
@@ -193,6 +211,14 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     `${INSERT_ROWS}
      ${RESAVE}`,
   );
+  return { UPSERT, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg };
+}
+
+export function createOidcPayloadRepository(db: Db, now: () => number = Date.now): OidcPayloadRepository {
+  const live = (q: ReturnType<Db>) =>
+    q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now()));
+
+  const { UPSERT, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg } = preparedStatements(db);
   const rowOf = (model: string, id: string, payload: OidcPayload, expiresIn: number | undefined) => [
     model,
     id,
@@ -221,23 +247,7 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
       if (models.length < 1 || models.length > 3) throw new Error('findWithContext looks an id up as one to three models');
       const at = now();
       const rows = await sql.findWithContext([id, models[0], models[1] ?? models[0], models[2] ?? models[0], at, at, at]);
-      const found = new Map<string, OidcPayload>();
-      let grant: OidcPayload | undefined;
-      let session: OidcPayload | undefined;
-      let account: Account | undefined;
-      const refused = new Set<string>();
-      for (const row of rows) {
-        if (row.model === 'Refusal') refused.add(row.payload);
-        else if (row.model === 'Account') account = toAccount(JSON.parse(row.payload) as AccountRow);
-        else if (models.includes(row.model)) found.set(row.model, toPayload(row));
-        else if (row.model === 'Grant') grant = toPayload(row);
-        else if (row.model === 'Session') session = toPayload(row);
-      }
-      // Refusals are read only when the id named exactly one artefact: then they are its (account, client)'s.
-      const named = rows.find((r) => models.includes(r.model));
-      const { accountId, clientId } = (named ? JSON.parse(named.payload) : {}) as { accountId?: unknown; clientId?: unknown };
-      const refusals = typeof accountId === 'string' && typeof clientId === 'string' && found.size === 1 ? { accountId, clientId, claims: refused } : undefined;
-      return { payloads: found, grant, session, account, ...(refusals ? { refusals } : {}) };
+      return contextOf(rows, models);
     },
     findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),
     async consume(model, id) {

@@ -107,12 +107,12 @@ describe.each(stores())('links and mail of a deleted or locked account (%s)', (s
     const citizen = await createTestAccount(server.kapija, { email: `brisanje.${unique()}@example.rs` });
     const id = citizen.account.id;
     const newAddress = `nova.${unique()}@example.rs`;
-    await server.kapija.selfService.requestEmailChange(id, newAddress, 'en');
+    await server.kapija.registrationAndRecovery.requestEmailChange(id, newAddress, 'en');
     const change = linkIn(await smtp.waitFor(newAddress), `${server.url}/verify-email?token=`);
 
     // A reset mail the relay does not take yet waits in the queue.
     smtp.refuse(451);
-    await server.kapija.selfService.requestPasswordReset(citizen.username, { locale: 'en' });
+    await server.kapija.registrationAndRecovery.requestPasswordReset(citizen.username, { locale: 'en' });
     for (let i = 0; i < 100 && (await server.kapija.db('mail_queue').count<{ n: number }[]>({ n: '*' }))[0]!.n == 0; i += 1) {
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -143,9 +143,9 @@ describe.each(stores())('links and mail of a deleted or locked account (%s)', (s
     const citizen = await createTestAccount(server.kapija, { email: `zakljucan.${unique()}@example.rs` });
     const id = citizen.account.id;
     const newAddress = `zakljucan.nova.${unique()}@example.rs`;
-    await server.kapija.selfService.requestEmailChange(id, newAddress, 'en');
+    await server.kapija.registrationAndRecovery.requestEmailChange(id, newAddress, 'en');
     const change = linkIn(await smtp.waitFor(newAddress), `${server.url}/verify-email?token=`);
-    await server.kapija.selfService.requestPasswordReset(citizen.username, { locale: 'en' });
+    await server.kapija.registrationAndRecovery.requestPasswordReset(citizen.username, { locale: 'en' });
     const reset = linkIn(await smtp.waitFor(citizen.account.email!, (m) => m.text.includes('/recover/reset?token=')), `${server.url}/recover/reset?token=`);
     await server.kapija.accounts.setStatus(id, 'locked');
 
@@ -255,7 +255,7 @@ describe('registration with someone else\'s address', () => {
 
     // And an unverified registration does not last: the purge removes it after 24 hours.
     await server.kapija.db('accounts').where({ username: squatter }).update({ created_at: Date.now() - 25 * 3600_000 });
-    await server.kapija.selfService.purgeExpired();
+    await server.kapija.registrationAndRecovery.purgeExpired();
     expect(await server.kapija.accounts.findByUsername(squatter)).toBeUndefined();
   });
 });

@@ -65,7 +65,7 @@ function check(registrarId: string, attributes: ProofingInput['attributes'] = {}
 
 async function registrar() {
   const r = await createTestAccount(server.kapija);
-  await createRegistrarRoles(server.kapija.db, server.kapija.audit).grant(r.account.id, 'test');
+  await createRegistrarRoles(server.kapija.repos).grant(r.account.id, 'test');
   return r;
 }
 

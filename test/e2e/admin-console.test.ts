@@ -11,6 +11,7 @@ import { signIn } from '../support/sign-in.js';
 import { browserSignIn, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, type Browser, type Page } from '../support/browser.js';
 import { createTestAccount, startKapija, type RunningKapija } from '../support/kapija.js';
 import { createRoleRepository } from '../../src/store/roles.js';
+import { en } from '../../src/i18n/messages/en.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../support/logout-receiver.js';
 
 describeBrowser('administration console', () => {
@@ -98,6 +99,9 @@ describeBrowser('administration console', () => {
     await page.locator(`a[href="/admin/citizens/${citizen.account.id}"]`).click();
     await page.waitForURL(/\/admin\/citizens\/[0-9a-f-]{36}$/);
     await axeClean(page);
+    // the citizen's factors by the names the registry gives them, not their credential types
+    await page.goto(`${server.url}/admin/citizens/${citizen.account.id}?lang=en`);
+    expect(await page.locator('main').innerText()).toContain(en['account.security.type.totp']);
     await page.goto(`${server.url}/admin/clients/porez-console`);
     await axeClean(page);
     await page.goto(`${server.url}/admin/audit?verify=1`);

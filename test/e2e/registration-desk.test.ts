@@ -45,7 +45,7 @@ describeBrowser('the registration desk and activation', () => {
 
   test('registrar at the desk, citizen at /activate, then a sign-in at substantial with verified_claims', async () => {
     const registrar = await createTestAccount(server.kapija, { totp: false, username: `desk.${Date.now().toString(36)}` });
-    await createRegistrarRoles(server.kapija.db, server.kapija.audit).grant(registrar.account.id, 'test');
+    await createRegistrarRoles(server.kapija.repos).grant(registrar.account.id, 'test');
     const page = await newPage(browser, { locale: 'en' });
     await addVirtualAuthenticator(page, { transport: 'usb', hasResidentKey: false, hasUserVerification: false, isUserVerified: false });
     await page.goto(`${server.url}/admin/desk?lang=en`);

@@ -250,7 +250,7 @@ describe('e-mail change', () => {
   test('requestEmailChange mails the new address; the link switches the address and tells the old one', async () => {
     const citizen = await createTestAccount(server.kapija, { email: `stara.${unique()}@example.rs` });
     const newEmail = `nova.${unique()}@example.rs`;
-    await server.kapija.selfService.requestEmailChange(citizen.account.id, newEmail, 'sr-Latn');
+    await server.kapija.registrationAndRecovery.requestEmailChange(citizen.account.id, newEmail, 'sr-Latn');
     const mail = await smtp.waitFor(newEmail, (m) => m.subject === 'Potvrdite novu adresu e-pošte za Kapiju');
     expect((await server.kapija.accounts.findById(citizen.account.id))?.email).toBe(citizen.account.email);
     const agent = new Agent('sr-Latn');

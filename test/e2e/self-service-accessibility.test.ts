@@ -23,10 +23,10 @@ beforeAll(async () => {
   const k = server.kapija;
   // Links as citizens receive them (opening them does not use them up).
   const email = `a11y.${randomBytes(3).toString('hex')}@example.rs`;
-  await k.selfService.register({ username: `a11y${randomBytes(3).toString('hex')}`, email, givenName: 'A', familyName: 'B', password: 'dugacka fraza za test' }, { locale: 'en' });
+  await k.registrationAndRecovery.register({ username: `a11y${randomBytes(3).toString('hex')}`, email, givenName: 'A', familyName: 'B', password: 'dugacka fraza za test' }, { locale: 'en' });
   links.verify = linkIn(await smtp.waitFor(email), `${server.url}/verify-email?token=`).href;
   const citizen = await createTestAccount(k, { email: `a11y.reset.${randomBytes(3).toString('hex')}@example.rs` });
-  await k.selfService.requestPasswordReset(citizen.username, { locale: 'en' });
+  await k.registrationAndRecovery.requestPasswordReset(citizen.username, { locale: 'en' });
   links.reset = linkIn(await smtp.waitFor(citizen.account.email!), `${server.url}/recover/reset?token=`).href;
   await k.events.emit('account.password_changed', { accountId: citizen.account.id, via: 'portal', ip: '127.0.0.1' });
   links.notMe = linkIn(await smtp.waitFor(citizen.account.email!, (m) => m.text.includes('/not-me?')), `${server.url}/not-me?token=`).href;

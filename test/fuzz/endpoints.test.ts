@@ -108,7 +108,7 @@ beforeAll(async () => {
   const client = await k.provider.Client.find(clientId);
   adminToken = await new k.provider.AccessToken({ accountId: admin.account.id, client, scope: 'openid kapija:admin', grantId: 'fuzz', extra: { acr: 'http://eidas.europa.eu/LoA/high', auth_time: Math.floor(Date.now() / 1000) } } as never).save();
   const registrar = await createTestAccount(k);
-  await createRegistrarRoles(k.db, k.audit).grant(registrar.account.id, 'test');
+  await createRegistrarRoles(k.repos).grant(registrar.account.id, 'test');
   registrarToken = await new k.provider.AccessToken({ accountId: registrar.account.id, client, scope: 'openid kapija:admin', grantId: 'fuzz', extra: { acr: 'http://eidas.europa.eu/LoA/high', auth_time: Math.floor(Date.now() / 1000) } } as never).save();
   citizenAccountId = citizen.account.id;
 }, 60_000);

@@ -28,6 +28,7 @@ export function createPasswordFactor(deps: { accounts: Pick<AccountRepository, '
     standsAlone: false,
     listed: false,
     storesCredentials: false,
+    amr: ['pwd'],
     labels: { name: 'login.password', heading: 'login.title' },
     first: {
       path: 'login',

@@ -16,6 +16,7 @@ export function createRecoveryRegistration(recovery: RecoveryFactor): Factor {
     step: 'second',
     standsAlone: false,
     listed: false,
+    amr: ['otp'],
     labels: { name: 'account.security.recovery', heading: 'mfa.recovery.heading' },
     second: {
       expectedAmr: async () => ['otp'],

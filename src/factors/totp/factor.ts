@@ -22,6 +22,7 @@ export function createTotpRegistration(totp: TotpFactor): Factor {
     step: 'second',
     standsAlone: true,
     listed: true,
+    amr: ['otp'],
     labels: { name: 'account.security.type.totp', heading: 'mfa.totp.heading' },
     second: {
       expectedAmr: async () => ['otp'],

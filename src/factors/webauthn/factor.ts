@@ -29,6 +29,7 @@ export function createWebAuthnRegistration(webauthn: WebAuthnFactor): Factor {
     step: 'both',
     standsAlone: true,
     listed: true,
+    amr: ['hwk', 'swk'],
     labels: { name: 'account.security.type.webauthn', heading: 'mfa.webauthn.heading' },
     first: {
       path: 'passkey',

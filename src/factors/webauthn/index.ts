@@ -122,6 +122,55 @@ function chainMatchesEntry(x5c: readonly Uint8Array[], entry: MdsEntry, at: Date
   }
 }
 
+/** The registration ceremony's response checked against its challenge, with the attestation's certificates. */
+async function verifiedRegistration(settings: WebAuthnSettings, challenge: string, response: unknown) {
+  let verification;
+  try {
+    verification = await verifyRegistrationResponse({
+      response: response as RegistrationResponseJSON,
+      expectedChallenge: challenge,
+      expectedOrigin: [...settings.origins],
+      expectedRPID: settings.rpId,
+      requireUserVerification: false,
+    });
+  } catch (err) {
+    throw failed(err);
+  }
+  if (!verification.verified) throw failed();
+  const info = verification.registrationInfo;
+  let x5c: Uint8Array[] | undefined;
+  try {
+    x5c = decodeAttestationObject(info.attestationObject).get('attStmt').get('x5c');
+  } catch (err) {
+    throw failed(err);
+  }
+  return { info, x5c };
+}
+
+/** The authentication ceremony's response checked against its challenge and the stored public key. */
+async function verifiedAuthentication(settings: WebAuthnSettings, challenge: string, response: AuthenticationResponseJSON, credential: { id: string; stored: StoredConfig }, requireUserVerification: boolean) {
+  let verification;
+  try {
+    verification = await verifyAuthenticationResponse({
+      response,
+      expectedChallenge: challenge,
+      expectedOrigin: [...settings.origins],
+      expectedRPID: settings.rpId,
+      credential: {
+        id: credential.id,
+        publicKey: Buffer.from(credential.stored.publicKey, 'base64url'),
+        counter: credential.stored.counter,
+        transports: credential.stored.transports,
+      },
+      requireUserVerification,
+    });
+  } catch (err) {
+    throw failed(err);
+  }
+  if (!verification.verified) throw failed();
+  return verification.authenticationInfo;
+}
+
 const ZERO_AAGUID = '00000000-0000-0000-0000-000000000000';
 
 export function createWebAuthnFactor(deps: {
@@ -174,27 +223,8 @@ export function createWebAuthnFactor(deps: {
     },
 
     async register(accountId, challenge, response, name) {
-      let verification;
-      try {
-        verification = await verifyRegistrationResponse({
-          response: response as RegistrationResponseJSON,
-          expectedChallenge: challenge,
-          expectedOrigin: [...settings.origins],
-          expectedRPID: settings.rpId,
-          requireUserVerification: false,
-        });
-      } catch (err) {
-        throw failed(err);
-      }
-      if (!verification.verified) throw failed();
-      const info = verification.registrationInfo;
+      const { info, x5c } = await verifiedRegistration(settings, challenge, response);
       const aaguid = info.aaguid.toLowerCase();
-      let x5c: Uint8Array[] | undefined;
-      try {
-        x5c = decodeAttestationObject(info.attestationObject).get('attStmt').get('x5c');
-      } catch (err) {
-        throw failed(err);
-      }
       const judgement = judgeRegistration({
         fmt: info.fmt,
         x5c,
@@ -253,26 +283,7 @@ export function createWebAuthnFactor(deps: {
         if (!owner || owner.id !== credential.accountId) throw failed();
       }
       const stored = config(credential);
-      let verification;
-      try {
-        verification = await verifyAuthenticationResponse({
-          response: r,
-          expectedChallenge: challenge,
-          expectedOrigin: [...settings.origins],
-          expectedRPID: settings.rpId,
-          credential: {
-            id: credential.lookup!,
-            publicKey: Buffer.from(stored.publicKey, 'base64url'),
-            counter: stored.counter,
-            transports: stored.transports,
-          },
-          requireUserVerification: accountId === undefined,
-        });
-      } catch (err) {
-        throw failed(err);
-      }
-      if (!verification.verified) throw failed();
-      const info = verification.authenticationInfo;
+      const info = await verifiedAuthentication(settings, challenge, r, { id: credential.lookup!, stored }, accountId === undefined);
       await credentials.updateWebAuthnUse(credential.id, {
         ...stored,
         counter: info.newCounter,

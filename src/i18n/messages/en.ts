@@ -263,7 +263,7 @@ export const en = {
   'error.service.unavailable': 'Kapija is temporarily unavailable. Please try again in a moment.',
   'error.server.internal': 'An unexpected error occurred. Please try again later.',
 
-  // Registration, recovery and security notices (src/self-service, src/mail)
+  // Registration, recovery and security notices (src/registration, src/recovery, src/notices, src/mail)
   'login.register': 'Create an account',
   'login.forgot': 'Forgotten password?',
   'selfservice.back_to_signin': 'Back to sign-in',

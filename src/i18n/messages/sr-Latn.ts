@@ -265,7 +265,7 @@ export const srLatn = {
   'error.service.unavailable': 'Kapija je privremeno nedostupna. Pokušajte ponovo za koji trenutak.',
   'error.server.internal': 'Došlo je do neočekivane greške. Pokušajte ponovo kasnije.',
 
-  // Registration, recovery and security notices (src/self-service, src/mail)
+  // Registration, recovery and security notices (src/registration, src/recovery, src/notices, src/mail)
   'login.register': 'Napravite nalog',
   'login.forgot': 'Zaboravljena lozinka?',
   'selfservice.back_to_signin': 'Nazad na prijavu',

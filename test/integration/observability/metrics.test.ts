@@ -41,7 +41,7 @@ test('a sign-in and a code exchange are counted, with bounded labels only', asyn
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
   const text = await res.text();
-  expect(text).toMatch(/kapija_signins_total\{result="success",factor="otp",level="substantial"\} 1\b/);
+  expect(text).toMatch(/kapija_signins_total\{result="success",factor="totp",level="substantial"\} 1\b/);
   expect(text).toMatch(/kapija_token_grants_total\{grant_type="authorization_code",result="success"\} 1\b/);
   expect(text).toMatch(/kapija_token_grants_total\{grant_type="client_credentials",result="error"\} 1\b/);
   expect(text).toMatch(/kapija_http_request_duration_seconds_count\{route="oidc:authorization",method="GET",status="3xx"\} \d+/);

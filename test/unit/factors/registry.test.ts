@@ -48,6 +48,20 @@ describe('factor registry', () => {
     expect(r.firstFactors().map((f) => f.id)).toEqual(['password']);
   });
 
+  it('names a finished sign-in by the factor its amr point to: the second factor that decided the level, else the first', () => {
+    const card: Factor = { ...password, id: 'card', amr: ['sc'] };
+    const declared = [{ ...password, amr: ['pwd'] }, second('totp', ['otp'], { amr: ['otp'] }), second('key', ['hwk'], { amr: ['hwk', 'swk'] }), second('recovery', ['otp'], { standsAlone: false, listed: false, amr: ['otp'] }), card] as Factor[];
+    const r = registryOf(declared, { enrolledTypes: async () => new Set() });
+    expect(r.factorOf(['pwd', 'otp'])?.id).toBe('totp');
+    expect(r.factorOf(['hwk', 'user', 'pin'])?.id).toBe('key');
+    expect(r.factorOf(['swk', 'user'])?.id).toBe('key');
+    expect(r.factorOf(['pwd'])?.id).toBe('password');
+    expect(r.factorOf(['sc', 'pin'])?.id).toBe('card');
+    expect(r.factorOf(['mfa'])).toBeUndefined();
+    // A factor that declares no amr is never named.
+    expect(registryWith([]).factorOf(['pwd', 'otp'])).toBeUndefined();
+  });
+
   it('refuses two factors with one id, and an id that is not a path segment', () => {
     expect(() => registryOf([...factors, second('totp', ['otp'])], { enrolledTypes: async () => new Set() })).toThrow(/twice/);
     expect(() => registryOf([second('../x', ['otp'])], { enrolledTypes: async () => new Set() })).toThrow(/path segment/);

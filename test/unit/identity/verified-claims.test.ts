@@ -1,5 +1,5 @@
 import { buildVerifiedClaims, requestedInnerClaims } from '../../../src/identity/verified-claims.js';
-import type { VerifiedIdentity } from '../../../src/identity/store.js';
+import type { VerifiedIdentity } from '../../../src/store/identities.js';
 
 const identity = (over: Partial<VerifiedIdentity> = {}): VerifiedIdentity => ({
   accountId: 'a',

@@ -1,12 +1,11 @@
 /**
- * Verified identities and activation codes in the database (migration identity_proofing). Personal
- * data is sealed with the row's account id (or code hash) as context, so a value copied into
- * another row does not open; lookups go through keyed hashes only.
+ * Verified identities in the database (migration identity_proofing). Personal data is sealed with
+ * the row's account id as context, so a value copied into another row does not open; lookups go
+ * through keyed hashes only. Activation codes are in activation-codes.ts.
  */
-import type { Knex } from 'knex';
-import type { Db } from '../store/db.js';
+import type { Db } from './db.js';
 import type { SecretBox } from '../security/crypto.js';
-import type { IdentityLevel } from './levels.js';
+import type { IdentityLevel } from '../identity/levels.js';
 
 export type ProofingMethod = 'in_person' | 'certificate' | 'letter' | 'remote_document';
 export const PROOFING_METHODS: readonly ProofingMethod[] = ['in_person', 'certificate', 'letter', 'remote_document'];
@@ -85,20 +84,23 @@ export interface NewIdentityRow {
   expiresAt: number | null;
 }
 
-export interface ActivationRow {
-  codeHash: string;
-  accountId: string | null;
-  /** The sealed proofing (JSON) the code carries. */
-  proofing: string;
-  jmbgHash: string;
-  createdBy: string;
-  createdAt: number;
-  expiresAt: number;
-  usedAt: number | null;
-  usedBy: string | null;
+export interface IdentityRepository {
+  /** The account's identity (revoked or expired ones too, with level `none`). */
+  find(accountId: string, trx?: Db): Promise<VerifiedIdentity | undefined>;
+  /** The account whose identity in force has this keyed JMBG hash. */
+  accountByJmbgHash(jmbgHash: string, trx?: Db): Promise<string | undefined>;
+  /** Records (or replaces) the account's identity. */
+  put(input: NewIdentityRow, trx?: Db): Promise<void>;
+  /** Revokes the identity in force; false when there is none. The JMBG is given up for another proofing. */
+  revoke(accountId: string, reason: string, trx?: Db): Promise<boolean>;
+  /** Proofings recorded by each verifier since `since` (ms), most first. */
+  countsByVerifier(since: number): Promise<Array<{ verifier: string; proofings: number; revoked: number }>>;
+  /** Deletes the account's identity (the account was deleted). */
+  forget(accountId: string): Promise<void>;
 }
 
-export function createIdentityStore(db: Db, box: SecretBox, now: () => number = Date.now) {
+/** `now` decides whether an identity with an expiry is still in force. */
+export function createIdentityRepository(db: Db, box: SecretBox, now: () => number = Date.now): IdentityRepository {
   const ctxOf = (accountId: string, what: string) => `verified-identity:${what}:${accountId}`;
   const toIdentity = (r: Row): VerifiedIdentity => {
     const revokedAt = r.revoked_at == null ? null : new Date(Number(r.revoked_at));
@@ -121,16 +123,15 @@ export function createIdentityStore(db: Db, box: SecretBox, now: () => number = 
     };
   };
   return {
-    async find(accountId: string, trx: Db | Knex.Transaction = db): Promise<VerifiedIdentity | undefined> {
+    async find(accountId, trx = db) {
       const row = (await trx('verified_identities').where({ account_id: accountId }).first()) as Row | undefined;
       return row ? toIdentity(row) : undefined;
     },
-    async accountByJmbgHash(jmbgHash: string, trx: Db | Knex.Transaction = db): Promise<string | undefined> {
+    async accountByJmbgHash(jmbgHash, trx = db) {
       const row = (await trx('verified_identities').where({ jmbg_hash: jmbgHash }).whereNull('revoked_at').first('account_id')) as { account_id: string } | undefined;
       return row?.account_id;
     },
-    /** Records (or replaces) the account's identity. */
-    async put(input: NewIdentityRow, trx: Db | Knex.Transaction = db): Promise<void> {
+    async put(input, trx = db) {
       const row: Row = {
         account_id: input.accountId,
         level: input.level,
@@ -150,16 +151,14 @@ export function createIdentityStore(db: Db, box: SecretBox, now: () => number = 
       await trx('verified_identities').where({ account_id: input.accountId }).delete();
       await trx('verified_identities').insert(row);
     },
-    /** Revokes the identity in force; false when there is none. The JMBG is given up for another proofing. */
-    async revoke(accountId: string, reason: string, trx: Db | Knex.Transaction = db): Promise<boolean> {
+    async revoke(accountId, reason, trx = db) {
       const n = await trx('verified_identities')
         .where({ account_id: accountId })
         .whereNull('revoked_at')
         .update({ revoked_at: now(), revoked_reason: reason, jmbg_hash: null, updated_at: now() });
       return n > 0;
     },
-    /** Proofings recorded by each verifier since `since` (ms), most first. */
-    async countsByVerifier(since: number): Promise<Array<{ verifier: string; proofings: number; revoked: number }>> {
+    async countsByVerifier(since) {
       const rows = (await db('verified_identities')
         .select('verifier')
         .count({ proofings: '*' })
@@ -169,49 +168,8 @@ export function createIdentityStore(db: Db, box: SecretBox, now: () => number = 
         .orderBy('proofings', 'desc')) as Array<{ verifier: string; proofings: number | string; revoked: number | string | null }>;
       return rows.map((r) => ({ verifier: r.verifier, proofings: Number(r.proofings), revoked: Number(r.revoked ?? 0) }));
     },
-    async insertActivation(a: ActivationRow, trx: Db | Knex.Transaction = db): Promise<void> {
-      await trx('activation_codes').insert({
-        code_hash: a.codeHash,
-        account_id: a.accountId,
-        proofing: a.proofing,
-        jmbg_hash: a.jmbgHash,
-        created_by: a.createdBy,
-        created_at: a.createdAt,
-        expires_at: a.expiresAt,
-        used_at: null,
-        used_by: null,
-      });
-    },
-    async findActivation(codeHash: string, trx: Db | Knex.Transaction = db): Promise<ActivationRow | undefined> {
-      const r = (await trx('activation_codes').where({ code_hash: codeHash }).first()) as
-        | { code_hash: string; account_id: string | null; proofing: string; jmbg_hash: string; created_by: string; created_at: number | string; expires_at: number | string; used_at: number | string | null; used_by: string | null }
-        | undefined;
-      if (!r) return undefined;
-      return {
-        codeHash: r.code_hash,
-        accountId: r.account_id,
-        proofing: r.proofing,
-        jmbgHash: r.jmbg_hash,
-        createdBy: r.created_by,
-        createdAt: Number(r.created_at),
-        expiresAt: Number(r.expires_at),
-        usedAt: r.used_at == null ? null : Number(r.used_at),
-        usedBy: r.used_by,
-      };
-    },
-    /** Marks the code used by `accountId`; false when another request used it first. */
-    async useActivation(codeHash: string, accountId: string, trx: Db | Knex.Transaction = db): Promise<boolean> {
-      return (await trx('activation_codes').where({ code_hash: codeHash }).whereNull('used_at').update({ used_at: now(), used_by: accountId })) > 0;
-    },
-    /** Deletes the account's identity and the activation codes bound to it (the account was deleted). */
-    async forget(accountId: string): Promise<void> {
+    async forget(accountId) {
       await db('verified_identities').where({ account_id: accountId }).delete();
-      await db('activation_codes').where({ account_id: accountId }).delete();
-    },
-    async purgeActivations(before: number): Promise<number> {
-      return db('activation_codes').where('expires_at', '<', before).delete();
     },
   };
 }
-
-export type IdentityStore = ReturnType<typeof createIdentityStore>;
