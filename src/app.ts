@@ -107,8 +107,8 @@ export interface Kapija {
   readonly sessions: SessionService;
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
   readonly registrationAndRecovery: RegistrationAndRecovery;
-  /** Deletes expired protocol rows, keys, links and throttle counters. */
-  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number }>;
+  /** Deletes expired protocol rows, keys, links, throttle counters and activation codes. */
+  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number }>;
   /** Signs the head of every audit chain that grew since the last checkpoints (every instance, every minute). */
   checkpointAudit(): Promise<number>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
@@ -306,13 +306,15 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       return true;
     },
     async purge() {
-      const [payloads, keys, links, rateLimits] = await Promise.all([
+      const [payloads, keys, links, rateLimits, activationCodes] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
         registrationAndRecovery.service.purgeExpired(),
         repos.rateLimits.purgeExpired(),
+        // An expired activation code is refused anyway; its keyed hash need not be kept.
+        repos.activationCodes.purgeExpired(opts.now?.() ?? Date.now()),
       ]);
-      return { payloads, keys, links, rateLimits };
+      return { payloads, keys, links, rateLimits, activationCodes };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
