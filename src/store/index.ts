@@ -7,6 +7,7 @@ import type { SecretBox } from '../security/crypto.js';
 import { createAccountTokenRepository, type AccountTokenRepository } from './account-tokens.js';
 import { createAccountRepository, type AccountRepository } from './accounts.js';
 import { createAuditCheckpointRepository, type AuditCheckpointRepository } from './audit-checkpoints.js';
+import { createCertificateHandoffRepository, type CertificateHandoffRepository } from './certificate-handoffs.js';
 import { createAuditLog, withChainRetry, type AuditLog } from './audit.js';
 import { createClientRepository, type ClientRepository } from './clients.js';
 import { createConsentRefusalRepository, type ConsentRefusalRepository } from './consent-refusals.js';
@@ -33,6 +34,8 @@ export interface Repositories {
   accountTokens: AccountTokenRepository;
   audit: AuditLog;
   auditCheckpoints: AuditCheckpointRepository;
+  /** Single-use hand-off rows of an ID-card sign-in between the main host and the certificate host. */
+  certificateHandoffs: CertificateHandoffRepository;
   clients: ClientRepository;
   credentials: CredentialRepository;
   keys: KeyRepository;
@@ -67,6 +70,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     accountTokens: createAccountTokenRepository(db),
     audit: createAuditLog(db),
     auditCheckpoints: createAuditCheckpointRepository(db),
+    certificateHandoffs: createCertificateHandoffRepository(db, opts.now),
     clients: createClientRepository(db, box),
     credentials: createCredentialRepository(db),
     keys: createKeyRepository(db),
