@@ -94,9 +94,11 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
         const reason = typeof err.details?.reason === 'string' ? `${err.code}.${err.details.reason}` : err.code;
         await events.emit('signin.failure', { clientId: kit.clientIdOf(details), factor: factor.first!.path ?? factor.id, reason, ip: ctx.ip });
         await throttles.passkey.fail(keys);
-        // A refusal the factor explains (the ID card's certificate): its page, with "try again" and "sign in another way".
-        const refusal = err.details?.refusal as { title: string; message: string } | undefined;
-        if (refusal && factor.first!.redirect) return renderRefusal(ctx, details, factor, refusal, err.status);
+        // A refusal the factor explains (the ID card's certificate): its page, with "try again" and
+        // "sign in another way", at a URL of its own (the used return token leaves the address bar).
+        if (err.details?.refusal === true && factor.first!.redirect && typeof err.details.reason === 'string') {
+          return kit.redirect(ctx, `/interaction/${details.uid}/${factor.id}/refused?reason=${encodeURIComponent(err.details.reason)}&lang=${String(ctx.state.locale)}`);
+        }
       }
       throw err;
     }
@@ -105,12 +107,20 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
     if (!account || account.status !== 'active') throw new KapijaError('login.account_locked', 403);
     await kit.advance(ctx, details, { step: 'second-factor', accountId: proof.accountId, amr: [...proof.amr] });
   };
-  /** The refusal page of a factor whose proof is made on another host: why, "try again", "sign in another way". */
-  const renderRefusal = async (ctx: Context, details: Details, factor: Factor, refusal: { title: string; message: string }, status: number) => {
+  /**
+   * The refusal page of a factor whose proof is made on another host: why (its catalogue's
+   * `<id>.refused.title` and `<id>.refused.<reason>`), "try again", "sign in another way".
+   */
+  const refusalPage = (factor: Factor) => async (ctx: Context) => {
+    const details = await kit.enter(ctx, 'identify');
     const tr = t(ctx) as unknown as (key: string) => string;
+    const reason = typeof ctx.query.reason === 'string' && /^[a-z_]{1,32}$/.test(ctx.query.reason) ? ctx.query.reason : undefined;
+    const message = reason ? tr(`${factor.id}.refused.${reason}`) : undefined;
+    if (!reason || message === `${factor.id}.refused.${reason}`) throw new KapijaError('request.not_found', 404);
     allowFormActionTo(ctx, factor.first!.redirect!.origin);
-    deps.render(ctx, 'interaction/factor-refused', { title: tr(refusal.title), heading: tr(refusal.title), message: tr(refusal.message), uid: details.uid, factor: factor.id });
-    ctx.status = status;
+    const title = tr(`${factor.id}.refused.title`);
+    deps.render(ctx, 'interaction/factor-refused', { title, heading: title, message, uid: details.uid, factor: factor.id });
+    ctx.status = 403;
   };
 
   /** Sends the browser to the other host that makes the proof (the ID card's certificate host). */
@@ -131,6 +141,7 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
       router.post(`/:uid/${factor.id}/start`, startRedirect(factor));
       // The other host sends the browser back here: a GET, bound by its single-use token to this interaction and its cookies.
       router.get(path, identifyWith(factor, 'query'));
+      router.get(`/:uid/${factor.id}/refused`, refusalPage(factor));
     }
   }
 }

@@ -11,6 +11,7 @@ import path from 'node:path';
 import * as oidc from 'openid-client';
 import { Agent, checkedValues, formAction, type Page } from '../support/browserless.js';
 import { submitForm } from '../support/sign-in.js';
+import { cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
 import { createTestClient, kapijaForSuite, startKapija } from '../support/kapija.js';
 import { describeNginx, freePort, startNginx, type RunningNginx } from '../support/nginx.js';
 import { makeTestEidPki, type LeafFiles, type TestEidPki } from '../support/test-ca.js';
@@ -190,11 +191,12 @@ describeNginx('signing in with the eID card through nginx', () => {
     const accountsBefore = (await server.kapija.db('accounts').count<{ n: number | string }[]>({ n: '*' }))[0]!.n;
     const { certUrl } = await startCard(agent, authorize({ ui_locales: locale }));
     const back = await presentCard(certUrl, pki[which]);
-    const page = await agent.request(back);
-    expect(page.headers.get('location')).toBeNull();
+    const page = (await agent.follow(await agent.request(back), isCallback)) as Page;
+    // The refusal has a page of its own: the used return token leaves the address bar.
+    expect(page.url.pathname).toBe(`/interaction/${interactionOf(back)}/certificate/refused`);
     expect((await server.kapija.db('accounts').count<{ n: number | string }[]>({ n: '*' }))[0]!.n).toBe(accountsBefore);
     const t = translator(locale as Locale);
-    expect(page.status).toBe(401);
+    expect(page.status).toBe(403);
     const text = unescape(page.body);
     expect(text).toContain(t('certificate.refused.title'));
     expect(text).toContain(t(`certificate.refused.${which}`));
@@ -213,9 +215,83 @@ describeNginx('signing in with the eID card through nginx', () => {
   test('no certificate presented at the certificate host: the refusal page says so', async () => {
     const agent = new Agent();
     const { certUrl } = await startCard(agent);
-    const page = await agent.request(await presentCard(certUrl));
-    expect(page.status).toBe(401);
+    const page = (await agent.follow(await agent.request(await presentCard(certUrl)), isCallback)) as Page;
+    expect(page.status).toBe(403);
     expect(unescape(page.body)).toContain(translator('en')('certificate.refused.none'));
+  });
+
+  describeBrowser('in Chromium, keyboard only', () => {
+    let browser: Browser;
+    beforeAll(async () => {
+      browser = await launchBrowser();
+    });
+    afterAll(async () => {
+      await browser?.close();
+    });
+
+    /** A browser with the card in the reader: Chromium presents `card` to the certificate host (Playwright's client certificates). */
+    const withCard = async (card: LeafFiles) => {
+      const page = await newPage(browser, {
+        locale: 'sr-Latn',
+        // Chromium does not know the test CA of the certificate host's server certificate.
+        context: { ignoreHTTPSErrors: true, clientCertificates: [{ origin: `https://localhost:${nginxPort}`, certPath: card.certFile, keyPath: card.keyFile }] },
+      });
+      page.setDefaultTimeout(10_000);
+      return page;
+    };
+    const button = 'form[action$="/certificate/start"] button';
+
+    test('a revoked card: the button, the refusal page and "try again" work from the keyboard, axe-clean, under the pages’ CSP', async () => {
+      const page = await withCard(pki.revoked);
+      await page.goto(authorize({ ui_locales: 'sr-Latn' }).href);
+      expect(formatViolations(await runAxe(page))).toBe('');
+      /** Enter on the focused button: through the certificate host to the refusal page. */
+      const toRefusal = async () => {
+        const shown = page.waitForResponse((r) => r.url().includes('/certificate/refused?'));
+        await page.keyboard.press('Enter');
+        await shown;
+        await page.waitForLoadState();
+      };
+      await tabTo(page, button, undefined, 40);
+      await toRefusal();
+      const t = translator('sr-Latn');
+      await expect(page.locator('h1').textContent()).resolves.toBe(t('certificate.refused.title'));
+      await expect(page.locator('[role=alert]').textContent()).resolves.toBe(t('certificate.refused.revoked'));
+      expect(formatViolations(await runAxe(page))).toBe('');
+      // "Try again": the same card, the same answer.
+      await tabTo(page, button);
+      await toRefusal();
+      await expect(page.locator('[role=alert]').textContent()).resolves.toBe(t('certificate.refused.revoked'));
+      await tabTo(page, 'main a[href^="/interaction/"]');
+      await Promise.all([page.waitForURL(/\/interaction\/[^/]+\?lang=sr-Latn$/), page.keyboard.press('Enter')]);
+      await expect(page.locator('#username').count()).resolves.toBe(1);
+      expect(cspViolations(page)).toEqual([]);
+      await page.context().close();
+    });
+
+    test('the citizen’s card: from the button to the service with the keyboard alone', async () => {
+      // Chromium refuses port 9: this service's callback is a closed port Chromium may ask for.
+      const callback = `http://127.0.0.1:${await freePort()}/cb`;
+      const service = await createTestClient(server.kapija, { redirect_uris: [callback] });
+      const page = await withCard(pki.citizen);
+      const u = new URL('/auth', server.url);
+      u.search = new URLSearchParams({ client_id: service.clientId, response_type: 'code', scope: 'openid', redirect_uri: callback, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', ui_locales: 'sr-Latn' }).toString();
+      await page.goto(u.href);
+      const reached = page.waitForRequest((r) => r.url().startsWith(callback), { timeout: 20_000 });
+      await tabTo(page, button, undefined, 40);
+      await page.keyboard.press('Enter');
+      // The consent page (another interaction of the same sign-in), unless the service is already reached.
+      const consent = page.locator('form[action$="/confirm"] button[type=submit]');
+      const first = await Promise.race([reached.then(() => 'service' as const), consent.waitFor({ timeout: 20_000 }).then(() => 'consent' as const)]);
+      if (first === 'consent') {
+        expect(formatViolations(await runAxe(page))).toBe('');
+        await tabTo(page, 'form[action$="/confirm"] button[type=submit]', undefined, 60);
+        await page.keyboard.press('Enter');
+      }
+      expect(new URL((await reached).url()).searchParams.get('code')).toBeTruthy();
+      expect(cspViolations(page)).toEqual([]);
+      await page.context().close();
+    });
   });
 
   describe('attacks on the hand-off', () => {
@@ -233,7 +309,7 @@ describeNginx('signing in with the eID card through nginx', () => {
       const agent = new Agent();
       const { certUrl } = await startCard(agent);
       const back = await presentCard(certUrl, pki.revoked);
-      expect((await agent.request(back)).status).toBe(401);
+      expect((await agent.request(back)).status).toBe(303);
       const again = await agent.request(back);
       expect(again.status).toBe(401);
       expect(unescape(again.body)).toContain(translator('en')('error.certificate.return_invalid'));
@@ -323,6 +399,10 @@ describeNginx('signing in with the eID card through nginx', () => {
       const none = await agent.request(new URL(`/interaction/${uid}/certificate/identify`, server.url));
       expect(none.status).toBe(401);
       expect(unescape(none.body)).toContain(translator('en')('error.certificate.return_invalid'));
+      // The refusal page explains only the factor's own refusals.
+      expect((await agent.request(new URL(`/interaction/${uid}/certificate/refused?reason=made_up`, server.url))).status).toBe(404);
+      expect((await agent.request(new URL(`/interaction/${uid}/certificate/refused?reason=../login`, server.url))).status).toBe(404);
+      expect((await agent.request(new URL(`/interaction/${uid}/certificate/refused?reason=revoked`, server.url))).status).toBe(403);
     });
   });
 });

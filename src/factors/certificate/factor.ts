@@ -63,9 +63,12 @@ function namesOf(identity: { givenName: string | undefined; surname: string | un
   return { givenNameCyrl: cyrl(given), familyNameCyrl: cyrl(family), givenNameLatn: latn(given), familyNameLatn: latn(family) };
 }
 
-/** The refusal the sign-in pages show: the reason's explanation, "try again" and "sign in another way". */
+/**
+ * A refusal the sign-in pages explain (`refusal: true`): their page shows `certificate.refused.<reason>`
+ * with "try again" and "sign in another way".
+ */
 function refused(reason: Extract<CertificateOutcome, { ok: false }>['reason']): KapijaError {
-  return new KapijaError('certificate.refused', 401, { details: { reason, refusal: { title: 'certificate.refused.title', message: `certificate.refused.${reason}` } } });
+  return new KapijaError('certificate.refused', 401, { details: { reason, refusal: true } });
 }
 
 export function createCertificateFactor(deps: CertificateFactorDeps): Factor {
