@@ -210,6 +210,7 @@ interface Wiring {
 }
 
 export async function createKapija(config: Config, opts: KapijaOptions = {}): Promise<Kapija> {
+  if (config.certificate && !config.certificate.signInUrl) throw new ConfigError('CERT_SIGNIN_URL: required with CERT_TRUST_ANCHORS for signing in with the ID card');
   const logger = opts.logger ?? createLogger(config.logLevel);
   const handles = openHandles(config, opts);
   const { db, repos } = handles;
@@ -250,7 +251,6 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   app.use(errors.middleware('page'));
   if (config.certificate) {
     // The certificate host's leg of an ID-card sign-in (http/certificate-host.ts), only through the proxy.
-    if (!config.certificate.signInUrl) throw new ConfigError('CERT_SIGNIN_URL: required with CERT_TRUST_ANCHORS for signing in with the ID card');
     const signIn = createCertificateSignIn(config, createCertificateCrlRepository(db), opts.now ? () => new Date(opts.now!()) : undefined)!;
     app.use(certificateHost({ issuer: config.issuer, proxySecret: signIn.proxySecret, validator: signIn.validator, handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }) }));
   }

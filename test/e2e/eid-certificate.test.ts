@@ -12,7 +12,9 @@ import * as oidc from 'openid-client';
 import { Agent, checkedValues, formAction, type Page } from '../support/browserless.js';
 import { submitForm } from '../support/sign-in.js';
 import { cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
-import { createTestClient, kapijaForSuite, startKapija } from '../support/kapija.js';
+import { TEST_ENV, createTestClient, kapijaForSuite, startKapija, testConfig } from '../support/kapija.js';
+import { createKapija } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
 import { describeNginx, freePort, startNginx, type RunningNginx } from '../support/nginx.js';
 import { makeTestEidPki, type LeafFiles, type TestEidPki } from '../support/test-ca.js';
 import { CLIENT_CERT_HEADER, PROXY_SECRET_HEADER, createCertificateSignIn, verifyCrl } from '../../src/factors/certificate/index.js';
@@ -424,4 +426,10 @@ test('without CERT_TRUST_ANCHORS the ID card is not offered and its routes do no
   } finally {
     await plain.stop();
   }
+});
+
+test('the server needs CERT_SIGNIN_URL beside CERT_TRUST_ANCHORS (the CLI does not)', async () => {
+  // Refused before anything is opened.
+  await expect(createKapija(testConfig({ CERT_TRUST_ANCHORS: anchorsFile, CERT_PROXY_SECRET: SECRET }))).rejects.toThrow(/^CERT_SIGNIN_URL: required with CERT_TRUST_ANCHORS/);
+  expect(loadConfig({ ...TEST_ENV, CERT_TRUST_ANCHORS: anchorsFile, CERT_PROXY_SECRET: SECRET }).certificate?.signInUrl).toBeUndefined();
 });
