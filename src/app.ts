@@ -30,6 +30,7 @@ import { createFactorRegistry, type Factor, type FactorDeps, type FactorRegistry
 import { createCertificateSignIn } from './factors/certificate/index.js';
 import { createCertificateFactor } from './factors/certificate/factor.js';
 import { createCertificateHandoff } from './factors/certificate/handoff.js';
+import { createCardLink } from './factors/certificate/link.js';
 import { certificateHost } from './http/certificate-host.js';
 import { createCertificateCrlRepository } from './store/certificate-crls.js';
 import { createSignInThrottles } from './security/sign-in-throttles.js';
@@ -476,6 +477,9 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     reauthSeconds: config.reauthSeconds,
     secureCookies,
     identity: handles.identity,
+    ...(config.certificate?.signInUrl
+      ? { cardLink: createCardLink({ handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }), identity: handles.identity, signInUrl: config.certificate.signInUrl }) }
+      : {}),
   });
   app.use(formPages('/account', account));
 

@@ -36,7 +36,9 @@ export function certificateHost(opts: { issuer: string; proxySecret: string; val
       const state = ctx.state.clientCertificate as ClientCertificateState;
       const token = await opts.handoff.issueReturn(uid, outcomeOf(state.presented ? state.check : undefined));
       ctx.status = 303;
-      ctx.redirect(`${opts.issuer}/interaction/${encodeURIComponent(uid)}/certificate/identify?return=${encodeURIComponent(token)}`);
+      // Back to the portal for a card being linked to a signed-in account (factors/certificate/link.ts), else to the sign-in.
+      const to = uid.startsWith('portal:') ? '/account/identity/card' : `/interaction/${encodeURIComponent(uid)}/certificate/identify`;
+      ctx.redirect(`${opts.issuer}${to}?return=${encodeURIComponent(token)}`);
     },
   ]);
   return (ctx, next) => (ctx.path === CERTIFICATE_HOST_PATH ? leg(ctx, next) : next());

@@ -10,9 +10,9 @@ import https from 'node:https';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { Agent, checkedValues, formAction, type Page } from '../support/browserless.js';
-import { submitForm } from '../support/sign-in.js';
+import { openPortal, submitForm } from '../support/sign-in.js';
 import { cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
-import { TEST_ENV, createTestClient, kapijaForSuite, startKapija, testConfig } from '../support/kapija.js';
+import { TEST_ENV, createTestAccount, createTestClient, kapijaForSuite, startKapija, testConfig } from '../support/kapija.js';
 import { createKapija } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { describeNginx, freePort, startNginx, type RunningNginx } from '../support/nginx.js';
@@ -293,6 +293,72 @@ describeNginx('signing in with the eID card through nginx', () => {
       expect(new URL((await reached).url()).searchParams.get('code')).toBeTruthy();
       expect(cspViolations(page)).toEqual([]);
       await page.context().close();
+    });
+  });
+
+  describe('linking the card to an account the citizen already has (the portal)', () => {
+    /** The card's JMBG free again: an identity the card opened earlier in this file is revoked. */
+    async function freeTheCard() {
+      const holder = await server.kapija.identity.findAccountByVerifiedJmbg(pki.citizen.jmbg);
+      if (holder) await server.kapija.identity.revoke(holder, { actor: 'test' }, 'the test links the card elsewhere');
+    }
+
+    test('an unverified citizen, after two factors, links the card: proofed at high; the card then signs in to this account', async () => {
+      await freeTheCard();
+      const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+      const agent = new Agent();
+      const overview = await openPortal(agent, server.url, citizen);
+      expect(overview.body).toContain('Link your ID card');
+      expect(overview.headers.get('content-security-policy')).toContain(`https://localhost:${nginxPort}`);
+      const started = await submitForm(agent, overview, /\/account\/identity\/card$/, {});
+      expect(started.status).toBe(303);
+      const certUrl = new URL(started.headers.get('location')!);
+      expect(certUrl.origin).toBe(`https://localhost:${nginxPort}`);
+      const answer = await atCertificateHost(certUrl, pki.citizen);
+      const back = new URL(answer.location!);
+      expect(back.pathname).toBe('/account/identity/card');
+      // Another signed-in citizen's browser cannot take it: the outcome is bound to the account that asked.
+      const other = new Agent();
+      await openPortal(other, server.url, await createTestAccount(server.kapija, { identity: 'none' }));
+      const stolen = await other.request(back);
+      expect(stolen.status).toBe(400);
+      const linked = await agent.request(back);
+      expect(linked.status).toBe(303);
+      expect(linked.headers.get('location')).toBe('/account');
+      expect(await server.kapija.identity.findAccountByVerifiedJmbg(pki.citizen.jmbg)).toBe(citizen.account.id);
+      expect(await server.kapija.identity.find(citizen.account.id)).toMatchObject({ level: 'high', method: 'certificate', attributes: { jmbg: pki.citizen.jmbg, givenNameLatn: 'Petar' } });
+      // Used once.
+      expect((await agent.request(back)).status).toBe(400);
+      // The card now signs in to this account.
+      const signer = new Agent();
+      const { certUrl: again } = await startCard(signer);
+      await finish(signer, await presentCard(again, pki.citizen));
+      expect(await server.kapija.identity.findAccountByVerifiedJmbg(pki.citizen.jmbg)).toBe(citizen.account.id);
+    });
+
+    test('a revoked card is explained and links nothing; a card whose JMBG another account holds is refused', async () => {
+      const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+      const agent = new Agent();
+      const overview = await openPortal(agent, server.url, citizen);
+      const viaCard = async (card: LeafFiles) => {
+        const started = await submitForm(agent, overview, /\/account\/identity\/card$/, {});
+        return agent.request(new URL((await atCertificateHost(new URL(started.headers.get('location')!), card)).location!));
+      };
+      const refused = await viaCard(pki.revoked);
+      expect(refused.status).toBe(403);
+      expect(unescape(refused.body)).toContain(translator('en')('certificate.refused.revoked'));
+      expect(await server.kapija.identity.find(citizen.account.id)).toBeUndefined();
+      // pki.citizen's JMBG is in force on the account of the test before: not bound a second time.
+      expect(await server.kapija.identity.findAccountByVerifiedJmbg(pki.citizen.jmbg)).toBeDefined();
+      const duplicate = await viaCard(pki.citizen);
+      expect(duplicate.status).toBe(409);
+      expect(await server.kapija.identity.find(citizen.account.id)).toBeUndefined();
+    });
+
+    test('a citizen verified at high is not offered the link', async () => {
+      const citizen = await createTestAccount(server.kapija);
+      const overview = await openPortal(new Agent(), server.url, citizen);
+      expect(overview.body).not.toContain('/account/identity/card');
     });
   });
 

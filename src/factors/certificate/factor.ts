@@ -13,8 +13,8 @@
  * with the certificate as evidence. An identity already in force is never re-proofed (only one
  * below high is raised), and a verified identity is never bound to another JMBG: the lookup is by
  * JMBG alone. An account the citizen made online without a verified identity is not joined to the
- * card automatically (that would let whoever last used the browser own the card's identity); the
- * citizen verifies it with an activation code, or signs in with the card from now on.
+ * card by a sign-in (that would let whoever last used the browser own the card's identity): the
+ * citizen links the card on the portal after a fresh two-factor sign-in (link.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { KapijaError } from '../../errors.js';
@@ -71,16 +71,20 @@ function refused(reason: Extract<CertificateOutcome, { ok: false }>['reason']): 
   return new KapijaError('certificate.refused', 401, { details: { reason, refusal: true } });
 }
 
-export function createCertificateFactor(deps: CertificateFactorDeps): Factor {
-  const { accounts, identity, handoff } = deps;
-
-  const proofing = (outcome: Extract<CertificateOutcome, { ok: true }>['identity']): ProofingInput => ({
+/** The proofing a validated certificate gives: high, the issuer and serial as evidence, the attributes from its subject. */
+export function certificateProofing(outcome: Extract<CertificateOutcome, { ok: true }>['identity']): ProofingInput {
+  return {
     method: 'certificate',
     level: 'high',
     verifier: outcome.issuer.slice(0, 200),
     evidence: { type: 'certificate', certificateIssuer: outcome.issuer, certificateSerial: outcome.serial, expiry: outcome.notAfter.slice(0, 10) },
     attributes: { ...namesOf(outcome), birthdate: birthdateOfJmbg(outcome.jmbg), jmbg: outcome.jmbg },
-  });
+  };
+}
+
+export function createCertificateFactor(deps: CertificateFactorDeps): Factor {
+  const { accounts, identity, handoff } = deps;
+  const proofing = certificateProofing;
 
   /** The account of the certificate's citizen, opened and proofed on first use. */
   const accountFor = async (outcome: Extract<CertificateOutcome, { ok: true }>['identity'], ip: string | null): Promise<string> => {
