@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as oidc from 'openid-client';
 import { Agent, checkedValues, formAction, type Page } from '../support/browserless.js';
 import { openPortal, submitForm } from '../support/sign-in.js';
-import { cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
+import { browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
 import { TEST_ENV, createTestAccount, createTestClient, kapijaForSuite, startKapija, testConfig } from '../support/kapija.js';
 import { createKapija } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
@@ -291,6 +291,24 @@ describeNginx('signing in with the eID card through nginx', () => {
         await page.keyboard.press('Enter');
       }
       expect(new URL((await reached).url()).searchParams.get('code')).toBeTruthy();
+      expect(cspViolations(page)).toEqual([]);
+      await page.context().close();
+    });
+    test('the portal’s "Link your ID card", keyboard only, axe-clean: a revoked card is explained with a way back', async () => {
+      const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+      const page = await withCard(pki.revoked);
+      await page.goto(`${server.url}/account?lang=sr-Latn`);
+      await browserSignIn(page, { ...citizen, keyboard: true });
+      await page.waitForURL(/\/account(\?|$)/);
+      const t = translator('sr-Latn');
+      await expect(page.locator('form[action="/account/identity/card"] button').textContent()).resolves.toBe(t('account.identity.card'));
+      expect(formatViolations(await runAxe(page))).toBe('');
+      await tabTo(page, 'form[action="/account/identity/card"] button', undefined, 60);
+      await Promise.all([page.waitForURL(/\/account\/identity\/card\?return=/), page.keyboard.press('Enter')]);
+      await expect(page.locator('[role=alert]').textContent()).resolves.toBe(t('certificate.refused.revoked'));
+      expect(formatViolations(await runAxe(page))).toBe('');
+      await tabTo(page, 'main a[href^="/account?lang="]');
+      await Promise.all([page.waitForURL(/\/account\?lang=sr-Latn$/), page.keyboard.press('Enter')]);
       expect(cspViolations(page)).toEqual([]);
       await page.context().close();
     });
