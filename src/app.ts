@@ -9,7 +9,7 @@ import os from 'node:os';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { KapijaError } from './errors.js';
 import { openStore, migrate, type Db } from './store/db.js';
 import { createRepositories, type Repositories } from './store/index.js';
@@ -27,6 +27,12 @@ import { createTotpFactor, type TotpFactor } from './factors/totp/index.js';
 import { createRecoveryFactor, type RecoveryFactor } from './factors/recovery/index.js';
 import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/index.js';
 import { createFactorRegistry, type Factor, type FactorDeps, type FactorRegistry } from './factors/registry.js';
+import { createCertificateSignIn } from './factors/certificate/index.js';
+import { createCertificateFactor } from './factors/certificate/factor.js';
+import { createCertificateHandoff } from './factors/certificate/handoff.js';
+import { createCardLink } from './factors/certificate/link.js';
+import { certificateHost } from './http/certificate-host.js';
+import { createCertificateCrlRepository } from './store/certificate-crls.js';
 import { createSignInThrottles } from './security/sign-in-throttles.js';
 import { accountReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
@@ -107,8 +113,8 @@ export interface Kapija {
   readonly sessions: SessionService;
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
   readonly registrationAndRecovery: RegistrationAndRecovery;
-  /** Deletes expired protocol rows, keys, links, throttle counters and activation codes. */
-  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number }>;
+  /** Deletes expired protocol rows, keys, links, throttle counters, activation codes and the ID card's hand-offs. */
+  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number }>;
   /** Signs the head of every audit chain that grew since the last checkpoints (every instance, every minute). */
   checkpointAudit(): Promise<number>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
@@ -161,6 +167,12 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
     recovery: createRecoveryFactor({ credentials, box }),
     webauthn: createWebAuthnFactor({ settings: config.webauthn, credentials, accounts, metadata: repos.webauthnMetadata }),
   };
+  const identity = createIdentityService({ repos, box, ...(opts.now ? { now: opts.now } : {}) });
+  // The ID card (factors/certificate/factor.ts) is offered only when certificate sign-in is configured.
+  const signInUrl = config.certificate?.signInUrl;
+  const card = signInUrl
+    ? [createCertificateFactor({ accounts, identity, handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box }), signInUrl })]
+    : [];
   return {
     db,
     box,
@@ -176,10 +188,10 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
     clients: repos.clients,
     payloads: repos.payloads,
     ...factorDeps,
-    factors: createFactorRegistry(factorDeps, opts.extraFactors?.({ ...factorDeps, box }) ?? []),
+    factors: createFactorRegistry(factorDeps, [...card, ...(opts.extraFactors?.({ ...factorDeps, box }) ?? [])]),
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: repos.auditCheckpoints, box, ...(opts.now ? { now: opts.now } : {}) }),
-    identity: createIdentityService({ repos, box, ...(opts.now ? { now: opts.now } : {}) }),
+    identity,
   };
 }
 
@@ -199,6 +211,7 @@ interface Wiring {
 }
 
 export async function createKapija(config: Config, opts: KapijaOptions = {}): Promise<Kapija> {
+  if (config.certificate && !config.certificate.signInUrl) throw new ConfigError('CERT_SIGNIN_URL: required with CERT_TRUST_ANCHORS for signing in with the ID card');
   const logger = opts.logger ?? createLogger(config.logLevel);
   const handles = openHandles(config, opts);
   const { db, repos } = handles;
@@ -237,6 +250,11 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   app.use(i18n({ fallback: config.defaultLocale, secureCookies }));
   app.use(routes.engineApi);
   app.use(errors.middleware('page'));
+  if (config.certificate) {
+    // The certificate host's leg of an ID-card sign-in (http/certificate-host.ts), only through the proxy.
+    const signIn = createCertificateSignIn(config, createCertificateCrlRepository(db), opts.now ? () => new Date(opts.now!()) : undefined)!;
+    app.use(certificateHost({ issuer: config.issuer, proxySecret: signIn.proxySecret, validator: signIn.validator, handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }) }));
+  }
   app.use(staticAssets());
   app.use(cookiesPage({ render, config }));
   app.use(contentPages({ render, contentDir: config.contentDir }));
@@ -306,15 +324,16 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       return true;
     },
     async purge() {
-      const [payloads, keys, links, rateLimits, activationCodes] = await Promise.all([
+      const [payloads, keys, links, rateLimits, activationCodes, handoffs] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
         registrationAndRecovery.service.purgeExpired(),
         repos.rateLimits.purgeExpired(),
         // An expired activation code is refused anyway; its keyed hash need not be kept.
         repos.activationCodes.purgeExpired(opts.now?.() ?? Date.now()),
+        repos.certificateHandoffs.purgeExpired(),
       ]);
-      return { payloads, keys, links, rateLimits, activationCodes };
+      return { payloads, keys, links, rateLimits, activationCodes, handoffs };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
@@ -461,6 +480,9 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     reauthSeconds: config.reauthSeconds,
     secureCookies,
     identity: handles.identity,
+    ...(config.certificate?.signInUrl
+      ? { cardLink: createCardLink({ handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }), identity: handles.identity, signInUrl: config.certificate.signInUrl }) }
+      : {}),
   });
   app.use(formPages('/account', account));
 

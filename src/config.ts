@@ -100,6 +100,8 @@ const schema = z.object({
   CERT_CRL_URLS: z.string().optional(),
   /** Secret (32+ characters) the TLS proxy sends in X-Kapija-Proxy-Secret with the client certificate; without it the certificate header is ignored. */
   CERT_PROXY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Origin of the host name of its own on which nginx asks for the ID card's certificate (e.g. https://eid.kapija.gov.rs); the server needs it with CERT_TRUST_ANCHORS (`kapija certs refresh` does not). */
+  CERT_SIGNIN_URL: z.string().optional(),
 });
 
 export type Locale = 'sr-Cyrl' | 'sr-Latn' | 'en';
@@ -149,7 +151,13 @@ export interface Config {
   readonly openData: { readonly minCount: number };
   /** ID-card sign-in (TLS client certificates through the proxy); undefined when CERT_TRUST_ANCHORS is unset. */
   readonly certificate:
-    | { readonly trustAnchorsFile: string; readonly crlUrls: readonly string[]; readonly proxySecret: string }
+    | {
+        readonly trustAnchorsFile: string;
+        readonly crlUrls: readonly string[];
+        readonly proxySecret: string;
+        /** The certificate host's origin (CERT_SIGNIN_URL); without it the card is not offered (the CLI still refreshes CRLs). */
+        readonly signInUrl: string | undefined;
+      }
     | undefined;
 }
 
@@ -205,6 +213,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.CERT_TRUST_ANCHORS !== undefined && e.CERT_PROXY_SECRET === undefined) {
     throw new ConfigError('CERT_PROXY_SECRET: required with CERT_TRUST_ANCHORS (the TLS proxy proves with it that it forwarded the certificate)');
   }
+  const certSignInUrl = e.CERT_SIGNIN_URL?.replace(/\/+$/, '');
+  if (certSignInUrl !== undefined) {
+    if (!/^https?:\/\/[^/?#\s]+$/.test(certSignInUrl) || !URL.canParse(certSignInUrl)) throw new ConfigError(`CERT_SIGNIN_URL: "${certSignInUrl}" is not an origin (scheme://host[:port])`);
+    if (e.NODE_ENV === 'production' && !certSignInUrl.startsWith('https://')) throw new ConfigError('CERT_SIGNIN_URL: must be https when NODE_ENV=production');
+    if (new URL(certSignInUrl).hostname === issuerUrl.hostname) throw new ConfigError('CERT_SIGNIN_URL: must be a host name of its own, not the ISSUER\'s (the browser asks for a certificate only there)');
+  }
   return Object.freeze({
     env: e.NODE_ENV,
     port: e.PORT,
@@ -254,6 +268,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     certificate:
       e.CERT_TRUST_ANCHORS === undefined
         ? undefined
-        : Object.freeze({ trustAnchorsFile: path.resolve(e.CERT_TRUST_ANCHORS), crlUrls: Object.freeze(crlUrls), proxySecret: e.CERT_PROXY_SECRET! }),
+        : Object.freeze({ trustAnchorsFile: path.resolve(e.CERT_TRUST_ANCHORS), crlUrls: Object.freeze(crlUrls), proxySecret: e.CERT_PROXY_SECRET!, signInUrl: certSignInUrl }),
   });
 }

@@ -47,7 +47,17 @@ async function main(): Promise<void> {
   if (clustered && cluster.isPrimary) return runPrimary(config, logger);
 
   if (!cluster.isWorker) announce(config, logger);
-  const kapija = await createKapija(config, { logger, migrate: !cluster.isWorker });
+  let kapija;
+  try {
+    kapija = await createKapija(config, { logger, migrate: !cluster.isWorker });
+  } catch (err) {
+    // What only the server needs (CERT_SIGNIN_URL beside CERT_TRUST_ANCHORS) is checked as it is built.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kapija: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
   const server = createServer(kapija.app.callback());
   server.keepAliveTimeout = 65_000;
 

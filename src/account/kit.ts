@@ -5,6 +5,7 @@
  */
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
+import type { CardLink } from '../factors/certificate/link.js';
 import type Provider from 'oidc-provider';
 import type { Renderer } from '../http/render.js';
 import type { OwnSignIn, OwnSession } from '../http/own-sign-in.js';
@@ -59,6 +60,8 @@ export interface AccountPortalDeps {
   reauthSeconds: number;
   /** The citizen's verified identity, shown on the overview and in the export (identity/service.ts). */
   identity?: { find(accountId: string): Promise<VerifiedIdentity | undefined> };
+  /** Linking the ID card to this account (factors/certificate/link.ts); absent when certificate sign-in is not configured. */
+  cardLink?: CardLink;
   secureCookies: boolean;
 }
 

@@ -9,6 +9,8 @@
 import Router from '@koa/router';
 import { activityRoutes } from './activity.js';
 import { dataRoutes } from './data.js';
+import { identityCardRoutes } from './identity-card.js';
+import { allowFormActionTo } from '../http/headers.js';
 import { createPortalKit, type AccountPortalDeps, type PortalPage } from './kit.js';
 import { profileRoutes } from './profile.js';
 import { securityRoutes } from './security.js';
@@ -17,7 +19,7 @@ import { sessionsRoutes } from './sessions.js';
 
 export type { AccountPortalDeps } from './kit.js';
 
-const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes];
+const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes, identityCardRoutes];
 
 export function createAccountRouter(deps: AccountPortalDeps): Router {
   const router = new Router({ prefix: '/account' });
@@ -33,7 +35,10 @@ export function createAccountRouter(deps: AccountPortalDeps): Router {
   router.get('/', requireCitizen, async (ctx) => {
     const me = citizen(ctx);
     const identity = await d.identity?.find(me.account.id);
-    page(ctx, 'account/overview', 'account.title', { account: me.account, since: fmt(ctx, me.account.createdAt), identity: identity && identity.level !== 'none' ? { ...identity, when: fmt(ctx, identity.verifiedAt) } : undefined });
+    // The card can be linked while the identity is below high (the form's redirect goes to the certificate host).
+    const cardLink = d.cardLink && (!identity || identity.level !== 'high');
+    if (cardLink) allowFormActionTo(ctx, d.cardLink!.origin);
+    page(ctx, 'account/overview', 'account.title', { account: me.account, since: fmt(ctx, me.account.createdAt), identity: identity && identity.level !== 'none' ? { ...identity, when: fmt(ctx, identity.verifiedAt) } : undefined, cardLink });
   });
 
   for (const add of PAGES) add(router, p);

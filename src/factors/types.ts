@@ -35,6 +35,10 @@ export interface FactorAttempt {
    * proxy); undefined otherwise.
    */
   readonly clientCertificate?: string;
+  /** The sign-in (interaction uid) the attempt belongs to, for a proof bound to it (a hand-off between hosts). */
+  readonly interaction?: string;
+  /** The client's address, for the audit trail of what the attempt records (a proofing). */
+  readonly ip?: string | null;
 }
 
 export interface FactorProof extends FactorSuccess {
@@ -79,6 +83,13 @@ export interface FirstFactor {
   identify(attempt: FactorAttempt): Promise<FactorProof>;
   /** The path of its route under `/interaction/:uid/` (`passkey`); `<id>/identify` when absent. */
   readonly path?: string;
+  /**
+   * A proof made on another host (the ID card's certificate host): the sign-in page offers a button
+   * (its `labels.heading`) posting to `/interaction/:uid/<id>/start`, which sends the browser to the
+   * URL `start` returns; the other host sends it back to the identify route with a GET, whose query
+   * is the attempt's body. `origin` is that host's origin (the page's form-action allows it).
+   */
+  readonly redirect?: { readonly origin: string; start(interaction: string): Promise<string> };
 }
 
 /** The second-factor side: proving a factor the account already has. */

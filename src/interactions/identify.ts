@@ -7,6 +7,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { KapijaError } from '../errors.js';
+import { allowFormActionTo } from '../http/headers.js';
 import { normaliseUsername } from '../store/accounts.js';
 import { typedUsername, type Factor } from '../factors/registry.js';
 import { REENROL_COOKIE, getFirstChallenge, getFlow, saveFlow, type Details } from './flow.js';
@@ -72,12 +73,12 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
    * A first factor other than the password: it identifies the account and proves it (a passkey with
    * user verification; one that proves two factors at once finishes the sign-in here).
    */
-  const identifyWith = (factor: Factor) => async (ctx: Context) => {
+  const identifyWith = (factor: Factor, from: 'body' | 'query' = 'body') => async (ctx: Context) => {
     const details = await kit.enter(ctx, 'identify');
     const stored = getFirstChallenge(details);
     // Single use, whatever the outcome.
     await saveFlow(details, getFlow(details));
-    const raw = body(ctx) as { response?: unknown } | undefined;
+    const raw = (from === 'query' ? { ...ctx.query } : body(ctx)) as { response?: unknown } | undefined;
     const keys = throttles.passkeyAttempt(raw?.response, ctx.ip);
     const wait = await throttles.passkey.retryAfter(keys);
     if (wait > 0) throw kit.throttled(wait);
@@ -87,11 +88,17 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
     let proof;
     try {
       const clientCertificate = typeof ctx.state.clientCertificate === 'string' ? ctx.state.clientCertificate : undefined;
-      proof = await factor.first!.identify({ body: raw, challenge, clientCertificate });
+      proof = await factor.first!.identify({ body: raw, challenge, clientCertificate, interaction: details.uid, ip: ctx.ip });
     } catch (err) {
       if (err instanceof KapijaError && err.status === 401) {
-        await events.emit('signin.failure', { clientId: kit.clientIdOf(details), factor: factor.first!.path ?? factor.id, reason: err.code, ip: ctx.ip });
+        const reason = typeof err.details?.reason === 'string' ? `${err.code}.${err.details.reason}` : err.code;
+        await events.emit('signin.failure', { clientId: kit.clientIdOf(details), factor: factor.first!.path ?? factor.id, reason, ip: ctx.ip });
         await throttles.passkey.fail(keys);
+        // A refusal the factor explains (the ID card's certificate): its page, with "try again" and
+        // "sign in another way", at a URL of its own (the used return token leaves the address bar).
+        if (err.details?.refusal === true && factor.first!.redirect && typeof err.details.reason === 'string') {
+          return kit.redirect(ctx, `/interaction/${details.uid}/${factor.id}/refused?reason=${encodeURIComponent(err.details.reason)}&lang=${String(ctx.state.locale)}`);
+        }
       }
       throw err;
     }
@@ -100,9 +107,53 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
     if (!account || account.status !== 'active') throw new KapijaError('login.account_locked', 403);
     await kit.advance(ctx, details, { step: 'second-factor', accountId: proof.accountId, amr: [...proof.amr] });
   };
+  /**
+   * The refusal page of a factor whose proof is made on another host: why (its catalogue's
+   * `<id>.refused.title` and `<id>.refused.<reason>`), "try again", "sign in another way".
+   */
+  const refusalPage = (factor: Factor) => async (ctx: Context) => {
+    const details = await kit.enter(ctx, 'identify');
+    const tr = t(ctx) as unknown as (key: string) => string;
+    const reason = typeof ctx.query.reason === 'string' && /^[a-z_]{1,32}$/.test(ctx.query.reason) ? ctx.query.reason : undefined;
+    const message = reason ? tr(`${factor.id}.refused.${reason}`) : undefined;
+    if (!reason || message === `${factor.id}.refused.${reason}`) throw new KapijaError('request.not_found', 404);
+    allowFormActionTo(ctx, factor.first!.redirect!.origin);
+    const title = tr(`${factor.id}.refused.title`);
+    deps.render(ctx, 'interaction/factor-refused', { title, heading: title, message, uid: details.uid, factor: factor.id });
+    ctx.status = 403;
+  };
+
+  /** Sends the browser to the other host that makes the proof (the ID card's certificate host). */
+  const startRedirect = (factor: Factor) => async (ctx: Context) => {
+    const details = await kit.enter(ctx, 'identify');
+    const to = await factor.first!.redirect!.start(details.uid);
+    allowFormActionTo(ctx, factor.first!.redirect!.origin);
+    ctx.set('cache-control', 'no-store');
+    ctx.status = 303;
+    ctx.redirect(to);
+  };
+
   for (const factor of factors.firstFactors()) {
-    if (factor.id !== 'password') router.post(`/:uid/${factor.first!.path ?? `${factor.id}/identify`}`, identifyWith(factor));
+    if (factor.id === 'password') continue;
+    const path = `/:uid/${factor.first!.path ?? `${factor.id}/identify`}`;
+    router.post(path, identifyWith(factor));
+    if (factor.first!.redirect) {
+      router.post(`/:uid/${factor.id}/start`, startRedirect(factor));
+      // The other host sends the browser back here: a GET, bound by its single-use token to this interaction and its cookies.
+      router.get(path, identifyWith(factor, 'query'));
+      router.get(`/:uid/${factor.id}/refused`, refusalPage(factor));
+    }
   }
+}
+
+/** First factors proven on another host, offered on the sign-in page as a button each. */
+function redirectFactors(kit: InteractionKit, ctx: Context): Array<{ id: string; label: string; intro: string }> {
+  const tr = kit.t(ctx) as unknown as (key: string) => string;
+  return kit.deps.factors.firstFactors().flatMap((f) => {
+    if (!f.first?.redirect) return [];
+    allowFormActionTo(ctx, f.first.redirect.origin);
+    return [{ id: f.id, label: tr(f.labels.heading), intro: tr(`${f.labels.heading}.intro`) }];
+  });
 }
 
 /** Starts a first factor's ceremony on the sign-in page (`purpose: passkey` of the options route). */
@@ -116,5 +167,5 @@ export async function firstFactorChallenge(ctx: Context, kit: InteractionKit, fa
 
 /** The sign-in form (at first with the request's login hint, after a failed attempt with its error). */
 export async function renderLoginPage(kit: InteractionKit, ctx: Context, details: Details, extra: { error?: string; username?: string }): Promise<void> {
-  kit.deps.render(ctx, 'interaction/login', { title: kit.t(ctx)('login.title'), uid: details.uid, clientName: await kit.clientName(ctx, details), ...extra });
+  kit.deps.render(ctx, 'interaction/login', { title: kit.t(ctx)('login.title'), uid: details.uid, clientName: await kit.clientName(ctx, details), redirectFactors: redirectFactors(kit, ctx), ...extra });
 }

@@ -8,6 +8,7 @@ import { createAccountTokenRepository, type AccountTokenRepository } from './acc
 import { createAccountRepository, type AccountRepository } from './accounts.js';
 import { createActivationCodeRepository, type ActivationCodeRepository } from './activation-codes.js';
 import { createAuditCheckpointRepository, type AuditCheckpointRepository } from './audit-checkpoints.js';
+import { createCertificateHandoffRepository, type CertificateHandoffRepository } from './certificate-handoffs.js';
 import { createAuditLog, withChainRetry, type AuditLog } from './audit.js';
 import { createClientRepository, type ClientRepository } from './clients.js';
 import { createConsentRefusalRepository, type ConsentRefusalRepository } from './consent-refusals.js';
@@ -37,6 +38,8 @@ export interface Repositories {
   activationCodes: ActivationCodeRepository;
   audit: AuditLog;
   auditCheckpoints: AuditCheckpointRepository;
+  /** Single-use hand-off rows of an ID-card sign-in between the main host and the certificate host. */
+  certificateHandoffs: CertificateHandoffRepository;
   clients: ClientRepository;
   credentials: CredentialRepository;
   /** Verified identities (identity proofing). */
@@ -77,6 +80,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     activationCodes: createActivationCodeRepository(db, opts.now),
     audit: createAuditLog(db),
     auditCheckpoints: createAuditCheckpointRepository(db),
+    certificateHandoffs: createCertificateHandoffRepository(db, opts.now),
     clients: createClientRepository(db, box),
     credentials: createCredentialRepository(db),
     identities: createIdentityRepository(db, box, opts.now),

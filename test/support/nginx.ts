@@ -42,7 +42,8 @@ export function renderNginxTemplate(values: Record<string, string>): string {
   return text;
 }
 
-async function freePort(): Promise<number> {
+/** A free loopback port (for a server whose address must be known before it starts). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -81,11 +82,11 @@ export interface RunningNginx {
  * Starts nginx in the foreground, one process (`master_process off`: it runs as the test's user and
  * reads and writes only its temporary folder), proxying to `upstream`.
  */
-export async function startNginx(opts: { upstream: string; proxySecret: string; certFile: string; keyFile: string }): Promise<RunningNginx> {
+export async function startNginx(opts: { upstream: string; proxySecret: string; certFile: string; keyFile: string; port?: number }): Promise<RunningNginx> {
   const binary = nginxBinary();
   if (!binary) throw new Error('nginx is not installed (apt-get install nginx, or set NGINX_PATH); required under CI=true');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-nginx-'));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const errorLog = path.join(dir, 'error.log');
   const server = renderNginxTemplate({
     listen: `127.0.0.1:${port}`,

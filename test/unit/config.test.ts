@@ -190,4 +190,14 @@ describe('certificate sign-in (CERT_*)', () => {
     expect(configError({ CERT_TRUST_ANCHORS: 'a.pem', CERT_PROXY_SECRET: 'short' }).message).toBe('CERT_PROXY_SECRET: must be at least 32 characters');
     expect(configError({ CERT_TRUST_ANCHORS: 'a.pem', CERT_PROXY_SECRET: secret, CERT_CRL_URLS: 'ldap://ca.example/crl' }).message).toBe('CERT_CRL_URLS: "ldap://ca.example/crl" is not an http(s) URL');
   });
+
+  it('reads CERT_SIGNIN_URL: an origin of a host name other than the issuer’s, https in production', () => {
+    const base = { CERT_TRUST_ANCHORS: 'a.pem', CERT_PROXY_SECRET: secret, ISSUER: 'https://kapija.example' };
+    expect(loadConfig({ ...base, CERT_SIGNIN_URL: 'https://eid.kapija.example/' }).certificate?.signInUrl).toBe('https://eid.kapija.example');
+    expect(loadConfig(base).certificate?.signInUrl).toBeUndefined();
+    expect(configError({ ...base, CERT_SIGNIN_URL: 'https://eid.kapija.example/path' }).message).toMatch(/^CERT_SIGNIN_URL: .* is not an origin/);
+    expect(configError({ ...base, CERT_SIGNIN_URL: 'javascript:alert(1)' }).message).toMatch(/^CERT_SIGNIN_URL: .* is not an origin/);
+    // The same host name (another port) shares the cookies: refused.
+    expect(configError({ ...base, CERT_SIGNIN_URL: 'https://kapija.example:8443' }).message).toMatch(/^CERT_SIGNIN_URL: must be a host name of its own/);
+  });
 });
