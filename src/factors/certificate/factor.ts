@@ -119,6 +119,7 @@ export function createCertificateFactor(deps: CertificateFactorDeps): Factor {
   return {
     id: 'certificate',
     step: 'first',
+    amr: ['sc'],
     standsAlone: false,
     listed: false,
     storesCredentials: false,
