@@ -349,9 +349,10 @@ function createEngineFor(
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
     pairwiseSubject: d.pairwiseSubject,
     // A release not yet in the ledger is written here, not by a listener, so that its failure
-    // reaches the response (a listener's failure is only logged).
+    // reaches the response (a listener's failure is only logged). Userinfo and introspection
+    // releases of many citizens are written in groups, each request waiting for its group's commit.
     onRelease: async (release) => {
-      if (!release.recorded) await handles.audit.append(releaseEntry(release));
+      if (!release.recorded) await handles.audit.appendGrouped(releaseEntry(release));
       await d.events.emit('data.released', { ...release, recorded: true });
     },
     releaseRecord: releaseEntry,
