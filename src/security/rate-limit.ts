@@ -130,6 +130,13 @@ export function createThrottle(storage: ThrottleStorage, opts: { scope: string; 
       const key = keyFor(tier, keys);
       return key === undefined ? [] : [{ tier, limiter, key }];
     });
+  /**
+   * The counters a success would clear that retryAfter found absent, by the keys object it was given:
+   * a success right after (the same attempt) then has nothing to delete. A failure counted since
+   * forgets it; a counter another request created meanwhile stays, which only holds back more.
+   */
+  const foundClear = new WeakMap<ThrottleKeys, string>();
+  const clearable = (list: ReturnType<typeof applying>) => list.filter(({ tier }) => !tier.ceiling && (tier.by.includes('account') || tier.by.includes('credential')));
   /** Every applying tier's stored key, when the storage can read or delete them all at once. */
   const storedKeys = (list: ReturnType<typeof applying>) => {
     const keys = list.map(({ limiter, key }) => limiter.getKey?.(key));
@@ -153,6 +160,9 @@ export function createThrottle(storage: ThrottleStorage, opts: { scope: string; 
       if (stored && storage.readMany) {
         // The library's own reading of a counter (get): consumed points, and the time left until it ends.
         const rows = await storage.readMany(stored);
+        const cleared = storedKeys(clearable(list));
+        if (cleared && !cleared.some((k) => rows.has(k))) foundClear.set(keys, JSON.stringify(cleared));
+        else foundClear.delete(keys);
         const at = Date.now();
         const waits = list.map(({ tier }, i) => {
           const row = rows.get(stored[i]!);
@@ -164,6 +174,7 @@ export function createThrottle(storage: ThrottleStorage, opts: { scope: string; 
       return longest(waits, o);
     },
     async fail(keys, o) {
+      foundClear.delete(keys);
       const waits = await Promise.all(
         applying(keys).map(async ({ tier, limiter, key }) => {
           try {
@@ -177,10 +188,12 @@ export function createThrottle(storage: ThrottleStorage, opts: { scope: string; 
       return longest(waits, o);
     },
     async succeed(keys) {
-      const cleared = applying(keys).filter(({ tier }) => !tier.ceiling && (tier.by.includes('account') || tier.by.includes('credential')));
+      const cleared = clearable(applying(keys));
       const stored = storage.deleteMany && storedKeys(cleared);
       if (stored && storage.deleteMany) {
-        if (stored.length) await storage.deleteMany(stored);
+        const absent = foundClear.get(keys) === JSON.stringify(stored);
+        foundClear.delete(keys);
+        if (stored.length && !absent) await storage.deleteMany(stored);
         return;
       }
       await Promise.all(cleared.map(({ limiter, key }) => limiter.delete(key)));
