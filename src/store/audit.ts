@@ -369,7 +369,7 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
     return q;
   };
 
-  return {
+  const log: AuditLog = {
     async append(input, trx) {
       if (trx) {
         const fields = entryFields(input, now());
@@ -386,7 +386,7 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
     },
 
     appendGrouped(input) {
-      return grouped ? grouped(input) : this.append(input);
+      return grouped ? grouped(input) : log.append(input);
     },
 
     async list(f = {}) {
@@ -436,4 +436,5 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
       return { ok: true, checked };
     },
   };
+  return log;
 }
