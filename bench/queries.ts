@@ -6,6 +6,7 @@
  * QUERIES_VERBOSE=1 to print the statements.
  */
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import pg from 'pg';
 import { Agent } from '../test/support/browserless.js';
 import { signIn } from '../test/support/sign-in.js';
@@ -47,6 +48,17 @@ try {
     statements.push(typeof c === 'string' ? c : `${c.name ? `[prepared ${c.name}${models.length ? ` ${models.join(',')}` : ''}] ` : ''}${c.text}`);
     return query.apply(this, args);
   } as typeof pg.Client.prototype.query;
+  // With QUERIES_VERBOSE, each request Kapija receives is a line among its statements.
+  if (process.env.QUERIES_VERBOSE) {
+    const emit = http.Server.prototype.emit as (...a: unknown[]) => boolean;
+    http.Server.prototype.emit = function (this: http.Server, event: string, ...rest: unknown[]) {
+      if (event === 'request') {
+        const req = rest[0] as http.IncomingMessage;
+        statements.push(`-- ${req.method ?? ''} ${(req.url ?? '').split('?')[0]!}`);
+      }
+      return emit.call(this, event, ...rest);
+    } as typeof http.Server.prototype.emit;
+  }
   const ops: Record<string, () => Promise<unknown>> = {
     '(a) full sign-in': async () => {
       const a = new Agent();
@@ -82,7 +94,7 @@ try {
     statements.length = 0;
     await op();
     await new Promise((r) => setTimeout(r, 50)); // work a response leaves behind (ledger, metrics)
-    process.stdout.write(`${name.padEnd(24)} ${String(statements.length).padStart(3)} statements\n`);
+    process.stdout.write(`${name.padEnd(24)} ${String(statements.filter((s) => !s.startsWith('-- ')).length).padStart(3)} statements\n`);
     if (process.env.QUERIES_VERBOSE) for (const s of statements) process.stdout.write(`    ${s.replace(/\s+/g, ' ').slice(0, 160)}\n`);
   }
 } finally {

@@ -367,13 +367,17 @@ function createEngineFor(
     keys: d.keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
     findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
-    findGrantId: (accountId, clientId) => handles.payloads.latestGrantId(accountId, clientId),
+    findGrant: async (accountId, clientId) => {
+      const grant = await handles.payloads.latestGrant(accountId, clientId);
+      return grant && { id: grant.id, payload: grant.payload as Record<string, unknown> };
+    },
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
     pairwiseSubject: d.pairwiseSubject,
     // A release not yet in the ledger is written here, not by a listener, so that its failure
-    // reaches the response (a listener's failure is only logged).
+    // reaches the response (a listener's failure is only logged). Userinfo and introspection
+    // releases of many citizens are written in groups, each request waiting for its group's commit.
     onRelease: async (release) => {
-      if (!release.recorded) await handles.audit.append(releaseEntry(release));
+      if (!release.recorded) await handles.audit.appendGrouped(releaseEntry(release));
       await d.events.emit('data.released', { ...release, recorded: true });
     },
     releaseRecord: releaseEntry,

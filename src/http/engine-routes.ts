@@ -3,6 +3,7 @@
  * the published documents (discovery, JWKS) kept until the keys change, the authorization
  * endpoint's form POST, the pages the engine renders, and the last word on what escapes it.
  */
+import { createHash } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
 import { KapijaError, isUnavailableError } from '../errors.js';
@@ -14,6 +15,14 @@ import type { Renderer } from './render.js';
 
 /** The engine's published documents, the same for every request until the keys change. */
 const PUBLISHED_PATHS = new Set(['/.well-known/openid-configuration', '/jwks']);
+
+/**
+ * How long a client may reuse discovery and JWKS without asking again. A scheduled signing key is
+ * published KEY_ACTIVATION_DELAY_SECONDS (an hour by default) before it signs, so five minutes
+ * leaves every cache well ahead of it; after an emergency rotation a relying party that meets an
+ * unknown kid fetches JWKS again, and the changed ETag answers it in full.
+ */
+export const PUBLISHED_MAX_AGE_SECONDS = 300;
 
 /** oidc-provider's default routes that serve clients and resource servers, not browsers. */
 export const ENGINE_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration', '/request']);
@@ -49,31 +58,54 @@ export function createEngineRoutes(engine: Engine, errors: ErrorResponder) {
   /**
    * Discovery and JWKS change only with the engine (its keys): its answer is kept until the next
    * one, for the plain GETs services make (a browser's cross-origin request still reaches the engine).
+   * A kept document carries a strong ETag (the hash of its bytes, so it changes when the keys do)
+   * and may be cached publicly for a few minutes; a client that sends its ETag back in
+   * If-None-Match gets 304 without the body.
    */
-  const published = new Map<string, { type: string; body: string }>();
+  const published = new Map<string, { type: string; body: string; etag: string }>();
   engine.onSwap(() => published.clear());
+  const answerKept = (ctx: Context, kept: { type: string; body: string; etag: string }) => {
+    // The engine's own headers for these documents; nothing before this middleware sets Vary.
+    ctx.set('vary', 'Origin');
+    ctx.set('access-control-allow-origin', '*');
+    ctx.set('cache-control', `public, max-age=${PUBLISHED_MAX_AGE_SECONDS}`);
+    ctx.set('etag', kept.etag);
+    ctx.status = 200;
+    if (matchesNoneMatch(ctx.get('if-none-match'), kept.etag)) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.set('content-type', kept.type);
+    ctx.body = kept.body;
+  };
   const publishedDocuments = async (ctx: Context, next: Next) => {
     if (ctx.method !== 'GET' || !PUBLISHED_PATHS.has(ctx.path) || ctx.querystring || ctx.get('origin')) return next();
     const kept = published.get(ctx.path);
-    if (kept) {
-      // The engine's own headers for these documents; nothing before this middleware sets Vary.
-      ctx.set('vary', 'Origin');
-      ctx.set('access-control-allow-origin', '*');
-      ctx.set('content-type', kept.type);
-      ctx.body = kept.body;
-      return;
-    }
+    if (kept) return answerKept(ctx, kept);
     const servedBy = engine.current();
     await next();
     if (ctx.status === 200 && servedBy === engine.current() && ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) {
       const type = ctx.response.get('content-type');
-      ctx.body = JSON.stringify(ctx.body);
-      ctx.type = type;
-      published.set(ctx.path, { type, body: ctx.body as string });
+      const body = JSON.stringify(ctx.body);
+      const fresh = { type, body, etag: `"${createHash('sha256').update(body).digest('base64url')}"` };
+      published.set(ctx.path, fresh);
+      answerKept(ctx, fresh);
     }
   };
 
   return { toEngine, engineApi, publishedDocuments };
+}
+
+/**
+ * RFC 9110 13.1.2: If-None-Match holds `*` or a list of entity tags, compared weakly (a W/ prefix
+ * is ignored). The request's own Cache-Control: no-cache is addressed to caches on the way; an
+ * origin server still answers the condition (fetch() adds no-cache to every conditional request
+ * it is given, so a server that ignored the condition then would never answer 304 to it).
+ */
+export function matchesNoneMatch(header: string, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
 }
 
 /** The pages the engine renders: its errors (by the Accept rule), the sign-out question and its end. */

@@ -52,8 +52,8 @@ export interface ProviderDeps {
   onSessionSaved?(session: { uid: string; accountId: string }, request: { ip: string; userAgent: string }): Promise<void>;
   /** The pairwise subject of an account within a sector (see createPairwiseSubject). */
   pairwiseSubject(sector: string, accountId: string): string;
-  /** The id of the account's newest live grant for a client, from any earlier session. */
-  findGrantId(accountId: string, clientId: string): Promise<string | undefined>;
+  /** The account's newest live grant for a client, from any earlier session: its id and stored payload. */
+  findGrant(accountId: string, clientId: string): Promise<{ id: string; payload: Record<string, unknown> } | undefined>;
   /** The claims the citizen refused to a service (store/consent-refusals.ts). */
   findRefusals?(accountId: string, clientId: string): Promise<ReadonlySet<string>>;
 }
@@ -87,7 +87,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrantId, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -157,7 +157,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     // refused to the service: they stay refused, and are not asked again, in every later session.
     // Claims the service asks for (`claims` parameter) outside its registered scopes are marked not
     // granted, so no consent page asks for them; they are never released (claims-policy.ts).
-    loadExistingGrant: existingGrantLoader(findGrantId, findRefusals),
+    loadExistingGrant: existingGrantLoader(findGrant, findRefusals),
     // A used refresh token is always exchanged for a new one; presenting the old one again revokes the grant.
     rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client, code) =>
@@ -214,7 +214,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
 }
 
 /** oidc-provider's loadExistingGrant: consent carried over from an earlier session (see the comment at its use). */
-function existingGrantLoader(findGrantId: ProviderDeps['findGrantId'], findRefusals: ProviderDeps['findRefusals']): NonNullable<Configuration['loadExistingGrant']> {
+function existingGrantLoader(findGrant: ProviderDeps['findGrant'], findRefusals: ProviderDeps['findRefusals']): NonNullable<Configuration['loadExistingGrant']> {
   return async (ctx) => {
     const { Grant } = ctx.oidc.provider;
     const clientId = ctx.oidc.client!.clientId;
@@ -234,8 +234,9 @@ function existingGrantLoader(findGrantId: ProviderDeps['findGrantId'], findRefus
       await own.save();
       return own;
     }
-    const earlierId = accountId ? await findGrantId(accountId, clientId) : undefined;
-    const earlier = earlierId ? await Grant.find(earlierId) : undefined;
+    // The earlier grant as it was listed (live, this account's, this client's): read once, not again by id.
+    const stored = accountId ? await findGrant(accountId, clientId) : undefined;
+    const earlier = stored ? new Grant({ ...stored.payload, jti: stored.id } as ConstructorParameters<typeof Grant>[0]) : undefined;
     if (!earlier || !accountId) return undefined;
     const grant = new Grant({ accountId, clientId });
     const scope = earlier.getOIDCScope();

@@ -76,7 +76,10 @@ export function createOpenData(deps: {
 
   deps.events.on('signin.success', async ({ clientId, acr, at }) => {
     const day = utcDay(at.getTime());
-    await Promise.all([store.increment(day, 'signins-by-service', clientId), store.increment(day, 'signins-by-level', levelOf(acr))]);
+    await store.incrementEach([
+      { day, dataset: 'signins-by-service', dimension: clientId },
+      { day, dataset: 'signins-by-level', dimension: levelOf(acr) },
+    ]);
   });
   deps.events.on('factor.enrolled', async ({ type, at }) => {
     await store.increment(utcDay(at.getTime()), 'second-factor-enrolments', type);

@@ -46,11 +46,26 @@ export interface ThrottleCounter {
   /** Counts one point; rejects with a {@link RateLimiterRes} once the budget is exceeded. */
   consume(key: string): Promise<RateLimiterRes>;
   delete(key: string): Promise<boolean>;
+  /** The key the counter stores for `key` (rate-limiter-flexible: its prefix, a colon, the key). */
+  getKey?(key: string): string;
+}
+
+/** A stored counter as read: points consumed, and when it ends (epoch ms; null: never). */
+export interface StoredCounter {
+  points: number;
+  expire: number | null;
 }
 
 /** Where the counters are kept (store/rate-limits.ts keeps them in the database, shared by every instance). */
 export interface ThrottleStorage {
   counter(options: { keyPrefix: string; points: number; duration: number; blockDuration: number }): ThrottleCounter;
+  /**
+   * The live counters among the stored `keys` (as {@link ThrottleCounter.getKey} names them), read
+   * in one round trip; a storage without it is read tier by tier.
+   */
+  readMany?(keys: string[]): Promise<Map<string, StoredCounter>>;
+  /** Deletes the counters stored under `keys` in one round trip. */
+  deleteMany?(keys: string[]): Promise<void>;
 }
 
 export interface Throttle {
@@ -115,8 +130,20 @@ export function createThrottle(storage: ThrottleStorage, opts: { scope: string; 
       const key = keyFor(tier, keys);
       return key === undefined ? [] : [{ tier, limiter, key }];
     });
+  /**
+   * The counters a success would clear that retryAfter found absent, by the keys object it was given:
+   * a success right after (the same attempt) then has nothing to delete. A failure counted since
+   * forgets it; a counter another request created meanwhile stays, which only holds back more.
+   */
+  const foundClear = new WeakMap<ThrottleKeys, string>();
+  const clearable = (list: ReturnType<typeof applying>) => list.filter(({ tier }) => !tier.ceiling && (tier.by.includes('account') || tier.by.includes('credential')));
+  /** Every applying tier's stored key, when the storage can read or delete them all at once. */
+  const storedKeys = (list: ReturnType<typeof applying>) => {
+    const keys = list.map(({ limiter, key }) => limiter.getKey?.(key));
+    return keys.every((k): k is string => k !== undefined) ? keys : undefined;
+  };
   // A tier blocks once its budget is exceeded; msBeforeNext is then the rest of the block.
-  const wait = (tier: Tier, res: RateLimiterRes | null) =>
+  const wait = (tier: Tier, res: Pick<RateLimiterRes, 'consumedPoints' | 'msBeforeNext'> | null) =>
     res && res.consumedPoints > tier.points ? Math.max(1, Math.ceil(res.msBeforeNext / 1000)) : 0;
   /** The longest wait, leaving out ceilings when the browser is trusted (asked only if a ceiling holds). */
   const longest = async (waits: Array<{ tier: Tier; seconds: number }>, o: AttemptOptions | undefined) => {
@@ -128,10 +155,26 @@ export function createThrottle(storage: ThrottleStorage, opts: { scope: string; 
 
   return {
     async retryAfter(keys, o) {
+      const list = applying(keys);
+      const stored = storage.readMany && storedKeys(list);
+      if (stored && storage.readMany) {
+        // The library's own reading of a counter (get): consumed points, and the time left until it ends.
+        const rows = await storage.readMany(stored);
+        const cleared = storedKeys(clearable(list));
+        if (cleared && !cleared.some((k) => rows.has(k))) foundClear.set(keys, JSON.stringify(cleared));
+        else foundClear.delete(keys);
+        const at = Date.now();
+        const waits = list.map(({ tier }, i) => {
+          const row = rows.get(stored[i]!);
+          return { tier, seconds: wait(tier, row ? { consumedPoints: row.points, msBeforeNext: row.expire === null ? -1 : Math.max(row.expire - at, 0) } : null) };
+        });
+        return longest(waits, o);
+      }
       const waits = await Promise.all(applying(keys).map(async ({ tier, limiter, key }) => ({ tier, seconds: wait(tier, await limiter.get(key)) })));
       return longest(waits, o);
     },
     async fail(keys, o) {
+      foundClear.delete(keys);
       const waits = await Promise.all(
         applying(keys).map(async ({ tier, limiter, key }) => {
           try {
@@ -145,11 +188,15 @@ export function createThrottle(storage: ThrottleStorage, opts: { scope: string; 
       return longest(waits, o);
     },
     async succeed(keys) {
-      await Promise.all(
-        applying(keys)
-          .filter(({ tier }) => !tier.ceiling && (tier.by.includes('account') || tier.by.includes('credential')))
-          .map(({ limiter, key }) => limiter.delete(key)),
-      );
+      const cleared = clearable(applying(keys));
+      const stored = storage.deleteMany && storedKeys(cleared);
+      if (stored && storage.deleteMany) {
+        const absent = foundClear.get(keys) === JSON.stringify(stored);
+        foundClear.delete(keys);
+        if (stored.length && !absent) await storage.deleteMany(stored);
+        return;
+      }
+      await Promise.all(cleared.map(({ limiter, key }) => limiter.delete(key)));
     },
   };
 }

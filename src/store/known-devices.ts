@@ -2,7 +2,7 @@
  * The devices (browsers) each citizen has signed in from, as keyed hashes of the long-lived
  * `kapija.device` cookie, so a sign-in from a new one can be announced to the citizen.
  */
-import type { Db } from './db.js';
+import { isPostgres, type Db } from './db.js';
 
 export interface KnownDeviceRepository {
   /**
@@ -18,10 +18,29 @@ export interface KnownDeviceRepository {
   isKnownFor(username: string, deviceHash: string): Promise<boolean>;
 }
 
+/**
+ * PostgreSQL records a sign-in in one statement: the account's devices as they were (the insert's
+ * own row is not visible to the statement's other parts) and the upsert of this one.
+ */
+const REMEMBER_PG = `
+with prior as (
+  select count(*) as n, coalesce(bool_or(device_hash = ?), false) as known from known_devices where account_id = ?
+), upsert as (
+  insert into known_devices (account_id, device_hash, first_seen_at, last_seen_at) values (?, ?, ?, ?)
+  on conflict (account_id, device_hash) do update set last_seen_at = excluded.last_seen_at
+)
+select n, known from prior`;
+
 export function createKnownDeviceRepository(db: Db, now: () => number = Date.now): KnownDeviceRepository {
+  const pg = isPostgres(db);
   return {
     async remember(accountId, deviceHash) {
       const at = now();
+      if (pg) {
+        const { rows } = (await db.raw(REMEMBER_PG, [deviceHash, accountId, accountId, deviceHash, at, at])) as { rows: { n: number | string; known: boolean }[] };
+        const prior = rows[0]!;
+        return prior.known ? { isNew: false, hadOthers: true } : { isNew: true, hadOthers: Number(prior.n) > 0 };
+      }
       return db.transaction(async (trx) => {
         const existing = await trx('known_devices').where({ account_id: accountId, device_hash: deviceHash }).first();
         if (existing) {

@@ -74,7 +74,7 @@ export interface OidcPayloadRepository {
    */
   revokeGrants(accountId: string, clientId?: string): Promise<string[]>;
   /** The newest live grant of an account for a client. */
-  latestGrantId(accountId: string, clientId: string): Promise<string | undefined>;
+  latestGrant(accountId: string, clientId: string): Promise<StoredPayloadSummary | undefined>;
   /** Deletes expired rows; returns how many. */
   purgeExpired(now?: number): Promise<number>;
 }
@@ -317,11 +317,11 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
       }
       return grants.map((g) => g.id);
     },
-    async latestGrantId(accountId, clientId) {
+    async latestGrant(accountId, clientId) {
       const grants = await repo.listByAccount(accountId, 'Grant');
       const mine = grants.filter((g) => g.payload.clientId === clientId && g.payload.accountId === accountId);
       mine.sort((a, b) => (b.expiresAt ?? Infinity) - (a.expiresAt ?? Infinity));
-      return mine[0]?.id;
+      return mine[0];
     },
     async purgeExpired(at = now()) {
       return db('oidc_payloads').where('expires_at', '<=', at).delete();

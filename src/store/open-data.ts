@@ -14,6 +14,8 @@ export interface DailyCount {
 export interface OpenDataRepository {
   /** Adds one to the counter of (day, dataset, dimension). */
   increment(day: string, dataset: string, dimension: string): Promise<void>;
+  /** Adds one to each counter named, in one statement (distinct counters). */
+  incrementEach(counters: ReadonlyArray<{ day: string; dataset: string; dimension: string }>): Promise<void>;
   /** Counters of one dataset for days in [from, to], oldest first. */
   list(dataset: string, from: string, to: string): Promise<DailyCount[]>;
   /** Accounts created per UTC day in [from, to]. */
@@ -25,8 +27,13 @@ const dayStart = (day: string) => Date.parse(`${day}T00:00:00Z`);
 export function createOpenDataRepository(db: Db): OpenDataRepository {
   return {
     async increment(day, dataset, dimension) {
+      await this.incrementEach([{ day, dataset, dimension }]);
+    },
+    async incrementEach(counters) {
+      const distinct = new Map(counters.map((c) => [JSON.stringify([c.day, c.dataset, c.dimension]), c]));
+      if (!distinct.size) return;
       await db('open_data_counts')
-        .insert({ day, dataset, dimension, count: 1 })
+        .insert([...distinct.values()].map(({ day, dataset, dimension }) => ({ day, dataset, dimension, count: 1 })))
         .onConflict(['day', 'dataset', 'dimension'])
         .merge({ count: db.raw('?? + 1', ['open_data_counts.count']) });
     },

@@ -5,9 +5,10 @@
  * ones, with Kapija's other expired rows.
  */
 import { RateLimiterPostgres, RateLimiterSQLite, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { StoredCounter, ThrottleStorage } from '../security/rate-limit.js';
 import { isPostgres, type Db } from './db.js';
 
-export interface RateLimitRepository {
+export interface RateLimitRepository extends Required<Pick<ThrottleStorage, 'readMany' | 'deleteMany'>> {
   /** One tier's counters under `keyPrefix`, kept in `rate_limits` and shared by every instance. */
   counter(options: { keyPrefix: string; points: number; duration: number; blockDuration: number }): RateLimiterAbstract;
   /** Deletes the counters (and locks) that ended before `at` (the library's clock: epoch ms). */
@@ -29,6 +30,17 @@ export function createRateLimitRepository(db: Db, now: () => number = Date.now):
         clearExpiredByTimeout: false,
       };
       return pg ? new RateLimiterPostgres(options) : new RateLimiterSQLite(options as ConstructorParameters<typeof RateLimiterSQLite>[0]);
+    },
+    // The library's own condition for a live counter (its clock is Date.now(), as here).
+    async readMany(keys) {
+      const rows: Array<{ key: string; points: number | string; expire: number | string | null }> = await db('rate_limits')
+        .select('key', 'points', 'expire')
+        .whereIn('key', keys)
+        .andWhere((q) => q.where('expire', '>', Date.now()).orWhereNull('expire'));
+      return new Map<string, StoredCounter>(rows.map((r) => [r.key, { points: Number(r.points), expire: r.expire === null ? null : Number(r.expire) }]));
+    },
+    async deleteMany(keys) {
+      await db('rate_limits').whereIn('key', keys).delete();
     },
     async purgeExpired(at = now()) {
       return db('rate_limits').where('expire', '<', at).delete();
