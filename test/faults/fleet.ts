@@ -16,9 +16,11 @@ import { PKCE_CHALLENGE, withVerifier } from '../support/pkce.js';
 
 export const REDIRECT = 'http://127.0.0.1:9/cb';
 
-/** One HTTP exchange as the load saw it: when it started, where, and what came back. */
+/** One HTTP exchange as the load saw it: when it started and ended, where, and what came back. */
 export interface Exchange {
   at: number;
+  /** When the answer (or the network error) came back; set by the recorder. */
+  end?: number;
   what: string;
   status: number | 'network';
   /** For a 503: whether the body says, in words a person or program understands, that Kapija is unavailable. */
@@ -28,12 +30,18 @@ export interface Exchange {
 export class Recorder {
   readonly log: Exchange[] = [];
   add(e: Exchange): void {
-    this.log.push(e);
+    this.log.push({ end: Date.now(), ...e });
   }
-  /** Status → count for the exchanges started in [from, to). */
-  byStatus(from = 0, to = Infinity): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const e of this.log) if (e.at >= from && e.at < to) out[String(e.status)] = (out[String(e.status)] ?? 0) + 1;
+  /**
+   * Status → count of the exchanges wholly before `start` (answered before it), wholly after `end`
+   * (started at or after it) and the rest, which were in flight at some moment in between.
+   */
+  around(start: number, end: number): { before: Record<string, number>; during: Record<string, number>; after: Record<string, number> } {
+    const out = { before: {} as Record<string, number>, during: {} as Record<string, number>, after: {} as Record<string, number> };
+    for (const e of this.log) {
+      const bucket = (e.end ?? e.at) < start ? out.before : e.at >= end ? out.after : out.during;
+      bucket[String(e.status)] = (bucket[String(e.status)] ?? 0) + 1;
+    }
     return out;
   }
 }

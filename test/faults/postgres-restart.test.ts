@@ -132,9 +132,8 @@ if (unavailable) {
       if (r.status !== 200) refreshLost += 1;
     }
 
-    const before = recorder.byStatus(0, restartAt);
-    const during = recorder.byStatus(restartAt, recovered);
-    const after = recorder.byStatus(recovered);
+    // A request in flight when the restart began belongs to the outage, whenever it started.
+    const { before, during, after } = recorder.around(restartAt, recovered!);
     const unclear = recorder.log.filter((e) => e.status === 503 && !e.clear).length;
     const figures = {
       requests: recorder.log.length,
