@@ -54,6 +54,8 @@ import { createErrorResponder } from './http/error-handler.js';
 import { authorizationByPost, createEngineRoutes, enginePages } from './http/engine-routes.js';
 import { httpsOnly } from './http/https-only.js';
 import { bodyParser, csrfProtection, i18n } from './http/middleware.js';
+import { createDevicePages } from './interactions/device.js';
+import type { DevicePages } from './oidc/provider.js';
 import { securityHeaders } from './http/headers.js';
 import { pinOrigin } from './http/origin.js';
 import { staticAssets } from './http/static.js';
@@ -214,7 +216,8 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   recordLedger(events, handles.audit);
   const metrics = createMetrics({ events, store: repos.metrics });
   const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
-  const engine = createEngineFor(config, handles, { logger, events, render, errors, pairwiseSubject, keys: keySet, observe: (p) => metrics.observeProvider(p), logoutLater: (d, err) => void logoutRetries.later(d, 1, err) });
+  const device = createDevicePages({ render, throttleStorage: repos.rateLimits, box: handles.box });
+  const engine = createEngineFor(config, handles, { logger, events, render, errors, pairwiseSubject, devicePages: device.pages, keys: keySet, observe: (p) => metrics.observeProvider(p), logoutLater: (d, err) => void logoutRetries.later(d, 1, err) });
   const { provider } = engine;
   // Declared after the engine it retries for; the engine reports failures only once requests run.
   const logoutRetries = createLogoutRetries({ provider, store: repos.logoutDeliveries, events, logger, ...(opts.now ? { now: opts.now } : {}) });
@@ -261,6 +264,8 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
 
   // Everything else is the OpenID Connect engine.
   app.use(authorizationByPost);
+  // Wrong user codes on the device page are throttled per address before the engine looks one up.
+  app.use(device.guard);
   app.use(routes.toEngine);
   const operations = new Koa();
   operations.use(operationsEndpoints({ health, metrics }));
@@ -334,6 +339,7 @@ function createEngineFor(
     render: Renderer;
     errors: ReturnType<typeof createErrorResponder>;
     pairwiseSubject: (sector: string, accountId: string) => string;
+    devicePages: DevicePages;
     keys: KeySet;
     observe: (engine: Provider) => void;
     logoutLater: (delivery: { clientId: string; accountId: string; sid: string }, err: unknown) => void;
@@ -357,7 +363,7 @@ function createEngineFor(
     },
     releaseRecord: releaseEntry,
     onSessionSaved: touchSessionDevices(repos.sessionDevices),
-    pages: enginePages(d.render, d.errors),
+    pages: { ...enginePages(d.render, d.errors), device: d.devicePages },
     onBuilt: d.observe,
     // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
     onBackchannelError: d.logoutLater,

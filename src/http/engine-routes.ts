@@ -16,7 +16,7 @@ import type { Renderer } from './render.js';
 const PUBLISHED_PATHS = new Set(['/.well-known/openid-configuration', '/jwks']);
 
 /** oidc-provider's default routes that serve clients and resource servers, not browsers. */
-export const ENGINE_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration', '/request']);
+export const ENGINE_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration', '/request', '/device/auth']);
 
 export function createEngineRoutes(engine: Engine, errors: ErrorResponder) {
   /**
