@@ -28,6 +28,7 @@ import * as rateLimitsKeyed from './20261206070001_rate_limits_keyed.js';
 import * as webauthnAttestation from './20261206080001_webauthn_attestation.js';
 import * as certificateCrls from './20261206090001_certificate_crls.js';
 import * as identityProofing from './20261206090002_identity_proofing.js';
+import * as trustedBrowsers from './20261206110001_trusted_browsers.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -47,6 +48,7 @@ const migrations: readonly Migration[] = [
   { name: '20261206080001_webauthn_attestation', ...webauthnAttestation },
   { name: '20261206090001_certificate_crls', ...certificateCrls },
   { name: '20261206090002_identity_proofing', ...identityProofing },
+  { name: '20261206110001_trusted_browsers', ...trustedBrowsers },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -55,6 +55,7 @@ import { authorizationByPost, createEngineRoutes, enginePages } from './http/eng
 import { httpsOnly } from './http/https-only.js';
 import { bodyParser, csrfProtection, i18n } from './http/middleware.js';
 import { createDevicePages } from './interactions/device.js';
+import { createTrustedBrowsers } from './interactions/trusted-browser.js';
 import type { DevicePages } from './oidc/provider.js';
 import { securityHeaders } from './http/headers.js';
 import { pinOrigin } from './http/origin.js';
@@ -311,13 +312,14 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       return true;
     },
     async purge() {
-      const [payloads, keys, links, rateLimits] = await Promise.all([
+      const [payloads, keys, links, rateLimits, trustedBrowsers] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
         selfService.service.purgeExpired(),
         repos.rateLimits.purgeExpired(),
+        repos.trustedBrowsers.purgeExpired(),
       ]);
-      return { payloads, keys, links, rateLimits };
+      return { payloads, keys, links, rateLimits, trustedBrowsers };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
@@ -390,7 +392,12 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     );
 
   const throttles = createSignInThrottles({ storage: repos.rateLimits, box: handles.box, isKnownDevice: (username, device) => repos.knownDevices.isKnownFor(username, device) });
+  const trustedBrowsers = createTrustedBrowsers({ repo: repos.trustedBrowsers, box: handles.box, secureCookies });
+  // A remembered browser stands for a second factor: a new password or factor, or "this wasn't me", forgets them all.
+  const forgetBrowsers = ({ accountId }: { accountId: string }) => repos.trustedBrowsers.revokeAll(accountId).then(() => undefined);
+  for (const event of ['account.password_changed', 'factor.enrolled', 'factor.removed', 'account.secured'] as const) w.events.on(event, forgetBrowsers);
   const interactions = createInteractionRouter({
+    trustedBrowsers,
     provider,
     accounts: handles.accounts,
     factors: handles.factors,
@@ -449,6 +456,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     payloads: handles.payloads,
     refusals: repos.refusals,
     devices: repos.sessionDevices,
+    trustedBrowsers: repos.trustedBrowsers,
     sessions: w.sessions,
     factors: handles.factors,
     totp: handles.totp,

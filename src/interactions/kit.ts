@@ -21,7 +21,8 @@ import type { SignInThrottles } from '../security/sign-in-throttles.js';
 import { randomToken, type SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import { identityOutcome, type IdentityLevelSource } from '../identity/step.js';
-import { acrToAssert, completeAmr, levelFor, rank, type AcrLevel } from '../assurance/levels.js';
+import { REMEMBERED_BROWSER, acrToAssert, completeAmr, levelFor, rank, type AcrLevel } from '../assurance/levels.js';
+import type { TrustedBrowsers } from './trusted-browser.js';
 import { essentialAcrs, getFlow, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
 
 export interface InteractionDeps {
@@ -46,6 +47,8 @@ export interface InteractionDeps {
     /** Mails a new link when no live one is out. */
     ensureLink(accountId: string): Promise<void>;
   };
+  /** Browsers remembered after a two-factor sign-in (trusted-browser.ts); without it none is. */
+  trustedBrowsers?: TrustedBrowsers;
 }
 
 /**
@@ -136,13 +139,32 @@ export function createInteractionKit(deps: InteractionDeps) {
   const resetPending = async (flow: Flow) => !flow.resetLinkUsed && (await accounts.factorsResetPending(flow.accountId));
 
   /**
+   * Whether this browser, remembered by the account, stands in for the second factor here: right
+   * after the password (not on step-up), for a service that needs no more than substantial, not
+   * Kapija's own pages (the account portal, the administration), and not when the service asks for
+   * a fresh sign-in. See trusted-browser.ts.
+   */
+  const rememberedBrowser = async (ctx: Context, details: Details, flow: Flow, needed: AcrLevel): Promise<boolean> => {
+    if (!deps.trustedBrowsers || flow.stepUp || flow.step !== 'second-factor') return false;
+    if (flow.amr.length !== 1 || flow.amr[0] !== 'pwd') return false;
+    if (rank(needed) > rank('substantial')) return false;
+    const prompts = String(details.params.prompt ?? '').split(' ');
+    if (prompts.includes('login') || String(details.params.max_age ?? '') === '0') return false;
+    if ((await client(details))?.metadata()['kapija_first_party'] === true) return false;
+    if (!(await deps.trustedBrowsers.recognises(ctx, flow.accountId))) return false;
+    // The browser stood for a second factor the account still has: not after an administrator's reset.
+    return (await factors.hasSecondFactor(flow.accountId)) && !(await accounts.factorsResetPending(flow.accountId));
+  };
+
+  /**
    * Completes the sign-in when the methods proven reach the required level with two factors;
    * otherwise keeps the citizen in the flow, at the step nextStep() names.
    */
-  const advance = async (ctx: Context, details: Details, flow: Flow) => {
+  const advance = async (ctx: Context, details: Details, proven: Flow) => {
+    const needed = await required(details);
+    const flow: Flow = (await rememberedBrowser(ctx, details, proven, needed)) ? { ...proven, amr: [...proven.amr, REMEMBERED_BROWSER] } : proven;
     const amr = completeAmr(flow.amr);
     const reached = levelFor(amr);
-    const needed = await required(details);
     const twoFactors = amr.includes('mfa') || !deps.requireSecondFactor;
     const satisfied = twoFactors && rank(reached) >= rank(needed);
     // nextStep asks about the account's factors only when the flow is not yet satisfied, and about
@@ -164,6 +186,10 @@ export function createInteractionKit(deps: InteractionDeps) {
       }
       const acr = acrToAssert(outcome.reached, essentialAcrs(details));
       const deviceId = knownDevice(ctx);
+      // Remembered only after a second factor was proven in this sign-in, never on a remembered one.
+      if (flow.rememberBrowser && deps.trustedBrowsers && !amr.includes(REMEMBERED_BROWSER) && amr.includes('mfa')) {
+        await deps.trustedBrowsers.remember(ctx, flow.accountId);
+      }
       await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true } });
       await events.emit('signin.success', { deviceId, accountId: flow.accountId, clientId: clientIdOf(details), acr, amr, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 300) });
       return;

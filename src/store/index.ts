@@ -10,6 +10,7 @@ import { createAuditCheckpointRepository, type AuditCheckpointRepository } from 
 import { createAuditLog, withChainRetry, type AuditLog } from './audit.js';
 import { createClientRepository, type ClientRepository } from './clients.js';
 import { createConsentRefusalRepository, type ConsentRefusalRepository } from './consent-refusals.js';
+import { createTrustedBrowserRepository, type TrustedBrowserRepository } from './trusted-browsers.js';
 import { createCredentialRepository, type CredentialRepository } from './credentials.js';
 import type { Db } from './db.js';
 import { createDatabaseHealth, type DatabaseHealth } from './health.js';
@@ -45,6 +46,8 @@ export interface Repositories {
   refusals: ConsentRefusalRepository;
   roles: RoleRepository;
   sessionDevices: SessionDeviceRepository;
+  /** Browsers remembered after a two-factor sign-in (the second factor skipped up to substantial). */
+  trustedBrowsers: TrustedBrowserRepository;
   webauthnMetadata: WebAuthnMetadataRepository;
   /** Readiness of the database: reachable, migrations current. */
   health: DatabaseHealth;
@@ -79,6 +82,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     refusals: createConsentRefusalRepository(db),
     roles: createRoleRepository(db),
     sessionDevices: createSessionDeviceRepository(db),
+    trustedBrowsers: createTrustedBrowserRepository(db),
     webauthnMetadata: createWebAuthnMetadataRepository(db),
     health: createDatabaseHealth(db),
     metrics: createStoreMetrics(db),
