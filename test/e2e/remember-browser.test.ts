@@ -10,7 +10,9 @@ import { Agent, hiddenField } from '../support/browserless.js';
 import { openPortal, signIn, submitForm, SignInError, type SignInOptions } from '../support/sign-in.js';
 import { startSmtp, linkIn, type TestSmtp } from '../support/smtp.js';
 import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
+import { browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser, type Page } from '../support/browser.js';
 import { ACR, REMEMBERED_BROWSER } from '../../src/assurance/levels.js';
+import { LOCALES } from '../../src/i18n/index.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 let smtp: TestSmtp;
@@ -135,3 +137,47 @@ test('a password reset forgets every remembered browser', async () => {
   newSession(agent);
   await asksSecondFactor(substantial, agent, { username: citizen.username, password });
 }, 60_000);
+
+describeBrowser('the remember checkbox and the remembered browsers in the portal', () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  const clean = async (page: Page, what: string) => {
+    const violations = await runAxe(page);
+    if (violations.length) throw new Error(`${what}:\n${formatViolations(violations)}`);
+    expect(cspViolations(page)).toEqual([]);
+  };
+
+  test.each(LOCALES)('in %s: ticked with the keyboard, listed and forgotten, axe-clean', async (locale) => {
+    const citizen = await createTestAccount(server.kapija);
+    const page = await newPage(browser, { locale });
+    try {
+      await page.goto(`${server.url}/account/sessions?lang=${locale}`);
+      await browserSignIn(page, {
+        ...citizen,
+        keyboard: true,
+        onPage: async (p, step) => {
+          if (step !== 'totp') return;
+          await clean(p, `second factor (${locale})`);
+          await tabTo(p, '#remember-totp');
+          await p.keyboard.press('Space');
+          expect(await p.isChecked('#remember-totp')).toBe(true);
+        },
+      });
+      expect(new URL(page.url()).pathname).toBe('/account/sessions');
+      expect(await page.locator('[data-trusted-id]').count()).toBe(1);
+      await clean(page, `sessions with a remembered browser (${locale})`);
+      await tabTo(page, '[data-trusted-id]');
+      await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+      expect(await page.locator('[data-trusted-id]').count()).toBe(0);
+      expect(await server.kapija.repos.trustedBrowsers.listForAccount(citizen.account.id)).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  });
+});
