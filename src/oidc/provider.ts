@@ -329,6 +329,8 @@ function ttlPolicy(config: Config): Configuration['ttl'] {
   return {
     AccessToken: (_ctx, _token, client) => clientTtl(client, 'kapija_access_token_ttl') ?? config.ttl.accessToken,
     AuthorizationCode: 60,
+    // RFC 8628: the citizen has ten minutes to enter a device's code and sign in.
+    DeviceCode: 10 * 60,
     ClientCredentials: config.ttl.accessToken,
     IdToken: config.ttl.accessToken,
     Interaction: 30 * 60,
