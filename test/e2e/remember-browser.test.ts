@@ -181,3 +181,26 @@ describeBrowser('the remember checkbox and the remembered browsers in the portal
     }
   });
 });
+
+test('"this wasn\'t me" and a change of second factors forget every remembered browser', async () => {
+  const citizen = await createTestAccount(server.kapija, { email: `nisam.${randomBytes(3).toString('hex')}@example.rs` });
+  const substantial = await service('substantial');
+  const remembered = new Agent('en');
+  await signInTo(substantial, remembered, { ...citizen, rememberBrowser: true });
+  // A sign-in from another browser is reported, with a "this wasn't me" link.
+  await signInTo(substantial, new Agent('en'), citizen);
+  const notMe = linkIn(await smtp.waitFor(citizen.account.email!, (m) => m.text.includes('/not-me?token=')), `${server.url}/not-me?token=`);
+  expect(await server.kapija.repos.trustedBrowsers.listForAccount(citizen.account.id)).toHaveLength(1);
+  expect(await server.kapija.selfService.secure(notMe.searchParams.get('token')!, '127.0.0.1')).toBeDefined();
+  expect(await server.kapija.repos.trustedBrowsers.listForAccount(citizen.account.id)).toEqual([]);
+
+  // New recovery codes are a change of second factors.
+  const other = await createTestAccount(server.kapija);
+  const agent = new Agent('en');
+  await signInTo(substantial, agent, { ...other, rememberBrowser: true });
+  expect(await server.kapija.repos.trustedBrowsers.listForAccount(other.account.id)).toHaveLength(1);
+  const security = await openPortal(agent, server.url, other, '/account/security');
+  const issued = await submitForm(agent, security, /\/account\/security\/recovery-codes$/, {});
+  expect(issued.status).toBe(200);
+  expect(await server.kapija.repos.trustedBrowsers.listForAccount(other.account.id)).toEqual([]);
+}, 90_000);
