@@ -212,6 +212,37 @@ if (!pgAvailable()) {
   });
 }
 
+describe('the device code page with bad input', () => {
+  let server: RunningKapija;
+  beforeAll(async () => {
+    server = await startKapija();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('a missing or foreign form token, repeated fields, huge or odd codes: a page with an error, never a 500', async () => {
+    const agent = new Agent('en');
+    const entry = await agent.request(`${server.url}/device?lang=en`);
+    const xsrf = hiddenField(entry.body, 'xsrf')!;
+    const cases: Array<Record<string, string | string[]>> = [
+      { user_code: '123-456-789' },
+      { xsrf: 'forged', user_code: '123-456-789' },
+      { xsrf, user_code: ['111-111-111', '222-222-222'] },
+      { xsrf, user_code: 'x'.repeat(5000) },
+      { xsrf, user_code: '<script>alert(1)</script>' },
+      { xsrf, user_code: 'јед-нод-ва' },
+      { xsrf },
+    ];
+    for (const form of cases) {
+      const page = await agent.request(`${server.url}/device?lang=en`, { form });
+      expect([form, page.status < 500]).toEqual([form, true]);
+      expect(page.body).not.toContain('<script>alert');
+      expect(page.body).toContain('role="alert"');
+    }
+  });
+});
+
 describeBrowser('the device code page', () => {
   let server: RunningKapija;
   let browser: Browser;
