@@ -254,6 +254,20 @@ describeBrowser('the device code page', () => {
     await server?.stop();
   });
 
+  test('verification_uri_complete: the code in the link is sent on by itself, under the page CSP', async () => {
+    const page = await newPage(browser, { locale: 'en' });
+    try {
+      await page.goto(`${server.url}/device?user_code=987-654-321`);
+      await page.waitForSelector('#form-error');
+      expect(new URL(page.url()).pathname).toBe('/device');
+      expect(await page.textContent('#form-error')).toContain('That code is not correct');
+      expect(await page.inputValue('#user_code')).toBe('987-654-321');
+      expect(cspViolations(page)).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   test.each(LOCALES)('in %s: axe-clean, operable by keyboard, an error tied to the field', async (locale) => {
     const page = await newPage(browser, { locale });
     try {
