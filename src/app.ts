@@ -60,6 +60,9 @@ import { createErrorResponder } from './http/error-handler.js';
 import { authorizationByPost, createEngineRoutes, enginePages } from './http/engine-routes.js';
 import { httpsOnly } from './http/https-only.js';
 import { bodyParser, csrfProtection, i18n } from './http/middleware.js';
+import { createDevicePages } from './interactions/device.js';
+import { createTrustedBrowsers } from './interactions/trusted-browser.js';
+import type { DevicePages } from './oidc/provider.js';
 import { securityHeaders } from './http/headers.js';
 import { pinOrigin } from './http/origin.js';
 import { staticAssets } from './http/static.js';
@@ -114,7 +117,7 @@ export interface Kapija {
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
   readonly registrationAndRecovery: RegistrationAndRecovery;
   /** Deletes expired protocol rows, keys, links, throttle counters, activation codes and the ID card's hand-offs. */
-  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number }>;
+  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number; trustedBrowsers: number }>;
   /** Signs the head of every audit chain that grew since the last checkpoints (every instance, every minute). */
   checkpointAudit(): Promise<number>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
@@ -227,7 +230,8 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   recordLedger(events, handles.audit);
   const metrics = createMetrics({ events, store: repos.metrics, factors: handles.factors });
   const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
-  const engine = createEngineFor(config, handles, { logger, events, render, errors, pairwiseSubject, keys: keySet, observe: (p) => metrics.observeProvider(p), logoutLater: (d, err) => void logoutRetries.later(d, 1, err) });
+  const device = createDevicePages({ render, throttleStorage: repos.rateLimits, box: handles.box });
+  const engine = createEngineFor(config, handles, { logger, events, render, errors, pairwiseSubject, devicePages: device.pages, keys: keySet, observe: (p) => metrics.observeProvider(p), logoutLater: (d, err) => void logoutRetries.later(d, 1, err) });
   const { provider } = engine;
   // Declared after the engine it retries for; the engine reports failures only once requests run.
   const logoutRetries = createLogoutRetries({ provider, store: repos.logoutDeliveries, events, logger, ...(opts.now ? { now: opts.now } : {}) });
@@ -279,6 +283,8 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
 
   // Everything else is the OpenID Connect engine.
   app.use(authorizationByPost);
+  // Wrong user codes on the device page are throttled per address before the engine looks one up.
+  app.use(device.guard);
   app.use(routes.toEngine);
   const operations = new Koa();
   operations.use(operationsEndpoints({ health, metrics }));
@@ -324,7 +330,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       return true;
     },
     async purge() {
-      const [payloads, keys, links, rateLimits, activationCodes, handoffs] = await Promise.all([
+      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
         registrationAndRecovery.service.purgeExpired(),
@@ -332,8 +338,9 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
         // An expired activation code is refused anyway; its keyed hash need not be kept.
         repos.activationCodes.purgeExpired(opts.now?.() ?? Date.now()),
         repos.certificateHandoffs.purgeExpired(),
+        repos.trustedBrowsers.purgeExpired(),
       ]);
-      return { payloads, keys, links, rateLimits, activationCodes, handoffs };
+      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
@@ -355,6 +362,7 @@ function createEngineFor(
     render: Renderer;
     errors: ReturnType<typeof createErrorResponder>;
     pairwiseSubject: (sector: string, accountId: string) => string;
+    devicePages: DevicePages;
     keys: KeySet;
     observe: (engine: Provider) => void;
     logoutLater: (delivery: { clientId: string; accountId: string; sid: string }, err: unknown) => void;
@@ -382,7 +390,7 @@ function createEngineFor(
     },
     releaseRecord: releaseEntry,
     onSessionSaved: touchSessionDevices(repos.sessionDevices),
-    pages: enginePages(d.render, d.errors),
+    pages: { ...enginePages(d.render, d.errors), device: d.devicePages },
     onBuilt: d.observe,
     // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
     onBackchannelError: d.logoutLater,
@@ -409,7 +417,12 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     );
 
   const throttles = createSignInThrottles({ storage: repos.rateLimits, box: handles.box, isKnownDevice: (username, device) => repos.knownDevices.isKnownFor(username, device) });
+  const trustedBrowsers = createTrustedBrowsers({ repo: repos.trustedBrowsers, box: handles.box, secureCookies });
+  // A remembered browser stands for a second factor: a new password or factor, or "this wasn't me", forgets them all.
+  const forgetBrowsers = ({ accountId }: { accountId: string }) => repos.trustedBrowsers.revokeAll(accountId).then(() => undefined);
+  for (const event of ['account.password_changed', 'factor.enrolled', 'factor.removed', 'account.secured'] as const) w.events.on(event, forgetBrowsers);
   const interactions = createInteractionRouter({
+    trustedBrowsers,
     provider,
     accounts: handles.accounts,
     factors: handles.factors,
@@ -468,6 +481,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     payloads: handles.payloads,
     refusals: repos.refusals,
     devices: repos.sessionDevices,
+    trustedBrowsers: repos.trustedBrowsers,
     sessions: w.sessions,
     factors: handles.factors,
     totp: handles.totp,

@@ -13,7 +13,7 @@ import type { SessionService } from '../oidc/sessions.js';
 import type { Repositories, Transaction } from '../store/index.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
 
-export type AccountDeletionRepositories = Pick<Repositories, 'atomically' | 'accounts' | 'accountTokens' | 'mailQueue' | 'credentials' | 'sessionDevices' | 'refusals'>;
+export type AccountDeletionRepositories = Pick<Repositories, 'atomically' | 'accounts' | 'accountTokens' | 'mailQueue' | 'credentials' | 'sessionDevices' | 'refusals' | 'trustedBrowsers'>;
 
 export interface AccountDeletion {
   /**
@@ -32,6 +32,7 @@ export function createAccountDeletion(deps: { repos: AccountDeletionRepositories
         await repos.mailQueue.removeForAccount(accountId, trx);
         for (const type of deps.factors.credentialTypes()) await repos.credentials.removeType(accountId, type, trx);
         await repos.sessionDevices.deleteForAccount(accountId, trx);
+        await repos.trustedBrowsers.revokeAll(accountId, trx);
         await repos.refusals.forget(accountId, undefined, trx);
         await repos.accounts.erase(accountId, trx);
         await opts.alongside?.(trx);

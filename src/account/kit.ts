@@ -18,13 +18,14 @@ import type { AccountRepository, Account } from '../store/accounts.js';
 import type { CredentialRepository } from '../store/credentials.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
 import type { SessionDeviceRepository } from '../store/session-devices.js';
+import type { TrustedBrowserRepository } from '../store/trusted-browsers.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import type { AuditLog } from '../store/audit.js';
 import type { SessionService } from '../oidc/sessions.js';
 import type { AuditCheckpoints } from '../audit/checkpoints.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
-import { completeAmr, levelFor, levelOfAcr, rank } from '../assurance/levels.js';
+import { REMEMBERED_BROWSER, completeAmr, levelFor, levelOfAcr, rank } from '../assurance/levels.js';
 import type { VerifiedIdentity } from '../store/identities.js';
 import type { AccountDeletion } from './deletion.js';
 import { serviceName } from '../i18n/service-name.js';
@@ -62,6 +63,8 @@ export interface AccountPortalDeps {
   identity?: { find(accountId: string): Promise<VerifiedIdentity | undefined> };
   /** Linking the ID card to this account (factors/certificate/link.ts); absent when certificate sign-in is not configured. */
   cardLink?: CardLink;
+  /** Browsers remembered after a two-factor sign-in: listed and forgotten on the sessions page. */
+  trustedBrowsers?: TrustedBrowserRepository;
   secureCookies: boolean;
 }
 
@@ -92,7 +95,9 @@ export function createPortalKit(d: AccountPortalDeps) {
   const recent = (ctx: Context, session: OwnSession, returnTo: string): boolean => {
     const fresh = Math.floor(Date.now() / 1000) - session.authTime <= d.reauthSeconds;
     // The factors proven (amr) decide, not the asserted acr, which an unverified identity holds at low.
-    const strong = rank(levelOfAcr(session.acr) ?? 'low') >= rank('substantial') || rank(levelFor(completeAmr(session.amr))) >= rank('substantial');
+    // A remembered browser never stands for the second factor here (the portal's sign-in never uses one).
+    const remembered = session.amr.includes(REMEMBERED_BROWSER);
+    const strong = !remembered && (rank(levelOfAcr(session.acr) ?? 'low') >= rank('substantial') || rank(levelFor(completeAmr(session.amr))) >= rank('substantial'));
     if (fresh && strong) return true;
     d.signIn.login(ctx, { returnTo, reauthenticate: true });
     return false;

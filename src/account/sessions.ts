@@ -11,7 +11,11 @@ export function sessionsRoutes(router: Router, p: PortalKit): void {
   const { d, localName, body, fmt, citizen, requireCitizen, page } = p;
   router.get('/sessions', requireCitizen, async (ctx) => {
     const me = citizen(ctx);
-    const [sessions, devices] = await Promise.all([d.sessions.listForAccount(me.account.id), d.devices.listForAccount(me.account.id)]);
+    const [sessions, devices, trusted] = await Promise.all([
+      d.sessions.listForAccount(me.account.id),
+      d.devices.listForAccount(me.account.id),
+      d.trustedBrowsers ? d.trustedBrowsers.listForAccount(me.account.id) : Promise.resolve([]),
+    ]);
     const byUid = new Map(devices.map((x) => [x.sessionUid, x]));
     const names = new Map<string, string>();
     for (const s of sessions) {
@@ -32,7 +36,29 @@ export function sessionsRoutes(router: Router, p: PortalKit): void {
           services: s.clients.map((c) => names.get(c.clientId) ?? c.clientId),
         };
       }),
+      trustedEnabled: Boolean(d.trustedBrowsers),
+      trusted: trusted.map((b) => ({
+        id: b.id,
+        device: describeDevice(b.userAgent),
+        added: fmt(ctx, b.createdAt),
+        used: fmt(ctx, b.lastUsedAt),
+        until: fmt(ctx, b.expiresAt),
+      })),
     });
+  });
+
+  // Forgetting a remembered browser: the next sign-in there asks for the second factor again.
+  router.post('/sessions/browsers/forget', requireCitizen, async (ctx) => {
+    const me = citizen(ctx);
+    assertThat(d.trustedBrowsers, 'request.not_found', 404);
+    if (body(ctx).all === 'yes') {
+      await d.trustedBrowsers.revokeAll(me.account.id);
+    } else {
+      const id = body(ctx).id;
+      assertThat(typeof id === 'string' && (await d.trustedBrowsers.revoke(me.account.id, id)), 'request.not_found', 404);
+    }
+    ctx.status = 303;
+    ctx.redirect('/account/sessions');
   });
 
   router.post('/sessions/end', requireCitizen, async (ctx) => {

@@ -16,6 +16,11 @@
  * Possession is counted by kind: a hardware-protected key (`hwk`, a smart card `sc`) reaches high
  * with something known (`pwd`, or the `pin` the key itself verified); a one-time code (`otp`, `sms`,
  * `tel`) or a key that may be in software (`swk`) reaches substantial with the password.
+ *
+ * A remembered browser (`kapija:remembered`, not an RFC 8176 value: there is none for it) is
+ * possession of the browser a second factor was proven in within the last 30 days, shown by a
+ * random cookie Kapija issued then. With the password it reaches substantial, never high: the
+ * cookie is a bearer secret held in software, weaker than a key that proves possession.
  */
 export const ACR = {
   low: 'http://eidas.europa.eu/LoA/low',
@@ -27,12 +32,16 @@ export type AcrLevel = keyof typeof ACR;
 /** Every authentication method reference of RFC 8176 §2 (a factor yields some of them). */
 export type Amr =
   | 'face' | 'fpt' | 'geo' | 'hwk' | 'iris' | 'kba' | 'mca' | 'mfa' | 'otp' | 'pin' | 'pwd'
-  | 'rba' | 'retina' | 'sc' | 'sms' | 'swk' | 'tel' | 'user' | 'vbm' | 'wia';
+  | 'rba' | 'retina' | 'sc' | 'sms' | 'swk' | 'tel' | 'user' | 'vbm' | 'wia'
+  | typeof REMEMBERED_BROWSER;
+
+/** Kapija's own method reference: this sign-in's second factor was a browser remembered after an earlier one. */
+export const REMEMBERED_BROWSER = 'kapija:remembered';
 
 /** Possession of a hardware-protected key. */
 const HARD_KEYS: readonly Amr[] = ['hwk', 'sc'];
 /** Possession of something that may be copied: a one-time code generator, a phone, a software key. */
-const SOFT_POSSESSION: readonly Amr[] = ['otp', 'sms', 'tel', 'swk'];
+const SOFT_POSSESSION: readonly Amr[] = ['otp', 'sms', 'tel', 'swk', REMEMBERED_BROWSER];
 /** Knowledge the citizen proves (the password, or a PIN an authenticator verified). */
 const KNOWLEDGE: readonly Amr[] = ['pwd', 'pin'];
 

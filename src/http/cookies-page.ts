@@ -9,6 +9,7 @@ import type { Translate } from '../i18n/index.js';
 import { DEVICE_COOKIE_DAYS } from '../interactions/router.js';
 import { hostCookie } from './cookie-names.js';
 import { REENROL_COOKIE } from '../interactions/flow.js';
+import { TRUSTED_COOKIE, TRUSTED_DAYS } from '../interactions/trusted-browser.js';
 
 export function cookiesPage(opts: { render: Renderer; config: Config }) {
   const { ttl, portalIdleSeconds, issuer } = opts.config;
@@ -23,6 +24,7 @@ export function cookiesPage(opts: { render: Renderer; config: Config }) {
       { names: [site('kapija.csrf'), site('kapija.csrf.sig')], purpose: t('cookies.csrf.purpose'), lifetime: t('cookies.browser_session') },
       { names: [site('kapija.lang')], purpose: t('cookies.lang.purpose'), lifetime: t('cookies.lang.lifetime') },
       { names: ['kapija.device'], purpose: t('cookies.device.purpose'), lifetime: t('cookies.device.lifetime', { days: DEVICE_COOKIE_DAYS }) },
+      { names: [site(TRUSTED_COOKIE)], purpose: t('cookies.trusted.purpose'), lifetime: t('cookies.trusted.lifetime', { days: TRUSTED_DAYS }) },
       { names: ['kapija.account', 'kapija.account.tx'], purpose: t('cookies.account.purpose'), lifetime: t('cookies.account.lifetime', { minutes: minutes(portalIdleSeconds) }) },
       { names: ['kapija.account.totp', 'kapija.account.webauthn'], purpose: t('cookies.enrolment.purpose'), lifetime: t('cookies.enrolment.lifetime', { minutes: 15 }) },
       { names: ['kapija.admin', 'kapija.admin.tx'], purpose: t('cookies.admin.purpose'), lifetime: t('cookies.browser_session') },

@@ -71,6 +71,8 @@ export interface Flow {
   codes?: string;
   /** Set after a recovery code was used: how many remain. */
   recoveryRemaining?: number;
+  /** The citizen asked, on the second-factor page, to have this browser remembered (trusted-browser.ts). */
+  rememberBrowser?: boolean;
   /** This browser followed the mailed re-enrolment link (used up at the password step) after an administrator's reset. */
   resetLinkUsed?: boolean;
 }

@@ -21,7 +21,8 @@ import type { SignInThrottles } from '../security/sign-in-throttles.js';
 import { randomToken, type SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import { identityOutcome, type IdentityLevelSource } from '../identity/step.js';
-import { acrToAssert, completeAmr, levelFor, rank, type AcrLevel } from '../assurance/levels.js';
+import { REMEMBERED_BROWSER, acrToAssert, completeAmr, levelFor, rank, type AcrLevel } from '../assurance/levels.js';
+import { standsInForSecondFactor, type TrustedBrowsers } from './trusted-browser.js';
 import { essentialAcrs, getFlow, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
 
 export interface InteractionDeps {
@@ -46,6 +47,8 @@ export interface InteractionDeps {
     /** Mails a new link when no live one is out. */
     ensureLink(accountId: string): Promise<void>;
   };
+  /** Browsers remembered after a two-factor sign-in (trusted-browser.ts); without it none is. */
+  trustedBrowsers?: TrustedBrowsers;
 }
 
 /**
@@ -60,6 +63,33 @@ export type StepRenderer = (ctx: Context, details: Details, flow: Flow, error?: 
 
 export type InteractionKit = ReturnType<typeof createInteractionKit>;
 
+/** The interaction of this request, refused as expired when it is gone or is not the one in the path. */
+async function loadInteraction(provider: Provider, defaultLocale: Locale, ctx: Context): Promise<Details> {
+  let details: Details;
+  try {
+    details = await provider.interactionDetails(ctx.req, ctx.res);
+  } catch (err) {
+    if ((err as { name?: string }).name === 'SessionNotFound') throw new KapijaError('interaction.expired', 400);
+    throw err;
+  }
+  if (details.uid !== ctx.params.uid) throw new KapijaError('interaction.expired', 400);
+  // The step's form may end in the redirect to the service (validated by the engine at /auth).
+  allowFormActionTo(ctx, details.params.redirect_uri);
+  applyUiLocales(ctx, details.params.ui_locales as string | undefined, defaultLocale);
+  return details;
+}
+
+/**
+ * The browser's random device cookie (set on its first sign-in, renewed on each), as a keyed hash:
+ * lets Kapija tell the citizen about sign-ins from a new device without storing the cookie itself.
+ */
+function deviceOf(ctx: Context, box: SecretBox): string {
+  let device = ctx.cookies.get(DEVICE_COOKIE);
+  if (!device || !/^[A-Za-z0-9_-]{43}$/.test(device)) device = randomToken(32);
+  ctx.cookies.set(DEVICE_COOKIE, device, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: DEVICE_COOKIE_DAYS * 24 * 3600 * 1000, signed: false, overwrite: true });
+  return box.mac('device', device);
+}
+
 export function createInteractionKit(deps: InteractionDeps) {
   const { provider, accounts, factors, box, events } = deps;
   const stepPages = new Map<Step, StepRenderer>();
@@ -69,20 +99,7 @@ export function createInteractionKit(deps: InteractionDeps) {
   const wantsJson = (ctx: Context) => ctx.is('application/json') === 'application/json' || ctx.accepts('html', 'json') === 'json';
   const clientIdOf = (details: Details) => String(details.params.client_id);
 
-  const load = async (ctx: Context): Promise<Details> => {
-    let details: Details;
-    try {
-      details = await provider.interactionDetails(ctx.req, ctx.res);
-    } catch (err) {
-      if ((err as { name?: string }).name === 'SessionNotFound') throw new KapijaError('interaction.expired', 400);
-      throw err;
-    }
-    if (details.uid !== ctx.params.uid) throw new KapijaError('interaction.expired', 400);
-    // The step's form may end in the redirect to the service (validated by the engine at /auth).
-    allowFormActionTo(ctx, details.params.redirect_uri);
-    applyUiLocales(ctx, details.params.ui_locales as string | undefined, deps.defaultLocale);
-    return details;
-  };
+  const load = (ctx: Context) => loadInteraction(provider, deps.defaultLocale, ctx);
 
   const client = async (details: Details) => provider.Client.find(clientIdOf(details));
   const clientName = async (ctx: Context, details: Details) => {
@@ -102,16 +119,7 @@ export function createInteractionKit(deps: InteractionDeps) {
   /** The interaction's page, in the language of the page the citizen is on. */
   const self = (ctx: Context, details: Details) => `/interaction/${details.uid}?lang=${String(ctx.state.locale)}`;
 
-  /**
-   * The browser's random device cookie (set on its first sign-in, renewed on each), as a keyed hash:
-   * lets Kapija tell the citizen about sign-ins from a new device without storing the cookie itself.
-   */
-  const knownDevice = (ctx: Context): string => {
-    let device = ctx.cookies.get(DEVICE_COOKIE);
-    if (!device || !/^[A-Za-z0-9_-]{43}$/.test(device)) device = randomToken(32);
-    ctx.cookies.set(DEVICE_COOKIE, device, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: DEVICE_COOKIE_DAYS * 24 * 3600 * 1000, signed: false, overwrite: true });
-    return box.mac('device', device);
-  };
+  const knownDevice = (ctx: Context) => deviceOf(ctx, box);
 
   const finishWith = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => {
     const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
@@ -139,10 +147,18 @@ export function createInteractionKit(deps: InteractionDeps) {
    * Completes the sign-in when the methods proven reach the required level with two factors;
    * otherwise keeps the citizen in the flow, at the step nextStep() names.
    */
-  const advance = async (ctx: Context, details: Details, flow: Flow) => {
+  const advance = async (ctx: Context, details: Details, proven: Flow) => {
+    const needed = await required(details);
+    const remembered = deps.trustedBrowsers && (await standsInForSecondFactor(ctx, proven, needed, {
+      browsers: deps.trustedBrowsers,
+      params: details.params,
+      firstParty: async () => (await client(details))?.metadata()['kapija_first_party'] === true,
+      hasSecondFactor: (accountId) => factors.hasSecondFactor(accountId),
+      factorsResetPending: (accountId) => accounts.factorsResetPending(accountId),
+    }));
+    const flow: Flow = remembered ? { ...proven, amr: [...proven.amr, REMEMBERED_BROWSER] } : proven;
     const amr = completeAmr(flow.amr);
     const reached = levelFor(amr);
-    const needed = await required(details);
     const twoFactors = amr.includes('mfa') || !deps.requireSecondFactor;
     const satisfied = twoFactors && rank(reached) >= rank(needed);
     // nextStep asks about the account's factors only when the flow is not yet satisfied, and about
@@ -164,6 +180,10 @@ export function createInteractionKit(deps: InteractionDeps) {
       }
       const acr = acrToAssert(outcome.reached, essentialAcrs(details));
       const deviceId = knownDevice(ctx);
+      // Remembered only after a second factor was proven in this sign-in, never on a remembered one.
+      if (flow.rememberBrowser && deps.trustedBrowsers && !amr.includes(REMEMBERED_BROWSER) && amr.includes('mfa')) {
+        await deps.trustedBrowsers.remember(ctx, flow.accountId);
+      }
       await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true } });
       await events.emit('signin.success', { deviceId, accountId: flow.accountId, clientId: clientIdOf(details), acr, amr, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 300) });
       return;

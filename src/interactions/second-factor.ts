@@ -61,9 +61,12 @@ export async function factorAttempt(
   if (outcome.remaining !== undefined) {
     await events.emit('factor.recovery_used', { accountId: flow.accountId, remaining: outcome.remaining, ip: ctx.ip });
   }
+  // "Remember this browser" is offered on the second-factor page only (not on step-up).
+  const remember = step === 'second-factor' && !flow.stepUp && (kit.body(ctx) as { remember?: unknown } | undefined)?.remember === 'yes';
   await kit.advance(ctx, details, {
     ...flow,
     amr: [...flow.amr, ...outcome.amr],
+    ...(remember ? { rememberBrowser: true } : {}),
     ...(outcome.remaining !== undefined ? { recoveryRemaining: outcome.remaining } : {}),
     ...(outcome.codes ? { codes: outcome.codes } : {}),
     challenges: undefined,
@@ -109,6 +112,7 @@ export function secondFactorRoutes(router: Router, kit: InteractionKit): void {
       uid: details.uid,
       methods,
       stepUp: flow.stepUp ? await kit.clientName(ctx, details) : undefined,
+      remember: !flow.stepUp && kit.deps.trustedBrowsers !== undefined,
       error,
     });
   });

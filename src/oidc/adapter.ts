@@ -13,7 +13,7 @@ export type AdapterConstructor = new (name: string) => Adapter;
 /**
  * Writes held for the request, for atomicity first and round trips second.
  *
- * Token grants: oidc-provider consumes the presented authorization code or refresh token, then saves
+ * Token grants: oidc-provider consumes the presented authorization code, refresh token or device code, then saves
  * the access token (and the refresh token). A failure between those writes (a database outage) would
  * leave the service with a consumed code or token and nothing usable in exchange, and its retry
  * would look like reuse and revoke the grant. So in those grants the consume and the saves are held
@@ -32,7 +32,12 @@ interface HeldWrites {
 const held = new WeakMap<object, HeldWrites>();
 
 /** The artefact each held grant consumes, and the models whose saves it holds. */
-const GRANTS: Record<string, string> = { authorization_code: 'AuthorizationCode', refresh_token: 'RefreshToken' };
+const GRANTS: Record<string, string> = {
+  authorization_code: 'AuthorizationCode',
+  refresh_token: 'RefreshToken',
+  // RFC 8628: the device's successful poll consumes its device code like a code exchange.
+  'urn:ietf:params:oauth:grant-type:device_code': 'DeviceCode',
+};
 const ISSUED = new Set(['AccessToken', 'RefreshToken']);
 const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
 

@@ -16,6 +16,9 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 /** A claim name in kapija_claim_purposes. */
 const CLAIM_NAME = /^[a-z_]{1,64}$/;
 
+/** The device authorization grant (RFC 8628): a service opts in by listing it in its grant_types. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
 export const isClientId = (value: string): boolean => CLIENT_ID.test(value);
 export const isSector = (value: string): boolean => SECTOR.test(value);
 /** An assurance level by name (low, substantial, high), as administrators give it. */
@@ -95,7 +98,7 @@ export const clientFields = {
     .trim()
     .max(1000)
     .refine((s) => s.split(' ').every((t) => SCOPE_TOKEN.test(t)), 'space-separated scope names'),
-  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).min(1),
+  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT])).min(1),
   token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }),
   jwks_uri: url,

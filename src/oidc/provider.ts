@@ -25,7 +25,26 @@ export interface ProviderPages {
   error(ctx: Context, message: { error: string; error_description?: string | undefined }, err: unknown): void;
   logout(ctx: Context, form: string): void;
   logoutDone(ctx: Context, clientName: string | undefined): void;
+  /** The device authorization grant's pages (interactions/device.ts); without them the grant is off. */
+  device?: DevicePages;
 }
+
+/** The browser pages of the device authorization grant (RFC 8628), as Kapija renders them. */
+export interface DevicePages {
+  /** The code entry, first or again after an error (`err` from the engine: wrong, expired, used, aborted). */
+  input(ctx: KoaContextWithOIDC, err: unknown): Promise<void>;
+  /** "Does your device show this code?", before the sign-in starts. */
+  confirm(ctx: KoaContextWithOIDC, userCode: string): Promise<void>;
+  /** The device is signed in. */
+  success(ctx: KoaContextWithOIDC): Promise<void>;
+}
+
+/**
+ * User codes are nine digits (`123-456-789`): a television remote or a numeric keypad can type
+ * them, and a citizen on a Cyrillic keyboard never has to switch scripts. About 30 bits (RFC 8628
+ * §6.1), against guessing held back by the per-address throttle on the code page.
+ */
+export const USER_CODE = { charset: 'digits', mask: '***-***-***' } as const;
 
 /** A release of personal data to a service: which claims, through which channel. */
 export interface Release { accountId: string; clientId: string; claims: string[]; channel: 'id_token' | 'userinfo' | 'introspection' }
@@ -272,6 +291,17 @@ function engineFeatures(pages: ProviderPages): Configuration['features'] {
     },
     userinfo: { enabled: true },
     clientCredentials: { enabled: true },
+    // RFC 8628 for televisions and kiosks: the citizen signs in (both factors, consent) on another
+    // device's browser, through the same interaction pages. Clients opt in with the grant type.
+    deviceFlow: pages.device
+      ? {
+          enabled: true,
+          ...USER_CODE,
+          userCodeInputSource: async (ctx, _form, _out, err) => pages.device!.input(ctx, err),
+          userCodeConfirmSource: async (ctx, _form, _client, _deviceInfo, userCode) => pages.device!.confirm(ctx, userCode),
+          successSource: async (ctx) => pages.device!.success(ctx),
+        }
+      : { enabled: false },
     backchannelLogout: { enabled: true },
     pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
     requestObjects: { enabled: true, requireSignedRequestObject: false },
@@ -300,6 +330,8 @@ function ttlPolicy(config: Config): Configuration['ttl'] {
   return {
     AccessToken: (_ctx, _token, client) => clientTtl(client, 'kapija_access_token_ttl') ?? config.ttl.accessToken,
     AuthorizationCode: 60,
+    // RFC 8628: the citizen has ten minutes to enter a device's code and sign in.
+    DeviceCode: 10 * 60,
     ClientCredentials: config.ttl.accessToken,
     IdToken: config.ttl.accessToken,
     Interaction: 30 * 60,
@@ -455,7 +487,7 @@ function releaseOf(ctx: KoaContextWithOIDC): Release | undefined {
   const body = ctx.body as unknown;
   if (!client) return undefined;
   if (route === 'token' && body && typeof body === 'object' && typeof (body as { id_token?: unknown }).id_token === 'string') {
-    const source = (entities.AuthorizationCode ?? entities.RefreshToken) as { accountId?: string } | undefined;
+    const source = (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode) as { accountId?: string } | undefined;
     const payload = decodeJwtPayload((body as { id_token: string }).id_token);
     if (!source?.accountId || !payload) return undefined;
     return { accountId: source.accountId, clientId: client.clientId, claims: personalClaims(payload), channel: 'id_token' };

@@ -12,6 +12,7 @@ import { createCertificateHandoffRepository, type CertificateHandoffRepository }
 import { createAuditLog, withChainRetry, type AuditLog } from './audit.js';
 import { createClientRepository, type ClientRepository } from './clients.js';
 import { createConsentRefusalRepository, type ConsentRefusalRepository } from './consent-refusals.js';
+import { createTrustedBrowserRepository, type TrustedBrowserRepository } from './trusted-browsers.js';
 import { createCredentialRepository, type CredentialRepository } from './credentials.js';
 import type { Db } from './db.js';
 import { createDatabaseHealth, type DatabaseHealth } from './health.js';
@@ -56,6 +57,8 @@ export interface Repositories {
   registrarRoles: RegistrarRoleRepository;
   roles: RoleRepository;
   sessionDevices: SessionDeviceRepository;
+  /** Browsers remembered after a two-factor sign-in (the second factor skipped up to substantial). */
+  trustedBrowsers: TrustedBrowserRepository;
   webauthnMetadata: WebAuthnMetadataRepository;
   /** Readiness of the database: reachable, migrations current. */
   health: DatabaseHealth;
@@ -95,6 +98,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     registrarRoles: createRegistrarRoleRepository(db),
     roles: createRoleRepository(db),
     sessionDevices: createSessionDeviceRepository(db),
+    trustedBrowsers: createTrustedBrowserRepository(db),
     webauthnMetadata: createWebAuthnMetadataRepository(db),
     health: createDatabaseHealth(db),
     metrics: createStoreMetrics(db),

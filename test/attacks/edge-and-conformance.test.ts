@@ -207,7 +207,7 @@ describe('protocol conformance', () => {
       expect(c.split(';')[0]).toBe(deviceCookies[0]!.split(';')[0]);
     }
 
-    const names = ['kapija.session', 'kapija.interaction', 'kapija.resume', 'kapija.csrf', 'kapija.lang', 'kapija.device', 'kapija.account', 'kapija.admin', 'kapija.reenrol'];
+    const names = ['kapija.session', 'kapija.interaction', 'kapija.resume', 'kapija.csrf', 'kapija.lang', 'kapija.device', 'kapija.trusted', 'kapija.account', 'kapija.admin', 'kapija.reenrol'];
     for (const lang of ['sr-Cyrl', 'sr-Latn', 'en']) {
       const page = await new Agent(lang).request(new URL(`/cookies?lang=${lang}`, server.url));
       expect(page.status).toBe(200);

@@ -14,6 +14,8 @@ export interface SignInOptions {
   consent?: boolean;
   /** The optional claims to tick on the consent page (default: those the page ticks). */
   claims?: string[];
+  /** Tick "remember this browser" on the second-factor page. */
+  rememberBrowser?: boolean;
 }
 
 export class SignInError extends Error {
@@ -42,7 +44,7 @@ export async function signIn(agent: Agent, authorizationUrl: URL, redirectUri: s
       next = await submitForm(agent, page, /\/login$/, { username: opts.username, password: opts.password });
       if (next.status !== 303) throw new SignInError(`login failed with status ${next.status}`, next);
     } else if (/\/totp"/.test(page.body) && opts.totpSecret) {
-      next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(opts.totpSecret) });
+      next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(opts.totpSecret), ...(opts.rememberBrowser ? { remember: 'yes' } : {}) });
       if (next.status !== 303) throw new SignInError(`TOTP step failed with status ${next.status}`, next);
     } else if (/\/confirm"/.test(page.body)) {
       if (opts.consent === false) next = await submitForm(agent, page, /\/abort$/, {});

@@ -178,6 +178,24 @@ test('an access token issued by Kapija to an administrator, through the code flo
 });
 
 describe('clients', () => {
+  test('a device (RFC 8628) client opts in with the grant type; a pairwise one must sign its requests with a key', async () => {
+    const device = 'urn:ietf:params:oauth:grant-type:device_code';
+    const withKey = await api().post('/admin/api/clients').set(as('admin')).send({
+      client_id: 'tv-app',
+      client_name: 'RTS',
+      grant_types: [device, 'refresh_token'],
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks_uri: 'https://tv.example/jwks.json',
+      scope: 'openid',
+    });
+    expect(withKey.status).toBe(201);
+    expect(withKey.body.client).toMatchObject({ grant_types: [device, 'refresh_token'], response_types: [] });
+    const withSecret = await api().post('/admin/api/clients').set(as('admin')).send({ client_id: 'tv-secret', grant_types: [device], jwks_uri: 'https://tv.example/jwks.json', scope: 'openid' });
+    expect(withSecret.status).toBe(400);
+    expect(JSON.stringify(withSecret.body)).toMatch(/private_key_jwt/);
+    expect((await api().post('/admin/api/clients').set(as('admin')).send({ client_id: 'tv-bad', grant_types: ['urn:example:unknown'], scope: 'openid' })).status).toBe(400);
+  });
+
   test('create shows the secret once; the secret works, rotates, and disable/enable/delete take effect at once', async () => {
     const created = await api().post('/admin/api/clients').set(as('admin')).send({
       client_id: 'porez',

@@ -27,6 +27,15 @@ describe('levelFor beyond the built-in factors', () => {
     expect(completeAmr(['sms'])).not.toContain('mfa');
   });
 
+  it('counts a remembered browser with the password as substantial, never above, and never alone', () => {
+    expect(levelFor(['pwd', levels.REMEMBERED_BROWSER])).toBe('substantial');
+    expect(levelFor(completeAmr(['pwd', levels.REMEMBERED_BROWSER]))).toBe('substantial');
+    expect(levelFor([levels.REMEMBERED_BROWSER])).toBe('low');
+    expect(levelFor([levels.REMEMBERED_BROWSER, 'pin'])).toBe('low');
+    expect(completeAmr(['pwd', levels.REMEMBERED_BROWSER])).toEqual(['pwd', levels.REMEMBERED_BROWSER, 'mfa']);
+    expect(completeAmr(['pwd', levels.REMEMBERED_BROWSER])).not.toContain('otp');
+  });
+
   it('is what the engine sees (oidc/acr re-exports the vocabulary)', () => {
     expect(engineView.levelFor).toBe(levels.levelFor);
     expect(engineView.ACR).toBe(levels.ACR);
