@@ -219,7 +219,8 @@ describe('protocol conformance', () => {
       const page = await new Agent().request(new URL(path, server.url));
       expect([path, /<footer[\s\S]*href="\/cookies"[\s\S]*<\/footer>/.test(page.body)]).toEqual([path, true]);
     }
-  });
+    // Two full sign-ins with TOTP: on a loaded machine this takes longer than jest's default.
+  }, 90_000);
 
   test('ASVS 5.0 V3.4.x / CSP3 form-action: pages restrict where forms post, and a sign-in with consent still reaches the service', async () => {
     const page = await new Agent().request(new URL('/register', server.url));
