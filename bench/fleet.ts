@@ -193,7 +193,7 @@ function report(results: (Result & { lbMsPerOp: number })[], failover: { done: n
     '',
     `**One PostgreSQL core** carries about ${f(perCore(signIn), 0)} full sign-ins/s (password + TOTP + code exchange) or ${f(perCore(sso), 0)} SSO flows/s (authorize with a session + code exchange).`,
     '',
-    `**National peak** (200 password sign-ins/s and 2 000 SSO/token requests/s, the latter costed at the dearest of (b)–(f) per operation): PostgreSQL ≈ ${f(pgCores, 1)} cores, Kapija ≈ ${f(appCores, 1)} cores besides (argon2id included in the sign-in's share), before headroom. PostgreSQL's figure includes its connection handling and WAL writing on this machine's disk; a production server's storage changes the latter.`,
+    `**National peak** (200 password sign-ins/s and 2 000 SSO/token requests/s, the latter costed at the dearest of (b)–(f) per operation): PostgreSQL ≈ ${f(pgCores, 1)} cores and the Kapija instances ≈ ${f(appCores, 1)} cores (argon2id included in the sign-in's share), before headroom. PostgreSQL's figure includes its connection handling and WAL writing on this machine's disk; a production server's storage changes the latter.`,
     '',
     `**Failover**: SSO flows for ${KILL_SECONDS} s, instance 2 killed with SIGKILL half-way: ${failover.done} flows succeeded, ${failover.failed} failed, ${failover.inFlightAtKill} flows were in flight when it died (target: failures ≤ flows in flight: ${failover.failed <= Math.max(0, failover.inFlightAtKill) ? 'met' : 'not met'}).`,
     '',
