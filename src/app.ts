@@ -372,6 +372,7 @@ function createEngineFor(
       return grant && { id: grant.id, payload: grant.payload as Record<string, unknown> };
     },
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
+    identityLevel: (accountId) => handles.identity.levelOf(accountId),
     pairwiseSubject: d.pairwiseSubject,
     // A release not yet in the ledger is written here, not by a listener, so that its failure
     // reaches the response (a listener's failure is only logged). Userinfo and introspection

@@ -1,0 +1,107 @@
+/**
+ * An outside review of identity proofing: the routes tried out of order, after the identity lost
+ * its standing, and with codes whose issuer lost theirs. Each case is named after the rule it checks.
+ */
+import { createHash } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import { Agent } from '../support/browserless.js';
+import { signIn } from '../support/sign-in.js';
+import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg } from '../support/kapija.js';
+import type { ProofingInput } from '../../src/identity/service.js';
+import { createRegistrarRoles } from '../../src/identity/registrar.js';
+
+const REDIRECT = 'http://127.0.0.1:9/cb';
+const ACR = { low: 'http://eidas.europa.eu/LoA/low', substantial: 'http://eidas.europa.eu/LoA/substantial', high: 'http://eidas.europa.eu/LoA/high' };
+const VERIFIER = 'a-fixed-pkce-verifier-for-the-identity-review-0123456789';
+const PKCE = { code_challenge: createHash('sha256').update(VERIFIER).digest('base64url'), code_challenge_method: 'S256' };
+const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
+
+const server = kapijaForSuite();
+let rp: { clientId: string; clientSecret?: string | undefined };
+beforeAll(async () => {
+  rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid profile email jmbg offline_access' });
+});
+
+function authorize(extra: Record<string, string> = {}): URL {
+  const u = new URL('/auth', server.url);
+  u.search = new URLSearchParams({ client_id: rp.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...PKCE, ...extra }).toString();
+  return u;
+}
+
+function token(params: Record<string, string>) {
+  const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
+  return fetch(new URL('/token', server.url), { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+}
+
+async function exchange(callback: URL) {
+  const code = callback.searchParams.get('code');
+  if (!code) throw new Error(`no code: ${callback.href}`);
+  return (await (await token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: VERIFIER })).json()) as { id_token: string; refresh_token?: string };
+}
+
+/** A registrar's document check. */
+function check(registrarId: string, level: ProofingInput['level'] = 'high'): ProofingInput {
+  const jmbg = uniqueJmbg();
+  return {
+    method: 'in_person',
+    level,
+    verifier: registrarId,
+    office: 'Policijska uprava Novi Sad',
+    evidence: { type: 'document', documentType: 'idcard', issuingCountry: 'RS', documentNumber: `00${jmbg.slice(7)}`, expiry: '2032-06-01' },
+    attributes: { givenNameLatn: 'Jelena', familyNameLatn: 'Jović', birthdate: `1${jmbg.slice(4, 7)}-${jmbg.slice(2, 4)}-${jmbg.slice(0, 2)}`, jmbg },
+  };
+}
+
+async function registrar() {
+  const r = await createTestAccount(server.kapija);
+  await createRegistrarRoles(server.kapija.repos).grant(r.account.id, 'test');
+  return r;
+}
+
+/** The identity's expiry (the document's) passes: what the clock would do, written to the row. */
+async function expireIdentity(accountId: string) {
+  await server.kapija.db('verified_identities').where({ account_id: accountId }).update({ expires_at: Date.now() - 1000 });
+  expect(await server.kapija.identity.levelOf(accountId)).toBe('none');
+}
+
+describe('an identity whose proofing expired', () => {
+  test('eIDAS 2015/1502: single sign-on does not reuse a session signed in above what the expired identity supports', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    await server.kapija.identity.recordProofing(citizen.account.id, { ...check(officer.account.id), expiresAt: Date.now() + 3600_000 }, { actor: officer.account.id });
+    const agent = new Agent();
+    const first = await exchange(await signIn(agent, authorize(), REDIRECT, citizen));
+    expect(decodeJwt(first.id_token).acr).toBe(ACR.substantial);
+    await expireIdentity(citizen.account.id);
+    // A silent request: the session says substantial, the identity no longer does.
+    const silent = await agent.follow(await agent.request(authorize({ prompt: 'none' })), isCallback);
+    const asserted = silent instanceof URL && silent.searchParams.get('code') ? decodeJwt((await exchange(silent)).id_token).acr : undefined;
+    expect(asserted === undefined || asserted === ACR.low).toBe(true);
+    expect(silent instanceof URL ? silent.searchParams.get('error') : 'page').toBe('login_required');
+    // Signing in again is asserted at what the identity now supports.
+    const again = await exchange(await signIn(agent, authorize(), REDIRECT, citizen));
+    expect(decodeJwt(again.id_token).acr).toBe(ACR.low);
+  });
+
+  test('eIDAS 2015/1502: a refresh token issued above what the identity now supports is refused once the proofing expired', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    await server.kapija.identity.recordProofing(citizen.account.id, { ...check(officer.account.id), expiresAt: Date.now() + 3600_000 }, { actor: officer.account.id });
+    const first = await exchange(await signIn(new Agent(), authorize({ scope: 'openid offline_access', prompt: 'consent' }), REDIRECT, citizen));
+    expect(first.refresh_token).toBeTruthy();
+    await expireIdentity(citizen.account.id);
+    const refreshed = await token({ grant_type: 'refresh_token', refresh_token: first.refresh_token! });
+    const body = (await refreshed.json()) as { id_token?: string; error?: string };
+    expect(body.id_token ? decodeJwt(body.id_token).acr : undefined).toBeUndefined();
+    expect(refreshed.status).toBe(400);
+    expect(body.error).toBe('invalid_grant');
+  });
+
+  test('a refresh token issued at low keeps working after the proofing expired (nothing it asserts was lost)', async () => {
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    const first = await exchange(await signIn(new Agent(), authorize({ scope: 'openid offline_access', prompt: 'consent' }), REDIRECT, citizen));
+    expect(decodeJwt(first.id_token).acr).toBe(ACR.low);
+    const refreshed = await token({ grant_type: 'refresh_token', refresh_token: first.refresh_token! });
+    expect(refreshed.status).toBe(200);
+  });
+});
