@@ -229,7 +229,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
 
 /** Recording, correcting and revoking a verified identity. */
 function proofingOperations(ctx: IdentityContext) {
-  const { identities, accounts, audit, atomically } = ctx.repos;
+  const { identities, accounts, audit, atomically, activationCodes } = ctx.repos;
   const { now, jmbgHash, refuseDuplicate, levelDropped } = ctx;
   const ops = {
     /**
@@ -297,8 +297,12 @@ function proofingOperations(ctx: IdentityContext) {
     async revoke(accountId: string, by: ProofingActor, reason: string): Promise<boolean> {
       let revoked = false;
       await atomically(async (trx) => {
+        const jmbg = (await identities.find(accountId, trx))?.attributes.jmbg;
         revoked = await identities.revoke(accountId, reason.slice(0, 200), trx);
         if (!revoked) return;
+        // The codes still out for this account or this JMBG (a letter in the post) would restore
+        // what was just revoked, on this account or another: they are withdrawn with it.
+        await activationCodes.withdraw({ accountId, jmbgHash: jmbg ? jmbgHash(jmbg) : undefined }, trx);
         await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.revoked', subjectAccountId: accountId, ip: by.ip ?? null, details: { reason: reason.slice(0, 200) } }, trx);
         await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_revoked', subjectAccountId: accountId, details: {} }, trx);
       });

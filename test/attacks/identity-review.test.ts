@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { Agent } from '../support/browserless.js';
-import { signIn } from '../support/sign-in.js';
+import { signIn, submitForm } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg } from '../support/kapija.js';
 import type { ProofingInput } from '../../src/identity/service.js';
 import { createRegistrarRoles } from '../../src/identity/registrar.js';
@@ -64,6 +64,11 @@ async function expireIdentity(accountId: string) {
   expect(await server.kapija.identity.levelOf(accountId)).toBe('none');
 }
 
+async function activate(agent: Agent, fields: { username: string; code: string; password: string }) {
+  const page = await agent.request(new URL('/activate?lang=en', server.url));
+  return submitForm(agent, page, /\/activate$/, fields);
+}
+
 describe('an identity whose proofing expired', () => {
   test('eIDAS 2015/1502: single sign-on does not reuse a session signed in above what the expired identity supports', async () => {
     const officer = await registrar();
@@ -103,5 +108,33 @@ describe('an identity whose proofing expired', () => {
     expect(decodeJwt(first.id_token).acr).toBe(ACR.low);
     const refreshed = await token({ grant_type: 'refresh_token', refresh_token: first.refresh_token! });
     expect(refreshed.status).toBe(200);
+  });
+});
+
+describe('activation codes after the proofing lost its standing', () => {
+  test('a code issued before the identity was revoked (fraud) does not restore it', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    const input = check(officer.account.id);
+    await server.kapija.identity.recordProofing(citizen.account.id, input, { actor: officer.account.id });
+    // A second code for the same identity was handed out too (a letter in the post).
+    const { code } = await server.kapija.identity.issueActivationCode(input, { actor: officer.account.id }, { accountId: citizen.account.id });
+    expect(await server.kapija.identity.revoke(citizen.account.id, { actor: officer.account.id }, 'fraud')).toBe(true);
+    const used = await activate(new Agent('en'), { username: citizen.username, code, password: citizen.password });
+    expect(used.status).toBe(400);
+    expect(await server.kapija.identity.levelOf(citizen.account.id)).toBe('none');
+  });
+
+  test('a code for the revoked JMBG, bound to no account, cannot hand that identity to another account', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    const input = check(officer.account.id);
+    // The code (for whichever account the citizen opens) is issued first; then the same identity is proofed on an account.
+    const { code } = await server.kapija.identity.issueActivationCode(input, { actor: officer.account.id });
+    await server.kapija.identity.recordProofing(citizen.account.id, input, { actor: officer.account.id });
+    expect(await server.kapija.identity.revoke(citizen.account.id, { actor: officer.account.id }, 'fraud')).toBe(true);
+    const other = await createTestAccount(server.kapija, { identity: 'none' });
+    expect((await activate(new Agent('en'), { username: other.username, code, password: other.password })).status).toBe(400);
+    expect(await server.kapija.identity.levelOf(other.account.id)).toBe('none');
   });
 });
