@@ -137,4 +137,19 @@ describe('activation codes after the proofing lost its standing', () => {
     expect((await activate(new Agent('en'), { username: other.username, code, password: other.password })).status).toBe(400);
     expect(await server.kapija.identity.levelOf(other.account.id)).toBe('none');
   });
+
+  test('separation of duties: codes a registrar issued stop working when the registrar role is revoked', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    const { code } = await server.kapija.identity.issueActivationCode(check(officer.account.id), { actor: officer.account.id }, { accountId: citizen.account.id });
+    expect(await createRegistrarRoles(server.kapija.repos).revoke(officer.account.id, 'an-admin')).toBe(true);
+    const used = await activate(new Agent('en'), { username: citizen.username, code, password: citizen.password });
+    expect(used.status).toBe(400);
+    expect(await server.kapija.identity.levelOf(citizen.account.id)).toBe('none');
+    // A code from a registrar still in office works as before.
+    const colleague = await registrar();
+    const fresh = await server.kapija.identity.issueActivationCode(check(colleague.account.id), { actor: colleague.account.id }, { accountId: citizen.account.id });
+    expect((await activate(new Agent('en'), { username: citizen.username, code: fresh.code, password: citizen.password })).status).toBe(200);
+    expect(await server.kapija.identity.levelOf(citizen.account.id)).toBe('high');
+  });
 });

@@ -2,13 +2,14 @@
  * Identity proofing on every store (identity/service.ts over store/identities.ts and
  * store/activation-codes.ts), with two instances on one database: two proofings of the same JMBG
  * at the same moment leave one identity in force; an activation code is redeemed once; codes are
- * withdrawn with the identity they would restore.
+ * withdrawn with the identity they would restore and with their registrar's role.
  */
 import { randomBytes } from 'node:crypto';
 import { migrate, openStore, type Db } from '../../../src/store/db.js';
 import { createRepositories } from '../../../src/store/index.js';
 import { createSecretBox } from '../../../src/security/crypto.js';
 import { createIdentityService, type IdentityService, type ProofingInput } from '../../../src/identity/service.js';
+import { createRegistrarRoles } from '../../../src/identity/registrar.js';
 import { createTestDatabase, stores, type TestDatabase } from '../../support/databases.js';
 import { uniqueJmbg } from '../../support/kapija.js';
 
@@ -77,5 +78,20 @@ describe.each(stores())('identity proofing across instances (%s)', (store) => {
     await expect(one.redeemActivationCode(elsewhere, loose.code)).rejects.toMatchObject({ code: 'identity.activation_invalid' });
     await expect(one.redeemActivationCode(citizen, bound.code)).rejects.toMatchObject({ code: 'identity.activation_invalid' });
     expect((await one.redeemActivationCode(elsewhere, unrelated.code)).level).toBe('high');
+  });
+
+  it('revoking the registrar role withdraws the codes that registrar issued and nobody used, and no others', async () => {
+    const officer = await account();
+    const colleague = await account();
+    const roles = createRegistrarRoles(repos);
+    await roles.grant(officer, 'admin');
+    const mine = await one.issueActivationCode(check(officer), { actor: officer });
+    const theirs = await one.issueActivationCode(check(colleague), { actor: colleague });
+    expect(await roles.revoke(officer, 'admin')).toBe(true);
+    const citizen = await account();
+    await expect(two.redeemActivationCode(citizen, mine.code)).rejects.toMatchObject({ code: 'identity.activation_invalid' });
+    expect((await two.redeemActivationCode(citizen, theirs.code)).level).toBe('high');
+    const [entry] = await repos.audit.list({ chain: 'admin', action: 'admin.role.revoked', subject: officer });
+    expect(entry?.details).toMatchObject({ role: 'registrar', activation_codes_withdrawn: 1 });
   });
 });
