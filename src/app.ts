@@ -442,6 +442,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     cookieName: 'kapija.account',
     idleSeconds: config.portalIdleSeconds,
     secureCookies,
+    identityLevel: (accountId) => handles.identity.levelOf(accountId),
   });
   await portalSignIn.ensureClient();
   // Registration, recovery, e-mail verification and "this wasn't me" (their own paths, CSRF on every form).

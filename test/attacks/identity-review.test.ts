@@ -9,6 +9,7 @@ import { signIn, submitForm } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg } from '../support/kapija.js';
 import type { ProofingInput } from '../../src/identity/service.js';
 import { createRegistrarRoles } from '../../src/identity/registrar.js';
+import { createRoleRepository } from '../../src/store/roles.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const ACR = { low: 'http://eidas.europa.eu/LoA/low', substantial: 'http://eidas.europa.eu/LoA/substantial', high: 'http://eidas.europa.eu/LoA/high' };
@@ -16,7 +17,8 @@ const VERIFIER = 'a-fixed-pkce-verifier-for-the-identity-review-0123456789';
 const PKCE = { code_challenge: createHash('sha256').update(VERIFIER).digest('base64url'), code_challenge_method: 'S256' };
 const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
 
-const server = kapijaForSuite();
+// The console at substantial, so that an administrator with TOTP reaches it (the rule is the same at high).
+const server = kapijaForSuite({ env: { ADMIN_MIN_ACR: 'substantial' } });
 let rp: { clientId: string; clientSecret?: string | undefined };
 beforeAll(async () => {
   rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid profile email jmbg offline_access' });
@@ -108,6 +110,32 @@ describe('an identity whose proofing expired', () => {
     expect(decodeJwt(first.id_token).acr).toBe(ACR.low);
     const refreshed = await token({ grant_type: 'refresh_token', refresh_token: first.refresh_token! });
     expect(refreshed.status).toBe(200);
+  });
+});
+
+/** Opens /admin/clients in `agent`, signing in through Kapija when the console asks for it: the page's status. */
+async function openConsole(agent: Agent, admin: Awaited<ReturnType<typeof createTestAccount>>): Promise<number> {
+  const first = await agent.request(new URL('/admin/clients', server.url));
+  if (first.status !== 303) return first.status;
+  const login = await agent.request(new URL(first.headers.get('location')!, server.url));
+  const callback = await signIn(agent, new URL(login.headers.get('location')!, server.url), `${server.url}/admin/callback`, admin);
+  const back = await agent.request(callback);
+  return (await agent.request(new URL(back.headers.get('location')!, server.url))).status;
+}
+
+describe('Kapija’s own pages after the proofing expired', () => {
+  test('ADMIN_MIN_ACR: the console does not keep an administrator whose identity no longer supports its level', async () => {
+    const officer = await registrar();
+    const admin = await createTestAccount(server.kapija, { identity: 'none' });
+    await createRoleRepository(server.kapija.db).grant(admin.account.id, 'admin', 'test');
+    await server.kapija.identity.recordProofing(admin.account.id, { ...check(officer.account.id), expiresAt: Date.now() + 3600_000 }, { actor: officer.account.id });
+    const agent = new Agent();
+    expect(await openConsole(agent, admin)).toBe(200);
+    expect((await agent.request(new URL('/admin/clients', server.url))).status).toBe(200);
+    await expireIdentity(admin.account.id);
+    const after = await agent.request(new URL('/admin/clients', server.url));
+    expect(after.status).toBe(303);
+    expect(after.headers.get('location')).toMatch(/^\/admin\/login/);
   });
 });
 
