@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { decodeJwt } from 'jose';
+import request from 'supertest';
 import { Agent } from '../support/browserless.js';
 import { signIn, submitForm } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg } from '../support/kapija.js';
@@ -136,6 +137,42 @@ describe('Kapija’s own pages after the proofing expired', () => {
     const after = await agent.request(new URL('/admin/clients', server.url));
     expect(after.status).toBe(303);
     expect(after.headers.get('location')).toMatch(/^\/admin\/login/);
+  });
+});
+
+/** A kapija:admin access token as Kapija issues it after a sign-in at `acr` (its grant's acr in `extra`). */
+async function adminToken(accountId: string, acr: string): Promise<string> {
+  const client = await server.kapija.provider.Client.find((await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid kapija:admin' })).clientId);
+  return new server.kapija.provider.AccessToken({ accountId, client, scope: 'openid kapija:admin', grantId: 'review-grant', extra: { acr, auth_time: Math.floor(Date.now() / 1000) } } as never).save();
+}
+
+describe('the admin and registrar APIs after the proofing expired', () => {
+  const api = () => request(server.kapija.app.callback());
+
+  test('ADMIN_MIN_ACR: an admin API token does not outlive the identity that supported its acr', async () => {
+    const officer = await registrar();
+    const admin = await createTestAccount(server.kapija, { identity: 'none' });
+    await createRoleRepository(server.kapija.db).grant(admin.account.id, 'admin', 'test');
+    await server.kapija.identity.recordProofing(admin.account.id, { ...check(officer.account.id), expiresAt: Date.now() + 3600_000 }, { actor: officer.account.id });
+    const bearer = `Bearer ${await adminToken(admin.account.id, ACR.substantial)}`;
+    expect((await api().get('/admin/api/citizens').query({ q: 'ab' }).set('authorization', bearer)).status).toBe(200);
+    await expireIdentity(admin.account.id);
+    const after = await api().get('/admin/api/citizens').query({ q: 'ab' }).set('authorization', bearer);
+    expect(after.status).toBe(401);
+    expect(after.headers['www-authenticate']).toContain('insufficient_user_authentication');
+  });
+
+  test('a registrar’s API token at high does not outlive the registrar’s identity at high', async () => {
+    const officer = await registrar();
+    const desk = await createTestAccount(server.kapija, { identity: 'none' });
+    await createRegistrarRoles(server.kapija.repos).grant(desk.account.id, 'test');
+    await server.kapija.identity.recordProofing(desk.account.id, { ...check(officer.account.id), expiresAt: Date.now() + 3600_000 }, { actor: officer.account.id });
+    const bearer = `Bearer ${await adminToken(desk.account.id, ACR.high)}`;
+    expect((await api().get('/admin/api/registrar/accounts').query({ q: 'ab' }).set('authorization', bearer)).status).toBe(200);
+    await expireIdentity(desk.account.id);
+    const after = await api().get('/admin/api/registrar/accounts').query({ q: 'ab' }).set('authorization', bearer);
+    expect(after.status).toBe(401);
+    expect(after.headers['www-authenticate']).toContain('insufficient_user_authentication');
   });
 });
 
