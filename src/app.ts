@@ -460,7 +460,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
   });
   app.use(registrationAndRecovery.middleware);
   // Activation codes from a registration counter or a letter (identity/activation-router.ts).
-  app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, render, box: handles.box, throttleStorage: repos.rateLimits })));
+  app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, factors: handles.factors, render, box: handles.box, throttleStorage: repos.rateLimits })));
   const deletion = createAccountDeletion({ repos, sessions: w.sessions, payloads: handles.payloads, events: w.events, factors: handles.factors });
   const account = createAccountRouter({
     provider,

@@ -218,3 +218,32 @@ describe('activation codes after the proofing lost its standing', () => {
     expect(await server.kapija.identity.levelOf(citizen.account.id)).toBe('high');
   });
 });
+
+describe('setting a password at activation', () => {
+  test('separation of duties: a code a registrar issues for an account the ID card opened does not give it a password', async () => {
+    const officer = await registrar();
+    // The card's first sign-in opened this account: no password, the identity from the certificate.
+    const jmbg = uniqueJmbg();
+    const card = await server.kapija.accounts.create({ username: `eid-${jmbg.slice(0, 8)}`, givenName: 'Јелена', familyName: 'Јовић', status: 'active' }, null);
+    await server.kapija.identity.recordProofing(
+      card.id,
+      { method: 'certificate', level: 'high', verifier: 'CN=Test CA', evidence: { type: 'certificate', certificateIssuer: 'CN=Test CA', certificateSerial: '1A' }, attributes: { givenNameLatn: 'Jelena', familyNameLatn: 'Jović', jmbg } },
+      { actor: 'certificate' },
+    );
+    // The registrar finds it at the desk, issues a code for it with the same JMBG and activates it with a password of their own.
+    const input = check(officer.account.id);
+    const { code } = await server.kapija.identity.issueActivationCode({ ...input, attributes: { ...input.attributes, jmbg, birthdate: undefined } }, { actor: officer.account.id }, { accountId: card.id });
+    const taken = await activate(new Agent('en'), { username: card.username, code, password: 'a-password-the-officer-chose-1' });
+    expect(taken.status).toBe(400);
+    expect((await server.kapija.accounts.findCredentialsByUsername(card.username))?.passwordHash).toBeNull();
+    expect((await server.kapija.identity.find(card.id))?.method).toBe('certificate');
+  });
+
+  test('an account opened at the counter still takes its password at activation', async () => {
+    const officer = await registrar();
+    const counter = await server.kapija.accounts.create({ username: `counter${uniqueJmbg().slice(0, 8)}`, emailVerified: false }, null);
+    const { code } = await server.kapija.identity.issueActivationCode(check(officer.account.id), { actor: officer.account.id }, { accountId: counter.id });
+    expect((await activate(new Agent('en'), { username: counter.username, code, password: 'a-long-password-for-the-counter-1' })).status).toBe(200);
+    expect((await server.kapija.accounts.findCredentialsByUsername(counter.username))?.passwordHash).toBeTruthy();
+  });
+});
