@@ -93,13 +93,19 @@ function proofingSummary(identity: { level: IdentityLevel; method: ProofingMetho
   };
 }
 
-/** Refuses (400) a proofing with an unknown method or level, no verifier, or invalid attributes. */
-function validateProofing(input: ProofingInput) {
+/**
+ * Refuses (400) a proofing with an unknown method or level, no verifier, invalid attributes, or
+ * evidence that expired before `now` (ms): an expired document or certificate proves nothing
+ * (eIDAS 2015/1502 §2.1.2 counts expired evidence among the risks to rule out). A document is valid
+ * through its expiry date.
+ */
+function validateProofing(input: ProofingInput, now: number) {
   if (!PROOFING_METHODS.includes(input.method)) throw new KapijaError('identity.invalid', 400, { details: { field: 'method' } });
   if (!isIdentityLevel(input.level) || (input.level as IdentityLevel) === 'none') throw new KapijaError('identity.invalid', 400, { details: { field: 'level' } });
   if (!input.verifier || input.verifier.length > 200) throw new KapijaError('identity.invalid', 400, { details: { field: 'verifier' } });
   validateAttributes(input.attributes);
   if (input.evidence.expiry !== undefined && !DATE.test(input.evidence.expiry)) throw new KapijaError('identity.invalid', 400, { details: { field: 'evidence.expiry' } });
+  if (input.evidence.expiry !== undefined && input.evidence.expiry < new Date(now).toISOString().slice(0, 10)) throw new KapijaError('identity.document_expired', 400, { details: { field: 'evidence.expiry' } });
 }
 
 function validateAttributes(a: VerifiedAttributes) {
@@ -237,7 +243,7 @@ function proofingOperations(ctx: IdentityContext) {
      * proofing their own account, (409) a JMBG in force on another account, (400) invalid input.
      */
     async recordProofing(accountId: string, input: ProofingInput, by: ProofingActor = { actor: input.verifier }): Promise<VerifiedIdentity> {
-      validateProofing(input);
+      validateProofing(input, ctx.now());
       if (by.actor === accountId || input.verifier === accountId) throw new KapijaError('identity.own_account', 403);
       const account = await accounts.findById(accountId);
       if (!account || account.status === ('deleted' as string)) throw new KapijaError('identity.not_found', 404);
@@ -333,7 +339,7 @@ function activationOperations(ctx: IdentityContext, recordProofingStored: Return
      * or already has (`accountId`: only that account may use it). Only its keyed hash is stored.
      */
     async issueActivationCode(input: ProofingInput, by: ProofingActor, opts: { accountId?: string | undefined; ttlMs?: number } = {}): Promise<{ code: string; expiresAt: Date }> {
-      validateProofing(input);
+      validateProofing(input, ctx.now());
       if (opts.accountId && (opts.accountId === by.actor || opts.accountId === input.verifier)) throw new KapijaError('identity.own_account', 403);
       if (!input.attributes.jmbg) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
       const hash = jmbgHash(input.attributes.jmbg);

@@ -247,3 +247,18 @@ describe('setting a password at activation', () => {
     expect((await server.kapija.accounts.findCredentialsByUsername(counter.username))?.passwordHash).toBeTruthy();
   });
 });
+
+describe('the evidence', () => {
+  test('eIDAS 2015/1502 §2.1.2: an expired document proves nothing, at the counter or by a code', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    const input = check(officer.account.id);
+    const expired = { ...input, evidence: { ...input.evidence, expiry: '2020-01-31' } };
+    await expect(server.kapija.identity.recordProofing(citizen.account.id, expired, { actor: officer.account.id })).rejects.toMatchObject({ code: 'identity.document_expired', status: 400 });
+    await expect(server.kapija.identity.issueActivationCode(expired, { actor: officer.account.id }, { accountId: citizen.account.id })).rejects.toMatchObject({ code: 'identity.document_expired' });
+    expect(await server.kapija.identity.levelOf(citizen.account.id)).toBe('none');
+    // A document valid through today still counts.
+    const today = new Date().toISOString().slice(0, 10);
+    expect((await server.kapija.identity.recordProofing(citizen.account.id, { ...input, evidence: { ...input.evidence, expiry: today } }, { actor: officer.account.id })).level).toBe('high');
+  });
+});
