@@ -60,6 +60,9 @@ export interface OwnSignIn {
 
 const b64url = (b: Buffer) => b.toString('base64url');
 
+/** The longest return path kept across a sign-in. */
+const MAX_RETURN = 1024;
+
 export function createOwnSignIn(o: OwnSignInOptions): OwnSignIn {
   /** Whether the session asserts more than the account's identity supports now (read only above low). */
   const aboveIdentity = async (session: OwnSession): Promise<boolean> => {
@@ -78,8 +81,10 @@ export function createOwnSignIn(o: OwnSignInOptions): OwnSignIn {
     overwrite: true,
     ...(maxAgeMs ? { maxAge: maxAgeMs } : {}),
   });
+  // A page of these pages only, and of a sensible length: the return is sealed into a cookie, and a
+  // huge query would make headers no browser reads (the page's start is where it goes instead).
   const safeReturn = (to: unknown) =>
-    typeof to === 'string' && to.startsWith(`${o.base}`) && !to.startsWith('//') && !/[\r\n\\]/.test(to) ? to : o.base;
+    typeof to === 'string' && to.length <= MAX_RETURN && to.startsWith(`${o.base}`) && !to.startsWith('//') && !/[\r\n\\]/.test(to) ? to : o.base;
 
   const signIn: OwnSignIn = {
     async ensureClient() {
