@@ -368,7 +368,11 @@ function activationOperations(ctx: IdentityContext, recordProofingStored: Return
       const hashOfCode = codeHash(code);
       const row = await activationCodes.find(hashOfCode);
       const invalid = () => new KapijaError('identity.activation_invalid', 400);
-      if (!row || row.usedAt !== null || row.expiresAt <= now() || (row.accountId && row.accountId !== accountId) || row.createdBy === accountId) {
+      // An identity in force is never bound to another JMBG by a code (a JMBG is changed only by a
+      // correction at a counter): a code for someone else (a relative's letter) is refused as any other.
+      const current = row ? await identities.find(accountId) : undefined;
+      const otherPerson = Boolean(current && current.level !== 'none' && current.attributes.jmbg && jmbgHash(current.attributes.jmbg) !== row!.jmbgHash);
+      if (!row || row.usedAt !== null || row.expiresAt <= now() || (row.accountId && row.accountId !== accountId) || row.createdBy === accountId || otherPerson) {
         await withChainRetry(() => audit.append({ chain: 'admin', actor: accountId, action: 'identity.activation_refused', subjectAccountId: accountId, ip, details: { known: Boolean(row), used: Boolean(row?.usedAt), expired: Boolean(row && row.expiresAt <= now()) } }));
         throw invalid();
       }

@@ -219,6 +219,22 @@ describe('activation codes after the proofing lost its standing', () => {
   });
 });
 
+describe('an activation code and an identity in force', () => {
+  test('a code carrying another JMBG does not rebind an account whose identity is in force (that is a correction at a counter)', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    const own = check(officer.account.id);
+    await server.kapija.identity.recordProofing(citizen.account.id, own, { actor: officer.account.id });
+    // A letter for someone else (a relative at the same address), bound to no account.
+    const { code } = await server.kapija.identity.issueActivationCode(check(officer.account.id), { actor: officer.account.id });
+    expect((await activate(new Agent('en'), { username: citizen.username, code, password: citizen.password })).status).toBe(400);
+    expect((await server.kapija.identity.find(citizen.account.id))?.attributes.jmbg).toBe(own.attributes.jmbg);
+    // A code with the same JMBG (a new document checked) still renews it.
+    const renewal = await server.kapija.identity.issueActivationCode(own, { actor: officer.account.id }, { accountId: citizen.account.id });
+    expect((await activate(new Agent('en'), { username: citizen.username, code: renewal.code, password: citizen.password })).status).toBe(200);
+  });
+});
+
 describe('setting a password at activation', () => {
   test('separation of duties: a code a registrar issues for an account the ID card opened does not give it a password', async () => {
     const officer = await registrar();
