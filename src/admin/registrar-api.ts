@@ -115,7 +115,13 @@ export function registerRegistrarRoutes(router: Router, deps: () => RegistrarApi
     }
     // No password until the citizen activates the account with the code (/activate).
     const account = await d().accounts.create({ username, emailVerified: false }, null);
-    const { code, expiresAt } = await d().identity.issueActivationCode(proofing, by(ctx), { accountId: account.id });
+    const { code, expiresAt } = await d()
+      .identity.issueActivationCode(proofing, by(ctx), { accountId: account.id })
+      .catch(async (err: unknown) => {
+        // The check was refused (e.g. an expired document): the account opened for it goes too.
+        await d().accounts.erase(account.id);
+        throw err;
+      });
     ctx.status = 201;
     ctx.body = { account_id: account.id, username: account.username, activation_code: code, expires_at: expiresAt.toISOString() };
   });

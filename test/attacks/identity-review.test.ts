@@ -176,6 +176,29 @@ describe('the admin and registrar APIs after the proofing expired', () => {
   });
 });
 
+describe('an account opened at the counter', () => {
+  test('a document check the service refuses (an expired document) leaves no account behind', async () => {
+    const desk = await registrar();
+    const bearer = `Bearer ${await adminToken(desk.account.id, ACR.high)}`;
+    const jmbg = uniqueJmbg();
+    const username = `counter${jmbg.slice(0, 9)}`;
+    const res = await request(server.kapija.app.callback())
+      .post('/admin/api/registrar/accounts')
+      .set('authorization', bearer)
+      .send({
+        username,
+        check: {
+          level: 'high',
+          office: 'Policijska uprava Novi Sad',
+          evidence: { document_type: 'idcard', issuing_country: 'RS', document_number: '001234567', expiry: '2020-01-31' },
+          attributes: { given_name_cyrl: 'Јелена', family_name_cyrl: 'Јовић', given_name_latn: 'Jelena', family_name_latn: 'Jović', birthdate: `1${jmbg.slice(4, 7)}-${jmbg.slice(2, 4)}-${jmbg.slice(0, 2)}`, jmbg },
+        },
+      });
+    expect(res.status).toBe(400);
+    expect(await server.kapija.accounts.findByUsername(username)).toBeUndefined();
+  });
+});
+
 describe('activation codes after the proofing lost its standing', () => {
   test('a code issued before the identity was revoked (fraud) does not restore it', async () => {
     const officer = await registrar();
