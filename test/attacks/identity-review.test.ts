@@ -124,6 +124,22 @@ async function openConsole(agent: Agent, admin: Awaited<ReturnType<typeof create
   return (await agent.request(new URL(back.headers.get('location')!, server.url))).status;
 }
 
+describe('an identity proofed again at a lower level', () => {
+  test('the sessions above the new level end and single sign-on asks for a new sign-in, asserted at the new level', async () => {
+    const officer = await registrar();
+    const citizen = await createTestAccount(server.kapija, { identity: 'none' });
+    const input = check(officer.account.id);
+    await server.kapija.identity.recordProofing(citizen.account.id, input, { actor: officer.account.id });
+    const agent = new Agent();
+    expect(decodeJwt((await exchange(await signIn(agent, authorize(), REDIRECT, citizen))).id_token).acr).toBe(ACR.substantial);
+    await server.kapija.identity.recordProofing(citizen.account.id, { ...input, level: 'low', method: 'letter' }, { actor: officer.account.id });
+    expect(await server.kapija.sessions.listForAccount(citizen.account.id)).toEqual([]);
+    const silent = await agent.follow(await agent.request(authorize({ prompt: 'none' })), isCallback);
+    expect(silent instanceof URL ? silent.searchParams.get('error') : 'page').toBe('login_required');
+    expect(decodeJwt((await exchange(await signIn(agent, authorize(), REDIRECT, citizen))).id_token).acr).toBe(ACR.low);
+  });
+});
+
 describe('Kapija’s own pages after the proofing expired', () => {
   test('ADMIN_MIN_ACR: the console does not keep an administrator whose identity no longer supports its level', async () => {
     const officer = await registrar();
