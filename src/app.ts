@@ -380,6 +380,7 @@ function createEngineFor(
       return grant && { id: grant.id, payload: grant.payload as Record<string, unknown> };
     },
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
+    identityLevel: (accountId) => handles.identity.levelOf(accountId),
     pairwiseSubject: d.pairwiseSubject,
     // A release not yet in the ledger is written here, not by a listener, so that its failure
     // reaches the response (a listener's failure is only logged). Userinfo and introspection
@@ -454,6 +455,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     cookieName: 'kapija.account',
     idleSeconds: config.portalIdleSeconds,
     secureCookies,
+    identityLevel: (accountId) => handles.identity.levelOf(accountId),
   });
   await portalSignIn.ensureClient();
   // Registration, recovery, e-mail verification and "this wasn't me" (their own paths, CSRF on every form).
@@ -471,7 +473,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
   });
   app.use(registrationAndRecovery.middleware);
   // Activation codes from a registration counter or a letter (identity/activation-router.ts).
-  app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, render, box: handles.box, throttleStorage: repos.rateLimits })));
+  app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, factors: handles.factors, render, box: handles.box, throttleStorage: repos.rateLimits })));
   const deletion = createAccountDeletion({ repos, sessions: w.sessions, payloads: handles.payloads, events: w.events, factors: handles.factors });
   const account = createAccountRouter({
     provider,

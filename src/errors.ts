@@ -42,6 +42,7 @@ export type ErrorCode =
   | 'identity.invalid'
   | 'identity.invalid_jmbg'
   | 'identity.duplicate_jmbg'
+  | 'identity.document_expired'
   | 'identity.own_account'
   | 'identity.not_found'
   | 'identity.activation_invalid'

@@ -54,7 +54,8 @@ export function createAdminApi(deps: { provider: Provider; accounts: AccountRepo
   });
   // Registrars have their own check (signed in at high, the registrar role), before the administrators'.
   registerRegistrarRoutes(router, () => deps.registrar);
-  router.use(bearerAuth(deps), bodyParser());
+  const identity = deps.registrar?.identity;
+  router.use(bearerAuth({ ...deps, identityLevel: identity && ((accountId: string) => identity.levelOf(accountId)) }), bodyParser());
   registerIdentityOversightRoutes(router, () => deps.registrar);
 
   router.get('/me', (ctx) => {

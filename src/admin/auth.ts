@@ -12,6 +12,7 @@ import { KapijaError } from '../errors.js';
 import { ACR, levelOfAcr, rank, type AcrLevel } from '../oidc/acr.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { RoleRepository } from '../store/roles.js';
+import { honestLevel, type IdentityLevel } from '../identity/levels.js';
 import { ADMIN_REAUTH_SECONDS, ADMIN_SCOPE, type Actor } from './service.js';
 
 const REALM = 'Bearer realm="kapija-admin"';
@@ -38,7 +39,11 @@ export function requireFreshSignIn(ctx: Context, now = Date.now()): void {
   }
 }
 
-export function bearerAuth(deps: { provider: Provider; accounts: AccountRepository; roles: RoleRepository; minAcr: AcrLevel }) {
+/**
+ * `identityLevel`: the identity level in force for an account; a token whose acr is above what the
+ * identity now supports (its proofing expired after the sign-in) counts as below the level.
+ */
+export function bearerAuth(deps: { provider: Provider; accounts: AccountRepository; roles: RoleRepository; minAcr: AcrLevel; identityLevel?: ((accountId: string) => Promise<IdentityLevel>) | undefined }) {
   return async (ctx: Context, next: Next): Promise<void> => {
     const m = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(ctx.get('authorization'));
     if (!m) {
@@ -64,7 +69,8 @@ export function bearerAuth(deps: { provider: Provider; accounts: AccountReposito
     if (!account || roles.length === 0) throw new KapijaError('admin.forbidden', 403);
     const extra = (token.extra ?? {}) as { acr?: unknown; auth_time?: unknown };
     const level = levelOfAcr(extra.acr);
-    if (!level || rank(level) < rank(deps.minAcr)) {
+    const supported = level && deps.identityLevel ? rank(level) <= rank(honestLevel('high', await deps.identityLevel(account.id))) : true;
+    if (!level || rank(level) < rank(deps.minAcr) || !supported) {
       throw stepUp(ctx, 'admin.step_up_required', `acr_values="${ACR[deps.minAcr]}"`);
     }
     ctx.state.adminSignIn = { authTime: typeof extra.auth_time === 'number' ? extra.auth_time : undefined } satisfies SignInOfToken;

@@ -74,6 +74,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
   });
   const registrar = d.identity && d.registrars ? { provider: d.provider, accounts: d.accounts, identity: d.identity, registrars: d.registrars } : undefined;
   const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr, registrar });
+  const identity = d.identity;
   const signIn = createOwnSignIn({
     provider: d.provider,
     clients: d.clients,
@@ -86,6 +87,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     cookieName: 'kapija.admin',
     idleSeconds: CONSOLE_IDLE_SECONDS,
     secureCookies: d.secureCookies,
+    ...(identity ? { identityLevel: (accountId: string) => identity.levelOf(accountId) } : {}),
   });
   await signIn.ensureClient();
   const consoleRouter = createAdminConsole({ service, signIn, roles, accounts: d.accounts, factors: d.factors, render: d.render, minAcr: ACR[d.config.adminMinAcr], lowered: d.config.env === 'development' && d.config.adminMinAcr !== 'high' });

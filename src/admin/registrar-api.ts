@@ -65,7 +65,8 @@ export function registrarAuth(deps: () => RegistrarApiDeps | undefined) {
     const account = token.accountId ? await d.accounts.findById(token.accountId) : undefined;
     if (!account || account.status !== 'active' || !(await d.registrars.isRegistrar(account.id))) throw new KapijaError('identity.registrar_required', 403);
     const extra = (token.extra ?? {}) as { acr?: unknown; auth_time?: unknown };
-    if (levelOfAcr(extra.acr) !== 'high') {
+    // High needs the identity at high too: a token from before the registrar's proofing expired does not.
+    if (levelOfAcr(extra.acr) !== 'high' || (await d.identity.levelOf(account.id)) !== 'high') {
       ctx.set('www-authenticate', `${REALM}, error="insufficient_user_authentication", error_description="a higher level of assurance is required", acr_values="${ACR.high}"`);
       throw new KapijaError('identity.registrar_required', 401);
     }
@@ -114,7 +115,13 @@ export function registerRegistrarRoutes(router: Router, deps: () => RegistrarApi
     }
     // No password until the citizen activates the account with the code (/activate).
     const account = await d().accounts.create({ username, emailVerified: false }, null);
-    const { code, expiresAt } = await d().identity.issueActivationCode(proofing, by(ctx), { accountId: account.id });
+    const { code, expiresAt } = await d()
+      .identity.issueActivationCode(proofing, by(ctx), { accountId: account.id })
+      .catch(async (err: unknown) => {
+        // The check was refused (e.g. an expired document): the account opened for it goes too.
+        await d().accounts.erase(account.id);
+        throw err;
+      });
     ctx.status = 201;
     ctx.body = { account_id: account.id, username: account.username, activation_code: code, expires_at: expiresAt.toISOString() };
   });

@@ -92,6 +92,7 @@ export function createRegistrarDesk(d: RegistrarDeskDeps): Router {
       const proofing = proofingOf(parsed.data, me(ctx).accountId);
       let accountId = values.account_id || undefined;
       let username: string | undefined;
+      let opened: string | undefined;
       if (!accountId) {
         username = normaliseUsername(values.username);
         if (!isUsername(username) || (await d.accounts.findByUsername(username))) {
@@ -99,11 +100,15 @@ export function createRegistrarDesk(d: RegistrarDeskDeps): Router {
           return checkForm(ctx, values, t(ctx)('desk.error.username'));
         }
         if (proofing.attributes.jmbg && (await d.identity.findAccountByVerifiedJmbg(proofing.attributes.jmbg))) await d.identity.issueActivationCode(proofing, by);
-        accountId = (await d.accounts.create({ username, emailVerified: false }, null)).id;
+        accountId = opened = (await d.accounts.create({ username, emailVerified: false }, null)).id;
       } else {
         username = (await d.accounts.findById(accountId))?.username;
       }
-      const { code, expiresAt } = await d.identity.issueActivationCode(proofing, by, { accountId });
+      const { code, expiresAt } = await d.identity.issueActivationCode(proofing, by, { accountId }).catch(async (err: unknown) => {
+        // The check was refused (e.g. an expired document): the account opened for it goes too.
+        if (opened) await d.accounts.erase(opened);
+        throw err;
+      });
       page(ctx, 'desk-code', t(ctx)('desk.code.heading'), { code, username, expires: new Intl.DateTimeFormat(String(ctx.state.locale), { dateStyle: 'long' }).format(expiresAt) });
     } catch (err) {
       if (!(err instanceof KapijaError) || err.status >= 500 || err.status === 404) throw err;

@@ -12,6 +12,8 @@ import { KapijaError } from '../errors.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { ClientRepository } from '../store/clients.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
+import { honestLevel, type IdentityLevel } from '../identity/levels.js';
+import { levelOfAcr, rank } from '../assurance/levels.js';
 
 export interface OwnSession {
   readonly accountId: string;
@@ -37,6 +39,11 @@ export interface OwnSignInOptions {
   cookieName: string;
   idleSeconds: number;
   secureCookies: boolean;
+  /**
+   * The identity level in force for an account (identity/service.ts): a session whose acr is above
+   * what the identity now supports (its proofing expired since) counts as signed out.
+   */
+  identityLevel?(accountId: string): Promise<IdentityLevel>;
 }
 
 export interface OwnSignIn {
@@ -53,7 +60,16 @@ export interface OwnSignIn {
 
 const b64url = (b: Buffer) => b.toString('base64url');
 
+/** The longest return path kept across a sign-in. */
+const MAX_RETURN = 1024;
+
 export function createOwnSignIn(o: OwnSignInOptions): OwnSignIn {
+  /** Whether the session asserts more than the account's identity supports now (read only above low). */
+  const aboveIdentity = async (session: OwnSession): Promise<boolean> => {
+    const at = levelOfAcr(session.acr);
+    if (!o.identityLevel || !at || at === 'low') return false;
+    return rank(at) > rank(honestLevel('high', await o.identityLevel(session.accountId)));
+  };
   const redirectUri = `${o.issuer}${o.base}/callback`;
   const txCookie = `${o.cookieName}.tx`;
   const cookieOpts = (maxAgeMs?: number) => ({
@@ -65,8 +81,10 @@ export function createOwnSignIn(o: OwnSignInOptions): OwnSignIn {
     overwrite: true,
     ...(maxAgeMs ? { maxAge: maxAgeMs } : {}),
   });
+  // A page of these pages only, and of a sensible length: the return is sealed into a cookie, and a
+  // huge query would make headers no browser reads (the page's start is where it goes instead).
   const safeReturn = (to: unknown) =>
-    typeof to === 'string' && to.startsWith(`${o.base}`) && !to.startsWith('//') && !/[\r\n\\]/.test(to) ? to : o.base;
+    typeof to === 'string' && to.length <= MAX_RETURN && to.startsWith(`${o.base}`) && !to.startsWith('//') && !/[\r\n\\]/.test(to) ? to : o.base;
 
   const signIn: OwnSignIn = {
     async ensureClient() {
@@ -168,7 +186,7 @@ export function createOwnSignIn(o: OwnSignInOptions): OwnSignIn {
       }
       const now = Math.floor(Date.now() / 1000);
       // Signing out of Kapija (or a session ended elsewhere) ends this too.
-      if (session.exp <= now || !(await o.payloads.findByUid('Session', session.sessionUid))) {
+      if (session.exp <= now || !(await o.payloads.findByUid('Session', session.sessionUid)) || (await aboveIdentity(session))) {
         signIn.clear(ctx);
         return undefined;
       }

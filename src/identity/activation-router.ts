@@ -2,8 +2,10 @@
  * `/activate`: the citizen binds the identity a registrar verified to their online account with the
  * activation code handed at the counter or sent by letter. The citizen proves the account with its
  * password; an account the registrar created at the counter has none yet, and the password typed
- * here becomes its password (same policy as registration). The first sign-in after that enrols a
- * second factor as for any account without one.
+ * here becomes its password (same policy as registration), but only while nothing else proves the
+ * account (no verified identity, no factor): a passwordless account the ID card opened is never
+ * given a password by whoever holds a code for it. The first sign-in after that enrols a second
+ * factor as for any account without one.
  *
  * Every refusal (unknown user, wrong password, wrong, used, expired or someone else's code) gets
  * the same answer and counts against the account name and the address (rate-limit.ts tiers), so
@@ -28,7 +30,16 @@ const body = z.object({
   password: z.string().min(1).max(1024),
 });
 
-export function createActivationRouter(deps: { accounts: AccountRepository; passwords: PasswordHasher; identity: IdentityService; render: Renderer; box: SecretBox; throttleStorage: ThrottleStorage }): Router {
+export function createActivationRouter(deps: {
+  accounts: AccountRepository;
+  passwords: PasswordHasher;
+  identity: IdentityService;
+  /** Whether an account has a factor of its own (factors/registry.ts). */
+  factors: { hasSecondFactor(accountId: string): Promise<boolean> };
+  render: Renderer;
+  box: SecretBox;
+  throttleStorage: ThrottleStorage;
+}): Router {
   const router = new Router();
   const throttle = createThrottle(deps.throttleStorage, { scope: 'activation', box: deps.box });
   const t = (ctx: Context) => ctx.state.t as Translate;
@@ -55,7 +66,15 @@ export function createActivationRouter(deps: { accounts: AccountRepository; pass
     };
     if (!parsed.success) return refuse();
     const found = await deps.accounts.findCredentialsByUsername(username);
-    const settingPassword = Boolean(found && found.passwordHash === null && found.account.status === 'active');
+    // Only an account the counter opened, which nothing proves yet, takes its password here. One the
+    // ID card opened (a verified identity, no password) or one with a factor of its own is not the
+    // registrar's to hand over: a code for it is redeemed with the account's password or not at all.
+    const settingPassword =
+      found !== undefined &&
+      found.passwordHash === null &&
+      found.account.status === 'active' &&
+      !(await deps.identity.find(found.account.id)) &&
+      !(await deps.factors.hasSecondFactor(found.account.id));
     // A password is verified either way (the same time for an unknown user).
     const ok = settingPassword || (await deps.passwords.verify(found?.passwordHash ?? undefined, parsed.data.password));
     if (!found || !ok || found.account.status !== 'active') return refuse();

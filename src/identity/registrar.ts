@@ -10,8 +10,8 @@ import type { Repositories } from '../store/index.js';
 import { REGISTRAR_ROLE } from '../store/registrar-roles.js';
 
 /** Granting and revoking the role, each with its audit entry in the same transaction. */
-export function createRegistrarRoles(repos: Pick<Repositories, 'registrarRoles' | 'audit' | 'atomically'>) {
-  const { registrarRoles, audit, atomically } = repos;
+export function createRegistrarRoles(repos: Pick<Repositories, 'registrarRoles' | 'activationCodes' | 'audit' | 'atomically'>) {
+  const { registrarRoles, activationCodes, audit, atomically } = repos;
   return {
     isRegistrar: (accountId: string) => registrarRoles.isRegistrar(accountId),
     /** Grants the role; false when the account had it already. */
@@ -25,8 +25,12 @@ export function createRegistrarRoles(repos: Pick<Repositories, 'registrarRoles' 
     async revoke(accountId: string, by: string): Promise<boolean> {
       return atomically(async (trx) => {
         const removed = await registrarRoles.revoke(accountId, trx);
-        if (removed) await audit.append({ chain: 'admin', actor: by, action: 'admin.role.revoked', subjectAccountId: accountId, details: { role: REGISTRAR_ROLE } }, trx);
-        return removed;
+        if (!removed) return false;
+        // The codes the registrar handed out and nobody used yet go with the role: a registrar
+        // removed (say, for fraud) leaves no proofing behind to be redeemed later.
+        const withdrawn = await activationCodes.withdraw({ createdBy: accountId }, trx);
+        await audit.append({ chain: 'admin', actor: by, action: 'admin.role.revoked', subjectAccountId: accountId, details: { role: REGISTRAR_ROLE, activation_codes_withdrawn: withdrawn } }, trx);
+        return true;
       });
     },
   };

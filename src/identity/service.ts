@@ -93,13 +93,19 @@ function proofingSummary(identity: { level: IdentityLevel; method: ProofingMetho
   };
 }
 
-/** Refuses (400) a proofing with an unknown method or level, no verifier, or invalid attributes. */
-function validateProofing(input: ProofingInput) {
+/**
+ * Refuses (400) a proofing with an unknown method or level, no verifier, invalid attributes, or
+ * evidence that expired before `now` (ms): an expired document or certificate proves nothing
+ * (eIDAS 2015/1502 §2.1.2 counts expired evidence among the risks to rule out). A document is valid
+ * through its expiry date.
+ */
+function validateProofing(input: ProofingInput, now: number) {
   if (!PROOFING_METHODS.includes(input.method)) throw new KapijaError('identity.invalid', 400, { details: { field: 'method' } });
   if (!isIdentityLevel(input.level) || (input.level as IdentityLevel) === 'none') throw new KapijaError('identity.invalid', 400, { details: { field: 'level' } });
   if (!input.verifier || input.verifier.length > 200) throw new KapijaError('identity.invalid', 400, { details: { field: 'verifier' } });
   validateAttributes(input.attributes);
   if (input.evidence.expiry !== undefined && !DATE.test(input.evidence.expiry)) throw new KapijaError('identity.invalid', 400, { details: { field: 'evidence.expiry' } });
+  if (input.evidence.expiry !== undefined && input.evidence.expiry < new Date(now).toISOString().slice(0, 10)) throw new KapijaError('identity.document_expired', 400, { details: { field: 'evidence.expiry' } });
 }
 
 function validateAttributes(a: VerifiedAttributes) {
@@ -229,7 +235,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
 
 /** Recording, correcting and revoking a verified identity. */
 function proofingOperations(ctx: IdentityContext) {
-  const { identities, accounts, audit, atomically } = ctx.repos;
+  const { identities, accounts, audit, atomically, activationCodes } = ctx.repos;
   const { now, jmbgHash, refuseDuplicate, levelDropped } = ctx;
   const ops = {
     /**
@@ -237,7 +243,7 @@ function proofingOperations(ctx: IdentityContext) {
      * proofing their own account, (409) a JMBG in force on another account, (400) invalid input.
      */
     async recordProofing(accountId: string, input: ProofingInput, by: ProofingActor = { actor: input.verifier }): Promise<VerifiedIdentity> {
-      validateProofing(input);
+      validateProofing(input, ctx.now());
       if (by.actor === accountId || input.verifier === accountId) throw new KapijaError('identity.own_account', 403);
       const account = await accounts.findById(accountId);
       if (!account || account.status === ('deleted' as string)) throw new KapijaError('identity.not_found', 404);
@@ -297,8 +303,12 @@ function proofingOperations(ctx: IdentityContext) {
     async revoke(accountId: string, by: ProofingActor, reason: string): Promise<boolean> {
       let revoked = false;
       await atomically(async (trx) => {
+        const jmbg = (await identities.find(accountId, trx))?.attributes.jmbg;
         revoked = await identities.revoke(accountId, reason.slice(0, 200), trx);
         if (!revoked) return;
+        // The codes still out for this account or this JMBG (a letter in the post) would restore
+        // what was just revoked, on this account or another: they are withdrawn with it.
+        await activationCodes.withdraw({ accountId, jmbgHash: jmbg ? jmbgHash(jmbg) : undefined }, trx);
         await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.revoked', subjectAccountId: accountId, ip: by.ip ?? null, details: { reason: reason.slice(0, 200) } }, trx);
         await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_revoked', subjectAccountId: accountId, details: {} }, trx);
       });
@@ -329,7 +339,7 @@ function activationOperations(ctx: IdentityContext, recordProofingStored: Return
      * or already has (`accountId`: only that account may use it). Only its keyed hash is stored.
      */
     async issueActivationCode(input: ProofingInput, by: ProofingActor, opts: { accountId?: string | undefined; ttlMs?: number } = {}): Promise<{ code: string; expiresAt: Date }> {
-      validateProofing(input);
+      validateProofing(input, ctx.now());
       if (opts.accountId && (opts.accountId === by.actor || opts.accountId === input.verifier)) throw new KapijaError('identity.own_account', 403);
       if (!input.attributes.jmbg) throw new KapijaError('identity.invalid_jmbg', 400, { details: { field: 'attributes.jmbg' } });
       const hash = jmbgHash(input.attributes.jmbg);
@@ -358,7 +368,11 @@ function activationOperations(ctx: IdentityContext, recordProofingStored: Return
       const hashOfCode = codeHash(code);
       const row = await activationCodes.find(hashOfCode);
       const invalid = () => new KapijaError('identity.activation_invalid', 400);
-      if (!row || row.usedAt !== null || row.expiresAt <= now() || (row.accountId && row.accountId !== accountId) || row.createdBy === accountId) {
+      // An identity in force is never bound to another JMBG by a code (a JMBG is changed only by a
+      // correction at a counter): a code for someone else (a relative's letter) is refused as any other.
+      const current = row ? await identities.find(accountId) : undefined;
+      const otherPerson = Boolean(current && current.level !== 'none' && current.attributes.jmbg && jmbgHash(current.attributes.jmbg) !== row!.jmbgHash);
+      if (!row || row.usedAt !== null || row.expiresAt <= now() || (row.accountId && row.accountId !== accountId) || row.createdBy === accountId || otherPerson) {
         await withChainRetry(() => audit.append({ chain: 'admin', actor: accountId, action: 'identity.activation_refused', subjectAccountId: accountId, ip, details: { known: Boolean(row), used: Boolean(row?.usedAt), expired: Boolean(row && row.expiresAt <= now()) } }));
         throw invalid();
       }

@@ -9,6 +9,8 @@ import type { AccountRepository, Account } from '../store/accounts.js';
 import { releasableClaims } from './claims-policy.js';
 import type { VerifiedIdentity } from '../store/identities.js';
 import { buildVerifiedClaims } from '../identity/verified-claims.js';
+import { honestLevel } from '../identity/levels.js';
+import { levelOfAcr, rank } from './acr.js';
 
 export { SCOPE_CLAIMS } from './claims-policy.js';
 
@@ -44,10 +46,15 @@ export function createFindAccount(
   refusals?: (accountId: string, clientId: string) => Promise<ReadonlySet<string>>,
   identity?: (accountId: string) => Promise<VerifiedIdentity | undefined>,
 ): FindAccount {
-  return async (ctx, id) => {
+  return async (ctx, id, token) => {
     const kept = readAlong?.(id);
     const account = kept ? kept.account : await accounts.findById(id);
     if (!account || account.status !== 'active') return undefined;
+    // A grant (refresh token, code) that asserts more than the identity now supports (its proofing
+    // expired since; revocation already revoked such grants) issues nothing: the engine answers
+    // invalid_grant. Only a grant above low needs the identity read.
+    const asserted = levelOfAcr((token as { acr?: unknown } | undefined)?.acr);
+    if (identity && asserted && asserted !== 'low' && rank(asserted) > rank(honestLevel('high', (await identity(account.id))?.level ?? 'none'))) return undefined;
     return {
       accountId: account.id,
       claims: async (_use, scope, requested, rejected) => {

@@ -19,6 +19,7 @@ import { EXTRA_CLIENT_PROPERTIES, validateExtraClientProperty } from './client-m
 import { allowFormActionTo } from '../http/headers.js';
 import { hostCookie } from '../http/cookie-names.js';
 import { IDENTITY_ASSURANCE_DISCOVERY } from '../identity/verified-claims.js';
+import { honestLevel, type IdentityLevel } from '../identity/levels.js';
 
 export interface ProviderPages {
   /** Answers a protocol error the engine renders: Kapija's error page, or its JSON for a program. */
@@ -75,6 +76,8 @@ export interface ProviderDeps {
   findGrant(accountId: string, clientId: string): Promise<{ id: string; payload: Record<string, unknown> } | undefined>;
   /** The claims the citizen refused to a service (store/consent-refusals.ts). */
   findRefusals?(accountId: string, clientId: string): Promise<ReadonlySet<string>>;
+  /** The identity level in force for an account (identity/service.ts), which caps what a session may assert. */
+  identityLevel?(accountId: string): Promise<IdentityLevel>;
 }
 
 /**
@@ -82,9 +85,23 @@ export interface ProviderDeps {
  * is below what the client requires (its registered minimum or `acr_values`): the interaction then
  * steps the citizen up with the missing factor instead of refusing.
  */
-export function createPolicy(): interactionPolicy.Prompt[] {
+export function createPolicy(identityLevel?: (accountId: string) => Promise<IdentityLevel>): interactionPolicy.Prompt[] {
   const policy = interactionPolicy.base();
   const login = policy.get('login')!;
+  // A session signed in above what the identity now supports (its proofing expired since it began;
+  // a revocation ends such sessions at once) is not reused: the citizen signs in again and the
+  // sign-in is asserted at the level the identity supports.
+  if (identityLevel) {
+    login.checks.add(
+      new interactionPolicy.Check('kapija_identity', 'the identity no longer supports the session’s level of assurance', 'login_required', async (ctx) => {
+        const { oidc } = ctx;
+        const at = levelOfAcr(oidc.session?.acr);
+        if (!oidc.session?.accountId || !at || at === 'low') return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        const ceiling = honestLevel('high', await identityLevel(oidc.session.accountId));
+        return rank(at) > rank(ceiling) ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      }),
+    );
+  }
   login.checks.add(
     new interactionPolicy.Check('kapija_acr', 'a higher level of assurance is required', (ctx) => {
       const { oidc } = ctx;
@@ -106,7 +123,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -190,7 +207,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
         const kept = ctx.oidc.result ? LOCALES.find((l) => l === ctx.cookies.get(hostCookie(LOCALE_COOKIE, config.issuer.startsWith('https://')))) : undefined;
         return `/interaction/${interaction.uid}${kept ? `?lang=${kept}` : ''}`;
       },
-      policy: createPolicy(),
+      policy: createPolicy(identityLevel),
     },
     renderError: async (ctx, out, err) => {
       // oidc-provider's shared error handler renders before it emits `server_error`, so the outage

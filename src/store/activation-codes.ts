@@ -22,6 +22,11 @@ export interface ActivationCodeRepository {
   find(codeHash: string, trx?: Db): Promise<ActivationRow | undefined>;
   /** Marks the code used by `accountId`; false when another request used it first. */
   use(codeHash: string, accountId: string, trx?: Db): Promise<boolean>;
+  /**
+   * Withdraws the unused codes bound to `accountId`, carrying `jmbgHash`, or issued by `createdBy`
+   * (any of those given): they are marked used (by `withdrawn`) and no longer redeem. How many.
+   */
+  withdraw(which: { accountId?: string | undefined; jmbgHash?: string | undefined; createdBy?: string | undefined }, trx?: Db): Promise<number>;
   /** Deletes the activation codes bound to the account (the account was deleted). */
   forgetAccount(accountId: string): Promise<void>;
   /** Deletes the codes that expired before `before` (ms); how many. */
@@ -39,6 +44,9 @@ interface Row {
   used_at: number | string | null;
   used_by: string | null;
 }
+
+/** `used_by` of a code withdrawn before use (its identity revoked, or its registrar's role). */
+export const WITHDRAWN = 'withdrawn';
 
 export function createActivationCodeRepository(db: Db, now: () => number = Date.now): ActivationCodeRepository {
   return {
@@ -72,6 +80,17 @@ export function createActivationCodeRepository(db: Db, now: () => number = Date.
     },
     async use(codeHash, accountId, trx = db) {
       return (await trx('activation_codes').where({ code_hash: codeHash }).whereNull('used_at').update({ used_at: now(), used_by: accountId })) > 0;
+    },
+    async withdraw(which, trx = db) {
+      const given = (['accountId', 'jmbgHash', 'createdBy'] as const).filter((k) => which[k] !== undefined);
+      if (given.length === 0) return 0;
+      const column = { accountId: 'account_id', jmbgHash: 'jmbg_hash', createdBy: 'created_by' } as const;
+      return trx('activation_codes')
+        .whereNull('used_at')
+        .where((q) => {
+          for (const k of given) q.orWhere(column[k], which[k]!);
+        })
+        .update({ used_at: now(), used_by: WITHDRAWN });
     },
     async forgetAccount(accountId) {
       await db('activation_codes').where({ account_id: accountId }).delete();

@@ -597,6 +597,7 @@ export const en = {
   'error.certificate.no_proxy': 'Signing in with the ID card works only at Kapija’s ID card address. Go back to the service and choose “Sign in with your ID card”.',
   'error.identity.invalid': 'The proofing data is not valid.',
   'error.identity.invalid_jmbg': 'The JMBG is not valid (its date or check digit is wrong, or it does not match the date of birth).',
+  'error.identity.document_expired': 'The document has expired: an identity cannot be verified with an expired document.',
   'error.identity.duplicate_jmbg': 'Another account already has a verified identity with this JMBG. The attempt was reported.',
   'error.identity.own_account': 'A registrar cannot verify their own identity.',
   'error.identity.not_found': 'This account has no verified identity.',

@@ -599,6 +599,7 @@ export const srLatn = {
   'error.certificate.no_proxy': 'Prijava ličnom kartom radi samo na Kapijinoj adresi za ličnu kartu. Vratite se na uslugu i izaberite „Prijavi se ličnom kartom”.',
   'error.identity.invalid': 'Podaci o proveri identiteta nisu ispravni.',
   'error.identity.invalid_jmbg': 'JMBG nije ispravan (pogrešan datum ili kontrolna cifra, ili se ne slaže sa datumom rođenja).',
+  'error.identity.document_expired': 'Isprava je istekla: identitet se ne može proveriti isteklom ispravom.',
   'error.identity.duplicate_jmbg': 'Drugi nalog već ima provereni identitet sa ovim JMBG. Pokušaj je prijavljen.',
   'error.identity.own_account': 'Matičar ne može da proveri sopstveni identitet.',
   'error.identity.not_found': 'Ovaj nalog nema provereni identitet.',
