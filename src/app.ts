@@ -67,6 +67,7 @@ import { cookiesPage } from './http/cookies-page.js';
 import { contentPages } from './http/content-pages.js';
 import { startPage } from './http/start-page.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
+import { createMandateService, type MandateService } from './mandates/service.js';
 import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
 import { createRegistrarRoles } from './identity/registrar.js';
@@ -95,6 +96,8 @@ export interface Kapija {
   readonly audit: AuditLog;
   /** Identity proofing: verified identities, levels, activation codes (identity/service.ts). */
   readonly identity: IdentityService;
+  /** Who may act for whom (mandates/service.ts). */
+  readonly mandates: MandateService;
   /** Domain events (sign-ins, factor changes, consents) for the ledger, audit, metrics and statistics. */
   readonly events: EventBus;
   /** Prometheus registry and HTTP timing of this instance. */
@@ -145,6 +148,8 @@ export interface StoreHandles {
   checkpoints: AuditCheckpoints;
   /** Identity proofing: verified identities, their levels, activation codes (identity/service.ts). */
   identity: IdentityService;
+  /** Who may act for whom (mandates/service.ts). */
+  mandates: MandateService;
 }
 
 /** Factors registered after the built-in ones (factors/registry.ts), built from the same handles. */
@@ -192,6 +197,11 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: repos.auditCheckpoints, box, ...(opts.now ? { now: opts.now } : {}) }),
     identity,
+    mandates: createMandateService({
+      repos,
+      acceptsRepresentation: async (clientId) => (await repos.clients.findMetadata(clientId))?.['kapija_accepts_representation'] === true,
+      ...(opts.now ? { now: opts.now } : {}),
+    }),
   };
 }
 
@@ -271,6 +281,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   // A revoked (or lowered) identity ends at once every session signed in above what it now supports.
   // A deleted account's verified identity is erased with the rest of its personal data.
   events.on('account.deleted', (e) => handles.identity.forget(e.accountId));
+  events.on('account.deleted', (e) => handles.mandates.forget(e.accountId));
   handles.identity.onLevelDropped(async (accountId, level) => {
     await endSessionsAbove(sessions, accountId, level);
     await revokeGrantsAbove(handles.payloads, accountId, level);
@@ -304,6 +315,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
     registrationAndRecovery: registrationAndRecovery.service,
     audit: handles.audit,
     identity: handles.identity,
+    mandates: handles.mandates,
     async subjectFor(accountId, clientId) {
       const client = await provider.Client.find(clientId);
       if (!client || client.subjectType !== 'pairwise') return accountId;

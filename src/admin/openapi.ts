@@ -61,6 +61,7 @@ const clientProperties = {
   kapija_access_token_ttl: { type: 'integer', minimum: 30 },
   kapija_refresh_token_ttl: { type: 'integer', minimum: 60 },
   kapija_resource_server: { type: 'boolean' },
+  kapija_accepts_representation: { type: 'boolean' },
 };
 
 export function openApiDocument(issuer: string) {

@@ -110,6 +110,8 @@ export const clientFields = {
   kapija_access_token_ttl: z.number().int().min(30).max(24 * 3600),
   kapija_refresh_token_ttl: z.number().int().min(60).max(365 * 24 * 3600),
   kapija_resource_server: z.boolean(),
+  /** The service lets a representative sign in for a citizen who gave them a mandate (`act` claim). */
+  kapija_accepts_representation: z.boolean(),
 } as const;
 
 /* ---- the engine's extraClientMetadata ---- */
@@ -127,6 +129,7 @@ export const EXTRA_CLIENT_PROPERTIES = [
   'kapija_sector_identifier_uri',
   'kapija_access_token_ttl',
   'kapija_refresh_token_ttl',
+  'kapija_accepts_representation',
 ];
 
 /**
@@ -147,7 +150,7 @@ export function validateExtraClientProperty(key: string, value: unknown): void {
   if (key === 'kapija_sector' && (typeof value !== 'string' || !isSector(value))) {
     throw new TypeError('kapija_sector must be a host name');
   }
-  if ((key === 'kapija_resource_server' || key === 'kapija_first_party') && typeof value !== 'boolean') {
+  if ((key === 'kapija_resource_server' || key === 'kapija_first_party' || key === 'kapija_accepts_representation') && typeof value !== 'boolean') {
     throw new TypeError(`${key} must be a boolean`);
   }
 }
