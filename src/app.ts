@@ -496,6 +496,8 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     reauthSeconds: config.reauthSeconds,
     secureCookies,
     identity: handles.identity,
+    mandates: handles.mandates,
+    clients: handles.clients,
     ...(config.certificate?.signInUrl
       ? { cardLink: createCardLink({ handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }), identity: handles.identity, signInUrl: config.certificate.signInUrl }) }
       : {}),

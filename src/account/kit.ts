@@ -26,6 +26,8 @@ import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import { completeAmr, levelFor, levelOfAcr, rank } from '../assurance/levels.js';
 import type { VerifiedIdentity } from '../store/identities.js';
+import type { ClientRepository } from '../store/clients.js';
+import type { MandateService } from '../mandates/service.js';
 import type { AccountDeletion } from './deletion.js';
 import { serviceName } from '../i18n/service-name.js';
 
@@ -62,6 +64,10 @@ export interface AccountPortalDeps {
   identity?: { find(accountId: string): Promise<VerifiedIdentity | undefined> };
   /** Linking the ID card to this account (factors/certificate/link.ts); absent when certificate sign-in is not configured. */
   cardLink?: CardLink;
+  /** Mandates given and held (/account/mandates); absent, the page is not offered. */
+  mandates?: MandateService;
+  /** The registered services, for naming those that accept representation in a mandate. */
+  clients?: ClientRepository;
   secureCookies: boolean;
 }
 

@@ -4,10 +4,14 @@
  * else's mandate, using one that was withdrawn, expired, or does not cover the service, and the
  * ledgers of both citizens recording each grant, use and withdrawal.
  */
-import { createTestAccount, kapijaForSuite } from '../support/kapija.js';
+import { Agent, hiddenField } from '../support/browserless.js';
+import { openPortal, submitForm } from '../support/sign-in.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 import { createRegistrarRoles } from '../../src/identity/registrar.js';
 import { ledgerChain } from '../../src/account/ledger.js';
 import type { KapijaError } from '../../src/errors.js';
+import { en } from '../../src/i18n/messages/en.js';
+import { srLatn } from '../../src/i18n/messages/sr-Latn.js';
 
 const clock = Date.now();
 const server = kapijaForSuite();
@@ -97,5 +101,55 @@ describe('mandate registry', () => {
     await server.kapija.accounts.setStatus(principal.account.id, 'disabled');
     expect(await server.kapija.mandates.active(principal.account.id, representative.account.id, 'svc')).toBeUndefined();
     expect(await server.kapija.mandates.usableFor(representative.account.id, 'svc')).toEqual([]);
+  });
+});
+
+describe('the mandates page', () => {
+  test('a principal grants through the form (CSRF, recent sign-in), the representative sees it, the principal withdraws it', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija, { givenName: 'Milica', familyName: 'Marković' });
+    const svc = await createTestClient(server.kapija, { client_name: 'Health portal', kapija_accepts_representation: true });
+    await createTestClient(server.kapija, { client_name: 'Not opted in' });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, principal, '/account/mandates');
+    expect(page.body).toContain('Nobody may act for you.');
+    expect(page.body).toContain(`value="${svc.clientId}"`);
+    expect(page.body).not.toContain('Not opted in');
+    // Without the CSRF token the form is refused and nothing is granted.
+    const forged = await agent.request(new URL('/account/mandates', server.url), { form: { representative: representative.username, purposes: 'health', service: 'all' } });
+    expect(forged.status).toBe(403);
+    expect(await server.kapija.mandates.listForPrincipal(principal.account.id)).toEqual([]);
+    // A service that did not opt in cannot be named, even by editing the form.
+    const tampered = await submitForm(agent, page, /\/account\/mandates$/, { representative: representative.username, purposes: 'health', service: 'rp-not-opted-in' });
+    expect(tampered.status).toBe(400);
+    expect(tampered.body).toContain('role="alert"');
+    const refused = await submitForm(agent, page, /\/account\/mandates$/, { representative: 'nobody-at-all', purposes: 'health', service: 'all' });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toContain(en['error.mandate.representative_invalid']);
+    const granted = await submitForm(agent, page, /\/account\/mandates$/, { representative: representative.username, purposes: ['health', 'tax'], service: svc.clientId, valid_until: '2036-01-31' });
+    expect(granted.status).toBe(303);
+    const [m] = await server.kapija.mandates.listForPrincipal(principal.account.id);
+    expect(m).toMatchObject({ representativeId: representative.account.id, services: [svc.clientId], purposes: ['health', 'tax'] });
+    const shown = await agent.request(new URL('/account/mandates?done=granted', server.url));
+    expect(shown.body).toContain('Milica Marković');
+    expect(shown.body).toContain(`data-withdraw="${m!.id}"`);
+
+    const repAgent = new Agent('sr-Latn');
+    const held = await openPortal(repAgent, server.url, representative, '/account/mandates');
+    expect(held.body).toContain(srLatn['account.mandates.held']);
+    expect(held.body).toContain(principal.username);
+    // The representative may also give it up; a stranger cannot withdraw it by posting its id.
+    const stranger = await createTestAccount(server.kapija);
+    const strangerAgent = new Agent('en');
+    const strangerPage = await openPortal(strangerAgent, server.url, stranger, '/account/mandates');
+    const notTheirs = await strangerAgent.request(new URL('/account/mandates/withdraw', server.url), { form: { _csrf: hiddenField(strangerPage.body, '_csrf')!, mandate_id: m!.id } });
+    expect(notTheirs.status).toBe(404);
+    expect((await server.kapija.mandates.find(m!.id))?.withdrawnAt).toBeNull();
+
+    const withdrawn = await submitForm(agent, shown, /\/account\/mandates\/withdraw$/, { mandate_id: m!.id });
+    expect(withdrawn.status).toBe(303);
+    expect((await server.kapija.mandates.find(m!.id))?.withdrawnAt).toBeInstanceOf(Date);
+    const after = await agent.request(new URL('/account/mandates?done=withdrawn', server.url));
+    expect(after.body).not.toContain(`data-withdraw="${m!.id}"`);
   });
 });
