@@ -6,6 +6,10 @@
  *
  * `services` is a JSON list of client ids, or null for every service that accepts representation;
  * `purposes` a JSON list. A withdrawn mandate stays, for the record, with who withdrew it and when.
+ *
+ * `mandate_grants` binds a grant (oidc-provider's, of the representative for one service) to the
+ * mandate it was made under: the tokens of that grant act for the principal, each checked again
+ * against the mandate when it is used.
  */
 import type { Knex } from 'knex';
 
@@ -25,8 +29,14 @@ export async function up(db: Knex): Promise<void> {
     t.bigInteger('withdrawn_at').nullable();
     t.string('withdrawn_by', 200).nullable();
   });
+  await db.schema.createTable('mandate_grants', (t) => {
+    t.string('grant_id', 128).primary();
+    t.string('mandate_id', 36).notNullable().index();
+    t.bigInteger('created_at').notNullable();
+  });
 }
 
 export async function down(db: Knex): Promise<void> {
+  await db.schema.dropTableIfExists('mandate_grants');
   await db.schema.dropTableIfExists('mandates');
 }

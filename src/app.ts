@@ -68,6 +68,7 @@ import { contentPages } from './http/content-pages.js';
 import { startPage } from './http/start-page.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
 import { createMandateService, type MandateService } from './mandates/service.js';
+import { representedSubject, withRepresentation } from './mandates/represented-account.js';
 import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
 import { createRegistrarRoles } from './identity/registrar.js';
@@ -378,13 +379,24 @@ function createEngineFor(
     logger: d.logger,
     keys: d.keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
-    findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
+    // A token made under a mandate answers for the principal, with the representative in `act` (mandates/represented-account.ts).
+    findAccount: withRepresentation(
+      createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
+      {
+        mandates: handles.mandates,
+        subjectFor: async (ctx, accountId) => {
+          const client = ctx.oidc.client!;
+          return client.subjectType === 'pairwise' ? d.pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId) : accountId;
+        },
+      },
+    ),
     findGrant: async (accountId, clientId) => {
       const grant = await handles.payloads.latestGrant(accountId, clientId);
       return grant && { id: grant.id, payload: grant.payload as Record<string, unknown> };
     },
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
-    pairwiseSubject: d.pairwiseSubject,
+    // Under a mandate, the engine's `sub` is the principal's (mandates/represented-account.ts).
+    pairwiseSubject: (sector, accountId) => d.pairwiseSubject(sector, representedSubject(accountId)),
     // A release not yet in the ledger is written here, not by a listener, so that its failure
     // reaches the response (a listener's failure is only logged). Userinfo and introspection
     // releases of many citizens are written in groups, each request waiting for its group's commit.
@@ -433,6 +445,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     events: w.events,
     refusals: repos.refusals,
     identity: handles.identity,
+    mandates: handles.mandates,
     factorReset: {
       useLink: (token, accountId) => registrationAndRecovery.service.useReenrolLink(token, accountId),
       ensureLink: (accountId) => registrationAndRecovery.service.ensureReenrolLink(accountId),

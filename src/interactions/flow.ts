@@ -25,9 +25,11 @@ export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
  * - `notice`: the factors are complete, a notice (recovery codes, codes left) is read first;
  * - `identity`: the factors are complete but the citizen's verified identity is below the level the
  *   service needs: a page explains how to verify it (identity/step.ts);
+ * - `represent`: the factors are complete, the citizen holds mandates covering a service that
+ *   accepts representation, and chooses for whom they act (represent.ts);
  * - `consent`: the engine asks for consent.
  */
-export type Step = 'identify' | 'second-factor' | 'enrol' | 'reset-link' | 'notice' | 'identity' | 'consent';
+export type Step = 'identify' | 'second-factor' | 'enrol' | 'reset-link' | 'notice' | 'identity' | 'represent' | 'consent';
 
 /** What decides the next step once a step ends. */
 export interface StepFacts {
@@ -71,6 +73,8 @@ export interface Flow {
   codes?: string;
   /** Set after a recovery code was used: how many remain. */
   recoveryRemaining?: number;
+  /** For whom the citizen acts at this service: `self` or a mandate id, checked again on use (represent.ts). */
+  represent?: string;
   /** This browser followed the mailed re-enrolment link (used up at the password step) after an administrator's reset. */
   resetLinkUsed?: boolean;
 }

@@ -197,6 +197,21 @@ export function createMandateService(deps: MandateServiceDeps) {
       return out;
     },
 
+    /** Records that a grant of the representative was made under a mandate. */
+    bindGrant: (grantId: string, m: Mandate) => mandates.bindGrant(grantId, m.id),
+
+    /**
+     * The mandate a grant was made under, when the grant acts for someone: `{ mandate }` while it is
+     * in force for `clientId` (and the principal active), `{ ended }` once withdrawn or expired;
+     * undefined for a grant of the citizen's own.
+     */
+    async representationOf(grantId: string, clientId: string, at: number = now()): Promise<{ mandate: Mandate } | { ended: Mandate } | undefined> {
+      const m = await mandates.mandateOfGrant(grantId);
+      if (!m) return undefined;
+      const live = inForce(m, at) && covers(m, clientId) && (await activeAccount(m.principalId));
+      return live ? { mandate: m } : { ended: m };
+    },
+
     /** Records a use of a mandate (a sign-in or a token exchange) in both ledgers and the audit trail. */
     async recordUse(m: Mandate, clientId: string, how: 'signin' | 'token_exchange', by: MandateActor = { actor: m.representativeId }): Promise<void> {
       await atomically((trx) => appendAll(trx, m, by, 'used', { how }, clientId));

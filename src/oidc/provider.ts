@@ -101,7 +101,8 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     // How the citizen signed in (acr, amr, auth_time) is part of every ID token, not a personal claim.
     claims: {
       ...SCOPE_CLAIMS,
-      openid: [...SCOPE_CLAIMS.openid, 'acr', 'amr', 'auth_time'],
+      // act, mandate_id, mandate_purposes: only in tokens made under a mandate (mandates/represented-account.ts).
+      openid: [...SCOPE_CLAIMS.openid, 'acr', 'amr', 'auth_time', 'act', 'mandate_id', 'mandate_purposes'],
       sid: null,
       // OpenID Connect for Identity Assurance: asked for in the claims parameter only (identity/verified-claims.ts).
       verified_claims: null,

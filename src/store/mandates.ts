@@ -68,6 +68,12 @@ export interface MandateRepository {
   withdraw(id: string, by: string, trx?: Db): Promise<boolean>;
   /** Withdraws every mandate in force where the account is principal or representative (the account was deleted); the ids. */
   withdrawAllOf(accountId: string, by: string): Promise<Mandate[]>;
+  /** Records that a grant was made under a mandate (its tokens act for the principal). */
+  bindGrant(grantId: string, mandateId: string): Promise<void>;
+  /** The mandate a grant was made under, if any. */
+  mandateOfGrant(grantId: string): Promise<Mandate | undefined>;
+  /** Forgets the bindings of grants made before `before` (ms) that have since expired. */
+  purgeGrants(before: number): Promise<number>;
 }
 
 const toMandate = (r: Row): Mandate => ({
@@ -126,6 +132,16 @@ export function createMandateRepository(db: Db, now: () => number = Date.now): M
         .whereNull('withdrawn_at')) as Row[];
       if (rows.length) await db('mandates').whereIn('id', rows.map((r) => r.id)).whereNull('withdrawn_at').update({ withdrawn_at: now(), withdrawn_by: by });
       return rows.map(toMandate);
+    },
+    async bindGrant(grantId, mandateId) {
+      await db('mandate_grants').insert({ grant_id: grantId, mandate_id: mandateId, created_at: now() });
+    },
+    async mandateOfGrant(grantId) {
+      const row = (await db('mandates').join('mandate_grants', 'mandate_grants.mandate_id', 'mandates.id').where('mandate_grants.grant_id', grantId).first('mandates.*')) as Row | undefined;
+      return row ? toMandate(row) : undefined;
+    },
+    async purgeGrants(before) {
+      return db('mandate_grants').where('created_at', '<', before).delete();
     },
   };
 }

@@ -4,8 +4,10 @@
  * else's mandate, using one that was withdrawn, expired, or does not cover the service, and the
  * ledgers of both citizens recording each grant, use and withdrawal.
  */
-import { Agent, hiddenField } from '../support/browserless.js';
-import { openPortal, submitForm } from '../support/sign-in.js';
+import * as oidc from 'openid-client';
+import { Agent, checkedValues, hiddenField, type Page } from '../support/browserless.js';
+import { nextTotpCode } from '../support/totp.js';
+import { openPortal, submitForm, type SignInOptions } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 import { createRegistrarRoles } from '../../src/identity/registrar.js';
 import { ledgerChain } from '../../src/account/ledger.js';
@@ -151,5 +153,151 @@ describe('the mandates page', () => {
     expect((await server.kapija.mandates.find(m!.id))?.withdrawnAt).toBeInstanceOf(Date);
     const after = await agent.request(new URL('/account/mandates?done=withdrawn', server.url));
     expect(after.body).not.toContain(`data-withdraw="${m!.id}"`);
+  });
+});
+
+const REDIRECT = 'http://127.0.0.1:9/cb';
+
+/** Signs in through Kapija's pages as signIn() does, answering the representation page with `choice` (a mandate id or `self`). */
+async function signInChoosing(agent: Agent, url: URL, who: SignInOptions, choice?: string, pages: string[] = []): Promise<URL> {
+  const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
+  let step = await agent.follow(await agent.request(url), isCallback);
+  for (let i = 0; i < 8; i += 1) {
+    if (step instanceof URL) return step;
+    const page: Page = step;
+    let next: Page;
+    if (/\/login"/.test(page.body)) next = await submitForm(agent, page, /\/login$/, { username: who.username, password: who.password });
+    else if (/\/totp"/.test(page.body)) next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(who.totpSecret!) });
+    else if (/\/represent"/.test(page.body)) {
+      pages.push(page.body);
+      if (!choice) throw new Error('the representation page was shown');
+      next = await submitForm(agent, page, /\/represent$/, { choice });
+      if (next.status >= 400) return Promise.reject(Object.assign(new Error(`represent answered ${next.status}`), { page: next }));
+    } else if (/\/confirm"/.test(page.body)) next = await submitForm(agent, page, /\/confirm$/, { claims: checkedValues(page.body, 'claims') });
+    else throw new Error(`unexpected page ${page.url.pathname} (${page.status})`);
+    step = await agent.follow(next, isCallback);
+  }
+  throw new Error('sign-in did not finish');
+}
+
+async function service(metadata: Record<string, unknown> = {}) {
+  const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid profile offline_access', ...metadata });
+  const config = await oidc.discovery(new URL(server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+  const start = async (scope = 'openid profile') => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope, ...(scope.includes('offline_access') ? { prompt: 'consent' } : {}), code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    return { url, redeem: (cb: URL) => oidc.authorizationCodeGrant(config, cb, { pkceCodeVerifier: verifier, idTokenExpected: true }) };
+  };
+  return { ...rp, config, start };
+}
+
+describe('signing in for someone else', () => {
+  test('at a service that accepts representation, the representative chooses the principal: sub is the principal\'s, act.sub theirs, both ledgers show the use', async () => {
+    const principal = await createTestAccount(server.kapija, { givenName: 'Dragana', familyName: 'Ilić' });
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: [svc.clientId], purposes: ['health'] });
+
+    const { url, redeem } = await svc.start();
+    const pages: string[] = [];
+    const cb = await signInChoosing(new Agent('en'), url, representative, m.id, pages);
+    expect(pages[0]).toContain('For Dragana Ilić');
+    const tokens = await redeem(cb);
+    const claims = tokens.claims()!;
+    const principalSub = await server.kapija.subjectFor(principal.account.id, svc.clientId);
+    const representativeSub = await server.kapija.subjectFor(representative.account.id, svc.clientId);
+    expect(principalSub).not.toBe(principal.account.id);
+    expect(claims.sub).toBe(principalSub);
+    expect(claims['act']).toEqual({ sub: representativeSub });
+    expect(claims['mandate_id']).toBe(m.id);
+    expect(claims['mandate_purposes']).toEqual(['health']);
+    // The principal's claims, not the representative's.
+    const userinfo = await oidc.fetchUserInfo(svc.config, tokens.access_token, principalSub);
+    expect(userinfo).toMatchObject({ sub: principalSub, given_name: 'Dragana', act: { sub: representativeSub }, mandate_id: m.id });
+
+    for (const who of [principal, representative]) {
+      const uses = (await server.kapija.audit.list({ chain: ledgerChain(who.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used');
+      expect(uses).toHaveLength(1);
+      expect(uses[0]).toMatchObject({ clientId: svc.clientId, details: expect.objectContaining({ mandate_id: m.id, how: 'signin' }) });
+    }
+
+    // Choosing "for myself" the next time gives the representative's own sub, without act.
+    const again = await svc.start();
+    const own = await again.redeem(await signInChoosing(new Agent('en'), again.url, representative, 'self'));
+    expect(own.claims()!.sub).toBe(representativeSub);
+    expect(own.claims()!['act']).toBeUndefined();
+  });
+
+  test('a service that did not opt in never shows the choice and never receives act', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service();
+    await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    const { url, redeem } = await svc.start();
+    const pages: string[] = [];
+    const tokens = await redeem(await signInChoosing(new Agent('en'), url, representative, undefined, pages));
+    expect(pages).toEqual([]);
+    expect(tokens.claims()!.sub).toBe(await server.kapija.subjectFor(representative.account.id, svc.clientId));
+    expect(tokens.claims()!['act']).toBeUndefined();
+  });
+
+  test('without a mandate for that principal, a tampered choice is refused and nothing is issued', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const other = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true });
+    await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    // A mandate someone else holds, and one of the representative's that does not cover this service.
+    const notTheirs = await server.kapija.mandates.grant(other.account.id, principal.username, { services: null, purposes: ['general'] });
+    const elsewhere = await server.kapija.mandates.grant(other.account.id, representative.username, { services: ['another-service'], purposes: ['general'] });
+    const { url } = await svc.start();
+    const agent = new Agent('en');
+    const pages: string[] = [];
+    const first = (await signInChoosing(agent, url, representative, notTheirs.id, pages).catch((e: { page?: Page }) => e)) as { page?: Page };
+    expect(first.page?.status).toBe(400);
+    expect(pages[0]).not.toContain(notTheirs.id);
+    expect(pages[0]).not.toContain(elsewhere.id);
+    // The same page, still at the representation step, refuses the other forgeries too.
+    const interaction = /action="(\/interaction\/[^/"]+)\/represent"/.exec(pages[0]!)![1]!;
+    for (const forged of [elsewhere.id, 'not-a-mandate', '']) {
+      const res = await agent.request(new URL(`${interaction}/represent`, server.url), { form: { _csrf: hiddenField(pages[0]!, '_csrf')!, choice: forged } });
+      expect(res.status).toBe(400);
+    }
+    const uses = (await server.kapija.audit.list({ chain: ledgerChain(representative.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used');
+    expect(uses).toEqual([]);
+  });
+
+  test('a withdrawn or expired mandate ends at once: its tokens no longer refresh or read userinfo, and it is no longer offered', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: [svc.clientId], purposes: ['tax'] });
+    const { url, redeem } = await svc.start('openid profile offline_access');
+    const tokens = await redeem(await signInChoosing(new Agent('en'), url, representative, m.id));
+    const principalSub = tokens.claims()!.sub;
+    expect(tokens.refresh_token).toBeTruthy();
+    await oidc.fetchUserInfo(svc.config, tokens.access_token, principalSub);
+
+    await server.kapija.mandates.withdraw(m.id, { actor: principal.account.id });
+    await expect(oidc.fetchUserInfo(svc.config, tokens.access_token, principalSub)).rejects.toThrow();
+    await expect(oidc.refreshTokenGrant(svc.config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // Not offered any more: the representative signs in for themselves only.
+    const next = await svc.start();
+    const pages: string[] = [];
+    const own = await next.redeem(await signInChoosing(new Agent('en'), next.url, representative, undefined, pages));
+    expect(pages).toEqual([]);
+    expect(own.claims()!.sub).toBe(await server.kapija.subjectFor(representative.account.id, svc.clientId));
+  });
+
+  test('a mandate that expires ends the tokens made under it', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'], validUntil: Date.now() + 3000 });
+    const { url, redeem } = await svc.start();
+    const tokens = await redeem(await signInChoosing(new Agent('en'), url, representative, m.id));
+    expect(tokens.claims()!['mandate_id']).toBe(m.id);
+    await new Promise((r) => setTimeout(r, Math.max(0, m.validUntil!.getTime() - Date.now() + 50)));
+    await expect(oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub)).rejects.toThrow();
   });
 });
