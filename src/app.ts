@@ -8,6 +8,7 @@ import Koa, { type Context } from 'koa';
 import os from 'node:os';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from './config.js';
 import { KapijaError } from './errors.js';
@@ -69,6 +70,7 @@ import { startPage } from './http/start-page.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
 import { createMandateService, type MandateService } from './mandates/service.js';
 import { representedSubject, withRepresentation } from './mandates/represented-account.js';
+import { registerTokenExchange } from './mandates/token-exchange.js';
 import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
 import { createRegistrarRoles } from './identity/registrar.js';
@@ -374,6 +376,11 @@ function createEngineFor(
   },
 ): Engine {
   const { repos } = handles;
+  /** The request's client's subject for an account, never substituted (the representative's own, in `act`). */
+  const ownSubject = async (ctx: KoaContextWithOIDC, accountId: string) => {
+    const client = ctx.oidc.client!;
+    return client.subjectType === 'pairwise' ? d.pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId) : accountId;
+  };
   return createEngine({
     config,
     logger: d.logger,
@@ -382,13 +389,7 @@ function createEngineFor(
     // A token made under a mandate answers for the principal, with the representative in `act` (mandates/represented-account.ts).
     findAccount: withRepresentation(
       createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
-      {
-        mandates: handles.mandates,
-        subjectFor: async (ctx, accountId) => {
-          const client = ctx.oidc.client!;
-          return client.subjectType === 'pairwise' ? d.pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId) : accountId;
-        },
-      },
+      { mandates: handles.mandates, subjectFor: ownSubject },
     ),
     findGrant: async (accountId, clientId) => {
       const grant = await handles.payloads.latestGrant(accountId, clientId);
@@ -407,7 +408,11 @@ function createEngineFor(
     releaseRecord: releaseEntry,
     onSessionSaved: touchSessionDevices(repos.sessionDevices),
     pages: enginePages(d.render, d.errors),
-    onBuilt: d.observe,
+    onBuilt: (engine) => {
+      d.observe(engine);
+      // RFC 8693 token exchange for services that accept representation (mandates/token-exchange.ts).
+      registerTokenExchange(engine, { mandates: handles.mandates, subjectFor: ownSubject });
+    },
     // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
     onBackchannelError: d.logoutLater,
   });

@@ -50,7 +50,7 @@ const clientProperties = {
   post_logout_redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
   backchannel_logout_uri: { type: 'string', format: 'uri' },
   scope: { type: 'string', description: 'Space-separated scopes the service may ask for' },
-  grant_types: { type: 'array', items: { enum: ['authorization_code', 'refresh_token', 'client_credentials'] } },
+  grant_types: { type: 'array', items: { enum: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'] } },
   token_endpoint_auth_method: { enum: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] },
   jwks: { type: 'object', description: 'For private_key_jwt' },
   jwks_uri: { type: 'string', format: 'uri', description: 'For private_key_jwt' },

@@ -95,7 +95,7 @@ export const clientFields = {
     .trim()
     .max(1000)
     .refine((s) => s.split(' ').every((t) => SCOPE_TOKEN.test(t)), 'space-separated scope names'),
-  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).min(1),
+  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'])).min(1),
   token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }),
   jwks_uri: url,

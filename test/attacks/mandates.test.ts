@@ -301,3 +301,61 @@ describe('signing in for someone else', () => {
     await expect(oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub)).rejects.toThrow();
   });
 });
+
+describe('token exchange (RFC 8693)', () => {
+  const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+  const AT_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+  const exchange = async (svc: { clientId: string; clientSecret?: string | undefined }, params: Record<string, string>) => {
+    const res = await fetch(new URL('/token', server.url), {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${svc.clientId}:${svc.clientSecret!}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: EXCHANGE, subject_token_type: AT_TYPE, ...params }),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const grantTypes = ['authorization_code', 'refresh_token', EXCHANGE];
+
+  test('a service exchanges the representative\'s token for one acting for the principal, only with a mandate in force', async () => {
+    const principal = await createTestAccount(server.kapija, { givenName: 'Zoran' });
+    const stranger = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true, grant_types: grantTypes });
+    const { url, redeem } = await svc.start();
+    const own = await redeem(await signInChoosing(new Agent('en'), url, representative));
+    const principalSub = await server.kapija.subjectFor(principal.account.id, svc.clientId);
+    const representativeSub = await server.kapija.subjectFor(representative.account.id, svc.clientId);
+
+    // Without a mandate: refused, for the principal and for a stranger alike.
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principalSub })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: [svc.clientId], purposes: ['social'] });
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: await server.kapija.subjectFor(stranger.account.id, svc.clientId) })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+    expect(await exchange(svc, { subject_token: 'not-a-token', requested_subject: principalSub })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+    expect(await exchange(svc, { subject_token: own.access_token })).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+
+    const exchanged = await exchange(svc, { subject_token: own.access_token, requested_subject: principalSub });
+    expect(exchanged).toMatchObject({ status: 200, body: { issued_token_type: AT_TYPE, token_type: 'Bearer', act: { sub: representativeSub }, mandate_id: m.id } });
+    const token = String(exchanged.body['access_token']);
+    const userinfo = await oidc.fetchUserInfo(svc.config, token, principalSub);
+    expect(userinfo).toMatchObject({ sub: principalSub, given_name: 'Zoran', act: { sub: representativeSub }, mandate_id: m.id });
+    // A token already acting for someone is not exchanged again.
+    expect(await exchange(svc, { subject_token: token, requested_subject: principalSub })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+    const uses = (await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used');
+    expect(uses.map((e) => e.details['how'])).toEqual(['token_exchange']);
+
+    await server.kapija.mandates.withdraw(m.id, { actor: representative.account.id });
+    await expect(oidc.fetchUserInfo(svc.config, token, principalSub)).rejects.toThrow();
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principalSub })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+  });
+
+  test('a service that did not opt in, or another service\'s token, is refused', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const plain = await service({ grant_types: grantTypes });
+    const opted = await service({ kapija_accepts_representation: true, grant_types: grantTypes });
+    await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    const { url, redeem } = await plain.start();
+    const tokens = await redeem(await signInChoosing(new Agent('en'), url, representative));
+    expect(await exchange(plain, { subject_token: tokens.access_token, requested_subject: await server.kapija.subjectFor(principal.account.id, plain.clientId) })).toMatchObject({ status: 400, body: { error: 'unauthorized_client' } });
+    expect(await exchange(opted, { subject_token: tokens.access_token, requested_subject: await server.kapija.subjectFor(principal.account.id, opted.clientId) })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+  });
+});
