@@ -72,8 +72,6 @@ export interface MandateRepository {
   bindGrant(grantId: string, mandateId: string): Promise<void>;
   /** The mandate a grant was made under, if any. */
   mandateOfGrant(grantId: string): Promise<Mandate | undefined>;
-  /** Forgets the bindings of grants made before `before` (ms) that have since expired. */
-  purgeGrants(before: number): Promise<number>;
 }
 
 const toMandate = (r: Row): Mandate => ({
@@ -139,9 +137,6 @@ export function createMandateRepository(db: Db, now: () => number = Date.now): M
     async mandateOfGrant(grantId) {
       const row = (await db('mandates').join('mandate_grants', 'mandate_grants.mandate_id', 'mandates.id').where('mandate_grants.grant_id', grantId).first('mandates.*')) as Row | undefined;
       return row ? toMandate(row) : undefined;
-    },
-    async purgeGrants(before) {
-      return db('mandate_grants').where('created_at', '<', before).delete();
     },
   };
 }
