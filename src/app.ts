@@ -534,6 +534,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     sendReenrolLink: (accountId) => registrationAndRecovery.service.sendReenrolLink(accountId),
     deletion,
     registrars: createRegistrarRoles(handles.repos),
+    mandates: handles.mandates,
   });
   app.use(underPath('/admin', administration.middleware));
   return registrationAndRecovery;

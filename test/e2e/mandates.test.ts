@@ -15,8 +15,9 @@ import { en } from '../../src/i18n/messages/en.js';
 import { srLatn } from '../../src/i18n/messages/sr-Latn.js';
 import { srCyrl } from '../../src/i18n/messages/sr-Cyrl.js';
 import { ledgerChain } from '../../src/account/ledger.js';
-import { browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser, type Page } from '../support/browser.js';
-import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { VIRTUAL_AUTHENTICATOR_AAGUID, addVirtualAuthenticator, browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser, type Page } from '../support/browser.js';
+import { createTestAccount, createTestClient, kapijaForSuite, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createRegistrarRoles } from '../../src/identity/registrar.js';
 
 const CATALOGUES: Record<Locale, Messages> = { 'sr-Cyrl': srCyrl, 'sr-Latn': srLatn, en };
 const BROWSER_LOCALE: Record<Locale, string> = { en: 'en-GB', 'sr-Latn': 'sr-Latn-RS', 'sr-Cyrl': 'sr-RS' };
@@ -132,3 +133,69 @@ describeBrowser('mandates', () => {
     }
   });
 });
+
+describeBrowser('legal representation at the registration desk', () => {
+  const desk = kapijaForSuite({ host: 'localhost', env: { WEBAUTHN_HWK_AAGUIDS: VIRTUAL_AUTHENTICATOR_AAGUID } });
+
+  test('a registrar records a parent\'s representation from a decision (keyboard, axe-clean) and ends it; never one naming themselves', async () => {
+    const registrar = await createTestAccount(desk.kapija, { totp: false, username: `desk.${Date.now().toString(36)}` });
+    await createRegistrarRoles(desk.kapija.repos).grant(registrar.account.id, 'test');
+    const child = await createTestAccount(desk.kapija, { identity: 'none' });
+    const parent = await createTestAccount(desk.kapija);
+    const page = await newPage(browser!, { locale: 'en' });
+    const press = async (selector: string) => {
+      await tabTo(page, selector, undefined, 60);
+      await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+      await page.waitForLoadState('load');
+    };
+    try {
+      await addVirtualAuthenticator(page, { transport: 'usb', hasResidentKey: false, hasUserVerification: false, isUserVerified: false });
+      await page.goto(`${desk.url}/admin/desk/mandates/${child.account.id}?lang=en`);
+      await page.locator('#username').fill(registrar.username);
+      await page.locator('#password').fill(registrar.password);
+      await Promise.all([page.waitForNavigation(), page.locator('#password').press('Enter')]);
+      await page.waitForSelector('button[data-webauthn="register"]:visible');
+      await Promise.all([page.waitForNavigation(), page.locator('button[data-webauthn="register"]').click()]);
+      await press('form[action$="/continue"] button');
+      await page.waitForURL((u) => u.pathname === `/admin/desk/mandates/${child.account.id}`);
+      expect(await page.locator('h1').innerText()).toBe(en['desk.mandates.heading'].replace('{user}', child.username));
+      await axeClean(page);
+      await tabTo(page, '#representative', undefined, 60);
+      await page.keyboard.type(parent.username);
+      await page.locator('#basis').selectOption('parent');
+      await tabTo(page, '#decision_ref');
+      await page.keyboard.type('Rešenje 601-12/2026');
+      await tabTo(page, '#purpose-education');
+      await page.keyboard.press('Space');
+      await press(`form[action="/admin/desk/mandates/${child.account.id}"] button[type=submit]`);
+      const [m] = await desk.kapija.mandates.listForPrincipal(child.account.id);
+      expect(m).toMatchObject({ representativeId: parent.account.id, basis: 'parent', decisionRef: 'Rešenje 601-12/2026', purposes: ['education'], createdBy: registrar.account.id });
+      await axeClean(page);
+
+      // Not for themselves: the same form naming the registrar is refused with the reason.
+      await tabTo(page, '#representative', undefined, 60);
+      await page.keyboard.type(registrar.username);
+      await tabTo(page, '#decision_ref');
+      await page.keyboard.type('X-1');
+      await tabTo(page, '#purpose-general');
+      await page.keyboard.press('Space');
+      await press(`form[action="/admin/desk/mandates/${child.account.id}"] button[type=submit]`);
+      expect(await page.locator('[role=alert]').innerText()).toBe(en['error.mandate.own_account']);
+      expect(await desk.kapija.mandates.listForPrincipal(child.account.id)).toHaveLength(1);
+
+      await page.goto(`${desk.url}/admin/desk/mandates/${child.account.id}?lang=en`);
+      await press(`button[data-withdraw="${m!.id}"]`);
+      expect((await desk.kapija.mandates.find(m!.id))?.withdrawnAt).toBeInstanceOf(Date);
+      expect(await mandateActionsOn(desk, child.account.id)).toEqual(['ledger.mandate_granted', 'ledger.mandate_withdrawn']);
+    } finally {
+      await page.context().close();
+    }
+  });
+});
+
+async function mandateActionsOn(running: RunningKapija, accountId: string) {
+  return (await running.kapija.audit.list({ chain: ledgerChain(accountId), action: 'ledger.' }))
+    .map((e) => e.action)
+    .filter((a) => a.startsWith('ledger.mandate_'))
+    .reverse();
+}

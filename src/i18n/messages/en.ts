@@ -708,6 +708,12 @@ export const en = {
   'desk.identity.heading': 'Verified identity of {user}',
   'desk.identity.revoke': 'Revoke the verified identity',
   'desk.identity.revoked': 'revoked',
+  'desk.mandates.heading': 'Representation of {user}',
+  'desk.mandates.record': 'Record legal representation',
+  'desk.mandates.representative': 'Representative\'s username',
+  'desk.mandates.decision': 'Reference of the official decision',
+  'desk.mandates.submit': 'Record the representation',
+  'desk.action.mandates': 'Representation of {user}',
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -702,4 +702,10 @@ export const srCyrl = {
   'desk.identity.heading': 'Проверени идентитет за {user}',
   'desk.identity.revoke': 'Опозови проверени идентитет',
   'desk.identity.revoked': 'опозван',
+  'desk.mandates.heading': 'Заступање: {user}',
+  'desk.mandates.record': 'Упишите законско заступање',
+  'desk.mandates.representative': 'Корисничко име заступника',
+  'desk.mandates.decision': 'Број званичне одлуке',
+  'desk.mandates.submit': 'Упишите заступање',
+  'desk.action.mandates': 'Заступање: {user}',
 } as const satisfies Messages;

@@ -710,4 +710,10 @@ export const srLatn = {
   'desk.identity.heading': 'Provereni identitet za {user}',
   'desk.identity.revoke': 'Opozovi provereni identitet',
   'desk.identity.revoked': 'opozvan',
+  'desk.mandates.heading': 'Zastupanje: {user}',
+  'desk.mandates.record': 'Upišite zakonsko zastupanje',
+  'desk.mandates.representative': 'Korisničko ime zastupnika',
+  'desk.mandates.decision': 'Broj zvanične odluke',
+  'desk.mandates.submit': 'Upišite zastupanje',
+  'desk.action.mandates': 'Zastupanje: {user}',
 } as const satisfies Messages;
