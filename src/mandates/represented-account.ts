@@ -8,7 +8,8 @@
  *   the pairwise identifier, which for this request gives the principal's ({@link representedSubject});
  * - `act: { sub }`, the representative's pairwise subject (RFC 8693 §4.1), `mandate_id` and
  *   `mandate_purposes`;
- * - the principal's claims, released under the principal's own refusals (accounts.ts);
+ * - the principal's claims, released under the principal's own refusals (accounts.ts), and each
+ *   release recorded in the principal's ledger;
  * - the mandate checked at every use: withdrawn or expired, the account is not found, so the token
  *   endpoint answers invalid_grant and userinfo invalid_token from that moment on.
  *
@@ -56,6 +57,9 @@ export function withRepresentation(inner: FindAccount, deps: RepresentationDeps)
     if (!principal || !representative) return undefined;
     const act = { sub: await deps.subjectFor(ctx, id) };
     representing.set(ctx, { representative: id, principal: m.principalId });
+    // The data released is the principal's: its ledger entry goes to the principal (oidc/provider.ts releaseOf).
+    const state = ctx.state as { kapijaDataSubject?: Record<string, string> };
+    state.kapijaDataSubject = { ...state.kapijaDataSubject, [id]: m.principalId };
     return {
       accountId: id,
       claims: async (use, scope, claims, rejected) => ({

@@ -453,24 +453,26 @@ function decodeJwtPayload(jwt: string): Record<string, unknown> | undefined {
 /** What a successful token, userinfo or introspection response released, and to whom. */
 function releaseOf(ctx: KoaContextWithOIDC): Release | undefined {
   const { route, entities, client } = ctx.oidc;
+  // Whose data a response released when it is not the token's account (a token acting for someone: mandates/represented-account.ts).
+  const subjectOf = (accountId: string) => (ctx.state as { kapijaDataSubject?: Record<string, string> }).kapijaDataSubject?.[accountId] ?? accountId;
   const body = ctx.body as unknown;
   if (!client) return undefined;
   if (route === 'token' && body && typeof body === 'object' && typeof (body as { id_token?: unknown }).id_token === 'string') {
     const source = (entities.AuthorizationCode ?? entities.RefreshToken) as { accountId?: string } | undefined;
     const payload = decodeJwtPayload((body as { id_token: string }).id_token);
     if (!source?.accountId || !payload) return undefined;
-    return { accountId: source.accountId, clientId: client.clientId, claims: personalClaims(payload), channel: 'id_token' };
+    return { accountId: subjectOf(source.accountId), clientId: client.clientId, claims: personalClaims(payload), channel: 'id_token' };
   }
   if (route === 'userinfo') {
     const token = entities.AccessToken as { accountId?: string; clientId?: string } | undefined;
     const claims = typeof body === 'string' ? decodeJwtPayload(body) : (body as Record<string, unknown> | undefined);
     if (!token?.accountId || !claims) return undefined;
-    return { accountId: token.accountId, clientId: token.clientId ?? client.clientId, claims: personalClaims(claims), channel: 'userinfo' };
+    return { accountId: subjectOf(token.accountId), clientId: token.clientId ?? client.clientId, claims: personalClaims(claims), channel: 'userinfo' };
   }
   if (route === 'introspection' && body && typeof body === 'object' && (body as { active?: unknown }).active === true) {
     const token = (entities.AccessToken ?? entities.RefreshToken) as { accountId?: string } | undefined;
     if (!token?.accountId) return undefined;
-    return { accountId: token.accountId, clientId: client.clientId, claims: personalClaims(body as Record<string, unknown>), channel: 'introspection' };
+    return { accountId: subjectOf(token.accountId), clientId: client.clientId, claims: personalClaims(body as Record<string, unknown>), channel: 'introspection' };
   }
   return undefined;
 }

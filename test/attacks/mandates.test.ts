@@ -217,6 +217,10 @@ describe('signing in for someone else', () => {
     const userinfo = await oidc.fetchUserInfo(svc.config, tokens.access_token, principalSub);
     expect(userinfo).toMatchObject({ sub: principalSub, given_name: 'Dragana', act: { sub: representativeSub }, mandate_id: m.id });
 
+    // The principal's data left: the releases (ID token, userinfo) are in the principal's ledger, not the representative's.
+    const released = async (id: string) => (await server.kapija.audit.list({ chain: ledgerChain(id), action: 'ledger.data_released' })).filter((e) => e.clientId === svc.clientId).map((e) => e.details['channel']);
+    expect((await released(principal.account.id)).sort()).toEqual(['id_token', 'userinfo']);
+    expect(await released(representative.account.id)).toEqual([]);
     for (const who of [principal, representative]) {
       const uses = (await server.kapija.audit.list({ chain: ledgerChain(who.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used');
       expect(uses).toHaveLength(1);
