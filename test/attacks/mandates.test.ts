@@ -161,7 +161,7 @@ describe('the mandates page', () => {
 const REDIRECT = 'http://127.0.0.1:9/cb';
 
 /** Signs in through Kapija's pages as signIn() does, answering the representation page with `choice` (a mandate id or `self`). */
-async function signInChoosing(agent: Agent, url: URL, who: SignInOptions, choice?: string, pages: string[] = []): Promise<URL> {
+async function signInChoosing(agent: Agent, url: URL, who: SignInOptions, choice?: string, pages: string[] = [], claims?: (page: string) => string[]): Promise<URL> {
   const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
   let step = await agent.follow(await agent.request(url), isCallback);
   for (let i = 0; i < 8; i += 1) {
@@ -175,7 +175,7 @@ async function signInChoosing(agent: Agent, url: URL, who: SignInOptions, choice
       if (!choice) throw new Error('the representation page was shown');
       next = await submitForm(agent, page, /\/represent$/, { choice });
       if (next.status >= 400) return Promise.reject(Object.assign(new Error(`represent answered ${next.status}`), { page: next }));
-    } else if (/\/confirm"/.test(page.body)) next = await submitForm(agent, page, /\/confirm$/, { claims: checkedValues(page.body, 'claims') });
+    } else if (/\/confirm"/.test(page.body)) next = await submitForm(agent, page, /\/confirm$/, { claims: claims ? claims(page.body) : checkedValues(page.body, 'claims') });
     else throw new Error(`unexpected page ${page.url.pathname} (${page.status})`);
     step = await agent.follow(next, isCallback);
   }
@@ -232,6 +232,23 @@ describe('signing in for someone else', () => {
     const own = await again.redeem(await signInChoosing(new Agent('en'), again.url, representative, 'self'));
     expect(own.claims()!.sub).toBe(representativeSub);
     expect(own.claims()!['act']).toBeUndefined();
+  });
+
+  test('acting for the principal, the consent page shows and records the principal\'s refusals, not the representative\'s', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    const { url, redeem } = await svc.start();
+    const tokens = await redeem(await signInChoosing(new Agent('en'), url, representative, m.id, [], (page) => checkedValues(page, 'claims').filter((c) => c !== 'birthdate')));
+    expect(tokens.claims()!['mandate_id']).toBe(m.id);
+    expect([...(await server.kapija.repos.refusals.list(principal.account.id, svc.clientId))]).toEqual(['birthdate']);
+    expect([...(await server.kapija.repos.refusals.list(representative.account.id, svc.clientId))]).toEqual([]);
+    const userinfo = await oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub);
+    expect(userinfo['birthdate']).toBeUndefined();
+    expect(userinfo['given_name']).toBeDefined();
+    const consents = await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.consent_given' });
+    expect(consents.map((e) => e.clientId)).toEqual([svc.clientId]);
   });
 
   test('a service that did not opt in never shows the choice and never receives act', async () => {
