@@ -396,6 +396,7 @@ function createEngineFor(
       return grant && { id: grant.id, payload: grant.payload as Record<string, unknown> };
     },
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
+    representationGrant: async (grantId, clientId) => Boolean(await handles.mandates.representationOf(grantId, clientId)),
     // Under a mandate, the engine's `sub` is the principal's (mandates/represented-account.ts).
     pairwiseSubject: (sector, accountId) => d.pairwiseSubject(sector, representedSubject(accountId)),
     // A release not yet in the ledger is written here, not by a listener, so that its failure

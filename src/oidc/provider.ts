@@ -56,6 +56,8 @@ export interface ProviderDeps {
   findGrant(accountId: string, clientId: string): Promise<{ id: string; payload: Record<string, unknown> } | undefined>;
   /** The claims the citizen refused to a service (store/consent-refusals.ts). */
   findRefusals?(accountId: string, clientId: string): Promise<ReadonlySet<string>>;
+  /** Whether a grant was made under a mandate (mandates/service.ts): the next authorization signs in again. */
+  representationGrant?(grantId: string, clientId: string): Promise<boolean>;
 }
 
 /**
@@ -63,9 +65,22 @@ export interface ProviderDeps {
  * is below what the client requires (its registered minimum or `acr_values`): the interaction then
  * steps the citizen up with the missing factor instead of refusing.
  */
-export function createPolicy(): interactionPolicy.Prompt[] {
+export function createPolicy(representationGrant?: ProviderDeps['representationGrant']): interactionPolicy.Prompt[] {
   const policy = interactionPolicy.base();
   const login = policy.get('login')!;
+  // A session that last acted for someone at this service (its grant was made under a mandate)
+  // signs in again, so that each authorization asks anew for whom the citizen acts.
+  if (representationGrant) {
+    login.checks.add(
+      new interactionPolicy.Check('kapija_represent', 'the choice of whom to act for is made at each sign-in', async (ctx) => {
+        const { oidc } = ctx;
+        const clientId = oidc.client?.clientId;
+        if (!oidc.session?.accountId || !clientId || oidc.result?.login || oidc.result?.consent) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        const grantId = oidc.session.grantIdFor(clientId);
+        return grantId && (await representationGrant(grantId, clientId)) ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      }),
+    );
+  }
   login.checks.add(
     new interactionPolicy.Check('kapija_acr', 'a higher level of assurance is required', (ctx) => {
       const { oidc } = ctx;
@@ -87,7 +102,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, representationGrant }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -172,7 +187,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
         const kept = ctx.oidc.result ? LOCALES.find((l) => l === ctx.cookies.get(hostCookie(LOCALE_COOKIE, config.issuer.startsWith('https://')))) : undefined;
         return `/interaction/${interaction.uid}${kept ? `?lang=${kept}` : ''}`;
       },
-      policy: createPolicy(),
+      policy: createPolicy(representationGrant),
     },
     renderError: async (ctx, out, err) => {
       // oidc-provider's shared error handler renders before it emits `server_error`, so the outage

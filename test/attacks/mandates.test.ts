@@ -251,6 +251,28 @@ describe('signing in for someone else', () => {
     expect(consents.map((e) => e.clientId)).toEqual([svc.clientId]);
   });
 
+  test('in the same browser session, the next sign-in to the service asks again for whom (and a withdrawn mandate is not carried on)', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    const agent = new Agent('en');
+    const first = await svc.start();
+    expect((await first.redeem(await signInChoosing(agent, first.url, representative, m.id))).claims()!['mandate_id']).toBe(m.id);
+    // Same browser, same Kapija session: the citizen proves both factors again and chooses again.
+    const second = await svc.start();
+    const pages: string[] = [];
+    const own = await second.redeem(await signInChoosing(agent, second.url, representative, 'self', pages));
+    expect(pages).toHaveLength(1);
+    expect(own.claims()!.sub).toBe(await server.kapija.subjectFor(representative.account.id, svc.clientId));
+    expect(own.claims()!['act']).toBeUndefined();
+    // For themselves now: single sign-on as usual, no new sign-in.
+    const third = await svc.start();
+    const again = await agent.follow(await agent.request(third.url), (u) => u.href.startsWith(REDIRECT));
+    expect(again).toBeInstanceOf(URL);
+    expect((await third.redeem(again as URL)).claims()!.sub).toBe(own.claims()!.sub);
+  });
+
   test('a service that did not opt in never shows the choice and never receives act', async () => {
     const principal = await createTestAccount(server.kapija);
     const representative = await createTestAccount(server.kapija);
