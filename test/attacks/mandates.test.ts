@@ -322,6 +322,11 @@ describe('signing in for someone else', () => {
     const principalSub = tokens.claims()!.sub;
     expect(tokens.refresh_token).toBeTruthy();
     await oidc.fetchUserInfo(svc.config, tokens.access_token, principalSub);
+    // While the mandate is in force, a refresh keeps acting for the principal.
+    const refreshed = await oidc.refreshTokenGrant(svc.config, tokens.refresh_token!);
+    expect(refreshed.claims()).toMatchObject({ sub: principalSub, mandate_id: m.id });
+    expect((await oidc.fetchUserInfo(svc.config, refreshed.access_token, principalSub))['act']).toEqual(tokens.claims()!['act']);
+    tokens.refresh_token = refreshed.refresh_token;
 
     await server.kapija.mandates.withdraw(m.id, { actor: principal.account.id });
     expect((await fetch(new URL('/me', server.url), { headers: { authorization: `Bearer ${tokens.access_token}` } })).status).toBe(401);
