@@ -98,6 +98,17 @@ describe('mandate registry', () => {
     expect((await server.kapija.audit.verify(ledgerChain(principal.account.id))).ok).toBe(true);
   });
 
+  test('deleting an account withdraws the mandates it gave and held, on the record', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    await server.kapija.events.emit('account.deleted', { accountId: representative.account.id });
+    expect(await server.kapija.mandates.find(m.id)).toMatchObject({ withdrawnBy: 'system' });
+    expect(await server.kapija.mandates.active(principal.account.id, representative.account.id, 'svc')).toBeUndefined();
+    const entries = (await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_withdrawn');
+    expect(entries).toHaveLength(1);
+  });
+
   test('a mandate ends with the principal account: a disabled principal cannot be acted for', async () => {
     const principal = await createTestAccount(server.kapija);
     const representative = await createTestAccount(server.kapija);
