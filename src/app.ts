@@ -69,7 +69,7 @@ import { contentPages } from './http/content-pages.js';
 import { startPage } from './http/start-page.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
 import { createMandateService, type MandateService } from './mandates/service.js';
-import { representedSubject, withRepresentation } from './mandates/represented-account.js';
+import { representationIntrospection, representedSubject, withRepresentation } from './mandates/represented-account.js';
 import { registerTokenExchange } from './mandates/token-exchange.js';
 import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
@@ -377,8 +377,8 @@ function createEngineFor(
 ): Engine {
   const { repos } = handles;
   /** The request's client's subject for an account, never substituted (the representative's own, in `act`). */
-  const ownSubject = async (ctx: KoaContextWithOIDC, accountId: string) => {
-    const client = ctx.oidc.client!;
+  const ownSubject = async (ctx: KoaContextWithOIDC, accountId: string, of?: { clientId: string; subjectType?: string; sectorIdentifier?: string; metadata(): Record<string, unknown> }) => {
+    const client = of ?? ctx.oidc.client!;
     return client.subjectType === 'pairwise' ? d.pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId) : accountId;
   };
   return createEngine({
@@ -397,6 +397,7 @@ function createEngineFor(
     },
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
     representationGrant: async (grantId, clientId) => Boolean(await handles.mandates.representationOf(grantId, clientId)),
+    introspecting: representationIntrospection({ mandates: handles.mandates, subjectFor: ownSubject }),
     // Under a mandate, the engine's `sub` is the principal's (mandates/represented-account.ts).
     pairwiseSubject: (sector, accountId) => d.pairwiseSubject(sector, representedSubject(accountId)),
     // A release not yet in the ledger is written here, not by a listener, so that its failure

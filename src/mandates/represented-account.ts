@@ -19,10 +19,12 @@
 import Provider, { type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
 import type { MandateService } from './service.js';
 
+type SubjectClient = { clientId: string; subjectType?: string; sectorIdentifier?: string; metadata(): Record<string, unknown> };
+
 export interface RepresentationDeps {
   mandates: MandateService;
-  /** The pairwise subject of an account for the request's client, as the engine derives it. */
-  subjectFor(ctx: KoaContextWithOIDC, accountId: string): Promise<string>;
+  /** The pairwise subject of an account for a client (the request's, unless given), as the engine derives it. */
+  subjectFor(ctx: KoaContextWithOIDC, accountId: string, client?: SubjectClient): Promise<string>;
 }
 
 /** Per request: the representative's account id and the principal's, once findAccount found a token made under a mandate. */
@@ -69,5 +71,29 @@ export function withRepresentation(inner: FindAccount, deps: RepresentationDeps)
         mandate_purposes: [...m.purposes],
       }),
     };
+  };
+}
+
+/**
+ * Token introspection (RFC 7662) of a token made under a mandate, as oidc-provider's introspection
+ * `allowedPolicy` step: false (answered `active: false`) once the mandate ended; otherwise the
+ * answer carries the principal's `sub` (for the token's service), `act` and `mandate_id`, like
+ * userinfo. Other tokens are left as they are (true).
+ */
+export function representationIntrospection(deps: RepresentationDeps) {
+  return async (ctx: KoaContextWithOIDC, token: { grantId?: string; clientId?: string; accountId?: string; extra?: Record<string, unknown> }): Promise<boolean> => {
+    const { grantId, clientId, accountId } = token;
+    if (!grantId || !clientId || !accountId) return true;
+    const client = await ctx.oidc.provider.Client.find(clientId);
+    if (!client || !representable(client)) return true;
+    const representation = await deps.mandates.representationOf(grantId, clientId);
+    if (!representation) return true;
+    if (!('mandate' in representation) || representation.mandate.representativeId !== accountId) return false;
+    const m = representation.mandate;
+    representing.set(ctx, { representative: accountId, principal: m.principalId });
+    const state = ctx.state as { kapijaDataSubject?: Record<string, string> };
+    state.kapijaDataSubject = { ...state.kapijaDataSubject, [accountId]: m.principalId };
+    token.extra = { ...token.extra, act: { sub: await deps.subjectFor(ctx, accountId, client) }, mandate_id: m.id };
+    return true;
   };
 }

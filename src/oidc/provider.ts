@@ -56,6 +56,8 @@ export interface ProviderDeps {
   findGrant(accountId: string, clientId: string): Promise<{ id: string; payload: Record<string, unknown> } | undefined>;
   /** The claims the citizen refused to a service (store/consent-refusals.ts). */
   findRefusals?(accountId: string, clientId: string): Promise<ReadonlySet<string>>;
+  /** Introspection of a token the client may see: false answers inactive; it may add to the token's `extra` (mandates). */
+  introspecting?(ctx: KoaContextWithOIDC, token: { grantId?: string; clientId?: string; accountId?: string; extra?: Record<string, unknown> }): Promise<boolean>;
   /** Whether a grant was made under a mandate (mandates/service.ts): the next authorization signs in again. */
   representationGrant?(grantId: string, clientId: string): Promise<boolean>;
 }
@@ -102,7 +104,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, representationGrant }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, representationGrant, introspecting }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -166,7 +168,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       origin !== 'null' &&
       (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') &&
       (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
-    features: engineFeatures(pages),
+    features: engineFeatures(pages, introspecting),
     // Consent is remembered per citizen and service, not per browser session: what was granted in an
     // earlier session is copied into a grant of this session's own, so ending one session (which
     // revokes its grants and their tokens) never reaches into another. So are the claims the citizen
@@ -271,15 +273,15 @@ function existingGrantLoader(findGrant: ProviderDeps['findGrant'], findRefusals:
 
 
 /** The engine's optional features, as Kapija runs them; the sign-out pages are Kapija's. */
-function engineFeatures(pages: ProviderPages): Configuration['features'] {
+function engineFeatures(pages: ProviderPages, introspecting?: ProviderDeps['introspecting']): Configuration['features'] {
   return {
     devInteractions: { enabled: false },
     introspection: {
       enabled: true,
       // A client learns about its own tokens only; a registered resource server may ask about any.
-      allowedPolicy: async (_ctx, client, token) =>
-        token.clientId === client.clientId ||
-        (client.clientAuthMethod !== 'none' && client.metadata()['kapija_resource_server'] === true),
+      allowedPolicy: async (ctx, client, token) =>
+        (token.clientId === client.clientId || (client.clientAuthMethod !== 'none' && client.metadata()['kapija_resource_server'] === true)) &&
+        (!introspecting || (await introspecting(ctx, token as unknown as Parameters<NonNullable<typeof introspecting>>[1]))),
     },
     revocation: {
       enabled: true,

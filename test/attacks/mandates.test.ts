@@ -338,7 +338,11 @@ describe('signing in for someone else', () => {
     expect(refreshed.claims()).toMatchObject({ sub: principalSub, mandate_id: m.id });
     expect((await oidc.fetchUserInfo(svc.config, refreshed.access_token, principalSub))['act']).toEqual(tokens.claims()!['act']);
 
+    // Introspection answers like userinfo: the principal's sub, with act and the mandate.
+    expect(await oidc.tokenIntrospection(svc.config, refreshed.access_token)).toMatchObject({ active: true, sub: principalSub, act: tokens.claims()!['act'], mandate_id: m.id });
+
     await server.kapija.mandates.withdraw(m.id, { actor: principal.account.id });
+    expect(await oidc.tokenIntrospection(svc.config, refreshed.access_token)).toMatchObject({ active: false });
     expect((await fetch(new URL('/me', server.url), { headers: { authorization: `Bearer ${tokens.access_token}` } })).status).toBe(401);
     expect((await fetch(new URL('/me', server.url), { headers: { authorization: `Bearer ${refreshed.access_token}` } })).status).toBe(401);
     await expect(oidc.refreshTokenGrant(svc.config, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
