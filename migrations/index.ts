@@ -30,6 +30,7 @@ import * as certificateCrls from './20261206090001_certificate_crls.js';
 import * as identityProofing from './20261206090002_identity_proofing.js';
 import * as certificateHandoffs from './20261206100001_certificate_handoffs.js';
 import * as trustedBrowsers from './20261206110001_trusted_browsers.js';
+import * as mandates from './20261206120001_mandates.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -51,6 +52,7 @@ const migrations: readonly Migration[] = [
   { name: '20261206090002_identity_proofing', ...identityProofing },
   { name: '20261206100001_certificate_handoffs', ...certificateHandoffs },
   { name: '20261206110001_trusted_browsers', ...trustedBrowsers },
+  { name: '20261206120001_mandates', ...mandates },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -8,6 +8,7 @@ import Koa, { type Context } from 'koa';
 import os from 'node:os';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from './config.js';
 import { KapijaError } from './errors.js';
@@ -70,6 +71,9 @@ import { cookiesPage } from './http/cookies-page.js';
 import { contentPages } from './http/content-pages.js';
 import { startPage } from './http/start-page.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
+import { createMandateService, type MandateService } from './mandates/service.js';
+import { representationIntrospection, representedSubject, withRepresentation } from './mandates/represented-account.js';
+import { registerTokenExchange } from './mandates/token-exchange.js';
 import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
 import { createRegistrarRoles } from './identity/registrar.js';
@@ -98,6 +102,8 @@ export interface Kapija {
   readonly audit: AuditLog;
   /** Identity proofing: verified identities, levels, activation codes (identity/service.ts). */
   readonly identity: IdentityService;
+  /** Who may act for whom (mandates/service.ts). */
+  readonly mandates: MandateService;
   /** Domain events (sign-ins, factor changes, consents) for the ledger, audit, metrics and statistics. */
   readonly events: EventBus;
   /** Prometheus registry and HTTP timing of this instance. */
@@ -148,6 +154,8 @@ export interface StoreHandles {
   checkpoints: AuditCheckpoints;
   /** Identity proofing: verified identities, their levels, activation codes (identity/service.ts). */
   identity: IdentityService;
+  /** Who may act for whom (mandates/service.ts). */
+  mandates: MandateService;
 }
 
 /** Factors registered after the built-in ones (factors/registry.ts), built from the same handles. */
@@ -195,6 +203,11 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: repos.auditCheckpoints, box, ...(opts.now ? { now: opts.now } : {}) }),
     identity,
+    mandates: createMandateService({
+      repos,
+      acceptsRepresentation: async (clientId) => (await repos.clients.findMetadata(clientId))?.['kapija_accepts_representation'] === true,
+      ...(opts.now ? { now: opts.now } : {}),
+    }),
   };
 }
 
@@ -275,6 +288,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   // A revoked (or lowered) identity ends at once every session signed in above what it now supports.
   // A deleted account's verified identity is erased with the rest of its personal data.
   events.on('account.deleted', (e) => handles.identity.forget(e.accountId));
+  events.on('account.deleted', (e) => handles.mandates.forget(e.accountId));
   handles.identity.onLevelDropped(async (accountId, level) => {
     await endSessionsAbove(sessions, accountId, level);
     await revokeGrantsAbove(handles.payloads, accountId, level);
@@ -310,6 +324,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
     registrationAndRecovery: registrationAndRecovery.service,
     audit: handles.audit,
     identity: handles.identity,
+    mandates: handles.mandates,
     async subjectFor(accountId, clientId) {
       const client = await provider.Client.find(clientId);
       if (!client || client.subjectType !== 'pairwise') return accountId;
@@ -369,19 +384,31 @@ function createEngineFor(
   },
 ): Engine {
   const { repos } = handles;
+  /** The request's client's subject for an account, never substituted (the representative's own, in `act`). */
+  const ownSubject = async (ctx: KoaContextWithOIDC, accountId: string, of?: { clientId: string; subjectType?: string; sectorIdentifier?: string; metadata(): Record<string, unknown> }) => {
+    const client = of ?? ctx.oidc.client!;
+    return client.subjectType === 'pairwise' ? d.pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId) : accountId;
+  };
   return createEngine({
     config,
     logger: d.logger,
     keys: d.keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
-    findAccount: createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
+    // A token made under a mandate answers for the principal, with the representative in `act` (mandates/represented-account.ts).
+    findAccount: withRepresentation(
+      createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
+      { mandates: handles.mandates, subjectFor: ownSubject },
+    ),
     findGrant: async (accountId, clientId) => {
       const grant = await handles.payloads.latestGrant(accountId, clientId);
       return grant && { id: grant.id, payload: grant.payload as Record<string, unknown> };
     },
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
     identityLevel: (accountId) => handles.identity.levelOf(accountId),
-    pairwiseSubject: d.pairwiseSubject,
+    representationGrant: async (grantId, clientId) => Boolean(await handles.mandates.representationOf(grantId, clientId)),
+    introspecting: representationIntrospection({ mandates: handles.mandates, subjectFor: ownSubject }),
+    // Under a mandate, the engine's `sub` is the principal's (mandates/represented-account.ts).
+    pairwiseSubject: (sector, accountId) => d.pairwiseSubject(sector, representedSubject(accountId)),
     // A release not yet in the ledger is written here, not by a listener, so that its failure
     // reaches the response (a listener's failure is only logged). Userinfo and introspection
     // releases of many citizens are written in groups, each request waiting for its group's commit.
@@ -392,7 +419,11 @@ function createEngineFor(
     releaseRecord: releaseEntry,
     onSessionSaved: touchSessionDevices(repos.sessionDevices),
     pages: { ...enginePages(d.render, d.errors), device: d.devicePages },
-    onBuilt: d.observe,
+    onBuilt: (engine) => {
+      d.observe(engine);
+      // RFC 8693 token exchange for services that accept representation (mandates/token-exchange.ts).
+      registerTokenExchange(engine, { mandates: handles.mandates, subjectFor: ownSubject });
+    },
     // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
     onBackchannelError: d.logoutLater,
   });
@@ -435,6 +466,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     events: w.events,
     refusals: repos.refusals,
     identity: handles.identity,
+    mandates: handles.mandates,
     factorReset: {
       useLink: (token, accountId) => registrationAndRecovery.service.useReenrolLink(token, accountId),
       ensureLink: (accountId) => registrationAndRecovery.service.ensureReenrolLink(accountId),
@@ -500,6 +532,8 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     reauthSeconds: config.reauthSeconds,
     secureCookies,
     identity: handles.identity,
+    mandates: handles.mandates,
+    clients: handles.clients,
     ...(config.certificate?.signInUrl
       ? { cardLink: createCardLink({ handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }), identity: handles.identity, signInUrl: config.certificate.signInUrl }) }
       : {}),
@@ -518,6 +552,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     sendReenrolLink: (accountId) => registrationAndRecovery.service.sendReenrolLink(accountId),
     deletion,
     registrars: createRegistrarRoles(handles.repos),
+    mandates: handles.mandates,
   });
   app.use(underPath('/admin', administration.middleware));
   return registrationAndRecovery;

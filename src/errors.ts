@@ -46,7 +46,12 @@ export type ErrorCode =
   | 'identity.own_account'
   | 'identity.not_found'
   | 'identity.activation_invalid'
-  | 'identity.registrar_required';
+  | 'identity.registrar_required'
+  | 'mandate.invalid'
+  | 'mandate.representative_invalid'
+  | 'mandate.own_account'
+  | 'mandate.not_found'
+  | 'mandate.forbidden';
 
 export class KapijaError extends Error {
   constructor(

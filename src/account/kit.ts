@@ -27,6 +27,8 @@ import type { SecretBox } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import { REMEMBERED_BROWSER, completeAmr, levelFor, levelOfAcr, rank } from '../assurance/levels.js';
 import type { VerifiedIdentity } from '../store/identities.js';
+import type { ClientRepository } from '../store/clients.js';
+import type { MandateService } from '../mandates/service.js';
 import type { AccountDeletion } from './deletion.js';
 import { serviceName } from '../i18n/service-name.js';
 
@@ -65,6 +67,10 @@ export interface AccountPortalDeps {
   cardLink?: CardLink;
   /** Browsers remembered after a two-factor sign-in: listed and forgotten on the sessions page. */
   trustedBrowsers?: TrustedBrowserRepository;
+  /** Mandates given and held (/account/mandates); absent, the page is not offered. */
+  mandates?: MandateService;
+  /** The registered services, for naming those that accept representation in a mandate. */
+  clients?: ClientRepository;
   secureCookies: boolean;
 }
 

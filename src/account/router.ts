@@ -10,6 +10,7 @@ import Router from '@koa/router';
 import { activityRoutes } from './activity.js';
 import { dataRoutes } from './data.js';
 import { identityCardRoutes } from './identity-card.js';
+import { mandatesRoutes } from './mandates.js';
 import { allowFormActionTo } from '../http/headers.js';
 import { createPortalKit, type AccountPortalDeps, type PortalPage } from './kit.js';
 import { profileRoutes } from './profile.js';
@@ -19,7 +20,7 @@ import { sessionsRoutes } from './sessions.js';
 
 export type { AccountPortalDeps } from './kit.js';
 
-const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes, identityCardRoutes];
+const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes, identityCardRoutes, mandatesRoutes];
 
 export function createAccountRouter(deps: AccountPortalDeps): Router {
   const router = new Router({ prefix: '/account' });

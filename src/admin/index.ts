@@ -27,6 +27,7 @@ import type { FactorRegistry } from '../factors/registry.js';
 import type { IdentityService } from '../identity/service.js';
 import type { RegistrarRoles } from '../identity/registrar.js';
 import { createRegistrarDesk } from './registrar-desk.js';
+import type { MandateService } from '../mandates/service.js';
 import { ADMIN_CLIENT_ID, createAdminService } from './service.js';
 
 export interface AdministrationDeps {
@@ -50,6 +51,8 @@ export interface AdministrationDeps {
   /** Identity proofing and the registrar role, for the registrars' routes and desk. */
   identity?: IdentityService;
   registrars?: RegistrarRoles;
+  /** Mandates: registrars record legal representation at the desk (registrar-mandates.ts). */
+  mandates?: MandateService;
 }
 
 /** Console sessions end after 15 minutes without use. */
@@ -94,7 +97,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
 
   const apiMiddleware = compose<Context>([api.routes() as Koa.Middleware, api.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware]);
   // The registration desk (/admin/desk) has its own check: the registrar role, signed in at high.
-  const desk = registrar ? createRegistrarDesk({ signIn, accounts: d.accounts, identity: registrar.identity, registrars: registrar.registrars, render: d.render }) : undefined;
+  const desk = registrar ? createRegistrarDesk({ signIn, accounts: d.accounts, identity: registrar.identity, registrars: registrar.registrars, render: d.render, ...(d.mandates ? { mandates: d.mandates } : {}) }) : undefined;
   const consoleMiddleware = compose<Context>([
     bodyParser(),
     csrfProtection(d.csrf, { secureCookies: d.secureCookies }),

@@ -50,7 +50,7 @@ const clientProperties = {
   post_logout_redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
   backchannel_logout_uri: { type: 'string', format: 'uri' },
   scope: { type: 'string', description: 'Space-separated scopes the service may ask for' },
-  grant_types: { type: 'array', items: { enum: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] }, description: 'urn:ietf:params:oauth:grant-type:device_code: the device authorization grant (RFC 8628), for devices without a keyboard' },
+  grant_types: { type: 'array', items: { enum: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:token-exchange'] }, description: 'urn:ietf:params:oauth:grant-type:device_code: the device authorization grant (RFC 8628), for devices without a keyboard' },
   token_endpoint_auth_method: { enum: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] },
   jwks: { type: 'object', description: 'For private_key_jwt' },
   jwks_uri: { type: 'string', format: 'uri', description: 'For private_key_jwt' },
@@ -61,6 +61,7 @@ const clientProperties = {
   kapija_access_token_ttl: { type: 'integer', minimum: 30 },
   kapija_refresh_token_ttl: { type: 'integer', minimum: 60 },
   kapija_resource_server: { type: 'boolean' },
+  kapija_accepts_representation: { type: 'boolean' },
 };
 
 export function openApiDocument(issuer: string) {

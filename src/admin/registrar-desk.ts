@@ -19,6 +19,8 @@ import type { RegistrarRoles } from '../identity/registrar.js';
 import { normaliseUsername, type AccountRepository } from '../store/accounts.js';
 import { documentCheckBody, proofingOf, revocationBody } from './registrar-schemas.js';
 import { ADMIN_REAUTH_SECONDS } from './service.js';
+import type { MandateService } from '../mandates/service.js';
+import { legalRepresentationRoutes } from './registrar-mandates.js';
 
 type Form = Record<string, string | string[] | undefined>;
 
@@ -28,6 +30,8 @@ export interface RegistrarDeskDeps {
   identity: IdentityService;
   registrars: RegistrarRoles;
   render: Renderer;
+  /** Legal representation recorded at the desk (registrar-mandates.ts); absent, not offered. */
+  mandates?: MandateService;
 }
 
 const FIELDS = ['level', 'office', 'document_type', 'issuing_country', 'document_number', 'expiry', 'given_name_cyrl', 'family_name_cyrl', 'given_name_latn', 'family_name_latn', 'birthdate', 'jmbg'] as const;
@@ -138,5 +142,6 @@ export function createRegistrarDesk(d: RegistrarDeskDeps): Router {
     ctx.redirect(`/admin/desk/identity/${encodeURIComponent(id)}`);
   });
 
+  if (d.mandates) legalRepresentationRoutes(router, { mandates: d.mandates, accounts: d.accounts, page, me });
   return router;
 }

@@ -30,6 +30,11 @@ import type { InteractionKit } from './kit.js';
 export interface ConsentDeps {
   provider: Provider;
   refusals: ConsentRefusalRepository;
+  /**
+   * Whose claims a grant releases, when not the signed-in account's (a grant made under a mandate
+   * releases the principal's): their refusals are shown and recorded, and the consent is theirs.
+   */
+  dataSubject?: (grantId: string | undefined, accountId: string, clientId: string) => Promise<string>;
 }
 
 export interface ConsentOffer {
@@ -49,7 +54,8 @@ const PERSONAL_CLAIMS = claimsOfScopes(Object.keys(SCOPE_CLAIMS));
 
 type Missing = { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
 
-export function createConsent({ provider, refusals }: ConsentDeps) {
+export function createConsent({ provider, refusals, dataSubject }: ConsentDeps) {
+  const subjectOf = (details: Details, accountId: string, clientId: string) => (dataSubject ? dataSubject(details.grantId, accountId, clientId) : Promise.resolve(accountId));
   const offer = async (ctx: Context, details: Details): Promise<ConsentOffer> => {
     const d = details.prompt.details as Missing;
     const client = await provider.Client.find(String(details.params.client_id));
@@ -68,7 +74,7 @@ export function createConsent({ provider, refusals }: ConsentDeps) {
     for (const claim of d.missingOIDCClaims ?? []) asked.add(claim);
     // Personal claims the `claims` parameter asks for again (the engine leaves out what was granted).
     for (const claim of requestedClaims(details)) if (PERSONAL_CLAIMS.has(claim)) asked.add(claim);
-    const refused = details.session?.accountId && client ? await refusals.list(details.session.accountId, client.clientId) : new Set<string>();
+    const refused = details.session?.accountId && client ? await refusals.list(await subjectOf(details, details.session.accountId, client.clientId), client.clientId) : new Set<string>();
     // A refusal holds silently: a claim refused before is shown again only when the engine asks for it anew.
     const askedAnew = new Set([...claimsOfScopes(missingScopes), ...(d.missingOIDCClaims ?? [])]);
     const claims = [...asked].filter((c) => (c === 'sub' || receivable.has(c)) && (!refused.has(c) || askedAnew.has(c)));
@@ -112,10 +118,11 @@ export function createConsent({ provider, refusals }: ConsentDeps) {
     // Neither refused nor withheld claims are released, and the engine does not ask for them again.
     if (refused.length || o.withheld.length) grant.rejectOIDCClaims([...refused, ...o.withheld]);
     for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
-    await refusals.refuse(accountId, clientId, refused);
-    await refusals.allow(accountId, clientId, allowed.filter((c) => c !== 'sub'));
+    const owner = await subjectOf(details, accountId, clientId);
+    await refusals.refuse(owner, clientId, refused);
+    await refusals.allow(owner, clientId, allowed.filter((c) => c !== 'sub'));
     const grantId = await grant.save();
-    return { grantId, given: { accountId, clientId, scopes: o.scopes, claims: allowed, refused } };
+    return { grantId, given: { accountId: owner, clientId, scopes: o.scopes, claims: allowed, refused } };
   };
 
   return { offer, confirm };
@@ -123,7 +130,19 @@ export function createConsent({ provider, refusals }: ConsentDeps) {
 
 /** The consent step's page (`GET /:uid` when the engine asks for consent) and its answer (`POST /:uid/confirm`). */
 export function consentRoutes(router: Router, kit: InteractionKit): (ctx: Context, details: Details) => Promise<void> {
-  const consent = createConsent({ provider: kit.deps.provider, refusals: kit.deps.refusals });
+  const mandates = kit.deps.mandates;
+  const consent = createConsent({
+    provider: kit.deps.provider,
+    refusals: kit.deps.refusals,
+    ...(mandates
+      ? {
+          dataSubject: async (grantId: string | undefined, accountId: string, clientId: string) => {
+            const r = grantId ? await mandates.representationOf(grantId, clientId) : undefined;
+            return r && 'mandate' in r && r.mandate.representativeId === accountId ? r.mandate.principalId : accountId;
+          },
+        }
+      : {}),
+  });
 
   router.post('/:uid/confirm', async (ctx) => {
     const details = await kit.enter(ctx, 'consent');

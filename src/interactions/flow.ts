@@ -25,9 +25,11 @@ export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
  * - `notice`: the factors are complete, a notice (recovery codes, codes left) is read first;
  * - `identity`: the factors are complete but the citizen's verified identity is below the level the
  *   service needs: a page explains how to verify it (identity/step.ts);
+ * - `represent`: the factors are complete, the citizen holds mandates covering a service that
+ *   accepts representation, and chooses for whom they act (represent.ts);
  * - `consent`: the engine asks for consent.
  */
-export type Step = 'identify' | 'second-factor' | 'enrol' | 'reset-link' | 'notice' | 'identity' | 'consent';
+export type Step = 'identify' | 'second-factor' | 'enrol' | 'reset-link' | 'notice' | 'identity' | 'represent' | 'consent';
 
 /** What decides the next step once a step ends. */
 export interface StepFacts {
@@ -73,6 +75,8 @@ export interface Flow {
   recoveryRemaining?: number;
   /** The citizen asked, on the second-factor page, to have this browser remembered (trusted-browser.ts). */
   rememberBrowser?: boolean;
+  /** For whom the citizen acts at this service: `self` or a mandate id, checked again on use (represent.ts). */
+  represent?: string;
   /** This browser followed the mailed re-enrolment link (used up at the password step) after an administrator's reset. */
   resetLinkUsed?: boolean;
 }

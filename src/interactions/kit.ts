@@ -23,6 +23,8 @@ import type { EventBus } from '../events.js';
 import { identityOutcome, type IdentityLevelSource } from '../identity/step.js';
 import { REMEMBERED_BROWSER, acrToAssert, completeAmr, levelFor, rank, type AcrLevel } from '../assurance/levels.js';
 import { standsInForSecondFactor, type TrustedBrowsers } from './trusted-browser.js';
+import type { MandateService } from '../mandates/service.js';
+import { representation } from './represent.js';
 import { essentialAcrs, getFlow, levelRequired, nextStep, saveFlow, stepOf, type Details, type Flow, type Step } from './flow.js';
 
 export interface InteractionDeps {
@@ -41,6 +43,8 @@ export interface InteractionDeps {
   /** The citizen's verified identity level: the acr asserted is never above it (identity/levels.ts). */
   identity: IdentityLevelSource;
   /** Re-enrolment after an administrator removed the factors: only through the link mailed to the citizen. */
+  /** Mandates: the representation step (represent.ts); absent, nobody is offered to act for someone. */
+  mandates?: MandateService;
   factorReset: {
     /** Uses the link this browser followed, when it was sent to `accountId`. */
     useLink(token: string, accountId: string): Promise<boolean>;
@@ -178,13 +182,18 @@ export function createInteractionKit(deps: InteractionDeps) {
         await saveFlow(details, { ...flow, amr, step: 'identity' });
         return redirect(ctx, self(ctx, details));
       }
+      const represent = deps.mandates ? await representation(kit, deps.mandates, details, flow) : undefined;
+      if (represent === 'ask') {
+        await saveFlow(details, { ...flow, amr, step: 'represent' });
+        return redirect(ctx, self(ctx, details));
+      }
       const acr = acrToAssert(outcome.reached, essentialAcrs(details));
       const deviceId = knownDevice(ctx);
       // Remembered only after a second factor was proven in this sign-in, never on a remembered one.
       if (flow.rememberBrowser && deps.trustedBrowsers && !amr.includes(REMEMBERED_BROWSER) && amr.includes('mfa')) {
         await deps.trustedBrowsers.remember(ctx, flow.accountId);
       }
-      await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true } });
+      await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true }, ...(represent ? { consent: { grantId: represent.grantId } } : {}) });
       await events.emit('signin.success', { deviceId, accountId: flow.accountId, clientId: clientIdOf(details), acr, amr, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 300) });
       return;
     }
@@ -201,6 +210,7 @@ export function createInteractionKit(deps: InteractionDeps) {
 
   const throttled = (seconds: number) => new KapijaError('login.rate_limited', 429, { details: { retryAfter: seconds } });
 
+  const kit = { deps, clientIdOf };
   return {
     deps,
     t,

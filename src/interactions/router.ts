@@ -20,6 +20,7 @@ import { firstFactorChallenge, identifyRoutes, renderLoginPage } from './identif
 import { createInteractionKit, type InteractionDeps } from './kit.js';
 import { identityRoutes } from './identity.js';
 import { noticeRoutes } from './notices.js';
+import { representRoutes } from './represent.js';
 import { secondFactorChallenge, secondFactorRoutes } from './second-factor.js';
 
 export { DEVICE_COOKIE, DEVICE_COOKIE_DAYS, type InteractionDeps } from './kit.js';
@@ -68,11 +69,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   enrolmentRoutes(router, kit);
   secondFactorRoutes(router, kit);
   identityRoutes(router, kit);
+  representRoutes(deps.mandates)(router, kit);
   const consentPage = consentRoutes(router, kit);
   kit.stepPage('reset-link', async (ctx, details) => deps.render(ctx, 'interaction/reset-link', { title: kit.t(ctx)('reset_link.title'), uid: details.uid }));
 
   router.post('/:uid/abort', async (ctx) => {
-    await kit.enter(ctx, 'identify', 'second-factor', 'enrol', 'reset-link', 'notice', 'identity', 'consent');
+    await kit.enter(ctx, 'identify', 'second-factor', 'enrol', 'reset-link', 'notice', 'identity', 'represent', 'consent');
     await kit.finishWith(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
   });
 

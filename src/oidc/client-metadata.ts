@@ -98,7 +98,7 @@ export const clientFields = {
     .trim()
     .max(1000)
     .refine((s) => s.split(' ').every((t) => SCOPE_TOKEN.test(t)), 'space-separated scope names'),
-  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT])).min(1),
+  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT, 'urn:ietf:params:oauth:grant-type:token-exchange'])).min(1),
   token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }),
   jwks_uri: url,
@@ -113,6 +113,8 @@ export const clientFields = {
   kapija_access_token_ttl: z.number().int().min(30).max(24 * 3600),
   kapija_refresh_token_ttl: z.number().int().min(60).max(365 * 24 * 3600),
   kapija_resource_server: z.boolean(),
+  /** The service lets a representative sign in for a citizen who gave them a mandate (`act` claim). */
+  kapija_accepts_representation: z.boolean(),
 } as const;
 
 /* ---- the engine's extraClientMetadata ---- */
@@ -130,6 +132,7 @@ export const EXTRA_CLIENT_PROPERTIES = [
   'kapija_sector_identifier_uri',
   'kapija_access_token_ttl',
   'kapija_refresh_token_ttl',
+  'kapija_accepts_representation',
 ];
 
 /**
@@ -150,7 +153,7 @@ export function validateExtraClientProperty(key: string, value: unknown): void {
   if (key === 'kapija_sector' && (typeof value !== 'string' || !isSector(value))) {
     throw new TypeError('kapija_sector must be a host name');
   }
-  if ((key === 'kapija_resource_server' || key === 'kapija_first_party') && typeof value !== 'boolean') {
+  if ((key === 'kapija_resource_server' || key === 'kapija_first_party' || key === 'kapija_accepts_representation') && typeof value !== 'boolean') {
     throw new TypeError(`${key} must be a boolean`);
   }
 }

@@ -78,6 +78,10 @@ export interface ProviderDeps {
   findRefusals?(accountId: string, clientId: string): Promise<ReadonlySet<string>>;
   /** The identity level in force for an account (identity/service.ts), which caps what a session may assert. */
   identityLevel?(accountId: string): Promise<IdentityLevel>;
+  /** Introspection of a token the client may see: false answers inactive; it may add to the token's `extra` (mandates). */
+  introspecting?(ctx: KoaContextWithOIDC, token: { grantId?: string; clientId?: string; accountId?: string; extra?: Record<string, unknown> }): Promise<boolean>;
+  /** Whether a grant was made under a mandate (mandates/service.ts): the next authorization signs in again. */
+  representationGrant?(grantId: string, clientId: string): Promise<boolean>;
 }
 
 /**
@@ -85,7 +89,8 @@ export interface ProviderDeps {
  * is below what the client requires (its registered minimum or `acr_values`): the interaction then
  * steps the citizen up with the missing factor instead of refusing.
  */
-export function createPolicy(identityLevel?: (accountId: string) => Promise<IdentityLevel>): interactionPolicy.Prompt[] {
+export function createPolicy(checks: { identityLevel?: (accountId: string) => Promise<IdentityLevel>; representationGrant?: ProviderDeps['representationGrant'] } = {}): interactionPolicy.Prompt[] {
+  const { identityLevel, representationGrant } = checks;
   const policy = interactionPolicy.base();
   const login = policy.get('login')!;
   // A session signed in above what the identity now supports (its proofing expired since it began;
@@ -99,6 +104,19 @@ export function createPolicy(identityLevel?: (accountId: string) => Promise<Iden
         if (!oidc.session?.accountId || !at || at === 'low') return interactionPolicy.Check.NO_NEED_TO_PROMPT;
         const ceiling = honestLevel('high', await identityLevel(oidc.session.accountId));
         return rank(at) > rank(ceiling) ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      }),
+    );
+  }
+  // A session that last acted for someone at this service (its grant was made under a mandate)
+  // signs in again, so that each authorization asks anew for whom the citizen acts.
+  if (representationGrant) {
+    login.checks.add(
+      new interactionPolicy.Check('kapija_represent', 'the choice of whom to act for is made at each sign-in', async (ctx) => {
+        const { oidc } = ctx;
+        const clientId = oidc.client?.clientId;
+        if (!oidc.session?.accountId || !clientId || oidc.result?.login || oidc.result?.consent) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        const grantId = oidc.session.grantIdFor(clientId);
+        return grantId && (await representationGrant(grantId, clientId)) ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
       }),
     );
   }
@@ -123,7 +141,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel, representationGrant, introspecting }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -137,7 +155,8 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     // How the citizen signed in (acr, amr, auth_time) is part of every ID token, not a personal claim.
     claims: {
       ...SCOPE_CLAIMS,
-      openid: [...SCOPE_CLAIMS.openid, 'acr', 'amr', 'auth_time'],
+      // act, mandate_id, mandate_purposes: only in tokens made under a mandate (mandates/represented-account.ts).
+      openid: [...SCOPE_CLAIMS.openid, 'acr', 'amr', 'auth_time', 'act', 'mandate_id', 'mandate_purposes'],
       sid: null,
       // OpenID Connect for Identity Assurance: asked for in the claims parameter only (identity/verified-claims.ts).
       verified_claims: null,
@@ -186,7 +205,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       origin !== 'null' &&
       (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') &&
       (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
-    features: engineFeatures(pages),
+    features: engineFeatures(pages, introspecting),
     // Consent is remembered per citizen and service, not per browser session: what was granted in an
     // earlier session is copied into a grant of this session's own, so ending one session (which
     // revokes its grants and their tokens) never reaches into another. So are the claims the citizen
@@ -207,7 +226,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
         const kept = ctx.oidc.result ? LOCALES.find((l) => l === ctx.cookies.get(hostCookie(LOCALE_COOKIE, config.issuer.startsWith('https://')))) : undefined;
         return `/interaction/${interaction.uid}${kept ? `?lang=${kept}` : ''}`;
       },
-      policy: createPolicy(identityLevel),
+      policy: createPolicy({ identityLevel, representationGrant }),
     },
     renderError: async (ctx, out, err) => {
       // oidc-provider's shared error handler renders before it emits `server_error`, so the outage
@@ -291,15 +310,15 @@ function existingGrantLoader(findGrant: ProviderDeps['findGrant'], findRefusals:
 
 
 /** The engine's optional features, as Kapija runs them; the sign-out pages are Kapija's. */
-function engineFeatures(pages: ProviderPages): Configuration['features'] {
+function engineFeatures(pages: ProviderPages, introspecting?: ProviderDeps['introspecting']): Configuration['features'] {
   return {
     devInteractions: { enabled: false },
     introspection: {
       enabled: true,
       // A client learns about its own tokens only; a registered resource server may ask about any.
-      allowedPolicy: async (_ctx, client, token) =>
-        token.clientId === client.clientId ||
-        (client.clientAuthMethod !== 'none' && client.metadata()['kapija_resource_server'] === true),
+      allowedPolicy: async (ctx, client, token) =>
+        (token.clientId === client.clientId || (client.clientAuthMethod !== 'none' && client.metadata()['kapija_resource_server'] === true)) &&
+        (!introspecting || (await introspecting(ctx, token as unknown as Parameters<NonNullable<typeof introspecting>>[1]))),
     },
     revocation: {
       enabled: true,
@@ -501,24 +520,26 @@ function decodeJwtPayload(jwt: string): Record<string, unknown> | undefined {
 /** What a successful token, userinfo or introspection response released, and to whom. */
 function releaseOf(ctx: KoaContextWithOIDC): Release | undefined {
   const { route, entities, client } = ctx.oidc;
+  // Whose data a response released when it is not the token's account (a token acting for someone: mandates/represented-account.ts).
+  const subjectOf = (accountId: string) => (ctx.state as { kapijaDataSubject?: Record<string, string> }).kapijaDataSubject?.[accountId] ?? accountId;
   const body = ctx.body as unknown;
   if (!client) return undefined;
   if (route === 'token' && body && typeof body === 'object' && typeof (body as { id_token?: unknown }).id_token === 'string') {
     const source = (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode) as { accountId?: string } | undefined;
     const payload = decodeJwtPayload((body as { id_token: string }).id_token);
     if (!source?.accountId || !payload) return undefined;
-    return { accountId: source.accountId, clientId: client.clientId, claims: personalClaims(payload), channel: 'id_token' };
+    return { accountId: subjectOf(source.accountId), clientId: client.clientId, claims: personalClaims(payload), channel: 'id_token' };
   }
   if (route === 'userinfo') {
     const token = entities.AccessToken as { accountId?: string; clientId?: string } | undefined;
     const claims = typeof body === 'string' ? decodeJwtPayload(body) : (body as Record<string, unknown> | undefined);
     if (!token?.accountId || !claims) return undefined;
-    return { accountId: token.accountId, clientId: token.clientId ?? client.clientId, claims: personalClaims(claims), channel: 'userinfo' };
+    return { accountId: subjectOf(token.accountId), clientId: token.clientId ?? client.clientId, claims: personalClaims(claims), channel: 'userinfo' };
   }
   if (route === 'introspection' && body && typeof body === 'object' && (body as { active?: unknown }).active === true) {
     const token = (entities.AccessToken ?? entities.RefreshToken) as { accountId?: string } | undefined;
     if (!token?.accountId) return undefined;
-    return { accountId: token.accountId, clientId: client.clientId, claims: personalClaims(body as Record<string, unknown>), channel: 'introspection' };
+    return { accountId: subjectOf(token.accountId), clientId: client.clientId, claims: personalClaims(body as Record<string, unknown>), channel: 'introspection' };
   }
   return undefined;
 }

@@ -21,6 +21,7 @@ import { createKeyRepository, type KeyRepository } from './keys.js';
 import { createKnownDeviceRepository, type KnownDeviceRepository } from './known-devices.js';
 import { createLogoutDeliveryRepository, type LogoutDeliveryRepository } from './logout-deliveries.js';
 import { createMailQueueRepository, type MailQueueRepository } from './mail-queue.js';
+import { createMandateRepository, type MandateRepository } from './mandates.js';
 import { createStoreMetrics, type StoreMetrics } from './metrics.js';
 import { createOidcPayloadRepository, type OidcPayloadRepository } from './oidc-payloads.js';
 import { createOpenDataRepository, type OpenDataRepository } from './open-data.js';
@@ -49,6 +50,8 @@ export interface Repositories {
   knownDevices: KnownDeviceRepository;
   logoutDeliveries: LogoutDeliveryRepository;
   mailQueue: MailQueueRepository;
+  /** Who may act for whom (mandates/service.ts). */
+  mandates: MandateRepository;
   openData: OpenDataRepository;
   payloads: OidcPayloadRepository;
   rateLimits: RateLimitRepository;
@@ -91,6 +94,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     knownDevices: createKnownDeviceRepository(db),
     logoutDeliveries: createLogoutDeliveryRepository(db, opts.now),
     mailQueue: createMailQueueRepository(db),
+    mandates: createMandateRepository(db, opts.now),
     openData: createOpenDataRepository(db),
     payloads: createOidcPayloadRepository(db),
     rateLimits: createRateLimitRepository(db),
