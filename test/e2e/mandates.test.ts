@@ -6,8 +6,6 @@
  * principal withdraws the mandate and the service's token stops working at once; both ledgers show
  * the grant, the use and the withdrawal.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import type { Locale } from '../../src/config.js';
 import type { Messages } from '../../src/i18n/index.js';
@@ -15,31 +13,15 @@ import { en } from '../../src/i18n/messages/en.js';
 import { srLatn } from '../../src/i18n/messages/sr-Latn.js';
 import { srCyrl } from '../../src/i18n/messages/sr-Cyrl.js';
 import { ledgerChain } from '../../src/account/ledger.js';
-import { VIRTUAL_AUTHENTICATOR_AAGUID, addVirtualAuthenticator, browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser, type Page } from '../support/browser.js';
-import { createTestAccount, createTestClient, kapijaForSuite, startKapija, type RunningKapija } from '../support/kapija.js';
+import { VIRTUAL_AUTHENTICATOR_AAGUID, addVirtualAuthenticator, browserSignIn, cspViolations, describeBrowser, formatViolations, newPage, runAxe, tabTo, type Page } from '../support/browser.js';
+import { browserSuiteWithService } from '../support/browser-suite.js';
+import { createTestAccount, createTestClient, kapijaForSuite, type RunningKapija } from '../support/kapija.js';
 import { createRegistrarRoles } from '../../src/identity/registrar.js';
 
 const CATALOGUES: Record<Locale, Messages> = { 'sr-Cyrl': srCyrl, 'sr-Latn': srLatn, en };
 const BROWSER_LOCALE: Record<Locale, string> = { en: 'en-GB', 'sr-Latn': 'sr-Latn-RS', 'sr-Cyrl': 'sr-RS' };
 
-let server: RunningKapija;
-let browser: Browser | undefined;
-let receiver: http.Server;
-let redirectUri: string;
-
-beforeAll(async () => {
-  if (process.env.KAPIJA_TEST_BROWSER !== '1') return;
-  receiver = http.createServer((_req, res) => res.end('ok'));
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  redirectUri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cb`;
-  [server, browser] = await Promise.all([startKapija(), launchBrowser()]);
-});
-afterAll(async () => {
-  await browser?.close();
-  receiver?.closeAllConnections();
-  await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
-  await server?.stop();
-});
+const suite = browserSuiteWithService();
 
 async function axeClean(page: Page) {
   expect(formatViolations(await runAxe(page))).toBe('');
@@ -47,7 +29,7 @@ async function axeClean(page: Page) {
 }
 
 const mandateActions = async (accountId: string) =>
-  (await server.kapija.audit.list({ chain: ledgerChain(accountId), action: 'ledger.' }))
+  (await suite.server.kapija.audit.list({ chain: ledgerChain(accountId), action: 'ledger.' }))
     .map((e) => e.action)
     .filter((a) => a.startsWith('ledger.mandate_'))
     .reverse();
@@ -55,15 +37,15 @@ const mandateActions = async (accountId: string) =>
 describeBrowser('mandates', () => {
   test.each(['sr-Cyrl', 'sr-Latn', 'en'] as Locale[])('(%s) a principal gives a mandate with the keyboard; the representative acts for them at an opted-in service; withdrawing ends it', async (locale) => {
     const m = CATALOGUES[locale];
-    const principal = await createTestAccount(server.kapija, { givenName: 'Vera', familyName: 'Stojanović' });
-    const representative = await createTestAccount(server.kapija);
-    const rp = await createTestClient(server.kapija, { redirect_uris: [redirectUri], scope: 'openid profile', kapija_accepts_representation: true, client_name: 'Zdravstvo' });
-    const other = await createTestClient(server.kapija, { redirect_uris: [redirectUri], scope: 'openid profile' });
+    const principal = await createTestAccount(suite.server.kapija, { givenName: 'Vera', familyName: 'Stojanović' });
+    const representative = await createTestAccount(suite.server.kapija);
+    const rp = await createTestClient(suite.server.kapija, { redirect_uris: [suite.redirectUri], scope: 'openid profile', kapija_accepts_representation: true, client_name: 'Zdravstvo' });
+    const other = await createTestClient(suite.server.kapija, { redirect_uris: [suite.redirectUri], scope: 'openid profile' });
 
     // The principal gives the mandate on /account/mandates, from the keyboard.
-    const p = await newPage(browser!, { locale: BROWSER_LOCALE[locale] });
+    const p = await newPage(suite.browser, { locale: BROWSER_LOCALE[locale] });
     try {
-      await p.goto(`${server.url}/account/mandates?lang=${locale}`);
+      await p.goto(`${suite.server.url}/account/mandates?lang=${locale}`);
       await browserSignIn(p, { ...principal });
       await p.waitForURL(/\/account\/mandates/);
       expect(await p.locator('h1').innerText()).toBe(m['account.mandates.title']);
@@ -81,18 +63,18 @@ describeBrowser('mandates', () => {
     } finally {
       await p.context().close();
     }
-    const [mandate] = await server.kapija.mandates.listForPrincipal(principal.account.id);
+    const [mandate] = await suite.server.kapija.mandates.listForPrincipal(principal.account.id);
     expect(mandate).toMatchObject({ representativeId: representative.account.id, services: [rp.clientId], purposes: ['health'] });
 
     // The representative signs in to the opted-in service and chooses the principal, from the keyboard.
-    const config = await oidc.discovery(new URL(server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const config = await oidc.discovery(new URL(suite.server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
     const verifier = oidc.randomPKCECodeVerifier();
-    const auth = oidc.buildAuthorizationUrl(config, { redirect_uri: redirectUri, scope: 'openid profile', ui_locales: locale, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
-    const r = await newPage(browser!, { locale: BROWSER_LOCALE[locale] });
+    const auth = oidc.buildAuthorizationUrl(config, { redirect_uri: suite.redirectUri, scope: 'openid profile', ui_locales: locale, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const r = await newPage(suite.browser, { locale: BROWSER_LOCALE[locale] });
     let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
     try {
       await r.goto(auth.href);
-      await browserSignIn(r, { ...representative, redirectUri });
+      await browserSignIn(r, { ...representative, redirectUri: suite.redirectUri });
       expect(await r.locator('h1').innerText()).toBe(m['represent.heading']);
       expect(await r.locator('body').innerText()).toContain(m['represent.for'].replace('{name}', 'Vera Stojanović'));
       await axeClean(r);
@@ -102,31 +84,31 @@ describeBrowser('mandates', () => {
       await tabTo(r, 'form[action$="/represent"] button[type=submit]');
       await Promise.all([r.waitForEvent('framenavigated'), r.keyboard.press('Enter')]);
       await r.waitForLoadState('load');
-      const end = await browserSignIn(r, { ...representative, redirectUri });
+      const end = await browserSignIn(r, { ...representative, redirectUri: suite.redirectUri });
       tokens = await oidc.authorizationCodeGrant(config, end, { pkceCodeVerifier: verifier, idTokenExpected: true });
     } finally {
       await r.context().close();
     }
     const claims = tokens.claims()!;
-    expect(claims.sub).toBe(await server.kapija.subjectFor(principal.account.id, rp.clientId));
-    expect(claims['act']).toEqual({ sub: await server.kapija.subjectFor(representative.account.id, rp.clientId) });
+    expect(claims.sub).toBe(await suite.server.kapija.subjectFor(principal.account.id, rp.clientId));
+    expect(claims['act']).toEqual({ sub: await suite.server.kapija.subjectFor(representative.account.id, rp.clientId) });
     expect(claims['mandate_id']).toBe(mandate!.id);
     expect((await oidc.fetchUserInfo(config, tokens.access_token, claims.sub))['given_name']).toBe('Vera');
 
     // A service that did not opt in never shows the choice.
-    const o = await newPage(browser!, { locale: BROWSER_LOCALE[locale] });
+    const o = await newPage(suite.browser, { locale: BROWSER_LOCALE[locale] });
     try {
-      const direct = new URL('/auth', server.url);
-      direct.search = new URLSearchParams({ client_id: other.clientId, response_type: 'code', scope: 'openid', redirect_uri: redirectUri, ui_locales: locale, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }).toString();
+      const direct = new URL('/auth', suite.server.url);
+      direct.search = new URLSearchParams({ client_id: other.clientId, response_type: 'code', scope: 'openid', redirect_uri: suite.redirectUri, ui_locales: locale, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }).toString();
       await o.goto(direct.href);
-      const end = await browserSignIn(o, { ...representative, redirectUri });
-      expect(end.href.startsWith(redirectUri)).toBe(true);
+      const end = await browserSignIn(o, { ...representative, redirectUri: suite.redirectUri });
+      expect(end.href.startsWith(suite.redirectUri)).toBe(true);
     } finally {
       await o.context().close();
     }
 
     // Withdrawing ends it at once: the service's access token no longer reads userinfo.
-    await server.kapija.mandates.withdraw(mandate!.id, { actor: principal.account.id });
+    await suite.server.kapija.mandates.withdraw(mandate!.id, { actor: principal.account.id });
     await expect(oidc.fetchUserInfo(config, tokens.access_token, claims.sub)).rejects.toThrow();
     for (const who of [principal, representative]) {
       expect(await mandateActions(who.account.id)).toEqual(['ledger.mandate_granted', 'ledger.mandate_used', 'ledger.mandate_withdrawn']);
@@ -142,7 +124,7 @@ describeBrowser('legal representation at the registration desk', () => {
     await createRegistrarRoles(desk.kapija.repos).grant(registrar.account.id, 'test');
     const child = await createTestAccount(desk.kapija, { identity: 'none' });
     const parent = await createTestAccount(desk.kapija);
-    const page = await newPage(browser!, { locale: 'en' });
+    const page = await newPage(suite.browser, { locale: 'en' });
     const press = async (selector: string) => {
       await tabTo(page, selector, undefined, 60);
       await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
