@@ -35,7 +35,7 @@ import { createCardLink } from './factors/certificate/link.js';
 import { certificateHost } from './http/certificate-host.js';
 import { createCertificateCrlRepository } from './store/certificate-crls.js';
 import { createSignInThrottles } from './security/sign-in-throttles.js';
-import { accountReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
+import { accountReadAlong, identityReadAlong, mandateReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
 import { createEngine, touchSessionDevices, type Engine } from './oidc/engine.js';
@@ -389,6 +389,12 @@ function createEngineFor(
     const client = of ?? ctx.oidc.client!;
     return client.subjectType === 'pairwise' ? d.pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId) : accountId;
   };
+  /** An account's verified identity, from the row read with its token or session when there was one. */
+  const identityOf = async (accountId: string) => {
+    const along = identityReadAlong(accountId);
+    if (!along) return handles.identity.find(accountId);
+    return along.row === null ? undefined : repos.identities.fromRow(along.row);
+  };
   return createEngine({
     config,
     logger: d.logger,
@@ -396,7 +402,7 @@ function createEngineFor(
     adapter: createAdapterClass(handles.payloads, handles.clients),
     // A token made under a mandate answers for the principal, with the representative in `act` (mandates/represented-account.ts).
     findAccount: withRepresentation(
-      createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), (accountId) => handles.identity.find(accountId)),
+      createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), identityOf),
       { mandates: handles.mandates, subjectFor: ownSubject },
     ),
     findGrant: async (accountId, clientId) => {
@@ -404,8 +410,8 @@ function createEngineFor(
       return grant && { id: grant.id, payload: grant.payload as Record<string, unknown> };
     },
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
-    identityLevel: (accountId) => handles.identity.levelOf(accountId),
-    representationGrant: async (grantId, clientId) => Boolean(await handles.mandates.representationOf(grantId, clientId)),
+    identityLevel: async (accountId) => (await identityOf(accountId))?.level ?? 'none',
+    representationGrant: async (grantId, clientId) => mandateReadAlong(grantId) ?? Boolean(await handles.mandates.representationOf(grantId, clientId)),
     introspecting: representationIntrospection({ mandates: handles.mandates, subjectFor: ownSubject }),
     // Under a mandate, the engine's `sub` is the principal's (mandates/represented-account.ts).
     pairwiseSubject: (sector, accountId) => d.pairwiseSubject(sector, representedSubject(accountId)),

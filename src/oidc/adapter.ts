@@ -55,6 +55,10 @@ interface ReadAlong {
   accounts: Map<string, Account | undefined>;
   /** The claims an account refused to a client, keyed `accountId clientId`, read with a token of theirs. */
   refusals: Map<string, ReadonlySet<string>>;
+  /** Accounts' verified identities as stored (null: none), read with a token or session of theirs. */
+  identities: Map<string, unknown>;
+  /** Whether a grant read along was made under a mandate, by grant id. */
+  mandated: Map<string, boolean>;
   /** A token value's read, and the models it still answers (each once). */
   tokens: Map<string, { models: Set<string>; read: Promise<FoundWithContext> }>;
 }
@@ -77,6 +81,19 @@ function forget(model: string, id: string): void {
 export function refusalsReadAlong(accountId: string, clientId: string): ReadonlySet<string> | undefined {
   const ctx = Provider.ctx as object | undefined;
   return ctx ? readAlong.get(ctx)?.refusals.get(`${accountId} ${clientId}`) : undefined;
+}
+
+/** The stored identity row of an account whose token or session this request read: `{ row }` (null: none), else undefined. */
+export function identityReadAlong(accountId: string): { row: unknown } | undefined {
+  const ctx = Provider.ctx as object | undefined;
+  const kept = ctx ? readAlong.get(ctx)?.identities : undefined;
+  return kept?.has(accountId) ? { row: kept.get(accountId) } : undefined;
+}
+
+/** Whether a grant this request read along was made under a mandate; undefined when it was not read. */
+export function mandateReadAlong(grantId: string): boolean | undefined {
+  const ctx = Provider.ctx as object | undefined;
+  return ctx ? readAlong.get(ctx)?.mandated.get(grantId) : undefined;
 }
 
 /** The account of a token this request read, when it read one: `{ account }` (undefined if gone), else undefined. */
@@ -174,13 +191,17 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         if (kept?.has(id)) return structuredClone(kept.get(id)) as AdapterPayload | undefined;
       }
       if (READ_WITH_CONTEXT.has(this.name)) {
-        const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map(), accounts: new Map(), refusals: new Map(), tokens: new Map() };
+        const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map(), accounts: new Map(), refusals: new Map(), identities: new Map(), mandated: new Map(), tokens: new Map() };
         readAlong.set(ctx, kept);
         const pending = kept.tokens.get(id);
         if (pending?.models.delete(this.name)) return structuredClone((await pending.read).payloads.get(this.name)) as AdapterPayload | undefined;
         const route = (ctx as EngineContext).oidc?.route;
         const models = route && TOKEN_LOOKUP_ROUTES.has(route) && LOOKED_UP_AS.includes(this.name) ? LOOKED_UP_AS : [this.name];
-        const read = payloads.findWithContext(models, id).then((found) => {
+        // A session is read at the authorization endpoint before the client is: its grant for the
+        // client the request names is read along (checked by id when the engine asks for it).
+        const query = (ctx as { query?: Record<string, unknown> }).query;
+        const clientId = this.name === 'Session' && route && AUTHORIZATION_ROUTES.has(route) && typeof query?.client_id === 'string' ? query.client_id : undefined;
+        const read = payloads.findWithContext(models, id, clientId).then((found) => {
           // One artefact is found (a value is not issued twice); should several be, each keeps only
           // what is its own, and the rest is read when asked for.
           const one = found.payloads.size === 1;
@@ -191,6 +212,13 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
             if (typeof accountId === 'string' && (one || found.account?.id === accountId)) kept.accounts.set(accountId, found.account);
           }
           if (found.refusals) kept.refusals.set(`${found.refusals.accountId} ${found.refusals.clientId}`, found.refusals.claims);
+          if (found.account && found.identityRow !== undefined) kept.identities.set(found.account.id, found.identityRow);
+          const grantId = found.grant?.jti;
+          if (typeof grantId === 'string') {
+            // The session's grant (read by client id) is its own only if the session holds it.
+            if (clientId !== undefined && !kept.grants.has(grantId)) kept.grants.set(grantId, found.grant);
+            if (found.grantUnderMandate !== undefined) kept.mandated.set(grantId, found.grantUnderMandate);
+          }
           return found;
         });
         kept.tokens.set(id, { models: new Set(models.filter((m) => m !== this.name)), read });

@@ -71,6 +71,9 @@ interface Row {
   updated_at: number | string;
 }
 
+/** The columns of a verified identity's row, as findWithContext reads them along with an account. */
+export const IDENTITY_COLUMNS = ['account_id', 'level', 'method', 'verifier', 'office', 'evidence', 'attributes', 'jmbg_hash', 'document_hash', 'verified_at', 'expires_at', 'revoked_at', 'revoked_reason', 'updated_at'] as const satisfies ReadonlyArray<keyof Row>;
+
 export interface NewIdentityRow {
   accountId: string;
   level: IdentityLevel;
@@ -87,6 +90,8 @@ export interface NewIdentityRow {
 export interface IdentityRepository {
   /** The account's identity (revoked or expired ones too, with level `none`). */
   find(accountId: string, trx?: Db): Promise<VerifiedIdentity | undefined>;
+  /** The identity of a row read elsewhere ({@link IDENTITY_COLUMNS}, e.g. with a token), opened as find opens it. */
+  fromRow(row: unknown): VerifiedIdentity;
   /** The account whose identity in force has this keyed JMBG hash. */
   accountByJmbgHash(jmbgHash: string, trx?: Db): Promise<string | undefined>;
   /** Records (or replaces) the account's identity. */
@@ -127,6 +132,7 @@ export function createIdentityRepository(db: Db, box: SecretBox, now: () => numb
       const row = (await trx('verified_identities').where({ account_id: accountId }).first()) as Row | undefined;
       return row ? toIdentity(row) : undefined;
     },
+    fromRow: (row) => toIdentity(row as Row),
     async accountByJmbgHash(jmbgHash, trx = db) {
       const row = (await trx('verified_identities').where({ jmbg_hash: jmbgHash }).whereNull('revoked_at').first('account_id')) as { account_id: string } | undefined;
       return row?.account_id;

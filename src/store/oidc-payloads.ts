@@ -5,6 +5,7 @@
 import { ACCOUNT_COLUMNS, toAccount, type Account, type AccountRow } from './accounts.js';
 import { pgAppendSql, pgAppendValues, sqliteAppendIn, withChainRetry, type AuditEntryInput } from './audit.js';
 import { isPostgres, statement, type Db } from './db.js';
+import { IDENTITY_COLUMNS } from './identities.js';
 
 export type OidcPayload = Record<string, unknown> & {
   grantId?: string;
@@ -29,6 +30,13 @@ export interface FoundWithContext {
   readonly account?: Account;
   /** The claims the token's account refused to the token's client (consent_refusals), when the token names both. */
   readonly refusals?: { readonly accountId: string; readonly clientId: string; readonly claims: ReadonlySet<string> };
+  /**
+   * The account's verified identity as stored (a row of verified_identities, still sealed: see
+   * IdentityRepository.fromRow), `null` when it has none; absent when no account was named.
+   */
+  readonly identityRow?: unknown;
+  /** Whether the grant read along was made under a mandate (mandate_grants); absent when no grant was read. */
+  readonly grantUnderMandate?: boolean;
 }
 
 export interface StoredPayloadSummary {
@@ -49,8 +57,9 @@ export interface OidcPayloadRepository {
    * session and the account it was issued to (each undefined when absent or expired), in one round
    * trip. `models` (one to three) are the models the id is looked up as — introspection and
    * revocation look one token value up as an access token, client credentials and refresh token.
+   * A session has no grant of its own: with `clientId`, the session's grant for that client is read.
    */
-  findWithContext(models: readonly string[], id: string): Promise<FoundWithContext>;
+  findWithContext(models: readonly string[], id: string, clientId?: string): Promise<FoundWithContext>;
   findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
   consume(model: string, id: string): Promise<void>;
   /** Saves several artefacts in one step (one statement on PostgreSQL): all or nothing. */
@@ -119,9 +128,13 @@ function contextOf(rows: Pick<Row, 'model' | 'payload' | 'consumed_at'>[], model
   let session: OidcPayload | undefined;
   let account: Account | undefined;
   const refused = new Set<string>();
+  let identityRow: unknown = null;
+  let grantUnderMandate = false;
   for (const row of rows) {
     if (row.model === 'Refusal') refused.add(row.payload);
     else if (row.model === 'Account') account = toAccount(JSON.parse(row.payload) as AccountRow);
+    else if (row.model === 'Identity') identityRow = JSON.parse(row.payload) as unknown;
+    else if (row.model === 'Mandate') grantUnderMandate = true;
     else if (models.includes(row.model)) found.set(row.model, toPayload(row));
     else if (row.model === 'Grant') grant = toPayload(row);
     else if (row.model === 'Session') session = toPayload(row);
@@ -130,7 +143,15 @@ function contextOf(rows: Pick<Row, 'model' | 'payload' | 'consumed_at'>[], model
   const named = rows.find((r) => models.includes(r.model));
   const { accountId, clientId } = (named ? JSON.parse(named.payload) : {}) as { accountId?: unknown; clientId?: unknown };
   const refusals = typeof accountId === 'string' && typeof clientId === 'string' && found.size === 1 ? { accountId, clientId, claims: refused } : undefined;
-  return { payloads: found, grant, session, account, ...(refusals ? { refusals } : {}) };
+  return {
+    payloads: found,
+    grant,
+    session,
+    account,
+    ...(refusals ? { refusals } : {}),
+    ...(account ? { identityRow } : {}),
+    ...(grant ? { grantUnderMandate } : {}),
+  };
 }
 
 /** The statements of every protocol request, prepared once per connection (store/db.ts). */
@@ -138,6 +159,11 @@ function preparedStatements(db: Db) {
   /** What the artefact's row names, for a lookup by key (see findWithContext). */
   const namedBy = (column: string) => `= (select ${column} from t limit 1)`;
   const LIVE = '(expires_at is null or expires_at > ?)';
+  /** A JSON object of a row's columns, as text. */
+  const jsonOf = (columns: readonly string[]) =>
+    `${isPostgres(db) ? 'json_build_object' : 'json_object'}(${columns.map((c) => `'${c}', ${c}`).join(', ')})${isPostgres(db) ? '::text' : ''}`;
+  /** The grant a session's payload holds for the client id bound as the statement's parameter. */
+  const sessionGrant = isPostgres(db) ? "payload::json->'authorizations'->(?::text)->>'grantId'" : "payload -> 'authorizations' -> ? ->> 'grantId'";
   // A re-saved artefact replaces its payload and moves its indexes (grant, uid, user code) with it.
   const RESAVE = `on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
     user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null`;
@@ -147,25 +173,35 @@ function preparedStatements(db: Db) {
   const sql = {
     upsert: statement(db, 'payload_upsert', UPSERT),
     find: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find', `select payload, consumed_at from oidc_payloads where model = ? and id = ? and ${LIVE}`),
-    // The artefact (as up to three models), then its grant, its session and its account. The grant,
+    // The artefact (as up to three models), then its grant, its session and its account, the
+    // account's verified identity and whether the grant was made under a mandate. The grant,
     // session and account are those named by the artefact's row even when it expired, each only
-    // while it lives itself. The account comes as a JSON object of ACCOUNT_COLUMNS in `payload`.
-    // Each is looked up by its whole key (a scalar subquery): written as `in (select …)` or
-    // `= any(array(…))`, PostgreSQL's plan went through every grant and every session when the
-    // statistics were older than the table (0.5–0.9 ms per read once sign-ins had added grants).
+    // while it lives itself; a session names no grant, so its grant for the client given is read.
+    // The account comes as a JSON object of ACCOUNT_COLUMNS in `payload`, the identity as one of
+    // IDENTITY_COLUMNS (still sealed). Each is looked up by its whole key (a scalar subquery):
+    // written as `in (select …)` or `= any(array(…))`, PostgreSQL's plan went through every grant
+    // and every session when the statistics were older than the table (0.5–0.9 ms per read once
+    // sign-ins had added grants).
     findWithContext: statement<Pick<Row, 'model' | 'payload' | 'consumed_at'>>(
       db,
       'payload_find_with_context',
-      `with t as (select model, payload, consumed_at, expires_at, grant_id, account_id from oidc_payloads where id = ? and model in (?, ?, ?))
+      `with t as (select model, payload, consumed_at, expires_at, grant_id, account_id from oidc_payloads where id = ? and model in (?, ?, ?)),
+       g as (select coalesce((select grant_id from t limit 1), (select ${sessionGrant} from t where model = 'Session' limit 1)) as id)
        select model, payload, consumed_at from t where ${LIVE}
        union all
-       select model, payload, consumed_at from oidc_payloads where model = 'Grant' and id ${namedBy('grant_id')} and ${LIVE}
+       select model, payload, consumed_at from oidc_payloads where model = 'Grant' and id = (select id from g) and ${LIVE}
        union all
        select model, payload, consumed_at from oidc_payloads
         where model = 'Session' and uid ${namedBy(isPostgres(db) ? "payload::json->>'sessionUid'" : "json_extract(payload, '$.sessionUid')")} and ${LIVE}
        union all
-       select 'Account', ${isPostgres(db) ? 'json_build_object' : 'json_object'}(${ACCOUNT_COLUMNS.map((c) => `'${c}', ${c}`).join(', ')})${isPostgres(db) ? '::text' : ''}, null
+       select 'Account', ${jsonOf(ACCOUNT_COLUMNS)}, null
         from accounts where id ${namedBy('account_id')}
+       union all
+       select 'Identity', ${jsonOf(IDENTITY_COLUMNS)}, null
+        from verified_identities where account_id ${namedBy('account_id')}
+       union all
+       select 'Mandate', mandate_grants.mandate_id, null from mandate_grants join mandates on mandates.id = mandate_grants.mandate_id
+        where mandate_grants.grant_id = (select id from g)
        union all
        select 'Refusal', claim, null from consent_refusals
         where (select count(*) from t) = 1 and account_id ${namedBy('account_id')} and client_id ${namedBy(isPostgres(db) ? "payload::json->>'clientId'" : "json_extract(payload, '$.clientId')")}`,
@@ -243,10 +279,10 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     },
     find: async (model, id) => first(await sql.find([model, id, now()])),
     findByUid: async (model, uid) => first(await sql.findByUid([model, uid, now()])),
-    async findWithContext(models, id) {
+    async findWithContext(models, id, clientId) {
       if (models.length < 1 || models.length > 3) throw new Error('findWithContext looks an id up as one to three models');
       const at = now();
-      const rows = await sql.findWithContext([id, models[0], models[1] ?? models[0], models[2] ?? models[0], at, at, at]);
+      const rows = await sql.findWithContext([id, models[0], models[1] ?? models[0], models[2] ?? models[0], clientId ?? null, at, at, at]);
       return contextOf(rows, models);
     },
     findByUserCode: async (model, userCode) => first(await sql.findByUserCode([model, userCode, now()])),

@@ -113,4 +113,38 @@ describe.each(stores())('on %s', (store) => {
       byId.mockRestore();
     }
   });
+  test('single sign-on reads the session with its grant, the identity and the mandate mark in one statement', async () => {
+    const { kapija, agent, authorize, redirect, token } = await signedIn('openid');
+    const finds = jest.spyOn(kapija.payloads, 'find');
+    const lookups = jest.spyOn(kapija.payloads, 'findWithContext');
+    const identities = jest.spyOn(kapija.identity, 'find');
+    const mandates = jest.spyOn(kapija.mandates, 'representationOf');
+    try {
+      const sso = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(redirect));
+      if (!(sso instanceof URL)) throw new Error('no single sign-on');
+      const tokens = await token({ grant_type: 'authorization_code', code: sso.searchParams.get('code')!, redirect_uri: redirect });
+      expect(tokens.status).toBe(200);
+      const idToken = JSON.parse(Buffer.from(tokens.body.id_token!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+      expect(idToken.acr).toMatch(/substantial|high/); // the level the identity supports, read along
+      expect(finds.mock.calls.filter(([model]) => model === 'Grant')).toEqual([]);
+      expect(lookups.mock.calls.map(([models]) => models[0])).toEqual(['Session', 'AuthorizationCode']);
+      expect(identities).not.toHaveBeenCalled();
+      expect(mandates).not.toHaveBeenCalled();
+    } finally {
+      finds.mockRestore();
+      lookups.mockRestore();
+      identities.mockRestore();
+      mandates.mockRestore();
+    }
+  });
+
+  test('an identity that expired between two requests is seen by the next single sign-on', async () => {
+    const { kapija, citizen, agent, authorize, redirect } = await signedIn('openid');
+    const before = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(redirect));
+    expect(before).toBeInstanceOf(URL);
+    await kapija.db('verified_identities').where({ account_id: citizen.account.id }).update({ expires_at: Date.now() - 1000 });
+    expect((await kapija.identity.levelOf(citizen.account.id))).toBe('none');
+    const after = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(redirect));
+    expect(after).not.toBeInstanceOf(URL); // signs in again: the session's level is above what the identity supports
+  });
 });
