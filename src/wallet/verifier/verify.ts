@@ -111,15 +111,15 @@ function issuerVerifier(issuer: TrustedIssuer) {
   };
 }
 
-/** The holder's key-binding signature, with the credential's `cnf.jwk`. */
+/** The holder's key-binding signature, with the credential's `cnf.jwk`; any other signer is refused as `binding`. */
 async function kbVerifier(data: string, sig: string, payload: Record<string, unknown>): Promise<boolean> {
   const jwk = (payload.cnf as { jwk?: JWK } | undefined)?.jwk;
-  if (!jwk || jwk.kty !== 'EC' || jwk.crv !== 'P-256' || 'd' in jwk) return false;
+  if (!jwk || jwk.kty !== 'EC' || jwk.crv !== 'P-256' || 'd' in jwk) return refuse('invalid', 'the credential binds no P-256 holder key');
   try {
     await compactVerify(`${data}.${sig}`, await importJWK(jwk, 'ES256'), { algorithms: ['ES256'] });
     return true;
   } catch {
-    return false;
+    return refuse('binding', 'the key-binding JWT is not signed by the credential\'s holder key');
   }
 }
 
@@ -184,7 +184,7 @@ export async function verifyPid(input: VerifyInput): Promise<VerifiedPid> {
     // The library says which check failed only in its message.
     if (/nonce|Key Binding|sd_hash|kb/i.test(message)) refuse('binding', message);
     if (/Status List/i.test(message)) refuse('revoked', message);
-    if (/expired|exp/i.test(message)) refuse('expired', message);
+    if (/expired/i.test(message)) refuse('expired', message);
     return refuse('invalid', message);
   }
   const kb = result.kb;
