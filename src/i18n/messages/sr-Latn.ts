@@ -648,7 +648,7 @@ export const srLatn = {
   'wallet.cross_device.waiting': 'Čeka se odgovor novčanika…',
   'wallet.cross_device.ready': 'Novčanik je odgovorio. Nastavlja se…',
   'wallet.cross_device.gone': 'Ovaj zahtev je istekao ili je već upotrebljen. Ponovo učitajte stranicu za novi.',
-  'wallet.cross_device.continue': 'Potvrdio sam u novčaniku: nastavi',
+  'wallet.cross_device.continue': 'Potvrđeno u novčaniku: nastavi',
   'wallet.refused.title': 'Prijava novčanikom nije uspela',
   'wallet.refused.invalid': 'Kapija nije mogla da proveri podatke koje je novčanik poslao: isprava ili njen potpis nisu ispravni. Pokušajte ponovo; ako se ponovi, prijavite se na drugi način.',
   'wallet.refused.untrusted_issuer': 'Novčanik je poslao lične identifikacione podatke izdavaoca koga Kapija ne prihvata. Prijavite se na drugi način.',
