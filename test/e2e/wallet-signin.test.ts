@@ -203,6 +203,27 @@ describe('signing in with a wallet', () => {
     await expectRefusal('revoked', (w) => presentPid(credential, holder.privateJwk, w.sameDevice));
   });
 
+  test('an expired PID is refused', async () => {
+    const jmbg = uniqueJmbg();
+    await createTestAccount(server.kapija, { jmbg });
+    const holder = await holderKeyPair();
+    const { credential } = await highIssuer.issue({ pan: jmbg, holder: holder.publicJwk, exp: Math.floor(Date.now() / 1000) - 3600 });
+    await expectRefusal('expired', (w) => presentPid(credential, holder.privateJwk, w.sameDevice));
+  });
+
+  test.each([
+    ['signed by another key than the issuer\'s', 'forged'],
+    ['unreachable', 'down'],
+  ] as const)('a status list %s: the PID is refused (its status cannot be known)', async (_what, mode) => {
+    const { holder, credential } = await citizenWithPid();
+    highIssuer.serveStatus(mode);
+    try {
+      await expectRefusal('revoked', (w) => presentPid(credential, holder.privateJwk, w.sameDevice));
+    } finally {
+      highIssuer.serveStatus('ok');
+    }
+  });
+
   test('a tampered disclosure is refused', async () => {
     const { holder, credential } = await citizenWithPid();
     const other = uniqueJmbg();

@@ -127,11 +127,24 @@ async function kbVerifier(data: string, sig: string, payload: Record<string, unk
 function statusListFetcher(fetcher: WalletFetch, nowSeconds: number) {
   return async (uri: string): Promise<string> => {
     if (!/^https?:\/\//.test(uri)) refuse('invalid', 'the status list URI is not http(s)');
-    const res = await fetcher(uri, { headers: { accept: 'application/statuslist+jwt' }, signal: AbortSignal.timeout(STATUS_FETCH_TIMEOUT_MS) });
-    if (!res.ok) throw new Error(`status list answered ${res.status}`);
-    const token = (await res.text()).trim();
-    const header = decodeProtectedHeader(token);
-    const claims = decodeJwt(token);
+    // A status that cannot be known is not "valid": the credential is refused (as `revoked`, whose page says so).
+    let token: string;
+    try {
+      const res = await fetcher(uri, { headers: { accept: 'application/statuslist+jwt' }, signal: AbortSignal.timeout(STATUS_FETCH_TIMEOUT_MS) });
+      if (!res.ok) return refuse('revoked', `the status list answered ${res.status}`);
+      token = (await res.text()).trim();
+    } catch (err) {
+      if (err instanceof PresentationRefused) throw err;
+      return refuse('revoked', 'the status list is unreachable');
+    }
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let claims: ReturnType<typeof decodeJwt>;
+    try {
+      header = decodeProtectedHeader(token);
+      claims = decodeJwt(token);
+    } catch {
+      return refuse('revoked', 'the status list is not a JWT');
+    }
     if (header.typ !== 'statuslist+jwt') refuse('invalid', 'the status list is not a statuslist+jwt');
     if (claims.sub !== uri) refuse('invalid', 'the status list is for another URI');
     if (typeof claims.exp === 'number' && claims.exp + SKEW_SECONDS < nowSeconds) refuse('revoked', 'the status list has expired');

@@ -22,6 +22,8 @@ export interface TestPidIssuer {
   revoke(idx: number): void;
   /** How many times the status list was fetched. */
   statusFetches(): number;
+  /** How the status list is served: signed by the issuer (`ok`), by another key (`forged`), or not at all (`down`, 503). */
+  serveStatus(mode: 'ok' | 'forged' | 'down'): void;
   stop(): Promise<void>;
 }
 
@@ -33,6 +35,8 @@ export async function startTestPidIssuer(): Promise<TestPidIssuer> {
   const statuses = new StatusList(new Array<number>(1024).fill(0), 1);
   let next = 0;
   let fetches = 0;
+  let mode: 'ok' | 'forged' | 'down' = 'ok';
+  const forger = (await generateKeyPair('ES256')).privateKey;
 
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -42,13 +46,16 @@ export async function startTestPidIssuer(): Promise<TestPidIssuer> {
   const statusToken = async () => {
     const at = Math.floor(Date.now() / 1000);
     const { header, payload } = createHeaderAndPayload(statuses, { iss: issuer, sub: statusUri, iat: at, exp: at + 600, ttl: 300 }, { alg: 'ES256', kid, typ: 'statuslist+jwt' });
-    return new SignJWT(payload).setProtectedHeader(header as never).sign(privateKey as CryptoKey);
+    return new SignJWT(payload).setProtectedHeader(header as never).sign((mode === 'forged' ? forger : privateKey) as CryptoKey);
   };
   server.on('request', (req, res) => {
     void (async () => {
       if (req.url === '/jwks') {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ keys: [publicJwk] }));
+      } else if (req.url === '/status/1' && mode === 'down') {
+        res.statusCode = 503;
+        res.end();
       } else if (req.url === '/status/1') {
         fetches += 1;
         res.setHeader('content-type', 'application/statuslist+jwt');
@@ -92,6 +99,9 @@ export async function startTestPidIssuer(): Promise<TestPidIssuer> {
       statuses.setStatus(idx, 1);
     },
     statusFetches: () => fetches,
+    serveStatus(m) {
+      mode = m;
+    },
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
