@@ -34,6 +34,7 @@ import { createWalletVerifier, type WalletVerifier } from './wallet/verifier/ser
 import { createWalletFactor } from './wallet/verifier/factor.js';
 import { createWalletRouter } from './wallet/verifier/router.js';
 import { requestSigningKey } from './wallet/verifier/keys.js';
+import { TIERS, createThrottle } from './security/rate-limit.js';
 import { trustedIssuers, type TrustedIssuer, type WalletFetch } from './wallet/verifier/trusted-issuers.js';
 import { createCertificateHandoff } from './factors/certificate/handoff.js';
 import { createCardLink } from './factors/certificate/link.js';
@@ -603,6 +604,8 @@ function walletPages(verifier: WalletVerifier, w: Wiring): Koa.Middleware {
   const router = createWalletRouter({
     verifier,
     render: w.render,
+    // 100 unreadable answers an hour from one address, then an hour's wait (the address tier of the sign-in throttles).
+    throttle: createThrottle(w.handles.repos.rateLimits, { scope: 'wallet-response', box: w.handles.box, tiers: TIERS.filter((tier) => tier.by.length === 1 && tier.by[0] === 'ip') }),
     async interactionOf(ctx) {
       try {
         return (await w.provider.interactionDetails(ctx.req, ctx.res)).uid;

@@ -346,4 +346,23 @@ describe('signing in with a wallet', () => {
     expect(empty.status).toBe(400);
     expect((await fetch(`${server.url}/wallet/request/nope`)).status).toBe(404);
   });
+
+  test('an address posting unreadable answers is held back after 100 in an hour (the wallet endpoint cannot be used to guess)', async () => {
+    // The suite's earlier tests posted a few unreadable answers from this address too.
+    let answered = 0;
+    let held: Response | undefined;
+    for (let i = 0; i <= 100 && !held; i += 1) {
+      const res = await fetch(`${server.url}/wallet/response/${'b'.repeat(31)}${i % 10}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'response=garbage' });
+      if (res.status === 429) held = res;
+      else {
+        expect(res.status).toBe(404);
+        answered += 1;
+      }
+    }
+    expect(answered).toBeGreaterThan(80);
+    expect(held?.status).toBe(429);
+    if (!held) return;
+    expect(Number(held.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await held.json()).toMatchObject({ error: 'temporarily_unavailable' });
+  });
 });

@@ -18,6 +18,7 @@ import QRCode from 'qrcode';
 import { KapijaError } from '../../errors.js';
 import type { Renderer } from '../../http/render.js';
 import type { Translate } from '../../i18n/index.js';
+import type { Throttle } from '../../security/rate-limit.js';
 import { REQUEST_ID_PATTERN, UnreadableResponse, type WalletVerifier } from './service.js';
 
 export interface WalletRouterDeps {
@@ -25,6 +26,8 @@ export interface WalletRouterDeps {
   render: Renderer;
   /** The uid of the interaction this browser holds (its cookie); throws when there is none. */
   interactionOf(ctx: Context): Promise<string>;
+  /** Counts answers Kapija could not read or that belong to no live request, per client address. */
+  throttle: Throttle;
 }
 
 const walletError = (ctx: Context, status: number, error: string, description: string) => {
@@ -58,12 +61,18 @@ export function createWalletRouter(deps: WalletRouterDeps): Router {
     const id = ctx.params.id ?? '';
     if (!REQUEST_ID_PATTERN.test(id)) return walletError(ctx, 404, 'invalid_request', 'no request awaits an answer here');
     const body = (ctx.request as { body?: Record<string, unknown> }).body ?? {};
+    const wait = await deps.throttle.retryAfter({ ip: ctx.ip });
+    if (wait > 0) {
+      ctx.set('retry-after', String(wait));
+      return walletError(ctx, 429, 'temporarily_unavailable', `too many unreadable answers from this address: try again in ${wait} seconds`);
+    }
     try {
       const { redirectUri } = await verifier.answer(id, body.response);
       ctx.set('cache-control', 'no-store');
       ctx.body = redirectUri ? { redirect_uri: redirectUri } : {};
     } catch (err) {
       if (!(err instanceof UnreadableResponse)) throw err;
+      await deps.throttle.fail({ ip: ctx.ip });
       walletError(ctx, err.status, 'invalid_request', err.message);
     }
   });
