@@ -213,6 +213,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
           signingKey: requestSigningKey({ keys: repos.keys, box, issuer: config.issuer }),
           issuers: walletIssuers,
           fetch: walletFetch,
+          allowHttp: config.env !== 'production',
           findAccountByVerifiedJmbg: (jmbg) => identity.findAccountByVerifiedJmbg(jmbg),
           ...(opts.now ? { now: opts.now } : {}),
         })

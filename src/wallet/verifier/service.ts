@@ -47,6 +47,8 @@ export interface WalletVerifierDeps {
   signingKey: () => Promise<RequestSigningKey>;
   issuers: ReadonlyMap<string, TrustedIssuer>;
   fetch: WalletFetch;
+  /** Whether status lists may be fetched over plain http (development and test, never production). */
+  allowHttp: boolean;
   /** The account whose verified identity has this JMBG. */
   findAccountByVerifiedJmbg(jmbg: string): Promise<string | undefined>;
   now?: () => number;
@@ -180,7 +182,7 @@ export function createWalletVerifier(deps: WalletVerifierDeps) {
       if (presentations.length !== 1 || typeof presentations[0] !== 'string') return settle(row, { ok: false, reason: 'invalid' });
       let outcome: Outcome;
       try {
-        const pid = await verifyPid({ presentation: presentations[0], nonce: row.nonce, clientId: row.clientId, requested: REQUESTED_CLAIMS, issuers: deps.issuers, fetch: deps.fetch, now });
+        const pid = await verifyPid({ presentation: presentations[0], nonce: row.nonce, clientId: row.clientId, requested: REQUESTED_CLAIMS, issuers: deps.issuers, fetch: deps.fetch, allowHttp: deps.allowHttp, now });
         const pan = pid.claims.personal_administrative_number;
         const accountId = typeof pan === 'string' && /^\d{13}$/.test(pan) ? await deps.findAccountByVerifiedJmbg(pan) : undefined;
         outcome = accountId ? { ok: true, accountId, amr: walletAmr(pid.issuer.level) } : { ok: false, reason: 'no_account' };
