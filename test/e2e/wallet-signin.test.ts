@@ -138,7 +138,8 @@ describe('signing in with a wallet', () => {
     const verifier = oidc.randomPKCECodeVerifier();
     const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', acr_values: HIGH, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
     const w = await openWalletPage(new Agent(), url);
-    const presented = await presentPid(credential, holder.privateJwk, w.sameDevice);
+    // The key pair as obtain.ts returns it (its privateJwk is used).
+    const presented = await presentPid(credential, holder, w.sameDevice);
     expect(presented.status).toBe(200);
     // The request: signed, by reference, encrypted answers to a per-request key, the DCQL query for the PID's JMBG alone.
     expect(presented.request).toMatchObject({ response_mode: 'direct_post.jwt', response_type: 'vp_token', client_id: 'x509_san_dns:127.0.0.1' });

@@ -23,7 +23,8 @@ import { SDJwtVcInstance } from '@sd-jwt/sd-jwt-vc';
 import { ES256, digest, generateSalt } from '@sd-jwt/crypto-nodejs';
 import { DcqlQuery } from 'dcql';
 
-export type HolderKey = JWK | CryptoKey | KeyObject;
+/** The holder's private key: a JWK, a key object, or the key pair obtain.ts returns (its `privateJwk`). */
+export type HolderKey = JWK | CryptoKey | KeyObject | { readonly privateJwk: JWK };
 
 export interface PresentOptions {
   /** Claims to disclose instead of those the query asks for (a wallet that over-shares). */
@@ -52,7 +53,10 @@ export interface Presented {
 
 setGlobalConfig({ allowInsecureUrls: true });
 
-const privateJwkOf = async (key: HolderKey): Promise<JWK> => ('kty' in key ? (key as JWK) : exportJWK(key as CryptoKey | KeyObject));
+const privateJwkOf = async (key: HolderKey): Promise<JWK> => {
+  if ('privateJwk' in key) return key.privateJwk;
+  return 'kty' in key ? (key as JWK) : exportJWK(key as CryptoKey | KeyObject);
+};
 
 const sanDnsNames = (certificate: string) => {
   const cert = new X509Certificate(Buffer.from(certificate, 'base64'));
