@@ -619,7 +619,8 @@ function walletPages(verifier: WalletVerifier, w: Wiring): Koa.Middleware {
   const routes = compose<Context>([bodyParser(), router.routes() as Koa.Middleware]) as Koa.Middleware;
   const pages = router.routes() as Koa.Middleware;
   return (ctx, next) => {
-    if (ctx.path.startsWith('/wallet/')) return routes(ctx, next);
+    // Only its own two paths: other routes under /wallet (the PID issuer's) parse their own bodies.
+    if (/^\/wallet\/(request|response)\/[^/]+$/.test(ctx.path)) return routes(ctx, next);
     if (ctx.method === 'GET' && /^\/interaction\/[^/]+\/wallet(\/status)?$/.test(ctx.path)) return pages(ctx, next);
     return next();
   };
