@@ -53,6 +53,10 @@ export default tseslint.config(
     { regex: '^(koa|koa-.*|@koa/.*|oidc-provider)(/.*)?$', message: 'factors/ holds no HTTP and no engine.' },
     RAW_DATABASE,
   ]),
+  boundaries('src/wallet/**/*.ts', [
+    { regex: '^(\\.\\./)+(oidc|interactions|account|admin)/', message: 'wallet/ knows the sign-in only as a registered factor and the engine not at all: what it needs arrives through the composition root.' },
+    RAW_DATABASE,
+  ]),
   boundaries('src/interactions/**/*.ts', [
     { regex: '^\\.\\./factors/(?!registry\\.js$)', message: 'interactions/ knows factors only through factors/registry.js, never a concrete factor.' },
     RAW_DATABASE,

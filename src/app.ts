@@ -30,6 +30,12 @@ import { createWebAuthnFactor, type WebAuthnFactor } from './factors/webauthn/in
 import { createFactorRegistry, type Factor, type FactorDeps, type FactorRegistry } from './factors/registry.js';
 import { createCertificateSignIn } from './factors/certificate/index.js';
 import { createCertificateFactor } from './factors/certificate/factor.js';
+import { createWalletVerifier, type WalletVerifier } from './wallet/verifier/service.js';
+import { createWalletFactor } from './wallet/verifier/factor.js';
+import { createWalletRouter } from './wallet/verifier/router.js';
+import { requestSigningKey } from './wallet/verifier/keys.js';
+import { TIERS, createThrottle } from './security/rate-limit.js';
+import { trustedIssuers, type TrustedIssuer, type WalletFetch } from './wallet/verifier/trusted-issuers.js';
 import { createCertificateHandoff } from './factors/certificate/handoff.js';
 import { createCardLink } from './factors/certificate/link.js';
 import { certificateHost } from './http/certificate-host.js';
@@ -122,8 +128,8 @@ export interface Kapija {
   readonly sessions: SessionService;
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
   readonly registrationAndRecovery: RegistrationAndRecovery;
-  /** Deletes expired protocol rows, keys, links, throttle counters, activation codes and the ID card's hand-offs. */
-  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number; trustedBrowsers: number }>;
+  /** Deletes expired protocol rows, keys, links, throttle counters, activation codes, the ID card's hand-offs and wallet presentation requests. */
+  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number; trustedBrowsers: number; walletPresentations: number }>;
   /** Signs the head of every audit chain that grew since the last checkpoints (every instance, every minute). */
   checkpointAudit(): Promise<number>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
@@ -156,13 +162,24 @@ export interface StoreHandles {
   identity: IdentityService;
   /** Who may act for whom (mandates/service.ts). */
   mandates: MandateService;
+  /** Wallet sign-in (OpenID4VP verifier); undefined when no issuer of PIDs is trusted. */
+  wallet: WalletVerifier | undefined;
+}
+
+/**
+ * Wallet sign-in's composition: issuers of PIDs trusted besides WALLET_TRUSTED_ISSUERS (Kapija's own
+ * issuer), and the fetch used for jwks_uri and status lists (one serving Kapija's own list in-process).
+ */
+export interface WalletOptions {
+  issuers?: readonly TrustedIssuer[];
+  fetch?: WalletFetch;
 }
 
 /** Factors registered after the built-in ones (factors/registry.ts), built from the same handles. */
 export type ExtraFactors = (deps: FactorDeps & { box: ReturnType<typeof createSecretBox> }) => readonly Factor[];
 
 /** Opens the database and the repositories, without any HTTP. The CLI uses this too. */
-export function openHandles(config: Config, opts: { db?: Db; now?: () => number; extraFactors?: ExtraFactors } = {}): StoreHandles {
+export function openHandles(config: Config, opts: { db?: Db; now?: () => number; extraFactors?: ExtraFactors; wallet?: WalletOptions } = {}): StoreHandles {
   const master = resolveMasterKey(config);
   const box = createSecretBox(master.key);
   const db = opts.db ?? openStore(config.database);
@@ -184,6 +201,24 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
   const card = signInUrl
     ? [createCertificateFactor({ accounts, identity, handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box }), signInUrl })]
     : [];
+  // The wallet (wallet/verifier/factor.ts) is offered when at least one issuer of PIDs is trusted.
+  const walletFetch: WalletFetch = opts.wallet?.fetch ?? ((url, init) => fetch(url, init));
+  const walletIssuers = trustedIssuers(config.wallet.trustedIssuers, walletFetch, opts.wallet?.issuers ?? []);
+  const wallet =
+    walletIssuers.size > 0
+      ? createWalletVerifier({
+          repo: repos.walletPresentations,
+          box,
+          issuer: config.issuer,
+          signingKey: requestSigningKey({ keys: repos.keys, box, issuer: config.issuer }),
+          issuers: walletIssuers,
+          fetch: walletFetch,
+          allowHttp: config.env !== 'production',
+          findAccountByVerifiedJmbg: (jmbg) => identity.findAccountByVerifiedJmbg(jmbg),
+          ...(opts.now ? { now: opts.now } : {}),
+        })
+      : undefined;
+  const walletFactor = wallet ? [createWalletFactor({ verifier: wallet, issuer: config.issuer })] : [];
   return {
     db,
     box,
@@ -199,7 +234,7 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
     clients: repos.clients,
     payloads: repos.payloads,
     ...factorDeps,
-    factors: createFactorRegistry(factorDeps, [...card, ...(opts.extraFactors?.({ ...factorDeps, box }) ?? [])]),
+    factors: createFactorRegistry(factorDeps, [...card, ...walletFactor, ...(opts.extraFactors?.({ ...factorDeps, box }) ?? [])]),
     audit,
     checkpoints: createAuditCheckpoints({ audit, repo: repos.auditCheckpoints, box, ...(opts.now ? { now: opts.now } : {}) }),
     identity,
@@ -208,10 +243,11 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
       acceptsRepresentation: async (clientId) => (await repos.clients.findMetadata(clientId))?.['kapija_accepts_representation'] === true,
       ...(opts.now ? { now: opts.now } : {}),
     }),
+    wallet,
   };
 }
 
-type KapijaOptions = { db?: Db; logger?: Logger; migrate?: boolean; now?: () => number; extraFactors?: ExtraFactors };
+type KapijaOptions = { db?: Db; logger?: Logger; migrate?: boolean; now?: () => number; extraFactors?: ExtraFactors; wallet?: WalletOptions };
 
 /** What the routers share: built once in createKapija, handed to each mount step. */
 interface Wiring {
@@ -345,7 +381,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       return true;
     },
     async purge() {
-      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers] = await Promise.all([
+      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
         registrationAndRecovery.service.purgeExpired(),
@@ -354,8 +390,9 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
         repos.activationCodes.purgeExpired(opts.now?.() ?? Date.now()),
         repos.certificateHandoffs.purgeExpired(),
         repos.trustedBrowsers.purgeExpired(),
+        repos.walletPresentations.purgeExpired(),
       ]);
-      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers };
+      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
@@ -478,6 +515,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
       ensureLink: (accountId) => registrationAndRecovery.service.ensureReenrolLink(accountId),
     },
   });
+  if (handles.wallet) app.use(walletPages(handles.wallet, w));
   app.use(formPages('/interaction', interactions));
 
   // The citizen's account portal, signed in through Kapija itself.
@@ -562,6 +600,36 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
   });
   app.use(underPath('/admin', administration.middleware));
   return registrationAndRecovery;
+}
+
+/**
+ * Wallet sign-in's routes (wallet/verifier/router.ts): the wallet's request and response endpoints
+ * under /wallet (JSON bodies and forms parsed, no CSRF: the wallet has no cookie), and the wallet
+ * page of a sign-in and its polling under /interaction/:uid/wallet (GET only).
+ */
+function walletPages(verifier: WalletVerifier, w: Wiring): Koa.Middleware {
+  const router = createWalletRouter({
+    verifier,
+    render: w.render,
+    // 100 unreadable answers an hour from one address, then an hour's wait (the address tier of the sign-in throttles).
+    throttle: createThrottle(w.handles.repos.rateLimits, { scope: 'wallet-response', box: w.handles.box, tiers: TIERS.filter((tier) => tier.by.length === 1 && tier.by[0] === 'ip') }),
+    async interactionOf(ctx) {
+      try {
+        return (await w.provider.interactionDetails(ctx.req, ctx.res)).uid;
+      } catch (err) {
+        if ((err as { name?: string }).name === 'SessionNotFound') throw new KapijaError('interaction.expired', 400);
+        throw err;
+      }
+    },
+  });
+  const routes = compose<Context>([bodyParser(), router.routes() as Koa.Middleware]) as Koa.Middleware;
+  const pages = router.routes() as Koa.Middleware;
+  return (ctx, next) => {
+    // Only its own two paths: other routes under /wallet (the PID issuer's) parse their own bodies.
+    if (/^\/wallet\/(request|response)\/[^/]+$/.test(ctx.path)) return routes(ctx, next);
+    if (ctx.method === 'GET' && /^\/interaction\/[^/]+\/wallet(\/status)?$/.test(ctx.path)) return pages(ctx, next);
+    return next();
+  };
 }
 
 /** Runs `middleware` for requests under `prefix` only. */

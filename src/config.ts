@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import type { JsonWebKey } from 'node:crypto';
 import { z } from 'zod';
 
 const bool = z
@@ -102,7 +103,58 @@ const schema = z.object({
   CERT_PROXY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** Origin of the host name of its own on which nginx asks for the ID card's certificate (e.g. https://eid.kapija.gov.rs); the server needs it with CERT_TRUST_ANCHORS (`kapija certs refresh` does not). */
   CERT_SIGNIN_URL: z.string().optional(),
+  /** Issuers of PIDs accepted for wallet sign-in besides Kapija's own: a JSON array of {issuer, level: substantial|high, jwks | jwks_uri}; set, the sign-in page offers "use a wallet". */
+  WALLET_TRUSTED_ISSUERS: z.string().optional(),
 });
+
+/** An operator-added issuer of PIDs (WALLET_TRUSTED_ISSUERS): its keys given inline or by URL. */
+export interface ConfiguredTrustedIssuer {
+  readonly issuer: string;
+  readonly level: 'substantial' | 'high';
+  readonly jwks?: { readonly keys: readonly JsonWebKey[] };
+  readonly jwksUri?: string;
+}
+
+const trustedIssuerSchema = z
+  .object({
+    issuer: z.string().url(),
+    level: z.enum(['substantial', 'high']),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+    jwks_uri: z.string().url().optional(),
+  })
+  .strict()
+  .refine((i) => (i.jwks === undefined) !== (i.jwks_uri === undefined), 'each issuer needs exactly one of jwks and jwks_uri');
+
+function parseTrustedIssuers(raw: string | undefined, production: boolean): readonly ConfiguredTrustedIssuer[] {
+  if (raw === undefined) return Object.freeze([]);
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('WALLET_TRUSTED_ISSUERS: not JSON (a JSON array of {issuer, level, jwks | jwks_uri})');
+  }
+  const parsed = z.array(trustedIssuerSchema).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`WALLET_TRUSTED_ISSUERS: ${issue.path.join('.')} ${issue.message}`.trim());
+  }
+  const seen = new Set<string>();
+  return Object.freeze(
+    parsed.data.map((i) => {
+      if (seen.has(i.issuer)) throw new ConfigError(`WALLET_TRUSTED_ISSUERS: ${i.issuer} is listed twice`);
+      seen.add(i.issuer);
+      if (production && (!i.issuer.startsWith('https://') || (i.jwks_uri && !i.jwks_uri.startsWith('https://')))) {
+        throw new ConfigError(`WALLET_TRUSTED_ISSUERS: ${i.issuer} must be https when NODE_ENV=production`);
+      }
+      return Object.freeze({
+        issuer: i.issuer,
+        level: i.level,
+        ...(i.jwks ? { jwks: { keys: i.jwks.keys as JsonWebKey[] } } : {}),
+        ...(i.jwks_uri ? { jwksUri: i.jwks_uri } : {}),
+      });
+    }),
+  );
+}
 
 export type Locale = 'sr-Cyrl' | 'sr-Latn' | 'en';
 
@@ -159,6 +211,8 @@ export interface Config {
         readonly signInUrl: string | undefined;
       }
     | undefined;
+  /** Wallet sign-in (OpenID4VP): the issuers of PIDs the operator added (Kapija's own is added by composition). */
+  readonly wallet: { readonly trustedIssuers: readonly ConfiguredTrustedIssuer[] };
 }
 
 /** A configuration problem, reported as one line naming the variable. */
@@ -269,5 +323,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       e.CERT_TRUST_ANCHORS === undefined
         ? undefined
         : Object.freeze({ trustAnchorsFile: path.resolve(e.CERT_TRUST_ANCHORS), crlUrls: Object.freeze(crlUrls), proxySecret: e.CERT_PROXY_SECRET!, signInUrl: certSignInUrl }),
+    wallet: Object.freeze({ trustedIssuers: parseTrustedIssuers(e.WALLET_TRUSTED_ISSUERS, e.NODE_ENV === 'production') }),
   });
 }

@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'certificate.return_invalid'
   | 'certificate.ticket_invalid'
   | 'certificate.no_proxy'
+  | 'wallet.refused'
+  | 'wallet.response_invalid'
   | 'factor.not_enrolled'
   | 'factor.last_one'
   | 'admin.unauthenticated'

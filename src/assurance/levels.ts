@@ -31,7 +31,7 @@ export const ACR = {
 export type AcrLevel = keyof typeof ACR;
 /** Every authentication method reference of RFC 8176 §2 (a factor yields some of them). */
 export type Amr =
-  | 'face' | 'fpt' | 'geo' | 'hwk' | 'iris' | 'kba' | 'mca' | 'mfa' | 'otp' | 'pin' | 'pwd'
+  | 'face' | 'fpt' | 'geo' | 'hwk' | 'iris' | 'kba' | 'mca' | 'mfa' | 'otp' | 'pin' | 'pop' | 'pwd'
   | 'rba' | 'retina' | 'sc' | 'sms' | 'swk' | 'tel' | 'user' | 'vbm' | 'wia'
   | typeof REMEMBERED_BROWSER;
 

@@ -26,6 +26,7 @@ export function staticAssets() {
     '/static/kapija.css': { file: findProjectFile('static/kapija.css'), type: 'text/css; charset=utf-8' },
     '/static/webauthn.js': { file: findProjectFile('static/webauthn.js'), type: 'text/javascript; charset=utf-8' },
     '/static/copy.js': { file: findProjectFile('static/copy.js'), type: 'text/javascript; charset=utf-8' },
+    '/static/wallet.js': { file: findProjectFile('static/wallet.js'), type: 'text/javascript; charset=utf-8' },
     '/static/simplewebauthn-browser.js': {
       file: path.join(path.dirname(require.resolve('@simplewebauthn/browser')), '..', 'dist', 'bundle', 'index.umd.min.js'),
       type: 'text/javascript; charset=utf-8',

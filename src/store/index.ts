@@ -30,6 +30,7 @@ import { createRegistrarRoleRepository, type RegistrarRoleRepository } from './r
 import { createRoleRepository, type RoleRepository } from './roles.js';
 import { createSessionDeviceRepository, type SessionDeviceRepository } from './session-devices.js';
 import { createWebAuthnMetadataRepository, type WebAuthnMetadataRepository } from './webauthn-metadata.js';
+import { createWalletPresentationRepository, type WalletPresentationRepository } from './wallet-presentations.js';
 
 /** A unit of work: repositories' writes given it commit together or not at all. */
 export type Transaction = Knex.Transaction;
@@ -63,6 +64,8 @@ export interface Repositories {
   /** Browsers remembered after a two-factor sign-in (the second factor skipped up to substantial). */
   trustedBrowsers: TrustedBrowserRepository;
   webauthnMetadata: WebAuthnMetadataRepository;
+  /** Presentation requests of wallet sign-ins (OpenID4VP), shared by every instance. */
+  walletPresentations: WalletPresentationRepository;
   /** Readiness of the database: reachable, migrations current. */
   health: DatabaseHealth;
   /** Pool and queue gauges for /metrics. */
@@ -104,6 +107,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     sessionDevices: createSessionDeviceRepository(db),
     trustedBrowsers: createTrustedBrowserRepository(db),
     webauthnMetadata: createWebAuthnMetadataRepository(db),
+    walletPresentations: createWalletPresentationRepository(db, opts.now),
     health: createDatabaseHealth(db),
     metrics: createStoreMetrics(db),
     atomically: (work) => withChainRetry(() => db.transaction(work)),

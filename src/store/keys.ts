@@ -4,7 +4,8 @@
 import type { Db } from './db.js';
 import { isPostgres } from './db.js';
 
-export type KeyUse = 'sig' | 'cookie';
+/** Signing keys, cookie keys, and the key that signs wallet sign-in's presentation requests. */
+export type KeyUse = 'sig' | 'cookie' | 'wallet';
 
 export interface StoredKey {
   readonly id: string;

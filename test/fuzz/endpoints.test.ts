@@ -35,6 +35,7 @@ let accessToken: string;
 let refreshToken: string;
 let idToken: string;
 let interactionUid: string;
+let walletRequestIds: string[] = [];
 let adminToken: string;
 let registrarToken: string;
 let citizenAccountId: string;
@@ -72,7 +73,9 @@ beforeAll(async () => {
       done();
     },
   });
-  server = await startKapija({ env: { ADMIN_MIN_ACR: 'substantial', LOG_LEVEL: 'warn' }, options: { logger: createLogger('warn', sink) } });
+  // A trusted issuer of PIDs turns on wallet sign-in, so its pages and endpoints are fuzzed too.
+  const walletIssuers = JSON.stringify([{ issuer: 'https://pid.fuzz.example', level: 'high', jwks: { keys: [{ kty: 'EC', crv: 'P-256', kid: 'k', x: 'WbbaSStuffP7TxCA6pdJMAD40KaK8Oh6aXjzp24KvU8', y: 'Q6q0Gvg2wS-SNvAgMjkgXvLyj-IyTAH1tTtWtGZ1fkc' }] } }]);
+  server = await startKapija({ env: { ADMIN_MIN_ACR: 'substantial', LOG_LEVEL: 'warn', WALLET_TRUSTED_ISSUERS: walletIssuers }, options: { logger: createLogger('warn', sink) } });
   const k = server.kapija;
   const rp = await createTestClient(k, { redirect_uris: [REDIRECT], scope: 'openid profile email offline_access kapija:admin' });
   clientId = rp.clientId;
@@ -98,6 +101,10 @@ beforeAll(async () => {
   const pending = await agents.anonymous.request(auth);
   interactionUid = new URL(pending.headers.get('location')!, server.url).pathname.split('/')[2]!;
   csrf.anonymous = await csrfOf(agents.anonymous, `/interaction/${interactionUid}`);
+  // Its wallet page: live presentation requests to fetch and answer.
+  const walletPage = await agents.anonymous.request(new URL(`/interaction/${interactionUid}/wallet`, server.url));
+  walletRequestIds = [...walletPage.body.matchAll(/wallet%2Frequest%2F([A-Za-z0-9_-]{32})|request=([A-Za-z0-9_-]{32})/g)].map((m) => m[1] ?? m[2]!);
+  if (walletRequestIds.length < 2) throw new Error(`no wallet requests on the wallet page (${walletPage.status})`);
 
   await signInTo(agents.portal, '/account', citizen, '/account/callback');
   csrf.portal = await csrfOf(agents.portal, '/account/security');
@@ -304,7 +311,7 @@ describe('the engine\'s endpoints', () => {
 
 // ------------------------------------------------------------------------------------- Kapija's pages
 
-const STEPS = ['', '/login', '/totp', '/recovery', '/totp/enrol', '/continue', '/recovery/new', '/webauthn/options', '/webauthn', '/webauthn/register', '/passkey', '/confirm', '/abort'];
+const STEPS = ['', '/login', '/totp', '/recovery', '/totp/enrol', '/continue', '/recovery/new', '/webauthn/options', '/webauthn', '/webauthn/register', '/passkey', '/confirm', '/abort', '/wallet', '/wallet/status', '/wallet/start', '/wallet/identify', '/wallet/refused'];
 const PORTAL = ['/account', '/account/profile', '/account/password', '/account/email', '/account/sessions', '/account/sessions/end', '/account/services', '/account/services/revoke', '/account/security', '/account/security/remove', '/account/security/recovery-codes', '/account/security/totp', '/account/activity', '/account/activity/export', '/account/data', '/account/data/export.json', '/account/callback', '/account/login'];
 const CONSOLE = ['/admin', '/admin/clients', '/admin/clients/new', '/admin/clients/nope', '/admin/clients/nope/secret', '/admin/clients/nope/disable', '/admin/clients/nope/delete', '/admin/citizens', '/admin/citizens/nope', '/admin/citizens/nope/lock', '/admin/sessions', '/admin/sessions/end', '/admin/audit', '/admin/audit/export', '/admin/callback', '/admin/desk', '/admin/desk/check', '/admin/desk/identity/nope', '/admin/desk/identity/nope/revoke'];
 const SELF = ['/register', '/verify-email', '/recover', '/recover/reset', '/not-me', '/activate'];
@@ -332,8 +339,15 @@ describe('Kapija\'s own pages', () => {
       fc
         .tuple(fc.constantFrom(...STEPS), fc.constantFrom('live', 'unknown', '..%2f..', '%00'))
         .chain(([step, uid]) =>
-          form([`/interaction/${uid === 'live' ? interactionUid : uid}${step}`], 'anonymous', { username: 'ana', password: 'a long passphrase', code: '123456', claims: 'email', remember: 'on', credential: '{}', name: 'key' }),
+          form([`/interaction/${uid === 'live' ? interactionUid : uid}${step}`], 'anonymous', { username: 'ana', password: 'a long passphrase', code: '123456', claims: 'email', remember: 'on', credential: '{}', name: 'key', request: 'a'.repeat(32), response_code: 'b'.repeat(43), reason: 'revoked' }),
         ),
+    ));
+
+  test('the wallet\'s request and response endpoints, for unknown requests and a live one', () =>
+    fuzz(
+      fc
+        .tuple(fc.constantFrom('/wallet/request/', '/wallet/response/'), fc.constantFrom('live', 'live', 'a'.repeat(32), 'nope', '..%2f', '%00', 'x'.repeat(300)), fc.nat(), fc.constantFrom('GET', 'POST'), params({ response: 'eyJhbGciOiJFQ0RILUVTIn0..x.y.z', state: 's', vp_token: '{}' }), encoding, accept)
+        .map(([prefix, id, n, method, p, enc, acc]) => ({ method, path: `${prefix}${id === 'live' ? walletRequestIds[n % walletRequestIds.length]! : id}`, params: p, enc, accept: acc }) as Shot),
     ));
 
   test('the account portal, signed in', () =>

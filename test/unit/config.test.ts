@@ -201,3 +201,37 @@ describe('certificate sign-in (CERT_*)', () => {
     expect(configError({ ...base, CERT_SIGNIN_URL: 'https://kapija.example:8443' }).message).toMatch(/^CERT_SIGNIN_URL: must be a host name of its own/);
   });
 });
+
+describe('WALLET_TRUSTED_ISSUERS', () => {
+  const jwks = { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', kid: 'k1' }] };
+
+  it('is empty unless set, and reads issuers with inline keys or a jwks_uri', () => {
+    expect(loadConfig({}).wallet.trustedIssuers).toEqual([]);
+    const issuers = loadConfig({
+      WALLET_TRUSTED_ISSUERS: JSON.stringify([
+        { issuer: 'https://pid.example', level: 'high', jwks },
+        { issuer: 'https://other.example', level: 'substantial', jwks_uri: 'https://other.example/jwks' },
+      ]),
+    }).wallet.trustedIssuers;
+    expect(issuers).toEqual([
+      { issuer: 'https://pid.example', level: 'high', jwks },
+      { issuer: 'https://other.example', level: 'substantial', jwksUri: 'https://other.example/jwks' },
+    ]);
+  });
+
+  it.each([
+    ['not JSON', '[{', /^WALLET_TRUSTED_ISSUERS: not JSON/],
+    ['a level that is not substantial or high', JSON.stringify([{ issuer: 'https://pid.example', level: 'low', jwks }]), /^WALLET_TRUSTED_ISSUERS: 0\.level/],
+    ['neither jwks nor jwks_uri', JSON.stringify([{ issuer: 'https://pid.example', level: 'high' }]), /exactly one of jwks and jwks_uri/],
+    ['both jwks and jwks_uri', JSON.stringify([{ issuer: 'https://pid.example', level: 'high', jwks, jwks_uri: 'https://pid.example/jwks' }]), /exactly one of jwks and jwks_uri/],
+    ['an unknown property', JSON.stringify([{ issuer: 'https://pid.example', level: 'high', jwks, trust: 'all' }]), /^WALLET_TRUSTED_ISSUERS: /],
+    ['an issuer listed twice', JSON.stringify([{ issuer: 'https://pid.example', level: 'high', jwks }, { issuer: 'https://pid.example', level: 'substantial', jwks }]), /listed twice/],
+  ])('refuses %s, naming the variable', (_what, value, message) => {
+    expect(configError({ WALLET_TRUSTED_ISSUERS: value }).message).toMatch(message);
+  });
+
+  it('asks for https issuers and jwks_uri in production', () => {
+    expect(configError({ ...PRODUCTION, WALLET_TRUSTED_ISSUERS: JSON.stringify([{ issuer: 'http://pid.example', level: 'high', jwks }]) }).message).toMatch(/must be https/);
+    expect(configError({ ...PRODUCTION, WALLET_TRUSTED_ISSUERS: JSON.stringify([{ issuer: 'https://pid.example', level: 'high', jwks_uri: 'http://pid.example/jwks' }]) }).message).toMatch(/must be https/);
+  });
+});
