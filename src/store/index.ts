@@ -30,6 +30,7 @@ import { createRegistrarRoleRepository, type RegistrarRoleRepository } from './r
 import { createRoleRepository, type RoleRepository } from './roles.js';
 import { createSessionDeviceRepository, type SessionDeviceRepository } from './session-devices.js';
 import { createWebAuthnMetadataRepository, type WebAuthnMetadataRepository } from './webauthn-metadata.js';
+import { createWalletCredentialRepository, type WalletCredentialRepository } from './wallet-credentials.js';
 
 /** A unit of work: repositories' writes given it commit together or not at all. */
 export type Transaction = Knex.Transaction;
@@ -63,6 +64,8 @@ export interface Repositories {
   /** Browsers remembered after a two-factor sign-in (the second factor skipped up to substantial). */
   trustedBrowsers: TrustedBrowserRepository;
   webauthnMetadata: WebAuthnMetadataRepository;
+  /** The PID issuer's registry: issued credentials, status-list indices, used proofs. */
+  walletCredentials: WalletCredentialRepository;
   /** Readiness of the database: reachable, migrations current. */
   health: DatabaseHealth;
   /** Pool and queue gauges for /metrics. */
@@ -104,6 +107,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     sessionDevices: createSessionDeviceRepository(db),
     trustedBrowsers: createTrustedBrowserRepository(db),
     webauthnMetadata: createWebAuthnMetadataRepository(db),
+    walletCredentials: createWalletCredentialRepository(db),
     health: createDatabaseHealth(db),
     metrics: createStoreMetrics(db),
     atomically: (work) => withChainRetry(() => db.transaction(work)),

@@ -1,10 +1,11 @@
 /**
- * Key material (signing keys and cookie keys), sealed with the master key.
+ * Key material (signing keys, cookie keys, credential-signing keys), sealed with the master key.
  */
 import type { Db } from './db.js';
 import { isPostgres } from './db.js';
 
-export type KeyUse = 'sig' | 'cookie';
+/** `sig`: the engine's signing keys; `cookie`: cookie keys; `vc`: the PID issuer's credential-signing keys. */
+export type KeyUse = 'sig' | 'cookie' | 'vc';
 
 export interface StoredKey {
   readonly id: string;
