@@ -144,7 +144,7 @@ async function issue(d: { pid: PidIssuer }, input: IssueInput, now: () => number
     return { credentials: [{ credential }] };
   } catch (err) {
     if (err instanceof KapijaError && err.code === 'wallet.not_eligible') {
-      throw new (errors as unknown as Record<string, new (d: string) => Error>)['CredentialRequestDenied']!('the citizen’s verified identity or sign-in is below substantial');
+      throw new (errors as unknown as Record<string, new (d: string) => Error>)['CredentialRequestDenied']!('the verified identity or the sign-in is below substantial');
     }
     throw err;
   }

@@ -133,7 +133,7 @@ export function createPidIssuer(deps: PidIssuerDeps) {
     async revokeAll(accountId: string, actor: string, reason: RevocationReason): Promise<number> {
       return atomically(async (trx) => {
         const ids = await walletCredentials.revokeAllOf(accountId, reason, now(), trx);
-        if (reason !== 'account_deleted') await recordRevocation(ids, accountId, actor, reason, trx);
+        await recordRevocation(ids, accountId, actor, reason, trx);
         return ids.length;
       });
     },
