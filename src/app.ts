@@ -248,21 +248,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   if (opts.migrate !== false) await migrate(db);
   await handles.keys.ensure();
   let keySet = await handles.keys.load();
-  // The PID issuer's own signing keys, kept as long as the longest credential they sign may be checked.
-  const credentialKeys = createCredentialKeys({ keys: repos.keys, box: handles.box, retentionSeconds: config.pid.validitySeconds + 24 * 3600, ...(opts.now ? { now: opts.now } : {}) });
-  await credentialKeys.ensure();
-  const pid = createPidIssuer({
-    issuer: config.issuer,
-    issuingAuthority: config.pid.issuingAuthority,
-    validitySeconds: config.pid.validitySeconds,
-    repos,
-    identity: handles.identity,
-    keys: credentialKeys,
-    box: handles.box,
-    ...(opts.now ? { now: opts.now } : {}),
-  });
-  // The c_nonce secret is derived from the master key: the same on every instance, stable across restarts.
-  const wallet = pidEngineConfig({ issuer: config.issuer, pid, nonceSecret: Buffer.from(handles.box.mac('openid4vci-c-nonce', config.issuer), 'base64url'), ...(opts.now ? { now: opts.now } : {}) });
+  const { pid, wallet } = await pidIssuerFor(config, handles, opts.now);
 
   const secureCookies = config.issuer.startsWith('https://');
   const { render } = createRenderer();
@@ -401,6 +387,21 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       if (!opts.db) await db.destroy();
     },
   };
+}
+
+/**
+ * The PID issuer (wallet/issuer/): its own credential-signing keys (created on first start, kept
+ * as long as the longest credential they sign may be checked), the issuing service and the engine's
+ * OpenID4VCI configuration. The c_nonce secret is derived from the master key: the same on every
+ * instance, stable across restarts.
+ */
+async function pidIssuerFor(config: Config, handles: StoreHandles, now?: () => number): Promise<{ pid: PidIssuer; wallet: PidEngineConfig }> {
+  const clock = now ? { now } : {};
+  const keys = createCredentialKeys({ keys: handles.repos.keys, box: handles.box, retentionSeconds: config.pid.validitySeconds + 24 * 3600, ...clock });
+  await keys.ensure();
+  const pid = createPidIssuer({ issuer: config.issuer, issuingAuthority: config.pid.issuingAuthority, validitySeconds: config.pid.validitySeconds, repos: handles.repos, identity: handles.identity, keys, box: handles.box, ...clock });
+  const nonceSecret = Buffer.from(handles.box.mac('openid4vci-c-nonce', config.issuer), 'base64url');
+  return { pid, wallet: pidEngineConfig({ issuer: config.issuer, pid, nonceSecret, ...clock }) };
 }
 
 /** The engine, configured with Kapija's storage, accounts, ledger and pages. */
