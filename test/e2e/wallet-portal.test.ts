@@ -11,9 +11,10 @@ import { srLatn } from '../../src/i18n/messages/sr-Latn.js';
 import { srCyrl } from '../../src/i18n/messages/sr-Cyrl.js';
 import { ACR } from '../../src/assurance/levels.js';
 import { PRE_AUTHORIZED_CODE_GRANT } from '../../src/oidc/client-metadata.js';
-import { browserSignIn, cspViolations, describeBrowser, formatViolations, newPage, runAxe, tabTo, type Page } from '../support/browser.js';
+import { VIRTUAL_AUTHENTICATOR_AAGUID, addVirtualAuthenticator, browserSignIn, cspViolations, describeBrowser, formatViolations, newPage, runAxe, tabTo, type Page } from '../support/browser.js';
 import { browserSuiteWithService } from '../support/browser-suite.js';
-import { createTestClient } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
+import { createRegistrarRoles } from '../../src/identity/registrar.js';
 import { newHolderKey, obtainPid, TestWallet } from '../support/wallet/obtain.js';
 import { offerUri, verifiedCitizen } from '../support/wallet/fixtures.js';
 
@@ -105,5 +106,55 @@ describeBrowser('the PID on the account portal', () => {
       ['portal', true],
       ['desk', false],
     ]);
+  });
+});
+
+describeBrowser('the PID at the registration desk', () => {
+  const desk = kapijaForSuite({ host: 'localhost', env: { WEBAUTHN_HWK_AAGUIDS: VIRTUAL_AUTHENTICATOR_AAGUID } });
+
+  test('a registrar makes an offer from the keyboard (axe-clean in three languages); the wallet redeems it with the tx_code on the page', async () => {
+    const registrar = await createTestAccount(desk.kapija, { totp: false, username: `desk.${Date.now().toString(36)}` });
+    await createRegistrarRoles(desk.kapija.repos).grant(registrar.account.id, 'test');
+    const citizen = await verifiedCitizen(desk.kapija);
+    const { clientId } = await createTestClient(
+      desk.kapija,
+      { client_name: 'Novčanik', redirect_uris: ['http://127.0.0.1:9/cb'], grant_types: ['authorization_code', PRE_AUTHORIZED_CODE_GRANT], scope: 'openid', kapija_wallet: true },
+      { public: true },
+    );
+    const page = await newPage(suite.browser, { locale: 'en' });
+    try {
+      await addVirtualAuthenticator(page, { transport: 'usb', hasResidentKey: false, hasUserVerification: false, isUserVerified: false });
+      const path = `/admin/desk/pid/${citizen.account.id}`;
+      await page.goto(`${desk.url}${path}?lang=en`);
+      await page.locator('#username').fill(registrar.username);
+      await page.locator('#password').fill(registrar.password);
+      await Promise.all([page.waitForNavigation(), page.locator('#password').press('Enter')]);
+      await page.waitForSelector('button[data-webauthn="register"]:visible');
+      await Promise.all([page.waitForNavigation(), page.locator('button[data-webauthn="register"]').click()]);
+      await tabTo(page, 'form[action$="/continue"] button', undefined, 60);
+      await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+      await page.waitForURL((u) => u.pathname === path);
+      for (const locale of ['sr-Cyrl', 'sr-Latn', 'en'] as Locale[]) {
+        await page.goto(`${desk.url}${path}?lang=${locale}`);
+        expect(await page.locator('h1').innerText()).toBe(CATALOGUES[locale]['wallet.issue.desk.heading'].replace('{user}', citizen.username));
+        await axeClean(page);
+      }
+      await tabTo(page, '#wallet', undefined, 60);
+      await tabTo(page, `form[action="${path}"] button[type=submit]`);
+      await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+      await page.waitForLoadState('load');
+      const txCode = (await page.locator('[data-tx-code]').innerText()).trim();
+      expect(txCode).toMatch(/^\d{6}$/);
+      const offer = (await page.locator('a[data-credential-offer]').getAttribute('href'))!;
+      await axeClean(page);
+      const { credential } = await obtainPid({ offer, clientId, txCode });
+      expect(credential.split('~').length).toBeGreaterThan(5);
+    } finally {
+      await page.context().close();
+    }
+    const [record] = await desk.kapija.pid.list(citizen.account.id);
+    expect(record).toMatchObject({ channel: 'desk', clientId, revokedAt: null });
+    const offered = await desk.kapija.audit.list({ chain: 'admin', action: 'wallet.pid_offered' });
+    expect(offered[0]).toMatchObject({ actor: registrar.account.id, subjectAccountId: citizen.account.id });
   });
 });
