@@ -312,6 +312,8 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
     if (level === 'none' || rank(level) < rank('substantial')) await pid.revokeAll(accountId, 'system', level === 'none' ? 'identity_revoked' : 'identity_lowered');
   });
   events.on('account.deleted', (e) => pid.revokeAll(e.accountId, 'system', 'account_deleted').then(() => undefined));
+  // A PID carries the attributes of one proofing: proofed again or corrected, it is outdated.
+  handles.identity.onChanged(async (accountId) => void (await pid.revokeAll(accountId, 'system', 'identity_changed')));
   const pidDeskOffer: Kapija['pidDeskOffer'] = (input) => createDeskOffer({ issuer: config.issuer, provider, pid, audit: handles.audit }, input);
   const registrationAndRecovery = await mountPages(app, { config, logger, handles, events, render, csrf, secureCookies, provider, sessions, pid, pidDeskOffer });
 

@@ -173,7 +173,7 @@ describe('PID issuer attacks', () => {
     expect(location.searchParams.get('error')).toBe('invalid_target');
   });
 
-  test('revoking the proofing revokes its PIDs, and so does deleting the account; both in the ledger', async () => {
+  test('revoking or correcting the proofing revokes its PIDs, and so does deleting the account; in the ledger', async () => {
     const { kapija, url } = server;
     const a = await deskWallet(clientId);
     await a.wallet.credential(await a.wallet.tokenByPreAuthorizedCode(a.made.txCode), await a.wallet.proof(await a.wallet.nonce()));
@@ -183,6 +183,14 @@ describe('PID issuer attacks', () => {
     expect(await publishedStatus(url, { idx: revoked!.listIdx, uri: `${url}/wallet/status/${revoked!.listId}` })).toBe(1);
     const ledger = await kapija.audit.list({ chain: ledgerChain(a.citizen.account.id), action: 'ledger.' });
     expect(ledger.find((e) => e.action === 'ledger.pid_revoked')?.details).toMatchObject({ credential: revoked!.id, reason: 'identity_revoked' });
+
+    // A correction of the verified attributes (a typo at the counter) makes the PID outdated.
+    const c = await deskWallet(clientId);
+    await c.wallet.credential(await c.wallet.tokenByPreAuthorizedCode(c.made.txCode), await c.wallet.proof(await c.wallet.nonce()));
+    await kapija.identity.correct(c.citizen.account.id, { familyNameLatn: 'Jovanovic' }, { actor: 'test-registrar' }, 'typo');
+    const [outdated] = await kapija.pid.list(c.citizen.account.id);
+    expect(outdated).toMatchObject({ revokedReason: 'identity_changed' });
+    expect(await publishedStatus(url, { idx: outdated!.listIdx, uri: `${url}/wallet/status/${outdated!.listId}` })).toBe(1);
 
     const b = await deskWallet(clientId);
     await b.wallet.credential(await b.wallet.tokenByPreAuthorizedCode(b.made.txCode), await b.wallet.proof(await b.wallet.nonce()));

@@ -28,7 +28,7 @@ export type IneligibleReason = 'unverified' | 'level' | 'attributes';
 export type Eligibility = { ok: true; identity: VerifiedIdentity; claims: PidClaims } | { ok: false; reason: IneligibleReason };
 
 /** Why a credential was revoked (kept in the registry and the ledger). */
-export type RevocationReason = 'citizen' | 'identity_revoked' | 'identity_lowered' | 'account_deleted';
+export type RevocationReason = 'citizen' | 'identity_revoked' | 'identity_lowered' | 'identity_changed' | 'account_deleted';
 
 export interface PidIssuerDeps {
   issuer: string;
@@ -129,7 +129,7 @@ export function createPidIssuer(deps: PidIssuerDeps) {
       });
     },
 
-    /** Revokes every live credential of an account (its proofing was revoked or lowered, the account deleted). */
+    /** Revokes every live credential of an account (its proofing was revoked, lowered, proofed again or corrected; the account deleted). */
     async revokeAll(accountId: string, actor: string, reason: RevocationReason): Promise<number> {
       return atomically(async (trx) => {
         const ids = await walletCredentials.revokeAllOf(accountId, reason, now(), trx);
