@@ -10,6 +10,7 @@ import { SDJwtVcInstance } from '@sd-jwt/sd-jwt-vc';
 import { ES256, digest } from '@sd-jwt/crypto-nodejs';
 import { decodeProtectedHeader } from 'jose';
 import { ledgerChain } from '../../src/account/ledger.js';
+import { en } from '../../src/i18n/messages/en.js';
 import { PID_ATTRIBUTES, PID_CREDENTIAL_CONFIGURATION_ID, PID_FORMAT, PID_VCT } from '../../src/wallet/pid.js';
 import { kapijaForSuite } from '../support/kapija.js';
 import { newHolderKey, obtainPid, TestWallet } from '../support/wallet/obtain.js';
@@ -90,6 +91,12 @@ describe('PID issuance to a wallet', () => {
     const ledger = await pidLedger(citizen.account.id);
     expect(ledger.map((e) => e.action)).toEqual(['ledger.pid_issued']);
     expect(ledger[0]!.details).toMatchObject({ credential: record!.id, level: 'substantial', channel: 'portal', attributes: [...PID_ATTRIBUTES] });
+    // The citizen reads it on the activity page, the wallet named; no attribute's value is there.
+    const activity = await agent.request(`${url}/account/activity`);
+    expect(activity.status).toBe(200);
+    expect(activity.body).toContain(en['ledger.pid_issued']);
+    expect(activity.body).toContain('Test wallet');
+    expect(activity.body).not.toContain(citizen.jmbg);
   });
 
   test('the desk offer: the wallet redeems the pre-authorized code with the tx_code; revoking shows revoked in the published status list', async () => {
