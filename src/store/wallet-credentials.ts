@@ -3,10 +3,12 @@
  * List entries and revocations, and the proofs of possession already used.
  */
 import { randomUUID } from 'node:crypto';
-import type { Db } from './db.js';
+import { isPostgres, type Db } from './db.js';
 
 /** Entries per status list: 2^17 bits is 16 KiB before compression. */
 export const STATUS_LIST_SIZE = 131072;
+
+const STATUS_LISTS_LOCK_ID = 0x6b617073; // "kaps"
 
 export type IssuanceChannel = 'portal' | 'desk';
 
@@ -87,8 +89,14 @@ export interface WalletCredentialRepository {
 
 export function createWalletCredentialRepository(db: Db): WalletCredentialRepository {
   const takeIndex = async (trx: Db, at: number): Promise<{ listId: string; idx: number }> => {
+    const open = async () => (await trx('wallet_status_lists').where('next_idx', '<', trx.ref('size')).orderBy('created_at', 'asc').first()) as { id: string } | undefined;
     for (let attempt = 0; attempt < 3; attempt += 1) {
-      const current = (await trx('wallet_status_lists').where('next_idx', '<', trx.ref('size')).orderBy('created_at', 'asc').first()) as { id: string } | undefined;
+      let current = await open();
+      if (!current && isPostgres(db)) {
+        // Instances finding no open list at once start one, not one each.
+        await trx.raw('select pg_advisory_xact_lock(?)', [STATUS_LISTS_LOCK_ID]);
+        current = await open();
+      }
       if (!current) {
         const id = randomUUID();
         await trx('wallet_status_lists').insert({ id, size: STATUS_LIST_SIZE, next_idx: 1, created_at: at });

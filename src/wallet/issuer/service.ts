@@ -145,6 +145,9 @@ export function createPidIssuer(deps: PidIssuerDeps) {
       return statusListToken({ issuer: deps.issuer, listId, size: state.size, revoked: state.revoked, signingKey: await deps.keys.signingKey(), now: now() });
     },
 
+    /** The public keys that verify Kapija's credentials and status lists (a verifier trusting Kapija's own issuer reads them in-process). */
+    publicJwks: () => deps.keys.publicJwks(),
+
     /** SD-JWT VC issuer metadata (`/.well-known/jwt-vc-issuer`). */
     async issuerMetadata(): Promise<{ issuer: string; jwks: { keys: JWK[] } }> {
       return { issuer: deps.issuer, jwks: await deps.keys.publicJwks() };

@@ -16,12 +16,14 @@ setGlobalConfig({ allowInsecureUrls: true });
 
 export interface HolderKey {
   privateKey: CryptoKey;
+  /** The same private key as a JWK (for libraries that take one). */
+  privateJwk: JWK;
   publicJwk: JWK;
 }
 
 export async function newHolderKey(alg: 'ES256' | 'ES384' = 'ES256'): Promise<HolderKey> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  return { privateKey, publicJwk: await exportJWK(publicKey) };
+  return { privateKey, privateJwk: await exportJWK(privateKey), publicJwk: await exportJWK(publicKey) };
 }
 
 type Metadata = Awaited<ReturnType<Openid4vciClient['resolveIssuerMetadata']>>;
