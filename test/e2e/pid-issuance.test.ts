@@ -147,6 +147,8 @@ describe('PID issuance to a wallet', () => {
     const parsed = await new TestWallet('metadata-check', await newHolderKey()).client.resolveIssuerMetadata(url);
     expect(parsed.credentialIssuer.credential_issuer).toBe(url);
     expect(parsed.authorizationServers.map((s) => s.issuer)).toEqual([url]);
+    // The issuer's keys as a verifier in the same process reads them are those published.
+    expect(await server.kapija.pid.publicJwks()).toEqual((await issuerKeys(url)).jwks);
     // The authorization server advertises the pre-authorized code grant.
     const as = (await (await fetch(`${url}/.well-known/oauth-authorization-server`)).json()) as { grant_types_supported: string[] };
     expect(as.grant_types_supported).toContain('urn:ietf:params:oauth:grant-type:pre-authorized_code');
