@@ -97,6 +97,9 @@ describe('PID issuance to a wallet', () => {
     expect(activity.body).toContain(en['ledger.pid_issued']);
     expect(activity.body).toContain('Test wallet');
     expect(activity.body).not.toContain(citizen.jmbg);
+    // And in the data export.
+    const exported = JSON.parse((await agent.request(`${url}/account/data/export.json`)).body) as { wallet_credentials: { id: string; channel: string; revoked_at: string | null }[] };
+    expect(exported.wallet_credentials).toEqual([expect.objectContaining({ id: record!.id, channel: 'portal', revoked_at: null })]);
   });
 
   test('the desk offer: the wallet redeems the pre-authorized code with the tx_code; revoking shows revoked in the published status list', async () => {
