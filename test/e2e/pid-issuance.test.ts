@@ -116,6 +116,9 @@ describe('PID issuance to a wallet', () => {
     const [record] = await kapija.pid.list(citizen.account.id);
     expect(record).toMatchObject({ channel: 'desk', level: 'substantial' });
     expect(await publishedStatus(url, status)).toBe(0);
+    // Built once and served again (a list is costly to build), until a revocation here.
+    const [a, b] = await Promise.all([fetch(status.uri).then((r) => r.text()), fetch(status.uri).then((r) => r.text())]);
+    expect(b).toBe(a);
 
     await kapija.pid.revokeOwn(citizen.account.id, record!.id);
     expect(await publishedStatus(url, status)).toBe(1);

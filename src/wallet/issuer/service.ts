@@ -51,9 +51,18 @@ function pidClaimsOf(identity: VerifiedIdentity): PidClaims | undefined {
   return { family_name: family, given_name: given, birthdate: a.birthdate, nationalities: ['RS'], personal_administrative_number: a.jmbg };
 }
 
+/**
+ * How long an instance serves a status list token it built (a list of 131,072 entries takes tens of
+ * milliseconds to build): a revocation on this instance shows at once, one on another instance
+ * within this time (relying parties may keep the token five minutes anyway).
+ */
+export const STATUS_LIST_REBUILD_MS = 30_000;
+
 export function createPidIssuer(deps: PidIssuerDeps) {
   const now = deps.now ?? Date.now;
   const { walletCredentials, audit, atomically } = deps.repos;
+  // Built status list tokens (the promise, so concurrent requests build once), dropped on a revocation here.
+  const built = new Map<string, { at: number; token: Promise<string | undefined> }>();
 
   const eligibility = async (accountId: string): Promise<Eligibility> => {
     const identity = await deps.identity.find(accountId);
@@ -127,22 +136,34 @@ export function createPidIssuer(deps: PidIssuerDeps) {
       await atomically(async (trx) => {
         if (await walletCredentials.revoke(credentialId, 'citizen', now(), trx)) await recordRevocation([credentialId], accountId, accountId, 'citizen', trx);
       });
+      built.delete(found.listId);
     },
 
     /** Revokes every live credential of an account (its proofing was revoked, lowered, proofed again or corrected; the account deleted). */
     async revokeAll(accountId: string, actor: string, reason: RevocationReason): Promise<number> {
-      return atomically(async (trx) => {
+      const n = await atomically(async (trx) => {
         const ids = await walletCredentials.revokeAllOf(accountId, reason, now(), trx);
         await recordRevocation(ids, accountId, actor, reason, trx);
         return ids.length;
       });
+      if (n) built.clear();
+      return n;
     },
 
     /** The status list token of a list, or undefined for an unknown list. */
     async statusList(listId: string): Promise<string | undefined> {
-      const state = await walletCredentials.revokedIndices(listId);
-      if (!state) return undefined;
-      return statusListToken({ issuer: deps.issuer, listId, size: state.size, revoked: state.revoked, signingKey: await deps.keys.signingKey(), now: now() });
+      const at = now();
+      const kept = built.get(listId);
+      if (kept && at - kept.at < STATUS_LIST_REBUILD_MS) return kept.token;
+      const token = (async () => {
+        const state = await walletCredentials.revokedIndices(listId);
+        if (!state) return undefined;
+        return statusListToken({ issuer: deps.issuer, listId, size: state.size, revoked: state.revoked, signingKey: await deps.keys.signingKey(), now: at });
+      })();
+      built.set(listId, { at, token });
+      // An unknown list or a failure is not kept.
+      token.then((t) => t === undefined && built.delete(listId), () => built.delete(listId));
+      return token;
     },
 
     /** The public keys that verify Kapija's credentials and status lists (a verifier trusting Kapija's own issuer reads them in-process). */
