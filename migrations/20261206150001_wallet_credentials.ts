@@ -5,7 +5,8 @@
  *
  * `wallet_status_lists` hands out status-list indices: a list's `next_idx` is taken and incremented
  * in one row update, which PostgreSQL serialises across instances (the row lock is held until the
- * issuing transaction commits), so two credentials never share an index.
+ * issuing transaction commits), so two credentials never share an index; the index a credential
+ * gets is a keyed permutation of that counter (store/wallet-credentials.ts), not the counter itself.
  *
  * `wallet_used_proofs` keeps the keyed hash of every proof of possession accepted, until its nonce
  * could no longer be accepted anyway: a proof is used once.

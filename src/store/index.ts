@@ -107,7 +107,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     sessionDevices: createSessionDeviceRepository(db),
     trustedBrowsers: createTrustedBrowserRepository(db),
     webauthnMetadata: createWebAuthnMetadataRepository(db),
-    walletCredentials: createWalletCredentialRepository(db),
+    walletCredentials: createWalletCredentialRepository(db, box),
     health: createDatabaseHealth(db),
     metrics: createStoreMetrics(db),
     atomically: (work) => withChainRetry(() => db.transaction(work)),

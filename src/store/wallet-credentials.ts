@@ -4,9 +4,32 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isPostgres, type Db } from './db.js';
+import type { SecretBox } from '../security/crypto.js';
 
 /** Entries per status list: 2^17 bits is 16 KiB before compression. */
 export const STATUS_LIST_SIZE = 131072;
+const INDEX_BITS = 17;
+
+/**
+ * A keyed permutation of a list's indices: its n-th credential gets `statusIndex(n)`, so an index
+ * tells nothing of when, or after whom, a credential was issued (draft-ietf-oauth-status-list,
+ * privacy considerations). A four-round Feistel network over 18 bits (round function: HMAC under a
+ * key derived from the master key and the list), walked until it lands below 2^17: a bijection, so
+ * two credentials never share an index.
+ */
+export function statusIndex(box: Pick<SecretBox, 'mac'>, listId: string, n: number): number {
+  const half = (INDEX_BITS + 1) / 2;
+  const mask = (1 << half) - 1;
+  const round = (i: number, x: number) => Buffer.from(box.mac('wallet-status-index', `${listId}|${i}|${x}`), 'base64url').readUInt16BE(0) & mask;
+  let v = n;
+  do {
+    let left = v >>> half;
+    let right = v & mask;
+    for (let i = 0; i < 4; i += 1) [left, right] = [right, left ^ round(i, right)];
+    v = (left << half) | right;
+  } while (v >= STATUS_LIST_SIZE);
+  return v;
+}
 
 const STATUS_LISTS_LOCK_ID = 0x6b617073; // "kaps"
 
@@ -70,7 +93,7 @@ const fromRow = (r: Row): IssuedCredential => ({
 export interface WalletCredentialRepository {
   /**
    * Records a credential with the next free index of the current status list (a new list when it
-   * is full). Inside `trx` the list's row stays locked until the transaction ends, so concurrent
+   * is full), through the list's keyed permutation. Inside `trx` the list's row stays locked until the transaction ends, so concurrent
    * issuances on any instance get distinct indices.
    */
   insert(input: NewIssuedCredential, trx: Db): Promise<IssuedCredential>;
@@ -87,7 +110,7 @@ export interface WalletCredentialRepository {
   useProof(hash: string, expiresAt: number, now: number): Promise<boolean>;
 }
 
-export function createWalletCredentialRepository(db: Db): WalletCredentialRepository {
+export function createWalletCredentialRepository(db: Db, box: Pick<SecretBox, 'mac'>): WalletCredentialRepository {
   const takeIndex = async (trx: Db, at: number): Promise<{ listId: string; idx: number }> => {
     const open = async () => (await trx('wallet_status_lists').where('next_idx', '<', trx.ref('size')).orderBy('created_at', 'asc').first()) as { id: string } | undefined;
     for (let attempt = 0; attempt < 3; attempt += 1) {
@@ -100,13 +123,13 @@ export function createWalletCredentialRepository(db: Db): WalletCredentialReposi
       if (!current) {
         const id = randomUUID();
         await trx('wallet_status_lists').insert({ id, size: STATUS_LIST_SIZE, next_idx: 1, created_at: at });
-        return { listId: id, idx: 0 };
+        return { listId: id, idx: statusIndex(box, id, 0) };
       }
       // The update locks the row: the index read back is this transaction's alone.
       const updated = await trx('wallet_status_lists').where({ id: current.id }).andWhere('next_idx', '<', trx.ref('size')).increment('next_idx', 1);
       if (!updated) continue;
       const row = (await trx('wallet_status_lists').where({ id: current.id }).first('next_idx')) as { next_idx: number | string };
-      return { listId: current.id, idx: Number(row.next_idx) - 1 };
+      return { listId: current.id, idx: statusIndex(box, current.id, Number(row.next_idx) - 1) };
     }
     throw new Error('no status list index could be taken');
   };

@@ -7,10 +7,24 @@
 import { randomBytes } from 'node:crypto';
 import { migrate, openStore, type Db } from '../../../src/store/db.js';
 import { createKeyRepository } from '../../../src/store/keys.js';
-import { createWalletCredentialRepository, STATUS_LIST_SIZE } from '../../../src/store/wallet-credentials.js';
+import { createWalletCredentialRepository, STATUS_LIST_SIZE, statusIndex } from '../../../src/store/wallet-credentials.js';
 import { createCredentialKeys } from '../../../src/wallet/issuer/keys.js';
 import { createSecretBox } from '../../../src/security/crypto.js';
 import { createTestDatabase, stores, type TestDatabase } from '../../support/databases.js';
+
+test('the index permutation is a bijection of the whole list', () => {
+  const box = createSecretBox(randomBytes(32));
+  const seen = new Uint8Array(STATUS_LIST_SIZE);
+  let outside = 0;
+  for (let n = 0; n < STATUS_LIST_SIZE; n += 1) {
+    const i = statusIndex(box, 'list', n);
+    if (!(i >= 0 && i < STATUS_LIST_SIZE)) outside += 1;
+    else seen[i] = 1;
+  }
+  expect(outside).toBe(0);
+  // Every index reached once from 2^17 counters: none twice.
+  expect(seen.reduce((a, b) => a + b, 0)).toBe(STATUS_LIST_SIZE);
+});
 
 describe.each(stores())('the PID issuer store (%s)', (store) => {
   let testDb: TestDatabase;
@@ -48,17 +62,23 @@ describe.each(stores())('the PID issuer store (%s)', (store) => {
     expect((await keys.publicJwks()).keys.map((k) => k.kid)).toEqual([second]);
   });
 
-  test('concurrent issuances never share a status-list index; a full list makes way for a new one', async () => {
-    const repo = createWalletCredentialRepository(db);
+  test('concurrent issuances never share a status-list index, which tells nothing of the order; a full list makes way for a new one', async () => {
+    const box = createSecretBox(randomBytes(32));
+    const repo = createWalletCredentialRepository(db, box);
     const input = (i: number) => ({ accountId: `acc-${i}`, identityRef: `acc-${i}@1`, level: 'high', clientId: 'w', channel: 'desk' as const, issuedAt: Date.now(), expiresAt: Date.now() + 1000 });
     const made = await Promise.all(Array.from({ length: 30 }, (_, i) => db.transaction((trx) => repo.insert(input(i), trx))));
     const slots = new Set(made.map((c) => `${c.listId}#${c.listIdx}`));
     expect(slots.size).toBe(30);
     const listId = made[0]!.listId;
+    // Not the issuance order: the indices are spread over the list.
+    const indices = made.map((c) => c.listIdx).sort((x, y) => x - y);
+    expect(indices).not.toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(indices.every((i) => Number.isInteger(i) && i >= 0 && i < STATUS_LIST_SIZE)).toBe(true);
+    expect(Math.max(...indices)).toBeGreaterThan(1000);
     await db('wallet_status_lists').where({ id: listId }).update({ next_idx: STATUS_LIST_SIZE });
     const next = await db.transaction((trx) => repo.insert(input(99), trx));
     expect(next.listId).not.toBe(listId);
-    expect(next.listIdx).toBe(0);
+    expect(next.listIdx).toBe(statusIndex(box, next.listId, 0));
     expect(await repo.revoke(made[3]!.id, 'citizen', Date.now())).toBe(true);
     expect(await repo.revoke(made[3]!.id, 'citizen', Date.now())).toBe(false);
     const state = await repo.revokedIndices(made[3]!.listId);
@@ -67,7 +87,7 @@ describe.each(stores())('the PID issuer store (%s)', (store) => {
   });
 
   test('a used proof is kept once, and forgotten after it expires', async () => {
-    const repo = createWalletCredentialRepository(db);
+    const repo = createWalletCredentialRepository(db, createSecretBox(randomBytes(32)));
     const now = Date.now();
     expect(await repo.useProof('h1', now + 1000, now)).toBe(true);
     expect(await repo.useProof('h1', now + 1000, now)).toBe(false);
