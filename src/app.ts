@@ -83,6 +83,14 @@ import { registerTokenExchange } from './mandates/token-exchange.js';
 import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
 import { createRegistrarRoles } from './identity/registrar.js';
+import { createCredentialKeys } from './wallet/issuer/keys.js';
+import { createPidIssuer, type PidIssuer } from './wallet/issuer/service.js';
+import { pidEngineConfig, type PidEngineConfig } from './wallet/issuer/engine.js';
+import { pidIssuerDocuments } from './wallet/issuer/routes.js';
+import { createDeskOffer, deskWallets, offerLink, portalOffer, type CredentialOffer } from './wallet/issuer/offers.js';
+import { serviceName } from './i18n/service-name.js';
+import type { Locale } from './config.js';
+import { rank } from './assurance/levels.js';
 
 export interface Kapija {
   readonly app: Koa;
@@ -110,6 +118,10 @@ export interface Kapija {
   readonly identity: IdentityService;
   /** Who may act for whom (mandates/service.ts). */
   readonly mandates: MandateService;
+  /** The PID issuer: issued credentials, revocation, status lists (wallet/issuer/service.ts). */
+  readonly pid: PidIssuer;
+  /** A registration desk's credential offer with a pre-authorized code (wallet/issuer/offers.ts). */
+  pidDeskOffer(input: { accountId: string; clientId: string; registrar: string; ip: string | null }): Promise<{ offer: CredentialOffer; txCode: string; expiresAt: Date }>;
   /** Domain events (sign-ins, factor changes, consents) for the ledger, audit, metrics and statistics. */
   readonly events: EventBus;
   /** Prometheus registry and HTTP timing of this instance. */
@@ -260,6 +272,8 @@ interface Wiring {
   secureCookies: boolean;
   provider: Provider;
   sessions: SessionService;
+  pid: PidIssuer;
+  pidDeskOffer: Kapija['pidDeskOffer'];
 }
 
 export async function createKapija(config: Config, opts: KapijaOptions = {}): Promise<Kapija> {
@@ -270,6 +284,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   if (opts.migrate !== false) await migrate(db);
   await handles.keys.ensure();
   let keySet = await handles.keys.load();
+  const { pid, wallet } = await pidIssuerFor(config, handles, opts.now);
 
   const secureCookies = config.issuer.startsWith('https://');
   const { render } = createRenderer();
@@ -280,7 +295,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   const metrics = createMetrics({ events, store: repos.metrics, factors: handles.factors });
   const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
   const device = createDevicePages({ render, throttleStorage: repos.rateLimits, box: handles.box });
-  const engine = createEngineFor(config, handles, { logger, events, render, errors, pairwiseSubject, devicePages: device.pages, keys: keySet, observe: (p) => metrics.observeProvider(p), logoutLater: (d, err) => void logoutRetries.later(d, 1, err) });
+  const engine = createEngineFor(config, handles, { wallet, logger, events, render, errors, pairwiseSubject, devicePages: device.pages, keys: keySet, observe: (p) => metrics.observeProvider(p), logoutLater: (d, err) => void logoutRetries.later(d, 1, err) });
   const { provider } = engine;
   // Declared after the engine it retries for; the engine reports failures only once requests run.
   const logoutRetries = createLogoutRetries({ provider, store: repos.logoutDeliveries, events, logger, ...(opts.now ? { now: opts.now } : {}) });
@@ -319,6 +334,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   const openData = createOpenData({ events, store: repos.openData, issuer: config.issuer, minCount: config.openData.minCount, ...(opts.now ? { now: opts.now } : {}) });
   app.use(openData.middleware);
   app.use(auditKeysEndpoint(handles.checkpoints));
+  app.use(pidIssuerDocuments(pid));
 
   const sessions = createSessionService({ provider, payloads: handles.payloads, retries: logoutRetries });
   // A revoked (or lowered) identity ends at once every session signed in above what it now supports.
@@ -328,8 +344,14 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   handles.identity.onLevelDropped(async (accountId, level) => {
     await endSessionsAbove(sessions, accountId, level);
     await revokeGrantsAbove(handles.payloads, accountId, level);
+    // A PID rests on the identity: revoking (or lowering below substantial) the proofing revokes it.
+    if (level === 'none' || rank(level) < rank('substantial')) await pid.revokeAll(accountId, 'system', level === 'none' ? 'identity_revoked' : 'identity_lowered');
   });
-  const registrationAndRecovery = await mountPages(app, { config, logger, handles, events, render, csrf, secureCookies, provider, sessions });
+  events.on('account.deleted', (e) => pid.revokeAll(e.accountId, 'system', 'account_deleted').then(() => undefined));
+  // A PID carries the attributes of one proofing: proofed again or corrected, it is outdated.
+  handles.identity.onChanged(async (accountId) => void (await pid.revokeAll(accountId, 'system', 'identity_changed')));
+  const pidDeskOffer: Kapija['pidDeskOffer'] = (input) => createDeskOffer({ issuer: config.issuer, provider, pid, audit: handles.audit }, input);
+  const registrationAndRecovery = await mountPages(app, { config, logger, handles, events, render, csrf, secureCookies, provider, sessions, pid, pidDeskOffer });
 
   // Everything else is the OpenID Connect engine.
   app.use(authorizationByPost);
@@ -361,6 +383,8 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
     audit: handles.audit,
     identity: handles.identity,
     mandates: handles.mandates,
+    pid,
+    pidDeskOffer,
     async subjectFor(accountId, clientId) {
       const client = await provider.Client.find(clientId);
       if (!client || client.subjectType !== 'pairwise') return accountId;
@@ -404,11 +428,27 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   };
 }
 
+/**
+ * The PID issuer (wallet/issuer/): its own credential-signing keys (created on first start, kept
+ * as long as the longest credential they sign may be checked), the issuing service and the engine's
+ * OpenID4VCI configuration. The c_nonce secret is derived from the master key: the same on every
+ * instance, stable across restarts.
+ */
+async function pidIssuerFor(config: Config, handles: StoreHandles, now?: () => number): Promise<{ pid: PidIssuer; wallet: PidEngineConfig }> {
+  const clock = now ? { now } : {};
+  const keys = createCredentialKeys({ keys: handles.repos.keys, box: handles.box, retentionSeconds: config.pid.validitySeconds + 24 * 3600, ...clock });
+  await keys.ensure();
+  const pid = createPidIssuer({ issuer: config.issuer, issuingAuthority: config.pid.issuingAuthority, validitySeconds: config.pid.validitySeconds, repos: handles.repos, identity: handles.identity, keys, box: handles.box, ...clock });
+  const nonceSecret = Buffer.from(handles.box.mac('openid4vci-c-nonce', config.issuer), 'base64url');
+  return { pid, wallet: pidEngineConfig({ issuer: config.issuer, pid, nonceSecret, ...clock }) };
+}
+
 /** The engine, configured with Kapija's storage, accounts, ledger and pages. */
 function createEngineFor(
   config: Config,
   handles: StoreHandles,
   d: {
+    wallet: PidEngineConfig;
     logger: Logger;
     events: EventBus;
     render: Renderer;
@@ -434,6 +474,7 @@ function createEngineFor(
   };
   return createEngine({
     config,
+    wallet: d.wallet,
     logger: d.logger,
     keys: d.keys,
     adapter: createAdapterClass(handles.payloads, handles.clients),
@@ -578,6 +619,12 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     identity: handles.identity,
     mandates: handles.mandates,
     clients: handles.clients,
+    wallet: {
+      eligibility: (accountId) => w.pid.eligibility(accountId),
+      list: (accountId) => w.pid.list(accountId),
+      revokeOwn: (accountId, id) => w.pid.revokeOwn(accountId, id),
+      offer: () => offerLink(portalOffer(config.issuer)),
+    },
     ...(config.certificate?.signInUrl
       ? { cardLink: createCardLink({ handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }), identity: handles.identity, signInUrl: config.certificate.signInUrl }) }
       : {}),
@@ -597,6 +644,14 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     deletion,
     registrars: createRegistrarRoles(handles.repos),
     mandates: handles.mandates,
+    pidOffers: {
+      wallets: async (ctx) =>
+        (await deskWallets(handles.clients)).map((c) => ({ clientId: c.clientId, name: serviceName(c.metadata, ctx.state.locale as Locale, String(c.metadata['client_name'] ?? c.clientId)) })),
+      create: async (input) => {
+        const made = await w.pidDeskOffer(input);
+        return { ...(await offerLink(made.offer)), txCode: made.txCode, expiresAt: made.expiresAt };
+      },
+    },
   });
   app.use(underPath('/admin', administration.middleware));
   return registrationAndRecovery;

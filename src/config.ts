@@ -64,6 +64,10 @@ const schema = z.object({
   REAUTH_SECONDS: int(30, 3600).default(300),
   /** Idle timeout of the account portal, seconds (NIST 800-63B AAL2: 30 minutes). */
   PORTAL_IDLE_SECONDS: int(60, 24 * 3600).default(1800),
+  /** Validity of a PID issued to a wallet, days (short: a wallet fetches a fresh one; revocation covers the rest). */
+  PID_VALIDITY_DAYS: int(1, 365).default(30),
+  /** issuing_authority in every PID Kapija issues. */
+  PID_ISSUING_AUTHORITY: z.string().trim().min(2).max(200).default('Kapija'),
   /** Require a second factor for every sign-in (on by default; off only for closed test deployments). Refused off in production. */
   REQUIRE_SECOND_FACTOR: bool.default(true),
   /** WebAuthn relying-party id: the issuer's host name unless set (a registrable suffix of it). */
@@ -187,6 +191,8 @@ export interface Config {
   readonly requireSecondFactor: boolean;
   readonly reauthSeconds: number;
   readonly portalIdleSeconds: number;
+  /** The PID issuer (src/wallet/issuer/): validity of a credential (seconds) and its issuing_authority. */
+  readonly pid: { readonly validitySeconds: number; readonly issuingAuthority: string };
   readonly webauthn: {
     readonly rpId: string;
     readonly rpName: string;
@@ -307,6 +313,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requireSecondFactor: e.REQUIRE_SECOND_FACTOR,
     reauthSeconds: e.REAUTH_SECONDS,
     portalIdleSeconds: e.PORTAL_IDLE_SECONDS,
+    pid: Object.freeze({ validitySeconds: e.PID_VALIDITY_DAYS * 24 * 3600, issuingAuthority: e.PID_ISSUING_AUTHORITY }),
     webauthn: Object.freeze({
       rpId: e.WEBAUTHN_RP_ID ?? issuerUrl.hostname,
       rpName: 'Kapija',

@@ -53,7 +53,10 @@ export type ErrorCode =
   | 'mandate.representative_invalid'
   | 'mandate.own_account'
   | 'mandate.not_found'
-  | 'mandate.forbidden';
+  | 'mandate.forbidden'
+  | 'wallet.not_eligible'
+  | 'wallet.credential_not_found'
+  | 'wallet.offer_invalid';
 
 export class KapijaError extends Error {
   constructor(

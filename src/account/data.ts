@@ -25,6 +25,7 @@ export function dataRoutes(router: Router, p: PortalKit): void {
       d.refusals.listByAccount(a.id),
     ]);
     const identity = await d.identity?.find(a.id);
+    const pids = (await d.wallet?.list(a.id)) ?? [];
     ctx.set('content-disposition', 'attachment; filename="kapija-export.json"');
     ctx.set('cache-control', 'no-store');
     ctx.body = {
@@ -40,6 +41,8 @@ export function dataRoutes(router: Router, p: PortalKit): void {
       verified_identity: identity
         ? { level: identity.level, method: identity.method, office: identity.office, verified_at: identity.verifiedAt.toISOString(), revoked_at: identity.revokedAt?.toISOString() ?? null, evidence: { type: identity.evidence.type, document_type: identity.evidence.documentType ?? null, issuing_country: identity.evidence.issuingCountry ?? null, expiry: identity.evidence.expiry ?? null }, attributes: identity.attributes }
         : null,
+      // PIDs issued to the citizen's wallets (the credentials themselves are only in the wallets).
+      wallet_credentials: pids.map((c) => ({ id: c.id, wallet: c.clientId, level: c.level, channel: c.channel, issued_at: c.issuedAt.toISOString(), expires_at: c.expiresAt.toISOString(), revoked_at: c.revokedAt?.toISOString() ?? null })),
     };
   });
 

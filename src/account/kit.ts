@@ -71,9 +71,20 @@ export interface AccountPortalDeps {
   mandates?: MandateService;
   /** The registered services, for naming those that accept representation in a mandate. */
   clients?: ClientRepository;
+  /** Kapija's PID in the citizen's wallet (/account/wallet); absent, the page is not offered. */
+  wallet?: PortalWallet;
   secureCookies: boolean;
 }
 
+
+/** What the wallet page needs of the PID issuer (wallet/issuer/). */
+export interface PortalWallet {
+  eligibility(accountId: string): Promise<{ ok: true } | { ok: false; reason: string }>;
+  list(accountId: string): Promise<readonly { id: string; clientId: string; level: string; channel: string; issuedAt: Date; expiresAt: Date; revokedAt: Date | null }[]>;
+  revokeOwn(accountId: string, credentialId: string): Promise<void>;
+  /** The portal's credential offer: a deep link and its QR code. */
+  offer(): Promise<{ uri: string; qrDataUri: string }>;
+}
 
 /** The citizen a page is for: set by {@link PortalKit.requireCitizen}. */
 export interface Citizen {

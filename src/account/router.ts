@@ -17,10 +17,11 @@ import { profileRoutes } from './profile.js';
 import { securityRoutes } from './security.js';
 import { servicesRoutes } from './services.js';
 import { sessionsRoutes } from './sessions.js';
+import { walletRoutes } from './wallet.js';
 
 export type { AccountPortalDeps } from './kit.js';
 
-const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes, identityCardRoutes, mandatesRoutes];
+const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes, identityCardRoutes, mandatesRoutes, walletRoutes];
 
 export function createAccountRouter(deps: AccountPortalDeps): Router {
   const router = new Router({ prefix: '/account' });

@@ -27,6 +27,7 @@ import type { FactorRegistry } from '../factors/registry.js';
 import type { IdentityService } from '../identity/service.js';
 import type { RegistrarRoles } from '../identity/registrar.js';
 import { createRegistrarDesk } from './registrar-desk.js';
+import type { DeskPidOffers } from './registrar-wallet.js';
 import type { MandateService } from '../mandates/service.js';
 import { ADMIN_CLIENT_ID, createAdminService } from './service.js';
 
@@ -53,6 +54,8 @@ export interface AdministrationDeps {
   registrars?: RegistrarRoles;
   /** Mandates: registrars record legal representation at the desk (registrar-mandates.ts). */
   mandates?: MandateService;
+  /** Kapija's PID offered at the desk (registrar-wallet.ts). */
+  pidOffers?: DeskPidOffers;
 }
 
 /** Console sessions end after 15 minutes without use. */
@@ -97,7 +100,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
 
   const apiMiddleware = compose<Context>([api.routes() as Koa.Middleware, api.allowedMethods({ throw: true, methodNotAllowed: () => new KapijaError('request.invalid', 405) }) as Koa.Middleware]);
   // The registration desk (/admin/desk) has its own check: the registrar role, signed in at high.
-  const desk = registrar ? createRegistrarDesk({ signIn, accounts: d.accounts, identity: registrar.identity, registrars: registrar.registrars, render: d.render, ...(d.mandates ? { mandates: d.mandates } : {}) }) : undefined;
+  const desk = registrar ? createRegistrarDesk({ signIn, accounts: d.accounts, identity: registrar.identity, registrars: registrar.registrars, render: d.render, ...(d.mandates ? { mandates: d.mandates } : {}), ...(d.pidOffers ? { pidOffers: d.pidOffers } : {}) }) : undefined;
   const consoleMiddleware = compose<Context>([
     bodyParser(),
     csrfProtection(d.csrf, { secureCookies: d.secureCookies }),

@@ -21,6 +21,7 @@ import { documentCheckBody, proofingOf, revocationBody } from './registrar-schem
 import { ADMIN_REAUTH_SECONDS } from './service.js';
 import type { MandateService } from '../mandates/service.js';
 import { legalRepresentationRoutes } from './registrar-mandates.js';
+import { deskPidRoutes, type DeskPidOffers } from './registrar-wallet.js';
 
 type Form = Record<string, string | string[] | undefined>;
 
@@ -32,6 +33,8 @@ export interface RegistrarDeskDeps {
   render: Renderer;
   /** Legal representation recorded at the desk (registrar-mandates.ts); absent, not offered. */
   mandates?: MandateService;
+  /** Kapija's PID for the citizen's wallet (registrar-wallet.ts); absent, not offered. */
+  pidOffers?: DeskPidOffers;
 }
 
 const FIELDS = ['level', 'office', 'document_type', 'issuing_country', 'document_number', 'expiry', 'given_name_cyrl', 'family_name_cyrl', 'given_name_latn', 'family_name_latn', 'birthdate', 'jmbg'] as const;
@@ -126,7 +129,7 @@ export function createRegistrarDesk(d: RegistrarDeskDeps): Router {
     if (!account) throw new KapijaError('identity.not_found', 404);
     const identity = await d.identity.find(id);
     if (identity) await d.identity.recordView(id, { actor: me(ctx).accountId, ip: ctx.ip || null });
-    page(ctx, 'desk-identity', t(ctx)('desk.identity.heading', { user: account.username }), { account, identity, error, own: id === me(ctx).accountId });
+    page(ctx, 'desk-identity', t(ctx)('desk.identity.heading', { user: account.username }), { account, identity, error, own: id === me(ctx).accountId, pidOffers: Boolean(d.pidOffers) });
   };
   router.get('/identity/:id', async (ctx) => identityPage(ctx, ctx.params.id!));
   router.post('/identity/:id/revoke', async (ctx) => {
@@ -143,5 +146,6 @@ export function createRegistrarDesk(d: RegistrarDeskDeps): Router {
   });
 
   if (d.mandates) legalRepresentationRoutes(router, { mandates: d.mandates, accounts: d.accounts, page, me });
+  if (d.pidOffers) deskPidRoutes(router, { offers: d.pidOffers, accounts: d.accounts, render: d.render, me });
   return router;
 }

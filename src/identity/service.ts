@@ -136,6 +136,8 @@ function rowOf(identity: VerifiedIdentity, jmbgHash: string | null): NewIdentity
 }
 
 export type LevelDropListener = (accountId: string, level: IdentityLevel) => Promise<void>;
+/** Called after a verified identity in force was replaced (proofed again) or its attributes corrected. */
+export type IdentityChangeListener = (accountId: string) => Promise<void>;
 
 export interface IdentityServiceDeps {
   /** The repositories it reads and writes; proofings and their audit entries commit together. */
@@ -155,6 +157,8 @@ interface IdentityContext extends IdentityServiceDeps {
   refuseDuplicate(accountId: string, hash: string, by: ProofingActor): Promise<void>;
   /** Tells the listeners that an account's identity level dropped. */
   levelDropped(accountId: string, level: IdentityLevel): Promise<void>;
+  /** Tells the listeners that an identity in force was proofed again or corrected. */
+  changed(accountId: string): Promise<void>;
 }
 
 export function createIdentityService(deps: IdentityServiceDeps) {
@@ -162,6 +166,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
   const { identities, audit } = deps.repos;
   const { box } = deps;
   const dropListeners: LevelDropListener[] = [];
+  const changeListeners: IdentityChangeListener[] = [];
   const jmbgHash = (jmbg: string) => box.mac('jmbg', jmbg);
   const ctx: IdentityContext = {
     ...deps,
@@ -189,6 +194,9 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     async levelDropped(accountId, level) {
       for (const l of dropListeners) await l(accountId, level);
     },
+    async changed(accountId) {
+      for (const l of changeListeners) await l(accountId);
+    },
   };
   const proofing = proofingOperations(ctx);
 
@@ -215,6 +223,11 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       dropListeners.push(listener);
     },
 
+    /** Called after an identity in force was proofed again or its attributes corrected (what was derived from it is outdated). */
+    onChanged(listener: IdentityChangeListener) {
+      changeListeners.push(listener);
+    },
+
     /** Erases the verified identity of a deleted account (its JMBG becomes free again). */
     async forget(accountId: string): Promise<void> {
       await identities.forget(accountId);
@@ -236,7 +249,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
 /** Recording, correcting and revoking a verified identity. */
 function proofingOperations(ctx: IdentityContext) {
   const { identities, accounts, audit, atomically, activationCodes } = ctx.repos;
-  const { now, jmbgHash, refuseDuplicate, levelDropped } = ctx;
+  const { now, jmbgHash, refuseDuplicate, levelDropped, changed } = ctx;
   const ops = {
     /**
      * Records a proofing on an account, replacing any earlier identity. Refuses (403) an officer
@@ -278,6 +291,7 @@ function proofingOperations(ctx: IdentityContext) {
       }
       const after = (await identities.find(accountId))!;
       if (before && before.level !== 'none' && after.level !== 'none' && rankOf(after.level) < rankOf(before.level)) await levelDropped(accountId, after.level);
+      if (before && before.level !== 'none') await changed(accountId);
       return after;
     },
 
@@ -290,12 +304,13 @@ function proofingOperations(ctx: IdentityContext) {
       validateAttributes(merged);
       const hash = merged.jmbg ? jmbgHash(merged.jmbg) : null;
       if (hash) await refuseDuplicate(accountId, hash, by);
-      const changed = Object.keys(attributes).filter((k) => (attributes as Record<string, unknown>)[k] !== undefined).sort();
+      const changedAttributes = Object.keys(attributes).filter((k) => (attributes as Record<string, unknown>)[k] !== undefined).sort();
       await atomically(async (trx) => {
         await identities.put({ ...rowOf(current, hash), attributes: merged }, trx);
-        await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.corrected', subjectAccountId: accountId, ip: by.ip ?? null, details: { attributes: changed, reason: reason.slice(0, 200) } }, trx);
-        await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_corrected', subjectAccountId: accountId, details: { attributes: changed } }, trx);
+        await audit.append({ chain: 'admin', actor: by.actor, action: 'identity.corrected', subjectAccountId: accountId, ip: by.ip ?? null, details: { attributes: changedAttributes, reason: reason.slice(0, 200) } }, trx);
+        await audit.append({ chain: ledgerChain(accountId), actor: by.actor, action: 'ledger.identity_corrected', subjectAccountId: accountId, details: { attributes: changedAttributes } }, trx);
       });
+      await ctx.changed(accountId);
       return (await identities.find(accountId))!;
     },
 

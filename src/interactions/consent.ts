@@ -26,6 +26,8 @@ import { serviceName } from '../i18n/service-name.js';
 import type { Locale, MessageKey } from '../i18n/index.js';
 import { essentialClaims, requestedClaims, type Details } from './flow.js';
 import type { InteractionKit } from './kit.js';
+import { PID_SCOPE } from '../wallet/issuer/engine.js';
+import { PID_ATTRIBUTES } from '../wallet/pid.js';
 
 export interface ConsentDeps {
   provider: Provider;
@@ -157,6 +159,17 @@ export function consentRoutes(router: Router, kit: InteractionKit): (ctx: Contex
   return async (ctx, details) => {
     const tr = kit.t(ctx);
     const offer = await consent.offer(ctx, details);
+    // A wallet asking for Kapija's PID (wallet/issuer/): what the credential holds, to put in that wallet.
+    const resourceScopes = (details.prompt.details as Missing).missingResourceScopes?.[kit.deps.provider.issuer] ?? [];
+    if (resourceScopes.includes(PID_SCOPE)) {
+      kit.deps.render(ctx, 'wallet/issue-consent', {
+        title: tr('wallet.issue.consent.title'),
+        uid: details.uid,
+        clientName: offer.clientName,
+        attributes: PID_ATTRIBUTES.map((a) => tr(`wallet.issue.attr.${a}` as MessageKey)),
+      });
+      return;
+    }
     const label = (claim: string) => {
       const key = `consent.claim.${claim}` as MessageKey;
       return tr(key) === key ? tr('consent.claim.other', { claim }) : tr(key);

@@ -18,6 +18,8 @@ const CLAIM_NAME = /^[a-z_]{1,64}$/;
 
 /** The device authorization grant (RFC 8628): a service opts in by listing it in its grant_types. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+/** OpenID4VCI's pre-authorized code grant: a wallet (`kapija_wallet`) redeems the registration desk's credential offer with it. */
+export const PRE_AUTHORIZED_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:pre-authorized_code';
 
 export const isClientId = (value: string): boolean => CLIENT_ID.test(value);
 export const isSector = (value: string): boolean => SECTOR.test(value);
@@ -98,7 +100,7 @@ export const clientFields = {
     .trim()
     .max(1000)
     .refine((s) => s.split(' ').every((t) => SCOPE_TOKEN.test(t)), 'space-separated scope names'),
-  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT, 'urn:ietf:params:oauth:grant-type:token-exchange'])).min(1),
+  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT, 'urn:ietf:params:oauth:grant-type:token-exchange', PRE_AUTHORIZED_CODE_GRANT])).min(1),
   token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }),
   jwks_uri: url,
@@ -115,6 +117,8 @@ export const clientFields = {
   kapija_resource_server: z.boolean(),
   /** The service lets a representative sign in for a citizen who gave them a mandate (`act` claim). */
   kapija_accepts_representation: z.boolean(),
+  /** A wallet (a public client): it may receive Kapija's PID (wallet/issuer/), and nothing else. */
+  kapija_wallet: z.boolean(),
 } as const;
 
 /* ---- the engine's extraClientMetadata ---- */
@@ -133,6 +137,7 @@ export const EXTRA_CLIENT_PROPERTIES = [
   'kapija_access_token_ttl',
   'kapija_refresh_token_ttl',
   'kapija_accepts_representation',
+  'kapija_wallet',
 ];
 
 /**
@@ -153,7 +158,7 @@ export function validateExtraClientProperty(key: string, value: unknown): void {
   if (key === 'kapija_sector' && (typeof value !== 'string' || !isSector(value))) {
     throw new TypeError('kapija_sector must be a host name');
   }
-  if ((key === 'kapija_resource_server' || key === 'kapija_first_party' || key === 'kapija_accepts_representation') && typeof value !== 'boolean') {
+  if ((key === 'kapija_resource_server' || key === 'kapija_first_party' || key === 'kapija_accepts_representation' || key === 'kapija_wallet') && typeof value !== 'boolean') {
     throw new TypeError(`${key} must be a boolean`);
   }
 }

@@ -82,6 +82,12 @@ export interface ProviderDeps {
   introspecting?(ctx: KoaContextWithOIDC, token: { grantId?: string; clientId?: string; accountId?: string; extra?: Record<string, unknown> }): Promise<boolean>;
   /** Whether a grant was made under a mandate (mandates/service.ts): the next authorization signs in again. */
   representationGrant?(grantId: string, clientId: string): Promise<boolean>;
+  /** The PID issuer's engine configuration (wallet/issuer/engine.ts); without it OpenID4VCI is off. */
+  wallet?: {
+    features: Pick<NonNullable<Configuration['features']>, 'openid4vci' | 'resourceIndicators'>;
+    tokenClaims(ctx: KoaContextWithOIDC | undefined, token: unknown): Record<string, unknown> | undefined;
+    ttl: { PreAuthorizedCode: number };
+  };
 }
 
 /**
@@ -141,7 +147,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel, representationGrant, introspecting }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel, representationGrant, introspecting, wallet }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -166,7 +172,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     // An admin API token carries how and when its holder signed in (the grant's acr and auth_time,
     // RFC 9068 §2.2.1), so the API holds it to the console's level and freshness (admin/auth.ts).
     extraTokenClaims: (ctx, token) => {
-      if (!String((token as { scope?: string }).scope ?? '').split(' ').includes('kapija:admin')) return undefined;
+      if (!String((token as { scope?: string }).scope ?? '').split(' ').includes('kapija:admin')) return wallet?.tokenClaims(ctx as KoaContextWithOIDC | undefined, token);
       const entities = (ctx as KoaContextWithOIDC | undefined)?.oidc?.entities;
       if (!entities) return (token as { extra?: Record<string, unknown> }).extra;
       const source = (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode) as { acr?: string; authTime?: number } | undefined;
@@ -205,7 +211,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       origin !== 'null' &&
       (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') &&
       (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
-    features: engineFeatures(pages, introspecting),
+    features: { ...engineFeatures(pages, introspecting), ...wallet?.features } as Configuration['features'],
     // Consent is remembered per citizen and service, not per browser session: what was granted in an
     // earlier session is copied into a grant of this session's own, so ending one session (which
     // revokes its grants and their tokens) never reaches into another. So are the claims the citizen
@@ -217,7 +223,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client, code) =>
       client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
-    ttl: ttlPolicy(config),
+    ttl: { ...ttlPolicy(config), ...wallet?.ttl },
     // A path, never a host: the browser stays on the origin it reached Kapija at (see http/origin.ts).
     interactions: {
       // Resumed after a step (the login), the next page (consent) keeps the language of the pages
@@ -289,6 +295,8 @@ function existingGrantLoader(findGrant: ProviderDeps['findGrant'], findRefusals:
       await own.save();
       return own;
     }
+    // A wallet asks anew for every credential: nothing is carried over from an earlier session.
+    if (ctx.oidc.client!.metadata()['kapija_wallet'] === true) return undefined;
     // The earlier grant as it was listed (live, this account's, this client's): read once, not again by id.
     const stored = accountId ? await findGrant(accountId, clientId) : undefined;
     const earlier = stored ? new Grant({ ...stored.payload, jti: stored.id } as ConstructorParameters<typeof Grant>[0]) : undefined;

@@ -31,6 +31,7 @@ import { createRoleRepository, type RoleRepository } from './roles.js';
 import { createSessionDeviceRepository, type SessionDeviceRepository } from './session-devices.js';
 import { createWebAuthnMetadataRepository, type WebAuthnMetadataRepository } from './webauthn-metadata.js';
 import { createWalletPresentationRepository, type WalletPresentationRepository } from './wallet-presentations.js';
+import { createWalletCredentialRepository, type WalletCredentialRepository } from './wallet-credentials.js';
 
 /** A unit of work: repositories' writes given it commit together or not at all. */
 export type Transaction = Knex.Transaction;
@@ -66,6 +67,8 @@ export interface Repositories {
   webauthnMetadata: WebAuthnMetadataRepository;
   /** Presentation requests of wallet sign-ins (OpenID4VP), shared by every instance. */
   walletPresentations: WalletPresentationRepository;
+  /** The PID issuer's registry: issued credentials, status-list indices, used proofs. */
+  walletCredentials: WalletCredentialRepository;
   /** Readiness of the database: reachable, migrations current. */
   health: DatabaseHealth;
   /** Pool and queue gauges for /metrics. */
@@ -108,6 +111,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     trustedBrowsers: createTrustedBrowserRepository(db),
     webauthnMetadata: createWebAuthnMetadataRepository(db),
     walletPresentations: createWalletPresentationRepository(db, opts.now),
+    walletCredentials: createWalletCredentialRepository(db, box),
     health: createDatabaseHealth(db),
     metrics: createStoreMetrics(db),
     atomically: (work) => withChainRetry(() => db.transaction(work)),

@@ -1,11 +1,11 @@
 /**
- * Key material (signing keys and cookie keys), sealed with the master key.
+ * Key material (signing keys, cookie keys, credential-signing keys), sealed with the master key.
  */
 import type { Db } from './db.js';
 import { isPostgres } from './db.js';
 
-/** Signing keys, cookie keys, and the key that signs wallet sign-in's presentation requests. */
-export type KeyUse = 'sig' | 'cookie' | 'wallet';
+/** `sig`: the engine's signing keys; `cookie`: cookie keys; `wallet`: the key that signs wallet sign-in's presentation requests; `vc`: the PID issuer's credential-signing keys. */
+export type KeyUse = 'sig' | 'cookie' | 'wallet' | 'vc';
 
 export interface StoredKey {
   readonly id: string;

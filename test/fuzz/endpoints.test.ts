@@ -284,6 +284,26 @@ describe('the engine\'s endpoints', () => {
       }).map((s) => s as Shot),
     ));
 
+  test('the PID issuer: credential and nonce endpoints, the pre-authorized code grant, status lists and issuer metadata', () =>
+    fuzz(
+      fc.record({
+        method: fc.constantFrom('GET', 'POST'),
+        path: fc.constantFrom('/credential', '/challenge', '/token', '/wallet/status/00000000-0000-0000-0000-000000000000', '/wallet/status/x', '/.well-known/jwt-vc-issuer', '/.well-known/openid-credential-issuer'),
+        params: params({
+          grant_type: 'urn:ietf:params:oauth:grant-type:pre-authorized_code',
+          'pre-authorized_code': 'x',
+          tx_code: '123456',
+          client_id: clientId,
+          resource: 'https://rs.example',
+          credential_configuration_id: 'eu.europa.ec.eudi.pid.1',
+          proof: '{"proof_type":"jwt","jwt":"a.b.c"}',
+        }),
+        enc: encoding,
+        accept,
+        headers: fc.oneof(fc.constant({}), fc.constant({ authorization: `Bearer ${accessToken}` }), scalar.map((t) => ({ authorization: `Bearer ${t.replace(/[^\x20-\x7e]/g, '')}` }))),
+      }).map((s) => s as Shot),
+    ));
+
   test('introspection and revocation', () =>
     fuzz(
       fc.record({
@@ -312,8 +332,8 @@ describe('the engine\'s endpoints', () => {
 // ------------------------------------------------------------------------------------- Kapija's pages
 
 const STEPS = ['', '/login', '/totp', '/recovery', '/totp/enrol', '/continue', '/recovery/new', '/webauthn/options', '/webauthn', '/webauthn/register', '/passkey', '/confirm', '/abort', '/wallet', '/wallet/status', '/wallet/start', '/wallet/identify', '/wallet/refused'];
-const PORTAL = ['/account', '/account/profile', '/account/password', '/account/email', '/account/sessions', '/account/sessions/end', '/account/services', '/account/services/revoke', '/account/security', '/account/security/remove', '/account/security/recovery-codes', '/account/security/totp', '/account/activity', '/account/activity/export', '/account/data', '/account/data/export.json', '/account/callback', '/account/login'];
-const CONSOLE = ['/admin', '/admin/clients', '/admin/clients/new', '/admin/clients/nope', '/admin/clients/nope/secret', '/admin/clients/nope/disable', '/admin/clients/nope/delete', '/admin/citizens', '/admin/citizens/nope', '/admin/citizens/nope/lock', '/admin/sessions', '/admin/sessions/end', '/admin/audit', '/admin/audit/export', '/admin/callback', '/admin/desk', '/admin/desk/check', '/admin/desk/identity/nope', '/admin/desk/identity/nope/revoke'];
+const PORTAL = ['/account', '/account/profile', '/account/password', '/account/email', '/account/sessions', '/account/sessions/end', '/account/services', '/account/services/revoke', '/account/security', '/account/security/remove', '/account/security/recovery-codes', '/account/security/totp', '/account/activity', '/account/activity/export', '/account/data', '/account/data/export.json', '/account/callback', '/account/login', '/account/wallet', '/account/wallet/revoke'];
+const CONSOLE = ['/admin', '/admin/clients', '/admin/clients/new', '/admin/clients/nope', '/admin/clients/nope/secret', '/admin/clients/nope/disable', '/admin/clients/nope/delete', '/admin/citizens', '/admin/citizens/nope', '/admin/citizens/nope/lock', '/admin/sessions', '/admin/sessions/end', '/admin/audit', '/admin/audit/export', '/admin/callback', '/admin/desk', '/admin/desk/check', '/admin/desk/identity/nope', '/admin/desk/identity/nope/revoke', '/admin/desk/pid/nope'];
 const SELF = ['/register', '/verify-email', '/recover', '/recover/reset', '/not-me', '/activate'];
 
 /** A form post or page view with the agent's CSRF token kept, dropped or fuzzed. */
