@@ -87,6 +87,7 @@ import { createCredentialKeys } from './wallet/issuer/keys.js';
 import { createPidIssuer, type PidIssuer } from './wallet/issuer/service.js';
 import { pidEngineConfig, type PidEngineConfig } from './wallet/issuer/engine.js';
 import { pidIssuerDocuments } from './wallet/issuer/routes.js';
+import { STATUS_PATH } from './wallet/issuer/status-list.js';
 import { createDeskOffer, deskWallets, offerLink, portalOffer, type CredentialOffer } from './wallet/issuer/offers.js';
 import { serviceName } from './i18n/service-name.js';
 import type { Locale } from './config.js';
@@ -176,6 +177,9 @@ export interface StoreHandles {
   mandates: MandateService;
   /** Wallet sign-in (OpenID4VP verifier); undefined when no issuer of PIDs is trusted. */
   wallet: WalletVerifier | undefined;
+  /** Kapija's PID issuer and its credential-signing keys (wallet/issuer/). */
+  pid: PidIssuer;
+  pidKeys: ReturnType<typeof createCredentialKeys>;
 }
 
 /**
@@ -213,9 +217,25 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
   const card = signInUrl
     ? [createCertificateFactor({ accounts, identity, handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box }), signInUrl })]
     : [];
-  // The wallet (wallet/verifier/factor.ts) is offered when at least one issuer of PIDs is trusted.
-  const walletFetch: WalletFetch = opts.wallet?.fetch ?? ((url, init) => fetch(url, init));
-  const walletIssuers = trustedIssuers(config.wallet.trustedIssuers, walletFetch, opts.wallet?.issuers ?? []);
+  // Kapija's PID issuer (wallet/issuer/): its credential-signing keys (kept as long as the longest
+  // credential they sign may be checked) and the issuing service; the engine's part is pidIssuerFor.
+  const pidKeys = createCredentialKeys({ keys: repos.keys, box, retentionSeconds: config.pid.validitySeconds + 24 * 3600, ...(opts.now ? { now: opts.now } : {}) });
+  const pid = createPidIssuer({ issuer: config.issuer, issuingAuthority: config.pid.issuingAuthority, validitySeconds: config.pid.validitySeconds, repos, identity, keys: pidKeys, box, ...(opts.now ? { now: opts.now } : {}) });
+  // Wallet sign-in (wallet/verifier/) trusts Kapija's own PIDs, their keys and status lists read
+  // in-process (a status list built afresh, so a revocation at any instance counts at once), and
+  // the issuers the operator adds. Kapija's own PIDs count as substantial: their holder keys come
+  // without a key attestation, so nothing shows they are held in a secure element.
+  const outside: WalletFetch = opts.wallet?.fetch ?? ((url, init) => fetch(url, init));
+  const ownStatus = `${config.issuer}${STATUS_PATH}/`;
+  const walletFetch: WalletFetch = async (url, init) => {
+    if (!url.startsWith(ownStatus)) return outside(url, init);
+    const token = await pid.statusList(url.slice(ownStatus.length), { fresh: true });
+    return token
+      ? new Response(token, { status: 200, headers: { 'content-type': 'application/statuslist+jwt' } })
+      : new Response(JSON.stringify({ error: 'not_found' }), { status: 404, headers: { 'content-type': 'application/json' } });
+  };
+  const ownPid: TrustedIssuer = { issuer: config.issuer, level: 'substantial', jwks: () => pid.publicJwks() };
+  const walletIssuers = trustedIssuers(config.wallet.trustedIssuers, walletFetch, [ownPid, ...(opts.wallet?.issuers ?? [])]);
   const wallet =
     walletIssuers.size > 0
       ? createWalletVerifier({
@@ -256,6 +276,8 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
       ...(opts.now ? { now: opts.now } : {}),
     }),
     wallet,
+    pid,
+    pidKeys,
   };
 }
 
@@ -429,18 +451,15 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
 }
 
 /**
- * The PID issuer (wallet/issuer/): its own credential-signing keys (created on first start, kept
- * as long as the longest credential they sign may be checked), the issuing service and the engine's
- * OpenID4VCI configuration. The c_nonce secret is derived from the master key: the same on every
+ * The PID issuer's engine side (wallet/issuer/): its credential-signing keys created on first
+ * start, and the engine's OpenID4VCI configuration. The c_nonce secret is derived from the master key: the same on every
  * instance, stable across restarts.
  */
 async function pidIssuerFor(config: Config, handles: StoreHandles, now?: () => number): Promise<{ pid: PidIssuer; wallet: PidEngineConfig }> {
-  const clock = now ? { now } : {};
-  const keys = createCredentialKeys({ keys: handles.repos.keys, box: handles.box, retentionSeconds: config.pid.validitySeconds + 24 * 3600, ...clock });
-  await keys.ensure();
-  const pid = createPidIssuer({ issuer: config.issuer, issuingAuthority: config.pid.issuingAuthority, validitySeconds: config.pid.validitySeconds, repos: handles.repos, identity: handles.identity, keys, box: handles.box, ...clock });
+  await handles.pidKeys.ensure();
+  const { pid } = handles;
   const nonceSecret = Buffer.from(handles.box.mac('openid4vci-c-nonce', config.issuer), 'base64url');
-  return { pid, wallet: pidEngineConfig({ issuer: config.issuer, pid, nonceSecret, ...clock }) };
+  return { pid, wallet: pidEngineConfig({ issuer: config.issuer, pid, nonceSecret, ...(now ? { now } : {}) }) };
 }
 
 /** The engine, configured with Kapija's storage, accounts, ledger and pages. */

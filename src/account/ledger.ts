@@ -10,7 +10,10 @@ import type { AuditCheckpoints } from '../audit/checkpoints.js';
 import { downloadStatement, entryDigest, LEDGER_FORMAT, type LedgerFileEntry } from '../audit/ledger-file.js';
 import { canonicalJson } from '../store/audit.js';
 
-export const ledgerChain = (accountId: string) => `account:${accountId}`;
+/** A citizen's ledger: their chain of the audit log (store/audit.ts). */
+import { ledgerChain } from '../store/audit.js';
+
+export { ledgerChain };
 
 const ledgerEntry = (accountId: string, action: string, clientId: string | null, details: Record<string, unknown>): AuditEntryInput => ({
   chain: ledgerChain(accountId),

@@ -438,3 +438,6 @@ export function createAuditLog(db: Db, now: () => number = Date.now): AuditLog {
   };
   return log;
 }
+
+/** The chain of the audit log that is a citizen's ledger (what /account/activity shows). */
+export const ledgerChain = (accountId: string) => `account:${accountId}`;

@@ -16,7 +16,7 @@ import type { VerifiedIdentity } from '../../store/identities.js';
 import type { Repositories, Transaction } from '../../store/index.js';
 import type { IssuanceChannel, IssuedCredential } from '../../store/wallet-credentials.js';
 import type { SecretBox } from '../../security/crypto.js';
-import { ledgerChain } from '../../account/ledger.js';
+import { ledgerChain } from '../../store/audit.js';
 import { PID_ATTRIBUTES } from '../pid.js';
 import { mintPid, type PidClaims } from './credential.js';
 import type { CredentialKeys } from './keys.js';
@@ -150,11 +150,14 @@ export function createPidIssuer(deps: PidIssuerDeps) {
       return n;
     },
 
-    /** The status list token of a list, or undefined for an unknown list. */
-    async statusList(listId: string): Promise<string | undefined> {
+    /**
+     * The status list token of a list, or undefined for an unknown list. A built list is reused for
+     * a while; `fresh` builds it from the registry as it is now (Kapija's own wallet sign-in).
+     */
+    async statusList(listId: string, opts: { fresh?: boolean } = {}): Promise<string | undefined> {
       const at = now();
       const kept = built.get(listId);
-      if (kept && at - kept.at < STATUS_LIST_REBUILD_MS) return kept.token;
+      if (!opts.fresh && kept && at - kept.at < STATUS_LIST_REBUILD_MS) return kept.token;
       const token = (async () => {
         const state = await walletCredentials.revokedIndices(listId);
         if (!state) return undefined;
