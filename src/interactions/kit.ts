@@ -125,8 +125,15 @@ export function createInteractionKit(deps: InteractionDeps) {
 
   const knownDevice = (ctx: Context) => deviceOf(ctx, box);
 
+  /**
+   * Hands a step's result to the engine. It is merged with what earlier interactions of the same
+   * authorization submitted (the engine keeps it server-side): a consent that follows a sign-in
+   * made in this authorization carries that sign-in's `login`, so a login the service asked for
+   * (`prompt=login`, `max_age`) stays answered and the engine does not ask for it again after the
+   * consent. An error result is never merged (the engine's rule).
+   */
   const finishWith = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => {
-    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
     redirect(ctx, to);
   };
 
@@ -193,7 +200,9 @@ export function createInteractionKit(deps: InteractionDeps) {
       if (flow.rememberBrowser && deps.trustedBrowsers && !amr.includes(REMEMBERED_BROWSER) && amr.includes('mfa')) {
         await deps.trustedBrowsers.remember(ctx, flow.accountId);
       }
-      await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true }, ...(represent ? { consent: { grantId: represent.grantId } } : {}) });
+      // `ts`: when the factors were proven. The engine applies a login again when a later step's
+      // result carries it (finishWith merges), and auth_time must stay the time of this sign-in.
+      await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true, ts: Math.floor(Date.now() / 1000) }, ...(represent ? { consent: { grantId: represent.grantId } } : {}) });
       await events.emit('signin.success', { deviceId, accountId: flow.accountId, clientId: clientIdOf(details), acr, amr, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 300) });
       return;
     }
