@@ -262,6 +262,50 @@ describe('signing in for someone else', () => {
     expect(consents.map((e) => e.clientId)).toEqual([svc.clientId]);
   });
 
+  test('acting for the principal, the consent page names the principal and lists the principal\'s data under the principal\'s earlier refusals', async () => {
+    const principal = await createTestAccount(server.kapija, { givenName: 'Jelena', familyName: 'Savić' });
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true, client_name: 'Social office' });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['social', 'health'] });
+    // The principal refused the date of birth to this service before; the representative refused the family name for themselves.
+    await server.kapija.repos.refusals.refuse(principal.account.id, svc.clientId, ['birthdate']);
+    await server.kapija.repos.refusals.refuse(representative.account.id, svc.clientId, ['family_name']);
+    const { url, redeem } = await svc.start();
+    const seen: string[] = [];
+    const tokens = await redeem(await signInChoosing(new Agent('sr-Latn'), url, representative, m.id, [], (page) => {
+      seen.push(page);
+      return checkedValues(page, 'claims');
+    }));
+    expect(seen).toHaveLength(1);
+    const page = seen[0]!;
+    expect(page).toContain(srLatn['consent.mandate.heading'].replace('{client}', 'Social office').replace('{principal}', 'Jelena Savić'));
+    expect(page).toContain(srLatn['account.mandates.purpose.social']);
+    expect(page).toContain(srLatn['account.mandates.basis.voluntary']);
+    // Not "your data": the principal's, with labels that say so.
+    expect(page).not.toContain(srLatn['consent.heading'].replace('{client}', 'Social office'));
+    expect(page).toContain(srLatn['consent.mandate.claim.given_name']);
+    expect(page).not.toContain(srLatn['consent.claim.given_name']);
+    // The principal's refusal holds (not offered, not released); the representative's own refusal does not apply.
+    expect(checkedValues(page, 'claims')).toContain('family_name');
+    expect(page).not.toContain('value="birthdate"');
+    const userinfo = await oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub);
+    expect(userinfo).toMatchObject({ given_name: 'Jelena', family_name: 'Savić' });
+    expect(userinfo['birthdate']).toBeUndefined();
+
+    // For themselves, the same representative sees their own page, "your data" under their own
+    // refusal: the consent given for the principal is not carried over as theirs (a new session).
+    const again = await svc.start();
+    const own: string[] = [];
+    await again.redeem(await signInChoosing(new Agent('sr-Latn'), again.url, representative, 'self', [], (p) => {
+      own.push(p);
+      return checkedValues(p, 'claims');
+    }));
+    expect(own[0]).toContain(srLatn['consent.heading'].replace('{client}', 'Social office'));
+    expect(own[0]).not.toContain('Jelena');
+    // Their own earlier refusal: shown again (a first consent) but unticked, as for any citizen.
+    expect(checkedValues(own[0]!, 'claims')).not.toContain('family_name');
+  });
+
   test('in the same browser session, the next sign-in to the service asks again for whom (and a withdrawn mandate is not carried on)', async () => {
     const principal = await createTestAccount(server.kapija);
     const representative = await createTestAccount(server.kapija);

@@ -84,6 +84,13 @@ describeBrowser('mandates', () => {
       await tabTo(r, 'form[action$="/represent"] button[type=submit]');
       await Promise.all([r.waitForEvent('framenavigated'), r.keyboard.press('Enter')]);
       await r.waitForLoadState('load');
+      // The consent page names the principal plainly and lists the principal's data.
+      await r.waitForSelector('#consent-mandate');
+      expect(await r.locator('h1').innerText()).toBe(m['consent.mandate.heading'].replace('{client}', 'Zdravstvo').replace('{principal}', 'Vera Stojanović'));
+      expect(await r.locator('#consent-mandate').innerText()).toContain(m['account.mandates.purpose.health']);
+      expect(await r.locator('legend').innerText()).toBe(m['consent.mandate.intro'].replace('{client}', 'Zdravstvo').replace('{principal}', 'Vera Stojanović'));
+      expect(await r.locator('body').innerText()).toContain(m['consent.mandate.claim.given_name']);
+      await axeClean(r);
       const end = await browserSignIn(r, { ...representative, redirectUri: suite.redirectUri });
       tokens = await oidc.authorizationCodeGrant(config, end, { pkceCodeVerifier: verifier, idTokenExpected: true });
     } finally {
