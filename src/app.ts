@@ -158,6 +158,9 @@ export interface StoreHandles {
   mandates: MandateService;
 }
 
+/** How long a grant's binding to a mandate is kept whatever its grant's state (its grant is saved first, in the same request). */
+const MANDATE_BINDING_GRACE_MS = 10 * 60 * 1000;
+
 /** Factors registered after the built-in ones (factors/registry.ts), built from the same handles. */
 export type ExtraFactors = (deps: FactorDeps & { box: ReturnType<typeof createSecretBox> }) => readonly Factor[];
 
@@ -345,17 +348,21 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       return true;
     },
     async purge() {
-      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers] = await Promise.all([
+      const at = opts.now?.() ?? Date.now();
+      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, mandateGrants] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
         registrationAndRecovery.service.purgeExpired(),
         repos.rateLimits.purgeExpired(),
         // An expired activation code is refused anyway; its keyed hash need not be kept.
-        repos.activationCodes.purgeExpired(opts.now?.() ?? Date.now()),
+        repos.activationCodes.purgeExpired(at),
         repos.certificateHandoffs.purgeExpired(),
         repos.trustedBrowsers.purgeExpired(),
+        // A grant's binding to its mandate once the grant is gone (the mandates stay, for the record);
+        // a binding younger than the grace is kept, as its grant may still be on its way to the store.
+        repos.mandates.purgeUnusable(at - MANDATE_BINDING_GRACE_MS, at),
       ]);
-      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers };
+      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, mandateGrants };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),

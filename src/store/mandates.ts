@@ -72,6 +72,14 @@ export interface MandateRepository {
   bindGrant(grantId: string, mandateId: string): Promise<void>;
   /** The mandate a grant was made under, if any. */
   mandateOfGrant(grantId: string): Promise<Mandate | undefined>;
+  /**
+   * Deletes the bindings (mandate_grants) whose grant is gone or expired at `at` (ms), bound before
+   * `before`: no token of such a grant is accepted any more, so the binding can no longer be used.
+   * A binding of a live grant is kept whatever its mandate's state (a withdrawn mandate must keep
+   * refusing its tokens: unbound, they would answer as the representative's own). The mandates
+   * themselves are the record and are never purged. Returns how many were deleted.
+   */
+  purgeUnusable(before: number, at?: number): Promise<number>;
 }
 
 const toMandate = (r: Row): Mandate => ({
@@ -133,6 +141,19 @@ export function createMandateRepository(db: Db, now: () => number = Date.now): M
     },
     async bindGrant(grantId, mandateId) {
       await db('mandate_grants').insert({ grant_id: grantId, mandate_id: mandateId, created_at: now() });
+    },
+    async purgeUnusable(before, at = now()) {
+      return db('mandate_grants')
+        .where('created_at', '<', before)
+        .whereNotExists((q) =>
+          q
+            .select(db.raw('1'))
+            .from('oidc_payloads')
+            .where('oidc_payloads.model', 'Grant')
+            .whereRaw('oidc_payloads.id = mandate_grants.grant_id')
+            .where((live) => live.whereNull('oidc_payloads.expires_at').orWhere('oidc_payloads.expires_at', '>', at)),
+        )
+        .delete();
     },
     async mandateOfGrant(grantId) {
       const row = (await db('mandates').join('mandate_grants', 'mandate_grants.mandate_id', 'mandates.id').where('mandate_grants.grant_id', grantId).first('mandates.*')) as Row | undefined;

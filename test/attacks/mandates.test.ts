@@ -414,6 +414,56 @@ describe('signing in for someone else', () => {
   });
 });
 
+describe('purge', () => {
+  test('a grant\'s binding to its mandate is purged once the grant is gone or expired, never while it lives; the mandates stay', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true, grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange'] });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    // Three grants bound to the mandate: one sign-in under it, two token exchanges.
+    const { url, redeem } = await svc.start();
+    const signedIn = await redeem(await signInChoosing(new Agent('en'), url, representative, m.id));
+    const own = await svc.start();
+    const mine = await own.redeem(await signInChoosing(new Agent('en'), own.url, representative, 'self'));
+    const tokens = [{ access_token: signedIn.access_token, sub: signedIn.claims()!.sub }];
+    for (let i = 0; i < 2; i += 1) {
+      const res = await fetch(new URL('/token', server.url), {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`${svc.clientId}:${svc.clientSecret!}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', subject_token: mine.access_token, requested_subject: signedIn.claims()!.sub }),
+      });
+      expect(res.status).toBe(200);
+      tokens.push({ access_token: String(((await res.json()) as Record<string, unknown>)['access_token']), sub: signedIn.claims()!.sub });
+    }
+    const bindings = async () => ((await server.kapija.db('mandate_grants').where({ mandate_id: m.id }).select('grant_id')) as Array<{ grant_id: string }>).map((r) => r.grant_id).sort();
+    const [revoked, expired, live] = await Promise.all(tokens.map(async (t) => (await server.kapija.provider.AccessToken.find(t.access_token))!.grantId!));
+    expect(await bindings()).toEqual([revoked, expired, live].sort());
+
+    // Young bindings are kept even when their grant is gone (the grant may still be on its way to the store).
+    await (await server.kapija.provider.Grant.find(revoked!))!.destroy();
+    await server.kapija.purge();
+    expect(await bindings()).toContain(revoked);
+
+    // Older: the revoked grant's and the expired grant's bindings go, the live grant's stays.
+    await server.kapija.db('mandate_grants').where({ mandate_id: m.id }).update({ created_at: Date.now() - 24 * 3600 * 1000 });
+    await server.kapija.db('oidc_payloads').where({ model: 'Grant', id: expired }).update({ expires_at: Date.now() - 1000 });
+    const purged = await server.kapija.purge();
+    expect(purged.mandateGrants).toBeGreaterThanOrEqual(2);
+    expect(await bindings()).toEqual([live]);
+    // The live grant still acts for the principal; the mandate (the record) stays.
+    expect((await oidc.fetchUserInfo(svc.config, tokens[2]!.access_token, tokens[2]!.sub))['mandate_id']).toBe(m.id);
+    expect(await server.kapija.mandates.find(m.id)).toMatchObject({ id: m.id });
+
+    // Withdrawn, the live grant keeps its binding, so its tokens keep being refused (not answered as the representative's own).
+    await server.kapija.mandates.withdraw(m.id, { actor: principal.account.id });
+    await server.kapija.purge();
+    expect(await bindings()).toEqual([live]);
+    const res = await fetch(new URL('/me', server.url), { headers: { authorization: `Bearer ${tokens[2]!.access_token}` } });
+    expect(res.status).toBe(401);
+    expect(await server.kapija.mandates.find(m.id)).toMatchObject({ withdrawnBy: principal.account.id });
+  });
+});
+
 describe('token exchange (RFC 8693)', () => {
   const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
   const AT_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
