@@ -143,11 +143,15 @@ export function createInteractionKit(deps: InteractionDeps) {
     return flow;
   };
 
-  /** Loads the interaction and refuses the request unless it is in one of `steps`. */
+  /** Loads the interaction and refuses the request unless it is in one of `steps` and not yet finished. */
   const enter = async (ctx: Context, ...steps: Step[]): Promise<Details> => {
     const details = await load(ctx);
     const step = stepOf(details);
     if (!step || !steps.includes(step)) throw new KapijaError('interaction.invalid_step', 400);
+    // Finished already (a form submitted again before the browser went on): nothing more is taken.
+    // (The flow lives in the result too, under `kapija`: finished means the engine's keys are there.)
+    const result = details.result as Record<string, unknown> | undefined;
+    if (result && ('login' in result || 'consent' in result || 'error' in result)) throw new KapijaError('interaction.invalid_step', 400);
     return details;
   };
 

@@ -197,8 +197,8 @@ export function createMandateService(deps: MandateServiceDeps) {
       return out;
     },
 
-    /** Records that a grant of the representative was made under a mandate. */
-    bindGrant: (grantId: string, m: Mandate) => mandates.bindGrant(grantId, m.id),
+    /** Records that a grant of the representative was made under a mandate; false when the sign-in (`interactionUid`) already bound one. */
+    bindGrant: (grantId: string, m: Mandate, interactionUid?: string) => mandates.bindGrant(grantId, m.id, interactionUid),
 
     /**
      * The mandate a grant was made under, when the grant acts for someone: `{ mandate }` while it is

@@ -68,8 +68,11 @@ export interface MandateRepository {
   withdraw(id: string, by: string, trx?: Db): Promise<boolean>;
   /** Withdraws every mandate in force where the account is principal or representative (the account was deleted); the ids. */
   withdrawAllOf(accountId: string, by: string): Promise<Mandate[]>;
-  /** Records that a grant was made under a mandate (its tokens act for the principal). */
-  bindGrant(grantId: string, mandateId: string): Promise<void>;
+  /**
+   * Records that a grant was made under a mandate (its tokens act for the principal). With
+   * `interactionUid` (a sign-in), false when that interaction already bound a grant: one per sign-in.
+   */
+  bindGrant(grantId: string, mandateId: string, interactionUid?: string): Promise<boolean>;
   /** The mandate a grant was made under, if any. */
   mandateOfGrant(grantId: string): Promise<Mandate | undefined>;
   /**
@@ -81,6 +84,11 @@ export interface MandateRepository {
    */
   purgeUnusable(before: number, at?: number): Promise<number>;
 }
+
+const isUniqueViolation = (err: unknown) => {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505';
+};
 
 const toMandate = (r: Row): Mandate => ({
   id: r.id,
@@ -139,8 +147,14 @@ export function createMandateRepository(db: Db, now: () => number = Date.now): M
       if (rows.length) await db('mandates').whereIn('id', rows.map((r) => r.id)).whereNull('withdrawn_at').update({ withdrawn_at: now(), withdrawn_by: by });
       return rows.map(toMandate);
     },
-    async bindGrant(grantId, mandateId) {
-      await db('mandate_grants').insert({ grant_id: grantId, mandate_id: mandateId, created_at: now() });
+    async bindGrant(grantId, mandateId, interactionUid) {
+      try {
+        await db('mandate_grants').insert({ grant_id: grantId, mandate_id: mandateId, created_at: now(), interaction_uid: interactionUid ?? null });
+        return true;
+      } catch (err) {
+        if (interactionUid !== undefined && isUniqueViolation(err)) return false;
+        throw err;
+      }
     },
     async purgeUnusable(before, at = now()) {
       return db('mandate_grants')

@@ -197,3 +197,90 @@ describe('a fresh sign-in asked for by the service, while acting for someone', (
     expect(decodeJwt(tokens.id_token!)).toMatchObject({ acr: HIGH, mandate_id: m.id });
   });
 });
+
+describe('the represent step attacked', () => {
+  /** Signs the representative in up to the representation page (password, TOTP), without answering it. */
+  async function atRepresentPage(agent: Agent, url: URL, who: Representative): Promise<Page> {
+    let step = await agent.follow(await agent.request(url), isCallback);
+    for (let i = 0; i < 4; i += 1) {
+      if (step instanceof URL) throw new Error('the sign-in finished without the representation page');
+      if (/\/represent"/.test(step.body)) return step;
+      const next = /\/login"/.test(step.body)
+        ? await submitForm(agent, step, /\/login$/, { username: who.username, password: who.password })
+        : await submitForm(agent, step, /\/totp$/, { code: await nextTotpCode(who.totpSecret!) });
+      step = await agent.follow(next, isCallback);
+    }
+    throw new Error('no representation page');
+  }
+  const bindings = async (mandateId: string) => (await server.kapija.db('mandate_grants').where({ mandate_id: mandateId })).length;
+
+  test('the same form submitted twice binds one grant and records one use; the sign-in still finishes once', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service();
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    const agent = new Agent('en');
+    const { url, redeem } = await svc.start();
+    const page = await atRepresentPage(agent, url, representative);
+    const first = await submitForm(agent, page, /\/represent$/, { choice: m.id });
+    expect(first.status).toBe(303);
+    const again = await submitForm(agent, page, /\/represent$/, { choice: m.id });
+    expect(again.status).toBe(400);
+    // Nor can the same form switch to "for myself" once the choice was made.
+    expect((await submitForm(agent, page, /\/represent$/, { choice: 'self' })).status).toBe(400);
+    expect(await bindings(m.id)).toBe(1);
+    expect(await uses(principal.account.id)).toHaveLength(1);
+    expect(await uses(representative.account.id)).toHaveLength(1);
+    // The browser goes on with the first answer.
+    let step = await agent.follow(first, isCallback);
+    if (!(step instanceof URL)) step = await agent.follow(await submitForm(agent, step, /\/confirm$/, { claims: checkedValues(step.body, 'claims') }), isCallback);
+    expect((await redeem(step as URL)).claims()!['mandate_id']).toBe(m.id);
+    // After the sign-in, the form is refused (the interaction is gone).
+    expect((await submitForm(agent, page, /\/represent$/, { choice: m.id })).status).toBe(400);
+    expect(await uses(principal.account.id)).toHaveLength(1);
+  });
+
+  test('the same form submitted twice at the same moment: one answer is taken', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service();
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    const agent = new Agent('en');
+    const { url } = await svc.start();
+    const page = await atRepresentPage(agent, url, representative);
+    const answers = await Promise.all([0, 1, 2].map(() => submitForm(agent, page, /\/represent$/, { choice: m.id })));
+    expect(answers.filter((a) => a.status === 303)).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 400)).toHaveLength(2);
+    expect(await bindings(m.id)).toBe(1);
+    expect(await uses(principal.account.id)).toHaveLength(1);
+  });
+
+  test('a principal without a mandate, an expired mandate, a mandate for another service: refused, nothing bound or recorded', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const stranger = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service();
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: [svc.clientId], purposes: ['general'], validUntil: Date.now() + 60 * 60 * 1000 });
+    const other = await createTestAccount(server.kapija);
+    const elsewhere = await server.kapija.mandates.grant(other.account.id, representative.username, { services: ['another-service'], purposes: ['general'] });
+    const strangers = await server.kapija.mandates.grant(stranger.account.id, other.username, { services: null, purposes: ['general'] });
+    const agent = new Agent('en');
+    const { url } = await svc.start();
+    const page = await atRepresentPage(agent, url, representative);
+    expect(page.body).toContain(`value="${m.id}"`);
+    expect(page.body).not.toContain(elsewhere.id);
+    // A principal's account id, or the mandate of someone else, in place of a mandate id.
+    for (const forged of [principal.account.id, stranger.account.id, strangers.id, elsewhere.id]) {
+      expect((await submitForm(agent, page, /\/represent$/, { choice: forged })).status).toBe(400);
+    }
+    // The mandate offered expires while the page is open.
+    await server.kapija.db('mandates').where({ id: m.id }).update({ valid_until: Date.now() - 1000 });
+    expect((await submitForm(agent, page, /\/represent$/, { choice: m.id })).status).toBe(400);
+    for (const id of [m.id, elsewhere.id, strangers.id]) expect(await bindings(id)).toBe(0);
+    expect(await uses(representative.account.id)).toEqual([]);
+    expect(await uses(principal.account.id)).toEqual([]);
+    // "For myself" still works on the same page.
+    const own = await submitForm(agent, page, /\/represent$/, { choice: 'self' });
+    expect(own.status).toBe(303);
+  });
+});
