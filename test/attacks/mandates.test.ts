@@ -339,6 +339,13 @@ describe('signing in for someone else', () => {
     expect(pages).toEqual([]);
     expect(tokens.claims()!.sub).toBe(await server.kapija.subjectFor(representative.account.id, svc.clientId));
     expect(tokens.claims()!['act']).toBeUndefined();
+    const userinfo = await oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub);
+    expect(userinfo['act']).toBeUndefined();
+    expect(userinfo['mandate_id']).toBeUndefined();
+    const introspected = await oidc.tokenIntrospection(svc.config, tokens.access_token);
+    expect(introspected).toMatchObject({ active: true, sub: tokens.claims()!.sub });
+    expect(introspected['act']).toBeUndefined();
+    expect(await server.kapija.db('mandate_grants').whereIn('mandate_id', (await server.kapija.mandates.listForPrincipal(principal.account.id)).map((x) => x.id))).toEqual([]);
   });
 
   test('without a mandate for that principal, a tampered choice is refused and nothing is issued', async () => {
@@ -501,12 +508,46 @@ describe('token exchange (RFC 8693)', () => {
     expect(userinfo).toMatchObject({ sub: principalSub, given_name: 'Zoran', act: { sub: representativeSub }, mandate_id: m.id });
     // A token already acting for someone is not exchanged again.
     expect(await exchange(svc, { subject_token: token, requested_subject: principalSub })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
-    const uses = (await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used');
-    expect(uses.map((e) => e.details['how'])).toEqual(['token_exchange']);
+    // The use is in both ledgers.
+    for (const [who, role] of [[principal, 'principal'], [representative, 'representative']] as const) {
+      const uses = (await server.kapija.audit.list({ chain: ledgerChain(who.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used');
+      expect(uses.map((e) => [e.details['how'], e.details['role'], e.clientId])).toEqual([['token_exchange', role, svc.clientId]]);
+    }
+    expect(await oidc.tokenIntrospection(svc.config, token)).toMatchObject({ active: true, sub: principalSub, act: { sub: representativeSub }, mandate_id: m.id });
 
     await server.kapija.mandates.withdraw(m.id, { actor: representative.account.id });
     await expect(oidc.fetchUserInfo(svc.config, token, principalSub)).rejects.toThrow();
+    expect(await oidc.tokenIntrospection(svc.config, token)).toMatchObject({ active: false });
     expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principalSub })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+  });
+
+  test('refused for an expired or future mandate, a mandate for another service, and a principal named by their account id', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const other = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true, grant_types: grantTypes });
+    const elsewhere = await service({ kapija_accepts_representation: true, grant_types: grantTypes });
+    const { url, redeem } = await svc.start();
+    const own = await redeem(await signInChoosing(new Agent('en'), url, representative));
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: [svc.clientId], purposes: ['general'] });
+    await server.kapija.mandates.grant(other.account.id, representative.username, { services: [elsewhere.clientId], purposes: ['general'] });
+    const principalSub = await server.kapija.subjectFor(principal.account.id, svc.clientId);
+    const refused = { status: 400, body: { error: 'invalid_grant' } };
+    // The other principal's mandate covers another service only.
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: await server.kapija.subjectFor(other.account.id, svc.clientId) })).toMatchObject(refused);
+    // The principal named by their account id (a service knows only their pairwise sub).
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principal.account.id })).toMatchObject(refused);
+    // Expired.
+    await server.kapija.db('mandates').where({ id: m.id }).update({ valid_until: Date.now() - 1000 });
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principalSub })).toMatchObject(refused);
+    // Not yet in force.
+    await server.kapija.db('mandates').where({ id: m.id }).update({ valid_from: Date.now() + 3600_000, valid_until: Date.now() + 7200_000 });
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principalSub })).toMatchObject(refused);
+    // Nothing issued, nothing recorded.
+    for (const who of [principal, other, representative]) {
+      expect((await server.kapija.audit.list({ chain: ledgerChain(who.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used')).toEqual([]);
+    }
+    expect(await server.kapija.db('mandate_grants').where({ mandate_id: m.id })).toEqual([]);
   });
 
   test('a service that did not opt in, or another service\'s token, is refused', async () => {
