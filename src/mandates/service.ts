@@ -9,7 +9,9 @@
  *   decision, whose reference is kept; never for themselves, as principal or representative.
  * - `withdraw`: a voluntary mandate by its principal or its representative; legal representation by
  *   a registrar (the decision, not the principal, ends it).
- * - `active`: the mandate in force between two accounts for a service at a moment, if any.
+ * - `active`: the mandate in force between two accounts for a service at a moment, if any. A
+ *   mandate is used only while the principal's account is active and the representative's
+ *   identity is verified: a revoked identity suspends every mandate the representative holds.
  * - `recordUse`: a sign-in or a token exchange made under a mandate.
  *
  * Each grant, withdrawal and use is appended to both citizens' ledgers and to the admin audit
@@ -179,13 +181,14 @@ export function createMandateService(deps: MandateServiceDeps) {
     async active(principalId: string, representativeId: string, clientId: string, at: number = now()): Promise<Mandate | undefined> {
       const held = await mandates.listByRepresentative(representativeId);
       const m = held.find((x) => x.principalId === principalId && inForce(x, at) && covers(x, clientId));
-      if (!m || !(await activeAccount(principalId))) return undefined;
+      if (!m || !(await activeAccount(principalId)) || !(await verified(representativeId))) return undefined;
       return m;
     },
 
     /** The mandates in force a representative may use towards `clientId` (principals still active). */
     async usableFor(representativeId: string, clientId: string, at: number = now()): Promise<Mandate[]> {
       if (deps.acceptsRepresentation && !(await deps.acceptsRepresentation(clientId))) return [];
+      if (!(await verified(representativeId))) return [];
       const held = (await mandates.listByRepresentative(representativeId)).filter((m) => inForce(m, at) && covers(m, clientId));
       const out: Mandate[] = [];
       const seen = new Set<string>();
@@ -208,7 +211,8 @@ export function createMandateService(deps: MandateServiceDeps) {
     async representationOf(grantId: string, clientId: string, at: number = now()): Promise<{ mandate: Mandate } | { ended: Mandate } | undefined> {
       const m = await mandates.mandateOfGrant(grantId);
       if (!m) return undefined;
-      const live = inForce(m, at) && covers(m, clientId) && (await activeAccount(m.principalId));
+      // The representative's verified identity is a condition of the mandate: revoked, it is not used.
+      const live = inForce(m, at) && covers(m, clientId) && (await activeAccount(m.principalId)) && (await verified(m.representativeId));
       return live ? { mandate: m } : { ended: m };
     },
 

@@ -405,6 +405,23 @@ describe('signing in for someone else', () => {
     expect(own.claims()!.sub).toBe(await server.kapija.subjectFor(representative.account.id, svc.clientId));
   });
 
+  test('the representative\'s identity revoked: the mandate is not used any more, its tokens are refused', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    const { url, redeem } = await svc.start();
+    const tokens = await redeem(await signInChoosing(new Agent('en'), url, representative, m.id));
+    expect((await oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub))['mandate_id']).toBe(m.id);
+    expect(await server.kapija.identity.revoke(representative.account.id, { actor: 'test-registrar' }, 'document reported stolen')).toBe(true);
+    expect((await fetch(new URL('/me', server.url), { headers: { authorization: `Bearer ${tokens.access_token}` } })).status).toBe(401);
+    expect(await oidc.tokenIntrospection(svc.config, tokens.access_token)).toMatchObject({ active: false });
+    expect(await server.kapija.mandates.usableFor(representative.account.id, svc.clientId)).toEqual([]);
+    expect(await server.kapija.mandates.active(principal.account.id, representative.account.id, svc.clientId)).toBeUndefined();
+    // The mandate itself is not withdrawn: proofed again, the representative may use it again.
+    expect((await server.kapija.mandates.find(m.id))?.withdrawnAt).toBeNull();
+  });
+
   test('a mandate that expires ends the tokens made under it', async () => {
     const principal = await createTestAccount(server.kapija);
     const representative = await createTestAccount(server.kapija);
