@@ -96,6 +96,12 @@ describe('mandate registry', () => {
     const admin = await server.kapija.audit.list({ chain: 'admin', action: 'mandate.', subject: principal.account.id });
     expect(admin.map((e) => e.action).reverse()).toEqual(['mandate.granted', 'mandate.used', 'mandate.withdrawn']);
     expect((await server.kapija.audit.verify(ledgerChain(principal.account.id))).ok).toBe(true);
+    // Each citizen's activity page words the entries for their side, in their language.
+    const principalPage = await openPortal(new Agent('en'), server.url, principal, '/account/activity');
+    for (const key of ['ledger.mandate_granted.principal', 'ledger.mandate_used.principal', 'ledger.mandate_withdrawn.principal', 'ledger.how.signin'] as const) expect(principalPage.body).toContain(en[key]);
+    expect(principalPage.body).not.toContain('ledger.mandate_');
+    const representativePage = await openPortal(new Agent('sr-Latn'), server.url, representative, '/account/activity');
+    for (const key of ['ledger.mandate_granted.representative', 'ledger.mandate_used.representative', 'ledger.mandate_withdrawn.representative'] as const) expect(representativePage.body).toContain(srLatn[key]);
   });
 
   test('deleting an account withdraws the mandates it gave and held, on the record', async () => {
