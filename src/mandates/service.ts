@@ -77,27 +77,31 @@ const summary = (m: Mandate) => ({
   valid_until: m.validUntil?.getTime() ?? null,
 });
 
+const mandateInvalid = (field: string) => new KapijaError('mandate.invalid', 400, { details: { field } });
+
+/** The terms of a new mandate, checked at `at` (ms): dates, purposes, services; the field at fault otherwise. */
+function checkedTerms(terms: MandateTerms, at: number) {
+  const invalid = mandateInvalid;
+  const validFrom = terms.validFrom ?? at;
+  const validUntil = terms.validUntil ?? validFrom + MAX_VALIDITY_MS;
+  if (!Number.isSafeInteger(validFrom)) throw invalid('valid_from');
+  if (!Number.isSafeInteger(validUntil) || validUntil <= validFrom || validUntil <= at || validUntil - validFrom > MAX_VALIDITY_MS) throw invalid('valid_until');
+  const purposes = [...new Set(terms.purposes)];
+  if (!purposes.length || purposes.some((p) => !(MANDATE_PURPOSES as readonly string[]).includes(p))) throw invalid('purposes');
+  let services: string[] | null = null;
+  if (terms.services !== null) {
+    services = [...new Set(terms.services)];
+    if (!services.length || services.length > 50 || services.some((s) => !CLIENT_ID.test(s))) throw invalid('services');
+  }
+  return { validFrom, validUntil, purposes, services };
+}
+
 export function createMandateService(deps: MandateServiceDeps) {
   const now = deps.now ?? Date.now;
   const { mandates, accounts, identities, registrarRoles, audit, atomically } = deps.repos;
 
-  const invalid = (field: string) => new KapijaError('mandate.invalid', 400, { details: { field } });
-
-  const checkTerms = (terms: MandateTerms) => {
-    const at = now();
-    const validFrom = terms.validFrom ?? at;
-    const validUntil = terms.validUntil ?? validFrom + MAX_VALIDITY_MS;
-    if (!Number.isSafeInteger(validFrom)) throw invalid('valid_from');
-    if (!Number.isSafeInteger(validUntil) || validUntil <= validFrom || validUntil <= at || validUntil - validFrom > MAX_VALIDITY_MS) throw invalid('valid_until');
-    const purposes = [...new Set(terms.purposes)];
-    if (!purposes.length || purposes.some((p) => !(MANDATE_PURPOSES as readonly string[]).includes(p))) throw invalid('purposes');
-    let services: string[] | null = null;
-    if (terms.services !== null) {
-      services = [...new Set(terms.services)];
-      if (!services.length || services.length > 50 || services.some((s) => !CLIENT_ID.test(s))) throw invalid('services');
-    }
-    return { validFrom, validUntil, purposes, services };
-  };
+  const invalid = mandateInvalid;
+  const checkTerms = (terms: MandateTerms) => checkedTerms(terms, now());
 
   /** The three entries of a grant, withdrawal or use: both ledgers and the admin audit trail. */
   const appendAll = async (trx: Transaction, m: Mandate, by: MandateActor, action: string, extra: Record<string, unknown> = {}, clientId: string | null = null) => {
@@ -116,6 +120,10 @@ export function createMandateService(deps: MandateServiceDeps) {
     const identity = await identities.find(id);
     return Boolean(identity && identity.level !== 'none');
   };
+
+  /** In force for the service, the principal active, the representative's identity still verified (a condition of the mandate). */
+  const usable = async (m: Mandate, clientId: string, at: number) =>
+    inForce(m, at) && covers(m, clientId) && Boolean(await activeAccount(m.principalId)) && (await verified(m.representativeId));
 
   const store = (m: Omit<Parameters<typeof mandates.create>[0], 'createdBy'>, by: MandateActor) =>
     atomically(async (trx) => {
@@ -181,8 +189,7 @@ export function createMandateService(deps: MandateServiceDeps) {
     async active(principalId: string, representativeId: string, clientId: string, at: number = now()): Promise<Mandate | undefined> {
       const held = await mandates.listByRepresentative(representativeId);
       const m = held.find((x) => x.principalId === principalId && inForce(x, at) && covers(x, clientId));
-      if (!m || !(await activeAccount(principalId)) || !(await verified(representativeId))) return undefined;
-      return m;
+      return m && (await usable(m, clientId, at)) ? m : undefined;
     },
 
     /** The mandates in force a representative may use towards `clientId` (principals still active). */
@@ -211,9 +218,7 @@ export function createMandateService(deps: MandateServiceDeps) {
     async representationOf(grantId: string, clientId: string, at: number = now()): Promise<{ mandate: Mandate } | { ended: Mandate } | undefined> {
       const m = await mandates.mandateOfGrant(grantId);
       if (!m) return undefined;
-      // The representative's verified identity is a condition of the mandate: revoked, it is not used.
-      const live = inForce(m, at) && covers(m, clientId) && (await activeAccount(m.principalId)) && (await verified(m.representativeId));
-      return live ? { mandate: m } : { ended: m };
+      return (await usable(m, clientId, at)) ? { mandate: m } : { ended: m };
     },
 
     /** Records a use of a mandate (a sign-in or a token exchange) in both ledgers and the audit trail. */

@@ -659,7 +659,7 @@ export const en = {
   'consent.mandate.heading': '{client} asks for the data of {principal}',
   'consent.mandate.text': 'You act for {principal} under a mandate ({basis}; for: {purposes}; valid until {until}). The data below is {principal}\'s, not yours, and the choices {principal} made for this service before apply.',
   'consent.mandate.intro': 'If you allow it, {client} will receive this data of {principal}:',
-  'consent.mandate.remember': 'Kapija records this choice as {principal}\'s for this service and writes it in {principal}\'s activity record; {principal} can change it at any time in their account.',
+  'consent.mandate.remember': 'Kapija records this choice as {principal}\'s for this service and writes it in their activity record; {principal} can change it at any time in their account.',
   'consent.mandate.claim.sub': 'An identifier of {principal} for this service',
   'consent.mandate.claim.preferred_username': 'Username',
   'consent.mandate.claim.name': 'Full name',
