@@ -91,7 +91,8 @@ describeBrowser('mandates', () => {
       expect(await r.locator('legend').innerText()).toBe(m['consent.mandate.intro'].replace('{client}', 'Zdravstvo').replace('{principal}', 'Vera Stojanović'));
       expect(await r.locator('body').innerText()).toContain(m['consent.mandate.claim.given_name']);
       await axeClean(r);
-      const end = await browserSignIn(r, { ...representative, redirectUri: suite.redirectUri });
+      // Allowed from the keyboard.
+      const end = await browserSignIn(r, { ...representative, redirectUri: suite.redirectUri, keyboard: true });
       tokens = await oidc.authorizationCodeGrant(config, end, { pkceCodeVerifier: verifier, idTokenExpected: true });
     } finally {
       await r.context().close();
@@ -115,8 +116,10 @@ describeBrowser('mandates', () => {
     }
 
     // Withdrawing ends it at once: the service's access token no longer reads userinfo.
+    expect(await oidc.tokenIntrospection(config, tokens.access_token)).toMatchObject({ active: true, sub: claims.sub, act: claims['act'], mandate_id: mandate!.id });
     await suite.server.kapija.mandates.withdraw(mandate!.id, { actor: principal.account.id });
     await expect(oidc.fetchUserInfo(config, tokens.access_token, claims.sub)).rejects.toThrow();
+    expect(await oidc.tokenIntrospection(config, tokens.access_token)).toMatchObject({ active: false });
     for (const who of [principal, representative]) {
       expect(await mandateActions(who.account.id)).toEqual(['ledger.mandate_granted', 'ledger.mandate_used', 'ledger.mandate_withdrawn']);
     }
