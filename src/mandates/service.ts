@@ -207,6 +207,9 @@ export function createMandateService(deps: MandateServiceDeps) {
       return out;
     },
 
+    /** Which of these grants (of a representative) were made under a mandate: they hold the principal's consent, not theirs. */
+    grantsUnderMandates: (grantIds: readonly string[]) => mandates.boundGrants(grantIds),
+
     /** Records that a grant of the representative was made under a mandate; false when the sign-in (`interactionUid`) already bound one. */
     bindGrant: (grantId: string, m: Mandate, interactionUid?: string) => mandates.bindGrant(grantId, m.id, interactionUid),
 

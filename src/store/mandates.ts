@@ -75,6 +75,8 @@ export interface MandateRepository {
   bindGrant(grantId: string, mandateId: string, interactionUid?: string): Promise<boolean>;
   /** The mandate a grant was made under, if any. */
   mandateOfGrant(grantId: string): Promise<Mandate | undefined>;
+  /** Which of these grants were made under a mandate. */
+  boundGrants(grantIds: readonly string[]): Promise<Set<string>>;
   /**
    * Deletes the bindings (mandate_grants) whose grant is gone or expired at `at` (ms), bound before
    * `before`: no token of such a grant is accepted any more, so the binding can no longer be used.
@@ -168,6 +170,11 @@ export function createMandateRepository(db: Db, now: () => number = Date.now): M
             .where((live) => live.whereNull('oidc_payloads.expires_at').orWhere('oidc_payloads.expires_at', '>', at)),
         )
         .delete();
+    },
+    async boundGrants(grantIds) {
+      if (!grantIds.length) return new Set<string>();
+      const rows = (await db('mandate_grants').whereIn('grant_id', [...grantIds]).select('grant_id')) as Array<{ grant_id: string }>;
+      return new Set(rows.map((r) => r.grant_id));
     },
     async mandateOfGrant(grantId) {
       const row = (await db('mandates').join('mandate_grants', 'mandate_grants.mandate_id', 'mandates.id').where('mandate_grants.grant_id', grantId).first('mandates.*')) as Row | undefined;

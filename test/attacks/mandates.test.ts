@@ -312,6 +312,23 @@ describe('signing in for someone else', () => {
     expect(checkedValues(own[0]!, 'claims')).not.toContain('family_name');
   });
 
+  test('acting for the principal is not listed as the representative\'s own connected service (it is the principal\'s consent)', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true, client_name: 'Pension fund' });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['social'] });
+    const agent = new Agent('en');
+    const { url, redeem } = await svc.start();
+    const tokens = await redeem(await signInChoosing(agent, url, representative, m.id));
+    const page = await openPortal(agent, server.url, representative, '/account/services');
+    expect(page.body).not.toContain('Pension fund');
+    expect((await oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub))['mandate_id']).toBe(m.id);
+    // Once they sign in for themselves, the service is theirs, and listed.
+    const own = await svc.start();
+    await own.redeem(await signInChoosing(agent, own.url, representative, 'self'));
+    expect((await openPortal(agent, server.url, representative, '/account/services')).body).toContain('Pension fund');
+  });
+
   test('in the same browser session, the next sign-in to the service asks again for whom (and a withdrawn mandate is not carried on)', async () => {
     const principal = await createTestAccount(server.kapija);
     const representative = await createTestAccount(server.kapija);
