@@ -5,9 +5,12 @@
  * tells the truth about the sign-in (auth_time, acr). Then the represent step attacked directly:
  * the same form submitted twice, a mandate of someone else, an expired one, one for another service.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
-import { decodeJwt } from 'jose';
-import { Agent, checkedValues, hiddenField, type Page } from '../support/browserless.js';
+import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
+import { Agent, checkedValues, formAction, hiddenField, type Page } from '../support/browserless.js';
 import { nextTotpCode } from '../support/totp.js';
 import { submitForm, type SignInOptions } from '../support/sign-in.js';
 import { SoftAuthenticator } from '../support/soft-authenticator.js';
@@ -282,5 +285,72 @@ describe('the represent step attacked', () => {
     // "For myself" still works on the same page.
     const own = await submitForm(agent, page, /\/represent$/, { choice: 'self' });
     expect(own.status).toBe(303);
+  });
+});
+
+describe('the device authorization grant (RFC 8628), acting for someone', () => {
+  const keyServers: http.Server[] = [];
+  afterAll(() => {
+    for (const k of keyServers) k.close();
+  });
+
+  /** A television app that accepts representation (private_key_jwt with its keys at a jwks_uri, as the engine requires of pairwise device clients). */
+  async function television() {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const kid = randomBytes(4).toString('hex');
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] });
+    const keys = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks));
+    await new Promise<void>((resolve) => keys.listen(0, '127.0.0.1', resolve));
+    keyServers.push(keys);
+    const jwksUri = `http://127.0.0.1:${(keys.address() as AddressInfo).port}/jwks.json`;
+    const rp = await createTestClient(server.kapija, { grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [], jwks_uri: jwksUri, token_endpoint_auth_method: 'private_key_jwt', scope: 'openid profile', kapija_accepts_representation: true }, { public: true });
+    const config = await oidc.discovery(new URL(server.url), rp.clientId, undefined, oidc.PrivateKeyJwt({ key: privateKey, kid }), { execute: [oidc.allowInsecureRequests] });
+    return { rp, config };
+  }
+
+  const postDeviceForm = (agent: Agent, page: Page, fields: Record<string, string>) =>
+    agent.request(new URL(formAction(page.body, /^\/device/)!, page.url), { form: { xsrf: hiddenField(page.body, 'xsrf') ?? '', ...fields } });
+
+  test('the representative enters the code, signs in, chooses the principal: the television receives sub (principal) and act', async () => {
+    const principal = await createTestAccount(server.kapija, { givenName: 'Ruža' });
+    const representative = await createTestAccount(server.kapija);
+    const { rp, config } = await television();
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: [rp.clientId], purposes: ['general'] });
+    const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid profile' });
+    const agent = new Agent('en');
+    const entry = await agent.request(`${server.url}/device?lang=en`);
+    const confirmation = await postDeviceForm(agent, entry, { user_code: started.user_code });
+    let step: Page | URL = await agent.follow(await postDeviceForm(agent, confirmation, { user_code: hiddenField(confirmation.body, 'user_code')!, confirm: 'yes' }), () => false);
+    const seen: string[] = [];
+    for (let i = 0; i < 6 && !(step instanceof URL); i += 1) {
+      const page: Page = step;
+      let next: Page;
+      if (/\/login"/.test(page.body)) {
+        seen.push('login');
+        next = await submitForm(agent, page, /\/login$/, { username: representative.username, password: representative.password });
+      } else if (/\/totp"/.test(page.body)) {
+        seen.push('totp');
+        next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(representative.totpSecret!) });
+      } else if (/\/represent"/.test(page.body)) {
+        seen.push('represent');
+        next = await submitForm(agent, page, /\/represent$/, { choice: m.id });
+      } else if (/\/confirm"/.test(page.body)) {
+        seen.push('consent');
+        expect(page.body).toContain('Ruža');
+        next = await submitForm(agent, page, /\/confirm$/, { claims: checkedValues(page.body, 'claims') });
+      } else break;
+      step = await agent.follow(next, () => false);
+    }
+    expect(seen).toEqual(['login', 'totp', 'represent', 'consent']);
+    const tokens = await oidc.pollDeviceAuthorizationGrant(config, started);
+    const claims = tokens.claims()!;
+    expect(claims.sub).toBe(await server.kapija.subjectFor(principal.account.id, rp.clientId));
+    expect(claims['act']).toEqual({ sub: await server.kapija.subjectFor(representative.account.id, rp.clientId) });
+    expect(claims['mandate_id']).toBe(m.id);
+    expect((await oidc.fetchUserInfo(config, tokens.access_token, claims.sub))['given_name']).toBe('Ruža');
+    expect(await uses(principal.account.id)).toHaveLength(1);
+    expect(await uses(representative.account.id)).toHaveLength(1);
+    await server.kapija.mandates.withdraw(m.id, { actor: principal.account.id });
+    await expect(oidc.fetchUserInfo(config, tokens.access_token, claims.sub)).rejects.toThrow();
   });
 });
