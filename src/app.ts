@@ -141,8 +141,8 @@ export interface Kapija {
   readonly sessions: SessionService;
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
   readonly registrationAndRecovery: RegistrationAndRecovery;
-  /** Deletes expired protocol rows, keys, links, throttle counters, activation codes, the ID card's hand-offs and wallet presentation requests. */
-  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number; trustedBrowsers: number; walletPresentations: number }>;
+  /** Deletes expired protocol rows, keys, links, throttle counters, activation codes, the ID card's hand-offs, wallet presentation requests and the bindings of gone grants to mandates. */
+  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number; trustedBrowsers: number; walletPresentations: number; mandateGrants: number }>;
   /** Signs the head of every audit chain that grew since the last checkpoints (every instance, every minute). */
   checkpointAudit(): Promise<number>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
@@ -190,6 +190,9 @@ export interface WalletOptions {
   issuers?: readonly TrustedIssuer[];
   fetch?: WalletFetch;
 }
+
+/** How long a grant's binding to a mandate is kept whatever its grant's state (its grant is saved first, in the same request). */
+const MANDATE_BINDING_GRACE_MS = 10 * 60 * 1000;
 
 /** Factors registered after the built-in ones (factors/registry.ts), built from the same handles. */
 export type ExtraFactors = (deps: FactorDeps & { box: ReturnType<typeof createSecretBox> }) => readonly Factor[];
@@ -427,18 +430,22 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       return true;
     },
     async purge() {
-      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations] = await Promise.all([
+      const at = opts.now?.() ?? Date.now();
+      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
         registrationAndRecovery.service.purgeExpired(),
         repos.rateLimits.purgeExpired(),
         // An expired activation code is refused anyway; its keyed hash need not be kept.
-        repos.activationCodes.purgeExpired(opts.now?.() ?? Date.now()),
+        repos.activationCodes.purgeExpired(at),
         repos.certificateHandoffs.purgeExpired(),
         repos.trustedBrowsers.purgeExpired(),
         repos.walletPresentations.purgeExpired(),
+        // A grant's binding to its mandate once the grant is gone (the mandates stay, for the record);
+        // a binding younger than the grace is kept, as its grant may still be on its way to the store.
+        repos.mandates.purgeUnusable(at - MANDATE_BINDING_GRACE_MS, at),
       ]);
-      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations };
+      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),

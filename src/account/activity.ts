@@ -29,13 +29,16 @@ export function activityRoutes(router: Router, p: PortalKit): void {
           return tr(key) === key ? c : tr(key);
         })
       : [];
-    const action = (e.action.startsWith('admin.') ? 'ledger.admin_read' : e.action) as MessageKey;
+    // A mandate's entries are worded for the side this ledger is on (principal or representative).
+    const role = e.action.startsWith('ledger.mandate_') && typeof e.details.role === 'string' ? `.${e.details.role}` : '';
+    const action = (e.action.startsWith('admin.') ? 'ledger.admin_read' : `${e.action}${role}`) as MessageKey;
+    const how = typeof e.details.how === 'string' ? (`ledger.how.${e.details.how}` as MessageKey) : undefined;
     return {
       at: fmt(ctx, e.at),
       iso: e.at.toISOString(),
       what: tr(action) === action ? e.action : tr(action),
       service: e.clientId ? (names.get(e.clientId) ?? e.clientId) : '—',
-      channel: typeof e.details.channel === 'string' ? tr(`ledger.channel.${e.details.channel}` as MessageKey) : '',
+      channel: typeof e.details.channel === 'string' ? tr(`ledger.channel.${e.details.channel}` as MessageKey) : how && tr(how) !== how ? tr(how) : '',
       claims,
     };
   };

@@ -17,7 +17,11 @@ export function servicesRoutes(router: Router, p: PortalKit): void {
    * them. `choosable`: the claims the citizen decides (those the service may receive, but `sub`).
    */
   const servicesOf = async (accountId: string) => {
-    const [grants, refusedBy] = await Promise.all([d.payloads.listByAccount(accountId, 'Grant'), d.refusals.listByAccount(accountId)]);
+    const [all, refusedBy] = await Promise.all([d.payloads.listByAccount(accountId, 'Grant'), d.refusals.listByAccount(accountId)]);
+    // A grant made while acting for someone holds the principal's consent, not this citizen's:
+    // it is governed by the mandate (withdrawn on /account/mandates), not listed here.
+    const underMandates = d.mandates ? await d.mandates.grantsUnderMandates(all.map((g) => g.id)) : new Set<string>();
+    const grants = all.filter((g) => !underMandates.has(g.id));
     const byClient = new Map<string, { client: Client; scopes: Set<string>; asked: Set<string>; grantIds: string[]; since: number }>();
     const entry = async (clientId: string) => {
       const known = byClient.get(clientId);

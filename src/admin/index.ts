@@ -78,7 +78,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     sendReenrolLink: d.sendReenrolLink,
     deletion: d.deletion,
   });
-  const registrar = d.identity && d.registrars ? { provider: d.provider, accounts: d.accounts, identity: d.identity, registrars: d.registrars } : undefined;
+  const registrar = d.identity && d.registrars ? { provider: d.provider, accounts: d.accounts, identity: d.identity, registrars: d.registrars, ...(d.mandates ? { mandates: d.mandates } : {}) } : undefined;
   const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr, registrar });
   const identity = d.identity;
   const signIn = createOwnSignIn({

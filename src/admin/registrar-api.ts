@@ -1,7 +1,8 @@
 /**
  * The registrar routes of the admin API, for a front-office system that checks documents itself:
  * find an account, create one for a citizen without e-mail or phone, record a document check
- * (which gives an activation code), correct and revoke a verified identity. They are registered on
+ * (which gives an activation code), correct and revoke a verified identity, record, list and end
+ * legal representation (guardian, parent) from an official decision. They are registered on
  * the admin API's router before its administrator check, with their own: a bearer token with the
  * kapija:admin scope, an account holding the registrar role, signed in at high; a change needs a
  * sign-in from the last 10 minutes, as for administrators. The proofing rates are read by
@@ -20,7 +21,8 @@ import { normaliseUsername } from '../store/accounts.js';
 import type { IdentityService } from '../identity/service.js';
 import type { RegistrarRoles } from '../identity/registrar.js';
 import { requireFreshSignIn } from './auth.js';
-import { activationBody, attributesOf, correctionBody, counterAccountBody, proofingOf, revocationBody } from './registrar-schemas.js';
+import { activationBody, attributesOf, correctionBody, counterAccountBody, legalRepresentationBody, proofingOf, revocationBody } from './registrar-schemas.js';
+import { inForce, type Mandate, type MandateService } from '../mandates/service.js';
 import { ADMIN_SCOPE } from './service.js';
 
 export interface RegistrarApiDeps {
@@ -28,6 +30,8 @@ export interface RegistrarApiDeps {
   accounts: AccountRepository;
   identity: IdentityService;
   registrars: RegistrarRoles;
+  /** Legal representation (guardian, parent); without it the mandate routes answer 404. */
+  mandates?: MandateService;
 }
 
 interface RegistrarActor {
@@ -152,6 +156,80 @@ export function registerRegistrarRoutes(router: Router, deps: () => RegistrarApi
     if (!(await d().identity.revoke(ctx.params.accountId!, by(ctx), body.reason))) throw new KapijaError('identity.not_found', 404);
     ctx.body = identityJson((await d().identity.find(ctx.params.accountId!))!);
   });
+
+  registerLegalRepresentationRoutes(router, deps, auth, fresh);
+}
+
+/**
+ * Legal representation for a front-office system, as at the desk (registrar-mandates.ts): record a
+ * guardian's or parent's representation from an official decision, list a principal's mandates,
+ * end a legal representation. The checks, the audit entries (`mandate.*`) and both citizens'
+ * ledger entries are the mandate service's (mandates/service.ts), the same as the desk's.
+ */
+function registerLegalRepresentationRoutes(router: Router, deps: () => RegistrarApiDeps | undefined, auth: ReturnType<typeof registrarAuth>, fresh: (ctx: Context, next: Next) => Promise<void>): void {
+  const mandates = () => {
+    const m = deps()?.mandates;
+    if (!m) throw new KapijaError('request.not_found', 404);
+    return m;
+  };
+  const by = (ctx: Context) => {
+    const r = ctx.state.registrar as RegistrarActor;
+    return { actor: r.accountId, ip: r.ip };
+  };
+  const day = (date: string | undefined, end: boolean) => (date === undefined ? undefined : Date.parse(`${date}T${end ? '23:59:59' : '00:00:00'}Z`));
+
+  router.get('/registrar/accounts/:accountId/mandates', auth, async (ctx) => {
+    const principal = await deps()!.accounts.findById(ctx.params.accountId!);
+    if (!principal) throw new KapijaError('mandate.not_found', 404);
+    ctx.body = { principal_id: principal.id, mandates: (await mandates().listForPrincipal(principal.id)).map(mandateJson) };
+  });
+
+  router.post('/registrar/accounts/:accountId/mandates', auth, fresh, bodyParser(), async (ctx) => {
+    const body = parse(legalRepresentationBody, ctx.request.body);
+    const accounts = deps()!.accounts;
+    const representative = body.representative_id !== undefined ? await accounts.findById(body.representative_id) : await accounts.findByUsername(normaliseUsername(body.representative_username!));
+    // One answer for an unknown or unverified representative (the service checks the identity).
+    if (!representative) throw new KapijaError('mandate.representative_invalid', 400);
+    const m = await mandates().record(
+      {
+        principalId: ctx.params.accountId!,
+        representativeId: representative.id,
+        basis: body.basis,
+        decisionRef: body.decision_ref,
+        services: body.services ?? null,
+        purposes: body.purposes,
+        validFrom: day(body.valid_from, false),
+        validUntil: day(body.valid_until, true),
+      },
+      by(ctx),
+    );
+    ctx.status = 201;
+    ctx.body = mandateJson(m);
+  });
+
+  router.post('/registrar/mandates/:mandateId/withdraw', auth, fresh, async (ctx) => {
+    // A voluntary mandate is the citizens' own: to a registrar it does not exist (the service's rule).
+    ctx.body = mandateJson(await mandates().withdraw(ctx.params.mandateId!, by(ctx)));
+  });
+}
+
+function mandateJson(m: Mandate) {
+  return {
+    id: m.id,
+    principal_id: m.principalId,
+    representative_id: m.representativeId,
+    basis: m.basis,
+    decision_ref: m.decisionRef,
+    services: m.services === null ? null : [...m.services],
+    purposes: [...m.purposes],
+    valid_from: m.validFrom.toISOString(),
+    valid_until: m.validUntil?.toISOString() ?? null,
+    created_by: m.createdBy,
+    created_at: m.createdAt.toISOString(),
+    withdrawn_at: m.withdrawnAt?.toISOString() ?? null,
+    withdrawn_by: m.withdrawnBy,
+    in_force: inForce(m, Date.now()),
+  };
 }
 
 /** Proofing rates per registrar, for administrators and auditors (register after their check). */

@@ -7,9 +7,9 @@ const ok = (description: string, schema: Record<string, unknown> = { type: 'obje
 const accountId = { name: 'accountId', in: 'path', required: true, schema: { type: 'string' }, description: 'The citizen’s account ID' };
 const registrar = (summary: string, extra: Record<string, unknown> = {}) => ({ summary, security: [{ bearer: [] }], 'x-kapija-role': 'registrar (signed in at high)', ...extra });
 const errors = {
-  400: error('Invalid request body (the field at fault in details), or an invalid JMBG'),
+  400: error('Invalid request body (the field at fault in details), an invalid JMBG, or a mandate’s representative without a verified identity'),
   401: error('No or invalid bearer token, a sign-in below high, or one older than 10 minutes for a change'),
-  403: error('Not a registrar, or a registrar acting on their own account'),
+  403: error('Not a registrar, or a registrar acting on their own account (or recording a mandate naming them)'),
 };
 
 const name = { type: 'string', maxLength: 100 };
@@ -59,7 +59,61 @@ const identity = {
 };
 const activation = { type: 'object', properties: { activation_code: { type: 'string', description: 'Shown once; single use; only its keyed hash is stored' }, expires_at: { type: 'string', format: 'date-time' } } };
 
+const PURPOSES = ['general', 'health', 'tax', 'social', 'education', 'property'];
+const mandate = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    principal_id: { type: 'string' },
+    representative_id: { type: 'string' },
+    basis: { enum: ['voluntary', 'guardian', 'parent'] },
+    decision_ref: { type: ['string', 'null'], description: 'The official decision (legal representation only)' },
+    services: { type: ['array', 'null'], items: { type: 'string' }, description: 'Client ids; null: every service that accepts representation' },
+    purposes: { type: 'array', items: { enum: PURPOSES } },
+    valid_from: { type: 'string', format: 'date-time' },
+    valid_until: { type: ['string', 'null'], format: 'date-time' },
+    created_by: { type: 'string' },
+    created_at: { type: 'string', format: 'date-time' },
+    withdrawn_at: { type: ['string', 'null'], format: 'date-time' },
+    withdrawn_by: { type: ['string', 'null'] },
+    in_force: { type: 'boolean' },
+  },
+};
+const legalRepresentation = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['basis', 'decision_ref', 'purposes'],
+  description: 'Exactly one of representative_id and representative_username. The representative needs a verified identity; neither party may be the registrar.',
+  properties: {
+    representative_id: { type: 'string' },
+    representative_username: { type: 'string' },
+    basis: { enum: ['guardian', 'parent'] },
+    decision_ref: { type: 'string', maxLength: 200, description: 'Reference of the official decision (court, guardianship authority)' },
+    purposes: { type: 'array', minItems: 1, items: { enum: PURPOSES } },
+    services: { type: ['array', 'null'], items: { type: 'string' }, description: 'Client ids; left out or null: every service that accepts representation' },
+    valid_from: { ...date, description: 'From the start of this day (UTC); today when left out' },
+    valid_until: { ...date, description: 'To the end of this day (UTC); at most ten years; ten years when left out' },
+  },
+};
+
 export const registrarPaths = {
+  '/registrar/accounts/{accountId}/mandates': {
+    get: registrar('A citizen’s mandates as principal: legal representation and voluntary ones, withdrawn ones too, newest first', {
+      parameters: [accountId],
+      responses: { 200: ok('The mandates', { type: 'object', properties: { principal_id: { type: 'string' }, mandates: { type: 'array', items: mandate } } }), 404: error('No such account'), ...errors },
+    }),
+    post: registrar('Record legal representation (guardian, parent) from an official decision: in both citizens’ ledgers and the audit trail', {
+      parameters: [accountId],
+      requestBody: { required: true, ...json(legalRepresentation) },
+      responses: { 201: ok('The mandate', mandate), 404: error('No such principal account, or it is not active'), ...errors },
+    }),
+  },
+  '/registrar/mandates/{mandateId}/withdraw': {
+    post: registrar('End a legal representation (voluntary mandates are the citizens’ own and answer 404): in both ledgers and the audit trail', {
+      parameters: [{ name: 'mandateId', in: 'path', required: true, schema: { type: 'string' } }],
+      responses: { 200: ok('The mandate, withdrawn', mandate), 404: error('No such legal representation in force'), ...errors },
+    }),
+  },
   '/registrar/accounts': {
     get: registrar('Find a citizen’s account by user name, e-mail or name', {
       parameters: [{ name: 'q', in: 'query', required: true, schema: { type: 'string', minLength: 2 } }],

@@ -65,3 +65,24 @@ export function proofingOf(check: DocumentCheckBody, registrarId: string): Proof
     attributes: attributesOf(check.attributes),
   };
 }
+
+/** Legal representation recorded from an official decision (POST /registrar/accounts/:accountId/mandates). */
+export const legalRepresentationBody = z
+  .object({
+    /** The representative, by account id (as GET /registrar/accounts finds it) or by user name: exactly one. */
+    representative_id: z.string().min(1).max(36).optional(),
+    representative_username: z.string().trim().min(1).max(64).optional(),
+    basis: z.enum(['guardian', 'parent']),
+    /** The official decision's reference (court or guardianship authority), kept with the mandate. */
+    decision_ref: z.string().trim().min(1).max(200),
+    purposes: z.array(z.string().max(32)).min(1).max(10),
+    /** Client ids; left out or null: every service that accepts representation. */
+    services: z.array(z.string().max(200)).min(1).max(50).nullable().optional(),
+    valid_from: date.optional(),
+    valid_until: date.optional(),
+  })
+  .strict()
+  .refine((b) => (b.representative_id === undefined) !== (b.representative_username === undefined), {
+    message: 'exactly one of representative_id and representative_username',
+    path: ['representative_id'],
+  });

@@ -23,6 +23,7 @@ import type { KapijaEvents } from '../events.js';
 import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import { NATIONAL_ID_CLAIM, SCOPE_CLAIMS, claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
 import { serviceName } from '../i18n/service-name.js';
+import { formatDateTime } from '../http/render.js';
 import type { Locale, MessageKey } from '../i18n/index.js';
 import { essentialClaims, requestedClaims, type Details } from './flow.js';
 import type { InteractionKit } from './kit.js';
@@ -48,7 +49,7 @@ export interface ConsentOffer {
   /** The scopes the service receives with this consent: those asked for now and those already granted. */
   scopes: string[];
   claims: Array<{ claim: string; required: boolean; checked: boolean; allowed: boolean; purpose: string | undefined }>;
-  /** Claims asked for that the service may not receive. */
+  /** Claims asked for that the service may not receive (acting for someone: also those the principal refused it). */
   withheld: string[];
 }
 
@@ -76,11 +77,16 @@ export function createConsent({ provider, refusals, dataSubject }: ConsentDeps) 
     for (const claim of d.missingOIDCClaims ?? []) asked.add(claim);
     // Personal claims the `claims` parameter asks for again (the engine leaves out what was granted).
     for (const claim of requestedClaims(details)) if (PERSONAL_CLAIMS.has(claim)) asked.add(claim);
-    const refused = details.session?.accountId && client ? await refusals.list(await subjectOf(details, details.session.accountId, client.clientId), client.clientId) : new Set<string>();
+    const accountId = details.session?.accountId;
+    const owner = accountId && client ? await subjectOf(details, accountId, client.clientId) : undefined;
+    const refused = owner && client ? await refusals.list(owner, client.clientId) : new Set<string>();
+    // Acting for someone: what the principal refused to this service is the principal's decision,
+    // never offered to the representative (nor released), even when the engine asks for it anew.
+    const forSomeone = Boolean(owner && owner !== accountId);
     // A refusal holds silently: a claim refused before is shown again only when the engine asks for it anew.
     const askedAnew = new Set([...claimsOfScopes(missingScopes), ...(d.missingOIDCClaims ?? [])]);
-    const claims = [...asked].filter((c) => (c === 'sub' || receivable.has(c)) && (!refused.has(c) || askedAnew.has(c)));
-    const withheld = [...asked].filter((c) => c !== 'sub' && !receivable.has(c));
+    const claims = [...asked].filter((c) => (c === 'sub' || receivable.has(c)) && (!refused.has(c) || (askedAnew.has(c) && !forSomeone)));
+    const withheld = [...asked].filter((c) => c !== 'sub' && (!receivable.has(c) || (forSomeone && refused.has(c))));
     const essential = essentialClaims(details);
     const purposes = (meta['kapija_claim_purposes'] ?? {}) as Record<string, Record<string, string | undefined> | undefined>;
     return {
@@ -156,6 +162,27 @@ export function consentRoutes(router: Router, kit: InteractionKit): (ctx: Contex
     if (given.scopes.length || given.claims.length) await kit.deps.events.emit('consent.given', given);
   });
 
+  /**
+   * The mandate this consent is given under, and the principal's name, when the signed-in citizen
+   * acts for someone: the page then names the principal and lists the principal's data.
+   */
+  const actingFor = async (ctx: Context, details: Details) => {
+    const accountId = details.session?.accountId;
+    if (!mandates || !details.grantId || !accountId) return undefined;
+    const r = await mandates.representationOf(details.grantId, String(details.params.client_id));
+    if (!r || !('mandate' in r) || r.mandate.representativeId !== accountId) return undefined;
+    const m = r.mandate;
+    const principal = await kit.deps.accounts.findById(m.principalId);
+    const tr = kit.t(ctx);
+    const locale = ctx.state.locale as Locale;
+    return {
+      name: (principal && ([principal.givenName, principal.familyName].filter(Boolean).join(' ') || principal.username)) || m.principalId,
+      basis: tr(`account.mandates.basis.${m.basis}` as MessageKey),
+      purposes: m.purposes.map((p) => tr(`account.mandates.purpose.${p}` as MessageKey)).join(', '),
+      until: m.validUntil ? formatDateTime(m.validUntil, locale) : '—',
+    };
+  };
+
   return async (ctx, details) => {
     const tr = kit.t(ctx);
     const offer = await consent.offer(ctx, details);
@@ -170,13 +197,18 @@ export function consentRoutes(router: Router, kit: InteractionKit): (ctx: Contex
       });
       return;
     }
+    const principal = await actingFor(ctx, details);
+    // Acting for someone, the data is the principal's: labels that do not say "your".
+    const prefix = principal ? 'consent.mandate.claim' : 'consent.claim';
     const label = (claim: string) => {
-      const key = `consent.claim.${claim}` as MessageKey;
-      return tr(key) === key ? tr('consent.claim.other', { claim }) : tr(key);
+      const key = `${prefix}.${claim}` as MessageKey;
+      const text = tr(key, { principal: principal?.name ?? '' });
+      return text === key ? tr(`${prefix}.other` as MessageKey, { claim }) : text;
     };
     kit.deps.render(ctx, 'interaction/consent', {
       title: tr('consent.title'),
       uid: details.uid,
+      principal,
       clientName: offer.clientName,
       policyUri: offer.policyUri,
       items: offer.claims.map((c) => ({ ...c, label: label(c.claim) })),

@@ -94,6 +94,26 @@ function deviceOf(ctx: Context, box: SecretBox): string {
   return box.mac('device', device);
 }
 
+/**
+ * Hands a step's result to the engine; the URL to go on to. It is merged with what earlier
+ * interactions of the same authorization submitted (the engine keeps it server-side): a consent
+ * that follows a sign-in made in this authorization carries that sign-in's `login`, so a login the
+ * service asked for (`prompt=login`, `max_age`) stays answered and the engine does not ask for it
+ * again after the consent. An error result is never merged (the engine's rule).
+ */
+function submitResult(provider: Provider, ctx: Context, result: Parameters<Provider['interactionResult']>[2]): Promise<string> {
+  return provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+}
+
+/**
+ * Whether the interaction was finished already (a form submitted again before the browser went
+ * on): the engine's keys are in its result (the flow lives there too, under `kapija`).
+ */
+function finished(details: Details): boolean {
+  const result = details.result as Record<string, unknown> | undefined;
+  return Boolean(result && ('login' in result || 'consent' in result || 'error' in result));
+}
+
 export function createInteractionKit(deps: InteractionDeps) {
   const { provider, accounts, factors, box, events } = deps;
   const stepPages = new Map<Step, StepRenderer>();
@@ -125,10 +145,7 @@ export function createInteractionKit(deps: InteractionDeps) {
 
   const knownDevice = (ctx: Context) => deviceOf(ctx, box);
 
-  const finishWith = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => {
-    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
-    redirect(ctx, to);
-  };
+  const finishWith = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => redirect(ctx, await submitResult(provider, ctx, result));
 
   const flowOf = (details: Details): Flow => {
     const flow = getFlow(details);
@@ -136,11 +153,11 @@ export function createInteractionKit(deps: InteractionDeps) {
     return flow;
   };
 
-  /** Loads the interaction and refuses the request unless it is in one of `steps`. */
+  /** Loads the interaction and refuses the request unless it is in one of `steps` and not yet finished. */
   const enter = async (ctx: Context, ...steps: Step[]): Promise<Details> => {
     const details = await load(ctx);
     const step = stepOf(details);
-    if (!step || !steps.includes(step)) throw new KapijaError('interaction.invalid_step', 400);
+    if (!step || !steps.includes(step) || finished(details)) throw new KapijaError('interaction.invalid_step', 400);
     return details;
   };
 
@@ -193,7 +210,9 @@ export function createInteractionKit(deps: InteractionDeps) {
       if (flow.rememberBrowser && deps.trustedBrowsers && !amr.includes(REMEMBERED_BROWSER) && amr.includes('mfa')) {
         await deps.trustedBrowsers.remember(ctx, flow.accountId);
       }
-      await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true }, ...(represent ? { consent: { grantId: represent.grantId } } : {}) });
+      // `ts`: when the factors were proven. The engine applies a login again when a later step's
+      // result carries it (finishWith merges), and auth_time must stay the time of this sign-in.
+      await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true, ts: Math.floor(Date.now() / 1000) }, ...(represent ? { consent: { grantId: represent.grantId } } : {}) });
       await events.emit('signin.success', { deviceId, accountId: flow.accountId, clientId: clientIdOf(details), acr, amr, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 300) });
       return;
     }

@@ -43,7 +43,11 @@ export async function representation(kit: Pick<InteractionKit, 'deps' | 'clientI
     if (!m) throw new KapijaError('mandate.not_found', 404);
     const grant = new Grant({ accountId: flow.accountId, clientId });
     const grantId = await grant.save();
-    await mandates.bindGrant(grantId, m);
+    // One grant per sign-in: the same form submitted again (replayed, or twice at once) binds nothing more.
+    if (!(await mandates.bindGrant(grantId, m, details.uid))) {
+      await grant.destroy();
+      throw new KapijaError('interaction.invalid_step', 400);
+    }
     await mandates.recordUse(m, clientId, 'signin');
     return { grantId };
   }

@@ -9,7 +9,9 @@
  *   decision, whose reference is kept; never for themselves, as principal or representative.
  * - `withdraw`: a voluntary mandate by its principal or its representative; legal representation by
  *   a registrar (the decision, not the principal, ends it).
- * - `active`: the mandate in force between two accounts for a service at a moment, if any.
+ * - `active`: the mandate in force between two accounts for a service at a moment, if any. A
+ *   mandate is used only while the principal's account is active and the representative's
+ *   identity is verified: a revoked identity suspends every mandate the representative holds.
  * - `recordUse`: a sign-in or a token exchange made under a mandate.
  *
  * Each grant, withdrawal and use is appended to both citizens' ledgers and to the admin audit
@@ -75,27 +77,31 @@ const summary = (m: Mandate) => ({
   valid_until: m.validUntil?.getTime() ?? null,
 });
 
+const mandateInvalid = (field: string) => new KapijaError('mandate.invalid', 400, { details: { field } });
+
+/** The terms of a new mandate, checked at `at` (ms): dates, purposes, services; the field at fault otherwise. */
+function checkedTerms(terms: MandateTerms, at: number) {
+  const invalid = mandateInvalid;
+  const validFrom = terms.validFrom ?? at;
+  const validUntil = terms.validUntil ?? validFrom + MAX_VALIDITY_MS;
+  if (!Number.isSafeInteger(validFrom)) throw invalid('valid_from');
+  if (!Number.isSafeInteger(validUntil) || validUntil <= validFrom || validUntil <= at || validUntil - validFrom > MAX_VALIDITY_MS) throw invalid('valid_until');
+  const purposes = [...new Set(terms.purposes)];
+  if (!purposes.length || purposes.some((p) => !(MANDATE_PURPOSES as readonly string[]).includes(p))) throw invalid('purposes');
+  let services: string[] | null = null;
+  if (terms.services !== null) {
+    services = [...new Set(terms.services)];
+    if (!services.length || services.length > 50 || services.some((s) => !CLIENT_ID.test(s))) throw invalid('services');
+  }
+  return { validFrom, validUntil, purposes, services };
+}
+
 export function createMandateService(deps: MandateServiceDeps) {
   const now = deps.now ?? Date.now;
   const { mandates, accounts, identities, registrarRoles, audit, atomically } = deps.repos;
 
-  const invalid = (field: string) => new KapijaError('mandate.invalid', 400, { details: { field } });
-
-  const checkTerms = (terms: MandateTerms) => {
-    const at = now();
-    const validFrom = terms.validFrom ?? at;
-    const validUntil = terms.validUntil ?? validFrom + MAX_VALIDITY_MS;
-    if (!Number.isSafeInteger(validFrom)) throw invalid('valid_from');
-    if (!Number.isSafeInteger(validUntil) || validUntil <= validFrom || validUntil <= at || validUntil - validFrom > MAX_VALIDITY_MS) throw invalid('valid_until');
-    const purposes = [...new Set(terms.purposes)];
-    if (!purposes.length || purposes.some((p) => !(MANDATE_PURPOSES as readonly string[]).includes(p))) throw invalid('purposes');
-    let services: string[] | null = null;
-    if (terms.services !== null) {
-      services = [...new Set(terms.services)];
-      if (!services.length || services.length > 50 || services.some((s) => !CLIENT_ID.test(s))) throw invalid('services');
-    }
-    return { validFrom, validUntil, purposes, services };
-  };
+  const invalid = mandateInvalid;
+  const checkTerms = (terms: MandateTerms) => checkedTerms(terms, now());
 
   /** The three entries of a grant, withdrawal or use: both ledgers and the admin audit trail. */
   const appendAll = async (trx: Transaction, m: Mandate, by: MandateActor, action: string, extra: Record<string, unknown> = {}, clientId: string | null = null) => {
@@ -114,6 +120,10 @@ export function createMandateService(deps: MandateServiceDeps) {
     const identity = await identities.find(id);
     return Boolean(identity && identity.level !== 'none');
   };
+
+  /** In force for the service, the principal active, the representative's identity still verified (a condition of the mandate). */
+  const usable = async (m: Mandate, clientId: string, at: number) =>
+    inForce(m, at) && covers(m, clientId) && Boolean(await activeAccount(m.principalId)) && (await verified(m.representativeId));
 
   const store = (m: Omit<Parameters<typeof mandates.create>[0], 'createdBy'>, by: MandateActor) =>
     atomically(async (trx) => {
@@ -179,13 +189,13 @@ export function createMandateService(deps: MandateServiceDeps) {
     async active(principalId: string, representativeId: string, clientId: string, at: number = now()): Promise<Mandate | undefined> {
       const held = await mandates.listByRepresentative(representativeId);
       const m = held.find((x) => x.principalId === principalId && inForce(x, at) && covers(x, clientId));
-      if (!m || !(await activeAccount(principalId))) return undefined;
-      return m;
+      return m && (await usable(m, clientId, at)) ? m : undefined;
     },
 
     /** The mandates in force a representative may use towards `clientId` (principals still active). */
     async usableFor(representativeId: string, clientId: string, at: number = now()): Promise<Mandate[]> {
       if (deps.acceptsRepresentation && !(await deps.acceptsRepresentation(clientId))) return [];
+      if (!(await verified(representativeId))) return [];
       const held = (await mandates.listByRepresentative(representativeId)).filter((m) => inForce(m, at) && covers(m, clientId));
       const out: Mandate[] = [];
       const seen = new Set<string>();
@@ -197,8 +207,11 @@ export function createMandateService(deps: MandateServiceDeps) {
       return out;
     },
 
-    /** Records that a grant of the representative was made under a mandate. */
-    bindGrant: (grantId: string, m: Mandate) => mandates.bindGrant(grantId, m.id),
+    /** Which of these grants (of a representative) were made under a mandate: they hold the principal's consent, not theirs. */
+    grantsUnderMandates: (grantIds: readonly string[]) => mandates.boundGrants(grantIds),
+
+    /** Records that a grant of the representative was made under a mandate; false when the sign-in (`interactionUid`) already bound one. */
+    bindGrant: (grantId: string, m: Mandate, interactionUid?: string) => mandates.bindGrant(grantId, m.id, interactionUid),
 
     /**
      * The mandate a grant was made under, when the grant acts for someone: `{ mandate }` while it is
@@ -208,8 +221,7 @@ export function createMandateService(deps: MandateServiceDeps) {
     async representationOf(grantId: string, clientId: string, at: number = now()): Promise<{ mandate: Mandate } | { ended: Mandate } | undefined> {
       const m = await mandates.mandateOfGrant(grantId);
       if (!m) return undefined;
-      const live = inForce(m, at) && covers(m, clientId) && (await activeAccount(m.principalId));
-      return live ? { mandate: m } : { ended: m };
+      return (await usable(m, clientId, at)) ? { mandate: m } : { ended: m };
     },
 
     /** Records a use of a mandate (a sign-in or a token exchange) in both ledgers and the audit trail. */

@@ -68,11 +68,29 @@ export interface MandateRepository {
   withdraw(id: string, by: string, trx?: Db): Promise<boolean>;
   /** Withdraws every mandate in force where the account is principal or representative (the account was deleted); the ids. */
   withdrawAllOf(accountId: string, by: string): Promise<Mandate[]>;
-  /** Records that a grant was made under a mandate (its tokens act for the principal). */
-  bindGrant(grantId: string, mandateId: string): Promise<void>;
+  /**
+   * Records that a grant was made under a mandate (its tokens act for the principal). With
+   * `interactionUid` (a sign-in), false when that interaction already bound a grant: one per sign-in.
+   */
+  bindGrant(grantId: string, mandateId: string, interactionUid?: string): Promise<boolean>;
   /** The mandate a grant was made under, if any. */
   mandateOfGrant(grantId: string): Promise<Mandate | undefined>;
+  /** Which of these grants were made under a mandate. */
+  boundGrants(grantIds: readonly string[]): Promise<Set<string>>;
+  /**
+   * Deletes the bindings (mandate_grants) whose grant is gone or expired at `at` (ms), bound before
+   * `before`: no token of such a grant is accepted any more, so the binding can no longer be used.
+   * A binding of a live grant is kept whatever its mandate's state (a withdrawn mandate must keep
+   * refusing its tokens: unbound, they would answer as the representative's own). The mandates
+   * themselves are the record and are never purged. Returns how many were deleted.
+   */
+  purgeUnusable(before: number, at?: number): Promise<number>;
 }
+
+const isUniqueViolation = (err: unknown) => {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505';
+};
 
 const toMandate = (r: Row): Mandate => ({
   id: r.id,
@@ -131,8 +149,32 @@ export function createMandateRepository(db: Db, now: () => number = Date.now): M
       if (rows.length) await db('mandates').whereIn('id', rows.map((r) => r.id)).whereNull('withdrawn_at').update({ withdrawn_at: now(), withdrawn_by: by });
       return rows.map(toMandate);
     },
-    async bindGrant(grantId, mandateId) {
-      await db('mandate_grants').insert({ grant_id: grantId, mandate_id: mandateId, created_at: now() });
+    async bindGrant(grantId, mandateId, interactionUid) {
+      try {
+        await db('mandate_grants').insert({ grant_id: grantId, mandate_id: mandateId, created_at: now(), interaction_uid: interactionUid ?? null });
+        return true;
+      } catch (err) {
+        if (interactionUid !== undefined && isUniqueViolation(err)) return false;
+        throw err;
+      }
+    },
+    async purgeUnusable(before, at = now()) {
+      return db('mandate_grants')
+        .where('created_at', '<', before)
+        .whereNotExists((q) =>
+          q
+            .select(db.raw('1'))
+            .from('oidc_payloads')
+            .where('oidc_payloads.model', 'Grant')
+            .whereRaw('oidc_payloads.id = mandate_grants.grant_id')
+            .where((live) => live.whereNull('oidc_payloads.expires_at').orWhere('oidc_payloads.expires_at', '>', at)),
+        )
+        .delete();
+    },
+    async boundGrants(grantIds) {
+      if (!grantIds.length) return new Set<string>();
+      const rows = (await db('mandate_grants').whereIn('grant_id', [...grantIds]).select('grant_id')) as Array<{ grant_id: string }>;
+      return new Set(rows.map((r) => r.grant_id));
     },
     async mandateOfGrant(grantId) {
       const row = (await db('mandates').join('mandate_grants', 'mandate_grants.mandate_id', 'mandates.id').where('mandate_grants.grant_id', grantId).first('mandates.*')) as Row | undefined;

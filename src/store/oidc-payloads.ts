@@ -82,7 +82,7 @@ export interface OidcPayloadRepository {
    * returns the grant ids. A withdrawn consent and a deleted account both come to this.
    */
   revokeGrants(accountId: string, clientId?: string): Promise<string[]>;
-  /** The newest live grant of an account for a client. */
+  /** The newest live grant of an account for a client, of its own (not one made under a mandate). */
   latestGrant(accountId: string, clientId: string): Promise<StoredPayloadSummary | undefined>;
   /** Deletes expired rows; returns how many. */
   purgeExpired(now?: number): Promise<number>;
@@ -355,7 +355,13 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     },
     async latestGrant(accountId, clientId) {
       const grants = await repo.listByAccount(accountId, 'Grant');
-      const mine = grants.filter((g) => g.payload.clientId === clientId && g.payload.accountId === accountId);
+      const candidates = grants.filter((g) => g.payload.clientId === clientId && g.payload.accountId === accountId);
+      // A grant made under a mandate (mandate_grants) holds the consent given for the principal's
+      // data: it is never carried over as the account's own consent.
+      const bound = candidates.length
+        ? new Set(((await db('mandate_grants').whereIn('grant_id', candidates.map((g) => g.id)).select('grant_id')) as Array<{ grant_id: string }>).map((r) => r.grant_id))
+        : new Set<string>();
+      const mine = candidates.filter((g) => !bound.has(g.id));
       mine.sort((a, b) => (b.expiresAt ?? Infinity) - (a.expiresAt ?? Infinity));
       return mine[0];
     },

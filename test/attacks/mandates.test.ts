@@ -96,6 +96,12 @@ describe('mandate registry', () => {
     const admin = await server.kapija.audit.list({ chain: 'admin', action: 'mandate.', subject: principal.account.id });
     expect(admin.map((e) => e.action).reverse()).toEqual(['mandate.granted', 'mandate.used', 'mandate.withdrawn']);
     expect((await server.kapija.audit.verify(ledgerChain(principal.account.id))).ok).toBe(true);
+    // Each citizen's activity page words the entries for their side, in their language.
+    const principalPage = await openPortal(new Agent('en'), server.url, principal, '/account/activity');
+    for (const key of ['ledger.mandate_granted.principal', 'ledger.mandate_used.principal', 'ledger.mandate_withdrawn.principal', 'ledger.how.signin'] as const) expect(principalPage.body).toContain(en[key]);
+    expect(principalPage.body).not.toContain('ledger.mandate_');
+    const representativePage = await openPortal(new Agent('sr-Latn'), server.url, representative, '/account/activity');
+    for (const key of ['ledger.mandate_granted.representative', 'ledger.mandate_used.representative', 'ledger.mandate_withdrawn.representative'] as const) expect(representativePage.body).toContain(srLatn[key]);
   });
 
   test('deleting an account withdraws the mandates it gave and held, on the record', async () => {
@@ -262,6 +268,67 @@ describe('signing in for someone else', () => {
     expect(consents.map((e) => e.clientId)).toEqual([svc.clientId]);
   });
 
+  test('acting for the principal, the consent page names the principal and lists the principal\'s data under the principal\'s earlier refusals', async () => {
+    const principal = await createTestAccount(server.kapija, { givenName: 'Jelena', familyName: 'Savić' });
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true, client_name: 'Social office' });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['social', 'health'] });
+    // The principal refused the date of birth to this service before; the representative refused the family name for themselves.
+    await server.kapija.repos.refusals.refuse(principal.account.id, svc.clientId, ['birthdate']);
+    await server.kapija.repos.refusals.refuse(representative.account.id, svc.clientId, ['family_name']);
+    const { url, redeem } = await svc.start();
+    const seen: string[] = [];
+    const tokens = await redeem(await signInChoosing(new Agent('sr-Latn'), url, representative, m.id, [], (page) => {
+      seen.push(page);
+      return checkedValues(page, 'claims');
+    }));
+    expect(seen).toHaveLength(1);
+    const page = seen[0]!;
+    expect(page).toContain(srLatn['consent.mandate.heading'].replace('{client}', 'Social office').replace('{principal}', 'Jelena Savić'));
+    expect(page).toContain(srLatn['account.mandates.purpose.social']);
+    expect(page).toContain(srLatn['account.mandates.basis.voluntary']);
+    // Not "your data": the principal's, with labels that say so.
+    expect(page).not.toContain(srLatn['consent.heading'].replace('{client}', 'Social office'));
+    expect(page).toContain(srLatn['consent.mandate.claim.given_name']);
+    expect(page).not.toContain(srLatn['consent.claim.given_name']);
+    // The principal's refusal holds (not offered, not released); the representative's own refusal does not apply.
+    expect(checkedValues(page, 'claims')).toContain('family_name');
+    expect(page).not.toContain('value="birthdate"');
+    const userinfo = await oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub);
+    expect(userinfo).toMatchObject({ given_name: 'Jelena', family_name: 'Savić' });
+    expect(userinfo['birthdate']).toBeUndefined();
+
+    // For themselves, the same representative sees their own page, "your data" under their own
+    // refusal: the consent given for the principal is not carried over as theirs (a new session).
+    const again = await svc.start();
+    const own: string[] = [];
+    await again.redeem(await signInChoosing(new Agent('sr-Latn'), again.url, representative, 'self', [], (p) => {
+      own.push(p);
+      return checkedValues(p, 'claims');
+    }));
+    expect(own[0]).toContain(srLatn['consent.heading'].replace('{client}', 'Social office'));
+    expect(own[0]).not.toContain('Jelena');
+    // Their own earlier refusal: shown again (a first consent) but unticked, as for any citizen.
+    expect(checkedValues(own[0]!, 'claims')).not.toContain('family_name');
+  });
+
+  test('acting for the principal is not listed as the representative\'s own connected service (it is the principal\'s consent)', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true, client_name: 'Pension fund' });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['social'] });
+    const agent = new Agent('en');
+    const { url, redeem } = await svc.start();
+    const tokens = await redeem(await signInChoosing(agent, url, representative, m.id));
+    const page = await openPortal(agent, server.url, representative, '/account/services');
+    expect(page.body).not.toContain('Pension fund');
+    expect((await oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub))['mandate_id']).toBe(m.id);
+    // Once they sign in for themselves, the service is theirs, and listed.
+    const own = await svc.start();
+    await own.redeem(await signInChoosing(agent, own.url, representative, 'self'));
+    expect((await openPortal(agent, server.url, representative, '/account/services')).body).toContain('Pension fund');
+  });
+
   test('in the same browser session, the next sign-in to the service asks again for whom (and a withdrawn mandate is not carried on)', async () => {
     const principal = await createTestAccount(server.kapija);
     const representative = await createTestAccount(server.kapija);
@@ -295,6 +362,13 @@ describe('signing in for someone else', () => {
     expect(pages).toEqual([]);
     expect(tokens.claims()!.sub).toBe(await server.kapija.subjectFor(representative.account.id, svc.clientId));
     expect(tokens.claims()!['act']).toBeUndefined();
+    const userinfo = await oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub);
+    expect(userinfo['act']).toBeUndefined();
+    expect(userinfo['mandate_id']).toBeUndefined();
+    const introspected = await oidc.tokenIntrospection(svc.config, tokens.access_token);
+    expect(introspected).toMatchObject({ active: true, sub: tokens.claims()!.sub });
+    expect(introspected['act']).toBeUndefined();
+    expect(await server.kapija.db('mandate_grants').whereIn('mandate_id', (await server.kapija.mandates.listForPrincipal(principal.account.id)).map((x) => x.id))).toEqual([]);
   });
 
   test('without a mandate for that principal, a tampered choice is refused and nothing is issued', async () => {
@@ -354,6 +428,23 @@ describe('signing in for someone else', () => {
     expect(own.claims()!.sub).toBe(await server.kapija.subjectFor(representative.account.id, svc.clientId));
   });
 
+  test('the representative\'s identity revoked: the mandate is not used any more, its tokens are refused', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    const { url, redeem } = await svc.start();
+    const tokens = await redeem(await signInChoosing(new Agent('en'), url, representative, m.id));
+    expect((await oidc.fetchUserInfo(svc.config, tokens.access_token, tokens.claims()!.sub))['mandate_id']).toBe(m.id);
+    expect(await server.kapija.identity.revoke(representative.account.id, { actor: 'test-registrar' }, 'document reported stolen')).toBe(true);
+    expect((await fetch(new URL('/me', server.url), { headers: { authorization: `Bearer ${tokens.access_token}` } })).status).toBe(401);
+    expect(await oidc.tokenIntrospection(svc.config, tokens.access_token)).toMatchObject({ active: false });
+    expect(await server.kapija.mandates.usableFor(representative.account.id, svc.clientId)).toEqual([]);
+    expect(await server.kapija.mandates.active(principal.account.id, representative.account.id, svc.clientId)).toBeUndefined();
+    // The mandate itself is not withdrawn: proofed again, the representative may use it again.
+    expect((await server.kapija.mandates.find(m.id))?.withdrawnAt).toBeNull();
+  });
+
   test('a mandate that expires ends the tokens made under it', async () => {
     const principal = await createTestAccount(server.kapija);
     const representative = await createTestAccount(server.kapija);
@@ -367,6 +458,56 @@ describe('signing in for someone else', () => {
     const res = await fetch(new URL('/me', server.url), { headers: { authorization: `Bearer ${tokens.access_token}` } });
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toContain('invalid_token');
+  });
+});
+
+describe('purge', () => {
+  test('a grant\'s binding to its mandate is purged once the grant is gone or expired, never while it lives; the mandates stay', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true, grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange'] });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: null, purposes: ['general'] });
+    // Three grants bound to the mandate: one sign-in under it, two token exchanges.
+    const { url, redeem } = await svc.start();
+    const signedIn = await redeem(await signInChoosing(new Agent('en'), url, representative, m.id));
+    const own = await svc.start();
+    const mine = await own.redeem(await signInChoosing(new Agent('en'), own.url, representative, 'self'));
+    const tokens = [{ access_token: signedIn.access_token, sub: signedIn.claims()!.sub }];
+    for (let i = 0; i < 2; i += 1) {
+      const res = await fetch(new URL('/token', server.url), {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`${svc.clientId}:${svc.clientSecret!}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', subject_token: mine.access_token, requested_subject: signedIn.claims()!.sub }),
+      });
+      expect(res.status).toBe(200);
+      tokens.push({ access_token: String(((await res.json()) as Record<string, unknown>)['access_token']), sub: signedIn.claims()!.sub });
+    }
+    const bindings = async () => ((await server.kapija.db('mandate_grants').where({ mandate_id: m.id }).select('grant_id')) as Array<{ grant_id: string }>).map((r) => r.grant_id).sort();
+    const [revoked, expired, live] = await Promise.all(tokens.map(async (t) => (await server.kapija.provider.AccessToken.find(t.access_token))!.grantId!));
+    expect(await bindings()).toEqual([revoked, expired, live].sort());
+
+    // Young bindings are kept even when their grant is gone (the grant may still be on its way to the store).
+    await (await server.kapija.provider.Grant.find(revoked!))!.destroy();
+    await server.kapija.purge();
+    expect(await bindings()).toContain(revoked);
+
+    // Older: the revoked grant's and the expired grant's bindings go, the live grant's stays.
+    await server.kapija.db('mandate_grants').where({ mandate_id: m.id }).update({ created_at: Date.now() - 24 * 3600 * 1000 });
+    await server.kapija.db('oidc_payloads').where({ model: 'Grant', id: expired }).update({ expires_at: Date.now() - 1000 });
+    const purged = await server.kapija.purge();
+    expect(purged.mandateGrants).toBeGreaterThanOrEqual(2);
+    expect(await bindings()).toEqual([live]);
+    // The live grant still acts for the principal; the mandate (the record) stays.
+    expect((await oidc.fetchUserInfo(svc.config, tokens[2]!.access_token, tokens[2]!.sub))['mandate_id']).toBe(m.id);
+    expect(await server.kapija.mandates.find(m.id)).toMatchObject({ id: m.id });
+
+    // Withdrawn, the live grant keeps its binding, so its tokens keep being refused (not answered as the representative's own).
+    await server.kapija.mandates.withdraw(m.id, { actor: principal.account.id });
+    await server.kapija.purge();
+    expect(await bindings()).toEqual([live]);
+    const res = await fetch(new URL('/me', server.url), { headers: { authorization: `Bearer ${tokens[2]!.access_token}` } });
+    expect(res.status).toBe(401);
+    expect(await server.kapija.mandates.find(m.id)).toMatchObject({ withdrawnBy: principal.account.id });
   });
 });
 
@@ -407,12 +548,46 @@ describe('token exchange (RFC 8693)', () => {
     expect(userinfo).toMatchObject({ sub: principalSub, given_name: 'Zoran', act: { sub: representativeSub }, mandate_id: m.id });
     // A token already acting for someone is not exchanged again.
     expect(await exchange(svc, { subject_token: token, requested_subject: principalSub })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
-    const uses = (await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used');
-    expect(uses.map((e) => e.details['how'])).toEqual(['token_exchange']);
+    // The use is in both ledgers.
+    for (const [who, role] of [[principal, 'principal'], [representative, 'representative']] as const) {
+      const uses = (await server.kapija.audit.list({ chain: ledgerChain(who.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used');
+      expect(uses.map((e) => [e.details['how'], e.details['role'], e.clientId])).toEqual([['token_exchange', role, svc.clientId]]);
+    }
+    expect(await oidc.tokenIntrospection(svc.config, token)).toMatchObject({ active: true, sub: principalSub, act: { sub: representativeSub }, mandate_id: m.id });
 
     await server.kapija.mandates.withdraw(m.id, { actor: representative.account.id });
     await expect(oidc.fetchUserInfo(svc.config, token, principalSub)).rejects.toThrow();
+    expect(await oidc.tokenIntrospection(svc.config, token)).toMatchObject({ active: false });
     expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principalSub })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+  });
+
+  test('refused for an expired or future mandate, a mandate for another service, and a principal named by their account id', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const other = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const svc = await service({ kapija_accepts_representation: true, grant_types: grantTypes });
+    const elsewhere = await service({ kapija_accepts_representation: true, grant_types: grantTypes });
+    const { url, redeem } = await svc.start();
+    const own = await redeem(await signInChoosing(new Agent('en'), url, representative));
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: [svc.clientId], purposes: ['general'] });
+    await server.kapija.mandates.grant(other.account.id, representative.username, { services: [elsewhere.clientId], purposes: ['general'] });
+    const principalSub = await server.kapija.subjectFor(principal.account.id, svc.clientId);
+    const refused = { status: 400, body: { error: 'invalid_grant' } };
+    // The other principal's mandate covers another service only.
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: await server.kapija.subjectFor(other.account.id, svc.clientId) })).toMatchObject(refused);
+    // The principal named by their account id (a service knows only their pairwise sub).
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principal.account.id })).toMatchObject(refused);
+    // Expired.
+    await server.kapija.db('mandates').where({ id: m.id }).update({ valid_until: Date.now() - 1000 });
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principalSub })).toMatchObject(refused);
+    // Not yet in force.
+    await server.kapija.db('mandates').where({ id: m.id }).update({ valid_from: Date.now() + 3600_000, valid_until: Date.now() + 7200_000 });
+    expect(await exchange(svc, { subject_token: own.access_token, requested_subject: principalSub })).toMatchObject(refused);
+    // Nothing issued, nothing recorded.
+    for (const who of [principal, other, representative]) {
+      expect((await server.kapija.audit.list({ chain: ledgerChain(who.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used')).toEqual([]);
+    }
+    expect(await server.kapija.db('mandate_grants').where({ mandate_id: m.id })).toEqual([]);
   });
 
   test('a service that did not opt in, or another service\'s token, is refused', async () => {

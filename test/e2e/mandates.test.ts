@@ -84,7 +84,15 @@ describeBrowser('mandates', () => {
       await tabTo(r, 'form[action$="/represent"] button[type=submit]');
       await Promise.all([r.waitForEvent('framenavigated'), r.keyboard.press('Enter')]);
       await r.waitForLoadState('load');
-      const end = await browserSignIn(r, { ...representative, redirectUri: suite.redirectUri });
+      // The consent page names the principal plainly and lists the principal's data.
+      await r.waitForSelector('#consent-mandate');
+      expect(await r.locator('h1').innerText()).toBe(m['consent.mandate.heading'].replace('{client}', 'Zdravstvo').replace('{principal}', 'Vera Stojanović'));
+      expect(await r.locator('#consent-mandate').innerText()).toContain(m['account.mandates.purpose.health']);
+      expect(await r.locator('legend').innerText()).toBe(m['consent.mandate.intro'].replace('{client}', 'Zdravstvo').replace('{principal}', 'Vera Stojanović'));
+      expect(await r.locator('body').innerText()).toContain(m['consent.mandate.claim.given_name']);
+      await axeClean(r);
+      // Allowed from the keyboard.
+      const end = await browserSignIn(r, { ...representative, redirectUri: suite.redirectUri, keyboard: true });
       tokens = await oidc.authorizationCodeGrant(config, end, { pkceCodeVerifier: verifier, idTokenExpected: true });
     } finally {
       await r.context().close();
@@ -108,8 +116,10 @@ describeBrowser('mandates', () => {
     }
 
     // Withdrawing ends it at once: the service's access token no longer reads userinfo.
+    expect(await oidc.tokenIntrospection(config, tokens.access_token)).toMatchObject({ active: true, sub: claims.sub, act: claims['act'], mandate_id: mandate!.id });
     await suite.server.kapija.mandates.withdraw(mandate!.id, { actor: principal.account.id });
     await expect(oidc.fetchUserInfo(config, tokens.access_token, claims.sub)).rejects.toThrow();
+    expect(await oidc.tokenIntrospection(config, tokens.access_token)).toMatchObject({ active: false });
     for (const who of [principal, representative]) {
       expect(await mandateActions(who.account.id)).toEqual(['ledger.mandate_granted', 'ledger.mandate_used', 'ledger.mandate_withdrawn']);
     }
