@@ -31,6 +31,7 @@ import * as identityProofing from './20261206090002_identity_proofing.js';
 import * as certificateHandoffs from './20261206100001_certificate_handoffs.js';
 import * as trustedBrowsers from './20261206110001_trusted_browsers.js';
 import * as mandates from './20261206120001_mandates.js';
+import * as cibaDecisions from './20261206140001_ciba_decisions.js';
 const migrations: readonly Migration[] = [
   { name: '20261127000000_initial', ...initial },
   { name: '20261127010000_credentials', ...credentials },
@@ -53,6 +54,7 @@ const migrations: readonly Migration[] = [
   { name: '20261206100001_certificate_handoffs', ...certificateHandoffs },
   { name: '20261206110001_trusted_browsers', ...trustedBrowsers },
   { name: '20261206120001_mandates', ...mandates },
+  { name: '20261206140001_ciba_decisions', ...cibaDecisions },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

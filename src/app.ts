@@ -77,6 +77,7 @@ import { registerTokenExchange } from './mandates/token-exchange.js';
 import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
 import { createRegistrarRoles } from './identity/registrar.js';
+import { createCibaHooks, createCibaRequests, type CibaDeps } from './ciba/service.js';
 
 export interface Kapija {
   readonly app: Koa;
@@ -123,7 +124,7 @@ export interface Kapija {
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
   readonly registrationAndRecovery: RegistrationAndRecovery;
   /** Deletes expired protocol rows, keys, links, throttle counters, activation codes and the ID card's hand-offs. */
-  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number; trustedBrowsers: number }>;
+  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number; trustedBrowsers: number; cibaDecisions: number }>;
   /** Signs the head of every audit chain that grew since the last checkpoints (every instance, every minute). */
   checkpointAudit(): Promise<number>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
@@ -345,7 +346,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       return true;
     },
     async purge() {
-      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers] = await Promise.all([
+      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, cibaDecisions] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
         registrationAndRecovery.service.purgeExpired(),
@@ -354,8 +355,9 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
         repos.activationCodes.purgeExpired(opts.now?.() ?? Date.now()),
         repos.certificateHandoffs.purgeExpired(),
         repos.trustedBrowsers.purgeExpired(),
+        repos.cibaDecisions.purgeExpired(),
       ]);
-      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers };
+      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, cibaDecisions };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
@@ -418,6 +420,8 @@ function createEngineFor(
     },
     releaseRecord: releaseEntry,
     onSessionSaved: touchSessionDevices(repos.sessionDevices),
+    // CIBA: who a login_hint names, and each request in the citizen's ledger (ciba/service.ts).
+    ciba: createCibaHooks(cibaDeps(handles)),
     pages: { ...enginePages(d.render, d.errors), device: d.devicePages },
     onBuilt: (engine) => {
       d.observe(engine);
@@ -427,6 +431,19 @@ function createEngineFor(
     // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
     onBackchannelError: d.logoutLater,
   });
+}
+
+/** What CIBA's engine hooks and the portal's requests page share. */
+function cibaDeps(handles: StoreHandles): CibaDeps {
+  return {
+    accounts: handles.accounts,
+    identity: handles.identity,
+    payloads: handles.payloads,
+    decisions: handles.repos.cibaDecisions,
+    refusals: handles.repos.refusals,
+    audit: handles.audit,
+    box: handles.box,
+  };
 }
 
 /**
@@ -534,6 +551,8 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     identity: handles.identity,
     mandates: handles.mandates,
     clients: handles.clients,
+    ciba: createCibaRequests({ ...cibaDeps(handles), provider }),
+    secondFactorThrottle: throttles.secondFactor,
     ...(config.certificate?.signInUrl
       ? { cardLink: createCardLink({ handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }), identity: handles.identity, signInUrl: config.certificate.signInUrl }) }
       : {}),

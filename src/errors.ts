@@ -51,7 +51,10 @@ export type ErrorCode =
   | 'mandate.representative_invalid'
   | 'mandate.own_account'
   | 'mandate.not_found'
-  | 'mandate.forbidden';
+  | 'mandate.forbidden'
+  | 'ciba.not_pending'
+  | 'ciba.answered'
+  | 'ciba.level_unmet';
 
 export class KapijaError extends Error {
   constructor(

@@ -12,7 +12,7 @@ import { canonicalJson } from '../store/audit.js';
 
 export const ledgerChain = (accountId: string) => `account:${accountId}`;
 
-const ledgerEntry = (accountId: string, action: string, clientId: string | null, details: Record<string, unknown>): AuditEntryInput => ({
+export const ledgerEntry = (accountId: string, action: string, clientId: string | null, details: Record<string, unknown>): AuditEntryInput => ({
   chain: ledgerChain(accountId),
   actor: accountId,
   action,

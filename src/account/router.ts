@@ -14,13 +14,14 @@ import { mandatesRoutes } from './mandates.js';
 import { allowFormActionTo } from '../http/headers.js';
 import { createPortalKit, type AccountPortalDeps, type PortalPage } from './kit.js';
 import { profileRoutes } from './profile.js';
+import { requestsRoutes } from './requests.js';
 import { securityRoutes } from './security.js';
 import { servicesRoutes } from './services.js';
 import { sessionsRoutes } from './sessions.js';
 
 export type { AccountPortalDeps } from './kit.js';
 
-const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes, identityCardRoutes, mandatesRoutes];
+const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes, identityCardRoutes, mandatesRoutes, requestsRoutes];
 
 export function createAccountRouter(deps: AccountPortalDeps): Router {
   const router = new Router({ prefix: '/account' });

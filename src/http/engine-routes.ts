@@ -25,7 +25,7 @@ const PUBLISHED_PATHS = new Set(['/.well-known/openid-configuration', '/jwks']);
 export const PUBLISHED_MAX_AGE_SECONDS = 300;
 
 /** oidc-provider's default routes that serve clients and resource servers, not browsers. */
-export const ENGINE_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration', '/request', '/device/auth']);
+export const ENGINE_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration', '/request', '/device/auth', '/backchannel']);
 
 export function createEngineRoutes(engine: Engine, errors: ErrorResponder) {
   /**
