@@ -1,0 +1,214 @@
+/**
+ * CIBA (OpenID Connect Client-Initiated Backchannel Authentication) in poll mode, on one instance:
+ * a call centre names the citizen by username (or, when allowed, a verified JMBG), the citizen
+ * approves in the account portal with a fresh TOTP code, and the call centre's poll gets tokens
+ * whose acr/amr say how; or the citizen denies, and the poll gets access_denied. Then the
+ * attacker's view: answers given twice or crossed, another citizen's request, a wrong code
+ * (throttled), an expired request, hints that name nobody or two citizens, bad binding messages.
+ */
+import * as oidc from 'openid-client';
+import { Agent, hiddenField, type Page } from '../support/browserless.js';
+import { openPortal } from '../support/sign-in.js';
+import { nextTotpCode } from '../support/totp.js';
+import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg, type RunningKapija } from '../support/kapija.js';
+import { ledgerChain } from '../../src/account/ledger.js';
+
+const CIBA = 'urn:openid:params:grant-type:ciba';
+
+/** A call centre registered for CIBA in poll mode (a confidential client with a public subject, for brevity). */
+async function callCentre(server: RunningKapija, extra: Record<string, unknown> = {}) {
+  const rp = await createTestClient(server.kapija, { grant_types: [CIBA], response_types: [], redirect_uris: [], backchannel_token_delivery_mode: 'poll', subject_type: 'public', scope: 'openid profile email', ...extra });
+  const config = await oidc.discovery(new URL(server.url), rp.clientId, undefined, oidc.ClientSecretBasic(rp.clientSecret!), { execute: [oidc.allowInsecureRequests] });
+  return { rp, config };
+}
+
+/** The portal's requests page: the handles of the requests it lists. */
+const handles = (page: Page) => [...page.body.matchAll(/name="request" value="([^"]+)"/g)].map((m) => m[1]!).filter((v, i, a) => a.indexOf(v) === i);
+
+/** Posts a portal form with the page's form token (an empty requests page has no form: the security page's token then). */
+async function post(agent: Agent, server: RunningKapija, page: Page, path: string, form: Record<string, string>) {
+  const csrf = hiddenField(page.body, '_csrf') ?? hiddenField((await agent.request(`${server.url}/account/security`)).body, '_csrf');
+  if (!csrf) throw new Error('no form token');
+  return agent.request(`${server.url}${path}`, { form: { _csrf: csrf, ...form } });
+}
+
+describe('CIBA in poll mode', () => {
+  const server = kapijaForSuite();
+
+  test('discovery announces poll and ping, and no user codes', async () => {
+    const disco = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(disco.backchannel_authentication_endpoint).toBe(`${server.url}/backchannel`);
+    expect(disco.backchannel_token_delivery_modes_supported).toEqual(['poll', 'ping']);
+    expect(disco.backchannel_user_code_parameter_supported).toBe(false);
+    expect(disco.grant_types_supported).toContain(CIBA);
+  });
+
+  test('approved with a fresh TOTP code: the poll gets tokens with honest acr and amr; a second answer is refused', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { rp, config } = await callCentre(server);
+    const started = await oidc.initiateBackchannelAuthentication(config, { scope: 'openid profile', login_hint: citizen.username, binding_message: '<b>K-42</b>' });
+    expect(started.expires_in).toBeGreaterThan(500);
+    await expect(oidc.genericGrantRequest(config, CIBA, { auth_req_id: started.auth_req_id })).rejects.toMatchObject({ error: 'authorization_pending' });
+
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    expect(page.body).toContain('Requests from services');
+    expect(page.body).toContain(`Service`);
+    // The binding message is shown as text, never as markup; the auth_req_id never reaches the page.
+    expect(page.body).toContain('&lt;b&gt;K-42&lt;/b&gt;');
+    expect(page.body).not.toContain('<b>K-42</b>');
+    expect(page.body).not.toContain(started.auth_req_id);
+    expect(page.body).toContain('Your username');
+    const [handle] = handles(page);
+    expect(handle).toBeDefined();
+    expect(page.body).toContain('autocomplete="one-time-code"');
+
+    const approved = await post(agent, server, page, '/account/requests/approve', { request: handle!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    expect(approved.status).toBe(303);
+    expect(approved.headers.get('location')).toBe('/account/requests?done=approved');
+
+    const tokens = await oidc.pollBackchannelAuthenticationGrant(config, { ...started, interval: 1 });
+    const claims = tokens.claims()!;
+    expect(claims.sub).toBe(citizen.account.id);
+    expect(claims.acr).toBe('http://eidas.europa.eu/LoA/substantial');
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
+    expect(Math.abs(Number(claims.auth_time) - Date.now() / 1000)).toBeLessThan(60);
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub);
+    expect(info.preferred_username).toBe(citizen.username);
+    expect(info.email).toBeUndefined();
+
+    // Answered: approving again or denying now is refused, and the list is empty.
+    const after = await agent.request(`${server.url}/account/requests`);
+    expect(handles(after)).toEqual([]);
+    expect((await post(agent, server, after, '/account/requests/approve', { request: handle!, factor: 'totp', code: '000000' })).status).toBe(404);
+    expect((await post(agent, server, after, '/account/requests/deny', { request: handle! })).status).toBe(404);
+    // The request is used up: polling again is refused.
+    await expect(oidc.genericGrantRequest(config, CIBA, { auth_req_id: started.auth_req_id })).rejects.toMatchObject({ error: 'invalid_grant' });
+
+    const ledger = await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id) });
+    const mine = ledger.filter((e) => e.clientId === rp.clientId).map((e) => e.action);
+    expect(mine).toEqual(expect.arrayContaining(['ledger.ciba_requested', 'ledger.ciba_approved', 'ledger.data_released']));
+    const approval = ledger.find((e) => e.action === 'ledger.ciba_approved')!;
+    expect(approval.details).toMatchObject({ acr: 'http://eidas.europa.eu/LoA/substantial', scopes: ['openid', 'profile'] });
+    // No binding message nor other free text in the ledger.
+    expect(JSON.stringify(ledger)).not.toContain('K-42');
+  }, 90_000);
+
+  test('denied: the poll gets access_denied; approving afterwards is refused', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { rp, config } = await callCentre(server);
+    const started = await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const [handle] = handles(page);
+    const denied = await post(agent, server, page, '/account/requests/deny', { request: handle! });
+    expect(denied.status).toBe(303);
+    await expect(oidc.pollBackchannelAuthenticationGrant(config, { ...started, interval: 1 })).rejects.toMatchObject({ error: 'access_denied' });
+    const again = await post(agent, server, page, '/account/requests/approve', { request: handle!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    expect(again.status).toBe(404);
+    expect(again.body).toContain('no longer waiting');
+    const actions = (await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id) })).filter((e) => e.clientId === rp.clientId).map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(['ledger.ciba_requested', 'ledger.ciba_denied']));
+    expect(actions).not.toContain('ledger.ciba_approved');
+  }, 60_000);
+
+  test("another citizen cannot answer the request; wrong codes are throttled like the sign-in's", async () => {
+    const owner = await createTestAccount(server.kapija);
+    const other = await createTestAccount(server.kapija);
+    const { config } = await callCentre(server);
+    await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: owner.username });
+    const ownerPage = await openPortal(new Agent('en'), server.url, owner, '/account/requests');
+    const [handle] = handles(ownerPage);
+
+    const intruder = new Agent('en');
+    const otherPage = await openPortal(intruder, server.url, other, '/account/requests');
+    expect(handles(otherPage)).toEqual([]);
+    expect((await post(intruder, server, otherPage, '/account/requests/approve', { request: handle!, factor: 'totp', code: await nextTotpCode(other.totpSecret!) })).status).toBe(404);
+    expect((await post(intruder, server, otherPage, '/account/requests/deny', { request: handle! })).status).toBe(404);
+    // Without the form token: refused before anything else.
+    expect((await intruder.request(`${server.url}/account/requests/deny`, { form: { request: handle! } })).status).toBe(403);
+
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, owner, '/account/requests');
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const wrong = await post(agent, server, page, '/account/requests/approve', { request: handle!, factor: 'totp', code: '000000' });
+      statuses.push(wrong.status);
+      if (wrong.status === 401) expect(wrong.body).toContain('aria-invalid="true"');
+    }
+    expect(statuses.slice(0, 4)).toEqual([401, 401, 401, 401]);
+    expect(statuses.slice(4)).toContain(429);
+    // Held: even the right code waits, and the request stays pending.
+    const held = await post(agent, server, page, '/account/requests/approve', { request: handle!, factor: 'totp', code: await nextTotpCode(owner.totpSecret!) });
+    expect(held.status).toBe(429);
+    expect(Number(held.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(handles(await agent.request(`${server.url}/account/requests`))).toEqual([handle]);
+  }, 90_000);
+
+  test('an expired request is gone from the portal, cannot be answered, and the poll says expired', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { config } = await callCentre(server);
+    const started = await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username, requested_expiry: '2' });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const [handle] = handles(page);
+    expect(handle).toBeDefined();
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(handles(await agent.request(`${server.url}/account/requests`))).toEqual([]);
+    expect((await post(agent, server, page, '/account/requests/deny', { request: handle! })).status).toBe(404);
+    await expect(oidc.genericGrantRequest(config, CIBA, { auth_req_id: started.auth_req_id })).rejects.toMatchObject({ error: expect.stringMatching(/expired_token|invalid_grant/) });
+  }, 60_000);
+
+  test('hints: unknown, JMBG only where allowed and verified, ambiguous names nobody; bad parameters are refused', async () => {
+    const jmbg = uniqueJmbg();
+    const citizen = await createTestAccount(server.kapija, { jmbg });
+    const unverified = await createTestAccount(server.kapija, { identity: 'none' });
+    const plain = await callCentre(server);
+    const allowed = await callCentre(server, { kapija_ciba_jmbg_hint: true });
+    const start = (c: { config: oidc.Configuration }, params: Record<string, string>) => oidc.initiateBackchannelAuthentication(c.config, { scope: 'openid', ...params });
+
+    await expect(start(plain, { login_hint: 'nobody-here' })).rejects.toMatchObject({ error: 'unknown_user_id' });
+    await expect(start(plain, { login_hint: jmbg })).rejects.toMatchObject({ error: 'unknown_user_id' });
+    await expect(start(plain, { login_hint: 'x'.repeat(300) })).rejects.toMatchObject({ error: 'unknown_user_id' });
+    const byJmbg = await start(allowed, { login_hint: jmbg });
+    expect(byJmbg.auth_req_id).toBeTruthy();
+    const ledger = await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id) });
+    expect(ledger.some((e) => e.action === 'ledger.ciba_requested' && e.clientId === allowed.rp.clientId)).toBe(true);
+    // A JMBG no identity in force carries names nobody (an unverified account cannot be found by one).
+    await expect(start(allowed, { login_hint: uniqueJmbg() })).rejects.toMatchObject({ error: 'unknown_user_id' });
+    expect((await start(allowed, { login_hint: unverified.username })).auth_req_id).toBeTruthy();
+    // A username that is another citizen's JMBG: two citizens answer to the hint, so it names neither.
+    const twinJmbg = uniqueJmbg();
+    await createTestAccount(server.kapija, { jmbg: twinJmbg });
+    await createTestAccount(server.kapija, { username: twinJmbg, identity: 'none' });
+    await expect(start(allowed, { login_hint: twinJmbg })).rejects.toMatchObject({ error: 'unknown_user_id' });
+    // The service that may not use JMBGs names the account whose username it is.
+    expect((await start(plain, { login_hint: twinJmbg })).auth_req_id).toBeTruthy();
+
+    // Binding messages: markup is text (shown escaped), controls and bidirectional overrides are not, nor long ones.
+    expect((await start(plain, { login_hint: citizen.username, binding_message: 'Позив 7 <i>' })).auth_req_id).toBeTruthy();
+    for (const bad of ['a\u202Eb', 'line\nbreak', 'x'.repeat(65), ' padded']) {
+      await expect(start(plain, { login_hint: citizen.username, binding_message: bad })).rejects.toMatchObject({ error: 'invalid_binding_message' });
+    }
+    await expect(start(plain, { login_hint: citizen.username, user_code: '1234' })).rejects.toMatchObject({ error: 'invalid_request' });
+    await expect(start(plain, { login_hint: citizen.username, login_hint_token: 'x' })).rejects.toMatchObject({ error: 'invalid_request' });
+    await expect(start(plain, { login_hint_token: 'x' })).rejects.toMatchObject({ error: 'invalid_request' });
+  }, 60_000);
+
+  test('a service without the grant type is refused; so is an unauthenticated request', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const web = await createTestClient(server.kapija, {});
+    const res = await fetch(`${server.url}/backchannel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${web.clientId}:${web.clientSecret!}`).toString('base64')}` },
+      body: new URLSearchParams({ scope: 'openid', login_hint: citizen.username }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: expect.stringMatching(/unauthorized_client|invalid_request/) });
+    const anonymous = await fetch(`${server.url}/backchannel`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ scope: 'openid', login_hint: citizen.username }) });
+    expect([400, 401]).toContain(anonymous.status);
+    // Nothing was recorded for the citizen.
+    const ledger = await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id) });
+    expect(ledger.filter((e) => e.action === 'ledger.ciba_requested')).toEqual([]);
+  });
+});
