@@ -551,7 +551,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     identity: handles.identity,
     mandates: handles.mandates,
     clients: handles.clients,
-    ciba: createCibaRequests({ ...cibaDeps(handles), provider }),
+    ciba: createCibaRequests({ ...cibaDeps(handles), provider, logger: w.logger }),
     secondFactorThrottle: throttles.secondFactor,
     ...(config.certificate?.signInUrl
       ? { cardLink: createCardLink({ handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }), identity: handles.identity, signInUrl: config.certificate.signInUrl }) }

@@ -58,6 +58,8 @@ export interface CibaDeps {
   refusals: Pick<ConsentRefusalRepository, 'list'>;
   audit: Pick<AuditLog, 'append'>;
   box: Pick<SecretBox, 'mac'>;
+  /** Where a ping that did not reach the service is reported (the service may still poll). */
+  logger?: { warn(obj: object, msg: string): void };
   now?: () => number;
 }
 
@@ -146,11 +148,20 @@ export function createCibaRequests(d: CibaDeps & { provider: Provider }) {
       throw new KapijaError('ciba.answered', 409);
     }
   };
-  /** Tells the engine; if it cannot be told, the answer is taken back so the citizen may try again. */
+  /**
+   * Tells the engine; if it cannot be told, the answer is taken back so the citizen may try again.
+   * In ping mode the engine saves the answer, then notifies the service: a notification that fails
+   * (the service down) leaves the answer standing, and the service gets it when it polls.
+   */
   const tell = async (r: PendingRequest, decision: 'approved' | 'denied', work: () => Promise<void>) => {
     try {
       await work();
     } catch (err) {
+      const saved = (await d.provider.BackchannelAuthenticationRequest.find(r.id, { ignoreExpiration: true }).catch(() => undefined)) as { grantId?: string; error?: string } | undefined;
+      if (saved && (decision === 'approved' ? saved.grantId : saved.error)) {
+        d.logger?.warn({ clientId: r.clientId, err: { message: (err as Error).message } }, 'CIBA ping notification failed; the service can still poll');
+        return;
+      }
       await d.decisions.release(r.handle, decision);
       throw err;
     }
