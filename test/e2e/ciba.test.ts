@@ -12,6 +12,8 @@ import { openPortal } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg, type RunningKapija } from '../support/kapija.js';
 import { ledgerChain } from '../../src/account/ledger.js';
+import { LOCALES } from '../../src/i18n/index.js';
+import { browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
 
 const CIBA = 'urn:openid:params:grant-type:ciba';
 
@@ -211,4 +213,63 @@ describe('CIBA in poll mode', () => {
     const ledger = await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id) });
     expect(ledger.filter((e) => e.action === 'ledger.ciba_requested')).toEqual([]);
   });
+});
+
+describeBrowser('the requests page in a browser', () => {
+  const server = kapijaForSuite();
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  test.each(LOCALES)('in %s: axe-clean, denied and approved with the keyboard only', async (locale) => {
+    const citizen = await createTestAccount(server.kapija);
+    const { config } = await callCentre(server);
+    const first = await oidc.initiateBackchannelAuthentication(config, { scope: 'openid profile', login_hint: citizen.username, binding_message: '<i>D-1</i>' });
+    const second = await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username, binding_message: 'A-2' });
+    const page = await newPage(browser, { locale });
+    try {
+      await page.goto(`${server.url}/account/requests?lang=${locale}`);
+      await browserSignIn(page, { username: citizen.username, password: citizen.password, totpSecret: citizen.totpSecret, keyboard: true });
+      await page.waitForSelector('[data-deny]');
+      expect(new URL(page.url()).pathname).toBe('/account/requests');
+      expect(await page.getAttribute('html', 'lang')).toBe(locale);
+      // The markup in a binding message is text on the page, not an element.
+      expect(await page.locator('[data-binding-message]').first().textContent()).toBe('<i>D-1</i>');
+      expect(await page.locator('main i').count()).toBe(0);
+      expect(await page.getAttribute('#code-0', 'autocomplete')).toBe('one-time-code');
+      let violations = await runAxe(page);
+      if (violations.length) throw new Error(formatViolations(violations));
+
+      // Deny the first (the one that expires first) from the keyboard: Tab to its button, Enter.
+      await tabTo(page, '[data-deny]', undefined, 60);
+      await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+      await page.waitForSelector('[role=status]');
+      await expect(oidc.pollBackchannelAuthenticationGrant(config, { ...first, interval: 1 })).rejects.toMatchObject({ error: 'access_denied' });
+
+      // Approve the other with a wrong code, then the right one: the error is tied to the field.
+      await tabTo(page, '#code-0', undefined, 60);
+      await page.keyboard.type('000000');
+      await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+      expect(await page.getAttribute('#code-0', 'aria-invalid')).toBe('true');
+      expect(await page.getAttribute('#code-0', 'aria-describedby')).toContain('request-error-0');
+      violations = await runAxe(page);
+      if (violations.length) throw new Error(formatViolations(violations));
+      await tabTo(page, '#code-0', undefined, 60);
+      await page.keyboard.press('ControlOrMeta+A');
+      await page.keyboard.type(await nextTotpCode(citizen.totpSecret!));
+      await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+      await page.waitForSelector('[role=status]');
+      expect(await page.locator('[data-deny]').count()).toBe(0);
+      violations = await runAxe(page);
+      if (violations.length) throw new Error(formatViolations(violations));
+      expect((await oidc.pollBackchannelAuthenticationGrant(config, { ...second, interval: 1 })).access_token).toBeTruthy();
+      expect(cspViolations(page)).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  }, 120_000);
 });
