@@ -26,6 +26,9 @@ import { ACR, completeAmr, levelFor, rank, requiredLevel, type AcrLevel } from '
 import { honestLevel, type IdentityLevel } from '../identity/levels.js';
 import { claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
 import type { CibaHooks } from '../oidc/provider.js';
+import type { EventBus } from '../events.js';
+import { LOCALES, type Locale } from '../i18n/index.js';
+import { serviceName } from '../i18n/service-name.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { AccountRepository } from '../store/accounts.js';
 import type { AuditLog } from '../store/audit.js';
@@ -57,6 +60,8 @@ export interface CibaDeps {
   decisions: CibaDecisionRepository;
   refusals: Pick<ConsentRefusalRepository, 'list'>;
   audit: Pick<AuditLog, 'append'>;
+  /** Announces each request (`ciba.requested`: the citizen's notice by mail). */
+  events?: Pick<EventBus, 'emit'>;
   box: Pick<SecretBox, 'mac'>;
   /** Where a ping that did not reach the service is reported (the service may still poll). */
   logger?: { warn(obj: object, msg: string): void };
@@ -74,8 +79,11 @@ export function createCibaHooks(d: CibaDeps): CibaHooks {
       if (byName && byJmbg && byName !== byJmbg) return undefined;
       return byJmbg ?? byName;
     },
-    async requested(r) {
+    async requested(r, client) {
       await d.audit.append(ledgerEntry(r.accountId, 'ledger.ciba_requested', r.clientId, { scopes: r.scope.split(' ').filter(Boolean) }));
+      // A notice by mail (notices/): the service's name only, and a link to the portal.
+      const names = Object.fromEntries(LOCALES.map((l) => [l, serviceName(client.metadata(), l, client.clientName ?? r.clientId)])) as Record<Locale, string>;
+      await d.events?.emit('ciba.requested', { accountId: r.accountId, clientId: r.clientId, serviceNames: names });
     },
   };
 }

@@ -49,7 +49,7 @@ export interface CibaHooks {
   /** The account a `login_hint` names for this client, or undefined (the engine answers `unknown_user_id`). */
   accountOfHint(hint: string, client: { clientId: string; metadata(): Record<string, unknown> }): Promise<string | undefined>;
   /** A request was saved for an account: record it. A failure withdraws the request (the client gets an error). */
-  requested(request: { id: string; accountId: string; clientId: string; scope: string; claims: Record<string, unknown> }): Promise<void>;
+  requested(request: { id: string; accountId: string; clientId: string; scope: string; claims: Record<string, unknown> }, client: { clientName?: string | undefined; metadata(): Record<string, unknown> }): Promise<void>;
 }
 
 /**
@@ -424,7 +424,7 @@ function cibaFeature(hooks: CibaHooks): NonNullable<Configuration['features']>['
     triggerAuthenticationDevice: async (_ctx, request, account, client) => {
       const r = request as unknown as { jti: string; scope?: string; claims?: Record<string, unknown>; destroy(): Promise<void> };
       try {
-        await hooks.requested({ id: r.jti, accountId: account.accountId, clientId: client.clientId, scope: r.scope ?? '', claims: r.claims ?? {} });
+        await hooks.requested({ id: r.jti, accountId: account.accountId, clientId: client.clientId, scope: r.scope ?? '', claims: r.claims ?? {} }, client);
       } catch (err) {
         // Nothing waits for the citizen unless it is in their ledger.
         await r.destroy().catch(() => undefined);

@@ -9,6 +9,7 @@
 import * as oidc from 'openid-client';
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { openPortal } from '../support/sign-in.js';
+import { startSmtp, type TestSmtp } from '../support/smtp.js';
 import { nextTotpCode } from '../support/totp.js';
 import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg, type RunningKapija } from '../support/kapija.js';
 import { ledgerChain } from '../../src/account/ledger.js';
@@ -35,7 +36,14 @@ async function post(agent: Agent, server: RunningKapija, page: Page, path: strin
 }
 
 describe('CIBA in poll mode', () => {
-  const server = kapijaForSuite();
+  let smtp: TestSmtp;
+  beforeAll(async () => {
+    smtp = await startSmtp();
+  });
+  afterAll(async () => {
+    await smtp?.close();
+  });
+  const server = kapijaForSuite(() => ({ env: { SMTP_URL: smtp.url } }));
 
   test('discovery announces poll and ping, and no user codes', async () => {
     const disco = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
@@ -94,6 +102,14 @@ describe('CIBA in poll mode', () => {
     expect(approval.details).toMatchObject({ acr: 'http://eidas.europa.eu/LoA/substantial', scopes: ['openid', 'profile'] });
     // No binding message nor other free text in the ledger.
     expect(JSON.stringify(ledger)).not.toContain('K-42');
+
+    // The citizen was told by mail (in their language): the service's name and the portal's page, nothing else.
+    const notice = await smtp.waitFor(citizen.account.email!, (m) => m.subject === 'Услуга тражи да потврдите да сте то ви');
+    expect(notice.text).toContain(`${server.url}/account/requests`);
+    expect(notice.text).toMatch(/Service \d+/);
+    expect(notice.text).not.toContain('K-42');
+    expect(notice.text).not.toContain('/not-me');
+    expect(notice.text).not.toContain(started.auth_req_id);
   }, 90_000);
 
   test('denied: the poll gets access_denied; approving afterwards is refused', async () => {
