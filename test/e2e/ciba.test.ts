@@ -14,7 +14,7 @@ import { nextTotpCode } from '../support/totp.js';
 import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg, type RunningKapija } from '../support/kapija.js';
 import { ledgerChain } from '../../src/account/ledger.js';
 import { LOCALES } from '../../src/i18n/index.js';
-import { browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
+import { VIRTUAL_AUTHENTICATOR_AAGUID, addVirtualAuthenticator, browserSignIn, cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
 
 const CIBA = 'urn:openid:params:grant-type:ciba';
 
@@ -289,3 +289,81 @@ describeBrowser('the requests page in a browser', () => {
     }
   }, 120_000);
 });
+
+describeBrowser('approving with a security key', () => {
+  // WebAuthn needs a host name, not an IP address; the virtual authenticator's model counts as hardware.
+  const server = kapijaForSuite({ host: 'localhost', env: { WEBAUTHN_HWK_AAGUIDS: VIRTUAL_AUTHENTICATOR_AAGUID } });
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  test('a request at high can only be approved with the key: the ID token says hwk and high', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { config } = await callCentre(server);
+    const page = await newPage(browser);
+    try {
+      const key = await addVirtualAuthenticator(page, { transport: 'usb', hasResidentKey: false, hasUserVerification: false, isUserVerified: false });
+      await page.goto(`${server.url}/account/security`);
+      await browserSignIn(page, { username: citizen.username, password: citizen.password, totpSecret: citizen.totpSecret });
+      await page.waitForSelector('button[data-webauthn="register"]:visible');
+      await Promise.all([page.waitForNavigation(), page.click('button[data-webauthn="register"]')]);
+      expect(await key.credentials()).toHaveLength(1);
+
+      const started = await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username, acr_values: 'http://eidas.europa.eu/LoA/high' });
+      await page.goto(`${server.url}/account/requests`);
+      // Password and an app code reach substantial only: the app code is not offered for this request.
+      expect(await page.locator('input[name=code]').count()).toBe(0);
+      await page.waitForSelector('button[data-webauthn="login"]:visible');
+      const violations = await runAxe(page);
+      if (violations.length) throw new Error(formatViolations(violations));
+      await Promise.all([page.waitForURL((u) => u.searchParams.get('done') === 'approved'), page.click('button[data-webauthn="login"]')]);
+      const tokens = await oidc.pollBackchannelAuthenticationGrant(config, { ...started, interval: 1 });
+      expect(tokens.claims()!.acr).toBe('http://eidas.europa.eu/LoA/high');
+      expect(tokens.claims()!.amr).toEqual(expect.arrayContaining(['pwd', 'hwk', 'mfa']));
+      expect(cspViolations(page)).toEqual([]);
+
+      // A ceremony's answer without the challenge Kapija issued for this request is refused; the request stays.
+      await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username });
+      await page.goto(`${server.url}/account/requests`);
+      const verifyUrl = await page.getAttribute('button[data-webauthn="login"]', 'data-verify-url');
+      const csrf = await page.getAttribute('button[data-webauthn="login"]', 'data-csrf');
+      const status = await page.evaluate(async ([url, token]) => {
+        const res = await fetch(url!, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': token! }, body: JSON.stringify({ response: { id: 'AAAA', rawId: 'AAAA', type: 'public-key', response: { clientDataJSON: 'AAAA', authenticatorData: 'AAAA', signature: 'AAAA' } } }) });
+        return res.status;
+      }, [verifyUrl, csrf] as const);
+      expect(status).toBe(401);
+      await page.reload();
+      expect(await page.locator('[data-deny]').count()).toBe(1);
+    } finally {
+      await page.context().close();
+    }
+  }, 90_000);
+
+  test('the key ceremony for a citizen without a key, or for a request that is not theirs, is refused', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { config } = await callCentre(server);
+    await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const [handle] = handles(page);
+    const csrf = hiddenField(page.body, '_csrf')!;
+    const json = (path: string, body: unknown) => fetchJson(agent, `${server.url}${path}`, csrf, body);
+    // This citizen has no key: the ceremony is not offered, and its routes refuse.
+    expect(page.body).not.toContain('data-webauthn="login"');
+    expect((await json(`/account/requests/${handle}/webauthn/options`, {})).status).toBe(403);
+    expect((await json(`/account/requests/${handle}/webauthn`, { response: { id: 'x', rawId: 'x', type: 'public-key', response: {} } })).status).toBe(403);
+    const unknown = await json('/account/requests/not-a-request/webauthn/options', {});
+    expect(unknown.status).toBe(404);
+    expect(handles(await agent.request(`${server.url}/account/requests`))).toEqual([handle]);
+  }, 60_000);
+});
+
+/** A JSON POST with the agent's cookies and a form token in the header, as static/webauthn.js sends it. */
+async function fetchJson(agent: Agent, url: string, csrf: string, body: unknown): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf, cookie: agent.jar.header(new URL(url)) ?? '' }, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.text() };
+}
