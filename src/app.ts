@@ -421,7 +421,7 @@ function createEngineFor(
     releaseRecord: releaseEntry,
     onSessionSaved: touchSessionDevices(repos.sessionDevices),
     // CIBA: who a login_hint names, and each request in the citizen's ledger (ciba/service.ts).
-    ciba: createCibaHooks({ ...cibaDeps(handles), events: d.events }),
+    ciba: createCibaHooks({ ...cibaDeps(handles), events: d.events, throttleStorage: repos.rateLimits }),
     pages: { ...enginePages(d.render, d.errors), device: d.devicePages },
     onBuilt: (engine) => {
       d.observe(engine);

@@ -25,7 +25,8 @@ import { isValidJmbg } from '../assurance/jmbg.js';
 import { ACR, completeAmr, levelFor, rank, requiredLevel, type AcrLevel } from '../assurance/levels.js';
 import { honestLevel, type IdentityLevel } from '../identity/levels.js';
 import { claimsOfScopes, receivableClaims } from '../oidc/claims-policy.js';
-import type { CibaHooks } from '../oidc/provider.js';
+import { TooManyUnknownHints, type CibaHooks } from '../oidc/provider.js';
+import { createThrottle, type ThrottleStorage, type Tier } from '../security/rate-limit.js';
 import type { EventBus } from '../events.js';
 import { LOCALES, type Locale } from '../i18n/index.js';
 import { serviceName } from '../i18n/service-name.js';
@@ -37,6 +38,15 @@ import type { ConsentRefusalRepository } from '../store/consent-refusals.js';
 import type { OidcPayloadRepository } from '../store/oidc-payloads.js';
 
 export const CIBA_MODEL = 'BackchannelAuthenticationRequest';
+
+/**
+ * Hints that name nobody, per service: a call centre mistyping a username now and then never meets
+ * these; a service trying names to learn who has an account is held back (429 `slow_down`) once more than 20 in 15 minutes named nobody.
+ */
+export const UNKNOWN_HINT_TIERS: readonly Tier[] = [
+  { by: ['account'], points: 20, duration: 15 * 60, blockDuration: 15 * 60 },
+  { by: ['account'], points: 100, duration: 24 * 3600, blockDuration: 3600 },
+];
 
 /** A request waiting for the citizen, as the portal shows it. */
 export interface PendingRequest {
@@ -63,6 +73,8 @@ export interface CibaDeps {
   /** Announces each request (`ciba.requested`: the citizen's notice by mail). */
   events?: Pick<EventBus, 'emit'>;
   box: Pick<SecretBox, 'mac'>;
+  /** Where the unknown-hint throttle keeps its counters (all instances share them). */
+  throttleStorage?: ThrottleStorage;
   /** Where a ping that did not reach the service is reported (the service may still poll). */
   logger?: { warn(obj: object, msg: string): void };
   now?: () => number;
@@ -70,14 +82,23 @@ export interface CibaDeps {
 
 /** The engine's hooks (oidc/provider.ts `features.ciba`). */
 export function createCibaHooks(d: CibaDeps): CibaHooks {
+  const throttle = d.throttleStorage ? createThrottle(d.throttleStorage, { scope: 'ciba-unknown-hint', box: d.box, tiers: UNKNOWN_HINT_TIERS }) : undefined;
+  const resolve = async (hint: string, jmbgAllowed: boolean) => {
+    const byName = (await d.accounts.findByUsername(hint))?.id;
+    if (!jmbgAllowed || !isValidJmbg(hint)) return byName;
+    const byJmbg = await d.identity.findAccountByVerifiedJmbg(hint);
+    // Two different citizens answer to this hint: name neither.
+    if (byName && byJmbg && byName !== byJmbg) return undefined;
+    return byJmbg ?? byName;
+  };
   return {
     async accountOfHint(hint, client) {
-      const byName = (await d.accounts.findByUsername(hint))?.id;
-      if (client.metadata()['kapija_ciba_jmbg_hint'] !== true || !isValidJmbg(hint)) return byName;
-      const byJmbg = await d.identity.findAccountByVerifiedJmbg(hint);
-      // Two different citizens answer to this hint: name neither.
-      if (byName && byJmbg && byName !== byJmbg) return undefined;
-      return byJmbg ?? byName;
+      const keys = { account: client.clientId, ip: '' };
+      const wait = (await throttle?.retryAfter(keys)) ?? 0;
+      if (wait > 0) throw new TooManyUnknownHints(wait);
+      const accountId = await resolve(hint, client.metadata()['kapija_ciba_jmbg_hint'] === true);
+      if (!accountId) await throttle?.fail(keys);
+      return accountId;
     },
     async requested(r, client) {
       await d.audit.append(ledgerEntry(r.accountId, 'ledger.ciba_requested', r.clientId, { scopes: r.scope.split(' ').filter(Boolean) }));

@@ -52,6 +52,13 @@ export interface CibaHooks {
   requested(request: { id: string; accountId: string; clientId: string; scope: string; claims: Record<string, unknown> }, client: { clientName?: string | undefined; metadata(): Record<string, unknown> }): Promise<void>;
 }
 
+/** A service that named too many unknown citizens waits (CibaHooks.accountOfHint throws it). */
+export class TooManyUnknownHints extends Error {
+  constructor(readonly retryAfter: number) {
+    super('too many unknown login hints');
+  }
+}
+
 /**
  * The longest binding_message Kapija accepts, in characters: a short code the citizen compares
  * between the service's screen and the account portal (CIBA Core §7.1 asks for "relatively small").
@@ -404,7 +411,13 @@ function cibaFeature(hooks: CibaHooks): NonNullable<Configuration['features']>['
     },
     processLoginHint: async (ctx, hint) => {
       if (typeof hint !== 'string' || hint.length > 254) return undefined;
-      return hooks.accountOfHint(hint, ctx.oidc.client!);
+      try {
+        return await hooks.accountOfHint(hint, ctx.oidc.client!);
+      } catch (err) {
+        if (!(err instanceof TooManyUnknownHints)) throw err;
+        ctx.set('retry-after', String(err.retryAfter));
+        throw Object.assign(new errors.CustomOIDCProviderError('slow_down', 'too many requests named no citizen; retry later'), { status: 429, statusCode: 429 });
+      }
     },
     // No user code is set up between the citizen and a service: a request carrying one is refused,
     // not silently treated as if the code had been checked.

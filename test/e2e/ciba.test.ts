@@ -87,9 +87,12 @@ describe('CIBA in poll mode', () => {
     expect(info.preferred_username).toBe(citizen.username);
     expect(info.email).toBeUndefined();
 
+    // The ID token names the citizen for the next request (a service with public subjects).
+    expect((await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', id_token_hint: tokens.id_token! })).auth_req_id).toBeTruthy();
+
     // Answered: approving again or denying now is refused, and the list is empty.
     const after = await agent.request(`${server.url}/account/requests`);
-    expect(handles(after)).toEqual([]);
+    expect(handles(after)).not.toContain(handle);
     expect((await post(agent, server, after, '/account/requests/approve', { request: handle!, factor: 'totp', code: '000000' })).status).toBe(404);
     expect((await post(agent, server, after, '/account/requests/deny', { request: handle! })).status).toBe(404);
     // The request is used up: polling again is refused.
@@ -212,6 +215,30 @@ describe('CIBA in poll mode', () => {
     await expect(start(plain, { login_hint: citizen.username, login_hint_token: 'x' })).rejects.toMatchObject({ error: 'invalid_request' });
     await expect(start(plain, { login_hint_token: 'x' })).rejects.toMatchObject({ error: 'invalid_request' });
   }, 60_000);
+
+  test('a service that names nobody again and again is held back; other services are not', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { rp } = await callCentre(server);
+    const other = await callCentre(server);
+    const ask = (hint: string) =>
+      fetch(`${server.url}/backchannel`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}` },
+        body: new URLSearchParams({ scope: 'openid', login_hint: hint }),
+      });
+    // 20 unknown hints in 15 minutes are answered; the 21st is answered and starts the wait.
+    for (let i = 0; i < 21; i += 1) {
+      const res = await ask(`guess-${i}`);
+      expect([i, res.status, ((await res.json()) as { error: string }).error]).toEqual([i, 400, 'unknown_user_id']);
+    }
+    const held = await ask('guess-21');
+    expect(held.status).toBe(429);
+    expect(Number(held.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await held.json()).toMatchObject({ error: 'slow_down' });
+    // While held, even a real citizen's name gets no answer about them.
+    expect((await ask(citizen.username)).status).toBe(429);
+    expect((await oidc.initiateBackchannelAuthentication(other.config, { scope: 'openid', login_hint: citizen.username })).auth_req_id).toBeTruthy();
+  });
 
   test('a service without the grant type is refused; so is an unauthenticated request', async () => {
     const citizen = await createTestAccount(server.kapija);
