@@ -7,6 +7,8 @@
  * (throttled), an expired request, hints that name nobody or two citizens, bad binding messages.
  */
 import * as oidc from 'openid-client';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { randomBytes } from 'node:crypto';
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { openPortal } from '../support/sign-in.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
@@ -238,6 +240,31 @@ describe('CIBA in poll mode', () => {
     // While held, even a real citizen's name gets no answer about them.
     expect((await ask(citizen.username)).status).toBe(429);
     expect((await oidc.initiateBackchannelAuthentication(other.config, { scope: 'openid', login_hint: citizen.username })).auth_req_id).toBeTruthy();
+  });
+
+  test('a service registered to sign its requests: unsigned ones are refused, signed ones go through', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const kid = randomBytes(4).toString('hex');
+    const { rp, config } = await callCentre(server, { backchannel_authentication_request_signing_alg: 'ES256', jwks: { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] } });
+    await expect(oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username })).rejects.toMatchObject({ error: 'invalid_request' });
+    const now = Math.floor(Date.now() / 1000);
+    const signed = (claims: Record<string, unknown>) =>
+      new SignJWT({ scope: 'openid', login_hint: citizen.username, binding_message: 'S-1', ...claims })
+        .setProtectedHeader({ alg: 'ES256', kid })
+        .setIssuer(rp.clientId)
+        .setAudience(server.url)
+        .setIssuedAt(now)
+        .setNotBefore(now)
+        .setExpirationTime(now + 300)
+        .setJti(randomBytes(8).toString('hex'))
+        .sign(privateKey);
+    const started = await oidc.initiateBackchannelAuthentication(config, { request: await signed({}) });
+    expect(started.auth_req_id).toBeTruthy();
+    // Signed with another key: refused.
+    const { privateKey: otherKey } = await generateKeyPair('ES256');
+    const forged = await new SignJWT({ scope: 'openid', login_hint: citizen.username }).setProtectedHeader({ alg: 'ES256', kid }).setIssuer(rp.clientId).setAudience(server.url).setIssuedAt(now).setNotBefore(now).setExpirationTime(now + 300).setJti('x1').sign(otherKey);
+    await expect(oidc.initiateBackchannelAuthentication(config, { request: forged })).rejects.toMatchObject({ error: 'invalid_request' });
   });
 
   test('a service without the grant type is refused; so is an unauthenticated request', async () => {
