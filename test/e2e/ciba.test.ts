@@ -313,6 +313,10 @@ describeBrowser('the requests page in a browser', () => {
       expect(await page.getAttribute('#code-0', 'autocomplete')).toBe('one-time-code');
       let violations = await runAxe(page);
       if (violations.length) throw new Error(formatViolations(violations));
+      // On a narrow phone the page does not scroll sideways (WCAG 1.4.10 reflow).
+      await page.setViewportSize({ width: 320, height: 800 });
+      const widths = await page.evaluate(() => ({ scroll: (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth, inner: (globalThis as unknown as { innerWidth: number }).innerWidth }));
+      expect(widths.scroll).toBeLessThanOrEqual(widths.inner);
 
       // Deny the first (the one that expires first) from the keyboard: Tab to its button, Enter.
       await tabTo(page, '[data-deny]', undefined, 60);
