@@ -421,8 +421,13 @@ function cibaFeature(hooks: CibaHooks): NonNullable<Configuration['features']>['
     },
     // No user code is set up between the citizen and a service: a request carrying one is refused,
     // not silently treated as if the code had been checked.
-    verifyUserCode: async (_ctx, _account, userCode) => {
+    verifyUserCode: async (ctx, _account, userCode) => {
       if (userCode !== undefined) throw new errors.InvalidRequest('user_code is not supported');
+      // The last hook before the engine saves the request with its parameters: the hint has done its
+      // work (the account is known), so a JMBG or an ID token is not kept in oidc_payloads with it.
+      const params = ctx.oidc.params as Record<string, unknown>;
+      params.login_hint = undefined;
+      params.id_token_hint = undefined;
     },
     validateBindingMessage: async (_ctx, message) => {
       if (message === undefined) return;

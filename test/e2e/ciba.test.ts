@@ -195,6 +195,10 @@ describe('CIBA in poll mode', () => {
     await expect(start(plain, { login_hint: 'x'.repeat(300) })).rejects.toMatchObject({ error: 'unknown_user_id' });
     const byJmbg = await start(allowed, { login_hint: jmbg });
     expect(byJmbg.auth_req_id).toBeTruthy();
+    // The JMBG is not kept with the request.
+    const stored = await server.kapija.payloads.find('BackchannelAuthenticationRequest', byJmbg.auth_req_id);
+    expect(stored?.accountId).toBe(citizen.account.id);
+    expect(JSON.stringify(stored)).not.toContain(jmbg);
     const ledger = await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id) });
     expect(ledger.some((e) => e.action === 'ledger.ciba_requested' && e.clientId === allowed.rp.clientId)).toBe(true);
     // A JMBG no identity in force carries names nobody (an unverified account cannot be found by one).
@@ -261,6 +265,9 @@ describe('CIBA in poll mode', () => {
         .sign(privateKey);
     const started = await oidc.initiateBackchannelAuthentication(config, { request: await signed({}) });
     expect(started.auth_req_id).toBeTruthy();
+    const stored = JSON.stringify(await server.kapija.payloads.find('BackchannelAuthenticationRequest', started.auth_req_id));
+    expect(stored).toContain('S-1');
+    expect(stored).not.toContain(citizen.username);
     // Signed with another key: refused.
     const { privateKey: otherKey } = await generateKeyPair('ES256');
     const forged = await new SignJWT({ scope: 'openid', login_hint: citizen.username }).setProtectedHeader({ alg: 'ES256', kid }).setIssuer(rp.clientId).setAudience(server.url).setIssuedAt(now).setNotBefore(now).setExpirationTime(now + 300).setJti('x1').sign(otherKey);
