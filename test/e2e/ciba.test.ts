@@ -274,6 +274,38 @@ describe('CIBA in poll mode', () => {
     await expect(oidc.initiateBackchannelAuthentication(config, { request: forged })).rejects.toMatchObject({ error: 'invalid_request' });
   });
 
+  test('odd forms on the requests page: an error page, never a 500', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { config } = await callCentre(server);
+    await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const [handle] = handles(page);
+    const csrf = hiddenField(page.body, '_csrf')!;
+    const forms: Record<string, string | string[]>[] = [
+      { request: [handle!, handle!], factor: 'totp', code: '123456' },
+      { request: handle!, factor: ['totp', 'webauthn'], code: '123456' },
+      { request: handle!, factor: 'recovery', code: '123456' },
+      { request: handle!, factor: 'webauthn', code: '123456' },
+      { request: handle!, factor: 'totp', code: ['1', '2'] },
+      { request: handle!, factor: 'totp', code: 'x'.repeat(5000) },
+      { request: 'x'.repeat(5000), factor: 'totp', code: '123456' },
+      { request: '<script>alert(1)</script>' },
+      {},
+    ];
+    for (const form of forms) {
+      for (const action of ['approve', 'deny']) {
+        const res = await agent.request(`${server.url}/account/requests/${action}`, { form: { _csrf: csrf, ...form } });
+        expect([action, form, res.status < 500]).toEqual([action, form, true]);
+        expect(res.body).not.toContain('<script>alert');
+      }
+    }
+    for (const path of ['/account/requests/%00/webauthn/options', `/account/requests/${'x'.repeat(3000)}/webauthn`, `/account/requests/${handle}/webauthn`]) {
+      const res = await fetchJson(agent, `${server.url}${path}`, csrf, { response: 'nonsense' });
+      expect([path.slice(0, 60), res.status < 500]).toEqual([path.slice(0, 60), true]);
+    }
+  }, 60_000);
+
   test('a service without the grant type is refused; so is an unauthenticated request', async () => {
     const citizen = await createTestAccount(server.kapija);
     const web = await createTestClient(server.kapija, {});
