@@ -107,6 +107,9 @@ describe('CIBA in poll mode', () => {
     expect(approval.details).toMatchObject({ acr: 'http://eidas.europa.eu/LoA/substantial', scopes: ['openid', 'profile'] });
     // No binding message nor other free text in the ledger.
     expect(JSON.stringify(ledger)).not.toContain('K-42');
+    const activity = await agent.request(`${server.url}/account/activity?lang=en`);
+    expect(activity.body).toContain('A service asked to confirm it is you');
+    expect(activity.body).toContain('Request from a service approved');
 
     // The citizen was told by mail (in their language): the service's name and the portal's page, nothing else.
     const notice = await smtp.waitFor(citizen.account.email!, (m) => m.subject === 'Услуга тражи да потврдите да сте то ви');
