@@ -127,6 +127,9 @@ describe('CIBA in poll mode', () => {
     const agent = new Agent('en');
     const page = await openPortal(agent, server.url, citizen, '/account/requests');
     const [handle] = handles(page);
+    // Waiting requests are part of the citizen's data export.
+    const exported = JSON.parse((await agent.request(`${server.url}/account/data/export.json`)).body) as { service_requests: { service: string }[] };
+    expect(exported.service_requests).toEqual([expect.objectContaining({ service: rp.clientId, scopes: ['openid'] })]);
     const denied = await post(agent, server, page, '/account/requests/deny', { request: handle! });
     expect(denied.status).toBe(303);
     await expect(oidc.pollBackchannelAuthenticationGrant(config, { ...started, interval: 1 })).rejects.toMatchObject({ error: 'access_denied' });
