@@ -523,6 +523,9 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
   app.use(registrationAndRecovery.middleware);
   // Activation codes from a registration counter or a letter (identity/activation-router.ts).
   app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, factors: handles.factors, render, box: handles.box, throttleStorage: repos.rateLimits })));
+  // Requests from services (CIBA) the citizen answers on the portal; a deleted account's are refused.
+  const cibaRequests = createCibaRequests({ ...cibaDeps(handles), provider, logger: w.logger });
+  w.events.on('account.deleted', (e) => cibaRequests.refuseAll(e.accountId));
   const deletion = createAccountDeletion({ repos, sessions: w.sessions, payloads: handles.payloads, events: w.events, factors: handles.factors });
   const account = createAccountRouter({
     provider,
@@ -551,7 +554,7 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     identity: handles.identity,
     mandates: handles.mandates,
     clients: handles.clients,
-    ciba: createCibaRequests({ ...cibaDeps(handles), provider, logger: w.logger }),
+    ciba: cibaRequests,
     secondFactorThrottle: throttles.secondFactor,
     ...(config.certificate?.signInUrl
       ? { cardLink: createCardLink({ handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }), identity: handles.identity, signInUrl: config.certificate.signInUrl }) }

@@ -230,6 +230,13 @@ export function createCibaRequests(d: CibaDeps & { provider: Provider }) {
       });
       await d.audit.append(ledgerEntry(accountId, 'ledger.ciba_approved', r.clientId, { scopes: r.scopes, claims: r.claims, acr: ACR[level], amr }));
     },
+    /** A deleted account's waiting requests are refused at once (the service's poll gets access_denied). */
+    async refuseAll(accountId: string): Promise<void> {
+      for (const r of await pending(accountId)) {
+        if (!(await d.decisions.claim({ requestHash: r.handle, accountId, clientId: r.clientId, decision: 'denied', expiresAt: r.expiresAt.getTime() }).catch(() => false))) continue;
+        await d.provider.backchannelResult(r.id, new errors.AccessDenied('the account no longer exists')).catch((err: unknown) => d.logger?.warn({ clientId: r.clientId, err: { message: (err as Error).message } }, 'CIBA request of a deleted account not refused'));
+      }
+    },
     async deny(accountId: string, r: PendingRequest): Promise<void> {
       await claim(accountId, r, 'denied');
       await tell(r, 'denied', () => d.provider.backchannelResult(r.id, new errors.AccessDenied('the citizen denied the request')));

@@ -280,6 +280,18 @@ describe('CIBA in poll mode', () => {
     await expect(oidc.initiateBackchannelAuthentication(config, { request: forged })).rejects.toMatchObject({ error: 'invalid_request' });
   });
 
+  test("a deleted account's waiting requests are refused at once", async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { config } = await callCentre(server);
+    const started = await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/data');
+    const deleted = await agent.request(`${server.url}/account/delete`, { form: { _csrf: hiddenField(page.body, '_csrf')!, confirm: citizen.username } });
+    expect(deleted.status).toBe(303);
+    await expect(oidc.pollBackchannelAuthenticationGrant(config, { ...started, interval: 1 })).rejects.toMatchObject({ error: 'access_denied' });
+    await expect(oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username })).rejects.toMatchObject({ error: 'unknown_user_id' });
+  }, 60_000);
+
   test('odd forms on the requests page: an error page, never a 500', async () => {
     const citizen = await createTestAccount(server.kapija);
     const { config } = await callCentre(server);
