@@ -43,6 +43,13 @@ export const CIBA_MODEL = 'BackchannelAuthenticationRequest';
  * Hints that name nobody, per service: a call centre mistyping a username now and then never meets
  * these; a service trying names to learn who has an account is held back (429 `slow_down`) once more than 20 in 15 minutes named nobody.
  */
+/**
+ * Notices by mail, per citizen and service: a service that keeps asking (a script, a compromised
+ * call centre) cannot flood the citizen's mailbox; after four in ten minutes the rest wait in the
+ * portal unannounced for ten minutes. Every request is still in the ledger.
+ */
+export const NOTICE_TIERS: readonly Tier[] = [{ by: ['account'], points: 3, duration: 10 * 60, blockDuration: 10 * 60 }];
+
 export const UNKNOWN_HINT_TIERS: readonly Tier[] = [
   { by: ['account'], points: 20, duration: 15 * 60, blockDuration: 15 * 60 },
   { by: ['account'], points: 100, duration: 24 * 3600, blockDuration: 3600 },
@@ -83,6 +90,7 @@ export interface CibaDeps {
 /** The engine's hooks (oidc/provider.ts `features.ciba`). */
 export function createCibaHooks(d: CibaDeps): CibaHooks {
   const throttle = d.throttleStorage ? createThrottle(d.throttleStorage, { scope: 'ciba-unknown-hint', box: d.box, tiers: UNKNOWN_HINT_TIERS }) : undefined;
+  const notices = d.throttleStorage ? createThrottle(d.throttleStorage, { scope: 'ciba-notice', box: d.box, tiers: NOTICE_TIERS }) : undefined;
   const resolve = async (hint: string, jmbgAllowed: boolean) => {
     const byName = (await d.accounts.findByUsername(hint))?.id;
     if (!jmbgAllowed || !isValidJmbg(hint)) return byName;
@@ -103,6 +111,9 @@ export function createCibaHooks(d: CibaDeps): CibaHooks {
     async requested(r, client) {
       await d.audit.append(ledgerEntry(r.accountId, 'ledger.ciba_requested', r.clientId, { scopes: r.scope.split(' ').filter(Boolean) }));
       // A notice by mail (notices/): the service's name only, and a link to the portal.
+      const keys = { account: `${r.accountId} ${r.clientId}`, ip: '' };
+      if (notices && (await notices.retryAfter(keys)) > 0) return;
+      await notices?.fail(keys);
       const names = Object.fromEntries(LOCALES.map((l) => [l, serviceName(client.metadata(), l, client.clientName ?? r.clientId)])) as Record<Locale, string>;
       await d.events?.emit('ciba.requested', { accountId: r.accountId, clientId: r.clientId, serviceNames: names });
     },
@@ -129,7 +140,7 @@ export function createCibaRequests(d: CibaDeps & { provider: Provider }) {
   const now = d.now ?? Date.now;
   const handleOf = (id: string) => d.box.mac('ciba-request', id);
 
-  /** The account's requests still waiting for an answer, oldest first. */
+  /** The account's requests still waiting for an answer, the one that expires first first. */
   const pending = async (accountId: string): Promise<PendingRequest[]> => {
     const rows = (await d.payloads.listByAccount(accountId, CIBA_MODEL)).filter((r) => {
       const p = r.payload as Payload;

@@ -292,6 +292,17 @@ describe('CIBA in poll mode', () => {
     await expect(oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username })).rejects.toMatchObject({ error: 'unknown_user_id' });
   }, 60_000);
 
+  test('a service that keeps asking cannot flood the citizen with notices; every request is still in the ledger', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { rp, config } = await callCentre(server);
+    for (let i = 0; i < 7; i += 1) await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username });
+    await smtp.waitFor(citizen.account.email!);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(smtp.to(citizen.account.email!)).toHaveLength(4);
+    const ledger = await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id) });
+    expect(ledger.filter((e) => e.action === 'ledger.ciba_requested' && e.clientId === rp.clientId)).toHaveLength(7);
+  }, 30_000);
+
   test('odd forms on the requests page: an error page, never a 500', async () => {
     const citizen = await createTestAccount(server.kapija);
     const { config } = await callCentre(server);
