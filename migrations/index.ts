@@ -32,6 +32,7 @@ import * as certificateHandoffs from './20261206100001_certificate_handoffs.js';
 import * as trustedBrowsers from './20261206110001_trusted_browsers.js';
 import * as mandates from './20261206120001_mandates.js';
 import * as mandateGrantsInteraction from './20261206130001_mandate_grants_interaction.js';
+import * as cibaDecisions from './20261206140001_ciba_decisions.js';
 import * as walletCredentials from './20261206150001_wallet_credentials.js';
 import * as walletPresentations from './20261206160001_wallet_presentations.js';
 const migrations: readonly Migration[] = [
@@ -57,6 +58,7 @@ const migrations: readonly Migration[] = [
   { name: '20261206110001_trusted_browsers', ...trustedBrowsers },
   { name: '20261206120001_mandates', ...mandates },
   { name: '20261206130001_mandate_grants_interaction', ...mandateGrantsInteraction },
+  { name: '20261206140001_ciba_decisions', ...cibaDecisions },
   { name: '20261206150001_wallet_credentials', ...walletCredentials },
   { name: '20261206160001_wallet_presentations', ...walletPresentations },
 ];

@@ -92,6 +92,7 @@ import { createDeskOffer, deskWallets, offerLink, portalOffer, type CredentialOf
 import { serviceName } from './i18n/service-name.js';
 import type { Locale } from './config.js';
 import { rank } from './assurance/levels.js';
+import { createCibaHooks, createCibaRequests, type CibaDeps } from './ciba/service.js';
 
 export interface Kapija {
   readonly app: Koa;
@@ -141,8 +142,8 @@ export interface Kapija {
   readonly sessions: SessionService;
   /** Registration, recovery, e-mail change (`requestEmailChange`) and security notices. */
   readonly registrationAndRecovery: RegistrationAndRecovery;
-  /** Deletes expired protocol rows, keys, links, throttle counters, activation codes, the ID card's hand-offs, wallet presentation requests and the bindings of gone grants to mandates. */
-  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number; trustedBrowsers: number; walletPresentations: number; mandateGrants: number }>;
+  /** Deletes expired protocol rows, keys, links, throttle counters, activation codes, the ID card's hand-offs, wallet presentation requests, answered CIBA requests and the bindings of gone grants to mandates. */
+  purge(): Promise<{ payloads: number; keys: number; links: number; rateLimits: number; activationCodes: number; handoffs: number; trustedBrowsers: number; walletPresentations: number; mandateGrants: number; cibaDecisions: number }>;
   /** Signs the head of every audit chain that grew since the last checkpoints (every instance, every minute). */
   checkpointAudit(): Promise<number>;
   /** Tries the back-channel logouts that failed and are due again (every instance, every 15 s). */
@@ -431,7 +432,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
     },
     async purge() {
       const at = opts.now?.() ?? Date.now();
-      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants] = await Promise.all([
+      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants, cibaDecisions] = await Promise.all([
         handles.payloads.purgeExpired(),
         handles.keys.purge(),
         registrationAndRecovery.service.purgeExpired(),
@@ -444,8 +445,9 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
         // A grant's binding to its mandate once the grant is gone (the mandates stay, for the record);
         // a binding younger than the grace is kept, as its grant may still be on its way to the store.
         repos.mandates.purgeUnusable(at - MANDATE_BINDING_GRACE_MS, at),
+        repos.cibaDecisions.purgeExpired(),
       ]);
-      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants };
+      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants, cibaDecisions };
     },
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
@@ -528,6 +530,8 @@ function createEngineFor(
     },
     releaseRecord: releaseEntry,
     onSessionSaved: touchSessionDevices(repos.sessionDevices),
+    // CIBA: who a login_hint names, and each request in the citizen's ledger (ciba/service.ts).
+    ciba: createCibaHooks({ ...cibaDeps(handles), events: d.events, throttleStorage: repos.rateLimits }),
     pages: { ...enginePages(d.render, d.errors), device: d.devicePages },
     onBuilt: (engine) => {
       d.observe(engine);
@@ -537,6 +541,19 @@ function createEngineFor(
     // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
     onBackchannelError: d.logoutLater,
   });
+}
+
+/** What CIBA's engine hooks and the portal's requests page share. */
+function cibaDeps(handles: StoreHandles): CibaDeps {
+  return {
+    accounts: handles.accounts,
+    identity: handles.identity,
+    payloads: handles.payloads,
+    decisions: handles.repos.cibaDecisions,
+    refusals: handles.repos.refusals,
+    audit: handles.audit,
+    box: handles.box,
+  };
 }
 
 /**
@@ -617,6 +634,9 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
   app.use(registrationAndRecovery.middleware);
   // Activation codes from a registration counter or a letter (identity/activation-router.ts).
   app.use(formPages('/activate', createActivationRouter({ accounts: handles.accounts, passwords: handles.passwords, identity: handles.identity, factors: handles.factors, render, box: handles.box, throttleStorage: repos.rateLimits })));
+  // Requests from services (CIBA) the citizen answers on the portal; a deleted account's are refused.
+  const cibaRequests = createCibaRequests({ ...cibaDeps(handles), provider, logger: w.logger });
+  w.events.on('account.deleted', (e) => cibaRequests.refuseAll(e.accountId));
   const deletion = createAccountDeletion({ repos, sessions: w.sessions, payloads: handles.payloads, events: w.events, factors: handles.factors });
   const account = createAccountRouter({
     provider,
@@ -651,6 +671,8 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
       revokeOwn: (accountId, id) => w.pid.revokeOwn(accountId, id),
       offer: () => offerLink(portalOffer(config.issuer)),
     },
+    ciba: cibaRequests,
+    secondFactorThrottle: throttles.secondFactor,
     ...(config.certificate?.signInUrl
       ? { cardLink: createCardLink({ handoff: createCertificateHandoff({ repo: repos.certificateHandoffs, box: handles.box }), identity: handles.identity, signInUrl: config.certificate.signInUrl }) }
       : {}),

@@ -56,7 +56,10 @@ export type ErrorCode =
   | 'mandate.forbidden'
   | 'wallet.not_eligible'
   | 'wallet.credential_not_found'
-  | 'wallet.offer_invalid';
+  | 'wallet.offer_invalid'
+  | 'ciba.not_pending'
+  | 'ciba.answered'
+  | 'ciba.level_unmet';
 
 export class KapijaError extends Error {
   constructor(

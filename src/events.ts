@@ -4,6 +4,7 @@
  * is logged and never breaks the request that emitted.
  */
 import type { Logger } from 'pino';
+import type { Locale } from './config.js';
 
 export interface KapijaEvents {
   /** A citizen finished signing in to a service (login handed to the engine). */
@@ -43,6 +44,8 @@ export interface KapijaEvents {
   'logout.delivery': { clientId: string; outcome: 'queued' | 'retry' | 'delivered' | 'abandoned' };
   /** The account was deleted: personal data erased, sessions and grants ended. */
   'account.deleted': { accountId: string };
+  /** A service asked the citizen to confirm it is them (CIBA); the request waits in the portal. */
+  'ciba.requested': { accountId: string; clientId: string; serviceNames: Readonly<Record<Locale, string>> };
   /** The citizen allowed a service scopes and claims (`refused`: the claims refused to it). */
   'consent.given': { accountId: string; clientId: string; scopes: readonly string[]; claims: readonly string[]; refused?: readonly string[] };
 }

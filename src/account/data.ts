@@ -26,6 +26,7 @@ export function dataRoutes(router: Router, p: PortalKit): void {
     ]);
     const identity = await d.identity?.find(a.id);
     const pids = (await d.wallet?.list(a.id)) ?? [];
+    const requests = (await d.ciba?.pending(a.id)) ?? [];
     ctx.set('content-disposition', 'attachment; filename="kapija-export.json"');
     ctx.set('cache-control', 'no-store');
     ctx.body = {
@@ -37,6 +38,8 @@ export function dataRoutes(router: Router, p: PortalKit): void {
       devices: devices.map((x) => ({ ip: x.ip, user_agent: x.userAgent, first_seen_at: x.createdAt.toISOString(), last_seen_at: x.lastSeenAt.toISOString() })),
       consents: grants.map((g) => ({ service: g.payload.clientId, granted: g.payload.openid ?? {}, expires_at: g.expiresAt ? new Date(g.expiresAt).toISOString() : null })),
       refused_claims: [...refused].map(([service, claims]) => ({ service, claims: [...claims].sort() })),
+      // Requests from services still waiting for an answer (CIBA); the answers are in the ledger.
+      service_requests: requests.map((r) => ({ service: r.clientId, binding_message: r.bindingMessage ?? null, scopes: r.scopes, claims: r.claims, expires_at: r.expiresAt.toISOString() })),
       // What was verified and how (never a keyed hash, never the officer's account).
       verified_identity: identity
         ? { level: identity.level, method: identity.method, office: identity.office, verified_at: identity.verifiedAt.toISOString(), revoked_at: identity.revokedAt?.toISOString() ?? null, evidence: { type: identity.evidence.type, document_type: identity.evidence.documentType ?? null, issuing_country: identity.evidence.issuingCountry ?? null, expiry: identity.evidence.expiry ?? null }, attributes: identity.attributes }

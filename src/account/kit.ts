@@ -31,6 +31,8 @@ import type { ClientRepository } from '../store/clients.js';
 import type { MandateService } from '../mandates/service.js';
 import type { AccountDeletion } from './deletion.js';
 import { serviceName } from '../i18n/service-name.js';
+import type { CibaRequests } from '../ciba/service.js';
+import type { Throttle } from '../security/rate-limit.js';
 
 export interface AccountPortalDeps {
   provider: Provider;
@@ -74,6 +76,10 @@ export interface AccountPortalDeps {
   /** Kapija's PID in the citizen's wallet (/account/wallet); absent, the page is not offered. */
   wallet?: PortalWallet;
   secureCookies: boolean;
+  /** Requests from services (CIBA) waiting for the citizen's answer (/account/requests); absent, the page is not offered. */
+  ciba?: CibaRequests;
+  /** The sign-in's second-factor throttle, which an approval's factor counts under too. */
+  secondFactorThrottle?: Throttle;
 }
 
 

@@ -15,7 +15,7 @@ import { ledgerChain } from '../store/audit.js';
 
 export { ledgerChain };
 
-const ledgerEntry = (accountId: string, action: string, clientId: string | null, details: Record<string, unknown>): AuditEntryInput => ({
+export const ledgerEntry = (accountId: string, action: string, clientId: string | null, details: Record<string, unknown>): AuditEntryInput => ({
   chain: ledgerChain(accountId),
   actor: accountId,
   action,

@@ -14,6 +14,7 @@ import { mandatesRoutes } from './mandates.js';
 import { allowFormActionTo } from '../http/headers.js';
 import { createPortalKit, type AccountPortalDeps, type PortalPage } from './kit.js';
 import { profileRoutes } from './profile.js';
+import { requestsRoutes } from './requests.js';
 import { securityRoutes } from './security.js';
 import { servicesRoutes } from './services.js';
 import { sessionsRoutes } from './sessions.js';
@@ -21,7 +22,7 @@ import { walletRoutes } from './wallet.js';
 
 export type { AccountPortalDeps } from './kit.js';
 
-const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes, identityCardRoutes, mandatesRoutes, walletRoutes];
+const PAGES: readonly PortalPage[] = [profileRoutes, sessionsRoutes, servicesRoutes, securityRoutes, activityRoutes, dataRoutes, identityCardRoutes, mandatesRoutes, walletRoutes, requestsRoutes];
 
 export function createAccountRouter(deps: AccountPortalDeps): Router {
   const router = new Router({ prefix: '/account' });

@@ -35,6 +35,8 @@ export const ENGINE_API_PATHS = new Set([
   '/.well-known/oauth-authorization-server',
   '/request',
   '/device/auth',
+  // CIBA's backchannel authentication endpoint.
+  '/backchannel',
   // OpenID4VCI (wallet/issuer/engine.ts): the credential issuer's metadata, the credential and nonce endpoints.
   '/.well-known/openid-credential-issuer',
   '/credential',

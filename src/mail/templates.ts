@@ -20,7 +20,8 @@ export type MailKind =
   | 'factor_changed'
   | 'factors_reset'
   | 'recovery_used'
-  | 'account_secured';
+  | 'account_secured'
+  | 'ciba_request';
 
 export interface MailVars {
   /** The citizen's given name, when known. */
@@ -42,7 +43,7 @@ export interface RenderedMail {
 }
 
 /** Kinds whose main link has an action label (`mail.<kind>.action`). */
-const WITH_ACTION: ReadonlySet<MailKind> = new Set(['verify_email', 'reset_password', 'change_email', 'already_registered', 'username_taken', 'account_secured', 'factors_reset']);
+const WITH_ACTION: ReadonlySet<MailKind> = new Set(['verify_email', 'reset_password', 'change_email', 'already_registered', 'username_taken', 'account_secured', 'factors_reset', 'ciba_request']);
 
 function findViewsDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));

@@ -8,8 +8,8 @@ import type { AccountLinks, RegistrationAndRecoveryDeps } from '../registration/
 import { describeDevice } from './device.js';
 
 /** Subscribes the security notices to the event bus. */
-export function listenForNotices(links: AccountLinks, deps: Pick<RegistrationAndRecoveryDeps, 'events' | 'devices'>): void {
-  const { events, devices } = deps;
+export function listenForNotices(links: AccountLinks, deps: Pick<RegistrationAndRecoveryDeps, 'events' | 'devices' | 'accounts'>): void {
+  const { events, devices, accounts } = deps;
   const { notify, when } = links;
   events.on('signin.success', async (e) => {
     if (!e.deviceId) return;
@@ -32,6 +32,15 @@ export function listenForNotices(links: AccountLinks, deps: Pick<RegistrationAnd
   // A recovery code stands in for the second factor: its owner hears of every use.
   events.on('factor.recovery_used', async (e) => {
     await notify(e.accountId, 'recovery_used', (l) => ({ when: when(l, e.at), ip: e.ip, count: String(e.remaining) }), e.at);
+  });
+  // A service asks the citizen to confirm it is them (CIBA): the service's name and a link to the
+  // portal's requests page, where the citizen approves or denies. No "this wasn't me" link: denying
+  // the request is the answer, and nothing about the account changed.
+  events.on('ciba.requested', async (e) => {
+    const account = await accounts.findById(e.accountId);
+    if (!account?.emailVerified || !account.email || account.status !== 'active') return;
+    const locale = links.localeOf(account);
+    links.sendLater(account.email, 'ciba_request', locale, { name: account.givenName, link: links.link('/account/requests'), values: { service: e.serviceNames[locale], when: when(locale, e.at) } }, account.id);
   });
   events.on('factor.enrolled', factorNotice('added'));
   events.on('factor.removed', factorNotice('removed'));

@@ -37,6 +37,8 @@ const GRANTS: Record<string, string> = {
   refresh_token: 'RefreshToken',
   // RFC 8628: the device's successful poll consumes its device code like a code exchange.
   'urn:ietf:params:oauth:grant-type:device_code': 'DeviceCode',
+  // CIBA: the service's successful poll consumes the answered request the same way.
+  'urn:openid:params:grant-type:ciba': 'BackchannelAuthenticationRequest',
 };
 const ISSUED = new Set(['AccessToken', 'RefreshToken']);
 const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);

@@ -20,6 +20,8 @@ const CLAIM_NAME = /^[a-z_]{1,64}$/;
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** OpenID4VCI's pre-authorized code grant: a wallet (`kapija_wallet`) redeems the registration desk's credential offer with it. */
 export const PRE_AUTHORIZED_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:pre-authorized_code';
+/** Client-Initiated Backchannel Authentication (OpenID Connect CIBA Core 1.0): a service opts in with this grant type. */
+export const CIBA_GRANT = 'urn:openid:params:grant-type:ciba';
 
 export const isClientId = (value: string): boolean => CLIENT_ID.test(value);
 export const isSector = (value: string): boolean => SECTOR.test(value);
@@ -62,6 +64,7 @@ export function clientUriProblem(metadata: Record<string, unknown>, production: 
     ...((metadata.redirect_uris as unknown[] | undefined) ?? []).map((u): [unknown, string, boolean] => [u, 'redirect_uris', true]),
     ...((metadata.post_logout_redirect_uris as unknown[] | undefined) ?? []).map((u): [unknown, string, boolean] => [u, 'post_logout_redirect_uris', true]),
     [metadata.backchannel_logout_uri, 'backchannel_logout_uri', false],
+    [metadata.backchannel_client_notification_endpoint, 'backchannel_client_notification_endpoint', false],
     ...['logo_uri', 'policy_uri', 'jwks_uri', 'kapija_sector_identifier_uri'].map((key): [unknown, string, boolean] => [metadata[key], key, false]),
   ];
   for (const [value, label, redirect] of checks) {
@@ -100,7 +103,15 @@ export const clientFields = {
     .trim()
     .max(1000)
     .refine((s) => s.split(' ').every((t) => SCOPE_TOKEN.test(t)), 'space-separated scope names'),
-  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT, 'urn:ietf:params:oauth:grant-type:token-exchange', PRE_AUTHORIZED_CODE_GRANT])).min(1),
+  grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT, CIBA_GRANT, 'urn:ietf:params:oauth:grant-type:token-exchange', PRE_AUTHORIZED_CODE_GRANT])).min(1),
+  /** CIBA: the service polls the token endpoint (poll) or is told when to (ping); push is not offered. */
+  backchannel_token_delivery_mode: z.enum(['poll', 'ping']),
+  /** CIBA ping: where Kapija notifies the service (https; the engine refuses anything else). */
+  backchannel_client_notification_endpoint: url,
+  /** CIBA: the alg the service signs its backchannel authentication requests with; when set, unsigned requests are refused. */
+  backchannel_authentication_request_signing_alg: z.enum(['RS256', 'PS256', 'ES256', 'EdDSA']),
+  /** CIBA: the service may name the citizen by a JMBG verified by identity proofing (login_hint). */
+  kapija_ciba_jmbg_hint: z.boolean(),
   token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }),
   jwks_uri: url,
@@ -138,6 +149,7 @@ export const EXTRA_CLIENT_PROPERTIES = [
   'kapija_refresh_token_ttl',
   'kapija_accepts_representation',
   'kapija_wallet',
+  'kapija_ciba_jmbg_hint',
 ];
 
 /**
@@ -158,7 +170,7 @@ export function validateExtraClientProperty(key: string, value: unknown): void {
   if (key === 'kapija_sector' && (typeof value !== 'string' || !isSector(value))) {
     throw new TypeError('kapija_sector must be a host name');
   }
-  if ((key === 'kapija_resource_server' || key === 'kapija_first_party' || key === 'kapija_accepts_representation' || key === 'kapija_wallet') && typeof value !== 'boolean') {
+  if ((key === 'kapija_resource_server' || key === 'kapija_first_party' || key === 'kapija_accepts_representation' || key === 'kapija_wallet' || key === 'kapija_ciba_jmbg_hint') && typeof value !== 'boolean') {
     throw new TypeError(`${key} must be a boolean`);
   }
 }

@@ -3,7 +3,7 @@
  * pages live in `interactions/`, which the provider knows only by URL.
  */
 import type { Context } from 'koa';
-import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Config, Locale } from '../config.js';
 import { serviceName } from '../i18n/service-name.js';
@@ -39,6 +39,37 @@ export interface DevicePages {
   /** The device is signed in. */
   success(ctx: KoaContextWithOIDC): Promise<void>;
 }
+
+/**
+ * Kapija's part of Client-Initiated Backchannel Authentication (OpenID Connect CIBA Core 1.0): who
+ * a `login_hint` names, and what happens once the engine has saved a request (the citizen's ledger).
+ * The citizen answers in the account portal (ciba/service.ts); without these hooks CIBA is off.
+ */
+export interface CibaHooks {
+  /** The account a `login_hint` names for this client, or undefined (the engine answers `unknown_user_id`). */
+  accountOfHint(hint: string, client: { clientId: string; metadata(): Record<string, unknown> }): Promise<string | undefined>;
+  /** A request was saved for an account: record it. A failure withdraws the request (the client gets an error). */
+  requested(request: { id: string; accountId: string; clientId: string; scope: string; claims: Record<string, unknown> }, client: { clientName?: string | undefined; metadata(): Record<string, unknown> }): Promise<void>;
+}
+
+/** A service that named too many unknown citizens waits (CibaHooks.accountOfHint throws it). */
+export class TooManyUnknownHints extends Error {
+  constructor(readonly retryAfter: number) {
+    super('too many unknown login hints');
+  }
+}
+
+/**
+ * The longest binding_message Kapija accepts, in characters: a short code the citizen compares
+ * between the service's screen and the account portal (CIBA Core §7.1 asks for "relatively small").
+ */
+export const BINDING_MESSAGE_MAX = 64;
+/**
+ * Letters (any script), marks, digits, punctuation, symbols and spaces. Control and format
+ * characters (bidirectional overrides among them, which could make the portal show a message other
+ * than the service's) are refused. Markup is allowed and shown escaped, as text.
+ */
+const BINDING_MESSAGE = /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]+$/u;
 
 /**
  * User codes are nine digits (`123-456-789`): a television remote or a numeric keypad can type
@@ -88,6 +119,8 @@ export interface ProviderDeps {
     tokenClaims(ctx: KoaContextWithOIDC | undefined, token: unknown): Record<string, unknown> | undefined;
     ttl: { PreAuthorizedCode: number };
   };
+  /** CIBA (poll and ping): off without it. */
+  ciba?: CibaHooks;
 }
 
 /**
@@ -147,7 +180,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel, representationGrant, introspecting, wallet }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel, representationGrant, introspecting, wallet, ciba }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -175,7 +208,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       if (!String((token as { scope?: string }).scope ?? '').split(' ').includes('kapija:admin')) return wallet?.tokenClaims(ctx as KoaContextWithOIDC | undefined, token);
       const entities = (ctx as KoaContextWithOIDC | undefined)?.oidc?.entities;
       if (!entities) return (token as { extra?: Record<string, unknown> }).extra;
-      const source = (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode) as { acr?: string; authTime?: number } | undefined;
+      const source = (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode ?? entities.BackchannelAuthenticationRequest) as { acr?: string; authTime?: number } | undefined;
       return { acr: source?.acr ?? null, auth_time: source?.authTime ?? null };
     },
     acrValues: [ACR.low, ACR.substantial, ACR.high],
@@ -211,7 +244,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
       origin !== 'null' &&
       (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') &&
       (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
-    features: { ...engineFeatures(pages, introspecting), ...wallet?.features } as Configuration['features'],
+    features: { ...engineFeatures(pages, introspecting, ciba), ...wallet?.features } as Configuration['features'],
     // Consent is remembered per citizen and service, not per browser session: what was granted in an
     // earlier session is copied into a grant of this session's own, so ending one session (which
     // revokes its grants and their tokens) never reaches into another. So are the claims the citizen
@@ -318,7 +351,7 @@ function existingGrantLoader(findGrant: ProviderDeps['findGrant'], findRefusals:
 
 
 /** The engine's optional features, as Kapija runs them; the sign-out pages are Kapija's. */
-function engineFeatures(pages: ProviderPages, introspecting?: ProviderDeps['introspecting']): Configuration['features'] {
+function engineFeatures(pages: ProviderPages, introspecting?: ProviderDeps['introspecting'], ciba?: CibaHooks): Configuration['features'] {
   return {
     devInteractions: { enabled: false },
     introspection: {
@@ -346,6 +379,7 @@ function engineFeatures(pages: ProviderPages, introspecting?: ProviderDeps['intr
           successSource: async (ctx) => pages.device!.success(ctx),
         }
       : { enabled: false },
+    ciba: ciba ? cibaFeature(ciba) : { enabled: false },
     backchannelLogout: { enabled: true },
     pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
     requestObjects: { enabled: true, requireSignedRequestObject: false },
@@ -369,6 +403,63 @@ function engineFeatures(pages: ProviderPages, introspecting?: ProviderDeps['intr
   };
 }
 
+/**
+ * CIBA in poll and ping mode (push is not offered: it would hand tokens to an endpoint unasked).
+ * Requests are signed or not, as the client registered (`backchannel_authentication_request_signing_alg`);
+ * the client always authenticates, and ping notifications go only to https endpoints (the engine's
+ * rule), through the same SSRF guard as back-channel logout.
+ */
+function cibaFeature(hooks: CibaHooks): NonNullable<Configuration['features']>['ciba'] {
+  return {
+    enabled: true,
+    deliveryModes: ['poll', 'ping'],
+    // An opaque login_hint_token would need an agreed format; Kapija takes login_hint and id_token_hint.
+    processLoginHintToken: async () => {
+      throw new errors.InvalidRequest('login_hint_token is not supported; use login_hint or id_token_hint');
+    },
+    processLoginHint: async (ctx, hint) => {
+      if (typeof hint !== 'string' || hint.length > 254) return undefined;
+      try {
+        return await hooks.accountOfHint(hint, ctx.oidc.client!);
+      } catch (err) {
+        if (!(err instanceof TooManyUnknownHints)) throw err;
+        ctx.set('retry-after', String(err.retryAfter));
+        throw Object.assign(new errors.CustomOIDCProviderError('slow_down', 'too many requests named no citizen; retry later'), { status: 429, statusCode: 429 });
+      }
+    },
+    // No user code is set up between the citizen and a service: a request carrying one is refused,
+    // not silently treated as if the code had been checked.
+    verifyUserCode: async (ctx, _account, userCode) => {
+      if (userCode !== undefined) throw new errors.InvalidRequest('user_code is not supported');
+      // The last hook before the engine saves the request with its parameters: the hint has done its
+      // work (the account is known), so a JMBG or an ID token is not kept in oidc_payloads with it.
+      const params = ctx.oidc.params as Record<string, unknown>;
+      params.login_hint = undefined;
+      params.id_token_hint = undefined;
+    },
+    validateBindingMessage: async (_ctx, message) => {
+      if (message === undefined) return;
+      if (typeof message !== 'string' || message.length === 0 || [...message].length > BINDING_MESSAGE_MAX || !BINDING_MESSAGE.test(message) || message.trim() !== message) {
+        throw new errors.InvalidBindingMessage(`binding_message must be 1 to ${BINDING_MESSAGE_MAX} letters, digits, punctuation or spaces, without control characters`);
+      }
+    },
+    // Kapija defines no request_context; one is accepted (and kept with the request) only if small.
+    validateRequestContext: async (_ctx, context) => {
+      if (context !== undefined && (typeof context !== 'string' || context.length > 1000)) throw new errors.InvalidRequest('request_context must be at most 1000 characters');
+    },
+    triggerAuthenticationDevice: async (_ctx, request, account, client) => {
+      const r = request as unknown as { jti: string; scope?: string; claims?: Record<string, unknown>; destroy(): Promise<void> };
+      try {
+        await hooks.requested({ id: r.jti, accountId: account.accountId, clientId: client.clientId, scope: r.scope ?? '', claims: r.claims ?? {} }, client);
+      } catch (err) {
+        // Nothing waits for the citizen unless it is in their ledger.
+        await r.destroy().catch(() => undefined);
+        throw err;
+      }
+    },
+  };
+}
+
 /** How long each engine artefact lives (config.ts has the deployment's values). */
 function ttlPolicy(config: Config): Configuration['ttl'] {
   return {
@@ -376,6 +467,11 @@ function ttlPolicy(config: Config): Configuration['ttl'] {
     AuthorizationCode: 60,
     // RFC 8628: the citizen has ten minutes to enter a device's code and sign in.
     DeviceCode: 10 * 60,
+    // CIBA: ten minutes for the citizen to answer, or less when the service asks (requested_expiry).
+    BackchannelAuthenticationRequest: (ctx) => {
+      const requested = Number(ctx?.oidc?.params?.requested_expiry);
+      return Number.isSafeInteger(requested) && requested > 0 ? Math.min(10 * 60, requested) : 10 * 60;
+    },
     ClientCredentials: config.ttl.accessToken,
     IdToken: config.ttl.accessToken,
     Interaction: 30 * 60,
@@ -429,6 +525,14 @@ function hookEngine(
     await next();
     if (ctx.get('origin') === 'null' && ctx.response.get('access-control-allow-origin') === 'null') {
       for (const name of Object.keys(ctx.response.headers)) if (name.toLowerCase().startsWith('access-control-')) ctx.remove(name);
+    }
+  });
+  // The engine announces user codes for CIBA whatever its verifyUserCode does; Kapija takes none.
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if ((ctx as KoaContextWithOIDC).oidc?.route === 'discovery' && body && typeof body === 'object' && 'backchannel_user_code_parameter_supported' in body) {
+      body.backchannel_user_code_parameter_supported = false;
     }
   });
   // RFC 7662 §2.1 / RFC 7009 §2.1 with RFC 6749 §5.2: a call without any client authentication is
@@ -533,7 +637,7 @@ function releaseOf(ctx: KoaContextWithOIDC): Release | undefined {
   const body = ctx.body as unknown;
   if (!client) return undefined;
   if (route === 'token' && body && typeof body === 'object' && typeof (body as { id_token?: unknown }).id_token === 'string') {
-    const source = (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode) as { accountId?: string } | undefined;
+    const source = (entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode ?? entities.BackchannelAuthenticationRequest) as { accountId?: string } | undefined;
     const payload = decodeJwtPayload((body as { id_token: string }).id_token);
     if (!source?.accountId || !payload) return undefined;
     return { accountId: subjectOf(source.accountId), clientId: client.clientId, claims: personalClaims(payload), channel: 'id_token' };

@@ -8,6 +8,7 @@ import { createAccountTokenRepository, type AccountTokenRepository } from './acc
 import { createAccountRepository, type AccountRepository } from './accounts.js';
 import { createActivationCodeRepository, type ActivationCodeRepository } from './activation-codes.js';
 import { createAuditCheckpointRepository, type AuditCheckpointRepository } from './audit-checkpoints.js';
+import { createCibaDecisionRepository, type CibaDecisionRepository } from './ciba-decisions.js';
 import { createCertificateHandoffRepository, type CertificateHandoffRepository } from './certificate-handoffs.js';
 import { createAuditLog, withChainRetry, type AuditLog } from './audit.js';
 import { createClientRepository, type ClientRepository } from './clients.js';
@@ -69,6 +70,8 @@ export interface Repositories {
   walletPresentations: WalletPresentationRepository;
   /** The PID issuer's registry: issued credentials, status-list indices, used proofs. */
   walletCredentials: WalletCredentialRepository;
+  /** The citizen's answers to backchannel authentication requests (CIBA), one per request. */
+  cibaDecisions: CibaDecisionRepository;
   /** Readiness of the database: reachable, migrations current. */
   health: DatabaseHealth;
   /** Pool and queue gauges for /metrics. */
@@ -93,6 +96,7 @@ export function createRepositories(db: Db, box: SecretBox, opts: { now?: () => n
     audit: createAuditLog(db),
     auditCheckpoints: createAuditCheckpointRepository(db),
     certificateHandoffs: createCertificateHandoffRepository(db, opts.now),
+    cibaDecisions: createCibaDecisionRepository(db, opts.now),
     clients: createClientRepository(db, box),
     credentials: createCredentialRepository(db),
     identities: createIdentityRepository(db, box, opts.now),

@@ -31,6 +31,8 @@ let sent = 0;
 const statuses: Record<string, number> = {};
 let clientId: string;
 let basic: string;
+let cibaBasic: string;
+let citizenUsername: string;
 let accessToken: string;
 let refreshToken: string;
 let idToken: string;
@@ -81,6 +83,9 @@ beforeAll(async () => {
   clientId = rp.clientId;
   basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret}`).toString('base64')}`;
   const citizen = await createTestAccount(k);
+  citizenUsername = citizen.username;
+  const ciba = await createTestClient(k, { grant_types: ['urn:openid:params:grant-type:ciba'], response_types: [], redirect_uris: [], backchannel_token_delivery_mode: 'poll', subject_type: 'public', scope: 'openid profile' });
+  cibaBasic = `Basic ${Buffer.from(`${ciba.clientId}:${ciba.clientSecret}`).toString('base64')}`;
   const admin = await createTestAccount(k);
   await createRoleRepository(k.db).grant(admin.account.id, 'admin', 'test');
 
@@ -272,6 +277,18 @@ describe('the engine\'s endpoints', () => {
   test('pushed authorization requests', () =>
     fuzz(fc.record({ method: fc.constant('POST'), path: fc.constant('/request'), params: params(authParams()), enc: encoding, accept, headers: fc.constantFrom({}, { authorization: basic }) }).map((s) => s as Shot)));
 
+  test('backchannel authentication (CIBA) and its poll', () =>
+    fuzz(
+      fc.record({
+        method: fc.constant('POST'),
+        path: fc.constantFrom('/backchannel', '/token'),
+        params: params({ grant_type: 'urn:openid:params:grant-type:ciba', auth_req_id: 'x', scope: 'openid profile', login_hint: citizenUsername, binding_message: 'A-1', requested_expiry: '60', acr_values: 'http://eidas.europa.eu/LoA/substantial', claims: '{"id_token":{"email":null}}' }),
+        enc: encoding,
+        accept,
+        headers: fc.constantFrom({}, { authorization: cibaBasic }, { authorization: basic }),
+      }).map((s) => s as Shot),
+    ));
+
   test('userinfo with valid, fuzzed and repeated tokens', () =>
     fuzz(
       fc.record({
@@ -332,7 +349,7 @@ describe('the engine\'s endpoints', () => {
 // ------------------------------------------------------------------------------------- Kapija's pages
 
 const STEPS = ['', '/login', '/totp', '/recovery', '/totp/enrol', '/continue', '/recovery/new', '/webauthn/options', '/webauthn', '/webauthn/register', '/passkey', '/confirm', '/abort', '/wallet', '/wallet/status', '/wallet/start', '/wallet/identify', '/wallet/refused'];
-const PORTAL = ['/account', '/account/profile', '/account/password', '/account/email', '/account/sessions', '/account/sessions/end', '/account/services', '/account/services/revoke', '/account/security', '/account/security/remove', '/account/security/recovery-codes', '/account/security/totp', '/account/activity', '/account/activity/export', '/account/data', '/account/data/export.json', '/account/callback', '/account/login', '/account/wallet', '/account/wallet/revoke'];
+const PORTAL = ['/account', '/account/profile', '/account/password', '/account/email', '/account/sessions', '/account/sessions/end', '/account/services', '/account/services/revoke', '/account/security', '/account/security/remove', '/account/security/recovery-codes', '/account/security/totp', '/account/activity', '/account/activity/export', '/account/data', '/account/data/export.json', '/account/callback', '/account/login', '/account/wallet', '/account/wallet/revoke', '/account/requests', '/account/requests/approve', '/account/requests/deny'];
 const CONSOLE = ['/admin', '/admin/clients', '/admin/clients/new', '/admin/clients/nope', '/admin/clients/nope/secret', '/admin/clients/nope/disable', '/admin/clients/nope/delete', '/admin/citizens', '/admin/citizens/nope', '/admin/citizens/nope/lock', '/admin/sessions', '/admin/sessions/end', '/admin/audit', '/admin/audit/export', '/admin/callback', '/admin/desk', '/admin/desk/check', '/admin/desk/identity/nope', '/admin/desk/identity/nope/revoke', '/admin/desk/pid/nope'];
 const SELF = ['/register', '/verify-email', '/recover', '/recover/reset', '/not-me', '/activate'];
 

@@ -196,6 +196,28 @@ describe('clients', () => {
     expect((await api().post('/admin/api/clients').set(as('admin')).send({ client_id: 'tv-bad', grant_types: ['urn:example:unknown'], scope: 'openid' })).status).toBe(400);
   });
 
+  test('a CIBA client opts in with the grant type and its delivery mode; a ping endpoint must be https; push is not offered', async () => {
+    const ciba = 'urn:openid:params:grant-type:ciba';
+    const created = await api().post('/admin/api/clients').set(as('admin')).send({
+      client_id: 'call-centre',
+      client_name: 'Kontakt centar',
+      grant_types: [ciba],
+      backchannel_token_delivery_mode: 'ping',
+      backchannel_client_notification_endpoint: 'https://callcentre.example/ciba',
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks_uri: 'https://callcentre.example/jwks.json',
+      kapija_ciba_jmbg_hint: true,
+      scope: 'openid profile',
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.client).toMatchObject({ grant_types: [ciba], backchannel_token_delivery_mode: 'ping', kapija_ciba_jmbg_hint: true });
+    const push = await api().post('/admin/api/clients').set(as('admin')).send({ client_id: 'call-push', grant_types: [ciba], backchannel_token_delivery_mode: 'push', token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://callcentre.example/jwks.json', scope: 'openid' });
+    expect(push.status).toBe(400);
+    const plain = await api().post('/admin/api/clients').set(as('admin')).send({ client_id: 'call-http', grant_types: [ciba], backchannel_token_delivery_mode: 'ping', backchannel_client_notification_endpoint: 'http://callcentre.example/ciba', token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://callcentre.example/jwks.json', scope: 'openid' });
+    expect(plain.status).toBe(400);
+    expect(JSON.stringify(plain.body)).toMatch(/backchannel_client_notification_endpoint/);
+  });
+
   test('create shows the secret once; the secret works, rotates, and disable/enable/delete take effect at once', async () => {
     const created = await api().post('/admin/api/clients').set(as('admin')).send({
       client_id: 'porez',
