@@ -363,19 +363,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   app.use(pidIssuerDocuments(pid));
 
   const sessions = createSessionService({ provider, payloads: handles.payloads, retries: logoutRetries });
-  // A revoked (or lowered) identity ends at once every session signed in above what it now supports.
-  // A deleted account's verified identity is erased with the rest of its personal data.
-  events.on('account.deleted', (e) => handles.identity.forget(e.accountId));
-  events.on('account.deleted', (e) => handles.mandates.forget(e.accountId));
-  handles.identity.onLevelDropped(async (accountId, level) => {
-    await endSessionsAbove(sessions, accountId, level);
-    await revokeGrantsAbove(handles.payloads, accountId, level);
-    // A PID rests on the identity: revoking (or lowering below substantial) the proofing revokes it.
-    if (level === 'none' || rank(level) < rank('substantial')) await pid.revokeAll(accountId, 'system', level === 'none' ? 'identity_revoked' : 'identity_lowered');
-  });
-  events.on('account.deleted', (e) => pid.revokeAll(e.accountId, 'system', 'account_deleted').then(() => undefined));
-  // A PID carries the attributes of one proofing: proofed again or corrected, it is outdated.
-  handles.identity.onChanged(async (accountId) => void (await pid.revokeAll(accountId, 'system', 'identity_changed')));
+  followIdentityChanges(events, handles, sessions, pid);
   const pidDeskOffer: Kapija['pidDeskOffer'] = (input) => createDeskOffer({ issuer: config.issuer, provider, pid, audit: handles.audit }, input);
   const registrationAndRecovery = await mountPages(app, { config, logger, handles, events, render, csrf, secureCookies, provider, sessions, pid, pidDeskOffer });
 
@@ -430,25 +418,7 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       app.keys = next.cookieKeys;
       return true;
     },
-    async purge() {
-      const at = opts.now?.() ?? Date.now();
-      const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants, cibaDecisions] = await Promise.all([
-        handles.payloads.purgeExpired(),
-        handles.keys.purge(),
-        registrationAndRecovery.service.purgeExpired(),
-        repos.rateLimits.purgeExpired(),
-        // An expired activation code is refused anyway; its keyed hash need not be kept.
-        repos.activationCodes.purgeExpired(at),
-        repos.certificateHandoffs.purgeExpired(),
-        repos.trustedBrowsers.purgeExpired(),
-        repos.walletPresentations.purgeExpired(),
-        // A grant's binding to its mandate once the grant is gone (the mandates stay, for the record);
-        // a binding younger than the grace is kept, as its grant may still be on its way to the store.
-        repos.mandates.purgeUnusable(at - MANDATE_BINDING_GRACE_MS, at),
-        repos.cibaDecisions.purgeExpired(),
-      ]);
-      return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants, cibaDecisions };
-    },
+    purge: () => purgeExpired(handles, registrationAndRecovery.service, opts.now?.() ?? Date.now()),
     checkpointAudit: () => handles.checkpoints.checkpointChanged(),
     deliverLogouts: () => logoutRetries.deliverDue(),
     deliverMail: () => registrationAndRecovery.mailer.deliverDue(),
@@ -457,6 +427,46 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
       if (!opts.db) await db.destroy();
     },
   };
+}
+
+/**
+ * What follows a change of a citizen's identity or account: a revoked (or lowered) identity ends at
+ * once every session and grant above what it now supports, and the PIDs that rest on it; a deleted
+ * account's verified identity, mandates and PIDs go with the rest of its personal data.
+ */
+function followIdentityChanges(events: EventBus, handles: StoreHandles, sessions: SessionService, pid: PidIssuer): void {
+  events.on('account.deleted', (e) => handles.identity.forget(e.accountId));
+  events.on('account.deleted', (e) => handles.mandates.forget(e.accountId));
+  handles.identity.onLevelDropped(async (accountId, level) => {
+    await endSessionsAbove(sessions, accountId, level);
+    await revokeGrantsAbove(handles.payloads, accountId, level);
+    // A PID rests on the identity: revoking (or lowering below substantial) the proofing revokes it.
+    if (level === 'none' || rank(level) < rank('substantial')) await pid.revokeAll(accountId, 'system', level === 'none' ? 'identity_revoked' : 'identity_lowered');
+  });
+  events.on('account.deleted', (e) => pid.revokeAll(e.accountId, 'system', 'account_deleted').then(() => undefined));
+  // A PID carries the attributes of one proofing: proofed again or corrected, it is outdated.
+  handles.identity.onChanged(async (accountId) => void (await pid.revokeAll(accountId, 'system', 'identity_changed')));
+}
+
+/** Deletes what has expired or can no longer be used, in every store (Kapija.purge). */
+async function purgeExpired(handles: StoreHandles, registration: { purgeExpired(): Promise<number> }, at: number): ReturnType<Kapija['purge']> {
+  const { repos } = handles;
+  const [payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants, cibaDecisions] = await Promise.all([
+    handles.payloads.purgeExpired(),
+    handles.keys.purge(),
+    registration.purgeExpired(),
+    repos.rateLimits.purgeExpired(),
+    // An expired activation code is refused anyway; its keyed hash need not be kept.
+    repos.activationCodes.purgeExpired(at),
+    repos.certificateHandoffs.purgeExpired(),
+    repos.trustedBrowsers.purgeExpired(),
+    repos.walletPresentations.purgeExpired(),
+    // A grant's binding to its mandate once the grant is gone (the mandates stay, for the record);
+    // a binding younger than the grace is kept, as its grant may still be on its way to the store.
+    repos.mandates.purgeUnusable(at - MANDATE_BINDING_GRACE_MS, at),
+    repos.cibaDecisions.purgeExpired(),
+  ]);
+  return { payloads, keys, links, rateLimits, activationCodes, handoffs, trustedBrowsers, walletPresentations, mandateGrants, cibaDecisions };
 }
 
 /**
