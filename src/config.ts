@@ -107,7 +107,7 @@ const schema = z.object({
   CERT_PROXY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** Origin of the host name of its own on which nginx asks for the ID card's certificate (e.g. https://eid.kapija.gov.rs); the server needs it with CERT_TRUST_ANCHORS (`kapija certs refresh` does not). */
   CERT_SIGNIN_URL: z.string().optional(),
-  /** Issuers of PIDs accepted for wallet sign-in besides Kapija's own: a JSON array of {issuer, level: substantial|high, jwks | jwks_uri}; set, the sign-in page offers "use a wallet". */
+  /** Issuers of PIDs accepted for wallet sign-in besides Kapija's own: a JSON array of {issuer, level: substantial|high, jwks | jwks_uri}. */
   WALLET_TRUSTED_ISSUERS: z.string().optional(),
 });
 
