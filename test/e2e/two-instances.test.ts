@@ -3,18 +3,15 @@
  * balancer: both start together on an empty database, and a citizen signed in at one is served by
  * the other — code redeemed at B, refresh at A, userinfo at B, the session cookie honoured by B.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { Agent } from '../support/browserless.js';
 import { signIn } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, testConfig } from '../support/kapija.js';
-import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
-import { freePort, spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
-import { createKapija, type Kapija } from '../../src/app.js';
+import { createTestAccount, createTestClient } from '../support/kapija.js';
+import { pgAvailable } from '../support/databases.js';
+import type { KapijaProcess } from '../support/spawn-kapija.js';
+import { twoProcessesOnPg } from '../support/two-processes.js';
+import type { Kapija } from '../../src/app.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 
@@ -23,31 +20,12 @@ if (!pgAvailable()) {
   test.skip('two instances share one PostgreSQL database (PostgreSQL not reachable)', () => undefined);
 } else {
   describe('two server processes on one database', () => {
-    let testDb: TestDatabase;
-    let dataDir: string;
+    const two = twoProcessesOnPg('kapija-two');
     let a: KapijaProcess;
     let b: KapijaProcess;
     let store: Kapija;
     let issuer: string;
-
-    beforeAll(async () => {
-      testDb = await createPgDatabase();
-      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-two-'));
-      const [portA, portB] = [await freePort(), await freePort()];
-      issuer = `http://127.0.0.1:${portA}`;
-      const env = { ISSUER: issuer, MASTER_KEY: randomBytes(32).toString('base64'), DATA_DIR: dataDir, ...testDb.env };
-      // Both start at once on an empty database: migrations and the first keys must not race.
-      [a, b] = await Promise.all([spawnKapija(env, { port: portA }), spawnKapija(env, { port: portB })]);
-      // An in-process handle on the same database creates the citizen and the service.
-      store = await createKapija(testConfig(env));
-    }, 60_000);
-
-    afterAll(async () => {
-      await Promise.all([a?.stop(), b?.stop()]);
-      await store?.close();
-      await testDb?.drop();
-      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-    });
+    beforeAll(() => ({ a, b, store, issuer } = two));
 
     test('both are ready and publish the same keys and issuer', async () => {
       for (const p of [a, b]) {
