@@ -163,7 +163,10 @@ function preparedStatements(db: Db) {
   const jsonOf = (columns: readonly string[]) =>
     `${isPostgres(db) ? 'json_build_object' : 'json_object'}(${columns.map((c) => `'${c}', ${c}`).join(', ')})${isPostgres(db) ? '::text' : ''}`;
   /** The grant a session's payload holds for the client id bound as the statement's parameter. */
-  const sessionGrant = isPostgres(db) ? "payload::json->'authorizations'->(?::text)->>'grantId'" : "payload -> 'authorizations' -> ? ->> 'grantId'";
+  // Any client id a request names, as text: SQLite's `->` would read it as a JSON path ('' or '$x' fail).
+  const sessionGrant = isPostgres(db)
+    ? "payload::json->'authorizations'->(?::text)->>'grantId'"
+    : "(select json_extract(a.value, '$.grantId') from json_each(payload, '$.authorizations') a where a.key = ?)";
   // A re-saved artefact replaces its payload and moves its indexes (grant, uid, user code) with it.
   const RESAVE = `on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
     user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null`;

@@ -147,4 +147,14 @@ describe.each(stores())('on %s', (store) => {
     const after = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(redirect));
     expect(after).not.toBeInstanceOf(URL); // signs in again: the session's level is above what the identity supports
   });
+  test('a session read at the authorization endpoint with any client id a request names: an error page, never a 500', async () => {
+    const { agent, authorize } = await signedIn('openid');
+    for (const clientId of ['', '$x', '\\', 'a"b', 'a.b[0]', 'ćирилица', 'x'.repeat(300)]) {
+      const url = authorize();
+      url.searchParams.set('client_id', clientId);
+      const res = await agent.request(url);
+      expect(res.status).toBeGreaterThanOrEqual(300);
+      expect(res.status).toBeLessThan(500);
+    }
+  });
 });
