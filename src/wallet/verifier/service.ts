@@ -8,7 +8,8 @@
  * the sign-in) and `cross_device` (the QR code; the browser polls and redeems it, bound to its
  * sign-in by the interaction cookie). Each request has its own nonce, state and ECDH-ES key pair:
  * the answer is encrypted to that key, so only Kapija reads it. Everything is kept in the database
- * (store/wallet-presentations.ts), so the steps may reach different instances.
+ * (store/wallet-presentations.ts), so the steps may reach different instances. The OpenID4VP and
+ * DCQL protocol itself is protocol.ts's, on the OpenWallet Foundation libraries.
  */
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { constantTimeEqual, randomToken, type SecretBox } from '../../security/crypto.js';
@@ -143,7 +144,9 @@ export function createWalletVerifier(deps: WalletVerifierDeps) {
         throw new UnreadableResponse(400, answer.why === 'state' ? 'the state is not this request\'s' : answer.why === 'not_encrypted' ? 'the response is not encrypted to this request' : 'the response is not an authorization response');
       }
       if (answer.kind === 'error') return settle(row, { ok: false, reason: 'invalid' });
-      // One PID, as one presentation, for the one credential query (dcql checks it against the query in verifyPid).
+      // One presentation for the one credential query, before anything is verified or fetched (what dcql
+      // would refuse too: an id the query does not have, two presentations where `multiple` is false);
+      // its claims are checked against the query by dcql once verified (verifyPid).
       const ids = Object.keys(answer.presentations);
       const presentations = answer.presentations[PID_QUERY_ID] ?? [];
       if (ids.length !== 1 || presentations.length !== 1 || typeof presentations[0] !== 'string') return settle(row, { ok: false, reason: 'invalid' });
