@@ -6,6 +6,7 @@
  * browser is tried here.
  */
 import * as oidc from 'openid-client';
+import { CompactEncrypt, SignJWT, importJWK, type JWK } from 'jose';
 import { Agent, formAction, type Page } from '../support/browserless.js';
 import { submitForm } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, kapijaForSuite, uniqueJmbg } from '../support/kapija.js';
@@ -105,6 +106,14 @@ async function followRedirect(agent: Agent, redirectUri: unknown): Promise<Page>
   return step;
 }
 
+/** A hand-made answer encrypted to the request's key (its client_metadata), as a wallet would post it. */
+async function encryptTo(request: Record<string, unknown>, payload: Record<string, unknown>, alg = 'ECDH-ES'): Promise<string> {
+  const jwk = (request.client_metadata as { jwks: { keys: JWK[] } }).jwks.keys[0]!;
+  return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg, enc: 'A128GCM', kid: jwk.kid! })
+    .encrypt(await importJWK({ ...jwk, alg }, alg));
+}
+
 /** Presents with the test wallet on the same device and expects the refusal page for `reason`. */
 async function expectRefusal(reason: string, present: (w: WalletPage) => Promise<{ body?: Record<string, unknown> }>) {
   const w = await openWalletPage();
@@ -143,7 +152,10 @@ describe('signing in with a wallet', () => {
     expect(presented.status).toBe(200);
     // The request: signed, by reference, encrypted answers to a per-request key, the DCQL query for the PID's JMBG alone.
     expect(presented.request).toMatchObject({ response_mode: 'direct_post.jwt', response_type: 'vp_token', client_id: 'x509_san_dns:127.0.0.1' });
-    expect(presented.request.dcql_query).toEqual({ credentials: [{ id: 'pid', format: 'dc+sd-jwt', meta: { vct_values: ['urn:eudi:pid:1'] }, claims: [{ path: ['personal_administrative_number'] }] }] });
+    // dcql writes out the defaults: one credential, bound to the holder's key.
+    expect(presented.request.dcql_query).toEqual({
+      credentials: [{ id: 'pid', format: 'dc+sd-jwt', multiple: false, require_cryptographic_holder_binding: true, meta: { vct_values: ['urn:eudi:pid:1'] }, claims: [{ path: ['personal_administrative_number'] }] }],
+    });
     // Selective disclosure: one disclosure, the JMBG; the names and date of birth stay in the wallet.
     const disclosures = presented.presentation.split('~').slice(1, -1);
     expect(disclosures).toHaveLength(1);
@@ -346,6 +358,62 @@ describe('signing in with a wallet', () => {
     const empty = await fetch(requestUri.replace('/wallet/request/', '/wallet/response/'), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'response=' });
     expect(empty.status).toBe(400);
     expect((await fetch(`${server.url}/wallet/request/nope`)).status).toBe(404);
+  });
+
+  test('a PID presented without the claim the query asks for does not answer the query (dcql), and is refused', async () => {
+    const { holder, credential } = await citizenWithPid();
+    await expectRefusal('invalid', (w) => presentPid(credential, holder.privateJwk, w.sameDevice, { disclose: [] }));
+  });
+
+  test('hand-made answers: not encrypted, encrypted with another algorithm, or without this request\'s state are not read, and leave the request answerable', async () => {
+    const { holder, credential } = await citizenWithPid();
+    const w = await openWalletPage();
+    const built = await presentPid(credential, holder.privateJwk, w.sameDevice, { skipPost: true });
+    const state = built.request.state as string;
+    const body = { vp_token: { pid: [built.presentation] }, state };
+    // Signed by the holder but not encrypted: Kapija asked for an encrypted answer and accepts no signed one.
+    const signed = await new SignJWT(body).setProtectedHeader({ alg: 'ES256' }).sign(await importJWK(holder.privateJwk, 'ES256'));
+    // Encrypted to the request's key, but with key wrapping Kapija did not offer.
+    const wrapped = await encryptTo(built.request, body, 'ECDH-ES+A128KW');
+    const stateless = await encryptTo(built.request, { vp_token: body.vp_token });
+    const otherState = await encryptTo(built.request, { ...body, state: `${state}x` });
+    for (const answer of [signed, wrapped, stateless, otherState]) {
+      const res = await postResponse(built.responseUri, answer);
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ error: 'invalid_request' });
+    }
+    // The wallet's own answer is still taken.
+    const real = await postResponse(built.responseUri, built.responseJwe);
+    expect(real.status).toBe(200);
+    await finish(w.agent, await w.agent.request(new URL(real.body.redirect_uri as string)));
+  });
+
+  test('a wallet\'s error response (the citizen declined) is a refusal; with another state it is not read', async () => {
+    const { holder, credential } = await citizenWithPid();
+    const w = await openWalletPage();
+    const built = await presentPid(credential, holder.privateJwk, w.sameDevice, { skipPost: true });
+    const state = built.request.state as string;
+    const forged = await postResponse(built.responseUri, await encryptTo(built.request, { error: 'access_denied', state: 'another' }));
+    expect(forged.status).toBe(400);
+    const declined = await postResponse(built.responseUri, await encryptTo(built.request, { error: 'access_denied', state }));
+    expect(declined.status).toBe(200);
+    const page = await followRedirect(w.agent, declined.body.redirect_uri);
+    expect(page.url.pathname).toBe(`/interaction/${w.uid}/wallet/refused`);
+    expect(unescape(page.body)).toContain(t('wallet.refused.invalid' as never));
+    // Answered once: the presentation that follows is too late.
+    expect((await postResponse(built.responseUri, built.responseJwe)).status).toBe(404);
+  });
+
+  test.each([
+    ['a second credential query id the query does not have', (p: string) => ({ pid: [p], other: [p] })],
+    ['two presentations for a query that allows one', (p: string) => ({ pid: [p, p] })],
+    ['no presentation for the PID query', (p: string) => ({ other: [p] })],
+  ])('a vp_token with %s is refused', async (_what, vpToken) => {
+    const { holder, credential } = await citizenWithPid();
+    await expectRefusal('invalid', async (w) => {
+      const built = await presentPid(credential, holder.privateJwk, w.sameDevice, { skipPost: true });
+      return postResponse(built.responseUri, await encryptTo(built.request, { vp_token: vpToken(built.presentation), state: built.request.state }));
+    });
   });
 
   test('an address posting unreadable answers is held back after 100 in an hour (the wallet endpoint cannot be used to guess)', async () => {

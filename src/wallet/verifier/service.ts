@@ -8,34 +8,20 @@
  * the sign-in) and `cross_device` (the QR code; the browser polls and redeems it, bound to its
  * sign-in by the interaction cookie). Each request has its own nonce, state and ECDH-ES key pair:
  * the answer is encrypted to that key, so only Kapija reads it. Everything is kept in the database
- * (store/wallet-presentations.ts), so the steps may reach different instances.
+ * (store/wallet-presentations.ts), so the steps may reach different instances. The OpenID4VP and
+ * DCQL protocol itself is protocol.ts's, on the OpenWallet Foundation libraries.
  */
-import { CompactSign, compactDecrypt, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { constantTimeEqual, randomToken, type SecretBox } from '../../security/crypto.js';
 import type { Amr } from '../../assurance/levels.js';
 import type { PresentationFlow, PresentationRequest, WalletPresentationRepository } from '../../store/wallet-presentations.js';
-import { PID_FORMAT, PID_VCT } from '../pid.js';
 import type { RequestSigningKey } from './keys.js';
+import { allowHttpIssuer, parseAnswer, PID_QUERY, PID_QUERY_ID, signedRequestObject, type RequestParams } from './protocol.js';
 import type { TrustedIssuer, WalletFetch } from './trusted-issuers.js';
 import { PresentationRefused, verifyPid, type RefusalReason } from './verify.js';
 
-/** The claims Kapija asks for: the personal identifier it finds the account by, nothing else. */
-export const REQUESTED_CLAIMS = ['personal_administrative_number'] as const;
-/** The credential query's id in the DCQL query and the vp_token. */
-export const PID_QUERY_ID = 'pid';
 /** How long a request may be answered and redeemed. */
 export const REQUEST_TTL_MS = 5 * 60 * 1000;
-
-export const dcqlQuery = () => ({
-  credentials: [
-    {
-      id: PID_QUERY_ID,
-      format: PID_FORMAT,
-      meta: { vct_values: [PID_VCT] },
-      claims: REQUESTED_CLAIMS.map((name) => ({ path: [name] })),
-    },
-  ],
-});
 
 export type Outcome = { ok: true; accountId: string; amr: Amr[] } | { ok: false; reason: RefusalReason };
 
@@ -80,6 +66,7 @@ export function walletAmr(level: TrustedIssuer['level']): Amr[] {
 export function createWalletVerifier(deps: WalletVerifierDeps) {
   const { repo, box, issuer } = deps;
   const now = deps.now ?? Date.now;
+  allowHttpIssuer(issuer);
   const requestUri = (id: string) => `${issuer}/wallet/request/${id}`;
   const responseUri = (id: string) => `${issuer}/wallet/response/${id}`;
   const walletUrl = async (id: string) => {
@@ -103,6 +90,15 @@ export function createWalletVerifier(deps: WalletVerifierDeps) {
     });
     return id;
   };
+
+  const paramsOf = (row: PresentationRequest): RequestParams => ({
+    id: row.id,
+    clientId: row.clientId,
+    nonce: row.nonce,
+    state: row.state,
+    responseUri: responseUri(row.id),
+    responseKey: JSON.parse(box.openString(row.responseKey, keyContext(row.id))) as JWK,
+  });
 
   const settle = async (row: PresentationRequest, outcome: Outcome): Promise<{ redirectUri?: string }> => {
     const code = row.flow === 'same_device' ? randomToken(32) : undefined;
@@ -129,32 +125,8 @@ export function createWalletVerifier(deps: WalletVerifierDeps) {
     async requestObject(id: string): Promise<string | undefined> {
       const row = await repo.find(id);
       if (!row || !(await repo.markFetched(id))) return undefined;
-      const key = await deps.signingKey();
-      const responseKey = JSON.parse(box.openString(row.responseKey, keyContext(id))) as JWK;
-      const { d: _private, ...publicKey } = responseKey;
-      const at = Math.floor(now() / 1000);
-      const payload = {
-        iss: key.clientId,
-        aud: 'https://self-issued.me/v2',
-        client_id: key.clientId,
-        response_type: 'vp_token',
-        response_mode: 'direct_post.jwt',
-        response_uri: responseUri(id),
-        nonce: row.nonce,
-        state: row.state,
-        dcql_query: dcqlQuery(),
-        client_metadata: {
-          client_name: 'Kapija',
-          jwks: { keys: [{ ...publicKey, kid: `${id.slice(0, 8)}-enc`, use: 'enc', alg: 'ECDH-ES' }] },
-          encrypted_response_enc_values_supported: ['A128GCM', 'A256GCM'],
-          vp_formats_supported: { [PID_FORMAT]: { 'sd-jwt_alg_values': ['ES256'], 'kb-jwt_alg_values': ['ES256'] } },
-        },
-        iat: at,
-        exp: at + Math.floor((row.expiresAt - now()) / 1000),
-      };
-      return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-        .setProtectedHeader({ alg: 'ES256', typ: 'oauth-authz-req+jwt', x5c: key.x5c })
-        .sign(key.privateKey);
+      const expiresIn = Math.floor((row.expiresAt - now()) / 1000);
+      return signedRequestObject(paramsOf(row), await deps.signingKey(), requestUri(id), new Date(now()), expiresIn);
     },
 
     /**
@@ -167,22 +139,20 @@ export function createWalletVerifier(deps: WalletVerifierDeps) {
       const row = await repo.find(id);
       if (!row || row.status !== 'fetched') throw new UnreadableResponse(404, 'no request awaits an answer here');
       if (typeof response !== 'string' || response.length > 64 * 1024) throw new UnreadableResponse(400, 'no response');
-      let body: { vp_token?: unknown; state?: unknown; error?: unknown };
-      try {
-        const key = await importJWK(JSON.parse(box.openString(row.responseKey, keyContext(id))) as JWK, 'ECDH-ES');
-        const { plaintext } = await compactDecrypt(response, key, { keyManagementAlgorithms: ['ECDH-ES'], contentEncryptionAlgorithms: ['A128GCM', 'A256GCM'] });
-        body = JSON.parse(new TextDecoder().decode(plaintext)) as typeof body;
-      } catch {
-        throw new UnreadableResponse(400, 'the response is not encrypted to this request');
+      const answer = await parseAnswer(paramsOf(row), response, (state) => typeof state === 'string' && constantTimeEqual(state, row.state));
+      if (answer.kind === 'unreadable') {
+        throw new UnreadableResponse(400, answer.why === 'state' ? 'the state is not this request\'s' : answer.why === 'not_encrypted' ? 'the response is not encrypted to this request' : 'the response is not an authorization response');
       }
-      if (typeof body.state !== 'string' || !constantTimeEqual(body.state, row.state)) throw new UnreadableResponse(400, 'the state is not this request\'s');
-      if (body.error !== undefined) return settle(row, { ok: false, reason: 'invalid' });
-      const token = (body.vp_token as Record<string, unknown> | undefined)?.[PID_QUERY_ID];
-      const presentations = Array.isArray(token) ? token : [token];
-      if (presentations.length !== 1 || typeof presentations[0] !== 'string') return settle(row, { ok: false, reason: 'invalid' });
+      if (answer.kind === 'error') return settle(row, { ok: false, reason: 'invalid' });
+      // One presentation for the one credential query, before anything is verified or fetched (what dcql
+      // would refuse too: an id the query does not have, two presentations where `multiple` is false);
+      // its claims are checked against the query by dcql once verified (verifyPid).
+      const ids = Object.keys(answer.presentations);
+      const presentations = answer.presentations[PID_QUERY_ID] ?? [];
+      if (ids.length !== 1 || presentations.length !== 1 || typeof presentations[0] !== 'string') return settle(row, { ok: false, reason: 'invalid' });
       let outcome: Outcome;
       try {
-        const pid = await verifyPid({ presentation: presentations[0], nonce: row.nonce, clientId: row.clientId, requested: REQUESTED_CLAIMS, issuers: deps.issuers, fetch: deps.fetch, allowHttp: deps.allowHttp, now });
+        const pid = await verifyPid({ presentation: presentations[0], nonce: row.nonce, clientId: row.clientId, query: PID_QUERY, credentialQueryId: PID_QUERY_ID, issuers: deps.issuers, fetch: deps.fetch, allowHttp: deps.allowHttp, now });
         const pan = pid.claims.personal_administrative_number;
         const accountId = typeof pan === 'string' && /^\d{13}$/.test(pan) ? await deps.findAccountByVerifiedJmbg(pan) : undefined;
         outcome = accountId ? { ok: true, accountId, amr: walletAmr(pid.issuer.level) } : { ok: false, reason: 'no_account' };

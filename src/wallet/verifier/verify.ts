@@ -15,7 +15,9 @@ import { createHash } from 'node:crypto';
 import { compactVerify, decodeJwt, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import { SDJwtVcInstance } from '@sd-jwt/sd-jwt-vc';
 import { digest } from '@sd-jwt/crypto-nodejs';
-import { PID_VCT } from '../pid.js';
+import { DcqlPresentationResult, type DcqlQuery } from 'dcql';
+import { PID_FORMAT, PID_VCT } from '../pid.js';
+import { requestedClaimNames } from './protocol.js';
 import type { TrustedIssuer, WalletFetch } from './trusted-issuers.js';
 
 /** Why a presentation was refused: the refusal page's `wallet.refused.<reason>`. */
@@ -36,8 +38,9 @@ export interface VerifyInput {
   readonly presentation: string;
   readonly nonce: string;
   readonly clientId: string;
-  /** The claims the request asked for (top-level names). */
-  readonly requested: readonly string[];
+  /** The request's DCQL query, and the id of its credential query this presentation answers. */
+  readonly query: DcqlQuery;
+  readonly credentialQueryId: string;
   readonly issuers: ReadonlyMap<string, TrustedIssuer>;
   readonly fetch: WalletFetch;
   /** Whether a status list may be fetched over plain http (not in production). */
@@ -47,7 +50,7 @@ export interface VerifyInput {
 
 export interface VerifiedPid {
   readonly issuer: TrustedIssuer;
-  /** The disclosed claims, only those requested. */
+  /** The claims the query asked for, as dcql matched them. */
   readonly claims: Readonly<Record<string, unknown>>;
 }
 
@@ -154,11 +157,31 @@ function statusListFetcher(fetcher: WalletFetch, nowSeconds: number, allowHttp: 
   };
 }
 
+/**
+ * The verified credential checked against the request's DCQL query by dcql (its format, `vct` among
+ * the query's vct_values, every claim the query asks for present, holder binding); the claims it
+ * matched.
+ */
+function matchQuery(input: VerifyInput, claims: Record<string, unknown>): Record<string, unknown> {
+  const presented = { credential_format: PID_FORMAT as 'dc+sd-jwt', vct: typeof claims.vct === 'string' ? claims.vct : '', claims: claims as never, cryptographic_holder_binding: true };
+  let result: DcqlPresentationResult;
+  try {
+    result = DcqlPresentationResult.fromDcqlPresentation({ [input.credentialQueryId]: [presented] }, { dcqlQuery: input.query });
+  } catch {
+    return refuse('invalid', 'the presentation cannot be checked against the query');
+  }
+  const match = result.credential_matches[input.credentialQueryId];
+  if (!result.can_be_satisfied || !match?.success) return refuse('invalid', claims.vct === PID_VCT ? 'the PID lacks a claim the query asks for' : 'not a PID');
+  const output = match.valid_credentials[0].claims.valid_claim_sets[0].output;
+  return output && typeof output === 'object' ? (output as Record<string, unknown>) : refuse('invalid', 'the query matched no claims');
+}
+
 /** Verifies a presented PID; refuses it with a reason, never with an exception of another kind for bad input. */
 export async function verifyPid(input: VerifyInput): Promise<VerifiedPid> {
   const nowSeconds = Math.floor((input.now ?? Date.now)() / 1000);
   const parts = input.presentation.split('~');
-  if (parts.length < 3 || parts[parts.length - 1] === '') refuse('binding', 'no key-binding JWT');
+  // <jwt>~<disclosure>~…~<kb-jwt>: with no disclosure, <jwt>~<kb-jwt>; without a key-binding JWT the last part is empty.
+  if (parts.length < 2 || parts[parts.length - 1] === '') refuse('binding', 'no key-binding JWT');
   let header: ReturnType<typeof decodeProtectedHeader>;
   let payload: Record<string, unknown>;
   try {
@@ -170,10 +193,10 @@ export async function verifyPid(input: VerifyInput): Promise<VerifiedPid> {
   if (header.typ !== 'dc+sd-jwt' || header.alg !== 'ES256') refuse('invalid', 'not a dc+sd-jwt signed with ES256');
   const issuer = typeof payload.iss === 'string' ? input.issuers.get(payload.iss) : undefined;
   if (!issuer) return refuse('untrusted_issuer', 'the issuer is not trusted');
-  if (payload.vct !== PID_VCT) refuse('invalid', 'not a PID');
   if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number') refuse('invalid', 'the credential has no iat or exp');
   if ((payload.exp as number) + SKEW_SECONDS < nowSeconds) refuse('expired', 'the credential has expired');
-  checkDisclosures(parts, payload, input.requested);
+  // dcql does not refuse over-disclosure (a presentation with more claims still satisfies the query): Kapija does.
+  checkDisclosures(parts, payload, requestedClaimNames(input.query, input.credentialQueryId));
 
   const statusPayload = payload.status as { status_list?: { idx?: unknown; uri?: unknown } } | undefined;
   if (!statusPayload?.status_list || typeof statusPayload.status_list.uri !== 'string' || typeof statusPayload.status_list.idx !== 'number') {
@@ -206,7 +229,5 @@ export async function verifyPid(input: VerifyInput): Promise<VerifiedPid> {
   if (!kb) return refuse('binding', 'no key-binding JWT');
   if (kb.payload.aud !== input.clientId) refuse('binding', 'the key-binding JWT is for another verifier');
   if (typeof kb.payload.iat !== 'number' || kb.payload.iat > nowSeconds + SKEW_SECONDS || kb.payload.iat < nowSeconds - KB_MAX_AGE_SECONDS) refuse('binding', 'the key-binding JWT is not fresh');
-  const claims: Record<string, unknown> = {};
-  for (const name of input.requested) if (name in result.payload) claims[name] = (result.payload as Record<string, unknown>)[name];
-  return { issuer, claims };
+  return { issuer, claims: matchQuery(input, result.payload as Record<string, unknown>) };
 }

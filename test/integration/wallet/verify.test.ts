@@ -6,6 +6,8 @@
 import { SDJwtVcInstance } from '@sd-jwt/sd-jwt-vc';
 import { ES256, digest, generateSalt } from '@sd-jwt/crypto-nodejs';
 import { PresentationRefused, verifyPid, type VerifyInput } from '../../../src/wallet/verifier/verify.js';
+import { DcqlPresentationResult, DcqlQuery } from 'dcql';
+import { PID_QUERY, PID_QUERY_ID } from '../../../src/wallet/verifier/protocol.js';
 import { configuredIssuer } from '../../../src/wallet/verifier/trusted-issuers.js';
 import { holderKeyPair, startTestPidIssuer, type TestPidIssuer } from '../../support/wallet/test-issuer.js';
 
@@ -31,7 +33,8 @@ const input = (p: string, extra: Partial<VerifyInput> = {}): VerifyInput => ({
   presentation: p,
   nonce: NONCE,
   clientId: CLIENT_ID,
-  requested: ['personal_administrative_number'],
+  query: PID_QUERY,
+  credentialQueryId: PID_QUERY_ID,
   issuers: new Map([[pid.issuer, configuredIssuer({ issuer: pid.issuer, level: 'high', jwks: pid.jwks }, fetch)]]),
   fetch: (url, init) => fetch(url, init),
   allowHttp: true,
@@ -68,4 +71,36 @@ test('garbage is refused as invalid, not thrown as another error', async () => {
   for (const junk of ['', '~~', 'a.b.c~x~y', `${'x'.repeat(10)}~`]) {
     expect(['invalid', 'binding']).toContain(await refusal(verifyPid(input(junk))));
   }
+});
+
+/** A DCQL query built and validated by dcql, as Kapija's own is. */
+const queryFor = (credential: Record<string, unknown>) => {
+  const q = DcqlQuery.parse({ credentials: [{ id: 'pid', format: 'dc+sd-jwt', ...credential }] } as DcqlQuery.Input);
+  DcqlQuery.validate(q);
+  return q;
+};
+
+test('the presentation is checked against the query by dcql: a PID missing a claim the query asks for is refused', async () => {
+  const query = queryFor({ meta: { vct_values: ['urn:eudi:pid:1'] }, claims: [{ path: ['personal_administrative_number'] }, { path: ['family_name'] }] });
+  // The wallet disclosed only the JMBG: no over-disclosure, but the query's family_name is missing.
+  expect(await refusal(verifyPid(input(await presentation(), { query })))).toBe('invalid');
+});
+
+test('a credential of another type than the query\'s vct_values is refused by dcql', async () => {
+  const query = queryFor({ meta: { vct_values: ['urn:example:not-a-pid'] }, claims: [{ path: ['personal_administrative_number'] }] });
+  expect(await refusal(verifyPid(input(await presentation(), { query })))).toBe('invalid');
+});
+
+test('dcql does not refuse a disclosure beyond the query; Kapija does', async () => {
+  const holder = await holderKeyPair();
+  const { credential } = await pid.issue({ pan: '0101990710008', holder: holder.publicJwk });
+  const sdjwt = new SDJwtVcInstance({ hasher: digest, saltGenerator: generateSalt, kbSigner: await ES256.getSigner(holder.privateJwk), kbSignAlg: 'ES256' });
+  const kb = { payload: { iat: Math.floor(Date.now() / 1000), aud: CLIENT_ID, nonce: NONCE } as never };
+  const more = await sdjwt.present(credential, { personal_administrative_number: true, given_name: true } as never, { kb });
+  // The claims dcql sees do satisfy the query...
+  const claims = (await sdjwt.getClaims(more)) as Record<string, unknown>;
+  const result = DcqlPresentationResult.fromDcqlPresentation({ pid: [{ credential_format: 'dc+sd-jwt', vct: claims.vct as string, claims: claims as never, cryptographic_holder_binding: true }] }, { dcqlQuery: PID_QUERY });
+  expect(result.can_be_satisfied).toBe(true);
+  // ...but Kapija refuses the presentation that disclosed the given name.
+  expect(await refusal(verifyPid(input(more)))).toBe('disclosure');
 });
