@@ -64,6 +64,15 @@ if (!pgAvailable()) {
         expect(await redeem(b.url, input)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
       }
     });
+
+    test("a wallet's access token lives the documented five minutes, not a service token's lifetime", async () => {
+      const citizen = await verifiedCitizen(a.kapija);
+      const made = await a.kapija.pidDeskOffer({ accountId: citizen.account.id, clientId, registrar: 'test-registrar', ip: null });
+      const granted = await redeem(b.url, { clientId, code: codeOf(made.offer), txCode: made.txCode });
+      expect(granted.status).toBe(200);
+      expect(granted.body.expires_in).toBeLessThanOrEqual(300);
+      expect(granted.body.expires_in).toBeGreaterThan(240);
+    });
   });
 }
 
