@@ -5,8 +5,11 @@
  * fail, had the issuer a hole there.
  */
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/security/redact.js';
+import { ledgerChain } from '../../src/store/audit.js';
 import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
-import { startKapija, type RunningKapija } from '../support/kapija.js';
+import { createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
 import { newHolderKey, TestWallet } from '../support/wallet/obtain.js';
 import { offerUri, registerWallet, verifiedCitizen } from '../support/wallet/fixtures.js';
 
@@ -21,6 +24,17 @@ async function redeem(base: string, input: { clientId: string; code: string; txC
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
+
+/** Both instances log here, at debug. */
+let logged = '';
+const sink = new Writable({
+  write(chunk: Buffer, _enc, done) {
+    logged += chunk.toString('utf8');
+    done();
+  },
+});
+
+const credentialRequest = (proof: string) => ({ credential_configuration_id: 'eu.europa.ec.eudi.pid.1', proofs: { jwt: [proof] } });
 
 const codeOf = (offer: { grants: Record<string, Record<string, unknown>> }) => String(offer.grants[PRE_AUTHORIZED]!['pre-authorized_code']);
 
@@ -37,8 +51,8 @@ if (!pgAvailable()) {
     beforeAll(async () => {
       testDb = await createPgDatabase();
       const env = { MASTER_KEY: randomBytes(32).toString('base64') };
-      a = await startKapija({ testDb, env });
-      b = await startKapija({ testDb, env: { ...env, ISSUER: a.url } });
+      a = await startKapija({ testDb, env: { ...env, LOG_LEVEL: 'debug' }, options: { logger: createLogger('debug', sink) } });
+      b = await startKapija({ testDb, env: { ...env, ISSUER: a.url, LOG_LEVEL: 'debug' }, options: { logger: createLogger('debug', sink) } });
       clientId = await registerWallet(a.kapija);
     }, 60_000);
     afterAll(async () => {
@@ -49,7 +63,25 @@ if (!pgAvailable()) {
 
     /** The wallet reaches B for everything published under the issuer (A's address). */
     const viaB: typeof fetch = (input, init) => fetch(String(input instanceof Request ? input.url : input).replace(a.url, b.url), init);
-    void viaB;
+
+    /** A fresh citizen's desk offer opened by a wallet that talks to B, and its access token (from A). */
+    async function deskToken() {
+      const citizen = await verifiedCitizen(a.kapija);
+      const made = await a.kapija.pidDeskOffer({ accountId: citizen.account.id, clientId, registrar: 'test-registrar', ip: null });
+      const wallet = new TestWallet(clientId, await newHolderKey());
+      await wallet.open(offerUri(made.offer));
+      const token = await wallet.tokenByPreAuthorizedCode(made.txCode);
+      /** The credential request at B (the wallet's library posts to A's address). */
+      const atB = async (proof: string) => {
+        const res = await viaB(wallet.metadata.credentialIssuer.credential_endpoint, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
+          body: JSON.stringify(credentialRequest(proof)),
+        });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      return { citizen, made, wallet, token, atB };
+    }
 
     test('one pre-authorized code redeemed at two instances at once gives one access token, not one each', async () => {
       for (let round = 0; round < 3; round += 1) {
@@ -73,7 +105,83 @@ if (!pgAvailable()) {
       expect(granted.body.expires_in).toBeLessThanOrEqual(300);
       expect(granted.body.expires_in).toBeGreaterThan(240);
     });
+
+    test('one proof sent to both instances at once gives one credential; a nonce from B is good at A', async () => {
+      const { citizen, wallet, token, atB } = await deskToken();
+      const nonceAtB = String(((await (await viaB(`${a.url}/challenge`, { method: 'POST' })).json()) as { c_nonce: string }).c_nonce);
+      const proof = await wallet.proof(nonceAtB);
+      const [atA, atBAnswer] = await Promise.all([wallet.rawCredentialRequest(token, credentialRequest(proof)), atB(proof)]);
+      expect([atA.status, atBAnswer.status].sort()).toEqual([200, 400]);
+      expect([atA, atBAnswer].find((r) => r.status === 400)!.body.error).toBe('invalid_nonce');
+      expect(await a.kapija.pid.list(citizen.account.id)).toHaveLength(1);
+    });
+
+    test('an identity revoked at B between the token and the credential request: no PID from A', async () => {
+      const { citizen, wallet, token } = await deskToken();
+      await b.kapija.identity.revoke(citizen.account.id, { actor: 'test-registrar' }, 'document reported stolen');
+      const refused = await wallet.rawCredentialRequest(token, credentialRequest(await wallet.proof(await wallet.nonce())));
+      expect(refused).toMatchObject({ status: 400, body: { error: 'credential_request_denied' } });
+      expect(await a.kapija.pid.list(citizen.account.id)).toEqual([]);
+    });
+
+    test('an account locked between the token and the credential request: the token no longer works', async () => {
+      const { citizen, wallet, token, atB } = await deskToken();
+      await a.kapija.accounts.setStatus(citizen.account.id, 'locked');
+      const refused = await atB(await wallet.proof(await wallet.nonce()));
+      expect(refused).toMatchObject({ status: 401, body: { error: 'invalid_token' } });
+      expect(await a.kapija.pid.list(citizen.account.id)).toEqual([]);
+    });
+
+    test("a desk offer only for a registered wallet that may redeem it; a service's client id is refused", async () => {
+      const citizen = await verifiedCitizen(a.kapija);
+      const { clientId: service } = await createTestClient(a.kapija, { redirect_uris: ['http://127.0.0.1:9/cb'] });
+      for (const other of [service, 'no-such-client', '']) {
+        await expect(b.kapija.pidDeskOffer({ accountId: citizen.account.id, clientId: other, registrar: 'test-registrar', ip: null })).rejects.toMatchObject({ code: 'wallet.offer_invalid', status: 400 });
+      }
+    });
+
+    test('status list routes: unknown, huge, unicode and odd ids are 404 at either instance, odd methods never 200, HEAD has no body', async () => {
+      const { wallet, token } = await deskToken();
+      const pid = await wallet.credential(token, await wallet.proof(await wallet.nonce()));
+      const uri = String((JSON.parse(Buffer.from(pid.split('~')[0]!.split('.')[1]!, 'base64url').toString()) as { status: { status_list: { uri: string } } }).status.status_list.uri);
+      const ids = ['00000000-0000-0000-0000-000000000000', '-'.repeat(36), 'a'.repeat(5000), encodeURIComponent('ђурђевдан-ЈМБГ-0000000000000000000000'), '%00', '..%2f..%2fkeys'];
+      for (const base of [a.url, b.url]) {
+        for (const id of ids) {
+          const res = await fetch(`${base}/wallet/status/${id}`);
+          expect([404, 414]).toContain(res.status);
+        }
+        const head = await fetch(uri.replace(a.url, base), { method: 'HEAD' });
+        expect(head.status).toBe(200);
+        expect(await head.text()).toBe('');
+        for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+          const res = await fetch(uri.replace(a.url, base), { method });
+          expect(res.status).toBeGreaterThanOrEqual(400);
+          expect(res.status).toBeLessThan(500);
+        }
+      }
+    });
+
+    test('privacy: the desk offer, the admin trail, the ledger and both instances\' logs carry neither the JMBG nor the names', async () => {
+      logged = '';
+      const { citizen, made, wallet, token } = await deskToken();
+      await wallet.credential(token, await wallet.proof(await wallet.nonce()));
+      // A refused request too: its error says nothing of the citizen.
+      const refused = await wallet.rawCredentialRequest(token, credentialRequest(await wallet.proof(randomBytes(16).toString('base64url'))));
+      expect(refused.status).toBe(400);
+      const offer = JSON.stringify(made.offer) + offerUri(made.offer);
+      const trail = JSON.stringify([
+        ...(await a.kapija.audit.list({ chain: 'admin', action: 'wallet.' })),
+        ...(await a.kapija.audit.list({ chain: ledgerChain(citizen.account.id), action: 'ledger.' })),
+      ]);
+      expect(trail).toContain('ledger.pid_issued');
+      for (const secret of [citizen.jmbg, 'Jovanović', 'Jelena', made.txCode]) {
+        expect(offer).not.toContain(secret);
+        expect(logged).not.toContain(secret);
+        expect(JSON.stringify(refused.body)).not.toContain(secret);
+        if (secret !== made.txCode) expect(trail).not.toContain(secret);
+      }
+      expect(logged).not.toContain(codeOf(made.offer));
+      expect(logged).not.toContain(token);
+    });
   });
 }
-
-export { newHolderKey, TestWallet, offerUri };
