@@ -9,6 +9,9 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../src/security/redact.js';
 import { ledgerChain } from '../../src/store/audit.js';
 import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
+import { createSecretBox } from '../../src/security/crypto.js';
+import { createCredentialKeys } from '../../src/wallet/issuer/keys.js';
+import { createPidIssuer } from '../../src/wallet/issuer/service.js';
 import { createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
 import { newHolderKey, TestWallet } from '../support/wallet/obtain.js';
 import { offerUri, registerWallet, verifiedCitizen } from '../support/wallet/fixtures.js';
@@ -47,10 +50,11 @@ if (!pgAvailable()) {
     let a: RunningKapija;
     let b: RunningKapija;
     let clientId: string;
+    const masterKey = randomBytes(32);
 
     beforeAll(async () => {
       testDb = await createPgDatabase();
-      const env = { MASTER_KEY: randomBytes(32).toString('base64') };
+      const env = { MASTER_KEY: masterKey.toString('base64') };
       a = await startKapija({ testDb, env: { ...env, LOG_LEVEL: 'debug' }, options: { logger: createLogger('debug', sink) } });
       b = await startKapija({ testDb, env: { ...env, ISSUER: a.url, LOG_LEVEL: 'debug' }, options: { logger: createLogger('debug', sink) } });
       clientId = await registerWallet(a.kapija);
@@ -124,8 +128,32 @@ if (!pgAvailable()) {
       expect(await a.kapija.pid.list(citizen.account.id)).toEqual([]);
     });
 
+    test('an identity revoked at B while A is issuing (after its eligibility check): the PID is not left valid', async () => {
+      const citizen = await verifiedCitizen(a.kapija);
+      const holderJwk = (await newHolderKey()).publicJwk;
+      // A's issuer, whose read of the identity is overtaken by B's revocation (and B's revocation of its PIDs, none yet).
+      const racing = createPidIssuer({
+        issuer: a.url,
+        issuingAuthority: 'Test',
+        validitySeconds: 3600,
+        repos: a.kapija.repos,
+        identity: {
+          find: async (accountId: string) => {
+            const before = await a.kapija.repos.identities.find(accountId);
+            await b.kapija.identity.revoke(accountId, { actor: 'test-registrar' }, 'document reported stolen');
+            return before;
+          },
+        },
+        keys: createCredentialKeys({ keys: a.kapija.repos.keys, box: createSecretBox(masterKey), retentionSeconds: 7200 }),
+        box: createSecretBox(masterKey),
+      });
+      await expect(racing.issue({ accountId: citizen.account.id, clientId, channel: 'desk', signIn: 'high', holderJwk })).rejects.toMatchObject({ code: 'wallet.not_eligible' });
+      const live = (await a.kapija.pid.list(citizen.account.id)).filter((c) => c.revokedAt === null);
+      expect(live).toEqual([]);
+    });
+
     test('an account locked between the token and the credential request: the token no longer works', async () => {
-      const { citizen, wallet, token, atB } = await deskToken();
+      const { citizen, wallet, atB } = await deskToken();
       await a.kapija.accounts.setStatus(citizen.account.id, 'locked');
       const refused = await atB(await wallet.proof(await wallet.nonce()));
       expect(refused).toMatchObject({ status: 401, body: { error: 'invalid_token' } });
