@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { getListFromStatusListJWT } from '@sd-jwt/jwt-status-list';
 import { createLogger } from '../../src/security/redact.js';
 import { ledgerChain } from '../../src/store/audit.js';
 import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
@@ -150,6 +151,25 @@ if (!pgAvailable()) {
       await expect(racing.issue({ accountId: citizen.account.id, clientId, channel: 'desk', signIn: 'high', holderJwk })).rejects.toMatchObject({ code: 'wallet.not_eligible' });
       const live = (await a.kapija.pid.list(citizen.account.id)).filter((c) => c.revokedAt === null);
       expect(live).toEqual([]);
+    });
+
+    test('an identity revoked while revoking its PIDs fails (a database blip, a crash): the PID still shows revoked in the status list', async () => {
+      const { citizen, wallet, token } = await deskToken();
+      await wallet.credential(token, await wallet.proof(await wallet.nonce()));
+      const [issued] = await a.kapija.pid.list(citizen.account.id);
+      const revokeAll = a.kapija.pid.revokeAll;
+      a.kapija.pid.revokeAll = () => Promise.reject(new Error('connection terminated'));
+      try {
+        await a.kapija.identity.revoke(citizen.account.id, { actor: 'test-registrar' }, 'document reported stolen').catch(() => undefined);
+      } finally {
+        a.kapija.pid.revokeAll = revokeAll;
+      }
+      // The identity is revoked; a retry has nothing left to revoke, so nothing revokes the PID again.
+      expect(await a.kapija.identity.revoke(citizen.account.id, { actor: 'test-registrar' }, 'again')).toBe(false);
+      for (const k of [a.kapija, b.kapija]) {
+        const list = await k.pid.statusList(issued!.listId, { fresh: true });
+        expect(getListFromStatusListJWT(list!).getStatus(issued!.listIdx)).toBe(1);
+      }
     });
 
     test('an account locked between the token and the credential request: the token no longer works', async () => {
