@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { getListFromStatusListJWT } from '@sd-jwt/jwt-status-list';
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey as JoseKey } from 'jose';
 import { createLogger } from '../../src/security/redact.js';
 import { ledgerChain } from '../../src/store/audit.js';
 import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
@@ -100,6 +101,56 @@ if (!pgAvailable()) {
         // The code is spent: a later try at either instance is refused.
         expect(await redeem(b.url, input)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
       }
+    });
+
+    test('tx_code guessed in parallel at both instances: every wrong guess burns the code, the right one then fails', async () => {
+      const citizen = await verifiedCitizen(a.kapija);
+      const made = await a.kapija.pidDeskOffer({ accountId: citizen.account.id, clientId, registrar: 'test-registrar', ip: null });
+      const code = codeOf(made.offer);
+      const wrong = Array.from({ length: 6 }, (_, i) => String((Number(made.txCode) + 1 + i) % 1_000_000).padStart(6, '0'));
+      const guesses = await Promise.all(wrong.map((txCode, i) => redeem(i % 2 ? b.url : a.url, { clientId, code, txCode })));
+      for (const g of guesses) expect(g).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+      expect(await redeem(a.url, { clientId, code, txCode: made.txCode })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+      expect(await a.kapija.pid.list(citizen.account.id)).toEqual([]);
+    });
+
+    test('a DPoP-bound wallet token is refused at the credential endpoint without its proof, as a Bearer token or with another key', async () => {
+      const citizen = await verifiedCitizen(a.kapija);
+      const made = await a.kapija.pidDeskOffer({ accountId: citizen.account.id, clientId, registrar: 'test-registrar', ip: null });
+      const dpopKey = await generateKeyPair('ES256');
+      const dpop = async (key: { privateKey: JoseKey; publicKey: JoseKey }, htm: string, htu: string, ath?: string) =>
+        new SignJWT({ htm, htu, jti: randomBytes(16).toString('base64url'), ...(ath ? { ath } : {}) })
+          .setIssuedAt()
+          .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(key.publicKey) })
+          .sign(key.privateKey);
+      const res = await fetch(`${b.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', dpop: await dpop(dpopKey, 'POST', `${a.url}/token`) },
+        body: new URLSearchParams({ grant_type: PRE_AUTHORIZED, 'pre-authorized_code': codeOf(made.offer), tx_code: made.txCode, client_id: clientId }).toString(),
+      });
+      const tokens = (await res.json()) as { access_token: string; token_type: string };
+      expect(res.status).toBe(200);
+      expect(tokens.token_type).toBe('DPoP');
+      const wallet = new TestWallet(clientId, await newHolderKey());
+      await wallet.open(offerUri(made.offer));
+      const proof = await wallet.proof(await wallet.nonce());
+      const endpoint = `${a.url}/credential`;
+      const ath = Buffer.from(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(tokens.access_token))).toString('base64url');
+      const attempts: Record<string, string>[] = [
+        { authorization: `Bearer ${tokens.access_token}` },
+        { authorization: `DPoP ${tokens.access_token}` },
+        { authorization: `DPoP ${tokens.access_token}`, dpop: await dpop(await generateKeyPair('ES256'), 'POST', endpoint, ath) },
+      ];
+      for (const headers of attempts) {
+        const refused = await fetch(endpoint, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(credentialRequest(proof)) });
+        expect([400, 401]).toContain(refused.status);
+        expect(['invalid_token', 'invalid_dpop_proof', 'invalid_request']).toContain(((await refused.json()) as { error: string }).error);
+      }
+      expect(await a.kapija.pid.list(citizen.account.id)).toEqual([]);
+      // With its proof, the same token and wallet proof get the PID: the refusals above were the binding's.
+      const good = await fetch(endpoint, { method: 'POST', headers: { authorization: `DPoP ${tokens.access_token}`, dpop: await dpop(dpopKey, 'POST', endpoint, ath), 'content-type': 'application/json' }, body: JSON.stringify(credentialRequest(proof)) });
+      expect(good.status).toBe(200);
+      expect(await a.kapija.pid.list(citizen.account.id)).toHaveLength(1);
     });
 
     test("a wallet's access token lives the documented five minutes, not a service token's lifetime", async () => {
