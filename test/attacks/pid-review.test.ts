@@ -15,6 +15,7 @@ import { createSecretBox } from '../../src/security/crypto.js';
 import { createCredentialKeys } from '../../src/wallet/issuer/keys.js';
 import { createPidIssuer } from '../../src/wallet/issuer/service.js';
 import { createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { startSmtp, type TestSmtp } from '../support/smtp.js';
 import { newHolderKey, TestWallet } from '../support/wallet/obtain.js';
 import { offerUri, registerWallet, verifiedCitizen } from '../support/wallet/fixtures.js';
 
@@ -52,11 +53,13 @@ if (!pgAvailable()) {
     let a: RunningKapija;
     let b: RunningKapija;
     let clientId: string;
+    let smtp: TestSmtp;
     const masterKey = randomBytes(32);
 
     beforeAll(async () => {
       testDb = await createPgDatabase();
-      const env = { MASTER_KEY: masterKey.toString('base64') };
+      smtp = await startSmtp();
+      const env = { MASTER_KEY: masterKey.toString('base64'), SMTP_URL: smtp.url };
       a = await startKapija({ testDb, env: { ...env, LOG_LEVEL: 'debug' }, options: { logger: createLogger('debug', sink) } });
       b = await startKapija({ testDb, env: { ...env, ISSUER: a.url, LOG_LEVEL: 'debug' }, options: { logger: createLogger('debug', sink) } });
       clientId = await registerWallet(a.kapija);
@@ -65,6 +68,7 @@ if (!pgAvailable()) {
       await b?.stop();
       await a?.stop();
       await testDb?.drop();
+      await smtp?.close();
     });
 
     /** The wallet reaches B for everything published under the issuer (A's address). */
@@ -221,6 +225,15 @@ if (!pgAvailable()) {
         const list = await k.pid.statusList(issued!.listId, { fresh: true });
         expect(getListFromStatusListJWT(list!).getStatus(issued!.listIdx)).toBe(1);
       }
+    });
+
+    test('a PID issued at the desk is told to the citizen by mail (the wallet, the portal page to revoke it), so one redeemed by someone else does not go unseen', async () => {
+      const { citizen, wallet, atB } = await deskToken();
+      await atB(await wallet.proof(await wallet.nonce()));
+      expect(await a.kapija.pid.list(citizen.account.id)).toHaveLength(1);
+      const notice = await smtp.waitFor(citizen.account.email!, (m) => m.text.includes('/account/wallet'));
+      expect(notice.text).toContain('Test wallet');
+      for (const secret of [citizen.jmbg, 'Jovanović']) expect(notice.raw).not.toContain(secret);
     });
 
     test('an account locked between the token and the credential request: the token no longer works', async () => {
