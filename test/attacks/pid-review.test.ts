@@ -286,6 +286,8 @@ if (!pgAvailable()) {
         ...(await a.kapija.audit.list({ chain: ledgerChain(citizen.account.id), action: 'ledger.' })),
       ]);
       expect(trail).toContain('ledger.pid_issued');
+      // One issuance, one entry (the held token writes add none of their own).
+      expect((await a.kapija.audit.list({ chain: ledgerChain(citizen.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.pid_issued')).toHaveLength(1);
       for (const secret of [citizen.jmbg, 'Jovanović', 'Jelena', made.txCode]) {
         expect(offer).not.toContain(secret);
         expect(logged).not.toContain(secret);
