@@ -85,11 +85,12 @@ import { createActivationRouter } from './identity/activation-router.js';
 import { createRegistrarRoles } from './identity/registrar.js';
 import { createCredentialKeys } from './wallet/issuer/keys.js';
 import { createPidIssuer, type PidIssuer } from './wallet/issuer/service.js';
-import { pidEngineConfig, type PidEngineConfig } from './wallet/issuer/engine.js';
+import { pidEngineConfig, type PidEngineConfig, type PidIssuedNotice } from './wallet/issuer/engine.js';
 import { pidIssuerDocuments } from './wallet/issuer/routes.js';
 import { STATUS_PATH } from './wallet/issuer/status-list.js';
 import { createDeskOffer, deskWallets, offerLink, portalOffer, type CredentialOffer } from './wallet/issuer/offers.js';
 import { serviceName } from './i18n/service-name.js';
+import { LOCALES } from './i18n/index.js';
 import type { Locale } from './config.js';
 import { rank } from './assurance/levels.js';
 import { createCibaHooks, createCibaRequests, type CibaDeps } from './ciba/service.js';
@@ -310,13 +311,13 @@ export async function createKapija(config: Config, opts: KapijaOptions = {}): Pr
   if (opts.migrate !== false) await migrate(db);
   await handles.keys.ensure();
   let keySet = await handles.keys.load();
-  const { pid, wallet } = await pidIssuerFor(config, handles, opts.now);
+  const events = createEventBus(logger);
+  const { pid, wallet } = await pidIssuerFor(config, handles, events, opts.now);
 
   const secureCookies = config.issuer.startsWith('https://');
   const { render } = createRenderer();
   const errors = createErrorResponder({ render, logger });
   const csrf = createCsrf(keySet.cookieKeys);
-  const events = createEventBus(logger);
   recordLedger(events, handles.audit);
   const metrics = createMetrics({ events, store: repos.metrics, factors: handles.factors });
   const pairwiseSubject = createPairwiseSubject((purpose, data) => handles.box.mac(purpose, data));
@@ -474,11 +475,16 @@ async function purgeExpired(handles: StoreHandles, registration: { purgeExpired(
  * start, and the engine's OpenID4VCI configuration. The c_nonce secret is derived from the master key: the same on every
  * instance, stable across restarts.
  */
-async function pidIssuerFor(config: Config, handles: StoreHandles, now?: () => number): Promise<{ pid: PidIssuer; wallet: PidEngineConfig }> {
+async function pidIssuerFor(config: Config, handles: StoreHandles, events: EventBus, now?: () => number): Promise<{ pid: PidIssuer; wallet: PidEngineConfig }> {
   await handles.pidKeys.ensure();
   const { pid } = handles;
   const nonceSecret = Buffer.from(handles.box.mac('openid4vci-c-nonce', config.issuer), 'base64url');
-  return { pid, wallet: pidEngineConfig({ issuer: config.issuer, pid, nonceSecret, ...(now ? { now } : {}) }) };
+  // Every issuance is told to the citizen by mail (notices/), with the wallet's name in each language.
+  const onIssued: PidIssuedNotice = async ({ accountId, client, channel }) => {
+    const names = Object.fromEntries(LOCALES.map((l) => [l, serviceName(client.metadata(), l, client.clientId)])) as Record<Locale, string>;
+    await events.emit('wallet.pid_issued', { accountId, clientId: client.clientId, channel, walletNames: names });
+  };
+  return { pid, wallet: pidEngineConfig({ issuer: config.issuer, pid, nonceSecret, onIssued, ...(now ? { now } : {}) }) };
 }
 
 /** The engine, configured with Kapija's storage, accounts, ledger and pages. */

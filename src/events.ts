@@ -46,6 +46,8 @@ export interface KapijaEvents {
   'account.deleted': { accountId: string };
   /** A service asked the citizen to confirm it is them (CIBA); the request waits in the portal. */
   'ciba.requested': { accountId: string; clientId: string; serviceNames: Readonly<Record<Locale, string>> };
+  /** Kapija's PID was issued to a wallet (`portal` or `desk`); the citizen is told by mail. */
+  'wallet.pid_issued': { accountId: string; clientId: string; channel: 'portal' | 'desk'; walletNames: Readonly<Record<Locale, string>> };
   /** The citizen allowed a service scopes and claims (`refused`: the claims refused to it). */
   'consent.given': { accountId: string; clientId: string; scopes: readonly string[]; claims: readonly string[]; refused?: readonly string[] };
 }

@@ -21,7 +21,8 @@ export type MailKind =
   | 'factors_reset'
   | 'recovery_used'
   | 'account_secured'
-  | 'ciba_request';
+  | 'ciba_request'
+  | 'pid_issued';
 
 export interface MailVars {
   /** The citizen's given name, when known. */
@@ -43,7 +44,7 @@ export interface RenderedMail {
 }
 
 /** Kinds whose main link has an action label (`mail.<kind>.action`). */
-const WITH_ACTION: ReadonlySet<MailKind> = new Set(['verify_email', 'reset_password', 'change_email', 'already_registered', 'username_taken', 'account_secured', 'factors_reset', 'ciba_request']);
+const WITH_ACTION: ReadonlySet<MailKind> = new Set(['verify_email', 'reset_password', 'change_email', 'already_registered', 'username_taken', 'account_secured', 'factors_reset', 'ciba_request', 'pid_issued']);
 
 function findViewsDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));

@@ -42,6 +42,15 @@ export function listenForNotices(links: AccountLinks, deps: Pick<RegistrationAnd
     const locale = links.localeOf(account);
     links.sendLater(account.email, 'ciba_request', locale, { name: account.givenName, link: links.link('/account/requests'), values: { service: e.serviceNames[locale], when: when(locale, e.at) } }, account.id);
   });
+  // Kapija's PID went into a wallet: the citizen hears of every issuance, with the portal page that
+  // revokes it (a desk offer redeemed by someone other than the citizen does not go unseen).
+  events.on('wallet.pid_issued', async (e) => {
+    const account = await accounts.findById(e.accountId);
+    if (!account?.emailVerified || !account.email || account.status !== 'active') return;
+    const locale = links.localeOf(account);
+    const channel = translator(locale)(`wallet.issue.channel.${e.channel}`);
+    links.sendLater(account.email, 'pid_issued', locale, { name: account.givenName, link: links.link('/account/wallet'), values: { wallet: e.walletNames[locale], channel, when: when(locale, e.at) } }, account.id);
+  });
   events.on('factor.enrolled', factorNotice('added'));
   events.on('factor.removed', factorNotice('removed'));
 }

@@ -13,7 +13,8 @@ export type AdapterConstructor = new (name: string) => Adapter;
 /**
  * Writes held for the request, for atomicity first and round trips second.
  *
- * Token grants: oidc-provider consumes the presented authorization code, refresh token or device code, then saves
+ * Token grants: oidc-provider consumes the presented authorization code, refresh token, device code,
+ * CIBA request or pre-authorized code, then saves
  * the access token (and the refresh token). A failure between those writes (a database outage) would
  * leave the service with a consumed code or token and nothing usable in exchange, and its retry
  * would look like reuse and revoke the grant. So in those grants the consume and the saves are held
@@ -39,6 +40,9 @@ const GRANTS: Record<string, string> = {
   'urn:ietf:params:oauth:grant-type:device_code': 'DeviceCode',
   // CIBA: the service's successful poll consumes the answered request the same way.
   'urn:openid:params:grant-type:ciba': 'BackchannelAuthenticationRequest',
+  // OpenID4VCI: a wallet redeems the registration desk's single-use pre-authorized code the same
+  // way (a wrong tx_code still deletes the code: the engine revokes its grant, which is not held).
+  'urn:ietf:params:oauth:grant-type:pre-authorized_code': 'PreAuthorizedCode',
 };
 const ISSUED = new Set(['AccessToken', 'RefreshToken']);
 const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);

@@ -460,10 +460,17 @@ function cibaFeature(hooks: CibaHooks): NonNullable<Configuration['features']>['
   };
 }
 
+/** The lifetime a resource server gives its access tokens (resource indicators), if any. */
+function resourceTtl(token: unknown): number | undefined {
+  const ttl = (token as { resourceServer?: { accessTokenTTL?: unknown } } | undefined)?.resourceServer?.accessTokenTTL;
+  return typeof ttl === 'number' && Number.isSafeInteger(ttl) && ttl > 0 ? ttl : undefined;
+}
+
 /** How long each engine artefact lives (config.ts has the deployment's values). */
 function ttlPolicy(config: Config): Configuration['ttl'] {
   return {
-    AccessToken: (_ctx, _token, client) => clientTtl(client, 'kapija_access_token_ttl') ?? config.ttl.accessToken,
+    // A token for a resource server (the PID issuer's, wallet/issuer/engine.ts) lives as long as that resource says.
+    AccessToken: (_ctx, token, client) => resourceTtl(token) ?? clientTtl(client, 'kapija_access_token_ttl') ?? config.ttl.accessToken,
     AuthorizationCode: 60,
     // RFC 8628: the citizen has ten minutes to enter a device's code and sign in.
     DeviceCode: 10 * 60,

@@ -3,7 +3,7 @@
  * the row's account id as context, so a value copied into another row does not open; lookups go
  * through keyed hashes only. Activation codes are in activation-codes.ts.
  */
-import type { Db } from './db.js';
+import { isPostgres, type Db } from './db.js';
 import type { SecretBox } from '../security/crypto.js';
 import type { IdentityLevel } from '../identity/levels.js';
 
@@ -90,6 +90,12 @@ export interface NewIdentityRow {
 export interface IdentityRepository {
   /** The account's identity (revoked or expired ones too, with level `none`). */
   find(accountId: string, trx?: Db): Promise<VerifiedIdentity | undefined>;
+  /**
+   * The same, read inside `trx` with the row locked against change until `trx` ends (PostgreSQL
+   * FOR SHARE; SQLite's one writer at a time does the same): a revocation or correction waits for
+   * what `trx` does on the strength of this identity, or `trx` sees it.
+   */
+  findHeld(accountId: string, trx: Db): Promise<VerifiedIdentity | undefined>;
   /** The identity of a row read elsewhere ({@link IDENTITY_COLUMNS}, e.g. with a token), opened as find opens it. */
   fromRow(row: unknown): VerifiedIdentity;
   /** The account whose identity in force has this keyed JMBG hash. */
@@ -130,6 +136,11 @@ export function createIdentityRepository(db: Db, box: SecretBox, now: () => numb
   return {
     async find(accountId, trx = db) {
       const row = (await trx('verified_identities').where({ account_id: accountId }).first()) as Row | undefined;
+      return row ? toIdentity(row) : undefined;
+    },
+    async findHeld(accountId, trx) {
+      const query = trx('verified_identities').where({ account_id: accountId }).first();
+      const row = (await (isPostgres(db) ? query.forShare() : query)) as Row | undefined;
       return row ? toIdentity(row) : undefined;
     },
     fromRow: (row) => toIdentity(row as Row),

@@ -104,7 +104,10 @@ export interface WalletCredentialRepository {
   revoke(id: string, reason: string, at: number, trx?: Db): Promise<boolean>;
   /** Revokes every live credential of an account; returns the ids revoked. */
   revokeAllOf(accountId: string, reason: string, at: number, trx?: Db): Promise<string[]>;
-  /** Whether a status list exists, and the indices revoked in it. */
+  /**
+   * Whether a status list exists, and the indices revoked in it: those marked revoked, and those
+   * whose proofing (`identityRef`) is no longer the account's identity in force.
+   */
   revokedIndices(listId: string): Promise<{ size: number; revoked: number[] } | undefined>;
   /** Records a proof's keyed hash; false when it was used before. */
   useProof(hash: string, expiresAt: number, now: number): Promise<boolean>;
@@ -174,7 +177,19 @@ export function createWalletCredentialRepository(db: Db, box: Pick<SecretBox, 'm
     async revokedIndices(listId) {
       const list = (await db('wallet_status_lists').where({ id: listId }).first('size')) as { size: number | string } | undefined;
       if (!list) return undefined;
-      const rows = (await db('wallet_credentials').where({ list_id: listId }).whereNotNull('revoked_at').select('list_idx')) as { list_idx: number | string }[];
+      // Revoked, or issued from a proofing no longer in force (revoked, replaced or gone) even if
+      // revoking it with the proofing never ran (a failure or a crash after the proofing changed).
+      const rows = (await db('wallet_credentials as c')
+        .leftJoin('verified_identities as v', 'v.account_id', 'c.account_id')
+        .where('c.list_id', listId)
+        .andWhere((q) =>
+          q
+            .whereNotNull('c.revoked_at')
+            .orWhereNull('v.account_id')
+            .orWhereNotNull('v.revoked_at')
+            .orWhereRaw(`c.identity_ref <> c.account_id || '@' || ${isPostgres(db) ? 'v.verified_at::text' : 'v.verified_at'}`),
+        )
+        .select('c.list_idx')) as { list_idx: number | string }[];
       return { size: Number(list.size), revoked: rows.map((r) => Number(r.list_idx)) };
     },
     async useProof(hash, expiresAt, now) {

@@ -69,8 +69,11 @@ export interface PidEngineConfig {
   ttl: { PreAuthorizedCode: number };
 }
 
+/** A PID just issued, to tell the citizen (wallet.pid_issued). */
+export type PidIssuedNotice = (e: { accountId: string; client: NonNullable<EngineClient>; channel: 'portal' | 'desk' }) => Promise<void>;
+
 /** The engine configuration of the PID issuer; `nonceSecret` is 32 bytes, the same on every instance. */
-export function pidEngineConfig(d: { issuer: string; pid: PidIssuer; nonceSecret: Buffer; now?: () => number }): PidEngineConfig {
+export function pidEngineConfig(d: { issuer: string; pid: PidIssuer; nonceSecret: Buffer; now?: () => number; onIssued?: PidIssuedNotice }): PidEngineConfig {
   const now = d.now ?? Date.now;
   const walletResource = (client: EngineClient) => isWalletClient(client);
   return {
@@ -120,13 +123,13 @@ export function pidEngineConfig(d: { issuer: string; pid: PidIssuer; nonceSecret
 
 interface IssueInput {
   proofs?: { jwt?: string[] };
-  client: { clientId: string };
+  client: NonNullable<EngineClient>;
   account: { accountId: string };
   accessToken: { gty?: string; extra?: Record<string, unknown> };
 }
 
 /** The credential endpoint's last step: the engine checked the token and the proof; Kapija mints. */
-async function issue(d: { pid: PidIssuer }, input: IssueInput, now: () => number) {
+async function issue(d: { pid: PidIssuer; onIssued?: PidIssuedNotice }, input: IssueInput, now: () => number) {
   const proof = input.proofs?.jwt?.[0];
   if (!proof) throw new errors.InvalidProof('a jwt proof of the wallet key is required');
   const header = decodeProtectedHeader(proof);
@@ -140,7 +143,9 @@ async function issue(d: { pid: PidIssuer }, input: IssueInput, now: () => number
   // At the desk a registrar checked the citizen in person; the identity's own level still caps the PID's.
   const signIn = desk ? 'high' : (levelOfAcr(input.accessToken.extra?.['kapija_acr']) ?? 'low');
   try {
-    const { credential } = await d.pid.issue({ accountId: input.account.accountId, clientId: input.client.clientId, channel: desk ? 'desk' : 'portal', signIn, holderJwk });
+    const channel = desk ? 'desk' : 'portal';
+    const { credential } = await d.pid.issue({ accountId: input.account.accountId, clientId: input.client.clientId, channel, signIn, holderJwk });
+    await d.onIssued?.({ accountId: input.account.accountId, client: input.client, channel });
     return { credentials: [{ credential }] };
   } catch (err) {
     if (err instanceof KapijaError && err.code === 'wallet.not_eligible') {

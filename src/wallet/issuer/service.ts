@@ -35,7 +35,7 @@ export interface PidIssuerDeps {
   /** issuing_authority in every credential. */
   issuingAuthority: string;
   validitySeconds: number;
-  repos: Pick<Repositories, 'walletCredentials' | 'audit' | 'atomically'>;
+  repos: Pick<Repositories, 'walletCredentials' | 'audit' | 'atomically' | 'identities'>;
   identity: { find(accountId: string): Promise<VerifiedIdentity | undefined> };
   keys: CredentialKeys;
   box: SecretBox;
@@ -64,14 +64,14 @@ export function createPidIssuer(deps: PidIssuerDeps) {
   // Built status list tokens (the promise, so concurrent requests build once), dropped on a revocation here.
   const built = new Map<string, { at: number; token: Promise<string | undefined> }>();
 
-  const eligibility = async (accountId: string): Promise<Eligibility> => {
-    const identity = await deps.identity.find(accountId);
+  const eligibilityOf = (identity: VerifiedIdentity | undefined): Eligibility => {
     if (!identity || identity.level === 'none') return { ok: false, reason: 'unverified' };
     if (!identitySupports(identity.level, 'substantial')) return { ok: false, reason: 'level' };
     const claims = pidClaimsOf(identity);
     if (!claims) return { ok: false, reason: 'attributes' };
     return { ok: true, identity, claims };
   };
+  const eligibility = async (accountId: string): Promise<Eligibility> => eligibilityOf(await deps.identity.find(accountId));
 
   const recordRevocation = async (credentials: readonly IssuedCredential[] | readonly string[], accountId: string, actor: string, reason: RevocationReason, trx?: Transaction) => {
     for (const c of credentials) {
@@ -89,14 +89,21 @@ export function createPidIssuer(deps: PidIssuerDeps) {
      * Refuses (403 wallet.not_eligible) below substantial.
      */
     async issue(input: { accountId: string; clientId: string; channel: IssuanceChannel; signIn: AcrLevel; holderJwk: JWK }): Promise<{ credential: string; record: IssuedCredential }> {
-      const e = await eligibility(input.accountId);
-      if (!e.ok) throw new KapijaError('wallet.not_eligible', 403, { details: { reason: e.reason } });
-      const level = honestLevel(input.signIn, e.identity.level as IdentityLevel);
-      if (rank(level) < rank('substantial')) throw new KapijaError('wallet.not_eligible', 403, { details: { reason: 'level' } });
+      const levelOf = (e: Eligibility) => {
+        if (!e.ok) throw new KapijaError('wallet.not_eligible', 403, { details: { reason: e.reason } });
+        const level = honestLevel(input.signIn, e.identity.level as IdentityLevel);
+        if (rank(level) < rank('substantial')) throw new KapijaError('wallet.not_eligible', 403, { details: { reason: 'level' } });
+        return { e, level };
+      };
+      levelOf(await eligibility(input.accountId));
       const signingKey = await deps.keys.signingKey();
       const issuedAt = now();
       const expiresAt = issuedAt + deps.validitySeconds * 1000;
       return atomically(async (trx) => {
+        // Read again with the identity held until this transaction ends: a revocation, lowering or
+        // correction that landed since the check above is seen here, and one still to come waits for
+        // this credential to be recorded and then revokes it with the others.
+        const { e, level } = levelOf(eligibilityOf(await deps.repos.identities.findHeld(input.accountId, trx)));
         const record = await walletCredentials.insert(
           { accountId: input.accountId, identityRef: `${input.accountId}@${e.identity.verifiedAt.getTime()}`, level, clientId: input.clientId, channel: input.channel, issuedAt, expiresAt },
           trx,

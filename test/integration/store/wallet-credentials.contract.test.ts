@@ -66,6 +66,10 @@ describe.each(stores())('the PID issuer store (%s)', (store) => {
     const box = createSecretBox(randomBytes(32));
     const repo = createWalletCredentialRepository(db, box);
     const input = (i: number) => ({ accountId: `acc-${i}`, identityRef: `acc-${i}@1`, level: 'high', clientId: 'w', channel: 'desk' as const, issuedAt: Date.now(), expiresAt: Date.now() + 1000 });
+    // Each account's proofing in force, the one its credential was issued from (verified at 1).
+    const identity = (i: number) => ({ account_id: `acc-${i}`, level: 'high', method: 'test', verifier: 'test', evidence: '{}', attributes: '{}', verified_at: 1, updated_at: 1 });
+    await db('verified_identities').whereLike('account_id', 'acc-%').delete();
+    await db('verified_identities').insert([...Array.from({ length: 30 }, (_, i) => identity(i)), identity(99)]);
     const made = await Promise.all(Array.from({ length: 30 }, (_, i) => db.transaction((trx) => repo.insert(input(i), trx))));
     const slots = new Set(made.map((c) => `${c.listId}#${c.listIdx}`));
     expect(slots.size).toBe(30);
@@ -83,6 +87,12 @@ describe.each(stores())('the PID issuer store (%s)', (store) => {
     expect(await repo.revoke(made[3]!.id, 'citizen', Date.now())).toBe(false);
     const state = await repo.revokedIndices(made[3]!.listId);
     expect(state).toEqual({ size: STATUS_LIST_SIZE, revoked: [made[3]!.listIdx] });
+    // Issued from a proofing no longer in force, though never marked revoked: revoked in the list.
+    await db('verified_identities').where({ account_id: 'acc-4' }).update({ revoked_at: 2 });
+    await db('verified_identities').where({ account_id: 'acc-5' }).update({ verified_at: 2 });
+    await db('verified_identities').where({ account_id: 'acc-6' }).delete();
+    const after = await repo.revokedIndices(made[3]!.listId);
+    expect(after!.revoked.sort((x, y) => x - y)).toEqual([3, 4, 5, 6].map((i) => made[i]!.listIdx).sort((x, y) => x - y));
     expect(await repo.revokedIndices('00000000-0000-0000-0000-000000000000')).toBeUndefined();
   });
 
