@@ -226,20 +226,19 @@ export function openHandles(config: Config, opts: { db?: Db; now?: () => number;
   // credential they sign may be checked) and the issuing service; the engine's part is pidIssuerFor.
   const pidKeys = createCredentialKeys({ keys: repos.keys, box, retentionSeconds: config.pid.validitySeconds + 24 * 3600, ...(opts.now ? { now: opts.now } : {}) });
   const pid = createPidIssuer({ issuer: config.issuer, issuingAuthority: config.pid.issuingAuthority, validitySeconds: config.pid.validitySeconds, repos, identity, keys: pidKeys, box, ...(opts.now ? { now: opts.now } : {}) });
-  // Wallet sign-in (wallet/verifier/) trusts Kapija's own PIDs, their keys and status lists read
-  // in-process (a status list built afresh, so a revocation at any instance counts at once), and
-  // the issuers the operator adds. Kapija's own PIDs count as substantial: their holder keys come
-  // without a key attestation, so nothing shows they are held in a secure element.
-  const outside: WalletFetch = opts.wallet?.fetch ?? ((url, init) => fetch(url, init));
+  // Wallet sign-in (wallet/verifier/) trusts Kapija's own PIDs, their keys and each one's status
+  // entry read in-process (from the registry as it is now, so a PID revoked at any instance is
+  // refused by every other at once), and the issuers the operator adds. Kapija's own PIDs count as
+  // substantial: their holder keys come without a key attestation, so nothing shows they are held in
+  // a secure element.
+  const walletFetch: WalletFetch = opts.wallet?.fetch ?? ((url, init) => fetch(url, init));
   const ownStatus = `${config.issuer}${STATUS_PATH}/`;
-  const walletFetch: WalletFetch = async (url, init) => {
-    if (!url.startsWith(ownStatus)) return outside(url, init);
-    const token = await pid.statusList(url.slice(ownStatus.length), { fresh: true });
-    return token
-      ? new Response(token, { status: 200, headers: { 'content-type': 'application/statuslist+jwt' } })
-      : new Response(JSON.stringify({ error: 'not_found' }), { status: 404, headers: { 'content-type': 'application/json' } });
+  const ownPid: TrustedIssuer = {
+    issuer: config.issuer,
+    level: 'substantial',
+    jwks: () => pid.publicJwks(),
+    status: async (uri, idx) => (uri.startsWith(ownStatus) ? pid.statusOf(uri.slice(ownStatus.length), idx) : 1),
   };
-  const ownPid: TrustedIssuer = { issuer: config.issuer, level: 'substantial', jwks: () => pid.publicJwks() };
   const walletIssuers = trustedIssuers(config.wallet.trustedIssuers, walletFetch, [ownPid, ...(opts.wallet?.issuers ?? [])]);
   const wallet =
     walletIssuers.size > 0

@@ -109,11 +109,17 @@ export interface WalletCredentialRepository {
    * whose proofing (`identityRef`) is no longer the account's identity in force.
    */
   revokedIndices(listId: string): Promise<{ size: number; revoked: number[] } | undefined>;
+  /** One entry of a list by the same rule as revokedIndices: true revoked, false valid, undefined when no credential has it. */
+  isRevoked(listId: string, idx: number): Promise<boolean | undefined>;
   /** Records a proof's keyed hash; false when it was used before. */
   useProof(hash: string, expiresAt: number, now: number): Promise<boolean>;
 }
 
 export function createWalletCredentialRepository(db: Db, box: Pick<SecretBox, 'mac'>): WalletCredentialRepository {
+  // Revoked, or issued from a proofing no longer in force (revoked, replaced or gone) even if
+  // revoking it with the proofing never ran (a failure or a crash after the proofing changed).
+  const REVOKED_SQL = `(c.revoked_at is not null or v.account_id is null or v.revoked_at is not null or c.identity_ref <> c.account_id || '@' || ${isPostgres(db) ? 'v.verified_at::text' : 'v.verified_at'})`;
+  const revokedEntries = (q: ReturnType<Db>) => q.leftJoin('verified_identities as v', 'v.account_id', 'c.account_id').whereRaw(REVOKED_SQL);
   const takeIndex = async (trx: Db, at: number): Promise<{ listId: string; idx: number }> => {
     const open = async () => (await trx('wallet_status_lists').where('next_idx', '<', trx.ref('size')).orderBy('created_at', 'asc').first()) as { id: string } | undefined;
     for (let attempt = 0; attempt < 3; attempt += 1) {
@@ -177,21 +183,17 @@ export function createWalletCredentialRepository(db: Db, box: Pick<SecretBox, 'm
     async revokedIndices(listId) {
       const list = (await db('wallet_status_lists').where({ id: listId }).first('size')) as { size: number | string } | undefined;
       if (!list) return undefined;
-      // Revoked, or issued from a proofing no longer in force (revoked, replaced or gone) even if
-      // revoking it with the proofing never ran (a failure or a crash after the proofing changed).
-      const rows = (await db('wallet_credentials as c')
-        .leftJoin('verified_identities as v', 'v.account_id', 'c.account_id')
-        .where('c.list_id', listId)
-        .andWhere((q) =>
-          q
-            .whereNotNull('c.revoked_at')
-            .orWhereNull('v.account_id')
-            .orWhereNotNull('v.revoked_at')
-            .orWhereRaw(`c.identity_ref <> c.account_id || '@' || ${isPostgres(db) ? 'v.verified_at::text' : 'v.verified_at'}`),
-        )
-        .select('c.list_idx')) as { list_idx: number | string }[];
+      const rows = (await revokedEntries(db('wallet_credentials as c').where('c.list_id', listId)).select('c.list_idx')) as { list_idx: number | string }[];
       return { size: Number(list.size), revoked: rows.map((r) => Number(r.list_idx)) };
     },
+    async isRevoked(listId, idx) {
+      const entry = (await db('wallet_credentials as c')
+        .leftJoin('verified_identities as v', 'v.account_id', 'c.account_id')
+        .where({ 'c.list_id': listId, 'c.list_idx': idx })
+        .first('c.id', db.raw(`case when ${REVOKED_SQL} then 1 else 0 end as revoked`, []))) as { id: string; revoked: number | string } | undefined;
+      return entry ? Number(entry.revoked) === 1 : undefined;
+    },
+
     async useProof(hash, expiresAt, now) {
       await db('wallet_used_proofs').where('expires_at', '<=', now).delete();
       try {

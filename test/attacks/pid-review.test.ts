@@ -224,6 +224,8 @@ if (!pgAvailable()) {
       for (const k of [a.kapija, b.kapija]) {
         const list = await k.pid.statusList(issued!.listId, { fresh: true });
         expect(getListFromStatusListJWT(list!).getStatus(issued!.listIdx)).toBe(1);
+        // Kapija's own wallet sign-in reads the one entry by the same rule.
+        expect(await k.pid.statusOf(issued!.listId, issued!.listIdx)).toBe(1);
       }
     });
 

@@ -7,6 +7,7 @@
  * shares the database.
  */
 import { randomBytes } from 'node:crypto';
+import { jest } from '@jest/globals';
 import * as oidc from 'openid-client';
 import { Agent, formAction, type Page } from '../support/browserless.js';
 import { submitForm } from '../support/sign-in.js';
@@ -86,8 +87,15 @@ describe("Kapija's PID, from the credential offer to a sign-in with it", () => {
     const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
 
     const w = await walletPage(server, url);
+    const entries = jest.spyOn(server.kapija.pid, 'statusOf');
+    const lists = jest.spyOn(server.kapija.pid, 'statusList');
     const presented = await presentPid(credential, holderKey, w.sameDevice);
     expect(presented.status).toBe(200);
+    // Its status is the one entry read from the registry, not a whole status list built.
+    expect(entries).toHaveBeenCalledTimes(1);
+    expect(lists).not.toHaveBeenCalled();
+    entries.mockRestore();
+    lists.mockRestore();
     // The PID holds five disclosures; the presentation carries the one the query asked for.
     expect(credential.split('~').slice(1, -1)).toHaveLength(5);
     const disclosed = presented.presentation.split('~').slice(1, -1).map((d) => JSON.parse(Buffer.from(d, 'base64url').toString()) as unknown[]);

@@ -159,7 +159,7 @@ export function createPidIssuer(deps: PidIssuerDeps) {
 
     /**
      * The status list token of a list, or undefined for an unknown list. A built list is reused for
-     * a while; `fresh` builds it from the registry as it is now (Kapija's own wallet sign-in).
+     * a while; `fresh` builds it from the registry as it is now.
      */
     async statusList(listId: string, opts: { fresh?: boolean } = {}): Promise<string | undefined> {
       const at = now();
@@ -174,6 +174,15 @@ export function createPidIssuer(deps: PidIssuerDeps) {
       // An unknown list or a failure is not kept.
       token.then((t) => t === undefined && built.delete(listId), () => built.delete(listId));
       return token;
+    },
+
+    /**
+     * The status of one credential's entry as the registry has it now (0 valid, 1 revoked), for
+     * Kapija's own wallet sign-in: one row read, where a status list token would build the whole list.
+     * An entry no credential has is revoked (undefined: unknown list).
+     */
+    async statusOf(listId: string, idx: number): Promise<0 | 1> {
+      return (await walletCredentials.isRevoked(listId, idx)) === false ? 0 : 1;
     },
 
     /** The public keys that verify Kapija's credentials and status lists (a verifier trusting Kapija's own issuer reads them in-process). */

@@ -11,6 +11,12 @@ export interface TrustedIssuer {
   issuer: string;
   level: 'substantial' | 'high';
   jwks(): Promise<{ keys: JsonWebKey[] }>;
+  /**
+   * An issuer in this process (Kapija's own) answers a credential's status entry itself (0 valid,
+   * anything else revoked) from its registry as it is now, instead of a status list token fetched
+   * from `uri`.
+   */
+  status?(uri: string, idx: number): Promise<number>;
 }
 
 /** Fetches a URL (the global fetch, or one a test or the composition injects). */

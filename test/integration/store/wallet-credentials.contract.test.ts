@@ -94,6 +94,10 @@ describe.each(stores())('the PID issuer store (%s)', (store) => {
     const after = await repo.revokedIndices(made[3]!.listId);
     expect(after!.revoked.sort((x, y) => x - y)).toEqual([3, 4, 5, 6].map((i) => made[i]!.listIdx).sort((x, y) => x - y));
     expect(await repo.revokedIndices('00000000-0000-0000-0000-000000000000')).toBeUndefined();
+    // One entry by the same rule (Kapija's own wallet sign-in reads no whole list).
+    for (const i of [0, 3, 4, 5, 6, 7]) expect(await repo.isRevoked(made[i]!.listId, made[i]!.listIdx)).toBe([3, 4, 5, 6].includes(i));
+    const unused = [...Array(STATUS_LIST_SIZE).keys()].find((x) => !indices.includes(x))!;
+    expect(await repo.isRevoked(listId, unused)).toBeUndefined();
   });
 
   test('a used proof is kept once, and forgotten after it expires', async () => {
