@@ -1,0 +1,151 @@
+/**
+ * An attacker's review of CIBA, the device grant and their crossings with the account portal:
+ * polls faster than the protocol's interval, an approval from a portal sign-in that is no longer
+ * recent, a request polled by another service, an account locked between approval and poll.
+ */
+import { randomBytes } from 'node:crypto';
+import { Agent, hiddenField, type Page } from '../support/browserless.js';
+import { openPortal } from '../support/sign-in.js';
+import { nextTotpCode } from '../support/totp.js';
+import { createTestAccount, createTestClient, kapijaForSuite, type RunningKapija } from '../support/kapija.js';
+
+const CIBA = 'urn:openid:params:grant-type:ciba';
+const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
+/** The portal's reauthentication window in this suite (the smallest the configuration allows). */
+const REAUTH_SECONDS = 30;
+
+/** A service's back-channel calls, authenticated with its secret. */
+function service(server: RunningKapija, rp: { clientId: string; clientSecret?: string | undefined }) {
+  const basic = `Basic ${Buffer.from(`${rp.clientId}:${rp.clientSecret!}`).toString('base64')}`;
+  return async (endpoint: string, params: Record<string, string>) => {
+    const res = await fetch(`${server.url}${endpoint}`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams(params) });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, string> };
+  };
+}
+
+async function callCentre(server: RunningKapija) {
+  const rp = await createTestClient(server.kapija, { grant_types: [CIBA], response_types: [], redirect_uris: [], backchannel_token_delivery_mode: 'poll', subject_type: 'public', scope: 'openid profile' });
+  return { rp, post: service(server, rp) };
+}
+
+const handles = (page: Page) => [...page.body.matchAll(/name="request" value="([^"]+)"/g)].map((m) => m[1]!).filter((v, i, a) => a.indexOf(v) === i);
+
+async function portalPost(agent: Agent, server: RunningKapija, page: Page, path: string, form: Record<string, string>) {
+  const csrf = hiddenField(page.body, '_csrf') ?? hiddenField((await agent.request(`${server.url}/account/security`)).body, '_csrf');
+  if (!csrf) throw new Error('no form token');
+  return agent.request(`${server.url}${path}`, { form: { _csrf: csrf, ...form } });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('flows review: CIBA, device grant, portal', () => {
+  const server = kapijaForSuite({ env: { REAUTH_SECONDS: String(REAUTH_SECONDS) } });
+
+  test('a CIBA request polled faster than every five seconds gets slow_down, not another authorization_pending', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { post } = await callCentre(server);
+    const started = await post('/backchannel', { scope: 'openid', login_hint: citizen.username });
+    expect(started.status).toBe(200);
+    const poll = () => post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
+    expect((await poll()).body.error).toBe('authorization_pending');
+    const fast = await poll();
+    expect(fast.status).toBe(400);
+    expect(fast.body.error).toBe('slow_down');
+    // Still too fast: still slowed, and the request stays answerable.
+    expect((await poll()).body.error).toBe('slow_down');
+    await sleep(5_100);
+    expect((await poll()).body.error).toBe('authorization_pending');
+
+    // Another request of the same service keeps its own pace.
+    const other = await post('/backchannel', { scope: 'openid', login_hint: citizen.username });
+    expect((await post('/token', { grant_type: CIBA, auth_req_id: other.body.auth_req_id! })).body.error).toBe('authorization_pending');
+
+    // Once answered, the next poll gets the answer at once, however soon it comes.
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const mine = handles(page);
+    expect(mine).toHaveLength(2);
+    expect((await poll()).body.error).toBe('slow_down');
+    for (const handle of mine) expect((await portalPost(agent, server, page, '/account/requests/deny', { request: handle })).status).toBe(303);
+    expect((await poll()).body.error).toBe('access_denied');
+  }, 60_000);
+
+  test('a device code polled faster than every five seconds gets slow_down', async () => {
+    const rp = await createTestClient(server.kapija, { grant_types: [DEVICE], response_types: [], redirect_uris: [], subject_type: 'public', scope: 'openid' });
+    const post = service(server, rp);
+    const started = await post('/device/auth', { scope: 'openid' });
+    expect(started.status).toBe(200);
+    const poll = () => post('/token', { grant_type: DEVICE, device_code: started.body.device_code! });
+    expect((await poll()).body.error).toBe('authorization_pending');
+    const fast = await poll();
+    expect(fast.status).toBe(400);
+    expect(fast.body.error).toBe('slow_down');
+  }, 30_000);
+
+  test('an auth_req_id polled by another service is refused and stays its own service\'s', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const owner = await callCentre(server);
+    const thief = await callCentre(server);
+    const started = await owner.post('/backchannel', { scope: 'openid profile', login_hint: citizen.username });
+    const stolen = await thief.post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
+    expect(stolen.status).toBe(400);
+    expect(stolen.body.error).toBe('invalid_grant');
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const approved = await portalPost(agent, server, page, '/account/requests/approve', { request: handles(page)[0]!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    expect(approved.headers.get('location')).toBe('/account/requests?done=approved');
+    expect((await thief.post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! })).body.error).toBe('invalid_grant');
+    const tokens = await owner.post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
+    expect(tokens.status).toBe(200);
+    expect(tokens.body.id_token).toBeTruthy();
+  }, 60_000);
+
+  test('an approved request whose account is locked before the poll gives no tokens', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { post } = await callCentre(server);
+    const started = await post('/backchannel', { scope: 'openid profile', login_hint: citizen.username });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const approved = await portalPost(agent, server, page, '/account/requests/approve', { request: handles(page)[0]!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    expect(approved.headers.get('location')).toBe('/account/requests?done=approved');
+    await server.kapija.accounts.setStatus(citizen.account.id, 'locked');
+    const polled = await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
+    expect(polled.status).toBe(400);
+    expect(polled.body.error).toBe('invalid_grant');
+    expect(polled.body.access_token).toBeUndefined();
+    // A locked citizen's portal is closed: a second request cannot be answered from the old session.
+    const again = await agent.request(`${server.url}/account/requests`);
+    expect(again.status).toBe(303);
+  }, 60_000);
+
+  test('an approval from a portal sign-in older than the reauthentication window asks for a new sign-in, and only a fresh one approves', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { post } = await callCentre(server);
+    const started = await post('/backchannel', { scope: 'openid profile', login_hint: citizen.username, binding_message: `R-${randomBytes(2).toString('hex')}` });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const [handle] = handles(page);
+    await sleep((REAUTH_SECONDS + 1) * 1000);
+    // The password and factor of the portal sign-in were proven more than the window ago: a code now
+    // does not make them recent, so this approval must not claim them with auth_time of now.
+    const stale = await portalPost(agent, server, page, '/account/requests/approve', { request: handle!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    expect(stale.status).toBe(303);
+    expect(stale.headers.get('location')).not.toBe('/account/requests?done=approved');
+    expect(new URL(stale.headers.get('location')!, server.url).pathname).not.toBe('/account/requests');
+    await sleep(5_100);
+    expect((await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! })).body.error).toBe('authorization_pending');
+
+    // Signed in again: the request is still there and a code approves it.
+    const again = new Agent('en');
+    const fresh = await openPortal(again, server.url, citizen, '/account/requests');
+    expect(handles(fresh)).toContain(handle);
+    const approved = await portalPost(again, server, fresh, '/account/requests/approve', { request: handle!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    expect(approved.headers.get('location')).toBe('/account/requests?done=approved');
+    const tokens = await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
+    expect(tokens.status).toBe(200);
+    const claims = JSON.parse(Buffer.from(tokens.body.id_token!.split('.')[1]!, 'base64url').toString('utf8')) as { amr: string[]; auth_time: number };
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp']));
+    expect(Math.abs(claims.auth_time - Date.now() / 1000)).toBeLessThan(REAUTH_SECONDS);
+  }, 90_000);
+});
