@@ -79,6 +79,7 @@ import { startPage } from './http/start-page.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
 import { createMandateService, type MandateService } from './mandates/service.js';
 import { representationIntrospection, representedSubject, withRepresentation } from './mandates/represented-account.js';
+import { pollPace } from './oidc/poll-pace.js';
 import { registerTokenExchange } from './mandates/token-exchange.js';
 import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
@@ -547,6 +548,8 @@ function createEngineFor(
       d.observe(engine);
       // RFC 8693 token exchange for services that accept representation (mandates/token-exchange.ts).
       registerTokenExchange(engine, { mandates: handles.mandates, subjectFor: ownSubject });
+      // CIBA and device polls at the announced interval, across instances (oidc/poll-pace.ts).
+      engine.use(pollPace({ storage: repos.rateLimits, box: handles.box }));
     },
     // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
     onBackchannelError: d.logoutLater,

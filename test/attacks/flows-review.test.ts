@@ -47,6 +47,7 @@ describe('flows review: CIBA, device grant, portal', () => {
     const { post } = await callCentre(server);
     const started = await post('/backchannel', { scope: 'openid', login_hint: citizen.username });
     expect(started.status).toBe(200);
+    expect(started.body.interval).toBe(5);
     const poll = () => post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
     expect((await poll()).body.error).toBe('authorization_pending');
     const fast = await poll();
@@ -76,6 +77,7 @@ describe('flows review: CIBA, device grant, portal', () => {
     const post = service(server, rp);
     const started = await post('/device/auth', { scope: 'openid' });
     expect(started.status).toBe(200);
+    expect(started.body.interval).toBe(5);
     const poll = () => post('/token', { grant_type: DEVICE, device_code: started.body.device_code! });
     expect((await poll()).body.error).toBe('authorization_pending');
     const fast = await poll();
