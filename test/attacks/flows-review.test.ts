@@ -4,10 +4,12 @@
  * recent, a request polled by another service, an account locked between approval and poll.
  */
 import { randomBytes } from 'node:crypto';
-import { Agent, hiddenField, type Page } from '../support/browserless.js';
-import { openPortal } from '../support/sign-in.js';
+import * as oidc from 'openid-client';
+import { Agent, checkedValues, hiddenField, type Page } from '../support/browserless.js';
+import { openPortal, submitForm, type SignInOptions } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { createTestAccount, createTestClient, kapijaForSuite, type RunningKapija } from '../support/kapija.js';
+import { ledgerChain } from '../../src/account/ledger.js';
 
 const CIBA = 'urn:openid:params:grant-type:ciba';
 const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -38,6 +40,31 @@ async function portalPost(agent: Agent, server: RunningKapija, page: Page, path:
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const REDIRECT = 'http://127.0.0.1:9/cb';
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const AT_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+/** A representative's own sign-in at a service (no mandate yet, so no representation page): its tokens. */
+async function ownSignIn(server: RunningKapija, rp: { clientId: string; clientSecret?: string | undefined }, who: SignInOptions) {
+  const config = await oidc.discovery(new URL(server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+  const verifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid profile', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+  const agent = new Agent('en');
+  const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
+  let step = await agent.follow(await agent.request(url), isCallback);
+  for (let i = 0; i < 6 && !(step instanceof URL); i += 1) {
+    const page: Page = step;
+    let next: Page;
+    if (/\/login"/.test(page.body)) next = await submitForm(agent, page, /\/login$/, { username: who.username, password: who.password });
+    else if (/\/totp"/.test(page.body)) next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(who.totpSecret!) });
+    else if (/\/confirm"/.test(page.body)) next = await submitForm(agent, page, /\/confirm$/, { claims: checkedValues(page.body, 'claims') });
+    else throw new Error(`unexpected page ${page.url.pathname} (${page.status})`);
+    step = await agent.follow(next, isCallback);
+  }
+  if (!(step instanceof URL)) throw new Error('sign-in did not finish');
+  return { config, tokens: await oidc.authorizationCodeGrant(config, step, { pkceCodeVerifier: verifier, idTokenExpected: true }) };
+}
 
 describe('flows review: CIBA, device grant, portal', () => {
   const server = kapijaForSuite({ env: { REAUTH_SECONDS: String(REAUTH_SECONDS) } });
@@ -150,4 +177,46 @@ describe('flows review: CIBA, device grant, portal', () => {
     expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp']));
     expect(Math.abs(claims.auth_time - Date.now() / 1000)).toBeLessThan(REAUTH_SECONDS);
   }, 90_000);
+
+  test('the CIBA tokens of a citizen locked after the poll are inactive at introspection, as at userinfo', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { post } = await callCentre(server);
+    const started = await post('/backchannel', { scope: 'openid profile', login_hint: citizen.username });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    await portalPost(agent, server, page, '/account/requests/approve', { request: handles(page)[0]!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    const tokens = await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
+    expect(tokens.status).toBe(200);
+    expect((await post('/token/introspection', { token: tokens.body.access_token! })).body).toMatchObject({ active: true });
+    // A CIBA grant belongs to no browser session: ending the citizen's sessions (as a lock does) does not reach it.
+    await server.kapija.accounts.setStatus(citizen.account.id, 'locked');
+    const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token!}` } });
+    expect(userinfo.status).toBe(401);
+    expect((await post('/token/introspection', { token: tokens.body.access_token! })).body).toEqual({ active: false });
+  }, 60_000);
+
+  test('a locked representative cannot exchange a token for a principal, and an exchanged token stops when they are locked', async () => {
+    const principal = await createTestAccount(server.kapija);
+    const representative = await createTestAccount(server.kapija);
+    const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid profile', kapija_accepts_representation: true, grant_types: ['authorization_code', EXCHANGE] });
+    const post = service(server, rp);
+    const { tokens } = await ownSignIn(server, rp, representative);
+    await server.kapija.mandates.grant(principal.account.id, representative.username, { services: [rp.clientId], purposes: ['general'] });
+    const principalSub = await server.kapija.subjectFor(principal.account.id, rp.clientId);
+    const exchange = () => post('/token', { grant_type: EXCHANGE, subject_token_type: AT_TYPE, subject_token: tokens.access_token, requested_subject: principalSub });
+    const exchanged = await exchange();
+    expect(exchanged.status).toBe(200);
+    expect((await post('/token/introspection', { token: exchanged.body.access_token! })).body).toMatchObject({ active: true, sub: principalSub });
+    const usesBefore = (await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used').length;
+
+    await server.kapija.accounts.setStatus(representative.account.id, 'locked');
+    // The exchanged token's grant is bound to the mandate, not to a browser session: it must stop on its own.
+    expect((await post('/token/introspection', { token: exchanged.body.access_token! })).body).toEqual({ active: false });
+    const refused = await exchange();
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_grant');
+    // Nothing was recorded as a use of the principal's mandate.
+    const usesAfter = (await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used').length;
+    expect(usesAfter).toBe(usesBefore);
+  }, 60_000);
 });
