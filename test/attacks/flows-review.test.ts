@@ -219,4 +219,31 @@ describe('flows review: CIBA, device grant, portal', () => {
     const usesAfter = (await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used').length;
     expect(usesAfter).toBe(usesBefore);
   }, 60_000);
+
+  test('an approval that the request\'s expiry overtakes is a clear 404, not a server error, and records nothing', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { rp, post } = await callCentre(server);
+    const started = await post('/backchannel', { scope: 'openid', login_hint: citizen.username });
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const provider = server.kapija.provider;
+    const original = provider.backchannelResult;
+    // The request expires at the moment the approval reaches the engine (after every check before it).
+    provider.backchannelResult = async (...args: Parameters<typeof original>) => {
+      await server.kapija.db('oidc_payloads').where({ model: 'BackchannelAuthenticationRequest', id: started.body.auth_req_id! }).update({ expires_at: Date.now() - 1 });
+      return original.apply(provider, args);
+    };
+    try {
+      const late = await portalPost(agent, server, page, '/account/requests/approve', { request: handles(page)[0]!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+      expect(late.status).toBe(404);
+      expect(late.body).toContain('no longer waiting');
+    } finally {
+      provider.backchannelResult = original;
+    }
+    const actions = (await server.kapija.audit.list({ chain: ledgerChain(citizen.account.id) })).filter((e) => e.clientId === rp.clientId).map((e) => e.action);
+    expect(actions).not.toContain('ledger.ciba_approved');
+    const polled = await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
+    expect(polled.status).toBe(400);
+    expect(['expired_token', 'invalid_grant']).toContain(polled.body.error);
+  }, 60_000);
 });
