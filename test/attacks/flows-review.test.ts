@@ -8,7 +8,8 @@ import * as oidc from 'openid-client';
 import { Agent, checkedValues, hiddenField, type Page } from '../support/browserless.js';
 import { openPortal, submitForm, type SignInOptions } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
-import { createTestAccount, createTestClient, kapijaForSuite, type RunningKapija } from '../support/kapija.js';
+import { createTestAccount, createTestClient, kapijaForSuite, startKapija, type RunningKapija } from '../support/kapija.js';
+import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
 import { ledgerChain } from '../../src/account/ledger.js';
 
 const CIBA = 'urn:openid:params:grant-type:ciba';
@@ -245,5 +246,47 @@ describe('flows review: CIBA, device grant, portal', () => {
     const polled = await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
     expect(polled.status).toBe(400);
     expect(['expired_token', 'invalid_grant']).toContain(polled.body.error);
+  }, 60_000);
+});
+
+// Two instances on one PostgreSQL database, one issuer: the pace of polls and a lock hold across them.
+(pgAvailable() || process.env.CI ? describe : describe.skip)('flows review on two instances', () => {
+  let testDb: TestDatabase;
+  let a: RunningKapija;
+  let b: RunningKapija;
+  beforeAll(async () => {
+    testDb = await createPgDatabase();
+    const env = { MASTER_KEY: randomBytes(32).toString('base64') };
+    a = await startKapija({ testDb, env });
+    b = await startKapija({ testDb, env: { ...env, ISSUER: a.url } });
+  }, 60_000);
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+    await testDb?.drop();
+  });
+
+  test('a poll at one instance right after one at the other gets slow_down; a lock at one is inactive at the other', async () => {
+    const citizen = await createTestAccount(a.kapija);
+    const rp = await createTestClient(a.kapija, { grant_types: [CIBA], response_types: [], redirect_uris: [], backchannel_token_delivery_mode: 'poll', subject_type: 'public', scope: 'openid profile' });
+    const [atA, atB] = [service(a, rp), service(b, rp)];
+    const started = await atA('/backchannel', { scope: 'openid profile', login_hint: citizen.username });
+    expect(started.status).toBe(200);
+    const poll = (at: typeof atA) => at('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
+    expect((await poll(atA)).body.error).toBe('authorization_pending');
+    expect((await poll(atB)).body.error).toBe('slow_down');
+
+    const agent = new Agent('en');
+    // Signed in to the portal through A (the issuer); the page and the approval at B.
+    await openPortal(agent, a.url, citizen, '/account/requests');
+    const page = await agent.request(`${b.url}/account/requests`);
+    expect(page.status).toBe(200);
+    const approved = await portalPost(agent, b, page, '/account/requests/approve', { request: handles(page)[0]!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    expect(approved.headers.get('location')).toBe('/account/requests?done=approved');
+    const tokens = await poll(atB);
+    expect(tokens.status).toBe(200);
+    expect((await atA('/token/introspection', { token: tokens.body.access_token! })).body).toMatchObject({ active: true });
+    await b.kapija.accounts.setStatus(citizen.account.id, 'locked');
+    expect((await atA('/token/introspection', { token: tokens.body.access_token! })).body).toEqual({ active: false });
   }, 60_000);
 });
