@@ -5,6 +5,11 @@
  * what it would receive and the time left. Approving needs a second factor proven for this request
  * (an authenticator app code or a security key), throttled like the sign-in's second factor;
  * denying needs nothing. Both are recorded in the citizen's ledger.
+ *
+ * The approval's methods include the portal sign-in's, and its auth_time is the approval's: so the
+ * sign-in must be recent (both factors within the reauthentication window, as for any change in the
+ * portal), or the ID token would claim a password proven hours ago as proven now. A sign-in past the
+ * window is sent to sign in again and comes back to the list.
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
@@ -26,14 +31,8 @@ export function requestsRoutes(router: Router, p: PortalKit): void {
   const throttle = d.secondFactorThrottle;
   if (!ciba || !throttle) return;
 
-  /**
-   * The approval's methods include the portal sign-in's, and its auth_time is the approval's: so the
-   * sign-in must be recent (both factors within the reauthentication window, as for any change in
-   * the portal), or the ID token would claim a password proven hours ago as proven now. A sign-in
-   * past the window is sent to sign in again and comes back to the list.
-   */
+  // An approval claims the portal sign-in's methods as proven now: the sign-in must be recent (see above).
   const recentSignIn = requireRecentAuth(PATH);
-
   /** The methods the portal sign-in proved (a remembered browser never counts here). */
   const sessionAmr = (me: Citizen) => me.session.amr.filter((m) => m !== REMEMBERED_BROWSER);
 
