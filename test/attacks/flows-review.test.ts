@@ -4,6 +4,7 @@
  * recent, a request polled by another service, an account locked between approval and poll.
  */
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent, checkedValues, hiddenField, type Page } from '../support/browserless.js';
 import { openPortal, submitForm, type SignInOptions } from '../support/sign-in.js';
@@ -147,6 +148,10 @@ describe('flows review: CIBA, device grant, portal', () => {
     // A locked citizen's portal is closed: a second request cannot be answered from the old session.
     const again = await agent.request(`${server.url}/account/requests`);
     expect(again.status).toBe(303);
+    // And no new request names the locked citizen.
+    const named = await post('/backchannel', { scope: 'openid', login_hint: citizen.username });
+    expect(named.status).toBe(400);
+    expect(named.body.error).toBe('unknown_user_id');
   }, 60_000);
 
   test('an approval from a portal sign-in older than the reauthentication window asks for a new sign-in, and only a fresh one approves', async () => {
@@ -288,5 +293,37 @@ describe('flows review: CIBA, device grant, portal', () => {
     expect((await atA('/token/introspection', { token: tokens.body.access_token! })).body).toMatchObject({ active: true });
     await b.kapija.accounts.setStatus(citizen.account.id, 'locked');
     expect((await atA('/token/introspection', { token: tokens.body.access_token! })).body).toEqual({ active: false });
+  }, 60_000);
+});
+
+// Outgoing requests guarded as in production (the test default lifts the guard for local receivers).
+describe('flows review: CIBA ping under the SSRF guard', () => {
+  const server = kapijaForSuite({ env: { ALLOW_PRIVATE_NETWORK_FETCH: 'false' } });
+
+  test('a ping endpoint on a loopback address is never connected to; the approval stands and the service may poll', async () => {
+    let connections = 0;
+    const listener = net.createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `https://127.0.0.1:${(listener.address() as net.AddressInfo).port}/ciba-ping`;
+      const citizen = await createTestAccount(server.kapija);
+      const rp = await createTestClient(server.kapija, { grant_types: [CIBA], response_types: [], redirect_uris: [], backchannel_token_delivery_mode: 'ping', backchannel_client_notification_endpoint: endpoint, subject_type: 'public', scope: 'openid' });
+      const post = service(server, rp);
+      const started = await post('/backchannel', { scope: 'openid', login_hint: citizen.username, client_notification_token: randomBytes(16).toString('hex') });
+      expect(started.status).toBe(200);
+      const agent = new Agent('en');
+      const page = await openPortal(agent, server.url, citizen, '/account/requests');
+      const approved = await portalPost(agent, server, page, '/account/requests/approve', { request: handles(page)[0]!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+      expect(approved.headers.get('location')).toBe('/account/requests?done=approved');
+      await sleep(500);
+      expect(connections).toBe(0);
+      const tokens = await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
+      expect(tokens.status).toBe(200);
+    } finally {
+      listener.close();
+    }
   }, 60_000);
 });
