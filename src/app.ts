@@ -719,6 +719,9 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     secureCookies,
     sendReenrolLink: (accountId) => registrationAndRecovery.service.sendReenrolLink(accountId),
     deletion,
+    forgetBrowsers: async (accountId) => {
+      await repos.trustedBrowsers.revokeAll(accountId);
+    },
     registrars: createRegistrarRoles(handles.repos),
     mandates: handles.mandates,
     pidOffers: {

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent, checkedValues, hiddenField, type Page } from '../support/browserless.js';
-import { openPortal, submitForm, type SignInOptions } from '../support/sign-in.js';
+import { openPortal, signIn, submitForm, SignInError, type SignInOptions } from '../support/sign-in.js';
+import { createRoleRepository } from '../../src/store/roles.js';
 import { nextTotpCode } from '../support/totp.js';
 import { createTestAccount, createTestClient, kapijaForSuite, startKapija, type RunningKapija } from '../support/kapija.js';
 import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
@@ -224,6 +225,42 @@ describe('flows review: CIBA, device grant, portal', () => {
     // Nothing was recorded as a use of the principal's mandate.
     const usesAfter = (await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.' })).filter((e) => e.action === 'ledger.mandate_used').length;
     expect(usesAfter).toBe(usesBefore);
+  }, 60_000);
+
+  test('an administrator\'s lock forgets the remembered browsers: after the unlock the password alone no longer passes', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const admin = await createTestAccount(server.kapija, { totp: false });
+    await createRoleRepository(server.kapija.db).grant(admin.account.id, 'admin', 'test');
+    const script = await createTestClient(server.kapija, { scope: 'openid kapija:admin' });
+    const token = await new server.kapija.provider.AccessToken({
+      accountId: admin.account.id,
+      client: await server.kapija.provider.Client.find(script.clientId),
+      scope: 'openid kapija:admin',
+      grantId: 'test-grant',
+      extra: { acr: 'http://eidas.europa.eu/LoA/high', auth_time: Math.floor(Date.now() / 1000) },
+    } as never).save();
+    const adminApi = (path: string) => fetch(`${server.url}/admin/api${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+
+    const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], kapija_min_acr: 'http://eidas.europa.eu/LoA/substantial' });
+    const config = await oidc.discovery(new URL(server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const authorize = async () => oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+    const agent = new Agent('en');
+    await signIn(agent, await authorize(), REDIRECT, { ...citizen, rememberBrowser: true });
+    expect(await server.kapija.repos.trustedBrowsers.listForAccount(citizen.account.id)).toHaveLength(1);
+    const fresh = () => {
+      for (const name of ['kapija.session', 'kapija.session.sig', 'kapija.account']) agent.jar.delete(name);
+    };
+    // Remembered: the password alone reaches the service.
+    fresh();
+    expect((await signIn(agent, await authorize(), REDIRECT, { username: citizen.username, password: citizen.password })).searchParams.get('code')).toBeTruthy();
+
+    expect((await adminApi(`/citizens/${citizen.account.id}/lock`)).status).toBe(200);
+    expect((await adminApi(`/citizens/${citizen.account.id}/unlock`)).status).toBe(200);
+    expect(await server.kapija.repos.trustedBrowsers.listForAccount(citizen.account.id)).toEqual([]);
+    fresh();
+    const err = await signIn(agent, await authorize(), REDIRECT, { username: citizen.username, password: citizen.password }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(SignInError);
+    expect((err as SignInError).page.body).toMatch(/\/totp"/);
   }, 60_000);
 
   test('an approval that the request\'s expiry overtakes is a clear 404, not a server error, and records nothing', async () => {
