@@ -263,6 +263,40 @@ describe('flows review: CIBA, device grant, portal', () => {
     expect((err as SignInError).page.body).toMatch(/\/totp"/);
   }, 60_000);
 
+  test('a mandate withdrawn between the representation page and the consent gives the service nothing for the principal', async () => {
+    const principal = await createTestAccount(server.kapija, { givenName: 'Milica' });
+    const representative = await createTestAccount(server.kapija);
+    const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid profile', kapija_accepts_representation: true });
+    const m = await server.kapija.mandates.grant(principal.account.id, representative.username, { services: [rp.clientId], purposes: ['general'] });
+    const config = await oidc.discovery(new URL(server.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid profile', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const agent = new Agent('en');
+    const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
+    let step = await agent.follow(await agent.request(url), isCallback);
+    let withdrawn = false;
+    for (let i = 0; i < 6 && !(step instanceof URL); i += 1) {
+      const page: Page = step;
+      let next: Page;
+      if (/\/login"/.test(page.body)) next = await submitForm(agent, page, /\/login$/, { username: representative.username, password: representative.password });
+      else if (/\/totp"/.test(page.body)) next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(representative.totpSecret!) });
+      else if (/\/represent"/.test(page.body)) next = await submitForm(agent, page, /\/represent$/, { choice: m.id });
+      else if (/\/confirm"/.test(page.body)) {
+        expect(page.body).toContain('Milica');
+        await server.kapija.mandates.withdraw(m.id, { actor: principal.account.id });
+        withdrawn = true;
+        next = await submitForm(agent, page, /\/confirm$/, { claims: checkedValues(page.body, 'claims') });
+      } else throw new Error(`unexpected page ${page.url.pathname} (${page.status})`);
+      step = await agent.follow(next, isCallback);
+    }
+    expect(withdrawn).toBe(true);
+    // The sign-in finishes with a code (the consent was given), but the code yields nothing once the mandate is gone.
+    expect(step instanceof URL && step.searchParams.get('code')).toBeTruthy();
+    await expect(oidc.authorizationCodeGrant(config, step as URL, { pkceCodeVerifier: verifier, idTokenExpected: true })).rejects.toMatchObject({ error: 'invalid_grant' });
+    const released = (await server.kapija.audit.list({ chain: ledgerChain(principal.account.id), action: 'ledger.data_released' })).filter((e) => e.clientId === rp.clientId);
+    expect(released).toEqual([]);
+  }, 60_000);
+
   test('an approval that the request\'s expiry overtakes is a clear 404, not a server error, and records nothing', async () => {
     const citizen = await createTestAccount(server.kapija);
     const { rp, post } = await callCentre(server);
