@@ -297,6 +297,24 @@ describe('flows review: CIBA, device grant, portal', () => {
     expect(released).toEqual([]);
   }, 60_000);
 
+  test('an identity revoked between request and approval: the request can only be denied', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const { post } = await callCentre(server);
+    const started = await post('/backchannel', { scope: 'openid profile', login_hint: citizen.username, acr_values: 'http://eidas.europa.eu/LoA/substantial' });
+    expect(started.status).toBe(200);
+    expect(await server.kapija.identity.revoke(citizen.account.id, { actor: 'test-registrar' }, 'document reported stolen')).toBe(true);
+    const agent = new Agent('en');
+    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const [handle] = handles(page);
+    expect(handle).toBeDefined();
+    expect(page.body).not.toContain('autocomplete="one-time-code"');
+    const refused = await portalPost(agent, server, page, '/account/requests/approve', { request: handle!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    expect(refused.status).toBe(403);
+    expect((await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! })).body.error).toBe('authorization_pending');
+    expect((await portalPost(agent, server, page, '/account/requests/deny', { request: handle! })).status).toBe(303);
+    expect((await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! })).body.error).toBe('access_denied');
+  }, 60_000);
+
   test('an approval that the request\'s expiry overtakes is a clear 404, not a server error, and records nothing', async () => {
     const citizen = await createTestAccount(server.kapija);
     const { rp, post } = await callCentre(server);
