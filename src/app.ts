@@ -44,7 +44,7 @@ import { createSignInThrottles } from './security/sign-in-throttles.js';
 import { accountReadAlong, identityReadAlong, mandateReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
-import { createEngine, touchSessionDevices, type Engine } from './oidc/engine.js';
+import { createEngine, touchSessionDevices, type Engine, type EngineDeps } from './oidc/engine.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createOwnSignIn } from './http/own-sign-in.js';
 import { createAccountRouter } from './account/router.js';
@@ -79,6 +79,7 @@ import { startPage } from './http/start-page.js';
 import { createIdentityService, type IdentityService } from './identity/service.js';
 import { createMandateService, type MandateService } from './mandates/service.js';
 import { representationIntrospection, representedSubject, withRepresentation } from './mandates/represented-account.js';
+import { pollPace } from './oidc/poll-pace.js';
 import { registerTokenExchange } from './mandates/token-exchange.js';
 import { endSessionsAbove, revokeGrantsAbove } from './identity/sessions.js';
 import { createActivationRouter } from './identity/activation-router.js';
@@ -533,7 +534,7 @@ function createEngineFor(
     findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
     identityLevel: async (accountId) => (await identityOf(accountId))?.level ?? 'none',
     representationGrant: async (grantId, clientId) => mandateReadAlong(grantId) ?? Boolean(await handles.mandates.representationOf(grantId, clientId)),
-    introspecting: representationIntrospection({ mandates: handles.mandates, subjectFor: ownSubject }),
+    introspecting: activeAccountIntrospection(handles.accounts, representationIntrospection({ mandates: handles.mandates, subjectFor: ownSubject })),
     // Under a mandate, the engine's `sub` is the principal's (mandates/represented-account.ts).
     pairwiseSubject: (sector, accountId) => d.pairwiseSubject(sector, representedSubject(accountId)),
     // A release not yet in the ledger is written here, not by a listener, so that its failure
@@ -551,11 +552,29 @@ function createEngineFor(
     onBuilt: (engine) => {
       d.observe(engine);
       // RFC 8693 token exchange for services that accept representation (mandates/token-exchange.ts).
-      registerTokenExchange(engine, { mandates: handles.mandates, subjectFor: ownSubject });
+      registerTokenExchange(engine, { mandates: handles.mandates, subjectFor: ownSubject, activeAccount: async (id) => (await handles.accounts.findById(id))?.status === 'active' });
+      // CIBA and device polls at the announced interval, across instances (oidc/poll-pace.ts).
+      engine.use(pollPace({ storage: repos.rateLimits, box: handles.box }));
     },
     // RP-initiated logout: the engine delivers back-channel logout itself; what fails is retried later.
     onBackchannelError: d.logoutLater,
   });
+}
+
+/**
+ * Introspection answers inactive for a token whose account is no longer active (locked, disabled,
+ * deleted), as userinfo and the refresh grant already do (oidc/accounts.ts): grants that belong to
+ * no browser session (CIBA approvals, token exchanges) outlive the sessions a lock ends, and a
+ * resource server must not go on accepting their tokens.
+ */
+function activeAccountIntrospection(accounts: Pick<AccountRepository, 'findById'>, next: NonNullable<EngineDeps['introspecting']>): NonNullable<EngineDeps['introspecting']> {
+  return async (ctx, token) => {
+    if (token.accountId) {
+      const account = accountReadAlong(token.accountId)?.account ?? (await accounts.findById(token.accountId));
+      if (!account || account.status !== 'active') return false;
+    }
+    return next(ctx, token);
+  };
 }
 
 /** What CIBA's engine hooks and the portal's requests page share. */
@@ -705,6 +724,9 @@ async function mountPages(app: Koa, w: Wiring): Promise<ReturnType<typeof create
     secureCookies,
     sendReenrolLink: (accountId) => registrationAndRecovery.service.sendReenrolLink(accountId),
     deletion,
+    forgetBrowsers: async (accountId) => {
+      await repos.trustedBrowsers.revokeAll(accountId);
+    },
     registrars: createRegistrarRoles(handles.repos),
     mandates: handles.mandates,
     pidOffers: {

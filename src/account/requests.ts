@@ -5,6 +5,11 @@
  * what it would receive and the time left. Approving needs a second factor proven for this request
  * (an authenticator app code or a security key), throttled like the sign-in's second factor;
  * denying needs nothing. Both are recorded in the citizen's ledger.
+ *
+ * The approval's methods include the portal sign-in's, and its auth_time is the approval's: so the
+ * sign-in must be recent (both factors within the reauthentication window, as for any change in the
+ * portal), or the ID token would claim a password proven hours ago as proven now. A sign-in past the
+ * window is sent to sign in again and comes back to the list.
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
@@ -21,11 +26,13 @@ const PATH = '/account/requests';
 const approving = (f: Factor) => f.standsAlone && (f.second?.form.kind === 'code' || f.second?.form.kind === 'ceremony');
 
 export function requestsRoutes(router: Router, p: PortalKit): void {
-  const { d, t, body, fmt, citizen, requireCitizen, page, localName } = p;
+  const { d, t, body, fmt, citizen, requireCitizen, requireRecentAuth, page, localName } = p;
   const ciba = d.ciba;
   const throttle = d.secondFactorThrottle;
   if (!ciba || !throttle) return;
 
+  // An approval claims the portal sign-in's methods as proven now: the sign-in must be recent (see above).
+  const recentSignIn = requireRecentAuth(PATH);
   /** The methods the portal sign-in proved (a remembered browser never counts here). */
   const sessionAmr = (me: Citizen) => me.session.amr.filter((m) => m !== REMEMBERED_BROWSER);
 
@@ -96,7 +103,7 @@ export function requestsRoutes(router: Router, p: PortalKit): void {
     await ciba.approve(me.account.id, r, { amr: [...sessionAmr(me), ...outcome.amr] });
   };
 
-  router.post('/requests/approve', requireCitizen, async (ctx) => {
+  router.post('/requests/approve', requireCitizen, recentSignIn, async (ctx) => {
     const me = citizen(ctx);
     const b = body(ctx);
     const handle = typeof b.request === 'string' ? b.request : '';
@@ -124,7 +131,7 @@ export function requestsRoutes(router: Router, p: PortalKit): void {
     return factor;
   };
 
-  router.post('/requests/:handle/webauthn/options', requireCitizen, async (ctx) => {
+  router.post('/requests/:handle/webauthn/options', requireCitizen, recentSignIn, async (ctx) => {
     const me = citizen(ctx);
     const r = await ciba.find(me.account.id, ctx.params.handle!);
     await waitFor(ctx, me);
@@ -134,7 +141,7 @@ export function requestsRoutes(router: Router, p: PortalKit): void {
     ctx.body = options;
   });
 
-  router.post('/requests/:handle/webauthn', requireCitizen, async (ctx) => {
+  router.post('/requests/:handle/webauthn', requireCitizen, recentSignIn, async (ctx) => {
     const me = citizen(ctx);
     const r = await ciba.find(me.account.id, ctx.params.handle!);
     await waitFor(ctx, me);

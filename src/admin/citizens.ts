@@ -68,6 +68,9 @@ export function createCitizenAdmin(c: AdminContext, sessionAdmin: ReturnType<typ
       // A locked citizen is also signed out everywhere, and the services are told (each session's
       // end and its back-channel deliveries are an entry of their own).
       const ended = locked ? await endSessions(actor, await sessions.listForAccount(id), 'admin.session.ended') : [];
+      // A remembered browser stands for the second factor: after an unlock it must be proven again
+      // (a lock often answers a suspected takeover, and the taker's browser may be among them).
+      if (locked) await c.deps.forgetBrowsers?.(id);
       return { id, status: locked ? 'locked' : 'active', sessions_ended: ended };
     },
     /**

@@ -53,6 +53,8 @@ export interface AdminServiceDeps {
   sendReenrolLink?: (accountId: string) => Promise<void>;
   /** Deletes a citizen's account, as the account portal does (account/deletion.ts). */
   deletion: AccountDeletion;
+  /** Forgets the browsers a citizen had remembered (interactions/trusted-browser.ts), on a lock. */
+  forgetBrowsers?: (accountId: string) => Promise<void>;
 }
 
 export const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);

@@ -48,6 +48,8 @@ export interface AdministrationDeps {
   sendReenrolLink: (accountId: string) => Promise<void>;
   /** Deletes a citizen's account (account/deletion.ts, shared with the portal). */
   deletion: AccountDeletion;
+  /** Forgets a citizen's remembered browsers (on an administrator's lock). */
+  forgetBrowsers?: (accountId: string) => Promise<void>;
   factors: FactorRegistry;
   /** Identity proofing and the registrar role, for the registrars' routes and desk. */
   identity?: IdentityService;
@@ -77,6 +79,7 @@ export async function createAdministration(d: AdministrationDeps): Promise<{ mid
     production: d.config.env === 'production',
     sendReenrolLink: d.sendReenrolLink,
     deletion: d.deletion,
+    ...(d.forgetBrowsers ? { forgetBrowsers: d.forgetBrowsers } : {}),
   });
   const registrar = d.identity && d.registrars ? { provider: d.provider, accounts: d.accounts, identity: d.identity, registrars: d.registrars, ...(d.mandates ? { mandates: d.mandates } : {}) } : undefined;
   const api = createAdminApi({ provider: d.provider, accounts: d.accounts, roles, service, issuer: d.config.issuer, minAcr: d.config.adminMinAcr, registrar });

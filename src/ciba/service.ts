@@ -203,6 +203,9 @@ export function createCibaRequests(d: CibaDeps & { provider: Provider }) {
         return;
       }
       await d.decisions.release(r.handle, decision);
+      // The request expired (or was withdrawn) between the page's checks and the engine: the same
+      // answer as for any request no longer waiting, not a server error.
+      if (!saved) throw new KapijaError('ciba.not_pending', 404);
       throw err;
     }
   };

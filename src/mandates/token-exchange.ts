@@ -10,7 +10,8 @@
  * with the principal's `sub` and the representative's `act` (represented-account.ts), and stops the
  * moment the mandate is withdrawn or expires. Its scope is at most the subject token's. Refused
  * without a mandate, for another service's token, for a token already acting for someone, and for
- * services that did not opt in. Each exchange is a use in both ledgers.
+ * services that did not opt in, and for a representative whose account is no longer active. Each
+ * exchange is a use in both ledgers.
  */
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
@@ -25,6 +26,8 @@ export interface TokenExchangeDeps {
   mandates: MandateService;
   /** The pairwise subject of an account for the request's client. */
   subjectFor(ctx: KoaContextWithOIDC, accountId: string): Promise<string>;
+  /** Whether the account is active (not locked, disabled or deleted). */
+  activeAccount(accountId: string): Promise<boolean>;
 }
 
 export function registerTokenExchange(provider: Provider, deps: TokenExchangeDeps): void {
@@ -42,6 +45,9 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     // Only this service's own, live token of a signed-in citizen (not one acting for someone already).
     if (!at || at.isExpired || at.clientId !== client.clientId || !at.accountId || !at.grantId) throw new errors.InvalidGrant('subject_token is not valid');
     if (await deps.mandates.representationOf(at.grantId, client.clientId)) throw new errors.InvalidGrant('subject_token already acts for someone');
+    // The representative's account must still be active (not locked, disabled or deleted): a token of
+    // a grant no browser session holds (CIBA, device) outlives the sessions a lock ends.
+    if (!(await deps.activeAccount(at.accountId))) throw new errors.InvalidGrant('subject_token is not valid');
     const representativeId = at.accountId;
     let mandate;
     for (const m of await deps.mandates.usableFor(representativeId, client.clientId)) {
