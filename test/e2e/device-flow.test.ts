@@ -5,22 +5,20 @@
  * codes are throttled per address at every instance; a code works once. The code page is axe-clean
  * in the three languages (Chromium).
  */
-import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { exportJWK, generateKeyPair } from 'jose';
 import { Agent, checkedValues, formAction, hiddenField, type Page } from '../support/browserless.js';
 import { submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
-import { createTestAccount, createTestClient, startKapija, testConfig, type RunningKapija } from '../support/kapija.js';
-import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
-import { freePort, spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
+import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { pgAvailable } from '../support/databases.js';
+import { spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
+import { twoProcessesOnPg } from '../support/two-processes.js';
 import { cspViolations, describeBrowser, formatViolations, launchBrowser, newPage, runAxe, tabTo, type Browser } from '../support/browser.js';
-import { createKapija, type Kapija } from '../../src/app.js';
+import type { Kapija } from '../../src/app.js';
 import { ledgerChain } from '../../src/account/ledger.js';
 import { LOCALES } from '../../src/i18n/index.js';
 
@@ -69,34 +67,21 @@ if (!pgAvailable()) {
   test.skip('device authorization grant across two instances (PostgreSQL not reachable)', () => undefined);
 } else {
   describe('device authorization grant on two instances', () => {
-    let testDb: TestDatabase;
-    let dataDir: string;
+    const two = twoProcessesOnPg('kapija-device');
     let env: Record<string, string>;
     let portA: number;
     let a: KapijaProcess;
     let b: KapijaProcess;
     let store: Kapija;
     let issuer: string;
-
-    beforeAll(async () => {
-      testDb = await createPgDatabase();
-      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-device-'));
-      portA = await freePort();
-      const portB = await freePort();
-      issuer = `http://127.0.0.1:${portA}`;
-      env = { ISSUER: issuer, MASTER_KEY: randomBytes(32).toString('base64'), DATA_DIR: dataDir, ...testDb.env };
-      [a, b] = await Promise.all([spawnKapija(env, { port: portA }), spawnKapija(env, { port: portB })]);
-      store = await createKapija(testConfig(env));
-    }, 60_000);
+    beforeAll(() => {
+      ({ a, b, store, issuer, env } = two);
+      portA = two.ports.a;
+    });
 
     const keyServers: http.Server[] = [];
-
-    afterAll(async () => {
+    afterAll(() => {
       for (const k of keyServers) k.close();
-      await Promise.all([a?.stop(), b?.stop()]);
-      await store?.close();
-      await testDb?.drop();
-      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     });
 
     /**
@@ -153,7 +138,7 @@ if (!pgAvailable()) {
 
       // A restarts: the code and the sign-in's result are in the database, not in A's memory.
       await a.stop();
-      a = await spawnKapija(env, { port: portA });
+      a = two.a = await spawnKapija(env, { port: portA });
 
       const tokens = await oidc.pollDeviceAuthorizationGrant(config, { ...started, interval: 1 });
       const claims = tokens.claims()!;

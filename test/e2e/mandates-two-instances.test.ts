@@ -5,18 +5,15 @@
  * withdrawal is answered, neither instance accepts the tokens (userinfo, introspection, refresh)
  * nor exchanges a token for the principal: nothing is cached per process.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { Agent, checkedValues, type Page } from '../support/browserless.js';
 import { openPortal, submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
-import { createTestAccount, createTestClient, testConfig } from '../support/kapija.js';
-import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
-import { freePort, spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
-import { createKapija, type Kapija } from '../../src/app.js';
+import { createTestAccount, createTestClient } from '../support/kapija.js';
+import { pgAvailable } from '../support/databases.js';
+import type { KapijaProcess } from '../support/spawn-kapija.js';
+import { twoProcessesOnPg } from '../support/two-processes.js';
+import type { Kapija } from '../../src/app.js';
 import { ledgerChain } from '../../src/account/ledger.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -28,29 +25,11 @@ if (!pgAvailable()) {
   test.skip('mandates on two instances (PostgreSQL not reachable)', () => undefined);
 } else {
   describe('mandates on two server processes sharing one database', () => {
-    let testDb: TestDatabase;
-    let dataDir: string;
+    const two = twoProcessesOnPg('kapija-mandates-two');
     let a: KapijaProcess;
     let b: KapijaProcess;
     let store: Kapija;
-    let issuer: string;
-
-    beforeAll(async () => {
-      testDb = await createPgDatabase();
-      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-mandates-two-'));
-      const [portA, portB] = [await freePort(), await freePort()];
-      issuer = `http://127.0.0.1:${portA}`;
-      const env = { ISSUER: issuer, MASTER_KEY: randomBytes(32).toString('base64'), DATA_DIR: dataDir, ...testDb.env };
-      [a, b] = await Promise.all([spawnKapija(env, { port: portA }), spawnKapija(env, { port: portB })]);
-      store = await createKapija(testConfig(env));
-    }, 60_000);
-
-    afterAll(async () => {
-      await Promise.all([a?.stop(), b?.stop()]);
-      await store?.close();
-      await testDb?.drop();
-      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-    });
+    beforeAll(() => ({ a, b, store } = two));
 
     /** Signs in at `url` as `who`, choosing `choice` on the representation page. */
     async function signInFor(agent: Agent, url: URL, who: { username: string; password: string; totpSecret?: string | undefined }, choice: string): Promise<URL> {
