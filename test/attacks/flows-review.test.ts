@@ -10,8 +10,9 @@ import { Agent, checkedValues, hiddenField, type Page } from '../support/browser
 import { openPortal, signIn, submitForm, SignInError, type SignInOptions } from '../support/sign-in.js';
 import { createRoleRepository } from '../../src/store/roles.js';
 import { nextTotpCode } from '../support/totp.js';
-import { createTestAccount, createTestClient, kapijaForSuite, startKapija, type RunningKapija } from '../support/kapija.js';
-import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
+import { createTestAccount, createTestClient, kapijaForSuite, type RunningKapija } from '../support/kapija.js';
+import { pgAvailable } from '../support/databases.js';
+import { twoInstancesOnPg } from '../support/two-processes.js';
 import { ledgerChain } from '../../src/account/ledger.js';
 
 const CIBA = 'urn:openid:params:grant-type:ciba';
@@ -345,20 +346,10 @@ describe('flows review: CIBA, device grant, portal', () => {
 
 // Two instances on one PostgreSQL database, one issuer: the pace of polls and a lock hold across them.
 (pgAvailable() || process.env.CI ? describe : describe.skip)('flows review on two instances', () => {
-  let testDb: TestDatabase;
+  const two = twoInstancesOnPg();
   let a: RunningKapija;
   let b: RunningKapija;
-  beforeAll(async () => {
-    testDb = await createPgDatabase();
-    const env = { MASTER_KEY: randomBytes(32).toString('base64') };
-    a = await startKapija({ testDb, env });
-    b = await startKapija({ testDb, env: { ...env, ISSUER: a.url } });
-  }, 60_000);
-  afterAll(async () => {
-    await b?.stop();
-    await a?.stop();
-    await testDb?.drop();
-  });
+  beforeAll(() => ({ a, b } = two));
 
   test('a poll at one instance right after one at the other gets slow_down; a lock at one is inactive at the other', async () => {
     const citizen = await createTestAccount(a.kapija);

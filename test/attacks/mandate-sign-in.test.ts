@@ -5,16 +5,14 @@
  * tells the truth about the sign-in (auth_time, acr). Then the represent step attacked directly:
  * the same form submitted twice, a mandate of someone else, an expired one, one for another service.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
-import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
+import { decodeJwt } from 'jose';
 import { Agent, checkedValues, formAction, hiddenField, type Page } from '../support/browserless.js';
 import { nextTotpCode } from '../support/totp.js';
 import { submitForm, type SignInOptions } from '../support/sign-in.js';
 import { SoftAuthenticator } from '../support/soft-authenticator.js';
 import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
+import { clientKeysForSuite } from '../support/client-keys.js';
 import { ledgerChain } from '../../src/account/ledger.js';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -289,20 +287,11 @@ describe('the represent step attacked', () => {
 });
 
 describe('the device authorization grant (RFC 8628), acting for someone', () => {
-  const keyServers: http.Server[] = [];
-  afterAll(() => {
-    for (const k of keyServers) k.close();
-  });
+  const clientKey = clientKeysForSuite();
 
   /** A television app that accepts representation (private_key_jwt with its keys at a jwks_uri, as the engine requires of pairwise device clients). */
   async function television() {
-    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-    const kid = randomBytes(4).toString('hex');
-    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] });
-    const keys = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks));
-    await new Promise<void>((resolve) => keys.listen(0, '127.0.0.1', resolve));
-    keyServers.push(keys);
-    const jwksUri = `http://127.0.0.1:${(keys.address() as AddressInfo).port}/jwks.json`;
+    const { privateKey, kid, jwksUri } = await clientKey();
     const rp = await createTestClient(server.kapija, { grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [], jwks_uri: jwksUri, token_endpoint_auth_method: 'private_key_jwt', scope: 'openid profile', kapija_accepts_representation: true }, { public: true });
     const config = await oidc.discovery(new URL(server.url), rp.clientId, undefined, oidc.PrivateKeyJwt({ key: privateKey, kid }), { execute: [oidc.allowInsecureRequests] });
     return { rp, config };

@@ -6,18 +6,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
-import { exportJWK, generateKeyPair } from 'jose';
 import { Agent, hiddenField, type Page } from '../support/browserless.js';
 import { openPortal } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { createTestAccount, createTestClient, testConfig } from '../support/kapija.js';
+import { clientKeysForSuite } from '../support/client-keys.js';
 import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
 import { freePort, spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
 import { createKapija, type Kapija } from '../../src/app.js';
@@ -44,7 +43,7 @@ if (!pgAvailable()) {
     let receiver: https.Server;
     let receiverUrl: string;
     const pings: { authorization: string | undefined; contentType: string | undefined; body: string }[] = [];
-    const keyServers: http.Server[] = [];
+    const clientKey = clientKeysForSuite();
 
     beforeAll(async () => {
       testDb = await createPgDatabase();
@@ -70,7 +69,6 @@ if (!pgAvailable()) {
 
     afterAll(async () => {
       receiver?.close();
-      for (const k of keyServers) k.close();
       await Promise.all([a?.stop(), b?.stop()]);
       await store?.close();
       await testDb?.drop();
@@ -79,15 +77,10 @@ if (!pgAvailable()) {
 
     /** A call centre with a pairwise subject (Kapija's default), so it authenticates with its own key. */
     async function callCentre(extra: Record<string, unknown> = {}) {
-      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-      const kid = randomBytes(4).toString('hex');
-      const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] });
-      const keys = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks));
-      await new Promise<void>((resolve) => keys.listen(0, '127.0.0.1', resolve));
-      keyServers.push(keys);
+      const { privateKey, kid, jwksUri } = await clientKey();
       const rp = await createTestClient(
         store,
-        { grant_types: [CIBA], response_types: [], redirect_uris: [], jwks_uri: `http://127.0.0.1:${(keys.address() as AddressInfo).port}/jwks.json`, token_endpoint_auth_method: 'private_key_jwt', backchannel_token_delivery_mode: 'poll', scope: 'openid profile', ...extra },
+        { grant_types: [CIBA], response_types: [], redirect_uris: [], jwks_uri: jwksUri, token_endpoint_auth_method: 'private_key_jwt', backchannel_token_delivery_mode: 'poll', scope: 'openid profile', ...extra },
         { public: true },
       );
       const config = await oidc.discovery(new URL(a.url), rp.clientId, undefined, oidc.PrivateKeyJwt({ key: privateKey, kid }), { execute: [oidc.allowInsecureRequests] });

@@ -5,15 +5,12 @@
  * codes are throttled per address at every instance; a code works once. The code page is axe-clean
  * in the three languages (Chromium).
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
-import { exportJWK, generateKeyPair } from 'jose';
 import { Agent, checkedValues, formAction, hiddenField, type Page } from '../support/browserless.js';
 import { submitForm } from '../support/sign-in.js';
 import { nextTotpCode } from '../support/totp.js';
 import { createTestAccount, createTestClient, startKapija, type RunningKapija } from '../support/kapija.js';
+import { clientKeysForSuite } from '../support/client-keys.js';
 import { pgAvailable } from '../support/databases.js';
 import { spawnKapija, type KapijaProcess } from '../support/spawn-kapija.js';
 import { twoProcessesOnPg } from '../support/two-processes.js';
@@ -79,10 +76,7 @@ if (!pgAvailable()) {
       portA = two.ports.a;
     });
 
-    const keyServers: http.Server[] = [];
-    afterAll(() => {
-      for (const k of keyServers) k.close();
-    });
+    const clientKey = clientKeysForSuite();
 
     /**
      * A television app that opted in to the device grant, talking to A. With pairwise subjects (the
@@ -90,13 +84,7 @@ if (!pgAvailable()) {
      * published at a jwks_uri.
      */
     async function television() {
-      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-      const kid = randomBytes(4).toString('hex');
-      const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] });
-      const keys = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks));
-      await new Promise<void>((resolve) => keys.listen(0, '127.0.0.1', resolve));
-      keyServers.push(keys);
-      const jwksUri = `http://127.0.0.1:${(keys.address() as AddressInfo).port}/jwks.json`;
+      const { privateKey, kid, jwksUri } = await clientKey();
       const rp = await createTestClient(store, { grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [], jwks_uri: jwksUri, token_endpoint_auth_method: 'private_key_jwt', scope: 'openid profile offline_access' }, { public: true });
       const config = await oidc.discovery(new URL(a.url), rp.clientId, undefined, oidc.PrivateKeyJwt({ key: privateKey, kid }), { execute: [oidc.allowInsecureRequests] });
       return { rp, config };

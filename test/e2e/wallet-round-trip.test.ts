@@ -6,13 +6,13 @@
  * revoked PID are refused, the revocation at once even when it was made at another instance that
  * shares the database.
  */
-import { randomBytes } from 'node:crypto';
 import { jest } from '@jest/globals';
 import * as oidc from 'openid-client';
 import { Agent, formAction, type Page } from '../support/browserless.js';
 import { submitForm } from '../support/sign-in.js';
-import { createTestClient, kapijaForSuite, startKapija, type RunningKapija } from '../support/kapija.js';
-import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
+import { createTestClient, kapijaForSuite, type RunningKapija } from '../support/kapija.js';
+import { pgAvailable } from '../support/databases.js';
+import { twoInstancesOnPg } from '../support/two-processes.js';
 import { obtainPid, type HolderKey } from '../support/wallet/obtain.js';
 import { presentPid } from '../support/wallet/present.js';
 import { portalOffer, registerWallet, verifiedCitizen, walletSignIn, WALLET_REDIRECT } from '../support/wallet/fixtures.js';
@@ -133,27 +133,16 @@ if (!pgAvailable()) {
   test.skip('a PID revoked at one instance is refused at another (PostgreSQL not reachable)', () => undefined);
 } else {
   describe('two instances on one PostgreSQL', () => {
-    let testDb: TestDatabase;
+    const two = twoInstancesOnPg();
     let a: RunningKapija;
-    let b: RunningKapija;
-    beforeAll(async () => {
-      testDb = await createPgDatabase();
-      const env = { MASTER_KEY: randomBytes(32).toString('base64') };
-      a = await startKapija({ testDb, env });
-      b = await startKapija({ testDb, env: { ...env, ISSUER: a.url } });
-    }, 60_000);
-    afterAll(async () => {
-      await b?.stop();
-      await a?.stop();
-      await testDb?.drop();
-    });
+    let viaB: typeof fetch;
+    beforeAll(() => ({ a, viaB } = two));
 
     test('a PID revoked at one instance is refused at the other at once, though that one had just accepted it', async () => {
       const { citizen, credential, holderKey } = await citizenWithKapijaPid(a);
       const rp = await createTestClient(a.kapija, { redirect_uris: [REDIRECT], scope: 'openid' });
       // The browser is at A; the wallet reaches B for everything under the issuer (A's address), so
       // B verifies the presentation and reads the status list.
-      const viaB: typeof fetch = (input, init) => fetch(String(input instanceof Request ? input.url : input).replace(a.url, b.url), init);
       const w = await walletPage(a, authorizeAt(a, rp.clientId));
       const presented = await presentPid(credential, holderKey, w.sameDevice, { fetch: viaB });
       expect(presented.status).toBe(200);

@@ -3,11 +3,11 @@
  * a load balancer: the browser starts at A, the wallet fetches the request and posts its answer at
  * B, the browser redeems at A. Two answers posted at once to A and B: one wins.
  */
-import { randomBytes } from 'node:crypto';
 import { Agent, type Page } from '../support/browserless.js';
 import { submitForm } from '../support/sign-in.js';
-import { createTestAccount, createTestClient, startKapija, uniqueJmbg, type RunningKapija } from '../support/kapija.js';
-import { createPgDatabase, pgAvailable, type TestDatabase } from '../support/databases.js';
+import { createTestAccount, createTestClient, uniqueJmbg, type RunningKapija } from '../support/kapija.js';
+import { pgAvailable } from '../support/databases.js';
+import { twoInstancesOnPg } from '../support/two-processes.js';
 import { holderKeyPair, startTestPidIssuer, type TestPidIssuer } from '../support/wallet/test-issuer.js';
 import { postResponse, presentPid } from '../support/wallet/present.js';
 
@@ -20,27 +20,19 @@ if (!pgAvailable()) {
   test.skip('wallet sign-in across two instances (PostgreSQL not reachable)', () => undefined);
 } else {
   describe('wallet sign-in across two instances on one PostgreSQL', () => {
-    let testDb: TestDatabase;
     let pid: TestPidIssuer;
+    beforeAll(async () => {
+      pid = await startTestPidIssuer();
+    });
+    afterAll(async () => {
+      await pid?.stop();
+    });
+    const two = twoInstancesOnPg(() => ({ WALLET_TRUSTED_ISSUERS: JSON.stringify([{ issuer: pid.issuer, level: 'high', jwks: pid.jwks }]) }));
     let a: RunningKapija;
     let b: RunningKapija;
-
-    beforeAll(async () => {
-      testDb = await createPgDatabase();
-      pid = await startTestPidIssuer();
-      const env = { MASTER_KEY: randomBytes(32).toString('base64'), WALLET_TRUSTED_ISSUERS: JSON.stringify([{ issuer: pid.issuer, level: 'high', jwks: pid.jwks }]) };
-      a = await startKapija({ testDb, env });
-      b = await startKapija({ testDb, env: { ...env, ISSUER: a.url } });
-    }, 60_000);
-    afterAll(async () => {
-      await b?.stop();
-      await a?.stop();
-      await pid?.stop();
-      await testDb?.drop();
-    });
-
     /** The wallet reaches B for everything published under the issuer (A's address). */
-    const viaB: typeof fetch = (input, init) => fetch(String(input instanceof Request ? input.url : input).replace(a.url, b.url), init);
+    let viaB: typeof fetch;
+    beforeAll(() => ({ a, b, viaB } = two));
 
     async function start(agent: Agent, clientId: string): Promise<{ sameDevice: string; crossDevice: string; continuePath: string }> {
       const auth = new URL('/auth', a.url);

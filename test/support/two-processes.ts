@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createKapija, type Kapija } from '../../src/app.js';
-import { testConfig } from './kapija.js';
+import { startKapija, testConfig, type RunningKapija } from './kapija.js';
 import { createPgDatabase, type TestDatabase } from './databases.js';
 import { freePort, spawnKapija, type KapijaProcess } from './spawn-kapija.js';
 
@@ -43,6 +43,36 @@ export function twoProcessesOnPg(name: string, extraEnv: Record<string, string> 
     await two.store?.close();
     await two.testDb?.drop();
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+  return two;
+}
+
+export interface TwoInstances {
+  a: RunningKapija;
+  b: RunningKapija;
+  /** A fetch that sends to B what is addressed to A (the issuer): a wallet or service reaching the other instance. */
+  viaB: typeof fetch;
+}
+
+/**
+ * Two Kapija instances in this process on one PostgreSQL database behind one issuer (A's address;
+ * B runs with A's ISSUER), sharing a MASTER_KEY. `env` is read when the suite starts (it may name
+ * servers another beforeAll started). Call inside a describe, as twoProcessesOnPg.
+ */
+export function twoInstancesOnPg(env: () => Record<string, string> = () => ({})): TwoInstances {
+  const two = {} as TwoInstances;
+  let testDb: TestDatabase | undefined;
+  beforeAll(async () => {
+    testDb = await createPgDatabase();
+    const shared = { MASTER_KEY: randomBytes(32).toString('base64'), ...env() };
+    two.a = await startKapija({ testDb, env: shared });
+    two.b = await startKapija({ testDb, env: { ...shared, ISSUER: two.a.url } });
+    two.viaB = (input, init) => fetch(String(input instanceof Request ? input.url : input).replace(two.a.url, two.b.url), init);
+  }, 60_000);
+  afterAll(async () => {
+    await two.b?.stop();
+    await two.a?.stop();
+    await testDb?.drop();
   });
   return two;
 }
