@@ -321,10 +321,10 @@ function report(runs: { run: number; results: Result[]; rssMb: { kapija: number[
   for (const c of [1, 8, 64]) {
     const k = med(`kapija|(a) full sign-in|${c}`);
     const ratio = ratioOf(`kapija|(a) full sign-in|${c}`, `argon2|argon2id hashes|${CORES} proc`);
-    const target = c === 8 ? '≥ 0.85 of argon2 bound' : '';
-    lines.push(`| (a) full sign-in, ${c} concurrent | ${f(k.rate)} | ${f(k.p50)} | ${f(k.p99)} | ${k.errors} | argon2 bound ${f(argon.rate)} | | | | ${f(ratio, 2)} | ${target} | ${c === 8 ? (ratio >= 0.85 ? 'yes' : 'no') : ''} |`);
+    // (a) is judged by its CPU besides the hash (below): the load generator shares the cores.
+    lines.push(`| (a) full sign-in, ${c} concurrent | ${f(k.rate)} | ${f(k.p50)} | ${f(k.p99)} | ${k.errors} | argon2 bound ${f(argon.rate)} | | | | ${f(ratio, 2)} |  |  |`);
   }
-  const targets: Record<string, number> = { '(b) SSO flow': 0.5, '(c) refresh rotation': 0.5, '(d) client credentials': 0.5, '(g) discovery + JWKS': 1 };
+  const targets: Record<string, number> = { '(b) SSO flow': 0.6, '(c) refresh rotation': 0.6, '(d) client credentials': 0.6, '(e) userinfo': 0.5, '(f) introspection': 0.5, '(g) discovery + JWKS': 1 };
   for (const n of ['(b) SSO flow', '(c) refresh rotation', '(d) client credentials', '(e) userinfo', '(f) introspection', '(g) discovery + JWKS']) {
     const k = med(`kapija|${n}|${CONCURRENCY}`);
     const b = med(`bare|${n}|${CONCURRENCY}`);
@@ -345,6 +345,12 @@ function report(runs: { run: number; results: Result[]; rssMb: { kapija: number[
     const b = `bare|${n}|${CONCURRENCY}`;
     lines.push(`| ${n} | ${f(cpu(k, 'server'), 2)} | ${f(cpu(k, 'postgres'), 2)} | ${f(cpu(k, 'generator'), 2)} | ${f(cpu(b, 'server'), 2)} | ${f(cpu(b, 'generator'), 2)} |`);
   }
+  // The hash's CPU from the argon2 bound: CORES processes hash without pause, so each hash costs
+  // CORES × 1000 / rate ms of CPU; a full sign-in verifies one password.
+  const hashCpu = (CORES * 1000) / argon.rate;
+  const signInCpu = median((groups.get(`kapija|(a) full sign-in|${CONCURRENCY}`) ?? []).map((r) => r.cpuMsPerOp?.server ?? NaN));
+  const besides = (signInCpu - hashCpu) / hashCpu;
+  lines.push('', `**(a) server CPU per full sign-in besides the hash**: ${f(signInCpu, 1)} ms in all, the hash ${f(hashCpu, 1)} ms (${CORES} × 1000 / ${f(argon.rate)} hashes/s), so ${f(signInCpu - hashCpu, 1)} ms besides it = ${f(besides, 2)}× the hash (target ≤ 0.5×: ${besides <= 0.5 ? 'met' : 'not met'}).`);
   const rss = runs[runs.length - 1]!.rssMb;
   lines.push('', `**Peak RSS per process (MB)**: Kapija primary ${rss.kapija[0]}, workers ${rss.kapija.slice(1).join(', ')}; bare oidc-provider ${rss.bare[0]} (target: under 250 MB per process: ${Math.max(...rss.kapija) < 250 ? 'met' : 'not met'}).`);
   lines.push('', 'Raw figures of every run: `bench/results.jsonl`.');
