@@ -115,13 +115,17 @@ export function createPortalKit(d: AccountPortalDeps) {
     date ? new Intl.DateTimeFormat(String(ctx.state.locale), { dateStyle: 'medium', timeStyle: 'short' }).format(date) : '—';
 
   /** Changes need both factors proven recently; otherwise the citizen signs in again first. */
-  const recent = (ctx: Context, session: OwnSession, returnTo: string): boolean => {
+  /** Both factors proven within the reauthentication window. */
+  const isRecent = (session: OwnSession): boolean => {
     const fresh = Math.floor(Date.now() / 1000) - session.authTime <= d.reauthSeconds;
     // The factors proven (amr) decide, not the asserted acr, which an unverified identity holds at low.
     // A remembered browser never stands for the second factor here (the portal's sign-in never uses one).
     const remembered = session.amr.includes(REMEMBERED_BROWSER);
     const strong = !remembered && (rank(levelOfAcr(session.acr) ?? 'low') >= rank('substantial') || rank(levelFor(completeAmr(session.amr))) >= rank('substantial'));
-    if (fresh && strong) return true;
+    return fresh && strong;
+  };
+  const recent = (ctx: Context, session: OwnSession, returnTo: string): boolean => {
+    if (isRecent(session)) return true;
     d.signIn.login(ctx, { returnTo, reauthenticate: true });
     return false;
   };
@@ -147,6 +151,7 @@ export function createPortalKit(d: AccountPortalDeps) {
       await next();
     },
     /** A change: both factors proven in the last few minutes, or the citizen signs in again and comes back to `returnTo`. */
+    isRecent,
     requireRecentAuth: (returnTo: string) => async (ctx: Context, next: Next) => {
       if (!recent(ctx, (ctx.state.me as Citizen).session, returnTo)) return;
       await next();

@@ -26,7 +26,7 @@ const PATH = '/account/requests';
 const approving = (f: Factor) => f.standsAlone && (f.second?.form.kind === 'code' || f.second?.form.kind === 'ceremony');
 
 export function requestsRoutes(router: Router, p: PortalKit): void {
-  const { d, t, body, fmt, citizen, requireCitizen, requireRecentAuth, page, localName } = p;
+  const { d, t, body, fmt, citizen, requireCitizen, requireRecentAuth, isRecent, page, localName } = p;
   const ciba = d.ciba;
   const throttle = d.secondFactorThrottle;
   if (!ciba || !throttle) return;
@@ -74,6 +74,8 @@ export function requestsRoutes(router: Router, p: PortalKit): void {
     page(ctx, 'account/requests', 'account.requests.title', {
       requests: await Promise.all(pending.map((r, i) => describe(ctx, me, r, i))),
       done,
+      // Past the window, the page says so before a code is typed, and offers denial only.
+      reauth: pending.length > 0 && !isRecent(me.session),
       ...extra,
     });
   };
@@ -81,6 +83,11 @@ export function requestsRoutes(router: Router, p: PortalKit): void {
   router.get('/requests', requireCitizen, async (ctx) => {
     ctx.set('cache-control', 'no-store');
     await show(ctx);
+  });
+
+  // "Sign in again to approve": the sign-in with both factors, back to the list.
+  router.get('/requests/sign-in', requireCitizen, recentSignIn, (ctx) => {
+    ctx.redirect(PATH);
   });
 
   /** A wrong proof: counted like the sign-in's second factor; past the limit, a wait. */

@@ -164,6 +164,14 @@ describe('flows review: CIBA, device grant, portal', () => {
     const page = await openPortal(agent, server.url, citizen, '/account/requests');
     const [handle] = handles(page);
     await sleep((REAUTH_SECONDS + 1) * 1000);
+    // The list says so before a code is typed: denial only, and a way to sign in again.
+    const later = await agent.request(new URL('/account/requests', server.url));
+    expect(later.body).toContain('To approve a request, sign in again with both factors');
+    expect(later.body).not.toContain('action="/account/requests/approve"');
+    expect(later.body).toContain('action="/account/requests/deny"');
+    const signInAgain = await agent.request(new URL('/account/requests/sign-in', server.url));
+    expect([302, 303]).toContain(signInAgain.status);
+    expect(new URL(signInAgain.headers.get('location')!, server.url).pathname).not.toBe('/account/requests');
     // The password and factor of the portal sign-in were proven more than the window ago: a code now
     // does not make them recent, so this approval must not claim them with auth_time of now.
     const stale = await portalPost(agent, server, page, '/account/requests/approve', { request: handle!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
@@ -177,6 +185,8 @@ describe('flows review: CIBA, device grant, portal', () => {
     const again = new Agent('en');
     const fresh = await openPortal(again, server.url, citizen, '/account/requests');
     expect(handles(fresh)).toContain(handle);
+    expect(fresh.body).not.toContain('To approve a request, sign in again');
+    expect(fresh.body).toContain('action="/account/requests/approve"');
     const approved = await portalPost(again, server, fresh, '/account/requests/approve', { request: handle!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
     expect(approved.headers.get('location')).toBe('/account/requests?done=approved');
     const tokens = await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });

@@ -688,6 +688,8 @@ export const en = {
   'account.requests.expires': 'Waits until',
   'account.requests.left': '{minutes} min left',
   'account.requests.check': 'If you did not expect this request, deny it.',
+  'account.requests.reauth': 'You signed in more than a few minutes ago. To approve a request, sign in again with both factors; you can deny one now.',
+  'account.requests.reauth.link': 'Sign in again to approve',
   'account.requests.unreachable': 'This service requires a higher level of assurance than your second factors or your verified identity reach, so you can only deny it.',
   'account.requests.approve': 'Approve',
   'account.requests.approve.key': 'Approve with a security key or passkey',

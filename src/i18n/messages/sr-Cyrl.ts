@@ -682,6 +682,8 @@ export const srCyrl = {
   'account.requests.expires': 'Чека до',
   'account.requests.left': 'још {minutes} мин',
   'account.requests.check': 'Ако нисте очекивали овај захтев, одбијте га.',
+  'account.requests.reauth': 'Пријавили сте се пре више од неколико минута. Да бисте одобрили захтев, пријавите се поново са оба фактора; одбити га можете одмах.',
+  'account.requests.reauth.link': 'Пријавите се поново да бисте одобрили',
   'account.requests.unreachable': 'Ова услуга захтева виши ниво поузданости него што достижу ваши други фактори или ваш проверени идентитет, па је можете само одбити.',
   'account.requests.approve': 'Одобри',
   'account.requests.approve.key': 'Одобри безбедносним кључем или приступним кључем',

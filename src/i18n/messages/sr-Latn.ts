@@ -690,6 +690,8 @@ export const srLatn = {
   'account.requests.expires': 'Čeka do',
   'account.requests.left': 'još {minutes} min',
   'account.requests.check': 'Ako niste očekivali ovaj zahtev, odbijte ga.',
+  'account.requests.reauth': 'Prijavili ste se pre više od nekoliko minuta. Da biste odobrili zahtev, prijavite se ponovo sa oba faktora; odbiti ga možete odmah.',
+  'account.requests.reauth.link': 'Prijavite se ponovo da biste odobrili',
   'account.requests.unreachable': 'Ova usluga zahteva viši nivo pouzdanosti nego što dostižu vaši drugi faktori ili vaš provereni identitet, pa je možete samo odbiti.',
   'account.requests.approve': 'Odobri',
   'account.requests.approve.key': 'Odobri bezbednosnim ključem ili pristupnim ključem',
