@@ -26,7 +26,7 @@ const PATH = '/account/requests';
 const approving = (f: Factor) => f.standsAlone && (f.second?.form.kind === 'code' || f.second?.form.kind === 'ceremony');
 
 export function requestsRoutes(router: Router, p: PortalKit): void {
-  const { d, t, body, fmt, citizen, requireCitizen, requireRecentAuth, isRecent, page, localName } = p;
+  const { d, t, body, citizen, requireCitizen, requireRecentAuth, isRecent, page } = p;
   const ciba = d.ciba;
   const throttle = d.secondFactorThrottle;
   if (!ciba || !throttle) return;
@@ -43,29 +43,7 @@ export function requestsRoutes(router: Router, p: PortalKit): void {
     return (await d.factors.offered(me.account.id, sessionAmr(me) as Amr[], required)).filter(approving);
   };
 
-  const describe = async (ctx: Context, me: Citizen, r: PendingRequest, index: number) => {
-    const tr = t(ctx);
-    const claimLabel = (c: string) => {
-      const key = `consent.claim.${c}` as MessageKey;
-      return tr(key) === key ? tr('consent.claim.other', { claim: c }) : tr(key);
-    };
-    const minutes = Math.max(1, Math.ceil((r.expiresAt.getTime() - Date.now()) / 60_000));
-    const factors = await factorsFor(me, r.required);
-    return {
-      index,
-      handle: r.handle,
-      service: await localName(ctx, r.clientId),
-      bindingMessage: r.bindingMessage,
-      claims: r.claims.map(claimLabel),
-      offline: r.scopes.includes('offline_access'),
-      until: fmt(ctx, r.expiresAt),
-      left: tr('account.requests.left', { minutes }),
-      iso: r.expiresAt.toISOString(),
-      code: factors.find((f) => f.second!.form.kind === 'code'),
-      ceremony: factors.find((f) => f.second!.form.kind === 'ceremony'),
-      unreachable: factors.length === 0,
-    };
-  };
+  const describe = (ctx: Context, me: Citizen, r: PendingRequest, index: number) => describeRequest(p, ctx, r, index, factorsFor(me, r.required));
 
   const show = async (ctx: Context, extra: { error?: string; errorFor?: string } = {}) => {
     const me = citizen(ctx);
@@ -181,4 +159,30 @@ export function requestsRoutes(router: Router, p: PortalKit): void {
     ctx.status = 303;
     ctx.redirect(`${PATH}?done=denied`);
   });
+}
+
+/** A waiting request as the page shows it: the service, its message, what it would receive, the time left and how it may be approved. */
+async function describeRequest(p: PortalKit, ctx: Context, r: PendingRequest, index: number, approvers: Promise<Factor[]>) {
+  const { t, fmt, localName } = p;
+  const tr = t(ctx);
+  const claimLabel = (c: string) => {
+    const key = `consent.claim.${c}` as MessageKey;
+    return tr(key) === key ? tr('consent.claim.other', { claim: c }) : tr(key);
+  };
+  const minutes = Math.max(1, Math.ceil((r.expiresAt.getTime() - Date.now()) / 60_000));
+  const factors = await approvers;
+  return {
+    index,
+    handle: r.handle,
+    service: await localName(ctx, r.clientId),
+    bindingMessage: r.bindingMessage,
+    claims: r.claims.map(claimLabel),
+    offline: r.scopes.includes('offline_access'),
+    until: fmt(ctx, r.expiresAt),
+    left: tr('account.requests.left', { minutes }),
+    iso: r.expiresAt.toISOString(),
+    code: factors.find((f) => f.second!.form.kind === 'code'),
+    ceremony: factors.find((f) => f.second!.form.kind === 'ceremony'),
+    unreachable: factors.length === 0,
+  };
 }
