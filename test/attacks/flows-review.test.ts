@@ -45,6 +45,23 @@ async function portalPost(agent: Agent, server: RunningKapija, page: Page, path:
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A citizen, a call centre's request naming them, and the citizen's portal page listing it. */
+async function waitingRequest(server: RunningKapija, scope = 'openid profile') {
+  const citizen = await createTestAccount(server.kapija);
+  const { rp, post } = await callCentre(server);
+  const started = await post('/backchannel', { scope, login_hint: citizen.username });
+  const agent = new Agent('en');
+  const page = await openPortal(agent, server.url, citizen, '/account/requests');
+  return { citizen, rp, post, started, agent, page };
+}
+
+/** The same request, approved in the portal with the citizen's authenticator code. */
+async function approvedRequest(server: RunningKapija) {
+  const w = await waitingRequest(server);
+  const approved = await portalPost(w.agent, server, w.page, '/account/requests/approve', { request: handles(w.page)[0]!, factor: 'totp', code: await nextTotpCode(w.citizen.totpSecret!) });
+  return { ...w, approved };
+}
+
 const REDIRECT = 'http://127.0.0.1:9/cb';
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const AT_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -135,12 +152,7 @@ describe('flows review: CIBA, device grant, portal', () => {
   }, 60_000);
 
   test('an approved request whose account is locked before the poll gives no tokens', async () => {
-    const citizen = await createTestAccount(server.kapija);
-    const { post } = await callCentre(server);
-    const started = await post('/backchannel', { scope: 'openid profile', login_hint: citizen.username });
-    const agent = new Agent('en');
-    const page = await openPortal(agent, server.url, citizen, '/account/requests');
-    const approved = await portalPost(agent, server, page, '/account/requests/approve', { request: handles(page)[0]!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    const { citizen, post, started, agent, approved } = await approvedRequest(server);
     expect(approved.headers.get('location')).toBe('/account/requests?done=approved');
     await server.kapija.accounts.setStatus(citizen.account.id, 'locked');
     const polled = await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
@@ -197,12 +209,7 @@ describe('flows review: CIBA, device grant, portal', () => {
   }, 90_000);
 
   test('the CIBA tokens of a citizen locked after the poll are inactive at introspection, as at userinfo', async () => {
-    const citizen = await createTestAccount(server.kapija);
-    const { post } = await callCentre(server);
-    const started = await post('/backchannel', { scope: 'openid profile', login_hint: citizen.username });
-    const agent = new Agent('en');
-    const page = await openPortal(agent, server.url, citizen, '/account/requests');
-    await portalPost(agent, server, page, '/account/requests/approve', { request: handles(page)[0]!, factor: 'totp', code: await nextTotpCode(citizen.totpSecret!) });
+    const { citizen, post, started } = await approvedRequest(server);
     const tokens = await post('/token', { grant_type: CIBA, auth_req_id: started.body.auth_req_id! });
     expect(tokens.status).toBe(200);
     expect((await post('/token/introspection', { token: tokens.body.access_token! })).body).toMatchObject({ active: true });
@@ -327,11 +334,7 @@ describe('flows review: CIBA, device grant, portal', () => {
   }, 60_000);
 
   test('an approval that the request\'s expiry overtakes is a clear 404, not a server error, and records nothing', async () => {
-    const citizen = await createTestAccount(server.kapija);
-    const { rp, post } = await callCentre(server);
-    const started = await post('/backchannel', { scope: 'openid', login_hint: citizen.username });
-    const agent = new Agent('en');
-    const page = await openPortal(agent, server.url, citizen, '/account/requests');
+    const { citizen, rp, post, started, agent, page } = await waitingRequest(server, 'openid');
     const provider = server.kapija.provider;
     const original = provider.backchannelResult;
     // The request expires at the moment the approval reaches the engine (after every check before it).
