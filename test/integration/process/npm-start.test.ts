@@ -74,6 +74,9 @@ test('in development the start prints the URL and the next three commands: a cit
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kapija-dev-lines-'));
   const kapija = await spawnKapija({ NODE_ENV: 'development', DATA_DIR: dataDir, ISSUER: 'http://localhost:3999', MASTER_KEY: '' });
   try {
+    // The lines go to stderr just after the ready line on stdout: the two pipes may be read in either order.
+    const until = Date.now() + 5_000;
+    while (!kapija.output().includes('admin create') && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     const out = kapija.output();
     expect(out).toContain('Kapija is running: http://localhost:3999/');
     expect(out).toMatch(/npm run -s kapija -- user create --username \S+/);
