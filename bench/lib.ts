@@ -136,6 +136,7 @@ export function workloads(issuer: string, client: { id: string; secret: string }
   const token = async (params: Record<string, string>) =>
     (await ok(await fetch(`${issuer}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(withVerifier(params)) }), 'token').json()) as Record<string, string>;
   const locks: Promise<void>[] = [];
+  const etags = new Map<string, string>();
   const authorize = () => {
     const u = new URL(`${issuer}/auth`);
     u.search = new URLSearchParams({ client_id: client.id, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', state: randomBytes(6).toString('hex'), ...PKCE_CHALLENGE }).toString();
@@ -175,6 +176,18 @@ export function workloads(issuer: string, client: { id: string; secret: string }
     '(g) discovery + JWKS': async () => {
       await (await ok(await fetch(`${issuer}/.well-known/openid-configuration`), 'discovery')).arrayBuffer();
       await (await ok(await fetch(`${issuer}/jwks`), 'jwks')).arrayBuffer();
+    },
+    // As a relying party's HTTP cache does: it keeps each document with its ETag and asks again
+    // with If-None-Match; a server that sends no ETag is asked unconditionally and answers in full.
+    '(g) discovery + JWKS, revalidated': async () => {
+      for (const url of [`${issuer}/.well-known/openid-configuration`, `${issuer}/jwks`]) {
+        const etag = etags.get(url);
+        const r = await fetch(url, etag ? { headers: { 'if-none-match': etag } } : {});
+        if (r.status !== 304) ok(r, url);
+        const kept = r.headers.get('etag');
+        if (kept) etags.set(url, kept);
+        await r.arrayBuffer();
+      }
     },
   };
 }
