@@ -157,7 +157,7 @@ export function consentRoutes(router: Router, kit: InteractionKit): (ctx: Contex
     const raw = kit.body(ctx) as { claims?: unknown } | undefined;
     const ticked = new Set((Array.isArray(raw?.claims) ? raw.claims : [raw?.claims]).filter((x): x is string => typeof x === 'string'));
     const { grantId, given } = await consent.confirm(ctx, details, ticked);
-    await kit.finishWith(ctx, { consent: { grantId } });
+    await kit.finishWith(ctx, details, { consent: { grantId } });
     // Never an empty entry in the ledger (the offer lists what the service receives).
     if (given.scopes.length || given.claims.length) await kit.deps.events.emit('consent.given', given);
   });

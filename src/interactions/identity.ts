@@ -15,7 +15,7 @@ export const identityRoutes: InteractionRoutes = (router, kit) => {
     const flow = kit.flowOf(details);
     const outcome = await identityOutcome(kit.deps.identity, flow.accountId, levelFor(completeAmr(flow.amr)), await kit.required(details));
     if (outcome.short) {
-      await kit.finishWith(ctx, { error: 'unmet_authentication_requirements', error_description: 'the identity has not been verified at the requested level of assurance' });
+      await kit.finishWith(ctx, details, { error: 'unmet_authentication_requirements', error_description: 'the identity has not been verified at the requested level of assurance' });
       return;
     }
     await kit.advance(ctx, details, flow);

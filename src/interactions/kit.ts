@@ -100,9 +100,17 @@ function deviceOf(ctx: Context, box: SecretBox): string {
  * that follows a sign-in made in this authorization carries that sign-in's `login`, so a login the
  * service asked for (`prompt=login`, `max_age`) stays answered and the engine does not ask for it
  * again after the consent. An error result is never merged (the engine's rule).
+ *
+ * What the engine's `interactionResult` does, on the interaction this request loaded instead of a
+ * second read of it: a save that loses the race with the resume of a concurrent request leaves the
+ * finished interaction finished (store/oidc-payloads.ts keeps it as a tombstone), and the browser
+ * then gets the engine's "interaction expired" at the resume.
  */
-function submitResult(provider: Provider, ctx: Context, result: Parameters<Provider['interactionResult']>[2]): Promise<string> {
-  return provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+async function submitResult(details: Details, result: Parameters<Provider['interactionResult']>[2]): Promise<string> {
+  const interaction = details as unknown as { result: unknown; lastSubmission?: Record<string, unknown> };
+  interaction.result = 'error' in result ? result : { ...interaction.lastSubmission, ...result };
+  await details.persist();
+  return details.returnTo;
 }
 
 /**
@@ -145,7 +153,7 @@ export function createInteractionKit(deps: InteractionDeps) {
 
   const knownDevice = (ctx: Context) => deviceOf(ctx, box);
 
-  const finishWith = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => redirect(ctx, await submitResult(provider, ctx, result));
+  const finishWith = async (ctx: Context, details: Details, result: Parameters<Provider['interactionResult']>[2]) => redirect(ctx, await submitResult(details, result));
 
   const flowOf = (details: Details): Flow => {
     const flow = getFlow(details);
@@ -212,7 +220,7 @@ export function createInteractionKit(deps: InteractionDeps) {
       }
       // `ts`: when the factors were proven. The engine applies a login again when a later step's
       // result carries it (finishWith merges), and auth_time must stay the time of this sign-in.
-      await finishWith(ctx, { login: { accountId: flow.accountId, amr, acr, remember: true, ts: Math.floor(Date.now() / 1000) }, ...(represent ? { consent: { grantId: represent.grantId } } : {}) });
+      await finishWith(ctx, details, { login: { accountId: flow.accountId, amr, acr, remember: true, ts: Math.floor(Date.now() / 1000) }, ...(represent ? { consent: { grantId: represent.grantId } } : {}) });
       await events.emit('signin.success', { deviceId, accountId: flow.accountId, clientId: clientIdOf(details), acr, amr, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 300) });
       return;
     }

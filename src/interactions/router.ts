@@ -74,8 +74,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   kit.stepPage('reset-link', async (ctx, details) => deps.render(ctx, 'interaction/reset-link', { title: kit.t(ctx)('reset_link.title'), uid: details.uid }));
 
   router.post('/:uid/abort', async (ctx) => {
-    await kit.enter(ctx, 'identify', 'second-factor', 'enrol', 'reset-link', 'notice', 'identity', 'represent', 'consent');
-    await kit.finishWith(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
+    const details = await kit.enter(ctx, 'identify', 'second-factor', 'enrol', 'reset-link', 'notice', 'identity', 'represent', 'consent');
+    await kit.finishWith(ctx, details, { error: 'access_denied', error_description: 'End-User aborted interaction' });
   });
 
   return router;

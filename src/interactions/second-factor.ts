@@ -90,7 +90,7 @@ export function secondFactorRoutes(router: Router, kit: InteractionKit): void {
     const offered = await factors.offered(flow.accountId, flow.amr, await kit.required(details));
     if (offered.length === 0) {
       // Nothing enrolled can reach the level this service requires.
-      await kit.finishWith(ctx, {
+      await kit.finishWith(ctx, details, {
         error: 'unmet_authentication_requirements',
         error_description: 'the account has no factor that reaches the requested level of assurance',
       });

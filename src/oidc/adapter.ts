@@ -69,6 +69,16 @@ interface ReadAlong {
   tokens: Map<string, { models: Set<string>; read: Promise<FoundWithContext> }>;
 }
 const readAlong = new WeakMap<object, ReadAlong>();
+/**
+ * Interactions the resume claimed in this request: read and finished in one statement
+ * (claimInteraction), so the engine's destroy that follows is already done, and a save of it in the
+ * same request (the engine's "log the other account out first" branch) brings it back.
+ */
+const claimed = new WeakMap<object, Set<string>>();
+const claimedHere = (id: string) => {
+  const ctx = Provider.ctx as object | undefined;
+  return ctx ? claimed.get(ctx)?.has(id) === true : false;
+};
 const READ_WITH_CONTEXT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest', 'ClientCredentials', 'Session']);
 /** The routes that look a token value up as each of these models (oidc-provider helpers/token_find.js). */
 const TOKEN_LOOKUP_ROUTES = new Set(['introspection', 'revocation']);
@@ -172,6 +182,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.name === 'Client') throw new Error('clients are managed through Kapija, not dynamic registration');
       forget(this.name, id);
+      if (this.name === 'Interaction' && claimedHere(id)) return payloads.reviveInteraction(id, payload as OidcPayload, expiresIn);
       const save: PayloadSave = { model: this.name, id, payload: payload as OidcPayload, expiresInSeconds: expiresIn };
       const writes = heldFor(this.name);
       if (writes) {
@@ -192,6 +203,13 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
       if (this.name === 'Client') return (await clients.findMetadata(id)) as AdapterPayload | undefined;
       const ctx = Provider.ctx as object | undefined;
       if (!ctx) return (await payloads.find(this.name, id)) as AdapterPayload | undefined;
+      if (this.name === 'Interaction' && (ctx as EngineContext).oidc?.route === 'resume') {
+        const ids = claimed.get(ctx) ?? new Set<string>();
+        claimed.set(ctx, ids);
+        if (ids.has(id)) return undefined;
+        ids.add(id);
+        return (await payloads.claimInteraction(id)) as AdapterPayload | undefined;
+      }
       if (this.name === 'Grant') {
         const kept = readAlong.get(ctx)?.grants;
         if (kept?.has(id)) return structuredClone(kept.get(id)) as AdapterPayload | undefined;
@@ -256,6 +274,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
 
     async destroy(id: string): Promise<void> {
       forget(this.name, id);
+      if (this.name === 'Interaction' && claimedHere(id)) return;
       await payloads.destroy(this.name, id);
     }
 

@@ -72,6 +72,13 @@ export interface OidcPayloadRepository {
    */
   consumeAndSave(model: string, consumedId: string, saves: readonly PayloadSave[], record?: AuditEntryInput): Promise<boolean>;
   destroy(model: string, id: string): Promise<void>;
+  /**
+   * Reads an interaction and finishes it in one step (the resume): its payload, or undefined when
+   * it is gone, expired or already finished. Of two requests claiming one interaction, one gets it.
+   */
+  claimInteraction(id: string): Promise<OidcPayload | undefined>;
+  /** Saves a finished interaction again: only for the request that claimed it (the resume's logout-first branch). */
+  reviveInteraction(id: string, payload: OidcPayload, expiresInSeconds: number | undefined): Promise<void>;
   revokeByGrantId(grantId: string): Promise<void>;
   /** Live artefacts of one model for one account, e.g. a citizen's sessions or grants. */
   listByAccount(accountId: string, model: string): Promise<StoredPayloadSummary[]>;
@@ -99,6 +106,23 @@ interface Row {
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 ? v : null);
+
+/**
+ * The models revoked with their grant (revokeByGrantId), as in oidc-provider's reference adapter: what
+ * was issued under a grant. An interaction names the grant of the session it started in, but is not
+ * part of it: a logout that revokes that grant (the engine's "log the other account out first" at
+ * the resume) must not take the interaction the citizen is finishing with it.
+ */
+const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PreAuthorizedCode']);
+
+/**
+ * The model whose destroyed records stay as tombstones until they expire: an interaction. A step
+ * saves its interaction without reading it again (interactions/kit.ts finishWith); were a finished
+ * interaction deleted, a save racing the resume would write it back, resumable a second time.
+ */
+const TOMBSTONED = 'Interaction';
+/** What a tombstone keeps: its key and expiry; the time it was finished is the statement's first value. */
+const TOMBSTONE_SET = "consumed_at = ?, payload = '{}', grant_id = null, uid = null, user_code = null, account_id = null";
 
 function toPayload(row: Pick<Row, 'payload' | 'consumed_at'>): OidcPayload {
   const payload = JSON.parse(row.payload) as OidcPayload;
@@ -168,8 +192,11 @@ function preparedStatements(db: Db) {
     ? "payload::json->'authorizations'->(?::text)->>'grantId'"
     : "(select json_extract(a.value, '$.grantId') from json_each(payload, '$.authorizations') a where a.key = ?)";
   // A re-saved artefact replaces its payload and moves its indexes (grant, uid, user code) with it.
+  // A finished interaction is a tombstone (see destroy): a step's save that loses the race with the
+  // resume leaves it finished instead of bringing it back.
   const RESAVE = `on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
-    user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null`;
+    user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null
+    where oidc_payloads.model <> '${TOMBSTONED}' or oidc_payloads.consumed_at is null`;
   const UPSERT = `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
        values (?, ?, ?, ?, ?, ?, ?, ?, null)
        ${RESAVE}`;
@@ -213,6 +240,24 @@ function preparedStatements(db: Db) {
     findByUserCode: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_user_code', `select payload, consumed_at from oidc_payloads where model = ? and user_code = ? and ${LIVE} limit 1`),
     consume: statement(db, 'payload_consume', 'update oidc_payloads set consumed_at = ? where model = ? and id = ?'),
     destroy: statement(db, 'payload_destroy', 'delete from oidc_payloads where model = ? and id = ?'),
+    // Claimed: the payload comes back as it was, and goes from the row in the same statement.
+    claim: statement<Pick<Row, 'payload'>>(
+      db,
+      'payload_claim_interaction',
+      isPostgres(db)
+        ? `with old as (select id, payload from oidc_payloads where model = '${TOMBSTONED}' and id = ? and consumed_at is null and ${LIVE} for update)
+           update oidc_payloads set ${TOMBSTONE_SET} from old
+            where oidc_payloads.model = '${TOMBSTONED}' and oidc_payloads.id = old.id and oidc_payloads.consumed_at is null
+           returning old.payload`
+        : `select payload from oidc_payloads where model = '${TOMBSTONED}' and id = ? and consumed_at is null and ${LIVE}`,
+    ),
+    revive: statement(
+      db,
+      'payload_revive_interaction',
+      `update oidc_payloads set payload = ?, grant_id = ?, uid = ?, user_code = ?, account_id = ?, expires_at = ?, consumed_at = null where model = '${TOMBSTONED}' and id = ?`,
+    ),
+    // The payload goes; the row stays, consumed, until it expires (purgeExpired).
+    tombstone: statement(db, 'payload_tombstone', `update oidc_payloads set ${TOMBSTONE_SET} where model = '${TOMBSTONED}' and id = ?`),
     revokeByGrantId: statement(db, 'payload_revoke_grant', 'delete from oidc_payloads where grant_id = ?'),
   };
   // Several rows in one PostgreSQL statement: one array per column (see columnsOf).
@@ -262,7 +307,7 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     model,
     id,
     JSON.stringify(payload),
-    str(payload.grantId),
+    GRANTABLE.has(model) ? str(payload.grantId) : null,
     str(payload.uid),
     str(payload.userCode),
     str(payload.accountId),
@@ -280,7 +325,11 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
       // One round trip; a re-saved artefact moves its indexes (grant, uid, user code) with it.
       await sql.upsert(rowOf(model, id, payload, expiresIn));
     },
-    find: async (model, id) => first(await sql.find([model, id, now()])),
+    async find(model, id) {
+      const rows = await sql.find([model, id, now()]);
+      if (model === TOMBSTONED && rows[0] && rows[0].consumed_at !== null && rows[0].consumed_at !== undefined) return undefined;
+      return first(rows);
+    },
     findByUid: async (model, uid) => first(await sql.findByUid([model, uid, now()])),
     async findWithContext(models, id, clientId) {
       if (models.length < 1 || models.length > 3) throw new Error('findWithContext looks an id up as one to three models');
@@ -329,7 +378,22 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
       });
     },
     async destroy(model, id) {
-      await sql.destroy([model, id]);
+      if (model === TOMBSTONED) await sql.tombstone([now(), id]);
+      else await sql.destroy([model, id]);
+    },
+    async claimInteraction(id) {
+      const at = now();
+      if (isPostgres(db)) return first((await sql.claim([id, at, at])).map((r) => ({ ...r, consumed_at: null })));
+      return db.transaction(async (trx) => {
+        const rows = (await trx.raw(`select payload from oidc_payloads where model = ? and id = ? and consumed_at is null and (expires_at is null or expires_at > ?)`, [TOMBSTONED, id, at])) as Pick<Row, 'payload'>[];
+        if (!rows[0]) return undefined;
+        await trx.raw(`update oidc_payloads set ${TOMBSTONE_SET} where model = ? and id = ?`, [at, TOMBSTONED, id]);
+        return toPayload({ payload: rows[0].payload, consumed_at: null });
+      });
+    },
+    async reviveInteraction(id, payload, expiresIn) {
+      const [, , ...row] = rowOf(TOMBSTONED, id, payload, expiresIn);
+      await sql.revive([...row, id]);
     },
     async revokeByGrantId(grantId) {
       await sql.revokeByGrantId([grantId]);

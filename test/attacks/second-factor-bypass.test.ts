@@ -247,6 +247,78 @@ describe('steps out of order, replayed, or borrowed', () => {
   });
 });
 
+describe.each(stores())('finishing one sign-in twice (%s)', (store) => {
+  const server = kapijaForSuite({ store });
+  let rp: { clientId: string; clientSecret?: string | undefined };
+  beforeAll(async () => {
+    rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT] });
+  });
+  const authorize = () => {
+    const u = new URL('/auth', server.url);
+    u.search = new URLSearchParams({ client_id: rp.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...PKCE }).toString();
+    return u;
+  };
+
+  test('OWASP WSTG-BUSL-06 / RFC 9700 §4.2.1 (one authorization, one answer): two resumes of a finished interaction at once give one answer, and its steps cannot be replayed after it', async () => {
+    const citizen = await createTestAccount(server.kapija);
+    const agent = new Agent();
+    const login = await agent.follow(await agent.request(authorize()), isCallback);
+    if (login instanceof URL) throw new Error('reached the service without signing in');
+    const answer = await submitForm(agent, login, /\/login$/, { username: citizen.username, password: citizen.password });
+    const uid = uidOf(login);
+    const totpPage = await agent.follow(answer, isCallback);
+    if (totpPage instanceof URL) throw new Error('no second-factor step');
+    const code = await nextTotpCode(citizen.totpSecret!);
+    const done = await submitForm(agent, totpPage, /\/totp$/, { code });
+    expect(done.status).toBe(303);
+    const resume = new URL(done.headers.get('location')!, done.url);
+    expect(resume.pathname).toBe(`/auth/${uid}`);
+    const both = await Promise.all([agent.request(resume), agent.request(resume)]);
+    // One resume goes on (to the service or to its consent step); the other finds the interaction finished.
+    expect(both.map((r) => r.status).sort()).toEqual([303, 400]);
+    const winner = both.find((r) => r.status === 303)!;
+    expect(new URL(winner.headers.get('location')!, winner.url).pathname).not.toBe(`/auth/${uid}`);
+    // The step saved again after the resume, and the resume tried again: the interaction stays finished.
+    expect((await agent.request(new URL(`/interaction/${uid}/totp`, server.url), { form: { _csrf: csrfOf(totpPage), code } })).status).toBe(400);
+    expect((await agent.request(resume)).status).toBe(400);
+  });
+
+  test('switching account at prompt=login: the engine logs the first citizen out, then the same interaction finishes as the second', async () => {
+    const first = await createTestAccount(server.kapija);
+    const second = await createTestAccount(server.kapija);
+    const agent = new Agent();
+    await signIn(agent, authorize(), REDIRECT, first);
+    const again = authorize();
+    again.searchParams.set('prompt', 'login');
+    const login = await agent.follow(await agent.request(again), isCallback);
+    if (login instanceof URL) throw new Error('prompt=login reached the service');
+    const totpPage = await agent.follow(await submitForm(agent, login, /\/login$/, { username: second.username, password: second.password }), isCallback);
+    if (totpPage instanceof URL) throw new Error('no second-factor step');
+    const done = await submitForm(agent, totpPage, /\/totp$/, { code: await nextTotpCode(second.totpSecret!) });
+    // The resume asks to end the first citizen's session first (an auto-submitted form).
+    const logout = await agent.follow(done, isCallback);
+    if (logout instanceof URL) throw new Error('signed in as the second citizen over the first one without a logout');
+    const xsrf = hiddenField(logout.body, 'xsrf');
+    const action = /<form[^>]*action="([^"]+)"/.exec(logout.body)?.[1];
+    expect(xsrf && action).toBeTruthy();
+    const confirmed = await agent.request(new URL(action!.replace(/&amp;/g, '&'), server.url), { form: { xsrf: xsrf!, logout: 'yes' } });
+    // The second citizen has not used this service yet: its consent step, then the service.
+    const callback = await toService(agent, confirmed);
+    if (!(callback instanceof URL)) throw new Error(`no callback after the logout: ${callback.url.pathname} ${callback.status}`);
+    const code = callback.searchParams.get('code');
+    expect(code).toBeTruthy();
+    const t = await fetch(new URL('/token', server.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: code!, redirect_uri: REDIRECT, client_id: rp.clientId, client_secret: rp.clientSecret!, code_verifier: VERIFIER }),
+    });
+    const tokens = (await t.json()) as { id_token?: string };
+    const claims = decodeJwt(tokens.id_token!);
+    expect(claims.sub).toBeDefined();
+    expect(claims.sub).toBe(await server.kapija.subjectFor(second.account.id, rp.clientId));
+  });
+});
+
 describe('the honest first enrolment still works', () => {
   test('NIST 800-63B 6.1.2.1: a new citizen with no second factor enrols a security key at first sign-in, gets ten codes once, and reaches the service at high', async () => {
     const citizen = await createTestAccount(server.kapija, { totp: false });

@@ -401,6 +401,44 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
       expect(await a.findByUserCode('code')).toEqual(replacement);
     });
 
+    it('a destroyed interaction is not brought back by a later save, and goes when it expires', async () => {
+      const interaction = adapter('Interaction');
+      await interaction.upsert('finished', { uid: 'i-uid', returnTo: '/auth/finished', result: { login: { accountId: 'a' } } }, 60);
+      await interaction.destroy('finished');
+      expect(await interaction.find('finished')).toBeUndefined();
+      // A step that loaded it before the resume saves it afterwards (interactions/kit.ts finishWith).
+      await interaction.upsert('finished', { uid: 'i-uid', returnTo: '/auth/finished', result: { login: { accountId: 'a' } } }, 60);
+      expect(await interaction.find('finished')).toBeUndefined();
+      // Nothing of it is kept but the tombstone's key and expiry.
+      const [kept] = (await db('oidc_payloads').where({ model: 'Interaction', id: 'finished' })) as { payload: string; uid: string | null }[];
+      expect(JSON.parse(kept!.payload)).toEqual({});
+      expect(kept!.uid).toBeNull();
+      // Other models are saved again after a destroy as before.
+      await adapter('Session').upsert('s', { uid: 's' }, 60);
+      await adapter('Session').destroy('s');
+      await adapter('Session').upsert('s', { uid: 's2' }, 60);
+      expect(await adapter('Session').find('s')).toEqual({ uid: 's2' });
+      tick(61_000);
+      expect(await payloads.purgeExpired()).toBe(2);
+      expect(await rowCount()).toBe(0);
+    });
+
+    it('claims an interaction once: its payload for one of two claims, nothing after, again after a revive', async () => {
+      const stored = { uid: 'c-uid', returnTo: '/auth/c', result: { login: { accountId: 'a' } } };
+      await adapter('Interaction').upsert('claimed', stored, 60);
+      const both = await Promise.all([payloads.claimInteraction('claimed'), payloads.claimInteraction('claimed')]);
+      expect(both.filter((p) => p !== undefined)).toEqual([stored]);
+      expect(await adapter('Interaction').find('claimed')).toBeUndefined();
+      await adapter('Interaction').upsert('claimed', stored, 60);
+      expect(await payloads.claimInteraction('claimed')).toBeUndefined();
+      await payloads.reviveInteraction('claimed', { ...stored, result: undefined }, 60);
+      expect(await adapter('Interaction').find('claimed')).toEqual({ uid: 'c-uid', returnTo: '/auth/c' });
+      expect(await payloads.claimInteraction('missing')).toBeUndefined();
+      tick(61_000);
+      await payloads.reviveInteraction('claimed', stored, 60);
+      expect(await payloads.claimInteraction('claimed')).toEqual(stored);
+    });
+
     it('destroying an unknown record is harmless', async () => {
       await adapter('Session').upsert('kept', { uid: 'kept' }, 60);
       await expect(adapter('Session').destroy('missing')).resolves.toBeUndefined();
