@@ -528,10 +528,9 @@ function createEngineFor(
       { mandates: handles.mandates, subjectFor: ownSubject },
     ),
     findGrant: async (accountId, clientId) => {
-      const grant = await handles.payloads.latestGrant(accountId, clientId);
-      return grant && { id: grant.id, payload: grant.payload as Record<string, unknown> };
+      const { grant, refused } = await handles.payloads.latestGrant(accountId, clientId);
+      return grant && { id: grant.id, payload: grant.payload as Record<string, unknown>, refused };
     },
-    findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
     identityLevel: async (accountId) => (await identityOf(accountId))?.level ?? 'none',
     representationGrant: async (grantId, clientId) => mandateReadAlong(grantId) ?? Boolean(await handles.mandates.representationOf(grantId, clientId)),
     introspecting: activeAccountIntrospection(handles.accounts, representationIntrospection({ mandates: handles.mandates, subjectFor: ownSubject })),
