@@ -4,7 +4,7 @@
  */
 import { ACCOUNT_COLUMNS, toAccount, type Account, type AccountRow } from './accounts.js';
 import { pgAppendSql, pgAppendValues, sqliteAppendIn, withChainRetry, type AuditEntryInput } from './audit.js';
-import { isPostgres, statement, type Db } from './db.js';
+import { isPostgres, jsonObjectOf, statement, type Db } from './db.js';
 import { IDENTITY_COLUMNS } from './identities.js';
 
 export type OidcPayload = Record<string, unknown> & {
@@ -162,9 +162,7 @@ function preparedStatements(db: Db) {
   /** What the artefact's row names, for a lookup by key (see findWithContext). */
   const namedBy = (column: string) => `= (select ${column} from t limit 1)`;
   const LIVE = '(expires_at is null or expires_at > ?)';
-  /** A JSON object of a row's columns, as text. */
-  const jsonOf = (columns: readonly string[]) =>
-    `${isPostgres(db) ? 'json_build_object' : 'json_object'}(${columns.map((c) => `'${c}', ${c}`).join(', ')})${isPostgres(db) ? '::text' : ''}`;
+  const jsonOf = (columns: readonly string[]) => jsonObjectOf(db, columns);
   /** The grant a session's payload holds for the client id bound as the statement's parameter. */
   // Any client id a request names, as text: SQLite's `->` would read it as a JSON path ('' or '$x' fail).
   const sessionGrant = isPostgres(db)
