@@ -41,7 +41,7 @@ import { createCardLink } from './factors/certificate/link.js';
 import { certificateHost } from './http/certificate-host.js';
 import { createCertificateCrlRepository } from './store/certificate-crls.js';
 import { createSignInThrottles } from './security/sign-in-throttles.js';
-import { accountReadAlong, identityReadAlong, mandateReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
+import { accountReadAlong, identityReadAlong, keepIdentityAlong, mandateReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
 import { createEngine, touchSessionDevices, type Engine, type EngineDeps } from './oidc/engine.js';
@@ -510,11 +510,22 @@ function createEngineFor(
     const client = of ?? ctx.oidc.client!;
     return client.subjectType === 'pairwise' ? d.pairwiseSubject(String(client.metadata()['kapija_sector'] ?? client.sectorIdentifier ?? client.clientId), accountId) : accountId;
   };
-  /** An account's verified identity, from the row read with its token or session when there was one. */
+  /** An account's verified identity, from the row read with its token, session or account in this request when there was one. */
   const identityOf = async (accountId: string) => {
     const along = identityReadAlong(accountId);
     if (!along) return handles.identity.find(accountId);
     return along.row === null ? undefined : repos.identities.fromRow(along.row);
+  };
+  /**
+   * An account that no token or session of the request read along (the resume after a sign-in, a
+   * CIBA or device approval) is read with its verified identity, for the request's identity checks.
+   */
+  const accountWithIdentity = {
+    findById: async (id: string) => {
+      const found = await handles.accounts.findByIdWithIdentity(id);
+      if (found) keepIdentityAlong(id, found.identityRow);
+      return found?.account;
+    },
   };
   return createEngine({
     config,
@@ -524,14 +535,13 @@ function createEngineFor(
     adapter: createAdapterClass(handles.payloads, handles.clients),
     // A token made under a mandate answers for the principal, with the representative in `act` (mandates/represented-account.ts).
     findAccount: withRepresentation(
-      createFindAccount(handles.accounts, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), identityOf),
+      createFindAccount(accountWithIdentity, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), identityOf),
       { mandates: handles.mandates, subjectFor: ownSubject },
     ),
     findGrant: async (accountId, clientId) => {
-      const grant = await handles.payloads.latestGrant(accountId, clientId);
-      return grant && { id: grant.id, payload: grant.payload as Record<string, unknown> };
+      const { grant, refused } = await handles.payloads.latestGrant(accountId, clientId);
+      return grant && { id: grant.id, payload: grant.payload as Record<string, unknown>, refused };
     },
-    findRefusals: (accountId, clientId) => repos.refusals.list(accountId, clientId),
     identityLevel: async (accountId) => (await identityOf(accountId))?.level ?? 'none',
     representationGrant: async (grantId, clientId) => mandateReadAlong(grantId) ?? Boolean(await handles.mandates.representationOf(grantId, clientId)),
     introspecting: activeAccountIntrospection(handles.accounts, representationIntrospection({ mandates: handles.mandates, subjectFor: ownSubject })),

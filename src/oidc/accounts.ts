@@ -41,7 +41,7 @@ export function accountClaims(account: Account, identity?: VerifiedIdentity): Re
  * `refusals` gives the claims the citizen refused to a service (store/consent-refusals.ts).
  */
 export function createFindAccount(
-  accounts: AccountRepository,
+  accounts: Pick<AccountRepository, 'findById'>,
   readAlong?: (id: string) => { account: Account | undefined } | undefined,
   refusals?: (accountId: string, clientId: string) => Promise<ReadonlySet<string>>,
   identity?: (accountId: string) => Promise<VerifiedIdentity | undefined>,

@@ -61,7 +61,7 @@ interface ReadAlong {
   accounts: Map<string, Account | undefined>;
   /** The claims an account refused to a client, keyed `accountId clientId`, read with a token of theirs. */
   refusals: Map<string, ReadonlySet<string>>;
-  /** Accounts' verified identities as stored (null: none), read with a token or session of theirs. */
+  /** Accounts' verified identities as stored (null: none), read with a token, a session or the account. */
   identities: Map<string, unknown>;
   /** Whether a grant read along was made under a mandate, by grant id. */
   mandated: Map<string, boolean>;
@@ -105,6 +105,21 @@ export function identityReadAlong(accountId: string): { row: unknown } | undefin
   const kept = ctx ? readAlong.get(ctx)?.identities : undefined;
   return kept?.has(accountId) ? { row: kept.get(accountId) } : undefined;
 }
+
+/**
+ * Keeps an account's verified identity (its stored row, null: none), read with the account in this
+ * request, for the request's later reads of it (identityReadAlong). Outside a request, nothing is kept.
+ */
+export function keepIdentityAlong(accountId: string, row: unknown): void {
+  const ctx = Provider.ctx as object | undefined;
+  if (ctx) alongFor(ctx).identities.set(accountId, row);
+}
+
+const alongFor = (ctx: object): ReadAlong => {
+  const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map(), accounts: new Map(), refusals: new Map(), identities: new Map(), mandated: new Map(), tokens: new Map() };
+  readAlong.set(ctx, kept);
+  return kept;
+};
 
 /** Whether a grant this request read along was made under a mandate; undefined when it was not read. */
 export function mandateReadAlong(grantId: string): boolean | undefined {
@@ -215,8 +230,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         if (kept?.has(id)) return structuredClone(kept.get(id)) as AdapterPayload | undefined;
       }
       if (READ_WITH_CONTEXT.has(this.name)) {
-        const kept = readAlong.get(ctx) ?? { grants: new Map(), sessions: new Map(), accounts: new Map(), refusals: new Map(), identities: new Map(), mandated: new Map(), tokens: new Map() };
-        readAlong.set(ctx, kept);
+        const kept = alongFor(ctx);
         const pending = kept.tokens.get(id);
         if (pending?.models.delete(this.name)) return structuredClone((await pending.read).payloads.get(this.name)) as AdapterPayload | undefined;
         const route = (ctx as EngineContext).oidc?.route;

@@ -103,10 +103,11 @@ export interface ProviderDeps {
   onSessionSaved?(session: { uid: string; accountId: string }, request: { ip: string; userAgent: string }): Promise<void>;
   /** The pairwise subject of an account within a sector (see createPairwiseSubject). */
   pairwiseSubject(sector: string, accountId: string): string;
-  /** The account's newest live grant for a client, from any earlier session: its id and stored payload. */
-  findGrant(accountId: string, clientId: string): Promise<{ id: string; payload: Record<string, unknown> } | undefined>;
-  /** The claims the citizen refused to a service (store/consent-refusals.ts). */
-  findRefusals?(accountId: string, clientId: string): Promise<ReadonlySet<string>>;
+  /**
+   * The account's newest live grant for a client, from any earlier session: its id and stored
+   * payload, with the claims the citizen refused to the service (store/consent-refusals.ts).
+   */
+  findGrant(accountId: string, clientId: string): Promise<{ id: string; payload: Record<string, unknown>; refused: ReadonlySet<string> } | undefined>;
   /** The identity level in force for an account (identity/service.ts), which caps what a session may assert. */
   identityLevel?(accountId: string): Promise<IdentityLevel>;
   /** Introspection of a token the client may see: false answers inactive; it may add to the token's `extra` (mandates). */
@@ -180,7 +181,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, findRefusals, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel, representationGrant, introspecting, wallet, ciba }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel, representationGrant, introspecting, wallet, ciba }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -251,7 +252,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
     // refused to the service: they stay refused, and are not asked again, in every later session.
     // Claims the service asks for (`claims` parameter) outside its registered scopes are marked not
     // granted, so no consent page asks for them; they are never released (claims-policy.ts).
-    loadExistingGrant: existingGrantLoader(findGrant, findRefusals),
+    loadExistingGrant: existingGrantLoader(findGrant),
     // A used refresh token is always exchanged for a new one; presenting the old one again revokes the grant.
     rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client, code) =>
@@ -308,7 +309,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
 }
 
 /** oidc-provider's loadExistingGrant: consent carried over from an earlier session (see the comment at its use). */
-function existingGrantLoader(findGrant: ProviderDeps['findGrant'], findRefusals: ProviderDeps['findRefusals']): NonNullable<Configuration['loadExistingGrant']> {
+function existingGrantLoader(findGrant: ProviderDeps['findGrant']): NonNullable<Configuration['loadExistingGrant']> {
   return async (ctx) => {
     const { Grant } = ctx.oidc.provider;
     const clientId = ctx.oidc.client!.clientId;
@@ -330,17 +331,17 @@ function existingGrantLoader(findGrant: ProviderDeps['findGrant'], findRefusals:
     }
     // A wallet asks anew for every credential: nothing is carried over from an earlier session.
     if (ctx.oidc.client!.metadata()['kapija_wallet'] === true) return undefined;
-    // The earlier grant as it was listed (live, this account's, this client's): read once, not again by id.
+    // The earlier grant as it was listed (live, this account's, this client's): read once, not again
+    // by id, with the claims refused to the client (read in the same statement).
     const stored = accountId ? await findGrant(accountId, clientId) : undefined;
     const earlier = stored ? new Grant({ ...stored.payload, jti: stored.id } as ConstructorParameters<typeof Grant>[0]) : undefined;
-    if (!earlier || !accountId) return undefined;
+    if (!stored || !earlier || !accountId) return undefined;
     const grant = new Grant({ accountId, clientId });
     const scope = earlier.getOIDCScope();
     if (scope) grant.addOIDCScope(scope);
     const claims = earlier.getOIDCClaims();
     if (claims.length) grant.addOIDCClaims(claims);
-    const refused = findRefusals ? await findRefusals(accountId, clientId) : new Set<string>();
-    if (refused.size) grant.rejectOIDCClaims([...refused]);
+    if (stored.refused.size) grant.rejectOIDCClaims([...stored.refused]);
     for (const [indicator, value] of Object.entries((earlier as unknown as { resources?: Record<string, string> }).resources ?? {})) {
       grant.addResourceScope(indicator, value);
     }

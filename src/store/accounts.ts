@@ -2,7 +2,8 @@
  * Citizens' accounts. Usernames are stored lower-case and compared that way.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { statement, type Db } from './db.js';
+import { jsonObjectOf, statement, type Db } from './db.js';
+import { IDENTITY_COLUMNS } from './identities.js';
 
 /** `pending`: self-registered, e-mail not yet verified; cannot sign in until it is. */
 export type AccountStatus = 'active' | 'locked' | 'disabled' | 'pending';
@@ -40,6 +41,11 @@ export interface AccountRepository {
   /** @throws on a duplicate username (unique key). */
   create(input: NewAccount, passwordHash: string | null): Promise<Account>;
   findById(id: string): Promise<Account | undefined>;
+  /**
+   * The account with its verified identity as stored (a row of verified_identities, still sealed:
+   * see IdentityRepository.fromRow; null when it has none), in one statement.
+   */
+  findByIdWithIdentity(id: string): Promise<{ account: Account; identityRow: unknown } | undefined>;
   findByUsername(username: string): Promise<Account | undefined>;
   /** The account and its password hash, for sign-in only. */
   findCredentialsByUsername(username: string): Promise<{ account: Account; passwordHash: string | null } | undefined>;
@@ -142,6 +148,14 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
     'account_by_id',
     `select ${ACCOUNT_COLUMNS.join(', ')} from accounts where id = ?`,
   );
+  // The same, with the account's verified identity as a JSON object of its columns.
+  const selectByIdWithIdentity = statement<AccountRow & { identity: string | null }>(
+    db,
+    'account_by_id_with_identity',
+    `select ${ACCOUNT_COLUMNS.join(', ')},
+       (select ${jsonObjectOf(db, IDENTITY_COLUMNS)} from verified_identities where account_id = accounts.id) as identity
+     from accounts where id = ?`,
+  );
   const byUsername = (username: string) =>
     db('accounts').where({ username: normaliseUsername(username) }).first() as Promise<Row | undefined>;
   return {
@@ -168,6 +182,10 @@ export function createAccountRepository(db: Db, now: () => number = Date.now): A
     async findById(id) {
       const [row] = await selectById([id]);
       return row ? toAccount(row) : undefined;
+    },
+    async findByIdWithIdentity(id) {
+      const [row] = await selectByIdWithIdentity([id]);
+      return row ? { account: toAccount(row), identityRow: row.identity === null ? null : (JSON.parse(row.identity) as unknown) } : undefined;
     },
     async findByUsername(username) {
       const row = await byUsername(username);

@@ -90,6 +90,11 @@ export function isPostgres(db: Db): boolean {
   return db.client.config.client === 'pg';
 }
 
+/** SQL for a JSON object of a row's columns, as text (a row read along with another statement's rows). */
+export function jsonObjectOf(db: Db, columns: readonly string[]): string {
+  return `${isPostgres(db) ? 'json_build_object' : 'json_object'}(${columns.map((c) => `'${c}', ${c}`).join(', ')})${isPostgres(db) ? '::text' : ''}`;
+}
+
 /** A statement of the hot path, bound to one database: give it the values, get the rows. */
 export type Statement<R> = (values: readonly unknown[]) => Promise<R[]>;
 

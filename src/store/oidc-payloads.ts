@@ -4,7 +4,7 @@
  */
 import { ACCOUNT_COLUMNS, toAccount, type Account, type AccountRow } from './accounts.js';
 import { pgAppendSql, pgAppendValues, sqliteAppendIn, withChainRetry, type AuditEntryInput } from './audit.js';
-import { isPostgres, statement, type Db } from './db.js';
+import { isPostgres, jsonObjectOf, statement, type Db } from './db.js';
 import { IDENTITY_COLUMNS } from './identities.js';
 
 export type OidcPayload = Record<string, unknown> & {
@@ -89,8 +89,11 @@ export interface OidcPayloadRepository {
    * returns the grant ids. A withdrawn consent and a deleted account both come to this.
    */
   revokeGrants(accountId: string, clientId?: string): Promise<string[]>;
-  /** The newest live grant of an account for a client, of its own (not one made under a mandate). */
-  latestGrant(accountId: string, clientId: string): Promise<StoredPayloadSummary | undefined>;
+  /**
+   * The newest live grant of an account for a client, of its own (not one made under a mandate),
+   * and the claims the account refused to the client (consent_refusals), in one statement.
+   */
+  latestGrant(accountId: string, clientId: string): Promise<{ grant: StoredPayloadSummary | undefined; refused: Set<string> }>;
   /** Deletes expired rows; returns how many. */
   purgeExpired(now?: number): Promise<number>;
 }
@@ -183,9 +186,7 @@ function preparedStatements(db: Db) {
   /** What the artefact's row names, for a lookup by key (see findWithContext). */
   const namedBy = (column: string) => `= (select ${column} from t limit 1)`;
   const LIVE = '(expires_at is null or expires_at > ?)';
-  /** A JSON object of a row's columns, as text. */
-  const jsonOf = (columns: readonly string[]) =>
-    `${isPostgres(db) ? 'json_build_object' : 'json_object'}(${columns.map((c) => `'${c}', ${c}`).join(', ')})${isPostgres(db) ? '::text' : ''}`;
+  const jsonOf = (columns: readonly string[]) => jsonObjectOf(db, columns);
   /** The grant a session's payload holds for the client id bound as the statement's parameter. */
   // Any client id a request names, as text: SQLite's `->` would read it as a JSON path ('' or '$x' fail).
   const sessionGrant = isPostgres(db)
@@ -235,6 +236,19 @@ function preparedStatements(db: Db) {
        union all
        select 'Refusal', claim, null from consent_refusals
         where (select count(*) from t) = 1 and account_id ${namedBy('account_id')} and client_id ${namedBy(isPostgres(db) ? "payload::json->>'clientId'" : "json_extract(payload, '$.clientId')")}`,
+    ),
+    // An account's live grants for a client but those bound to a mandate (any mandate_grants row,
+    // whatever became of its mandate), then the claims the account refused to the client, as rows
+    // of model 'Refusal' with the claim in `payload`.
+    latestGrant: statement<Row>(
+      db,
+      'payload_latest_grant',
+      `select ${SUMMARY_COLUMNS.join(', ')} from oidc_payloads g
+        where account_id = ? and model = 'Grant' and ${LIVE}
+          and ${isPostgres(db) ? "payload::json->>'clientId'" : "json_extract(payload, '$.clientId')"} = ?
+          and not exists (select 1 from mandate_grants where mandate_grants.grant_id = g.id)
+       union all
+       select 'Refusal', null, claim, null, null, null, null from consent_refusals where account_id = ? and client_id = ?`,
     ),
     findByUid: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_uid', `select payload, consumed_at from oidc_payloads where model = ? and uid = ? and ${LIVE} limit 1`),
     findByUserCode: statement<Pick<Row, 'payload' | 'consumed_at'>>(db, 'payload_find_user_code', `select payload, consumed_at from oidc_payloads where model = ? and user_code = ? and ${LIVE} limit 1`),
@@ -421,16 +435,16 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
       return grants.map((g) => g.id);
     },
     async latestGrant(accountId, clientId) {
-      const grants = await repo.listByAccount(accountId, 'Grant');
-      const candidates = grants.filter((g) => g.payload.clientId === clientId && g.payload.accountId === accountId);
+      const rows = await sql.latestGrant([accountId, now(), clientId, accountId, clientId]);
+      const refused = new Set(rows.filter((r) => r.model === 'Refusal').map((r) => r.payload));
       // A grant made under a mandate (mandate_grants) holds the consent given for the principal's
-      // data: it is never carried over as the account's own consent.
-      const bound = candidates.length
-        ? new Set(((await db('mandate_grants').whereIn('grant_id', candidates.map((g) => g.id)).select('grant_id')) as Array<{ grant_id: string }>).map((r) => r.grant_id))
-        : new Set<string>();
-      const mine = candidates.filter((g) => !bound.has(g.id));
+      // data: it is never carried over as the account's own consent (the statement leaves it out).
+      const mine = rows
+        .filter((r) => r.model === 'Grant')
+        .map(toSummary)
+        .filter((g) => g.payload.clientId === clientId && g.payload.accountId === accountId);
       mine.sort((a, b) => (b.expiresAt ?? Infinity) - (a.expiresAt ?? Infinity));
-      return mine[0];
+      return { grant: mine[0], refused };
     },
     async purgeExpired(at = now()) {
       return db('oidc_payloads').where('expires_at', '<=', at).delete();

@@ -147,6 +147,66 @@ describe.each(stores())('on %s', (store) => {
     const after = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(redirect));
     expect(after).not.toBeInstanceOf(URL); // signs in again: the session's level is above what the identity supports
   });
+  /** `agent`, calling `around` before and after each resume (GET /auth/:uid) it makes. */
+  const aroundResumes = (agent: Agent, around: (when: 'before' | 'after', page?: Awaited<ReturnType<Agent['request']>>) => Promise<void> | void) => {
+    const request = agent.request.bind(agent);
+    agent.request = async (url, init) => {
+      const resume = /^\/auth\/[^/]+$/.test(new URL(url).pathname);
+      if (resume) await around('before');
+      const page = await request(url, init);
+      if (resume) await around('after', page);
+      return page;
+    };
+    return agent;
+  };
+
+  test('the resume after a sign-in reads the earlier grant with its mandate mark and refusals, and the identity with the account', async () => {
+    const { kapija, citizen, rp, authorize, redirect, token } = await signedIn('openid email');
+    // Refused in the account portal after the consent: the grant carried over to the next sign-in leaves it out.
+    await kapija.repos.refusals.refuse(citizen.account.id, rp.clientId, ['email']);
+    const spies = {
+      latestGrant: jest.spyOn(kapija.payloads, 'latestGrant'),
+      refusals: jest.spyOn(kapija.repos.refusals, 'list'),
+      identity: jest.spyOn(kapija.identity, 'find'),
+      byId: jest.spyOn(kapija.accounts, 'findById'),
+      withIdentity: jest.spyOn(kapija.accounts, 'findByIdWithIdentity'),
+    };
+    const counts = () => Object.fromEntries(Object.entries(spies).map(([name, spy]) => [name, spy.mock.calls.length]));
+    const atResume: Record<string, number>[] = [];
+    let before: Record<string, number> = {};
+    try {
+      const agent = aroundResumes(new Agent(), (when) => {
+        if (when === 'before') before = counts();
+        else atResume.push(Object.fromEntries(Object.entries(counts()).map(([name, n]) => [name, n - before[name]!])));
+      });
+      const cb = await signIn(agent, authorize(), redirect, { ...citizen, consent: false }); // no consent page: the earlier one is carried over
+      expect(atResume).toEqual([{ latestGrant: 1, refusals: 0, identity: 0, byId: 0, withIdentity: 1 }]);
+      const tokens = await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: redirect });
+      expect(tokens.status).toBe(200);
+      const idToken = JSON.parse(Buffer.from(tokens.body.id_token!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+      expect(idToken.acr).toMatch(/substantial|high/); // the identity read with the account supports the sign-in's level
+      const info = await userinfo(tokens.body.access_token!);
+      expect(info.body.sub).toEqual(expect.any(String));
+      expect(info.body.email).toBeUndefined();
+    } finally {
+      Object.values(spies).forEach((spy) => spy.mockRestore());
+    }
+  });
+
+  test('an identity that expires between the last sign-in step and the resume is seen by the resume', async () => {
+    const { kapija, citizen, authorize, redirect } = await signedIn('openid');
+    const resumed = new Error('resumed');
+    let location: string | null = null;
+    const agent = aroundResumes(new Agent(), async (when, page) => {
+      if (when === 'before') await kapija.db('verified_identities').where({ account_id: citizen.account.id }).update({ expires_at: Date.now() - 1000 });
+      else {
+        location = page!.headers.get('location');
+        throw resumed; // what follows the resume is the sign-in again, not this test's
+      }
+    });
+    await expect(signIn(agent, authorize(), redirect, citizen)).rejects.toBe(resumed);
+    expect(location).toMatch(/\/interaction\//); // signs in again: the session's level is above what the identity supports
+  });
   test('a session read at the authorization endpoint with any client id a request names: an error page, never a 500', async () => {
     const { agent, authorize } = await signedIn('openid');
     for (const clientId of ['', '$x', '\\', 'a"b', 'a.b[0]', 'ćирилица', 'x'.repeat(300)]) {

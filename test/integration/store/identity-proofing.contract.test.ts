@@ -59,6 +59,19 @@ describe.each(stores())('identity proofing across instances (%s)', (store) => {
     expect(await one.levelOf(holder === a ? b : a)).toBe('none');
   });
 
+  it('an account read with its identity: the identity as find opens it, a revocation by the other instance seen by the next read', async () => {
+    const citizen = await account();
+    expect(await repos.accounts.findByIdWithIdentity(citizen)).toEqual({ account: await repos.accounts.findById(citizen), identityRow: null });
+    expect(await repos.accounts.findByIdWithIdentity('00000000-0000-0000-0000-000000000000')).toBeUndefined();
+    await one.recordProofing(citizen, check('officer-1'), { actor: 'officer-1' });
+    const read = await repos.accounts.findByIdWithIdentity(citizen);
+    expect(read?.account).toEqual(await repos.accounts.findById(citizen));
+    expect(repos.identities.fromRow(read!.identityRow)).toEqual(await one.find(citizen));
+    expect(repos.identities.fromRow(read!.identityRow).level).toBe('high');
+    await two.revoke(citizen, { actor: 'officer-2' }, 'fraud');
+    expect(repos.identities.fromRow((await repos.accounts.findByIdWithIdentity(citizen))!.identityRow)).toMatchObject({ level: 'none', revokedReason: 'fraud' });
+  });
+
   it('one activation code redeemed by two instances at the same moment: exactly one succeeds', async () => {
     const citizen = await account();
     const { code } = await one.issueActivationCode(check('officer-1'), { actor: 'officer-1' }, { accountId: citizen });

@@ -570,6 +570,40 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
     });
   });
 
+  describe('latestGrant (the earlier consent carried over to a new session)', () => {
+    it("is the newest live grant of the account's own for the client, with the account's refusals to the client", async () => {
+      await db('mandate_grants').delete();
+      await db('consent_refusals').delete();
+      await payloads.upsert('Grant', 'g-old', { jti: 'g-old', accountId: 'alice', clientId: 'rp' }, 3600);
+      await payloads.upsert('Grant', 'g-new', { jti: 'g-new', accountId: 'alice', clientId: 'rp' }, 7200);
+      // Newer, but made under a mandate (whatever became of it: no mandates row), for another client,
+      // another account's or expired: none of them is carried over.
+      await payloads.upsert('Grant', 'g-mandate', { jti: 'g-mandate', accountId: 'alice', clientId: 'rp' }, 9000);
+      await db('mandate_grants').insert({ grant_id: 'g-mandate', mandate_id: 'm-gone', created_at: clock });
+      await payloads.upsert('Grant', 'g-other-rp', { jti: 'g-other-rp', accountId: 'alice', clientId: 'rp2' }, 9000);
+      await payloads.upsert('Grant', 'g-bob', { jti: 'g-bob', accountId: 'bob', clientId: 'rp' }, 9000);
+      await payloads.upsert('Grant', 'g-short', { jti: 'g-short', accountId: 'alice', clientId: 'rp' }, 10);
+      await payloads.upsert('Session', 's-a', { uid: 'u', accountId: 'alice', clientId: 'rp' }, 9000);
+      await db('consent_refusals').insert([
+        { account_id: 'alice', client_id: 'rp', claim: 'email', refused_at: clock },
+        { account_id: 'alice', client_id: 'rp', claim: 'jmbg', refused_at: clock },
+        { account_id: 'alice', client_id: 'rp2', claim: 'birthdate', refused_at: clock },
+        { account_id: 'bob', client_id: 'rp', claim: 'family_name', refused_at: clock },
+      ]);
+      tick(10_000);
+      const { grant, refused } = await payloads.latestGrant('alice', 'rp');
+      expect(grant).toEqual({ model: 'Grant', id: 'g-new', grantId: null, accountId: 'alice', expiresAt: T0 + 7200 * 1000, payload: { jti: 'g-new', accountId: 'alice', clientId: 'rp' } });
+      expect(refused).toEqual(new Set(['email', 'jmbg']));
+      expect(await payloads.latestGrant('alice', 'rp3')).toEqual({ grant: undefined, refused: new Set() });
+      expect(await payloads.latestGrant('carol', 'rp2')).toEqual({ grant: undefined, refused: new Set() });
+      // Only the grant under a mandate left: nothing is carried over, the refusals still read.
+      await payloads.destroy('Grant', 'g-old');
+      await payloads.destroy('Grant', 'g-new');
+      expect(await payloads.latestGrant('alice', 'rp')).toEqual({ grant: undefined, refused: new Set(['email', 'jmbg']) });
+      expect((await payloads.latestGrant('alice', 'rp2')).grant?.id).toBe('g-other-rp');
+    });
+  });
+
   describe('purgeExpired', () => {
     it('deletes only expired rows and says how many', async () => {
       await adapter('AccessToken').upsert('expired-1', { jti: 'expired-1' }, 1);
