@@ -55,7 +55,8 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
       return renderLogin(ctx, details, { error, username });
     }
     await throttles.password.succeed(keys);
-    const account = await accounts.findById(proof.accountId);
+    // The row the password was checked against, read in this request: its status is as fresh as a second read's.
+    const account = proof.account ?? (await accounts.findById(proof.accountId));
     if (account?.status === 'pending') {
       // Self-registered, e-mail not yet verified (said only to someone who knows the password).
       ctx.status = 403;
