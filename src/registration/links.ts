@@ -107,9 +107,10 @@ export function createAccountLinks(deps: RegistrationAndRecoveryDeps) {
   /**
    * A security notice to the account's verified address (or `to`, the previous one), with a "this
    * wasn't me" link that remembers when what it reports happened (`at`) and where the notice went.
+   * `about`: the account's id, or its row when the caller read it in this request.
    */
-  const notify = async (accountId: string, kind: MailKind, values: (locale: Locale) => Record<string, string>, at: Date, to?: string) => {
-    const account = await accounts.findById(accountId);
+  const notify = async (about: string | Account, kind: MailKind, values: (locale: Locale) => Record<string, string>, at: Date, to?: string) => {
+    const account = typeof about === 'string' ? await accounts.findById(about) : about;
     const address = to ?? (account?.emailVerified ? account.email : null);
     if (!account || !address) return;
     const locale = localeOf(account);

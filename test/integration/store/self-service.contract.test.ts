@@ -1,6 +1,7 @@
 /**
  * Contracts of the self-service tables on SQLite and PostgreSQL: single-use, expiring link hashes;
- * known devices per account; pending accounts and e-mail look-ups.
+ * known devices per account (read with the account a notice is addressed with); pending accounts
+ * and e-mail look-ups.
  */
 import { randomBytes } from 'node:crypto';
 import { migrate, openStore, type Db } from '../../../src/store/db.js';
@@ -62,13 +63,28 @@ describe.each(stores())('self-service storage (%s)', (store) => {
 
   test('known devices: the first is not news, a second one is, a known one is not', async () => {
     const devices = createKnownDeviceRepository(db, now);
+    const seen = async (accountId: string, device: string) => {
+      const { isNew, hadOthers } = await devices.remember(accountId, device);
+      return { isNew, hadOthers };
+    };
     const a = await account();
-    expect(await devices.remember(a.id, 'd1')).toEqual({ isNew: true, hadOthers: false });
-    expect(await devices.remember(a.id, 'd1')).toEqual({ isNew: false, hadOthers: true });
-    expect(await devices.remember(a.id, 'd2')).toEqual({ isNew: true, hadOthers: true });
+    expect(await seen(a.id, 'd1')).toEqual({ isNew: true, hadOthers: false });
+    expect(await seen(a.id, 'd1')).toEqual({ isNew: false, hadOthers: true });
+    expect(await seen(a.id, 'd2')).toEqual({ isNew: true, hadOthers: true });
     expect(await devices.count(a.id)).toBe(2);
     const b = await account();
-    expect(await devices.remember(b.id, 'd1')).toEqual({ isNew: true, hadOthers: false });
+    expect(await seen(b.id, 'd1')).toEqual({ isNew: true, hadOthers: false });
+  });
+
+  test('a device new to an account that had others comes with the account, as it is now', async () => {
+    const devices = createKnownDeviceRepository(db, now);
+    const accounts = createAccountRepository(db, now);
+    const a = await account();
+    await devices.remember(a.id, 'd1');
+    await accounts.setVerifiedEmail(a.id, 'novi@example.rs');
+    const news = await devices.remember(a.id, 'd2');
+    expect(news).toMatchObject({ isNew: true, hadOthers: true, account: { id: a.id, email: 'novi@example.rs', emailVerified: true, status: 'active' } });
+    expect(news.account).toEqual(await accounts.findById(a.id));
   });
 
   test('pending accounts: found by e-mail case-insensitively, activated by verification, stale ones freed', async () => {
