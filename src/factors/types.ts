@@ -7,6 +7,7 @@
  * (registry.ts), never a concrete one.
  */
 import type { Amr } from '../assurance/levels.js';
+import type { Account } from '../store/accounts.js';
 
 /** A factor's id: also its credential type in the store and its path segment on the sign-in pages. */
 export type FactorId = string;
@@ -44,6 +45,11 @@ export interface FactorAttempt {
 export interface FactorProof extends FactorSuccess {
   /** Recovery codes left, after one was used: the citizen is told (and offered new ones) before finishing. */
   readonly remaining?: number;
+  /**
+   * The account's row as the factor read it to make this proof (status included), when it read
+   * one: the step that checks the account's status takes it rather than reading the row again.
+   */
+  readonly account?: Account;
 }
 
 /** A browser ceremony's start (WebAuthn options): JSON for the page, and the state to keep server-side. */

@@ -19,9 +19,12 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
 
   const renderLogin = (ctx: Context, details: Details, extra: { error?: string; username?: string }) => renderLoginPage(kit, ctx, details, extra);
 
-  /** After an administrator's reset, enrolment comes only through the mailed link, followed in this browser. */
-  const reenrolLinkUsed = async (ctx: Context, accountId: string): Promise<boolean> => {
-    if ((await factors.hasSecondFactor(accountId)) || !(await accounts.factorsResetPending(accountId))) return false;
+  /**
+   * After an administrator's reset, enrolment comes only through the mailed link, followed in this
+   * browser. `hasSecondFactor`: whether the account has one, as read in this request.
+   */
+  const reenrolLinkUsed = async (ctx: Context, accountId: string, hasSecondFactor: boolean): Promise<boolean> => {
+    if (hasSecondFactor || !(await accounts.factorsResetPending(accountId))) return false;
     const link = ctx.cookies.get(REENROL_COOKIE);
     const used = link ? await deps.factorReset.useLink(link, accountId) : false;
     if (used) ctx.cookies.set(REENROL_COOKIE, null, { path: '/interaction' });
@@ -55,7 +58,8 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
       return renderLogin(ctx, details, { error, username });
     }
     await throttles.password.succeed(keys);
-    const account = await accounts.findById(proof.accountId);
+    // The row the password was checked against, read in this request: its status is as fresh as a second read's.
+    const account = proof.account ?? (await accounts.findById(proof.accountId));
     if (account?.status === 'pending') {
       // Self-registered, e-mail not yet verified (said only to someone who knows the password).
       ctx.status = 403;
@@ -65,8 +69,10 @@ export function identifyRoutes(router: Router, kit: InteractionKit): void {
       ctx.status = 403;
       return renderLogin(ctx, details, { error: t(ctx)('error.login.account_locked'), username });
     }
-    const resetLinkUsed = await reenrolLinkUsed(ctx, proof.accountId);
-    await kit.advance(ctx, details, { step: 'second-factor', accountId: proof.accountId, amr: [...proof.amr], ...(resetLinkUsed ? { resetLinkUsed } : {}) });
+    // Read once: the re-enrolment check and the next step decide on the same answer.
+    const hasSecondFactor = await factors.hasSecondFactor(proof.accountId);
+    const resetLinkUsed = await reenrolLinkUsed(ctx, proof.accountId, hasSecondFactor);
+    await kit.advance(ctx, details, { step: 'second-factor', accountId: proof.accountId, amr: [...proof.amr], ...(resetLinkUsed ? { resetLinkUsed } : {}) }, { hasSecondFactor });
   });
 
   /**

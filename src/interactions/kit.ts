@@ -174,15 +174,19 @@ export function createInteractionKit(deps: InteractionDeps) {
 
   /**
    * Completes the sign-in when the methods proven reach the required level with two factors;
-   * otherwise keeps the citizen in the flow, at the step nextStep() names.
+   * otherwise keeps the citizen in the flow, at the step nextStep() names. `known.hasSecondFactor`:
+   * whether the account has a second factor that stands alone, when the caller read it in this
+   * request (it is then not read again); otherwise it is read at most once, when it decides.
    */
-  const advance = async (ctx: Context, details: Details, proven: Flow) => {
+  const advance = async (ctx: Context, details: Details, proven: Flow, known: { hasSecondFactor?: boolean } = {}) => {
+    let enrolled: Promise<boolean> | undefined = known.hasSecondFactor === undefined ? undefined : Promise.resolve(known.hasSecondFactor);
+    const hasSecondFactor = () => (enrolled ??= factors.hasSecondFactor(proven.accountId));
     const needed = await required(details);
     const remembered = deps.trustedBrowsers && (await standsInForSecondFactor(ctx, proven, needed, {
       browsers: deps.trustedBrowsers,
       params: details.params,
       firstParty: async () => (await client(details))?.metadata()['kapija_first_party'] === true,
-      hasSecondFactor: (accountId) => factors.hasSecondFactor(accountId),
+      hasSecondFactor: () => hasSecondFactor(),
       factorsResetPending: (accountId) => accounts.factorsResetPending(accountId),
     }));
     const flow: Flow = remembered ? { ...proven, amr: [...proven.amr, REMEMBERED_BROWSER] } : proven;
@@ -192,7 +196,7 @@ export function createInteractionKit(deps: InteractionDeps) {
     const satisfied = twoFactors && rank(reached) >= rank(needed);
     // nextStep asks about the account's factors only when the flow is not yet satisfied, and about
     // an administrator's reset only for an account without any: read each only when it decides.
-    const hasFactor = !satisfied && (await factors.hasSecondFactor(flow.accountId));
+    const hasFactor = !satisfied && (await hasSecondFactor());
     const step = nextStep({
       satisfied,
       // A notice (new recovery codes, codes left) comes first; "continue" finishes.

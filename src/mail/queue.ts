@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SecretBox } from '../security/crypto.js';
 import type { MailQueueRepository } from '../store/mail-queue.js';
+import type { AccountTokenRow } from '../store/account-tokens.js';
 import type { Mailer, OutgoingMail } from './mailer.js';
 
 /** The pause after the 1st, 2nd, … failed attempt; after the last one Kapija gives up. */
@@ -17,7 +18,18 @@ export const MAIL_RETRY_DELAYS_MS: readonly number[] = [60_000, 5 * 60_000, 30 *
 const LEASE_MS = 5 * 60_000;
 const BATCH = 20;
 
-export interface QueuedMailer extends Mailer {
+/** Keeping a message and the link it carries together: what the first attempt is, once both are stored. */
+export interface LinkedMailer {
+  /**
+   * Keeps `mail` in the queue, written in one go with `link`, the single-use link it carries
+   * (neither is ever stored without the other); resolves to its first attempt, for the caller to
+   * make when it likes (after the response). With mail switched off neither is kept.
+   * @throws when the database does not take them (then neither exists, and nothing is sent)
+   */
+  keepWithLink(mail: OutgoingMail, link: AccountTokenRow): Promise<() => Promise<void>>;
+}
+
+export interface QueuedMailer extends Mailer, LinkedMailer {
   /** Tries every due message once; a call while a run is going joins it (a slow relay never piles runs up). */
   deliverDue(): Promise<{ sent: number; rescheduled: number; abandoned: number }>;
   /** Drops every waiting message about an account (it was deleted); how many. */
@@ -99,6 +111,15 @@ export function createQueuedMailer(deps: { mailer: Mailer; store: MailQueueRepos
         return;
       }
       await attempt(id, kind, mail, 0);
+    },
+    async keepWithLink(mail, link) {
+      if (mailer.mode === 'disabled') return async () => {};
+      const id = randomUUID();
+      const kind = mail.kind ?? 'mail';
+      await store.add({ id, kind, accountId: mail.accountId, message: box.seal(JSON.stringify(mail), context(id)) }, now() + MAIL_RETRY_DELAYS_MS[0]!, link);
+      return async () => {
+        await attempt(id, kind, mail, 0);
+      };
     },
     forget: (accountId) => store.removeForAccount(accountId),
     deliverDue() {

@@ -16,7 +16,8 @@ export function listenForNotices(links: AccountLinks, deps: Pick<RegistrationAnd
     const seen = await devices.remember(e.accountId, e.deviceId);
     // The very first sign-in of an account is not news to its owner.
     if (!seen.isNew || !seen.hadOthers) return;
-    await notify(e.accountId, 'new_device', (l) => ({ when: when(l, e.at), device: describeDevice(e.userAgent, '?'), ip: e.ip }), e.at);
+    // Addressed with the account's row the device statement read along (no second read of it).
+    await notify(seen.account ?? e.accountId, 'new_device', (l) => ({ when: when(l, e.at), device: describeDevice(e.userAgent, '?'), ip: e.ip }), e.at);
   });
   events.on('account.password_changed', async (e) => {
     await notify(e.accountId, 'password_changed', (l) => ({ when: when(l, e.at), sessions: translator(l)(`notice.password.${e.via}`) }), e.at);

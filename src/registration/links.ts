@@ -16,6 +16,7 @@ import type { SecretBox } from '../security/crypto.js';
 import { randomToken } from '../security/crypto.js';
 import type { EventBus } from '../events.js';
 import type { Mailer } from '../mail/mailer.js';
+import type { LinkedMailer } from '../mail/queue.js';
 import type { MailKind, MailTemplates } from '../mail/templates.js';
 import { matchLocale } from '../i18n/index.js';
 
@@ -37,8 +38,8 @@ export const STALE_PENDING_MS = TTL.verifyEmail * 1000;
  */
 export const SUSPECT_MARGIN_MS = 30 * 60 * 1000;
 
-/** A queued-mail store that can drop an account's messages (mail/queue.ts). */
-export interface ForgettingMailer extends Mailer {
+/** A queued-mail store that keeps a message with its link and can drop an account's messages (mail/queue.ts). */
+export interface ForgettingMailer extends Mailer, LinkedMailer {
   forget(accountId: string): Promise<number>;
 }
 
@@ -107,16 +108,24 @@ export function createAccountLinks(deps: RegistrationAndRecoveryDeps) {
   /**
    * A security notice to the account's verified address (or `to`, the previous one), with a "this
    * wasn't me" link that remembers when what it reports happened (`at`) and where the notice went.
+   * `about`: the account's id, or its row when the caller read it in this request. The link and the
+   * queued message are written together (neither exists without the other); the first attempt at
+   * delivery is made after the request has been answered.
    */
-  const notify = async (accountId: string, kind: MailKind, values: (locale: Locale) => Record<string, string>, at: Date, to?: string) => {
-    const account = await accounts.findById(accountId);
+  const notify = async (about: string | Account, kind: MailKind, values: (locale: Locale) => Record<string, string>, at: Date, to?: string) => {
+    const account = typeof about === 'string' ? await accounts.findById(about) : about;
     const address = to ?? (account?.emailVerified ? account.email : null);
     if (!account || !address) return;
     const locale = localeOf(account);
     const data: Record<string, string> = { since: String(at.getTime() - SUSPECT_MARGIN_MS) };
     if (to) data.to = to;
-    const notMe = await issue(account.id, 'not_me', TTL.notMe, data);
-    sendLater(address, kind, locale, { name: account.givenName, notMeLink: link('/not-me', notMe), values: values(locale) }, account.id);
+    const notMe = randomToken(32);
+    const rendered = templates.render(kind, locale, { name: account.givenName, notMeLink: link('/not-me', notMe), values: values(locale) });
+    const mail = { to: address, language: locale, kind, accountId: account.id, ...rendered };
+    const deliver = await mailer.keepWithLink(mail, tokens.row({ accountId: account.id, purpose: 'not_me', tokenHash: hash(notMe), ttlSeconds: TTL.notMe, data }));
+    setImmediate(() => {
+      deliver().catch((err: unknown) => logger.error({ kind, code: (err as { code?: unknown }).code, err: { message: 'mail delivery failed' } }, 'mail not sent'));
+    });
   };
 
   /** Accounts holding the address `email`: every one but a pending registration, which holds no address until verified. */

@@ -17,8 +17,21 @@ export interface AccountToken {
   readonly expiresAt: Date;
 }
 
+export interface NewAccountToken {
+  accountId: string;
+  purpose: TokenPurpose;
+  tokenHash: string;
+  ttlSeconds: number;
+  data?: Record<string, string>;
+}
+
 export interface AccountTokenRepository {
-  create(input: { accountId: string; purpose: TokenPurpose; tokenHash: string; ttlSeconds: number; data?: Record<string, string> }): Promise<AccountToken>;
+  create(input: NewAccountToken): Promise<AccountToken>;
+  /**
+   * A new token's row, not written: for a statement that writes it with what must not exist
+   * without it (the queued mail carrying its link, store/mail-queue.ts).
+   */
+  row(input: NewAccountToken): AccountTokenRow;
   /** The live (unused, unexpired) token with this hash and purpose, without using it. */
   peek(tokenHash: string, purpose: TokenPurpose): Promise<AccountToken | undefined>;
   /** Uses the token once: a compare-and-set on `used_at`, so two concurrent uses cannot both win. */
@@ -33,7 +46,8 @@ export interface AccountTokenRepository {
   purgeExpired(before?: number): Promise<number>;
 }
 
-interface Row {
+/** An `account_tokens` row. */
+export interface AccountTokenRow {
   id: string;
   account_id: string;
   purpose: TokenPurpose;
@@ -44,7 +58,7 @@ interface Row {
   used_at: number | string | null;
 }
 
-const toToken = (r: Row): AccountToken => ({
+const toToken = (r: AccountTokenRow): AccountToken => ({
   id: r.id,
   accountId: r.account_id,
   purpose: r.purpose,
@@ -55,29 +69,33 @@ const toToken = (r: Row): AccountToken => ({
 export function createAccountTokenRepository(db: Db, now: () => number = Date.now): AccountTokenRepository {
   const live = (tokenHash: string, purpose: TokenPurpose, at: number) =>
     db('account_tokens').where({ token_hash: tokenHash, purpose }).whereNull('used_at').where('expires_at', '>', at);
+  const newRow = ({ accountId, purpose, tokenHash, ttlSeconds, data }: NewAccountToken): AccountTokenRow => {
+    const at = now();
+    return {
+      id: randomUUID(),
+      account_id: accountId,
+      purpose,
+      token_hash: tokenHash,
+      data: data ? JSON.stringify(data) : null,
+      created_at: at,
+      expires_at: at + ttlSeconds * 1000,
+      used_at: null,
+    };
+  };
   return {
-    async create({ accountId, purpose, tokenHash, ttlSeconds, data }) {
-      const at = now();
-      const row: Row = {
-        id: randomUUID(),
-        account_id: accountId,
-        purpose,
-        token_hash: tokenHash,
-        data: data ? JSON.stringify(data) : null,
-        created_at: at,
-        expires_at: at + ttlSeconds * 1000,
-        used_at: null,
-      };
+    async create(input) {
+      const row = newRow(input);
       await db('account_tokens').insert(row);
       return toToken(row);
     },
+    row: newRow,
     async peek(tokenHash, purpose) {
-      const row = (await live(tokenHash, purpose, now()).first()) as Row | undefined;
+      const row = (await live(tokenHash, purpose, now()).first()) as AccountTokenRow | undefined;
       return row ? toToken(row) : undefined;
     },
     async consume(tokenHash, purpose) {
       const at = now();
-      const row = (await live(tokenHash, purpose, at).first()) as Row | undefined;
+      const row = (await live(tokenHash, purpose, at).first()) as AccountTokenRow | undefined;
       if (!row) return undefined;
       const updated = await db('account_tokens').where({ id: row.id }).whereNull('used_at').update({ used_at: at });
       return updated === 1 ? toToken(row) : undefined;

@@ -3,13 +3,16 @@
  * `kapija.device` cookie, so a sign-in from a new one can be announced to the citizen.
  */
 import { isPostgres, type Db } from './db.js';
+import { ACCOUNT_COLUMNS, toAccount, type Account, type AccountRow } from './accounts.js';
 
 export interface KnownDeviceRepository {
   /**
    * Records a sign-in from `deviceHash`. Returns whether the device was new to the account and
-   * whether the account had any known device before (the first sign-in ever is not "new").
+   * whether the account had any known device before (the first sign-in ever is not "new"), and the
+   * account's row read along (what a new-device notice is addressed with): on PostgreSQL always, on
+   * SQLite when the device is new to an account that had others; absent for an unknown account.
    */
-  remember(accountId: string, deviceHash: string): Promise<{ isNew: boolean; hadOthers: boolean }>;
+  remember(accountId: string, deviceHash: string): Promise<{ isNew: boolean; hadOthers: boolean; account?: Account }>;
   count(accountId: string): Promise<number>;
   /**
    * Whether the account with this (normalised) username has signed in from `deviceHash`: one query
@@ -20,7 +23,7 @@ export interface KnownDeviceRepository {
 
 /**
  * PostgreSQL records a sign-in in one statement: the account's devices as they were (the insert's
- * own row is not visible to the statement's other parts) and the upsert of this one.
+ * own row is not visible to the statement's other parts), the upsert of this one, and the account.
  */
 const REMEMBER_PG = `
 with prior as (
@@ -29,7 +32,9 @@ with prior as (
   insert into known_devices (account_id, device_hash, first_seen_at, last_seen_at) values (?, ?, ?, ?)
   on conflict (account_id, device_hash) do update set last_seen_at = excluded.last_seen_at
 )
-select n, known from prior`;
+select prior.n, prior.known, ${ACCOUNT_COLUMNS.map((c) => `a.${c}`).join(', ')} from prior left join accounts a on a.id = ?`;
+
+type RememberedRow = { n: number | string; known: boolean } & { [K in keyof AccountRow]: AccountRow[K] | null };
 
 export function createKnownDeviceRepository(db: Db, now: () => number = Date.now): KnownDeviceRepository {
   const pg = isPostgres(db);
@@ -37,9 +42,10 @@ export function createKnownDeviceRepository(db: Db, now: () => number = Date.now
     async remember(accountId, deviceHash) {
       const at = now();
       if (pg) {
-        const { rows } = (await db.raw(REMEMBER_PG, [deviceHash, accountId, accountId, deviceHash, at, at])) as { rows: { n: number | string; known: boolean }[] };
+        const { rows } = (await db.raw(REMEMBER_PG, [deviceHash, accountId, accountId, deviceHash, at, at, accountId])) as { rows: RememberedRow[] };
         const prior = rows[0]!;
-        return prior.known ? { isNew: false, hadOthers: true } : { isNew: true, hadOthers: Number(prior.n) > 0 };
+        const account = prior.id === null ? undefined : toAccount(prior as AccountRow);
+        return { ...(prior.known ? { isNew: false, hadOthers: true } : { isNew: true, hadOthers: Number(prior.n) > 0 }), ...(account ? { account } : {}) };
       }
       return db.transaction(async (trx) => {
         const existing = await trx('known_devices').where({ account_id: accountId, device_hash: deviceHash }).first();
@@ -52,7 +58,9 @@ export function createKnownDeviceRepository(db: Db, now: () => number = Date.now
           .insert({ account_id: accountId, device_hash: deviceHash, first_seen_at: at, last_seen_at: at })
           .onConflict(['account_id', 'device_hash'])
           .ignore();
-        return { isNew: true, hadOthers: Number(others?.n ?? 0) > 0 };
+        const hadOthers = Number(others?.n ?? 0) > 0;
+        const row = hadOthers ? ((await trx('accounts').where({ id: accountId }).first(ACCOUNT_COLUMNS)) as AccountRow | undefined) : undefined;
+        return { isNew: true, hadOthers, ...(row ? { account: toAccount(row) } : {}) };
       });
     },
     async count(accountId) {

@@ -2,7 +2,8 @@
  * Mail waiting for another attempt (`mail_queue`): the sealed message, its kind, attempts and when
  * the next is due. Any instance may take the due ones (due-rows.ts).
  */
-import type { Db } from './db.js';
+import { isPostgres, type Db } from './db.js';
+import type { AccountTokenRow } from './account-tokens.js';
 import { claimDueRows } from './due-rows.js';
 
 export interface QueuedMail {
@@ -15,8 +16,12 @@ export interface QueuedMail {
 }
 
 export interface MailQueueRepository {
-  /** `accountId`: the account the message is about, when there is one (its mail goes with it). */
-  add(m: { id: string; kind: string; message: string; accountId?: string | undefined }, nextAt: number): Promise<void>;
+  /**
+   * `accountId`: the account the message is about, when there is one (its mail goes with it).
+   * `link`: the single-use link the message carries, written with it (one statement on PostgreSQL,
+   * one transaction on SQLite): neither is stored without the other.
+   */
+  add(m: { id: string; kind: string; message: string; accountId?: string | undefined }, nextAt: number, link?: AccountTokenRow): Promise<void>;
   claimDue(now: number, leaseUntil: number, limit: number): Promise<QueuedMail[]>;
   retryAt(id: string, attempts: number, nextAt: number, error: string): Promise<void>;
   remove(id: string): Promise<void>;
@@ -27,9 +32,20 @@ export interface MailQueueRepository {
 const COLUMNS = ['id', 'kind', 'message', 'attempts'];
 
 export function createMailQueueRepository(db: Db, now: () => number = Date.now): MailQueueRepository {
+  const pg = isPostgres(db);
   return {
-    async add(m, nextAt) {
-      await db('mail_queue').insert({ id: m.id, kind: m.kind, message: m.message, account_id: m.accountId ?? null, attempts: 0, created_at: now(), next_at: nextAt });
+    async add(m, nextAt, link) {
+      const row = { id: m.id, kind: m.kind, message: m.message, account_id: m.accountId ?? null, attempts: 0, created_at: now(), next_at: nextAt };
+      if (!link) {
+        await db('mail_queue').insert(row);
+      } else if (pg) {
+        await db('mail_queue').with('link', db('account_tokens').insert(link)).insert(row);
+      } else {
+        await db.transaction(async (trx) => {
+          await trx('account_tokens').insert(link);
+          await trx('mail_queue').insert(row);
+        });
+      }
     },
     async claimDue(at, leaseUntil, limit) {
       const rows = await claimDueRows<QueuedMail>(db, 'mail_queue', COLUMNS, at, leaseUntil, limit);

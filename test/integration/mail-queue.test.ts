@@ -153,3 +153,18 @@ test('with the database away a message is still tried once, and a kept-for-retry
   expect(lines.join('')).toContain('mail not kept for retries');
   expect(lines.join('')).not.toContain('b@example.rs');
 });
+
+test('with mail switched off a notice keeps neither its message nor its link', async () => {
+  const touched: string[] = [];
+  const away = (name: string) => () => {
+    touched.push(name);
+    return Promise.reject(new Error('not expected'));
+  };
+  const store = { add: away('add'), claimDue: away('claimDue'), retryAt: away('retryAt'), remove: away('remove'), removeForAccount: away('removeForAccount') };
+  const off: Mailer = { mode: 'disabled', close: () => undefined, send: async () => undefined };
+  const queued = createQueuedMailer({ mailer: off, store, box: createSecretBox(randomBytes(32)), logger: pino({ level: 'silent' }) });
+  const mail = { to: 'c@example.rs', subject: 'S', text: 'T', html: '<p>T</p>', language: 'en', kind: 'new_device' };
+  const link = { id: 'l', account_id: 'a', purpose: 'not_me' as const, token_hash: 'h', data: null, created_at: 1, expires_at: 2, used_at: null };
+  await (await queued.keepWithLink(mail, link))();
+  expect(touched).toEqual([]);
+});

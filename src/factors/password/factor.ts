@@ -41,7 +41,7 @@ export function createPasswordFactor(deps: { accounts: Pick<AccountRepository, '
         if (found.account.status === 'active' && found.passwordHash && passwords.needsRehash(found.passwordHash)) {
           await accounts.setPasswordHash(found.account.id, await passwords.hash(parsed.data.password));
         }
-        return { accountId: found.account.id, amr: ['pwd'] };
+        return { accountId: found.account.id, amr: ['pwd'], account: found.account };
       },
     },
   };

@@ -5,8 +5,8 @@
  * token) is seen by the next request.
  */
 import { jest } from '@jest/globals';
-import { Agent } from '../../support/browserless.js';
-import { signIn } from '../../support/sign-in.js';
+import { Agent, type Page } from '../../support/browserless.js';
+import { signIn, submitForm } from '../../support/sign-in.js';
 import { kapijaForSuite, testService } from '../../support/kapija.js';
 import { stores } from '../../support/databases.js';
 import { createConsentRefusalRepository } from '../../../src/store/consent-refusals.js';
@@ -207,6 +207,39 @@ describe.each(stores())('on %s', (store) => {
     await expect(signIn(agent, authorize(), redirect, citizen)).rejects.toBe(resumed);
     expect(location).toMatch(/\/interaction\//); // signs in again: the session's level is above what the identity supports
   });
+  test('a password and TOTP sign-in from a new browser reads the account by id only at the resume, and the second factors once per step', async () => {
+    const { kapija, citizen, authorize, redirect } = await signedIn('openid');
+    const byId = jest.spyOn(kapija.accounts, 'findById');
+    const withIdentity = jest.spyOn(kapija.accounts, 'findByIdWithIdentity');
+    const types = jest.spyOn(kapija.credentials, 'enrolledTypes');
+    try {
+      const cb = await signIn(new Agent(), authorize(), redirect, citizen);
+      expect(cb.searchParams.get('code')).toBeTruthy();
+      // The password's own row decides the status, and the new-device notice is addressed with the
+      // row its device statement read: only the engine's resume reads the account by id (with its
+      // verified identity).
+      expect(byId).toHaveBeenCalledTimes(0);
+      expect(withIdentity).toHaveBeenCalledTimes(1);
+      // Once at the password (the re-enrolment check and the next step share it), once on the page.
+      expect(types).toHaveBeenCalledTimes(2);
+    } finally {
+      byId.mockRestore();
+      withIdentity.mockRestore();
+      types.mockRestore();
+    }
+    // The notice's "this wasn't me" link was kept (with its message) before the answer.
+    expect(await kapija.db('account_tokens').where({ account_id: citizen.account.id, purpose: 'not_me' })).toHaveLength(1);
+  });
+
+  test('a locked account is refused at the password, on the row the password was checked against', async () => {
+    const { kapija, citizen, authorize } = await testService(server);
+    await kapija.accounts.setStatus(citizen.account.id, 'locked');
+    const agent = new Agent();
+    const login = (await agent.follow(await agent.request(authorize()), () => false)) as Page;
+    const res = await submitForm(agent, login, /\/login$/, { username: citizen.username, password: citizen.password });
+    expect(res.status).toBe(403);
+  });
+
   test('a session read at the authorization endpoint with any client id a request names: an error page, never a 500', async () => {
     const { agent, authorize } = await signedIn('openid');
     for (const clientId of ['', '$x', '\\', 'a"b', 'a.b[0]', 'ćирилица', 'x'.repeat(300)]) {
