@@ -27,7 +27,7 @@ import { benchDatabase, setUpCitizens, CONCURRENCY, CORES, measured, REDIRECT, R
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
 const wanted = (name: string) => !ONLY || ONLY.has(/^\((\w)\)/.exec(name)?.[1] ?? name);
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const NODE_ARGS = [...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean), ...(process.env.BENCH_PERF === '1' ? ['--perf-basic-prof'] : [])];
 const FLOWS = Number(process.env.BENCH_FLOWS ?? 0);
 
 /** Follows bare oidc-provider's development login and consent pages to the callback. */
@@ -44,6 +44,36 @@ async function bareSignIn(agent: Agent, url: URL): Promise<URL> {
 }
 
 /** Peak RSS (VmHWM) in MB of a process and its children. */
+/**
+ * BENCH_PERF=1: Linux `perf` samples Kapija's processes on CPU (cpu-clock, with call graphs) while
+ * each workload's closed-loop measurement runs, into /tmp/kapija-perf/<workload>.data; Kapija runs
+ * with --perf-basic-prof so its JavaScript has names. `node bench/perf-summary.mjs <file>` groups
+ * the samples (kernel, garbage collection, each package and each of Kapija's modules). Unlike the
+ * V8 profiler, which samples the thread whether or not it runs, this counts only time on a CPU: on
+ * a machine shared by the load generator and PostgreSQL, a socket write that wakes PostgreSQL is
+ * otherwise charged with the time PostgreSQL then runs.
+ */
+const PERF = process.env.BENCH_PERF === '1';
+export const PERF_DIR = '/tmp/kapija-perf';
+async function underPerf<T extends { ops: number }>(name: string, pid: number, measure: () => Promise<T>): Promise<T> {
+  if (!PERF) return measure();
+  fs.mkdirSync(PERF_DIR, { recursive: true });
+  const pids = [pid, ...fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)].join(',');
+  const file = path.join(PERF_DIR, `${name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '')}.data`);
+  const perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-g', '-p', pids, '-o', file], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 300));
+  let result: T | undefined;
+  try {
+    result = await measure();
+    return result;
+  } finally {
+    perf.kill('SIGINT');
+    await new Promise((r) => perf.once('exit', r));
+    // The operations measured, for milliseconds per operation (perf-summary.mjs reads it).
+    if (result) fs.writeFileSync(`${file}.json`, JSON.stringify({ workload: name, ops: result.ops }));
+  }
+}
+
 function peakRss(pid: number): number[] {
   const read = (p: number) => statusMb(p, 'VmHWM');
   const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
@@ -200,7 +230,7 @@ async function main() {
     const inspectPort = FLOWS > 0 ? await freePort() : 0;
     const inspect = inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
     children.push(await startProcess([...NODE_ARGS, ...inspect, 'dist/src/main.js'], env, /"msg":"kapija listening"/));
-    children.push(await startProcess(['--import', 'tsx', 'bench/bare-provider.ts', String(bPort)], {}, /bare listening/));
+    children.push(await startProcess([...(PERF ? ['--perf-basic-prof'] : []), '--import', 'tsx', 'bench/bare-provider.ts', String(bPort)], {}, /bare listening/));
     const kw = workloads(issuer, client, []);
     const bw = workloads(bare, { id: 'bench', secret: 'bench-secret-bench-secret-bench-secret' }, []);
 
@@ -251,17 +281,17 @@ async function main() {
       const kapijaPid = children[0]!.pid!;
       const barePid = children[1]!.pid!;
       measured.pids = [kapijaPid];
-      if (wanted('(a)')) for (const c of [1, 8, 64]) log(await closed('(a) full sign-in', 'kapija', c, fullSignIn));
+      if (wanted('(a)')) for (const c of [1, 8, 64]) log(await underPerf(`(a) full sign-in c${c}`, kapijaPid, () => closed('(a) full sign-in', 'kapija', c, fullSignIn)));
       for (const n of names.filter(wanted)) {
         measured.pids = [kapijaPid];
-        const k = await closed(n, 'kapija', CONCURRENCY, kOps[n]);
+        const k = await underPerf(n, kapijaPid, () => closed(n, 'kapija', CONCURRENCY, kOps[n]));
         log(k);
         log({ ...(await open(n, 'kapija', k.rate / 2, kOps[n])), name: `${n} @ half peak` });
         // The in-memory adapter is an LRU of 1000 entries: earlier workloads evict the sessions and
         // tokens of the virtual users, so the bare side gets fresh ones before each workload.
         for (let i = 0; i < CONCURRENCY; i += 1) bVus[i] = await bareVu();
         measured.pids = [barePid];
-        const b = await closed(n, 'bare', CONCURRENCY, bOps[n]);
+        const b = await underPerf(`bare ${n}`, barePid, () => closed(n, 'bare', CONCURRENCY, bOps[n]));
         log(b);
         for (let i = 0; i < CONCURRENCY; i += 1) bVus[i] = await bareVu();
         log({ ...(await open(n, 'bare', b.rate / 2, bOps[n])), name: `${n} @ half peak` });
