@@ -76,6 +76,7 @@ const GROUPS = [
   ['logging (pino)', (k) => /^js (pino|sonic-boom|quick-format-unescaped|fast-redact|pino-std-serializers|thread-stream|on-exit-leak-free|atomic-sleep|safe-stable-stringify)$/.test(k)],
   ['metrics (prom-client)', (k) => /^js (prom-client|tdigest|bintrees)$/.test(k)],
   ['OpenSSL', (k) => k === 'openssl'],
+  ['argon2id', (k) => k === 'argon2'],
   ["Kapija's modules", (k) => k.startsWith('kapija ')],
 ];
 
