@@ -387,6 +387,26 @@ describe('flows review: CIBA, device grant, portal', () => {
     await b.kapija.accounts.setStatus(citizen.account.id, 'locked');
     expect((await atA('/token/introspection', { token: tokens.body.access_token! })).body).toEqual({ active: false });
   }, 60_000);
+
+  test('one finished sign-in resumed at both instances at once gives one answer', async () => {
+    const rp = await createTestClient(a.kapija, { redirect_uris: [REDIRECT] });
+    const config = await oidc.discovery(new URL(a.url), rp.clientId, rp.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
+    for (let round = 0; round < 3; round += 1) {
+      const citizen = await createTestAccount(a.kapija);
+      const agent = new Agent('en');
+      const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+      const login = await agent.follow(await agent.request(url), isCallback);
+      if (login instanceof URL) throw new Error('reached the service without signing in');
+      const totp = await agent.follow(await submitForm(agent, login, /\/login$/, { username: citizen.username, password: citizen.password }), isCallback);
+      if (totp instanceof URL) throw new Error('no second-factor step');
+      const done = await submitForm(agent, totp, /\/totp$/, { code: await nextTotpCode(citizen.totpSecret!) });
+      expect(done.status).toBe(303);
+      const resume = new URL(done.headers.get('location')!, done.url);
+      const both = await Promise.all([agent.request(resume), agent.request(resume.href.replace(a.url, b.url))]);
+      expect(both.map((r) => r.status).sort()).toEqual([303, 400]);
+    }
+  }, 60_000);
 });
 
 // Outgoing requests guarded as in production (the test default lifts the guard for local receivers).
