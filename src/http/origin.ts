@@ -18,12 +18,14 @@ export function pinOrigin(issuer: string) {
   const { origin, host, hostname } = new URL(issuer);
   return (ctx: Context, next: Next) => {
     const href = `${origin}${pathAndQuery(ctx.originalUrl)}`;
+    let url: URL | undefined;
     Object.defineProperties(ctx.request, {
       origin: { value: origin, configurable: true },
       href: { value: href, configurable: true },
       host: { value: host, configurable: true },
       hostname: { value: hostname, configurable: true },
-      URL: { value: new URL(href), configurable: true },
+      // Parsed when something asks for it (few requests do), as Koa's own getter does.
+      URL: { get: () => (url ??= new URL(href)), configurable: true },
     });
     return next();
   };
