@@ -7,6 +7,7 @@ import type { OidcPayloadRepository, OidcPayload, PayloadSave, FoundWithContext 
 import type { Account } from '../store/accounts.js';
 import type { AuditEntryInput } from '../store/audit.js';
 import type { ClientRepository } from '../store/clients.js';
+import type { SessionDeviceTouch } from '../store/session-devices.js';
 
 export type AdapterConstructor = new (name: string) => Adapter;
 
@@ -24,6 +25,9 @@ export type AdapterConstructor = new (name: string) => Adapter;
  *
  * Authorization responses: the authorization code is saved with the session save that ends the
  * request, in one statement, instead of a round trip each.
+ *
+ * Every session save in a request touches the session's device record in that same statement when
+ * a touch is due ({@link DeviceTouches}): the device row is never written without its session.
  */
 interface HeldWrites {
   /** The token grant being served (its consume is held), or undefined for an authorization response. */
@@ -170,8 +174,37 @@ export function createSaveBatcher(payloads: OidcPayloadRepository): (save: Paylo
 /** Models whose saves are batched: each value is new (a random id), so a batch never writes one row twice. */
 const BATCHED = new Set(['ClientCredentials']);
 
-export function createAdapterClass(payloads: OidcPayloadRepository, clients: ClientRepository): AdapterWithHeldWrites {
+/**
+ * Whether a session saved in a request is due a touch of its device record: the touch, and what to
+ * call if it was not written after all. Undefined when none is due.
+ */
+export type DeviceTouches = (
+  session: { uid: string; accountId: string },
+  request: { ip: string; userAgent: string },
+) => { touch: SessionDeviceTouch; failed(): void } | undefined;
+
+export function createAdapterClass(payloads: OidcPayloadRepository, clients: ClientRepository, deviceTouches?: DeviceTouches): AdapterWithHeldWrites {
   const batched = createSaveBatcher(payloads);
+  /**
+   * A session save: with the authorization code the request holds, and with the touch of its
+   * device record when one is due, in one step (one statement on PostgreSQL).
+   */
+  const saveSession = async (save: PayloadSave): Promise<void> => {
+    const ctx = Provider.ctx as (object & { ip?: string; get?(field: string): string }) | undefined;
+    const authorization = heldBy(ctx);
+    const saves = authorization && !authorization.grant ? [...authorization.saves.splice(0), save] : [save];
+    const { uid, accountId } = save.payload;
+    const due = ctx?.get && typeof uid === 'string' && typeof accountId === 'string' && accountId
+      ? deviceTouches?.({ uid, accountId }, { ip: ctx.ip ?? '', userAgent: ctx.get('user-agent') })
+      : undefined;
+    if (saves.length === 1 && !due) return payloads.upsert(save.model, save.id, save.payload, save.expiresInSeconds);
+    try {
+      await payloads.saveAll(saves, due?.touch);
+    } catch (err) {
+      due?.failed();
+      throw err;
+    }
+  };
   return class KnexAdapter implements Adapter {
     constructor(readonly name: string) {}
 
@@ -181,7 +214,8 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
       held.delete(ctx);
       const { grant, saves } = writes;
       const done = (written: Promise<void>) => written.then(() => false);
-      if (!grant) return done(payloads.saveAll(saves)); // what an authorization response saved after its session
+      // What an authorization response saved and no session save took along.
+      if (!grant) return saves.length > 0 ? done(payloads.saveAll(saves)) : false;
       if (ctx.status !== 200) return false; // a failed exchange leaves the presented code or token as it was
       if (!grant.consumed) return done(payloads.saveAll(saves));
       if (saves.length === 0) return done(payloads.consume(grant.consumes, grant.consumed));
@@ -204,12 +238,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         writes.saves.push(save);
         return;
       }
-      const authorization = this.name === 'Session' ? heldBy(Provider.ctx) : undefined;
-      if (authorization && !authorization.grant && authorization.saves.length > 0) {
-        const saves = [...authorization.saves.splice(0), save];
-        await payloads.saveAll(saves);
-        return;
-      }
+      if (this.name === 'Session') return saveSession(save);
       if (BATCHED.has(this.name)) return batched(save);
       await payloads.upsert(this.name, id, payload as OidcPayload, expiresIn);
     }

@@ -138,6 +138,36 @@ describe.each(stores())('on %s', (store) => {
     }
   });
 
+  test("single sign-on saves the session with its code, and touches the session's device in that step only when one is due", async () => {
+    const { kapija, citizen, agent, authorize, redirect } = await signedIn('openid');
+    const saves = jest.spyOn(kapija.payloads, 'saveAll');
+    const upserts = jest.spyOn(kapija.payloads, 'upsert');
+    const touches = jest.spyOn(kapija.repos.sessionDevices, 'touch');
+    const sso = async (headers?: Record<string, string>) => {
+      saves.mockClear();
+      const cb = await agent.follow(await agent.request(authorize(), { headers }), (u) => u.href.startsWith(redirect));
+      if (!(cb instanceof URL)) throw new Error('no single sign-on');
+      return saves.mock.calls.map(([written, device]) => ({ models: written.map((x) => x.model), device }));
+    };
+    try {
+      // Seen from this browser at the resume a moment ago: no touch is due.
+      expect(await sso()).toEqual([{ models: ['AuthorizationCode', 'Session'], device: undefined }]);
+      // Another user agent on the same session: touched in the statement that saves the session.
+      expect(await sso({ 'user-agent': 'Other/2' })).toEqual([
+        { models: ['AuthorizationCode', 'Session'], device: expect.objectContaining({ accountId: citizen.account.id, userAgent: 'Other/2' }) },
+      ]);
+      expect(upserts).not.toHaveBeenCalled();
+      expect(touches).not.toHaveBeenCalled();
+    } finally {
+      saves.mockRestore();
+      upserts.mockRestore();
+      touches.mockRestore();
+    }
+    const devices = await kapija.repos.sessionDevices.listForAccount(citizen.account.id);
+    expect(devices).toHaveLength(1); // one session: the first use fixed where it started
+    expect(devices[0]!.userAgent).not.toBe('Other/2');
+  });
+
   test('an identity that expired between two requests is seen by the next single sign-on', async () => {
     const { kapija, citizen, agent, authorize, redirect } = await signedIn('openid');
     const before = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(redirect));
@@ -170,6 +200,9 @@ describe.each(stores())('on %s', (store) => {
       identity: jest.spyOn(kapija.identity, 'find'),
       byId: jest.spyOn(kapija.accounts, 'findById'),
       withIdentity: jest.spyOn(kapija.accounts, 'findByIdWithIdentity'),
+      upsert: jest.spyOn(kapija.payloads, 'upsert'),
+      saveAll: jest.spyOn(kapija.payloads, 'saveAll'),
+      touch: jest.spyOn(kapija.repos.sessionDevices, 'touch'),
     };
     const counts = () => Object.fromEntries(Object.entries(spies).map(([name, spy]) => [name, spy.mock.calls.length]));
     const atResume: Record<string, number>[] = [];
@@ -180,7 +213,12 @@ describe.each(stores())('on %s', (store) => {
         else atResume.push(Object.fromEntries(Object.entries(counts()).map(([name, n]) => [name, n - before[name]!])));
       });
       const cb = await signIn(agent, authorize(), redirect, { ...citizen, consent: false }); // no consent page: the earlier one is carried over
-      expect(atResume).toEqual([{ latestGrant: 1, refusals: 0, identity: 0, byId: 0, withIdentity: 1 }]);
+      // Written: the grant carried over, then the session with its code and its device touch in one step.
+      expect(atResume).toEqual([{ latestGrant: 1, refusals: 0, identity: 0, byId: 0, withIdentity: 1, upsert: 1, saveAll: 1, touch: 0 }]);
+      expect(spies.upsert.mock.calls.at(-1)![0]).toBe('Grant');
+      const [written, device] = spies.saveAll.mock.calls.at(-1)!;
+      expect(written.map((x) => x.model)).toEqual(['AuthorizationCode', 'Session']);
+      expect(device).toMatchObject({ accountId: citizen.account.id, sessionUid: written[1]!.payload.uid });
       const tokens = await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: redirect });
       expect(tokens.status).toBe(200);
       const idToken = JSON.parse(Buffer.from(tokens.body.id_token!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
