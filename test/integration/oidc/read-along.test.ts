@@ -213,12 +213,12 @@ describe.each(stores())('on %s', (store) => {
         else atResume.push(Object.fromEntries(Object.entries(counts()).map(([name, n]) => [name, n - before[name]!])));
       });
       const cb = await signIn(agent, authorize(), redirect, { ...citizen, consent: false }); // no consent page: the earlier one is carried over
-      // Written: the grant carried over, then the session with its code and its device touch in one step.
-      expect(atResume).toEqual([{ latestGrant: 1, refusals: 0, identity: 0, byId: 0, withIdentity: 1, upsert: 1, saveAll: 1, touch: 0 }]);
-      expect(spies.upsert.mock.calls.at(-1)![0]).toBe('Grant');
+      // Written in one step: the grant carried over, the code, the session and its device touch.
+      expect(atResume).toEqual([{ latestGrant: 1, refusals: 0, identity: 0, byId: 0, withIdentity: 1, upsert: 0, saveAll: 1, touch: 0 }]);
       const [written, device] = spies.saveAll.mock.calls.at(-1)!;
-      expect(written.map((x) => x.model)).toEqual(['AuthorizationCode', 'Session']);
-      expect(device).toMatchObject({ accountId: citizen.account.id, sessionUid: written[1]!.payload.uid });
+      expect(written.map((x) => x.model)).toEqual(['Grant', 'AuthorizationCode', 'Session']);
+      expect(written[1]!.payload.grantId).toBe(written[0]!.id);
+      expect(device).toMatchObject({ accountId: citizen.account.id, sessionUid: written[2]!.payload.uid });
       const tokens = await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: redirect });
       expect(tokens.status).toBe(200);
       const idToken = JSON.parse(Buffer.from(tokens.body.id_token!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
@@ -229,6 +229,64 @@ describe.each(stores())('on %s', (store) => {
     } finally {
       Object.values(spies).forEach((spy) => spy.mockRestore());
     }
+  });
+
+  test('a consent asked again at the resume is started with the grant carried over, written together, and finds it', async () => {
+    const { kapija, citizen, authorize, redirect, token } = await signedIn('openid email');
+    const saves = jest.spyOn(kapija.payloads, 'saveAll');
+    const upserts = jest.spyOn(kapija.payloads, 'upsert');
+    const atResume: { models: string[]; grantIds: unknown[] }[][] = [];
+    try {
+      const agent = aroundResumes(new Agent(), (when) => {
+        if (when === 'before') {
+          saves.mockClear();
+          upserts.mockClear();
+        } else {
+          expect(upserts.mock.calls.map(([model]) => model)).toEqual([]);
+          atResume.push(saves.mock.calls.map(([written]) => ({ models: written.map((x) => x.model), grantIds: written.map((x) => x.payload.grantId ?? x.id) })));
+        }
+      });
+      // prompt=consent: the resume after the sign-in starts a consent interaction naming the grant
+      // carried over; both are written in one step, then the session.
+      const cb = await signIn(agent, authorize({ prompt: 'consent' }), redirect, citizen);
+      const [signInResume, consentResume] = atResume;
+      expect(signInResume!.map((x) => x.models)).toEqual([['Grant', 'Interaction'], ['Session']]);
+      expect(signInResume![0]!.grantIds[1]).toBe(signInResume![0]!.grantIds[0]);
+      expect(consentResume!.map((x) => x.models)).toEqual([['AuthorizationCode', 'Session']]);
+      const tokens = await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: redirect });
+      expect(tokens.status).toBe(200);
+      expect(await kapija.payloads.find('Grant', String(consentResume![0]!.grantIds[0]))).toMatchObject({ accountId: citizen.account.id });
+    } finally {
+      saves.mockRestore();
+      upserts.mockRestore();
+    }
+  });
+
+  test('a consent interaction that fails to be written leaves the grant to the session save, which names it', async () => {
+    const { kapija, citizen, rp, authorize, redirect } = await signedIn('openid email');
+    const saveAll = kapija.payloads.saveAll.bind(kapija.payloads);
+    const saves = jest.spyOn(kapija.payloads, 'saveAll').mockImplementation(async (written, device) => {
+      if (written.some((x) => x.model === 'Interaction')) throw new Error('connection lost');
+      return saveAll(written, device);
+    });
+    const resumed = new Error('resumed');
+    let status = 0;
+    try {
+      const agent = aroundResumes(new Agent(), (when, page) => {
+        if (when === 'after') {
+          status = page!.status;
+          throw resumed;
+        }
+      });
+      await expect(signIn(agent, authorize({ prompt: 'consent' }), redirect, citizen)).rejects.toBe(resumed);
+    } finally {
+      saves.mockRestore();
+    }
+    expect(status).toBeGreaterThanOrEqual(400); // the consent could not be started
+    const sessions = await kapija.payloads.listByAccount(citizen.account.id, 'Session');
+    const named = sessions.map((x) => (x.payload.authorizations as Record<string, { grantId?: string }> | undefined)?.[rp.clientId]?.grantId);
+    expect(named).toHaveLength(2); // the first sign-in's and this one's
+    for (const grantId of named) expect(await kapija.payloads.find('Grant', grantId!)).toMatchObject({ accountId: citizen.account.id });
   });
 
   test('an identity that expires between the last sign-in step and the resume is seen by the resume', async () => {
