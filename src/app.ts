@@ -44,7 +44,7 @@ import { createSignInThrottles } from './security/sign-in-throttles.js';
 import { accountReadAlong, identityReadAlong, keepIdentityAlong, mandateReadAlong, createAdapterClass, refusalsReadAlong } from './oidc/adapter.js';
 import { createFindAccount, createPairwiseSubject } from './oidc/accounts.js';
 import { createKeyManager, type KeyManager, type KeySet } from './oidc/keys.js';
-import { createEngine, touchSessionDevices, type Engine, type EngineDeps } from './oidc/engine.js';
+import { createEngine, sessionDeviceTouches, type Engine, type EngineDeps } from './oidc/engine.js';
 import { createSessionService, type SessionService } from './oidc/sessions.js';
 import { createOwnSignIn } from './http/own-sign-in.js';
 import { createAccountRouter } from './account/router.js';
@@ -532,7 +532,7 @@ function createEngineFor(
     wallet: d.wallet,
     logger: d.logger,
     keys: d.keys,
-    adapter: createAdapterClass(handles.payloads, handles.clients),
+    adapter: createAdapterClass(handles.payloads, handles.clients, sessionDeviceTouches()),
     // A token made under a mandate answers for the principal, with the representative in `act` (mandates/represented-account.ts).
     findAccount: withRepresentation(
       createFindAccount(accountWithIdentity, accountReadAlong, async (accountId, clientId) => refusalsReadAlong(accountId, clientId) ?? repos.refusals.list(accountId, clientId), identityOf),
@@ -555,7 +555,6 @@ function createEngineFor(
       await d.events.emit('data.released', { ...release, recorded: true });
     },
     releaseRecord: releaseEntry,
-    onSessionSaved: touchSessionDevices(repos.sessionDevices),
     // CIBA: who a login_hint names, and each request in the citizen's ledger (ciba/service.ts).
     ciba: createCibaHooks({ ...cibaDeps(handles), events: d.events, throttleStorage: repos.rateLimits }),
     pages: { ...enginePages(d.render, d.errors), device: d.devicePages },

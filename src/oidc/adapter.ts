@@ -7,6 +7,7 @@ import type { OidcPayloadRepository, OidcPayload, PayloadSave, FoundWithContext 
 import type { Account } from '../store/accounts.js';
 import type { AuditEntryInput } from '../store/audit.js';
 import type { ClientRepository } from '../store/clients.js';
+import type { SessionDeviceTouch } from '../store/session-devices.js';
 
 export type AdapterConstructor = new (name: string) => Adapter;
 
@@ -22,8 +23,16 @@ export type AdapterConstructor = new (name: string) => Adapter;
  * ({@link AdapterWithHeldWrites.settle}); if anything fails first, nothing is written and the
  * presented code or token stays usable. Two requests racing with one code or token: one write lands.
  *
- * Authorization responses: the authorization code is saved with the session save that ends the
- * request, in one statement, instead of a round trip each.
+ * Authorization responses: the grant the request makes (the consent carried over from an earlier
+ * session, provider.ts loadExistingGrant) and the authorization code are saved with the first write
+ * that may name them — the interaction the request starts, or the session save that ends the
+ * request — in one statement, instead of a round trip each. Nothing is ever written naming a held
+ * grant without it. A held grant is answered from the held saves when the request reads it, and its
+ * destroy or revocation drops what it held; whatever no save took along is written by
+ * {@link AdapterWithHeldWrites.settle} before the response.
+ *
+ * Every session save in a request touches the session's device record in that same statement when
+ * a touch is due ({@link DeviceTouches}): the device row is never written without its session.
  */
 interface HeldWrites {
   /** The token grant being served (its consume is held), or undefined for an authorization response. */
@@ -170,8 +179,45 @@ export function createSaveBatcher(payloads: OidcPayloadRepository): (save: Paylo
 /** Models whose saves are batched: each value is new (a random id), so a batch never writes one row twice. */
 const BATCHED = new Set(['ClientCredentials']);
 
-export function createAdapterClass(payloads: OidcPayloadRepository, clients: ClientRepository): AdapterWithHeldWrites {
+/**
+ * Whether a session saved in a request is due a touch of its device record: the touch, and what to
+ * call if it was not written after all. Undefined when none is due.
+ */
+export type DeviceTouches = (
+  session: { uid: string; accountId: string },
+  request: { ip: string; userAgent: string },
+) => { touch: SessionDeviceTouch; failed(): void } | undefined;
+
+/**
+ * A session or interaction save: with the grant and authorization code the request holds, and (a
+ * session) with the touch of its device record when one is due, in one step (one statement on
+ * PostgreSQL).
+ */
+function heldSaver(payloads: OidcPayloadRepository, deviceTouches: DeviceTouches | undefined): (save: PayloadSave) => Promise<void> {
+  return async (save) => {
+    const ctx = Provider.ctx as (object & { ip?: string; get?(field: string): string }) | undefined;
+    const authorization = heldAuthorization(ctx);
+    const taken = authorization ? authorization.saves.splice(0) : [];
+    const saves = [...taken, save];
+    const { uid, accountId } = save.payload;
+    const due = save.model === 'Session' && ctx?.get && typeof uid === 'string' && typeof accountId === 'string' && accountId
+      ? deviceTouches?.({ uid, accountId }, { ip: ctx.ip ?? '', userAgent: ctx.get('user-agent') })
+      : undefined;
+    if (saves.length === 1 && !due) return payloads.upsert(save.model, save.id, save.payload, save.expiresInSeconds);
+    try {
+      await payloads.saveAll(saves, due?.touch);
+    } catch (err) {
+      due?.failed();
+      // The session the request still saves names the held grant: it takes it along instead.
+      if (save.model === 'Interaction') authorization?.saves.unshift(...taken);
+      throw err;
+    }
+  };
+}
+
+export function createAdapterClass(payloads: OidcPayloadRepository, clients: ClientRepository, deviceTouches?: DeviceTouches): AdapterWithHeldWrites {
   const batched = createSaveBatcher(payloads);
+  const saveWithHeld = heldSaver(payloads, deviceTouches);
   return class KnexAdapter implements Adapter {
     constructor(readonly name: string) {}
 
@@ -181,7 +227,8 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
       held.delete(ctx);
       const { grant, saves } = writes;
       const done = (written: Promise<void>) => written.then(() => false);
-      if (!grant) return done(payloads.saveAll(saves)); // what an authorization response saved after its session
+      // What an authorization response saved and no session save took along.
+      if (!grant) return saves.length > 0 ? done(payloads.saveAll(saves)) : false;
       if (ctx.status !== 200) return false; // a failed exchange leaves the presented code or token as it was
       if (!grant.consumed) return done(payloads.saveAll(saves));
       if (saves.length === 0) return done(payloads.consume(grant.consumes, grant.consumed));
@@ -204,12 +251,7 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         writes.saves.push(save);
         return;
       }
-      const authorization = this.name === 'Session' ? heldBy(Provider.ctx) : undefined;
-      if (authorization && !authorization.grant && authorization.saves.length > 0) {
-        const saves = [...authorization.saves.splice(0), save];
-        await payloads.saveAll(saves);
-        return;
-      }
+      if (this.name === 'Session' || this.name === 'Interaction') return saveWithHeld(save);
       if (BATCHED.has(this.name)) return batched(save);
       await payloads.upsert(this.name, id, payload as OidcPayload, expiresIn);
     }
@@ -226,6 +268,8 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
         return (await payloads.claimInteraction(id)) as AdapterPayload | undefined;
       }
       if (this.name === 'Grant') {
+        const mine = heldAuthorization(ctx)?.saves.findLast((x) => x.model === 'Grant' && x.id === id);
+        if (mine) return structuredClone(mine.payload) as AdapterPayload;
         const kept = readAlong.get(ctx)?.grants;
         if (kept?.has(id)) return structuredClone(kept.get(id)) as AdapterPayload | undefined;
       }
@@ -288,12 +332,14 @@ export function createAdapterClass(payloads: OidcPayloadRepository, clients: Cli
 
     async destroy(id: string): Promise<void> {
       forget(this.name, id);
+      drop((x) => x.model === this.name && x.id === id);
       if (this.name === 'Interaction' && claimedHere(id)) return;
       await payloads.destroy(this.name, id);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       forget('Grant', grantId);
+      drop((x) => x.model !== 'Grant' && x.payload.grantId === grantId);
       await payloads.revokeByGrantId(grantId);
     }
   };
@@ -312,8 +358,20 @@ function heldFor(model: string): HeldWrites | undefined {
     if (!consumes || (model !== consumes && !ISSUED.has(model))) return undefined;
     return heldBy(ctx) ?? hold(ctx, { grant: { consumes }, saves: [] });
   }
-  if (model === 'AuthorizationCode' && AUTHORIZATION_ROUTES.has(route)) return heldBy(ctx) ?? hold(ctx, { saves: [] });
+  if ((model === 'AuthorizationCode' || model === 'Grant') && AUTHORIZATION_ROUTES.has(route)) return heldBy(ctx) ?? hold(ctx, { saves: [] });
   return undefined;
+}
+
+/** The writes an authorization response holds (none for a token grant). */
+function heldAuthorization(ctx: object | undefined): HeldWrites | undefined {
+  const writes = heldBy(ctx);
+  return writes && !writes.grant ? writes : undefined;
+}
+
+/** Drops what an authorization response holds and the request destroyed or revoked before it was written. */
+function drop(destroyed: (save: PayloadSave) => boolean): void {
+  const writes = heldAuthorization(Provider.ctx as object | undefined);
+  if (writes) writes.saves = writes.saves.filter((x) => !destroyed(x));
 }
 
 const heldBy = (ctx: object | undefined) => (ctx ? held.get(ctx) : undefined);

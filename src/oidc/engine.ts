@@ -7,7 +7,7 @@
 import type { Context, Next } from 'koa';
 import mount from 'koa-mount';
 import type Provider from 'oidc-provider';
-import type { SessionDeviceRepository } from '../store/session-devices.js';
+import type { DeviceTouches } from './adapter.js';
 import type { KeySet } from './keys.js';
 import { createProvider, type ProviderDeps } from './provider.js';
 
@@ -68,18 +68,26 @@ export function createEngine(deps: EngineDeps): Engine {
 }
 
 /**
- * oidc-provider saves the session on every request that uses it; "last seen" is kept to the
- * minute, so a session seen again from the same device within a minute costs no write.
+ * oidc-provider saves the session on every request that uses it, and the adapter touches its device
+ * record with the save (oidc/adapter.ts). "Last seen" is kept to the minute: a session seen again
+ * from the same device (same IP and user agent) within a minute of its last touch costs no write.
+ * A touch whose save failed is forgotten, so the next save touches again.
  */
-export function touchSessionDevices(devices: SessionDeviceRepository): NonNullable<ProviderDeps['onSessionSaved']> {
+export function sessionDeviceTouches(now: () => number = Date.now): DeviceTouches {
   const recentlySeen = new Map<string, { ip: string; userAgent: string; at: number }>();
   return (session, request) => {
-    const at = Date.now();
+    const at = now();
     const seen = recentlySeen.get(session.uid);
-    if (seen && seen.ip === request.ip && seen.userAgent === request.userAgent && at - seen.at < 60_000) return Promise.resolve();
+    if (seen && seen.ip === request.ip && seen.userAgent === request.userAgent && at - seen.at < 60_000) return undefined;
     if (recentlySeen.size >= 10_000) recentlySeen.clear();
-    recentlySeen.set(session.uid, { ...request, at });
-    return devices.touch({ sessionUid: session.uid, accountId: session.accountId, ...request });
+    const entry = { ...request, at };
+    recentlySeen.set(session.uid, entry);
+    return {
+      touch: { sessionUid: session.uid, accountId: session.accountId, ...request },
+      failed: () => {
+        if (recentlySeen.get(session.uid) === entry) recentlySeen.delete(session.uid);
+      },
+    };
   };
 }
 

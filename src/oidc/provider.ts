@@ -99,8 +99,6 @@ export interface ProviderDeps {
    * (the adapter's held writes), so no token leaves without its entry.
    */
   releaseRecord?(release: Release): AuditEntryInput;
-  /** Called whenever a sign-in session is saved, with the request it was saved in. */
-  onSessionSaved?(session: { uid: string; accountId: string }, request: { ip: string; userAgent: string }): Promise<void>;
   /** The pairwise subject of an account within a sector (see createPairwiseSubject). */
   pairwiseSubject(sector: string, accountId: string): string;
   /**
@@ -181,7 +179,7 @@ function clientTtl(client: { metadata(): Record<string, unknown> } | undefined, 
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, onRelease, releaseRecord, onSessionSaved, pairwiseSubject, identityLevel, representationGrant, introspecting, wallet, ciba }: ProviderDeps): Provider {
+export function createProvider({ config, adapter, keys, findAccount, pages, logger, findGrant, onRelease, releaseRecord, pairwiseSubject, identityLevel, representationGrant, introspecting, wallet, ciba }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter,
     findAccount,
@@ -304,7 +302,7 @@ export function createProvider({ config, adapter, keys, findAccount, pages, logg
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
   provider.maxIpsCount = config.trustProxy ? config.trustProxyHops : 0;
-  hookEngine(provider, { config, logger, adapter, onRelease, releaseRecord, onSessionSaved });
+  hookEngine(provider, { config, logger, adapter, onRelease, releaseRecord });
   return provider;
 }
 
@@ -503,11 +501,11 @@ function ttlPolicy(config: Config): Configuration['ttl'] {
 
 /**
  * What Kapija adds around a built engine: outage and error reporting, response hardening, the
- * ledger of data releases, the adapter's held writes and the session-device record.
+ * ledger of data releases and the adapter's held writes.
  */
 function hookEngine(
   provider: Provider,
-  { config, logger, adapter, onRelease, releaseRecord, onSessionSaved }: Pick<ProviderDeps, 'config' | 'logger' | 'adapter' | 'onRelease' | 'releaseRecord' | 'onSessionSaved'>,
+  { config, logger, adapter, onRelease, releaseRecord }: Pick<ProviderDeps, 'config' | 'logger' | 'adapter' | 'onRelease' | 'releaseRecord'>,
 ): void {
 
   // A database outage inside the engine is a 503 "temporarily_unavailable", not a 500.
@@ -596,16 +594,6 @@ function hookEngine(
       await next();
       const release = releaseRecord && ctx.status === 200 && ctx.oidc?.route === 'token' ? releaseOf(ctx as KoaContextWithOIDC) : undefined;
       if (await settle(ctx, release && releaseRecord!(release))) (ctx.state as ReleaseState).kapijaRecordedRelease = release;
-    });
-  }
-  if (onSessionSaved) {
-    provider.on('session.saved', (session: { uid?: string; accountId?: string }) => {
-      const ctx = Provider.ctx as Context | undefined;
-      if (!ctx || !session.uid || !session.accountId) return;
-      onSessionSaved(
-        { uid: session.uid, accountId: session.accountId },
-        { ip: ctx.ip, userAgent: ctx.get('user-agent') },
-      ).catch((err: unknown) => logger.error({ err }, 'recording a session device failed'));
     });
   }
 }

@@ -6,6 +6,7 @@ import { ACCOUNT_COLUMNS, toAccount, type Account, type AccountRow } from './acc
 import { pgAppendSql, pgAppendValues, sqliteAppendIn, withChainRetry, type AuditEntryInput } from './audit.js';
 import { isPostgres, jsonObjectOf, statement, type Db } from './db.js';
 import { IDENTITY_COLUMNS } from './identities.js';
+import { touchSql, touchValues, type SessionDeviceTouch } from './session-devices.js';
 
 export type OidcPayload = Record<string, unknown> & {
   grantId?: string;
@@ -62,8 +63,12 @@ export interface OidcPayloadRepository {
   findWithContext(models: readonly string[], id: string, clientId?: string): Promise<FoundWithContext>;
   findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
   consume(model: string, id: string): Promise<void>;
-  /** Saves several artefacts in one step (one statement on PostgreSQL): all or nothing. */
-  saveAll(saves: readonly PayloadSave[]): Promise<void>;
+  /**
+   * Saves several artefacts in one step (one statement on PostgreSQL): all or nothing. With
+   * `device`, the session among them is also touched in its device record (store/session-devices.ts)
+   * in that step: the device row is written only with the saves, never without them.
+   */
+  saveAll(saves: readonly PayloadSave[], device?: SessionDeviceTouch): Promise<void>;
   /**
    * Marks `consumedId` of `model` consumed and saves `saves` in one step: all or nothing. False
    * (and nothing written) when `consumedId` was already consumed or is gone — a concurrent reuse.
@@ -309,14 +314,22 @@ function preparedStatements(db: Db) {
     `${INSERT_ROWS}
      ${RESAVE}`,
   );
-  return { UPSERT, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg };
+  // The same with a session's device touch, written only once the session's row is.
+  const saveAllAndTouchPg = statement(
+    db,
+    'payload_save_all_touch',
+    `with saved as (${INSERT_ROWS} ${RESAVE} returning model),
+     touched as (${touchSql("exists (select 1 from saved where model = 'Session')")})
+     select model from saved`,
+  );
+  return { UPSERT, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg, saveAllAndTouchPg };
 }
 
 export function createOidcPayloadRepository(db: Db, now: () => number = Date.now): OidcPayloadRepository {
   const live = (q: ReturnType<Db>) =>
     q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now()));
 
-  const { UPSERT, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg } = preparedStatements(db);
+  const { UPSERT, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg, saveAllAndTouchPg } = preparedStatements(db);
   const rowOf = (model: string, id: string, payload: OidcPayload, expiresIn: number | undefined) => [
     model,
     id,
@@ -355,15 +368,18 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
     async consume(model, id) {
       await sql.consume([now(), model, id]);
     },
-    async saveAll(saves) {
+    async saveAll(saves, device) {
       const rows = rowsOf(saves);
       if (rows.length === 0) return;
+      if (device && !saves.some((x) => x.model === 'Session' && x.payload.uid === device.sessionUid)) throw new Error('a device is touched with its session');
       if (isPostgres(db)) {
-        await saveAllPg(columnsOf(rows));
+        if (device) await saveAllAndTouchPg([...columnsOf(rows), ...touchValues(device, now())]);
+        else await saveAllPg(columnsOf(rows));
         return;
       }
       await db.transaction(async (trx) => {
         for (const row of rows) await trx.raw(UPSERT, row);
+        if (device) await trx.raw(touchSql(), touchValues(device, now()));
       });
     },
     async consumeAndSave(model, consumedId, saves, record) {

@@ -13,9 +13,37 @@ export interface SessionDevice {
   readonly lastSeenAt: Date;
 }
 
+/** A use of a session from a device: the first fixes where it started, each later one when it was last seen. */
+export interface SessionDeviceTouch {
+  readonly sessionUid: string;
+  readonly accountId: string;
+  readonly ip: string;
+  readonly userAgent: string;
+}
+
+const TOUCH_INTO = 'insert into session_devices (session_uid, account_id, ip, user_agent, created_at, last_seen_at)';
+const TOUCH_CONFLICT = 'on conflict (session_uid) do update set last_seen_at = excluded.last_seen_at';
+
+/**
+ * The touch as an insert taking {@link touchValues}. With `when` (PostgreSQL, inside a larger
+ * statement: see OidcPayloadRepository.saveAll), the row is written only if that condition holds.
+ */
+export function touchSql(when?: string): string {
+  if (!when) return `${TOUCH_INTO} values (?, ?, ?, ?, ?, ?) ${TOUCH_CONFLICT}`;
+  return `${TOUCH_INTO} select ?::text, ?::text, ?::text, ?::text, ?::bigint, ?::bigint where ${when} ${TOUCH_CONFLICT}`;
+}
+
+/** The values of {@link touchSql}, in order. */
+export function touchValues(input: SessionDeviceTouch, at: number): (string | number | null)[] {
+  return [input.sessionUid, input.accountId, storedIp(input.ip), input.userAgent.slice(0, 300), at, at];
+}
+
 export interface SessionDeviceRepository {
-  /** Records a use of the session; the first use fixes where it started. */
-  touch(input: { sessionUid: string; accountId: string; ip: string; userAgent: string }, at?: number): Promise<void>;
+  /**
+   * Records a use of the session on its own. A session saved by the engine is touched in the same
+   * step as its save instead (OidcPayloadRepository.saveAll).
+   */
+  touch(input: SessionDeviceTouch, at?: number): Promise<void>;
   listForAccount(accountId: string): Promise<SessionDevice[]>;
   deleteForAccount(accountId: string, trx?: Db): Promise<number>;
 }
@@ -30,16 +58,10 @@ interface Row {
 }
 
 export function createSessionDeviceRepository(db: Db, now: () => number = Date.now): SessionDeviceRepository {
-  // Every session save (each sign-in and single sign-on) touches its row: prepared once per connection.
-  const upsert = statement(
-    db,
-    'session_device_touch',
-    `insert into session_devices (session_uid, account_id, ip, user_agent, created_at, last_seen_at) values (?, ?, ?, ?, ?, ?)
-     on conflict (session_uid) do update set last_seen_at = excluded.last_seen_at`,
-  );
+  const upsert = statement(db, 'session_device_touch', touchSql());
   return {
     async touch(input, at = now()) {
-      await upsert([input.sessionUid, input.accountId, storedIp(input.ip), input.userAgent.slice(0, 300), at, at]);
+      await upsert(touchValues(input, at));
     },
     async listForAccount(accountId) {
       const rows = (await db('session_devices').where({ account_id: accountId })) as Row[];

@@ -138,6 +138,36 @@ describe.each(stores())('on %s', (store) => {
     }
   });
 
+  test("single sign-on saves the session with its code, and touches the session's device in that step only when one is due", async () => {
+    const { kapija, citizen, agent, authorize, redirect } = await signedIn('openid');
+    const saves = jest.spyOn(kapija.payloads, 'saveAll');
+    const upserts = jest.spyOn(kapija.payloads, 'upsert');
+    const touches = jest.spyOn(kapija.repos.sessionDevices, 'touch');
+    const sso = async (headers?: Record<string, string>) => {
+      saves.mockClear();
+      const cb = await agent.follow(await agent.request(authorize(), { headers }), (u) => u.href.startsWith(redirect));
+      if (!(cb instanceof URL)) throw new Error('no single sign-on');
+      return saves.mock.calls.map(([written, device]) => ({ models: written.map((x) => x.model), device }));
+    };
+    try {
+      // Seen from this browser at the resume a moment ago: no touch is due.
+      expect(await sso()).toEqual([{ models: ['AuthorizationCode', 'Session'], device: undefined }]);
+      // Another user agent on the same session: touched in the statement that saves the session.
+      expect(await sso({ 'user-agent': 'Other/2' })).toEqual([
+        { models: ['AuthorizationCode', 'Session'], device: expect.objectContaining({ accountId: citizen.account.id, userAgent: 'Other/2' }) },
+      ]);
+      expect(upserts).not.toHaveBeenCalled();
+      expect(touches).not.toHaveBeenCalled();
+    } finally {
+      saves.mockRestore();
+      upserts.mockRestore();
+      touches.mockRestore();
+    }
+    const devices = await kapija.repos.sessionDevices.listForAccount(citizen.account.id);
+    expect(devices).toHaveLength(1); // one session: the first use fixed where it started
+    expect(devices[0]!.userAgent).not.toBe('Other/2');
+  });
+
   test('an identity that expired between two requests is seen by the next single sign-on', async () => {
     const { kapija, citizen, agent, authorize, redirect } = await signedIn('openid');
     const before = await agent.follow(await agent.request(authorize()), (u) => u.href.startsWith(redirect));
@@ -170,6 +200,9 @@ describe.each(stores())('on %s', (store) => {
       identity: jest.spyOn(kapija.identity, 'find'),
       byId: jest.spyOn(kapija.accounts, 'findById'),
       withIdentity: jest.spyOn(kapija.accounts, 'findByIdWithIdentity'),
+      upsert: jest.spyOn(kapija.payloads, 'upsert'),
+      saveAll: jest.spyOn(kapija.payloads, 'saveAll'),
+      touch: jest.spyOn(kapija.repos.sessionDevices, 'touch'),
     };
     const counts = () => Object.fromEntries(Object.entries(spies).map(([name, spy]) => [name, spy.mock.calls.length]));
     const atResume: Record<string, number>[] = [];
@@ -180,7 +213,12 @@ describe.each(stores())('on %s', (store) => {
         else atResume.push(Object.fromEntries(Object.entries(counts()).map(([name, n]) => [name, n - before[name]!])));
       });
       const cb = await signIn(agent, authorize(), redirect, { ...citizen, consent: false }); // no consent page: the earlier one is carried over
-      expect(atResume).toEqual([{ latestGrant: 1, refusals: 0, identity: 0, byId: 0, withIdentity: 1 }]);
+      // Written in one step: the grant carried over, the code, the session and its device touch.
+      expect(atResume).toEqual([{ latestGrant: 1, refusals: 0, identity: 0, byId: 0, withIdentity: 1, upsert: 0, saveAll: 1, touch: 0 }]);
+      const [written, device] = spies.saveAll.mock.calls.at(-1)!;
+      expect(written.map((x) => x.model)).toEqual(['Grant', 'AuthorizationCode', 'Session']);
+      expect(written[1]!.payload.grantId).toBe(written[0]!.id);
+      expect(device).toMatchObject({ accountId: citizen.account.id, sessionUid: written[2]!.payload.uid });
       const tokens = await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: redirect });
       expect(tokens.status).toBe(200);
       const idToken = JSON.parse(Buffer.from(tokens.body.id_token!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
@@ -191,6 +229,64 @@ describe.each(stores())('on %s', (store) => {
     } finally {
       Object.values(spies).forEach((spy) => spy.mockRestore());
     }
+  });
+
+  test('a consent asked again at the resume is started with the grant carried over, written together, and finds it', async () => {
+    const { kapija, citizen, authorize, redirect, token } = await signedIn('openid email');
+    const saves = jest.spyOn(kapija.payloads, 'saveAll');
+    const upserts = jest.spyOn(kapija.payloads, 'upsert');
+    const atResume: { models: string[]; grantIds: unknown[] }[][] = [];
+    try {
+      const agent = aroundResumes(new Agent(), (when) => {
+        if (when === 'before') {
+          saves.mockClear();
+          upserts.mockClear();
+        } else {
+          expect(upserts.mock.calls.map(([model]) => model)).toEqual([]);
+          atResume.push(saves.mock.calls.map(([written]) => ({ models: written.map((x) => x.model), grantIds: written.map((x) => x.payload.grantId ?? x.id) })));
+        }
+      });
+      // prompt=consent: the resume after the sign-in starts a consent interaction naming the grant
+      // carried over; both are written in one step, then the session.
+      const cb = await signIn(agent, authorize({ prompt: 'consent' }), redirect, citizen);
+      const [signInResume, consentResume] = atResume;
+      expect(signInResume!.map((x) => x.models)).toEqual([['Grant', 'Interaction'], ['Session']]);
+      expect(signInResume![0]!.grantIds[1]).toBe(signInResume![0]!.grantIds[0]);
+      expect(consentResume!.map((x) => x.models)).toEqual([['AuthorizationCode', 'Session']]);
+      const tokens = await token({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: redirect });
+      expect(tokens.status).toBe(200);
+      expect(await kapija.payloads.find('Grant', String(consentResume![0]!.grantIds[0]))).toMatchObject({ accountId: citizen.account.id });
+    } finally {
+      saves.mockRestore();
+      upserts.mockRestore();
+    }
+  });
+
+  test('a consent interaction that fails to be written leaves the grant to the session save, which names it', async () => {
+    const { kapija, citizen, rp, authorize, redirect } = await signedIn('openid email');
+    const saveAll = kapija.payloads.saveAll.bind(kapija.payloads);
+    const saves = jest.spyOn(kapija.payloads, 'saveAll').mockImplementation(async (written, device) => {
+      if (written.some((x) => x.model === 'Interaction')) throw new Error('connection lost');
+      return saveAll(written, device);
+    });
+    const resumed = new Error('resumed');
+    let status = 0;
+    try {
+      const agent = aroundResumes(new Agent(), (when, page) => {
+        if (when === 'after') {
+          status = page!.status;
+          throw resumed;
+        }
+      });
+      await expect(signIn(agent, authorize({ prompt: 'consent' }), redirect, citizen)).rejects.toBe(resumed);
+    } finally {
+      saves.mockRestore();
+    }
+    expect(status).toBeGreaterThanOrEqual(400); // the consent could not be started
+    const sessions = await kapija.payloads.listByAccount(citizen.account.id, 'Session');
+    const named = sessions.map((x) => (x.payload.authorizations as Record<string, { grantId?: string }> | undefined)?.[rp.clientId]?.grantId);
+    expect(named).toHaveLength(2); // the first sign-in's and this one's
+    for (const grantId of named) expect(await kapija.payloads.find('Grant', grantId!)).toMatchObject({ accountId: citizen.account.id });
   });
 
   test('an identity that expires between the last sign-in step and the resume is seen by the resume', async () => {

@@ -227,6 +227,35 @@ describe.each(stores())('oidc adapter contract (%s)', (store) => {
       expect(await payloads.find('AuthorizationCode', 'c1')).toBeUndefined();
       expect(await payloads.find('Session', 's1')).toBeDefined();
     });
+
+    const devices = async () => (await db('session_devices').where({ session_uid: 'u-dev' })) as { account_id: string; ip: string | null; created_at: number | string; last_seen_at: number | string }[];
+    const device = { sessionUid: 'u-dev', accountId: 'acc', ip: '192.0.2.7', userAgent: 'Browser/1' };
+    const session = (expiresInSeconds = 60) => ({ model: 'Session', id: 'sd1', payload: { jti: 'sd1', uid: 'u-dev', accountId: 'acc' }, expiresInSeconds });
+
+    it("touches the session's device in the same step: the first touch fixes where it started, each later one when it was last seen", async () => {
+      await db('session_devices').where({ session_uid: 'u-dev' }).delete();
+      await payloads.saveAll([{ model: 'AuthorizationCode', id: 'cd1', payload: { jti: 'cd1', grantId: 'g9', accountId: 'acc' }, expiresInSeconds: 60 }, session()], device);
+      expect(await payloads.find('AuthorizationCode', 'cd1')).toBeDefined();
+      expect(await devices()).toEqual([expect.objectContaining({ account_id: 'acc', ip: '192.0.2.7' })]);
+      expect(Number((await devices())[0]!.last_seen_at)).toBe(T0);
+      tick(90_000);
+      await payloads.saveAll([session(120)], device);
+      const [row] = await devices();
+      expect([Number(row!.created_at), Number(row!.last_seen_at)]).toEqual([T0, T0 + 90_000]);
+      await expect(payloads.saveAll([{ ...session(), payload: { jti: 'sd1', uid: 'someone-else', accountId: 'acc' } }], device)).rejects.toThrow(/with its session/);
+    });
+
+    it('writes no device row when the saves fail, and no saves when the device row fails', async () => {
+      await db('session_devices').where({ session_uid: 'u-dev' }).delete();
+      const broken = { model: 'AuthorizationCode', id: null as unknown as string, payload: { jti: 'x' }, expiresInSeconds: 60 };
+      // (by its message: better-sqlite3's error is not always an Error of the test's realm)
+      await expect(payloads.saveAll([session(), broken], device)).rejects.toHaveProperty('message', expect.stringMatching(/null/i));
+      expect(await payloads.find('Session', 'sd1')).toBeUndefined();
+      expect(await devices()).toEqual([]);
+      await expect(payloads.saveAll([session()], { ...device, accountId: null as unknown as string })).rejects.toHaveProperty('message', expect.stringMatching(/null/i));
+      expect(await payloads.find('Session', 'sd1')).toBeUndefined();
+      expect(await devices()).toEqual([]);
+    });
   });
 
   describe('rotation (consume and successor in one step)', () => {
