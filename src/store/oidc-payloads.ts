@@ -191,6 +191,8 @@ function preparedStatements(db: Db) {
   /** What the artefact's row names, for a lookup by key (see findWithContext). */
   const namedBy = (column: string) => `= (select ${column} from t limit 1)`;
   const LIVE = '(expires_at is null or expires_at > ?)';
+  const TOMBSTONE = `update oidc_payloads set ${TOMBSTONE_SET} where model = '${TOMBSTONED}' and id = ?`;
+  const CLAIM_READ = `select payload from oidc_payloads where model = '${TOMBSTONED}' and id = ? and consumed_at is null and ${LIVE}`;
   const jsonOf = (columns: readonly string[]) => jsonObjectOf(db, columns);
   /** The grant a session's payload holds for the client id bound as the statement's parameter. */
   // Any client id a request names, as text: SQLite's `->` would read it as a JSON path ('' or '$x' fail).
@@ -268,7 +270,7 @@ function preparedStatements(db: Db) {
            update oidc_payloads set ${TOMBSTONE_SET} from old
             where oidc_payloads.model = '${TOMBSTONED}' and oidc_payloads.id = old.id and oidc_payloads.consumed_at is null
            returning old.payload`
-        : `select payload from oidc_payloads where model = '${TOMBSTONED}' and id = ? and consumed_at is null and ${LIVE}`,
+        : CLAIM_READ, // SQLite: read, then tombstone, in one transaction (claimInteraction)
     ),
     revive: statement(
       db,
@@ -276,7 +278,7 @@ function preparedStatements(db: Db) {
       `update oidc_payloads set payload = ?, grant_id = ?, uid = ?, user_code = ?, account_id = ?, expires_at = ?, consumed_at = null where model = '${TOMBSTONED}' and id = ?`,
     ),
     // The payload goes; the row stays, consumed, until it expires (purgeExpired).
-    tombstone: statement(db, 'payload_tombstone', `update oidc_payloads set ${TOMBSTONE_SET} where model = '${TOMBSTONED}' and id = ?`),
+    tombstone: statement(db, 'payload_tombstone', TOMBSTONE),
     revokeByGrantId: statement(db, 'payload_revoke_grant', 'delete from oidc_payloads where grant_id = ?'),
   };
   // Several rows in one PostgreSQL statement: one array per column (see columnsOf).
@@ -322,14 +324,14 @@ function preparedStatements(db: Db) {
      touched as (${touchSql("exists (select 1 from saved where model = 'Session')")})
      select model from saved`,
   );
-  return { UPSERT, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg, saveAllAndTouchPg };
+  return { UPSERT, TOMBSTONE, CLAIM_READ, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg, saveAllAndTouchPg };
 }
 
 export function createOidcPayloadRepository(db: Db, now: () => number = Date.now): OidcPayloadRepository {
   const live = (q: ReturnType<Db>) =>
     q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now()));
 
-  const { UPSERT, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg, saveAllAndTouchPg } = preparedStatements(db);
+  const { UPSERT, TOMBSTONE, CLAIM_READ, sql, consumeAndSavePg, consumeSaveAndRecordPg, saveAllPg, saveAllAndTouchPg } = preparedStatements(db);
   const rowOf = (model: string, id: string, payload: OidcPayload, expiresIn: number | undefined) => [
     model,
     id,
@@ -415,9 +417,9 @@ export function createOidcPayloadRepository(db: Db, now: () => number = Date.now
       const at = now();
       if (isPostgres(db)) return first((await sql.claim([id, at, at])).map((r) => ({ ...r, consumed_at: null })));
       return db.transaction(async (trx) => {
-        const rows = (await trx.raw(`select payload from oidc_payloads where model = ? and id = ? and consumed_at is null and (expires_at is null or expires_at > ?)`, [TOMBSTONED, id, at])) as Pick<Row, 'payload'>[];
+        const rows = (await trx.raw(CLAIM_READ, [id, at])) as Pick<Row, 'payload'>[];
         if (!rows[0]) return undefined;
-        await trx.raw(`update oidc_payloads set ${TOMBSTONE_SET} where model = ? and id = ?`, [at, TOMBSTONED, id]);
+        await trx.raw(TOMBSTONE, [at, id]);
         return toPayload({ payload: rows[0].payload, consumed_at: null });
       });
     },
