@@ -78,13 +78,7 @@ async function citizenWithKey(identity: 'none' | 'high' = 'none') {
   return { ...citizen, key };
 }
 
-async function postJson(agent: Agent, path: string, csrf: string, body: unknown) {
-  const url = new URL(path, server.url);
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf, cookie: agent.jar.header(url) }, body: JSON.stringify(body), redirect: 'manual' });
-  agent.jar.store(res.headers.getSetCookie());
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
+const postJson = (agent: Agent, path: string, csrf: string, body: unknown) => agent.postJson(new URL(path, server.url), csrf, body);
 
 /** Password and security key, then consent: the callback or the page Kapija stops at. */
 async function signInWithKey(agent: Agent, citizen: Awaited<ReturnType<typeof citizenWithKey>>, url: URL): Promise<URL | Page> {

@@ -28,18 +28,7 @@ interface Representative extends SignInOptions {
   key?: SoftAuthenticator;
 }
 
-async function postJson(agent: Agent, path: string, csrf: string, body: unknown) {
-  const url = new URL(path, server.url);
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf, cookie: agent.jar.header(url) },
-    body: JSON.stringify(body),
-    redirect: 'manual',
-  });
-  agent.jar.store(res.headers.getSetCookie());
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
+const postJson = (agent: Agent, path: string, csrf: string, body: unknown) => agent.postJson(new URL(path, server.url), csrf, body);
 
 /** What a sign-in showed: the pages by kind, in order, and the callback it ended at. */
 interface Walk {

@@ -6,8 +6,7 @@
  */
 import * as oidc from 'openid-client';
 import { Agent, checkedValues, hiddenField, type Page } from '../support/browserless.js';
-import { nextTotpCode } from '../support/totp.js';
-import { openPortal, submitForm, type SignInOptions } from '../support/sign-in.js';
+import { openPortal, signInChoosing as signInChoosingAt, submitForm, type SignInOptions } from '../support/sign-in.js';
 import { createTestAccount, createTestClient, kapijaForSuite } from '../support/kapija.js';
 import { pgAvailable } from '../support/databases.js';
 import { createRegistrarRoles } from '../../src/identity/registrar.js';
@@ -177,27 +176,9 @@ describe('the mandates page', () => {
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
 
-/** Signs in through Kapija's pages as signIn() does, answering the representation page with `choice` (a mandate id or `self`). */
-async function signInChoosing(agent: Agent, url: URL, who: SignInOptions, choice?: string, pages: string[] = [], claims?: (page: string) => string[]): Promise<URL> {
-  const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
-  let step = await agent.follow(await agent.request(url), isCallback);
-  for (let i = 0; i < 8; i += 1) {
-    if (step instanceof URL) return step;
-    const page: Page = step;
-    let next: Page;
-    if (/\/login"/.test(page.body)) next = await submitForm(agent, page, /\/login$/, { username: who.username, password: who.password });
-    else if (/\/totp"/.test(page.body)) next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(who.totpSecret!) });
-    else if (/\/represent"/.test(page.body)) {
-      pages.push(page.body);
-      if (!choice) throw new Error('the representation page was shown');
-      next = await submitForm(agent, page, /\/represent$/, { choice });
-      if (next.status >= 400) return Promise.reject(Object.assign(new Error(`represent answered ${next.status}`), { page: next }));
-    } else if (/\/confirm"/.test(page.body)) next = await submitForm(agent, page, /\/confirm$/, { claims: claims ? claims(page.body) : checkedValues(page.body, 'claims') });
-    else throw new Error(`unexpected page ${page.url.pathname} (${page.status})`);
-    step = await agent.follow(next, isCallback);
-  }
-  throw new Error('sign-in did not finish');
-}
+/** signInChoosing at this suite's service: `choice` on the representation page, each shown added to `pages`. */
+const signInChoosing = (agent: Agent, url: URL, who: SignInOptions, choice?: string, pages: string[] = [], claims?: (page: string) => string[]) =>
+  signInChoosingAt(agent, url, REDIRECT, who, { choice, pages, claims });
 
 async function service(metadata: Record<string, unknown> = {}) {
   const rp = await createTestClient(server.kapija, { redirect_uris: [REDIRECT], scope: 'openid profile offline_access', ...metadata });

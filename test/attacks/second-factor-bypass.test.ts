@@ -54,18 +54,7 @@ async function password(agent: Agent, citizen: { username: string; password: str
   return { uid: uidOf(login), csrf: csrfOf(login), login, answer };
 }
 
-async function postJson(agent: Agent, path: string, csrf: string, body: unknown) {
-  const url = new URL(path, server.url);
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf, cookie: agent.jar.header(url) },
-    body: JSON.stringify(body),
-    redirect: 'manual',
-  });
-  agent.jar.store(res.headers.getSetCookie());
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
+const postJson = (agent: Agent, path: string, csrf: string, body: unknown) => agent.postJson(new URL(path, server.url), csrf, body);
 /** Follows to the service, consenting when asked. */
 async function toService(agent: Agent, answer: Page): Promise<URL | Page> {
   const next = await agent.follow(answer, isCallback);

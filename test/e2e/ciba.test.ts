@@ -304,13 +304,7 @@ describe('CIBA in poll mode', () => {
   }, 30_000);
 
   test('odd forms on the requests page: an error page, never a 500', async () => {
-    const citizen = await createTestAccount(server.kapija);
-    const { config } = await callCentre(server);
-    await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username });
-    const agent = new Agent('en');
-    const page = await openPortal(agent, server.url, citizen, '/account/requests');
-    const [handle] = handles(page);
-    const csrf = hiddenField(page.body, '_csrf')!;
+    const { agent, handle, csrf } = await requestOnPortal(server);
     const forms: Record<string, string | string[]>[] = [
       { request: [handle!, handle!], factor: 'totp', code: '123456' },
       { request: handle!, factor: ['totp', 'webauthn'], code: '123456' },
@@ -470,13 +464,7 @@ describeBrowser('approving with a security key', () => {
   }, 90_000);
 
   test('the key ceremony for a citizen without a key, or for a request that is not theirs, is refused', async () => {
-    const citizen = await createTestAccount(server.kapija);
-    const { config } = await callCentre(server);
-    await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username });
-    const agent = new Agent('en');
-    const page = await openPortal(agent, server.url, citizen, '/account/requests');
-    const [handle] = handles(page);
-    const csrf = hiddenField(page.body, '_csrf')!;
+    const { agent, page, handle, csrf } = await requestOnPortal(server);
     const json = (path: string, body: unknown) => fetchJson(agent, `${server.url}${path}`, csrf, body);
     // This citizen has no key: the ceremony is not offered, and its routes refuse.
     expect(page.body).not.toContain('data-webauthn="login"');
@@ -489,6 +477,17 @@ describeBrowser('approving with a security key', () => {
 });
 
 /** A JSON POST with the agent's cookies and a form token in the header, as static/webauthn.js sends it. */
+/** A new citizen with one waiting request, on their requests page: its handle and the page's form token. */
+async function requestOnPortal(server: RunningKapija) {
+  const citizen = await createTestAccount(server.kapija);
+  const { config } = await callCentre(server);
+  await oidc.initiateBackchannelAuthentication(config, { scope: 'openid', login_hint: citizen.username });
+  const agent = new Agent('en');
+  const page = await openPortal(agent, server.url, citizen, '/account/requests');
+  const [handle] = handles(page);
+  return { citizen, agent, page, handle, csrf: hiddenField(page.body, '_csrf')! };
+}
+
 async function fetchJson(agent: Agent, url: string, csrf: string, body: unknown): Promise<{ status: number; body: string }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf, cookie: agent.jar.header(new URL(url)) ?? '' }, body: JSON.stringify(body) });
   return { status: res.status, body: await res.text() };

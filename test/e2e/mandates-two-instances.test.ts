@@ -6,9 +6,8 @@
  * nor exchanges a token for the principal: nothing is cached per process.
  */
 import * as oidc from 'openid-client';
-import { Agent, checkedValues, type Page } from '../support/browserless.js';
-import { openPortal, submitForm } from '../support/sign-in.js';
-import { nextTotpCode } from '../support/totp.js';
+import { Agent } from '../support/browserless.js';
+import { openPortal, signInChoosing, submitForm, type SignInOptions } from '../support/sign-in.js';
 import { createTestAccount, createTestClient } from '../support/kapija.js';
 import { pgAvailable } from '../support/databases.js';
 import type { KapijaProcess } from '../support/spawn-kapija.js';
@@ -32,22 +31,7 @@ if (!pgAvailable()) {
     beforeAll(() => ({ a, b, store } = two));
 
     /** Signs in at `url` as `who`, choosing `choice` on the representation page. */
-    async function signInFor(agent: Agent, url: URL, who: { username: string; password: string; totpSecret?: string | undefined }, choice: string): Promise<URL> {
-      const isCallback = (u: URL) => u.href.startsWith(REDIRECT);
-      let step = await agent.follow(await agent.request(url), isCallback);
-      for (let i = 0; i < 8; i += 1) {
-        if (step instanceof URL) return step;
-        const page: Page = step;
-        let next: Page;
-        if (/\/login"/.test(page.body)) next = await submitForm(agent, page, /\/login$/, { username: who.username, password: who.password });
-        else if (/\/totp"/.test(page.body)) next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(who.totpSecret!) });
-        else if (/\/represent"/.test(page.body)) next = await submitForm(agent, page, /\/represent$/, { choice });
-        else if (/\/confirm"/.test(page.body)) next = await submitForm(agent, page, /\/confirm$/, { claims: checkedValues(page.body, 'claims') });
-        else throw new Error(`unexpected page ${page.url.pathname} (${page.status})`);
-        step = await agent.follow(next, isCallback);
-      }
-      throw new Error('sign-in did not finish');
-    }
+    const signInFor = (agent: Agent, url: URL, who: SignInOptions, choice: string) => signInChoosing(agent, url, REDIRECT, who, { choice });
 
     test('withdrawn on A while B serves the tokens: from the answer on, neither instance accepts them', async () => {
       const principal = await createTestAccount(store, { givenName: 'Mira' });

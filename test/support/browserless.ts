@@ -74,6 +74,19 @@ export class Agent {
     return { status: res.status, url: u, body: await res.text(), headers: res.headers };
   }
 
+  /** A JSON POST with this agent's cookies and a form token in the header, as static/webauthn.js sends it; the answer's JSON ({} when empty). */
+  async postJson(url: URL, csrf: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf, cookie: this.jar.header(url) },
+      body: JSON.stringify(body),
+      redirect: 'manual',
+    });
+    this.jar.store(res.headers.getSetCookie());
+    const text = await res.text();
+    return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+  }
+
   /** Follows redirects until a page is reached or `stopAt(url)` says the redirect target is the end. */
   async follow(first: Page, stopAt: (url: URL) => boolean): Promise<Page | URL> {
     let page = first;

@@ -59,6 +59,38 @@ export async function signIn(agent: Agent, authorizationUrl: URL, redirectUri: s
 }
 
 /** Opens the end_session URL, checks Kapija's confirmation page and confirms "sign out everywhere". */
+/**
+ * Signs in as signIn() does, answering the representation page (mandates) with `choice` (a mandate
+ * id or `self`); without a choice that page is an error. Each representation page shown is added to
+ * `pages`; `claims` picks the claims to tick on a consent page (default: those it ticks).
+ */
+export async function signInChoosing(
+  agent: Agent,
+  url: URL,
+  redirectUri: string,
+  who: SignInOptions,
+  opts: { choice?: string | undefined; pages?: string[]; claims?: ((page: string) => string[]) | undefined } = {},
+): Promise<URL> {
+  const isCallback = (u: URL) => u.href.startsWith(redirectUri);
+  let step = await agent.follow(await agent.request(url), isCallback);
+  for (let i = 0; i < 8; i += 1) {
+    if (step instanceof URL) return step;
+    const page: Page = step;
+    let next: Page;
+    if (/\/login"/.test(page.body)) next = await submitForm(agent, page, /\/login$/, { username: who.username, password: who.password });
+    else if (/\/totp"/.test(page.body)) next = await submitForm(agent, page, /\/totp$/, { code: await nextTotpCode(who.totpSecret!) });
+    else if (/\/represent"/.test(page.body)) {
+      opts.pages?.push(page.body);
+      if (!opts.choice) throw new Error('the representation page was shown');
+      next = await submitForm(agent, page, /\/represent$/, { choice: opts.choice });
+      if (next.status >= 400) return Promise.reject(Object.assign(new Error(`represent answered ${next.status}`), { page: next }));
+    } else if (/\/confirm"/.test(page.body)) next = await submitForm(agent, page, /\/confirm$/, { claims: opts.claims ? opts.claims(page.body) : checkedValues(page.body, 'claims') });
+    else throw new Error(`unexpected page ${page.url.pathname} (${page.status})`);
+    step = await agent.follow(next, isCallback);
+  }
+  throw new Error('sign-in did not finish');
+}
+
 export async function confirmLogout(agent: Agent, endSession: URL): Promise<{ confirmation: Page; done: Page }> {
   const confirmation = await agent.request(endSession);
   const action = formAction(confirmation.body, /\/session\/end\/confirm$/);
